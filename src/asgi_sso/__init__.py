@@ -1,0 +1,1 @@
+"""asgi_sso: enterprise single sign-on for any ASGI app."""

@@ -1,0 +1,259 @@
+"""Settings objects: trusted issuers, named limits, redacted secrets, clocks.
+
+Every setting is a frozen, keyword-only msgspec Struct validated when built, so a
+bad configuration fails at start-up with a clear message, never on a request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from asgi_sso.errors import ConfigurationError
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "SUPPORTED_ALGORITHMS",
+    "Clock",
+    "Issuer",
+    "Limits",
+    "Secret",
+    "SystemClock",
+]
+
+SUPPORTED_ALGORITHMS = frozenset(
+    {
+        "RS256", "RS384", "RS512",
+        "PS256", "PS384", "PS512",
+        "ES256", "ES384", "ES512",
+        "EdDSA", "Ed25519",
+        "HS256", "HS384", "HS512",
+    }
+)  # fmt: skip
+ASYMMETRIC_ALGORITHMS = SUPPORTED_ALGORITHMS - {"HS256", "HS384", "HS512"}
+
+AT_JWT_TYPES = ("at+jwt", "application/at+jwt")  # RFC 9068 §2.1
+
+
+class Clock(Protocol):
+    """Where time comes from; injected so tests advance it and never sleep."""
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch, for claims (``exp``, ``nbf``, ``iat``)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Monotonic seconds, for cache lifetimes and cooldowns."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        """Return :func:`time.time`."""
+        return time.time()
+
+    def monotonic(self) -> float:
+        """Return :func:`time.monotonic`."""
+        return time.monotonic()
+
+
+class Secret:
+    """A secret value whose ``repr`` and ``str`` never show it.
+
+    Use :meth:`reveal` at the single place the value is needed.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | bytes) -> None:
+        if not value:
+            raise ConfigurationError("a secret must not be empty")
+        self._value = value.encode() if isinstance(value, str) else bytes(value)
+
+    def reveal(self) -> bytes:
+        """Return the secret bytes."""
+        return self._value
+
+    def reveal_str(self) -> str:
+        """Return the secret as text (UTF-8)."""
+        return self._value.decode()
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        import hmac
+
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(("Secret", len(self._value)))
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Named limits and timeouts, all in one place.
+
+    Attributes:
+        max_token_bytes: tokens longer than this are refused before any parsing.
+        max_json_depth: deepest nesting accepted in a token header or claim set.
+        fetch_timeout: total deadline, in seconds, of one JWKS or discovery fetch.
+        max_document_bytes: largest JWKS or discovery body accepted.
+        jwks_min_ttl: shortest time a fetched key set is trusted as fresh.
+        jwks_max_ttl: longest time a fetched key set is trusted as fresh.
+        jwks_default_ttl: freshness when the response has no usable Cache-Control.
+        jwks_cooldown: least time between two unknown-``kid`` refetches per issuer.
+        jwks_stale_max_age: how long the last good keys keep serving while the IdP fails.
+        unknown_kid_ttl: how long a ``kid`` still unknown after a refetch is refused at once.
+        token_cache_size: entries in the verified-token cache (0 turns it off).
+        token_cache_ttl: longest life of a verified-token cache entry.
+        failure_cache_ttl: how long a refused token is remembered as refused.
+        retry_after: the ``Retry-After`` seconds on a 503.
+    """
+
+    max_token_bytes: int = 16 * 1024
+    max_json_depth: int = 16
+    fetch_timeout: float = 5.0
+    max_document_bytes: int = 512 * 1024
+    jwks_min_ttl: float = 60.0
+    jwks_max_ttl: float = 24 * 3600.0
+    jwks_default_ttl: float = 3600.0
+    jwks_cooldown: float = 30.0
+    jwks_stale_max_age: float = 24 * 3600.0
+    unknown_kid_ttl: float = 5.0
+    token_cache_size: int = 10_000
+    token_cache_ttl: float = 300.0
+    failure_cache_ttl: float = 2.0
+    retry_after: int = 5
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value < 0:
+                raise ConfigurationError(f"Limits.{name} must not be negative, got {value!r}")
+        if self.max_token_bytes < 64:
+            raise ConfigurationError("Limits.max_token_bytes must be at least 64")
+        if self.fetch_timeout <= 0:
+            raise ConfigurationError("Limits.fetch_timeout must be positive")
+        if self.jwks_min_ttl > self.jwks_max_ttl:
+            raise ConfigurationError("Limits.jwks_min_ttl must not exceed jwks_max_ttl")
+
+
+class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One trusted token issuer (an IdP, or a templated family of tenants).
+
+    Attributes:
+        issuer: the exact ``iss`` value, or a template with one ``{tenant}`` part,
+            e.g. ``https://login.microsoftonline.com/{tenant}/v2.0``.
+        audience: the audience(s) a token must carry in ``aud``; ``None`` skips the check.
+        jwks_uri: where the keys are; ``None`` means OIDC discovery from
+            ``{issuer}/.well-known/openid-configuration`` (for a template, the
+            discovery URL must be given as ``discovery_url`` or ``jwks_uri`` set).
+        discovery_url: the discovery document URL, when not derived from ``issuer``.
+        algorithms: the allow-list; the token header never widens it.
+        leeway: seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
+        required_claims: claims that must be present; ``None`` means ``iss``,
+            ``sub``, ``exp`` and ``aud`` when an audience is set.
+        token_types: accepted ``typ`` header values (e.g. :data:`AT_JWT_TYPES`); ``None``
+            skips the check.
+        tenant_claim: the claim that must equal the ``{tenant}`` part of a template.
+        tenants: when set, the only tenants accepted by a template.
+        connection: the connection id of this issuer's users (``Principal.tenant``);
+            defaults to the issuer, or to the tenant for a template.
+        connection_claim: a claim that names the connection (e.g. a broker's
+            ``connection_id``); wins over ``connection`` when present.
+        scope_claims: claims read for scopes (space-separated string or list).
+        client_id: the OAuth client id, needed for browser sign-in and back-channel logout.
+        name: a short label for logs and metrics; defaults to the issuer.
+    """
+
+    issuer: str
+    audience: str | tuple[str, ...] | None = None
+    jwks_uri: str | None = None
+    discovery_url: str | None = None
+    algorithms: tuple[str, ...] = ("RS256",)
+    leeway: float = 60.0
+    required_claims: tuple[str, ...] | None = None
+    token_types: tuple[str, ...] | None = None
+    tenant_claim: str = "tid"
+    tenants: frozenset[str] | None = None
+    connection: str | None = None
+    connection_claim: str | None = None
+    scope_claims: tuple[str, ...] = ("scope", "scp")
+    client_id: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.issuer:
+            raise ConfigurationError("Issuer.issuer must not be empty")
+        if self.issuer.count("{tenant}") > 1 or (
+            "{" in self.issuer.replace("{tenant}", "") or "}" in self.issuer.replace("{tenant}", "")
+        ):
+            raise ConfigurationError(
+                f"Issuer.issuer {self.issuer!r} may hold at most one '{{tenant}}' placeholder"
+            )
+        if self.is_template and self.jwks_uri is None and self.discovery_url is None:
+            raise ConfigurationError(
+                f"templated issuer {self.issuer!r} needs jwks_uri or discovery_url"
+            )
+        if not self.algorithms:
+            raise ConfigurationError("Issuer.algorithms must not be empty")
+        for alg in self.algorithms:
+            if alg not in SUPPORTED_ALGORITHMS:
+                raise ConfigurationError(
+                    f"algorithm {alg!r} is not supported; choose from {sorted(SUPPORTED_ALGORITHMS)}"
+                )
+        if self.leeway < 0 or self.leeway > 600:
+            raise ConfigurationError("Issuer.leeway must be between 0 and 600 seconds")
+        if isinstance(self.audience, tuple) and not self.audience:
+            raise ConfigurationError("Issuer.audience must not be an empty list")
+
+    @property
+    def is_template(self) -> bool:
+        """Whether the issuer is a ``{tenant}`` template."""
+        return "{tenant}" in self.issuer
+
+    @property
+    def audiences(self) -> frozenset[str]:
+        """The accepted audiences as a set (empty: no audience check)."""
+        if self.audience is None:
+            return frozenset()
+        if isinstance(self.audience, str):
+            return frozenset({self.audience})
+        return frozenset(self.audience)
+
+    @property
+    def essential_claims(self) -> tuple[str, ...]:
+        """The claims that must be present in every token of this issuer."""
+        if self.required_claims is not None:
+            return self.required_claims
+        base = ("iss", "sub", "exp")
+        return (*base, "aud") if self.audience is not None else base
+
+    @property
+    def label(self) -> str:
+        """A short name for logs and metrics."""
+        return self.name or self.issuer
+
+    @property
+    def discovery_document_url(self) -> str:
+        """Where this issuer's OIDC discovery document is (RFC 8414 / OIDC Discovery §4)."""
+        if self.discovery_url is not None:
+            return self.discovery_url
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+def issuers_from(value: Issuer | Sequence[Issuer]) -> tuple[Issuer, ...]:
+    """Normalise one issuer or a sequence of issuers to a non-empty tuple."""
+    items = (value,) if isinstance(value, Issuer) else tuple(value)
+    if not items:
+        raise ConfigurationError("at least one trusted Issuer is required")
+    return items

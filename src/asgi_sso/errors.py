@@ -1,0 +1,192 @@
+"""The one error tree: every refusal knows its status, RFC 6750 code and description.
+
+Third-party exceptions (joserfc, msgspec, httpx, SQLAlchemy, redis) are mapped
+to these at one boundary each with ``raise ... from exc``; responses are
+rendered from them by :mod:`asgi_sso.responses`. A description never contains
+a token, a cookie or a secret.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthError",
+    "ConfigurationError",
+    "CredentialsMissing",
+    "DisallowedAlgorithm",
+    "ExpiredToken",
+    "InsufficientScope",
+    "InvalidAudience",
+    "InvalidClaim",
+    "InvalidRequest",
+    "InvalidSignature",
+    "InvalidToken",
+    "MalformedToken",
+    "NotYetValid",
+    "ServiceUnavailable",
+    "SSOError",
+    "StoreUnavailable",
+    "KeysUnavailable",
+    "UnknownIssuer",
+    "UnknownKey",
+    "UserDeactivated",
+]
+
+
+class SSOError(Exception):
+    """Base of every error asgi_sso raises."""
+
+
+class ConfigurationError(SSOError, ValueError):
+    """A setting is invalid; raised when the configuration is built, never on a request."""
+
+
+class AuthError(SSOError):
+    """A request is refused. Knows how to answer it.
+
+    Attributes:
+        status: the HTTP status of the refusal.
+        error: the RFC 6750 §3.1 error code, or ``None`` when no credentials were sent.
+        description: a human-readable reason for a developer; never echoes a token.
+    """
+
+    status: ClassVar[int] = 401
+    error: ClassVar[str | None] = "invalid_token"
+    default_description: ClassVar[str] = "the access token is invalid"
+    reason: ClassVar[str] = "invalid_token"
+
+    def __init__(self, description: str | None = None) -> None:
+        self.description = description or self.default_description
+        super().__init__(self.description)
+
+
+class CredentialsMissing(AuthError):
+    """No credentials were sent (RFC 6750 §3.1: no error code in the challenge)."""
+
+    error = None
+    default_description = "authentication required"
+    reason = "credentials_missing"
+
+
+class InvalidRequest(AuthError):
+    """The request is malformed, e.g. two ``Authorization`` headers (RFC 6750 §3.1)."""
+
+    status = 400
+    error = "invalid_request"
+    default_description = "the request is malformed"
+    reason = "invalid_request"
+
+
+class InvalidToken(AuthError):
+    """The token is not acceptable (base of the specific token errors)."""
+
+
+class MalformedToken(InvalidToken):
+    """The token is not a well-formed compact JWS carrying a JSON claim set."""
+
+    default_description = "the token is malformed"
+    reason = "malformed"
+
+
+class DisallowedAlgorithm(InvalidToken):
+    """The header names an algorithm the issuer does not allow."""
+
+    default_description = "the token's algorithm is not allowed"
+    reason = "algorithm"
+
+
+class InvalidSignature(InvalidToken):
+    """The signature does not verify with the issuer's key."""
+
+    default_description = "the token signature is invalid"
+    reason = "signature"
+
+
+class UnknownIssuer(InvalidToken):
+    """The ``iss`` claim names no trusted issuer (or a tenant not allowed)."""
+
+    default_description = "the token issuer is not trusted"
+    reason = "issuer"
+
+
+class UnknownKey(InvalidToken):
+    """No key of the issuer matches the token's ``kid``."""
+
+    default_description = "the token was signed with an unknown key"
+    reason = "unknown_key"
+
+
+class ExpiredToken(InvalidToken):
+    """The token is at or past its ``exp`` (RFC 7519 §4.1.4)."""
+
+    default_description = "the token has expired"
+    reason = "expired"
+
+
+class NotYetValid(InvalidToken):
+    """``nbf`` or ``iat`` lies in the future beyond the leeway."""
+
+    default_description = "the token is not valid yet"
+    reason = "not_yet_valid"
+
+
+class InvalidAudience(InvalidToken):
+    """``aud`` does not contain the configured audience."""
+
+    default_description = "the token audience does not match"
+    reason = "audience"
+
+
+class InvalidClaim(InvalidToken):
+    """A claim is missing, of the wrong type or of the wrong value."""
+
+    default_description = "a token claim is invalid"
+    reason = "claim"
+
+
+class UserDeactivated(AuthError):
+    """The user was deprovisioned or their session revoked."""
+
+    default_description = "the user is deactivated"
+    reason = "deactivated"
+
+
+class InsufficientScope(AuthError):
+    """The principal lacks a required scope (RFC 6750 §3.1, status 403)."""
+
+    status = 403
+    error = "insufficient_scope"
+    default_description = "the request requires higher privileges"
+    reason = "insufficient_scope"
+
+    def __init__(self, description: str | None = None, *, scopes: tuple[str, ...] = ()) -> None:
+        super().__init__(description)
+        self.scopes = scopes
+
+
+class ServiceUnavailable(AuthError):
+    """A dependency needed to decide is down; answered 503 with ``Retry-After``."""
+
+    status = 503
+    error = None
+    default_description = "authentication is temporarily unavailable"
+    reason = "unavailable"
+
+    def __init__(self, description: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
+class KeysUnavailable(ServiceUnavailable):
+    """The issuer's keys or metadata cannot be fetched and nothing usable is cached."""
+
+    default_description = "the identity provider's keys are unavailable"
+    reason = "keys_unavailable"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The user, session or state store cannot be reached."""
+
+    default_description = "the session or user store is unavailable"
+    reason = "store_unavailable"

@@ -1,0 +1,69 @@
+"""Revocation: tell every interested part of this process that access has ended.
+
+Deactivation (SCIM), back-channel logout and logout publish a
+:class:`Revocation`; the verified-token cache, the session store and the
+identity layer subscribe and drop what they hold. :class:`RevocationBus` is the
+in-process bus; the Redis extra broadcasts the same events to every worker.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import msgspec
+
+__all__ = ["Revocation", "RevocationBus", "RevocationListener"]
+
+
+class Revocation(msgspec.Struct, frozen=True, kw_only=True):
+    """Access ended (or, with ``kind="reactivate"``, was restored).
+
+    Attributes:
+        kind: ``user`` (every token and session of a user), ``session`` (one
+            session, by ``session_id`` or IdP ``sid``), or ``reactivate``.
+        connection: the connection id of the user.
+        subject: the user's ``sub`` at that connection.
+        issuer: the issuer, when known (back-channel logout).
+        session_id: the IdP ``sid`` or the local session id.
+        time: wall-clock seconds when it was issued.
+    """
+
+    kind: Literal["user", "session", "reactivate"]
+    connection: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    session_id: str | None = None
+    time: float = 0.0
+
+
+RevocationListener = Callable[[Revocation], Awaitable[None] | None]
+
+
+class RevocationBus:
+    """Delivers revocations to local listeners, in order of subscription."""
+
+    def __init__(self) -> None:
+        self._listeners: list[RevocationListener] = []
+
+    def subscribe(self, listener: RevocationListener) -> None:
+        """Call ``listener`` for every revocation published from now on."""
+        self._listeners.append(listener)
+
+    async def publish(self, revocation: Revocation) -> None:
+        """Apply ``revocation`` in this process (subclasses also broadcast it)."""
+        await self.deliver(revocation)
+
+    async def deliver(self, revocation: Revocation) -> None:
+        """Run every local listener on ``revocation``."""
+        for listener in self._listeners:
+            result = listener(revocation)
+            if inspect.isawaitable(result):
+                await result
+
+    async def start(self) -> None:
+        """Start background work (a subscription); nothing for the local bus."""
+
+    async def close(self) -> None:
+        """Stop background work; nothing for the local bus."""

@@ -209,7 +209,8 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         for alg in self.algorithms:
             if alg not in SUPPORTED_ALGORITHMS:
                 raise ConfigurationError(
-                    f"algorithm {alg!r} is not supported; choose from {sorted(SUPPORTED_ALGORITHMS)}"
+                    f"algorithm {alg!r} is not supported; "
+                    f"choose from {sorted(SUPPORTED_ALGORITHMS)}"
                 )
         if self.leeway < 0 or self.leeway > 600:
             raise ConfigurationError("Issuer.leeway must be between 0 and 600 seconds")

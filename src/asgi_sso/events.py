@@ -65,7 +65,7 @@ class Emitter:
         for sink in self._sinks:
             try:
                 sink(event)
-            except Exception:  # noqa: BLE001, S112 - observability must not fail requests
+            except Exception:  # noqa: S112 - observability must not fail requests
                 continue
 
 

@@ -1,0 +1,153 @@
+"""Find the raw credential in a request and say where it came from.
+
+Sources, in order: the ``Authorization: Bearer`` header (RFC 6750 §2.1), then the
+configured cookies, then — only when enabled — the ``access_token`` query
+parameter (RFC 6750 §2.3). Nothing here parses a token; it only enforces the
+size cap so an oversized value is refused before any decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
+
+from asgi_sso.errors import InvalidRequest, MalformedToken
+
+__all__ = ["ExtractedToken", "Extractor", "parse_cookie_header"]
+
+_AUTHORIZATION = b"authorization"
+_COOKIE = b"cookie"
+_BEARER = "bearer"
+# RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+
+
+class ExtractedToken(NamedTuple):
+    """A raw credential and its source (``header``, ``cookie`` or ``query``)."""
+
+    token: str
+    source: str
+
+
+def parse_cookie_header(value: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header into a dict; the first occurrence of a name wins."""
+    cookies: dict[str, str] = {}
+    for chunk in value.split(";"):
+        name, sep, val = chunk.partition("=")
+        if not sep:
+            continue
+        name = name.strip()
+        if name and name not in cookies:
+            cookies[name] = val.strip().strip('"')
+    return cookies
+
+
+class Extractor:
+    """Extracts one credential from an HTTP or WebSocket scope.
+
+    Args:
+        cookie_names: cookies that may carry an IdP-issued JWT, tried in order.
+        allow_query_token: accept ``?access_token=`` (off by default: URLs end up in logs).
+        max_token_bytes: longer credentials are refused before any parsing.
+        query_param: the query parameter name when query tokens are allowed.
+    """
+
+    __slots__ = ("_allow_query", "_cookie_names", "_max", "_query_param")
+
+    def __init__(
+        self,
+        *,
+        cookie_names: Sequence[str] = (),
+        allow_query_token: bool = False,
+        max_token_bytes: int = 16 * 1024,
+        query_param: str = "access_token",
+    ) -> None:
+        self._cookie_names = tuple(cookie_names)
+        self._allow_query = allow_query_token
+        self._max = max_token_bytes
+        self._query_param = query_param
+
+    def extract(self, scope: Any) -> ExtractedToken | None:
+        """Return the credential, or ``None`` when the request carries none.
+
+        Raises:
+            InvalidRequest: two ``Authorization`` headers, or a token sent by two methods.
+            MalformedToken: a credential over the size cap or with characters a token never has.
+        """
+        authorization: bytes | None = None
+        cookie: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == _AUTHORIZATION:
+                if authorization is not None:
+                    # RFC 6750 §2.1 / RFC 9110 §5.3: never pick one of several.
+                    raise InvalidRequest("more than one Authorization header was sent")
+                authorization = value
+            elif name == _COOKIE and cookie is None:
+                cookie = value
+
+        found: ExtractedToken | None = None
+        if authorization is not None:
+            found = self._from_authorization(authorization)
+        if self._allow_query:
+            query = self._from_query(scope.get("query_string", b""))
+            if query is not None:
+                if found is not None:
+                    # RFC 6750 §2: clients MUST NOT use more than one method.
+                    raise InvalidRequest("the access token was sent by more than one method")
+                found = query
+        if found is None and cookie is not None and self._cookie_names:
+            found = self._from_cookies(cookie)
+        return found
+
+    def presented(self, scope: Any) -> bool:
+        """Whether the request presents a bearer credential of its own (header or query).
+
+        Used to tell an API client with a bad token (answer 401) from a browser
+        navigation (redirect to sign-in).
+        """
+        for name, value in scope["headers"]:
+            if name == _AUTHORIZATION and value[:7].lower() == b"bearer ":
+                return True
+        return self._allow_query and self._query_param.encode() in scope.get("query_string", b"")
+
+    def _checked(self, token: str, source: str) -> ExtractedToken:
+        if len(token) > self._max:
+            raise MalformedToken(f"the token is larger than {self._max} bytes")
+        if not token:
+            raise MalformedToken("the token is empty")
+        return ExtractedToken(token, source)
+
+    def _from_authorization(self, raw: bytes) -> ExtractedToken | None:
+        if len(raw) > self._max + 64:
+            raise MalformedToken(f"the token is larger than {self._max} bytes")
+        value = raw.decode("latin-1")
+        scheme, _, rest = value.strip().partition(" ")
+        if scheme.lower() != _BEARER:
+            return None  # another scheme (Basic, DPoP…) is not our credential
+        token = rest.strip()
+        if not set(token) <= _B64TOKEN_CHARS:
+            raise MalformedToken("the Authorization header does not hold a bearer token")
+        return self._checked(token, "header")
+
+    def _from_cookies(self, raw: bytes) -> ExtractedToken | None:
+        cookies = parse_cookie_header(raw.decode("latin-1"))
+        for name in self._cookie_names:
+            value = cookies.get(name)
+            if value:
+                return self._checked(value, "cookie")
+        return None
+
+    def _from_query(self, raw: bytes) -> ExtractedToken | None:
+        if not raw:
+            return None
+        values = [
+            v
+            for k, v in parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+            if k == self._query_param
+        ]
+        if not values:
+            return None
+        if len(values) > 1:
+            raise InvalidRequest("more than one access_token query parameter was sent")
+        return self._checked(values[0], "query")

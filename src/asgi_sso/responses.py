@@ -1,0 +1,106 @@
+"""Render refusals: RFC 6750 challenges, JSON bodies, WebSocket denials.
+
+Every refusal is built from an :class:`~asgi_sso.errors.AuthError`; the body is
+JSON (``error``, ``error_description``, ``status``) and the
+``WWW-Authenticate`` header follows RFC 6750 §3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from asgi_sso.errors import AuthError, InsufficientScope, ServiceUnavailable
+
+__all__ = ["challenge_header", "error_body", "send_http_error", "send_websocket_denial"]
+
+Headers = list[tuple[bytes, bytes]]
+
+_encoder = msgspec.json.Encoder()
+_NO_STORE = (b"cache-control", b"no-store")
+_JSON = (b"content-type", b"application/json")
+
+
+def _quoted(value: str) -> str:
+    """Make ``value`` fit an RFC 6750 §3 quoted string (%x20-21 / %x23-5B / %x5D-7E)."""
+    return "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "'" for ch in value)
+
+
+def challenge_header(error: AuthError, realm: str) -> bytes | None:
+    """The ``WWW-Authenticate`` value for ``error``, or ``None`` for a 503."""
+    if isinstance(error, ServiceUnavailable):
+        return None
+    parts = [f'Bearer realm="{_quoted(realm)}"']
+    if error.error is not None:
+        parts.append(f'error="{error.error}"')
+        parts.append(f'error_description="{_quoted(error.description)}"')
+    if isinstance(error, InsufficientScope) and error.scopes:
+        parts.append(f'scope="{_quoted(" ".join(error.scopes))}"')
+    return ", ".join(parts).encode("latin-1")
+
+
+def error_body(error: AuthError) -> bytes:
+    """The JSON body of a refusal."""
+    return _encoder.encode(
+        {
+            "error": error.error or "unauthorized",
+            "error_description": error.description,
+            "status": error.status,
+        }
+    )
+
+
+def error_headers(
+    error: AuthError, realm: str, body: bytes, extra: Iterable[tuple[bytes, bytes]] = ()
+) -> Headers:
+    """Headers of a refusal: content type, length, no-store, challenge or ``Retry-After``."""
+    headers: Headers = [_JSON, (b"content-length", str(len(body)).encode()), _NO_STORE]
+    challenge = challenge_header(error, realm)
+    if challenge is not None:
+        headers.append((b"www-authenticate", challenge))
+    if isinstance(error, ServiceUnavailable):
+        headers.append((b"retry-after", str(error.retry_after).encode()))
+    headers.extend(extra)
+    return headers
+
+
+async def send_http_error(
+    send: Any, error: AuthError, realm: str, extra: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer an HTTP request with the refusal for ``error``."""
+    body = error_body(error)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": error_headers(error, realm, body, extra),
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_websocket_denial(
+    scope: Any, receive: Any, send: Any, error: AuthError, realm: str
+) -> None:
+    """Refuse a WebSocket before accepting it.
+
+    Uses the ASGI WebSocket Denial Response extension where the server offers it,
+    so the client sees the real status; otherwise closes with 1008 (policy violation).
+    """
+    message = await receive()  # websocket.connect
+    if message.get("type") != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = error_body(error)
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": error.status,
+                "headers": error_headers(error, realm, body),
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.close", "code": 1008, "reason": error.description[:120]})

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from asgi_sso.config import Issuer, Limits, Secret, issuers_from
+from asgi_sso.errors import ConfigurationError
+
+
+def test_issuer_defaults_require_iss_sub_exp_and_aud_when_audience_set() -> None:
+    assert Issuer(issuer="https://idp.example").essential_claims == ("iss", "sub", "exp")
+    with_aud = Issuer(issuer="https://idp.example", audience="api")
+    assert with_aud.essential_claims == ("iss", "sub", "exp", "aud")
+    assert with_aud.audiences == frozenset({"api"})
+
+
+def test_discovery_url_is_derived_from_the_issuer() -> None:
+    assert (
+        Issuer(issuer="https://idp.example/").discovery_document_url
+        == "https://idp.example/.well-known/openid-configuration"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"issuer": ""}, "must not be empty"),
+        ({"issuer": "https://x/{tenant}/{tenant}", "jwks_uri": "https://k"}, "at most one"),
+        ({"issuer": "https://x/{other}"}, "at most one"),
+        ({"issuer": "https://x/{tenant}/v2.0"}, "needs jwks_uri or discovery_url"),
+        ({"issuer": "https://x", "algorithms": ()}, "must not be empty"),
+        ({"issuer": "https://x", "algorithms": ("none",)}, "not supported"),
+        ({"issuer": "https://x", "leeway": -1}, "leeway"),
+        ({"issuer": "https://x", "audience": ()}, "empty list"),
+    ],
+)
+def test_bad_issuer_fails_when_built(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Issuer(**kwargs)  # type: ignore[arg-type]
+
+
+def test_issuer_is_frozen_and_forbids_unknown_fields() -> None:
+    issuer = Issuer(issuer="https://x")
+    with pytest.raises(AttributeError):
+        issuer.issuer = "https://y"  # type: ignore[misc]
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"issuer": "https://x", "audiance": "typo"}, Issuer)
+
+
+def test_templated_issuer_is_recognised() -> None:
+    entra = Issuer(
+        issuer="https://login.microsoftonline.com/{tenant}/v2.0",
+        jwks_uri="https://login.microsoftonline.com/common/discovery/v2.0/keys",
+    )
+    assert entra.is_template
+
+
+def test_limits_validate() -> None:
+    with pytest.raises(ConfigurationError):
+        Limits(fetch_timeout=0)
+    with pytest.raises(ConfigurationError):
+        Limits(jwks_min_ttl=10, jwks_max_ttl=1)
+    with pytest.raises(ConfigurationError):
+        Limits(token_cache_size=-1)
+
+
+def test_secret_never_prints_its_value() -> None:
+    secret = Secret("hunter2-very-secret")
+    assert "hunter2" not in repr(secret)
+    assert "hunter2" not in str(secret)
+    assert "hunter2" not in f"{secret!r} {secret}"
+    assert secret.reveal() == b"hunter2-very-secret"
+    assert secret == Secret(b"hunter2-very-secret")
+    with pytest.raises(ConfigurationError):
+        Secret("")
+
+
+def test_issuers_from_needs_at_least_one() -> None:
+    with pytest.raises(ConfigurationError):
+        issuers_from([])
+    one = Issuer(issuer="https://x")
+    assert issuers_from(one) == (one,)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asgi_sso._paths import PathMatcher, ScopeRules
+from asgi_sso.errors import ConfigurationError
+
+
+def test_exact_path_does_not_match_lookalikes() -> None:
+    m = PathMatcher(["/health"])
+    assert m.matches("/health")
+    assert m.matches("/health/")
+    assert not m.matches("/admin/health-report")
+    assert not m.matches("/healthz")
+    assert not m.matches("/health/secret")
+
+
+def test_prefix_is_anchored_at_a_segment() -> None:
+    m = PathMatcher(["/static/*"])
+    assert m.matches("/static")
+    assert m.matches("/static/app.js")
+    assert not m.matches("/staticfiles/x")
+    assert not m.matches("/api/static/x")
+
+
+@pytest.mark.parametrize("bad", ["health", "/a*b", "/*x"])
+def test_bad_patterns_fail_at_start_up(bad: str) -> None:
+    with pytest.raises(ConfigurationError):
+        PathMatcher([bad])
+
+
+def test_empty_matcher_is_falsy() -> None:
+    assert not PathMatcher([])
+    assert not PathMatcher([]).matches("/")
+
+
+def test_scope_rules_longest_pattern_wins() -> None:
+    rules = ScopeRules({"/api/*": ["read"], "/api/admin/*": ["admin"]})
+    assert rules.required("/api/items") == ("read",)
+    assert rules.required("/api/admin/users") == ("admin",)
+    assert rules.required("/other") == ()
+
+
+@given(st.text(alphabet="/abch-_.", max_size=30))
+def test_unanchored_match_never_happens(path: str) -> None:
+    m = PathMatcher(["/health", "/pub/*"])
+    if m.matches(path):
+        assert path in {"/health", "/health/", "/pub"} or path.startswith("/pub/")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from starlette.authentication import AuthCredentials, BaseUser
+
+from asgi_sso.principal import ANONYMOUS, Credentials, Principal
+
+
+def make(**kw: object) -> Principal:
+    base: dict[str, object] = {
+        "identity": "u1",
+        "claims": {"sub": "u1"},
+        "issuer": "https://idp",
+        "tenant": "acme",
+    }
+    base.update(kw)
+    return Principal(**base)  # type: ignore[arg-type]
+
+
+def test_principal_has_the_starlette_user_shape() -> None:
+    p = make(claims={"sub": "u1", "email": "a@acme.test"})
+    for name in ("is_authenticated", "display_name", "identity"):
+        assert hasattr(BaseUser, name)
+        assert hasattr(p, name)
+    assert p.is_authenticated
+    assert p.display_name == "a@acme.test"
+    assert p.email == "a@acme.test"
+
+
+def test_display_name_prefers_profile_then_claims_then_sub() -> None:
+    assert make().display_name == "u1"
+    assert make(claims={"name": "Ada"}).display_name == "Ada"
+    assert make(claims={"name": "Ada"}, profile={"name": "Ada L."}).display_name == "Ada L."
+
+
+def test_scopes_and_repr() -> None:
+    p = make(scopes=frozenset({"read", "write"}))
+    assert p.has_scopes("read")
+    assert not p.has_scopes("read", "admin")
+    assert "u1" in repr(p)
+    assert "claims" not in repr(p)
+
+
+def test_anonymous_is_unauthenticated_with_no_scopes() -> None:
+    assert not ANONYMOUS.is_authenticated
+    assert ANONYMOUS.display_name == ""
+    assert not ANONYMOUS.has_scopes("x")
+    assert ANONYMOUS.has_scopes()
+
+
+def test_credentials_look_like_starlette_auth_credentials() -> None:
+    creds = Credentials(frozenset({"a"}))
+    assert "a" in creds.scopes
+    assert hasattr(AuthCredentials(["a"]), "scopes")

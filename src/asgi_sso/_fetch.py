@@ -1,0 +1,321 @@
+"""Fetch small JSON documents from an IdP and cache what they parse to.
+
+One job, in two layers: :func:`fetch_document` does a single bounded GET (a total
+deadline over the whole exchange, a size cap enforced while streaming, the
+Cache-Control lifetime); :class:`DocumentCache` keeps the parsed result per URL
+with a TTL, single-flight refreshes, a cooldown between attempts and
+stale-if-error. The JWKS and discovery caches are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from asgi_sso.config import Clock, Limits
+from asgi_sso.errors import KeysUnavailable
+from asgi_sso.events import Emitter, Event
+
+__all__ = ["DocumentCache", "FetchError", "FetchedDocument", "fetch_document", "max_age_of"]
+
+T = TypeVar("T")
+
+MAX_CACHED_URLS = 1024
+"""Documents kept per cache; past this the oldest idle entry is dropped."""
+
+
+class FetchError(Exception):
+    """A document could not be fetched or parsed (internal; mapped to KeysUnavailable).
+
+    Attributes:
+        reason: a short, non-secret explanation for events and health reports.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedDocument:
+    """A fetched body and how long the server says it stays fresh.
+
+    Attributes:
+        body: the raw response body (at most ``Limits.max_document_bytes``).
+        max_age: seconds of freshness from Cache-Control, ``0.0`` for ``no-store`` /
+            ``no-cache``, ``None`` when the server said nothing usable.
+    """
+
+    body: bytes
+    max_age: float | None
+
+
+def max_age_of(cache_control: str | None, age: str | None = None) -> float | None:
+    """Read a freshness lifetime from Cache-Control (RFC 9111 §5.2.2), less the ``Age``.
+
+    Args:
+        cache_control: the header value, or ``None``.
+        age: the ``Age`` header value (RFC 9111 §5.1), or ``None``.
+
+    Returns:
+        Seconds, ``0.0`` for ``no-store``/``no-cache``, ``None`` if absent or unusable.
+    """
+    if not cache_control:
+        return None
+    max_age: float | None = None
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        name = name.strip().lower()
+        if name in ("no-store", "no-cache"):
+            return 0.0
+        if name == "max-age":
+            value = value.strip().strip('"')
+            if value.isdigit():
+                max_age = float(value)
+    if max_age is not None and age is not None and age.strip().isdigit():
+        max_age = max(0.0, max_age - float(age.strip()))
+    return max_age
+
+
+async def fetch_document(client: httpx.AsyncClient, url: str, *, limits: Limits) -> FetchedDocument:
+    """GET ``url`` under a total deadline and a size cap.
+
+    Args:
+        client: the shared HTTP client.
+        url: the document URL.
+        limits: ``fetch_timeout`` bounds the whole exchange (a server trickling one
+            byte at a time included); ``max_document_bytes`` bounds the body,
+            checked as it streams in.
+
+    Raises:
+        FetchError: a network error, the deadline, a non-2xx status or an oversize body.
+    """
+    cap = limits.max_document_bytes
+    try:
+        async with asyncio.timeout(limits.fetch_timeout):
+            request = client.build_request("GET", url, headers={"Accept": "application/json"})
+            response = await client.send(request, stream=True)
+            try:
+                if not 200 <= response.status_code < 300:
+                    raise FetchError(f"HTTP status {response.status_code}")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > cap:
+                    raise FetchError(f"body larger than {cap} bytes")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise FetchError(f"body larger than {cap} bytes")
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+    except FetchError:
+        raise
+    except TimeoutError as exc:
+        raise FetchError(f"no complete answer within {limits.fetch_timeout:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{type(exc).__name__} while fetching") from exc
+    except Exception as exc:  # the boundary with httpx: nothing else may escape
+        raise FetchError(f"{type(exc).__name__} while fetching") from exc
+    max_age = max_age_of(response.headers.get("cache-control"), response.headers.get("age"))
+    return FetchedDocument(body=b"".join(chunks), max_age=max_age)
+
+
+class _Slot(Generic[T]):
+    """The cache state of one URL; touched only from the event loop."""
+
+    __slots__ = (
+        "expires_at",
+        "fetched_at",
+        "fetches",
+        "last_attempt",
+        "last_error",
+        "task",
+        "value",
+    )
+
+    def __init__(self) -> None:
+        self.value: T | None = None
+        self.fetched_at = 0.0
+        self.expires_at = 0.0
+        self.last_attempt: float | None = None
+        self.last_error: str | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.fetches = 0
+
+
+class DocumentCache(Generic[T]):
+    """Parsed documents per URL: TTL, single-flight, cooldown and stale-if-error.
+
+    Args:
+        client: the shared HTTP client (never created here).
+        event_name: the :class:`~asgi_sso.events.Event` name of each fetch.
+        what: names the document in a refusal's description ("keys", "metadata").
+        limits: TTL bounds, cooldown, stale window, deadline and size cap.
+        clock: monotonic time for lifetimes.
+        emitter: where fetch events go.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        event_name: str,
+        what: str,
+        limits: Limits,
+        clock: Clock,
+        emitter: Emitter,
+    ) -> None:
+        self._client = client
+        self._event_name = event_name
+        self._what = what
+        self._limits = limits
+        self._clock = clock
+        self._emitter = emitter
+        self._slots: dict[str, _Slot[T]] = {}
+
+    def _slot(self, url: str) -> _Slot[T]:
+        slot = self._slots.get(url)
+        if slot is None:
+            if len(self._slots) >= MAX_CACHED_URLS:
+                self._evict_one()
+            slot = self._slots[url] = _Slot()
+        return slot
+
+    def _evict_one(self) -> None:
+        for url, slot in self._slots.items():
+            if slot.task is None:
+                del self._slots[url]
+                return
+
+    def cached(self, url: str) -> T | None:
+        """The last good value for ``url`` if it may still be served; no I/O."""
+        slot = self._slots.get(url)
+        if slot is None or not self._servable(slot, self._clock.monotonic()):
+            return None
+        return slot.value
+
+    def fetch_count(self, url: str) -> int:
+        """How many fetches of ``url`` were started."""
+        slot = self._slots.get(url)
+        return 0 if slot is None else slot.fetches
+
+    async def get(self, url: str, parse: Callable[[bytes], T]) -> T:
+        """Return a fresh value, refreshing it if expired; stale if the IdP fails.
+
+        Args:
+            url: the document URL.
+            parse: turns the body into a value; raises ``ValueError`` (or
+                :class:`FetchError`) on a bad document.
+
+        Raises:
+            KeysUnavailable: nothing fresh or servable and the fetch failed (or is
+                cooling down after a failure).
+        """
+        slot = self._slot(url)
+        now = self._clock.monotonic()
+        if slot.value is not None and now < slot.expires_at:
+            return slot.value
+        await self._refresh(url, slot, parse)
+        return self._usable(slot)
+
+    async def refresh(self, url: str, parse: Callable[[bytes], T]) -> T:
+        """Refetch now, unless a fetch is in flight (join it) or the cooldown forbids.
+
+        Raises:
+            KeysUnavailable: nothing servable is left after the attempt.
+        """
+        slot = self._slot(url)
+        await self._refresh(url, slot, parse)
+        return self._usable(slot)
+
+    async def _refresh(self, url: str, slot: _Slot[T], parse: Callable[[bytes], T]) -> None:
+        if slot.task is None:
+            now = self._clock.monotonic()
+            cooling = (
+                slot.last_attempt is not None
+                and now - slot.last_attempt < self._limits.jwks_cooldown
+            )
+            if cooling:
+                return
+            slot.last_attempt = now
+            slot.fetches += 1
+            slot.task = asyncio.create_task(self._run(url, slot, parse))
+        # Shielded: a cancelled waiter must not cancel the fetch the others wait on.
+        await asyncio.shield(slot.task)
+
+    async def _run(self, url: str, slot: _Slot[T], parse: Callable[[bytes], T]) -> None:
+        started = self._clock.monotonic()
+        try:
+            document = await fetch_document(self._client, url, limits=self._limits)
+            value = parse(document.body)
+        except Exception as exc:  # FetchError, ValueError from parse, anything else
+            reason = exc.reason if isinstance(exc, FetchError) else str(exc) or type(exc).__name__
+            slot.last_error = reason
+            now = self._clock.monotonic()
+            stale = self._servable(slot, now)
+            self._emit("stale" if stale else "error", reason, url, now - started)
+        else:
+            limits = self._limits
+            max_age = limits.jwks_default_ttl if document.max_age is None else document.max_age
+            ttl = min(max(max_age, limits.jwks_min_ttl), limits.jwks_max_ttl)
+            now = self._clock.monotonic()
+            slot.value = value
+            slot.fetched_at = now
+            slot.expires_at = now + ttl
+            slot.last_error = None
+            self._emit("ok", None, url, now - started)
+        finally:
+            slot.task = None
+
+    def _servable(self, slot: _Slot[T], now: float) -> bool:
+        # Stale-if-error: keys past expiry serve for at most jwks_stale_max_age more.
+        return slot.value is not None and now < slot.expires_at + self._limits.jwks_stale_max_age
+
+    def _usable(self, slot: _Slot[T]) -> T:
+        now = self._clock.monotonic()
+        if slot.value is not None and self._servable(slot, now):
+            return slot.value
+        description = f"the identity provider's {self._what} are unavailable"
+        if slot.last_error is not None:
+            description += f" ({slot.last_error})"
+        raise KeysUnavailable(description, retry_after=self._retry_after(slot, now))
+
+    def _retry_after(self, slot: _Slot[T], now: float) -> int:
+        if slot.last_attempt is None:
+            return self._limits.retry_after
+        remaining = self._limits.jwks_cooldown - (now - slot.last_attempt)
+        return max(1, math.ceil(remaining))
+
+    def _emit(self, outcome: str, reason: str | None, url: str, duration: float) -> None:
+        if self._emitter.enabled:
+            self._emitter.emit(
+                Event(
+                    name=self._event_name,
+                    outcome=outcome,
+                    reason=reason,
+                    time=self._clock.time(),
+                    duration=duration,
+                    detail={"uri": url},
+                )
+            )
+
+    def health(self) -> dict[str, Any]:
+        """Per URL: age of the last good value, whether stale, fetches and the last error."""
+        now = self._clock.monotonic()
+        report: dict[str, Any] = {}
+        for url, slot in self._slots.items():
+            report[url] = {
+                "age": None if slot.value is None else now - slot.fetched_at,
+                "stale": slot.value is not None and now >= slot.expires_at,
+                "servable": self._servable(slot, now),
+                "fetches": slot.fetches,
+                "last_error": slot.last_error,
+            }
+        return report

@@ -1,0 +1,147 @@
+"""The JWKS cache: an issuer's verification keys, fetched once and shared by every request.
+
+Fresh key sets are served from memory; an unknown ``kid`` triggers at most one
+refetch per cooldown per JWKS URI, single-flight (concurrent requests wait on the
+same fetch), and a ``kid`` still unknown afterwards is refused at once for
+``Limits.unknown_kid_ttl``. While the IdP fails, the last good keys keep serving
+for ``Limits.jwks_stale_max_age`` (stale-if-error). Key rotation needs no restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from asgi_sso._fetch import DocumentCache
+from asgi_sso.config import Clock, Limits, SystemClock
+from asgi_sso.errors import KeysUnavailable, UnknownKey
+from asgi_sso.events import NULL_EMITTER, Emitter
+from asgi_sso.keys import KeySet, VerificationKey, parse_jwks
+
+__all__ = ["JWKSCache"]
+
+MAX_UNKNOWN_KIDS = 4096
+"""Negative-cache entries kept per JWKS URI; past this, expired ones are purged or all dropped."""
+
+_NegativeKey = tuple[str | None, str]
+
+
+class JWKSCache:
+    """Fetches and caches JWK sets per URI; safe to share across concurrent requests.
+
+    Args:
+        client: the shared ``httpx.AsyncClient`` (its lifetime is the caller's).
+        limits: TTL bounds, cooldown, stale window, negative-cache TTL, deadline, size cap.
+        clock: monotonic time for lifetimes (tests pass a fake clock).
+        emitter: receives a ``jwks.fetch`` event per fetch (``ok``, ``stale`` or ``error``).
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        limits: Limits = Limits(),  # noqa: B008 - a frozen Struct is a safe default
+        clock: Clock = SystemClock(),  # noqa: B008 - stateless
+        emitter: Emitter = NULL_EMITTER,
+    ) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._documents: DocumentCache[KeySet] = DocumentCache(
+            client,
+            event_name="jwks.fetch",
+            what="keys",
+            limits=limits,
+            clock=clock,
+            emitter=emitter,
+        )
+        self._unknown: dict[str, dict[_NegativeKey, float]] = {}
+        self._skipped: dict[str, list[str]] = {}
+
+    def _parser(self, uri: str) -> Callable[[bytes], KeySet]:
+        def parse(body: bytes) -> KeySet:
+            keys, skipped = parse_jwks(body)
+            self._skipped[uri] = skipped
+            self._unknown.pop(uri, None)  # a new set may hold kids refused before
+            return keys
+
+        return parse
+
+    async def get(self, uri: str) -> KeySet:
+        """Return the key set of ``uri``: fresh, refetched, or stale while the IdP fails.
+
+        Raises:
+            KeysUnavailable: no servable keys and the fetch failed or is cooling down.
+        """
+        return await self._documents.get(uri, self._parser(uri))
+
+    async def find(self, uri: str, kid: str | None, alg: str) -> tuple[VerificationKey, ...]:
+        """Return the keys that may verify a token with this ``kid`` and ``alg``.
+
+        An unknown ``kid`` causes one refetch (joined by concurrent callers), no
+        more often than ``Limits.jwks_cooldown``; a ``kid`` still unknown is then
+        refused without I/O for ``Limits.unknown_kid_ttl``.
+
+        Returns:
+            A non-empty tuple of candidate keys.
+
+        Raises:
+            UnknownKey: no key fits.
+            KeysUnavailable: the keys cannot be obtained.
+        """
+        keys = await self.get(uri)
+        found = keys.candidates(kid, alg)
+        if found:
+            return found
+        if kid is not None and keys.has_kid(kid):
+            # The kid is known but cannot verify this alg: a refetch would not change that.
+            raise UnknownKey(f"the key {kid[:64]!r} cannot verify {alg}")
+        negative = (kid, alg)
+        refused = self._unknown.get(uri)
+        now = self._clock.monotonic()
+        if refused is not None and refused.get(negative, 0.0) > now:
+            raise UnknownKey()
+        keys = await self._documents.refresh(uri, self._parser(uri))
+        found = keys.candidates(kid, alg)
+        if found:
+            return found
+        self._remember_unknown(uri, negative)
+        raise UnknownKey()
+
+    def _remember_unknown(self, uri: str, negative: _NegativeKey) -> None:
+        now = self._clock.monotonic()
+        refused = self._unknown.setdefault(uri, {})
+        if len(refused) >= MAX_UNKNOWN_KIDS:
+            for key in [key for key, until in refused.items() if until <= now]:
+                del refused[key]
+            if len(refused) >= MAX_UNKNOWN_KIDS:
+                refused.clear()
+        refused[negative] = now + self._limits.unknown_kid_ttl
+
+    def cached(self, uri: str) -> KeySet | None:
+        """The key set of ``uri`` if one may be served now; never does I/O."""
+        return self._documents.cached(uri)
+
+    async def prefetch(self, uri: str) -> bool:
+        """Fetch the keys of ``uri`` ahead of the first request (e.g. at lifespan startup).
+
+        Returns:
+            ``True`` when keys were obtained; failures are reported through events, never raised.
+        """
+        try:
+            await self.get(uri)
+        except KeysUnavailable:
+            return False
+        return True
+
+    def fetch_count(self, uri: str) -> int:
+        """How many fetches of ``uri`` were started (for tests and health checks)."""
+        return self._documents.fetch_count(uri)
+
+    def health(self) -> dict[str, Any]:
+        """Per JWKS URI: age, stale, servable, fetches, last_error and skipped keys."""
+        report = self._documents.health()
+        for uri, entry in report.items():
+            entry["skipped"] = list(self._skipped.get(uri, ()))
+        return report

@@ -1,0 +1,307 @@
+"""Strict compact JWS parsing and lean signature verification with ``cryptography``.
+
+This is the hot path of every cold token check (issue 7): the token is split and
+checked with one regular expression, the header is decoded once per distinct
+header segment, and signatures are verified against pre-built ``cryptography``
+objects. Nothing here reads the network or the clock; nothing here chooses an
+algorithm from the header alone (the caller checks it against the issuer's
+allow-list).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import msgspec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from asgi_sso.config import Limits
+from asgi_sso.errors import InvalidSignature, MalformedToken, UnknownKey
+
+__all__ = ["JWSParser", "ParsedToken", "SignatureKey", "verify_signature"]
+
+# RFC 7515 §2: base64url without padding; three non-empty segments (§7.1). A JWS
+# with an empty signature is the "none" algorithm, which is never accepted.
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_TO_STANDARD = str.maketrans("-_", "+/")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The last character of a segment may only carry data bits (RFC 4648 §3.5): with
+# two or three characters in the last quantum, the unused low bits must be zero,
+# otherwise several spellings decode to the same bytes and a mutated signature
+# would still verify.
+_CANONICAL_LAST = {
+    2: frozenset(_ALPHABET[::16]),
+    3: frozenset(_ALPHABET[::4]),
+}
+_PADDING = ("", "", "==", "=")
+_HEADER_CACHE_SIZE = 256
+_MISSING = object()
+
+# A verifier returns False when the key cannot serve the algorithm and raises when
+# the signature is wrong.
+_Verify = Callable[[Any, bytes, bytes], bool]
+
+
+class SignatureKey(Protocol):
+    """What verification needs from a key (``asgi_sso.keys.VerificationKey`` fits)."""
+
+    @property
+    def kid(self) -> str | None: ...
+
+    @property
+    def key(self) -> Any: ...
+
+    def can_verify(self, alg: str) -> bool:
+        """Whether this key may verify ``alg`` signatures."""
+        ...
+
+
+class ParsedToken:
+    """A compact JWS split and decoded, not yet verified.
+
+    Attributes:
+        header: the protected header (shared between tokens with the same header segment).
+        claims: the decoded claim set.
+        alg: the header's ``alg``.
+        kid: the header's ``kid``, if any.
+        signing_input: the ASCII bytes the signature covers (RFC 7515 §5.2).
+        signature: the decoded signature bytes.
+    """
+
+    __slots__ = ("alg", "claims", "header", "kid", "signature", "signing_input")
+
+    def __init__(
+        self,
+        header: dict[str, Any],
+        claims: dict[str, Any],
+        alg: str,
+        kid: str | None,
+        signing_input: bytes,
+        signature: bytes,
+    ) -> None:
+        self.header = header
+        self.claims = claims
+        self.alg = alg
+        self.kid = kid
+        self.signing_input = signing_input
+        self.signature = signature
+
+
+def _b64decode(segment: str) -> bytes:
+    size = len(segment) % 4
+    if size == 1 or (size and segment[-1] not in _CANONICAL_LAST[size]):
+        raise MalformedToken("the token has a badly encoded segment")
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[size])
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of decoded JSON (containers count one level each)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    return 0
+
+
+def _json_object(data: bytes, max_depth: int, what: str) -> dict[str, Any]:
+    # msgspec decodes strict UTF-8 (no UTF-16 guessing, RFC 7519 §7.2) and keeps the
+    # lexically last duplicate member, which RFC 7515 §4 permits.
+    try:
+        value = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise MalformedToken(f"the token {what} is not UTF-8 JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedToken(f"the token {what} is not a JSON object")
+    # Counting brackets is a cheap upper bound; only walk when it could be too deep.
+    if data.count(b"{") + data.count(b"[") > max_depth and _depth(value) > max_depth:
+        raise MalformedToken(f"the token {what} is nested too deeply")
+    return value
+
+
+def _check_header(header: dict[str, Any]) -> tuple[str, str | None]:
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        raise MalformedToken("the token header has no 'alg'")
+    if alg.lower() == "none":
+        raise MalformedToken("unsigned tokens (alg 'none') are never accepted")
+    # RFC 7515 §4.1.11: we understand no extension, so any 'crit' is a refusal.
+    if "crit" in header:
+        raise MalformedToken("the token header lists critical extensions that are not supported")
+    # RFC 7797: an unencoded payload is not supported.
+    if header.get("b64", True) is not True:
+        raise MalformedToken("unencoded payloads (b64=false) are not supported")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise MalformedToken("the token header 'kid' must be a string")
+    typ = header.get("typ", _MISSING)
+    if typ is not _MISSING and not isinstance(typ, str):
+        raise MalformedToken("the token header 'typ' must be a string")
+    # jku, x5u, jwk and x5c are deliberately ignored: keys come only from the issuer.
+    return alg, kid
+
+
+class JWSParser:
+    """Splits and decodes compact JWS tokens under the configured limits.
+
+    Decoded headers are remembered per header segment (a small bounded map), since
+    every token of one signing key carries the same header.
+
+    Args:
+        limits: the size and nesting limits.
+    """
+
+    __slots__ = ("_headers", "_max_bytes", "_max_depth")
+
+    def __init__(self, limits: Limits) -> None:
+        self._max_bytes = limits.max_token_bytes
+        self._max_depth = limits.max_json_depth
+        self._headers: dict[str, tuple[dict[str, Any], str, str | None]] = {}
+
+    def parse(self, token: object) -> ParsedToken:
+        """Split ``token`` and decode its header and claims.
+
+        Raises:
+            MalformedToken: the token is not a strict compact JWS with a JSON claim set.
+        """
+        if not isinstance(token, str):
+            raise MalformedToken("the token must be text")
+        if len(token) > self._max_bytes:
+            raise MalformedToken(f"the token is longer than {self._max_bytes} bytes")
+        if _COMPACT.fullmatch(token) is None:
+            raise MalformedToken("the token is not a compact JWS (three base64url segments)")
+        head, body, sig = token.split(".")
+        cached = self._headers.get(head)
+        if cached is None:
+            header = _json_object(_b64decode(head), self._max_depth, "header")
+            alg, kid = _check_header(header)
+            if len(self._headers) >= _HEADER_CACHE_SIZE:
+                self._headers.clear()
+            self._headers[head] = cached = (header, alg, kid)
+        claims = _json_object(_b64decode(body), self._max_depth, "claim set")
+        return ParsedToken(
+            cached[0],
+            claims,
+            cached[1],
+            cached[2],
+            token[: len(head) + len(body) + 1].encode("ascii"),
+            _b64decode(sig),
+        )
+
+
+def _rsa(pad: padding.AsymmetricPadding, algorithm: hashes.HashAlgorithm) -> _Verify:
+    def verify(key: Any, signature: bytes, data: bytes) -> bool:
+        # RFC 7518 §3.3: keys below 2048 bits must not be used.
+        if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
+            return False
+        key.verify(signature, data, pad, algorithm)
+        return True
+
+    return verify
+
+
+def _pss(algorithm: hashes.HashAlgorithm) -> _Verify:
+    # RFC 7518 §3.5: MGF1 with the same hash; the salt is as long as the hash output.
+    return _rsa(padding.PSS(padding.MGF1(algorithm), algorithm.digest_size), algorithm)
+
+
+def _ecdsa(curve: str, size: int, algorithm: hashes.HashAlgorithm) -> _Verify:
+    scheme = ec.ECDSA(algorithm)
+
+    def verify(key: Any, signature: bytes, data: bytes) -> bool:
+        # RFC 7518 §3.4: R || S, each exactly the curve's byte length.
+        if (
+            not isinstance(key, ec.EllipticCurvePublicKey)
+            or key.curve.name != curve
+            or len(signature) != 2 * size
+        ):
+            return False
+        der = encode_dss_signature(
+            int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        )
+        key.verify(der, data, scheme)
+        return True
+
+    return verify
+
+
+def _eddsa(types: tuple[type[Any], ...]) -> _Verify:
+    def verify(key: Any, signature: bytes, data: bytes) -> bool:
+        if not isinstance(key, types):
+            return False
+        key.verify(signature, data)
+        return True
+
+    return verify
+
+
+def _hmac(digest: Callable[..., Any]) -> _Verify:
+    size = digest().digest_size
+
+    def verify(key: Any, signature: bytes, data: bytes) -> bool:
+        # RFC 7518 §3.2: the key must be at least as long as the hash output.
+        if not isinstance(key, bytes) or len(key) < size or len(signature) != size:
+            return False
+        return hmac.compare_digest(hmac.new(key, data, digest).digest(), signature)
+
+    return verify
+
+
+_VERIFIERS: dict[str, _Verify] = {
+    "RS256": _rsa(padding.PKCS1v15(), hashes.SHA256()),
+    "RS384": _rsa(padding.PKCS1v15(), hashes.SHA384()),
+    "RS512": _rsa(padding.PKCS1v15(), hashes.SHA512()),
+    "PS256": _pss(hashes.SHA256()),
+    "PS384": _pss(hashes.SHA384()),
+    "PS512": _pss(hashes.SHA512()),
+    "ES256": _ecdsa("secp256r1", 32, hashes.SHA256()),
+    "ES384": _ecdsa("secp384r1", 48, hashes.SHA384()),
+    "ES512": _ecdsa("secp521r1", 66, hashes.SHA512()),
+    "EdDSA": _eddsa((ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)),
+    "Ed25519": _eddsa((ed25519.Ed25519PublicKey,)),
+    "HS256": _hmac(hashlib.sha256),
+    "HS384": _hmac(hashlib.sha384),
+    "HS512": _hmac(hashlib.sha512),
+}
+
+
+def verify_signature(
+    alg: str, signing_input: bytes, signature: bytes, keys: Sequence[SignatureKey]
+) -> SignatureKey:
+    """Verify a signature with the first candidate key that accepts it.
+
+    Args:
+        alg: the algorithm, already checked against the issuer's allow-list.
+        signing_input: the bytes the signature covers.
+        signature: the decoded signature.
+        keys: candidate keys in order; a key whose ``can_verify(alg)`` is false is never used.
+
+    Returns:
+        The key that verified the signature.
+
+    Raises:
+        UnknownKey: no candidate key may verify ``alg``.
+        InvalidSignature: no candidate key verifies the signature.
+    """
+    verify = _VERIFIERS.get(alg)
+    if verify is None:
+        raise InvalidSignature(f"the algorithm {alg!r} is not supported")
+    usable = False
+    for candidate in keys:
+        if not candidate.can_verify(alg):
+            continue
+        usable = True
+        try:
+            if verify(candidate.key, signature, signing_input):
+                return candidate
+        except Exception:  # noqa: S112 - any cryptography failure is a bad signature
+            continue
+    if not usable:
+        raise UnknownKey(f"no key of the issuer can verify {alg} signatures")
+    raise InvalidSignature()

@@ -1,0 +1,179 @@
+"""Validate a verified token's claim set against its issuer's policy (RFC 7519 §4.1, RFC 9068).
+
+Every refusal says exactly what was wrong ("the token expired 42 s ago", "expected
+audience 'api://x'") and never echoes the token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from asgi_sso.config import Issuer
+from asgi_sso.errors import (
+    ExpiredToken,
+    InvalidAudience,
+    InvalidClaim,
+    InvalidToken,
+    NotYetValid,
+)
+from asgi_sso.issuers import printable
+
+__all__ = ["ClaimPolicy", "check_type", "normalize_type", "scopes_from", "validate_claims"]
+
+_MAX_TIME = 1e15  # far beyond any real timestamp; keeps float() of a huge int finite
+_EMPTY: frozenset[str] = frozenset()
+
+
+def normalize_type(value: str) -> str:
+    """Lower-case a media type and drop an implied ``application/`` (RFC 7515 §4.1.9)."""
+    lowered = value.lower()
+    if lowered.startswith("application/") and "/" not in lowered[12:]:
+        return lowered[12:]
+    return lowered
+
+
+class ClaimPolicy:
+    """One issuer's claim rules, computed once from its :class:`~asgi_sso.config.Issuer`.
+
+    Attributes:
+        audiences: accepted audiences (empty: no check).
+        required: claims that must be present.
+        leeway: tolerated clock skew in seconds.
+        token_types: accepted normalized ``typ`` values, or ``None`` for no check.
+        scope_claims: claims read for scopes.
+    """
+
+    __slots__ = ("audiences", "leeway", "required", "scope_claims", "token_types")
+
+    def __init__(self, issuer: Issuer) -> None:
+        self.audiences = issuer.audiences
+        self.required = issuer.essential_claims
+        self.leeway = issuer.leeway
+        self.token_types = (
+            None
+            if issuer.token_types is None
+            else frozenset(normalize_type(t) for t in issuer.token_types)
+        )
+        self.scope_claims = issuer.scope_claims
+
+
+def _number(claims: Mapping[str, Any], name: str) -> float | int | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    # bool is an int subclass; RFC 7519 §2 NumericDate is a JSON number.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidClaim(f"the {name!r} claim must be a number (seconds since the epoch)")
+    # Clamp absurd integers so arithmetic with them cannot overflow a float.
+    return max(-_MAX_TIME, min(value, _MAX_TIME))
+
+
+def _check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> None:
+    aud = claims.get("aud")
+    if aud is None:
+        if audiences:
+            raise InvalidAudience(f"the token has no 'aud'; expected {_expected(audiences)}")
+        return
+    if isinstance(aud, str):
+        values: Iterable[str] = (aud,)
+    elif isinstance(aud, list) and all(isinstance(item, str) for item in aud):
+        values = aud
+    else:
+        raise InvalidClaim("the 'aud' claim must be a string or a list of strings")
+    if audiences and audiences.isdisjoint(values):
+        raise InvalidAudience(f"the token audience does not match; expected {_expected(audiences)}")
+
+
+def _expected(audiences: frozenset[str]) -> str:
+    return " or ".join(repr(a) for a in sorted(audiences))
+
+
+def _check_strings(claims: Mapping[str, Any], names: Iterable[str]) -> None:
+    for name in names:
+        value = claims.get(name)
+        if value is None or isinstance(value, str):
+            continue
+        if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+            raise InvalidClaim(f"the {name!r} claim must be a string or a list of strings")
+
+
+def check_type(header: Mapping[str, Any], token_types: frozenset[str]) -> None:
+    """Check the header ``typ`` against accepted normalized types (RFC 9068 §4).
+
+    Raises:
+        InvalidToken: ``typ`` is missing or not accepted.
+    """
+    typ = header.get("typ")
+    if not isinstance(typ, str) or normalize_type(typ) not in token_types:
+        expected = " or ".join(sorted(token_types))
+        got = "no 'typ'" if typ is None else f"typ {printable(str(typ), 40)!r}"
+        raise InvalidToken(f"the token has {got}; expected {expected}")
+
+
+def validate_claims(
+    claims: Mapping[str, Any],
+    header: Mapping[str, Any],
+    iss: str,
+    policy: ClaimPolicy,
+    *,
+    now: float,
+    audiences: frozenset[str] | None = None,
+    token_types: frozenset[str] | None = None,
+) -> float:
+    """Check a claim set; return its expiry time.
+
+    Args:
+        claims: the verified claim set.
+        header: the verified protected header.
+        iss: the concrete issuer the token was routed to.
+        policy: the issuer's rules.
+        now: wall-clock seconds since the epoch.
+        audiences: overrides the policy's audiences (e.g. a client id for ID tokens).
+        token_types: overrides the policy's accepted normalized ``typ`` values.
+
+    Returns:
+        ``exp`` as a float (capped far in the future), or ``inf`` without ``exp``.
+
+    Raises:
+        InvalidToken: a subclass naming the first rule the token breaks.
+    """
+    for name in policy.required:
+        if claims.get(name) is None:
+            raise InvalidClaim(f"the token has no {name!r} claim")
+    if claims.get("iss") != iss:
+        raise InvalidClaim("the 'iss' claim does not match the token's issuer")
+    sub = claims.get("sub")
+    if sub is not None and (not isinstance(sub, str) or not sub):
+        raise InvalidClaim("the 'sub' claim must be a non-empty string")
+    leeway = policy.leeway
+    exp = _number(claims, "exp")
+    if exp is not None and now >= exp + leeway:
+        raise ExpiredToken(f"the token expired {max(int(now - exp), 0)} s ago")
+    nbf = _number(claims, "nbf")
+    if nbf is not None and now + leeway < nbf:
+        raise NotYetValid(f"the token is not valid for another {int(nbf - now)} s")
+    iat = _number(claims, "iat")
+    if iat is not None and now + leeway < iat:
+        raise NotYetValid(f"the token was issued {int(iat - now)} s in the future")
+    _check_audience(claims, policy.audiences if audiences is None else audiences)
+    _check_strings(claims, policy.scope_claims)
+    types = policy.token_types if token_types is None else token_types
+    if types is not None:
+        check_type(header, types)
+    return float("inf") if exp is None else float(exp)
+
+
+def scopes_from(claims: Mapping[str, Any], scope_claims: Iterable[str]) -> frozenset[str]:
+    """Collect scopes from space-separated strings (RFC 6749 §3.3) or string lists.
+
+    Values of other types are ignored (:func:`validate_claims` refuses them).
+    """
+    found: set[str] = set()
+    for name in scope_claims:
+        value = claims.get(name)
+        if isinstance(value, str):
+            found.update(value.split())
+        elif isinstance(value, list):
+            found.update(item for item in value if isinstance(item, str) and item)
+    return frozenset(found) if found else _EMPTY

@@ -1,0 +1,397 @@
+"""Turn a bearer token into a :class:`VerifiedToken`, or refuse it with an ``AuthError``.
+
+Order of one cold verification: size check → strict parse (header and claims) →
+route by ``iss`` → algorithm allow-list → keys (JWKS, via discovery when needed, or
+a configured HMAC secret) → signature → claims → cache. Everything but the key
+lookup is synchronous and runs on pre-built per-issuer state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from asgi_sso._jws import JWSParser, verify_signature
+from asgi_sso.claims import ClaimPolicy, normalize_type, scopes_from, validate_claims
+from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
+from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
+from asgi_sso.errors import (
+    AuthError,
+    ConfigurationError,
+    DisallowedAlgorithm,
+    MalformedToken,
+    ServiceUnavailable,
+    UnknownIssuer,
+)
+from asgi_sso.events import NULL_EMITTER, Emitter, Event
+from asgi_sso.issuers import IssuerRegistry, ResolvedIssuer
+from asgi_sso.jwks import JWKSCache
+from asgi_sso.keys import VerificationKey, key_from_secret
+from asgi_sso.token_cache import VerifiedTokenCache
+
+__all__ = ["TokenVerifier", "VerifiedToken"]
+
+_HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+
+
+class VerifiedToken:
+    """A token whose signature and claims were checked.
+
+    Attributes:
+        claims: the claim set.
+        header: the protected header (shared by tokens with the same header; do not mutate).
+        issuer: the issuer configuration bound to the token's ``iss``.
+        subject: the ``sub`` (empty when the issuer does not require one and it is absent).
+        connection: the connection id of the user.
+        scopes: the scopes granted by the token's scope claims.
+        expires_at: ``exp`` (wall-clock seconds), ``inf`` when the token has none.
+        key_id: the ``kid`` of the key that verified the signature, if any.
+    """
+
+    __slots__ = (
+        "claims",
+        "connection",
+        "expires_at",
+        "header",
+        "issuer",
+        "key_id",
+        "scopes",
+        "subject",
+    )
+
+    def __init__(
+        self,
+        *,
+        claims: dict[str, Any],
+        header: dict[str, Any],
+        issuer: ResolvedIssuer,
+        subject: str,
+        connection: str,
+        scopes: frozenset[str],
+        expires_at: float,
+        key_id: str | None,
+    ) -> None:
+        self.claims = claims
+        self.header = header
+        self.issuer = issuer
+        self.subject = subject
+        self.connection = connection
+        self.scopes = scopes
+        self.expires_at = expires_at
+        self.key_id = key_id
+
+    def __repr__(self) -> str:
+        return (
+            f"VerifiedToken(iss={self.issuer.iss!r}, subject={self.subject!r}, "
+            f"connection={self.connection!r})"
+        )
+
+
+class _IssuerState:
+    """What verification pre-computes per configured issuer."""
+
+    __slots__ = ("algorithms", "hmac_key", "policy")
+
+    def __init__(self, issuer: Issuer, secret: Secret | None) -> None:
+        self.algorithms = frozenset(issuer.algorithms)
+        self.policy = ClaimPolicy(issuer)
+        self.hmac_key: VerificationKey | None = None
+        uses_hmac = not self.algorithms.isdisjoint(_HMAC_ALGORITHMS)
+        if secret is not None:
+            try:
+                self.hmac_key = key_from_secret(secret.reveal())
+            except ValueError as exc:
+                raise ConfigurationError(f"the secret of issuer {issuer.label!r}: {exc}") from exc
+        elif uses_hmac:
+            raise ConfigurationError(
+                f"issuer {issuer.label!r} allows HS* algorithms but has no secret"
+            )
+
+
+class TokenVerifier:
+    """Verifies JWTs from the configured issuers; share one per application.
+
+    Args:
+        issuers: the trusted issuers.
+        client: the HTTP client for discovery and JWKS; created (and closed by
+            :meth:`aclose`) when needed and not given.
+        limits: named limits (token size, nesting, cache sizes and lifetimes).
+        clock: wall time for claims, monotonic time for caches.
+        emitter: receives ``verify``, ``cache.hit`` and ``cache.miss`` events.
+        jwks: a key cache to share; built from ``client`` when not given.
+        discovery: a metadata cache to share; built from ``client`` when not given.
+        secrets: HMAC secrets by issuer string, for ``HS*`` issuers.
+
+    Raises:
+        ConfigurationError: the issuers or secrets are inconsistent.
+    """
+
+    def __init__(
+        self,
+        issuers: Sequence[Issuer],
+        *,
+        client: httpx.AsyncClient | None = None,
+        limits: Limits = Limits(),  # noqa: B008 - a frozen Struct is a safe default
+        clock: Clock = SystemClock(),  # noqa: B008 - stateless
+        emitter: Emitter = NULL_EMITTER,
+        jwks: JWKSCache | None = None,
+        discovery: DiscoveryCache | None = None,
+        secrets: Mapping[str, Secret] | None = None,
+    ) -> None:
+        self._registry = IssuerRegistry(issuers)
+        secrets = dict(secrets or {})
+        unknown = set(secrets) - {i.issuer for i in self._registry.issuers}
+        if unknown:
+            raise ConfigurationError(f"secrets given for unconfigured issuers: {sorted(unknown)}")
+        self._states = {i.issuer: _IssuerState(i, secrets.get(i.issuer)) for i in issuers}
+        self._limits = limits
+        self._clock = clock
+        self._emitter = emitter
+        self._parser = JWSParser(limits)
+        self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
+            limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
+        )
+        self._owns_client = client is None and (jwks is None or discovery is None)
+        if self._owns_client:
+            client = httpx.AsyncClient(timeout=limits.fetch_timeout)
+        self._client = client
+        if jwks is None or discovery is None:
+            assert client is not None
+            common: dict[str, Any] = {"limits": limits, "clock": clock, "emitter": emitter}
+            jwks = jwks or JWKSCache(client, **common)
+            discovery = discovery or DiscoveryCache(client, **common)
+        self._jwks = jwks
+        self._discovery = discovery
+
+    @property
+    def registry(self) -> IssuerRegistry:
+        """The trusted issuers."""
+        return self._registry
+
+    @property
+    def jwks(self) -> JWKSCache:
+        """The key cache."""
+        return self._jwks
+
+    @property
+    def discovery(self) -> DiscoveryCache:
+        """The provider metadata cache."""
+        return self._discovery
+
+    @property
+    def cache(self) -> VerifiedTokenCache[VerifiedToken]:
+        """The verified-token cache."""
+        return self._cache
+
+    def cached(self, token: str) -> VerifiedToken | None:
+        """Return the cached verification of ``token`` if still valid (no I/O, no parsing)."""
+        return self._cache.get(token, self._clock.time())
+
+    async def verify(
+        self,
+        token: str,
+        *,
+        audience: str | None = None,
+        token_types: tuple[str, ...] | None = None,
+        use_cache: bool = True,
+    ) -> VerifiedToken:
+        """Verify ``token`` completely.
+
+        Args:
+            token: the compact JWS (untrusted).
+            audience: the one audience to require instead of the issuer's (e.g. a client
+                id for ID tokens and logout tokens).
+            token_types: accepted ``typ`` values instead of the issuer's.
+            use_cache: read and fill the verified-token cache. Verifications with an
+                ``audience`` or ``token_types`` override never use the cache, so a token
+                accepted under one policy is never served under another.
+
+        Raises:
+            AuthError: a subclass saying why the token is refused (never anything else).
+        """
+        cacheable = use_cache and audience is None and token_types is None
+        emitting = self._emitter.enabled
+        if cacheable:
+            hit = self._cache.get(token, self._clock.time())
+            if hit is not None:
+                if emitting:
+                    self._emit_cache("cache.hit", hit.issuer.config.label)
+                return hit
+            remembered = self._cache.failure(token, self._clock.monotonic())
+            if remembered is not None:
+                raise remembered.with_traceback(None)
+            if emitting:
+                self._emit_cache("cache.miss", None)
+        started = time.perf_counter() if emitting else 0.0
+        try:
+            verified = await self._verify(token, audience, token_types)
+        except AuthError as error:
+            # Transient outages are not remembered; malformed input is cheap to refuse again.
+            if cacheable and not isinstance(error, ServiceUnavailable | MalformedToken):
+                self._cache.remember_failure(token, error, self._clock.monotonic())
+            if emitting:
+                self._emit_verify(None, error, started)
+            raise
+        except Exception as exc:
+            # The one boundary where hostile input meets parsers and crypto libraries.
+            malformed = MalformedToken()
+            if emitting:
+                self._emit_verify(None, malformed, started)
+            raise malformed from exc
+        if cacheable:
+            self._cache.put(
+                token,
+                verified,
+                until=verified.expires_at + verified.issuer.config.leeway,
+                now=self._clock.time(),
+                subject=verified.subject,
+                issuer=verified.issuer.iss,
+                connection=verified.connection,
+            )
+        if emitting:
+            self._emit_verify(verified, None, started)
+        return verified
+
+    async def _verify(
+        self, token: str, audience: str | None, token_types: tuple[str, ...] | None
+    ) -> VerifiedToken:
+        parsed = self._parser.parse(token)
+        claims = parsed.claims
+        resolved = self._registry.resolve(claims.get("iss"), claims)
+        state = self._states[resolved.config.issuer]
+        alg = parsed.alg
+        if alg not in state.algorithms:
+            raise DisallowedAlgorithm(
+                f"the token's algorithm is not allowed for this issuer; "
+                f"expected {' or '.join(sorted(state.algorithms))}"
+            )
+        keys = await self.keys_for(resolved, parsed.kid, alg)
+        key = verify_signature(alg, parsed.signing_input, parsed.signature, keys)
+        expires_at = validate_claims(
+            claims,
+            parsed.header,
+            resolved.iss,
+            state.policy,
+            now=self._clock.time(),
+            audiences=None if audience is None else frozenset({audience}),
+            token_types=None
+            if token_types is None
+            else frozenset(normalize_type(t) for t in token_types),
+        )
+        sub = claims.get("sub")
+        return VerifiedToken(
+            claims=claims,
+            header=parsed.header,
+            issuer=resolved,
+            subject=sub if isinstance(sub, str) else "",
+            connection=resolved.connection,
+            scopes=scopes_from(claims, state.policy.scope_claims),
+            expires_at=expires_at,
+            key_id=key.kid,
+        )
+
+    async def keys_for(
+        self, resolved: ResolvedIssuer, kid: str | None, alg: str
+    ) -> tuple[VerificationKey, ...]:
+        """Return the candidate keys of ``resolved`` for ``kid`` and ``alg``.
+
+        HMAC algorithms use the issuer's configured secret; others its JWKS, found
+        through discovery when no ``jwks_uri`` is configured.
+
+        Raises:
+            UnknownKey: no key fits.
+            KeysUnavailable: keys or metadata cannot be fetched.
+        """
+        if alg in _HMAC_ALGORITHMS:
+            secret_key = self._states[resolved.config.issuer].hmac_key
+            if secret_key is None:
+                raise DisallowedAlgorithm("the issuer has no secret for HMAC algorithms")
+            return (secret_key,)
+        uri = resolved.jwks_uri
+        if uri is None:
+            uri = (await self._metadata_for(resolved)).jwks_uri
+        # Warm keys without awaiting the cache's refresh machinery.
+        keyset = self._jwks.cached(uri)
+        if keyset is not None:
+            found = keyset.candidates(kid, alg)
+            if found:
+                return found
+        return await self._jwks.find(uri, kid, alg)
+
+    async def _metadata_for(self, resolved: ResolvedIssuer) -> ProviderMetadata:
+        url = resolved.discovery_url
+        # A tenant's own document names the concrete issuer; one shared by every
+        # tenant of a template names the configured template text.
+        shared = resolved.tenant is not None and url == resolved.config.discovery_url
+        expected = resolved.config.issuer if shared else resolved.iss
+        cached = self._discovery.cached(url)
+        if cached is not None and cached.issuer == expected:
+            return cached
+        return await self._discovery.get(url, expected_issuer=expected)
+
+    async def metadata(self, issuer: str) -> ProviderMetadata:
+        """Return the discovery metadata of an exact configured issuer.
+
+        Raises:
+            UnknownIssuer: ``issuer`` is not an exact configured issuer.
+            KeysUnavailable: the document cannot be fetched.
+        """
+        config = self._registry.find(issuer)
+        if config is None or config.is_template:
+            raise UnknownIssuer(f"{issuer!r} is not an exact configured issuer")
+        return await self._discovery.get(config.discovery_document_url, expected_issuer=issuer)
+
+    async def prefetch(self) -> None:
+        """Fetch discovery and keys of every exact issuer that needs them; never raises."""
+        for config in self._registry.issuers:
+            if config.is_template and config.jwks_uri is None:
+                continue
+            if self._states[config.issuer].algorithms <= _HMAC_ALGORITHMS:
+                continue
+            try:
+                uri = config.jwks_uri or (await self.metadata(config.issuer)).jwks_uri
+                if "{tenant}" not in uri:
+                    await self._jwks.prefetch(uri)
+            except Exception:  # noqa: S112 - prefetch is best effort; events report it
+                continue
+
+    def evict_subject(
+        self, *, subject: str, issuer: str | None = None, connection: str | None = None
+    ) -> int:
+        """Drop cached verifications of ``subject`` (e.g. on deprovisioning); return how many."""
+        return self._cache.evict_subject(subject=subject, issuer=issuer, connection=connection)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this verifier created it."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+
+    def _emit_cache(self, name: str, issuer: str | None) -> None:
+        self._emitter.emit(Event(name=name, time=self._clock.time(), issuer=issuer))
+
+    def _emit_verify(
+        self, verified: VerifiedToken | None, error: AuthError | None, started: float
+    ) -> None:
+        duration = time.perf_counter() - started
+        if verified is not None:
+            event = Event(
+                name="verify",
+                outcome="ok",
+                time=self._clock.time(),
+                issuer=verified.issuer.config.label,
+                connection=verified.connection,
+                subject=verified.subject,
+                duration=duration,
+            )
+        else:
+            event = Event(
+                name="verify",
+                outcome="refused",
+                reason=error.reason if error is not None else None,
+                time=self._clock.time(),
+                duration=duration,
+            )
+        self._emitter.emit(event)

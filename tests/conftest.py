@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -13,3 +14,21 @@ settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
+
+
+def _reachable(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test PostgreSQL URL; skips with a reason when it is down, unless CI=true."""
+    if not _reachable("127.0.0.1", 5432) and os.environ.get("CI") != "true":
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (set CI=true to require it)")
+    return "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

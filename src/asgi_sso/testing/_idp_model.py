@@ -1,0 +1,210 @@
+"""The dev IdP's data: configured users and clients, rotating keys, grants and sessions.
+
+Pure state with no I/O, shared by the endpoints (:mod:`._idp_endpoints`) and the
+public :class:`~asgi_sso.testing.idp.DevIdP` façade.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from typing import Any
+
+import msgspec
+from joserfc.jws import JWSRegistry
+
+from asgi_sso.config import Clock
+from asgi_sso.errors import ConfigurationError
+from asgi_sso.testing.tokens import SigningKey, generate_key, public_jwk
+
+__all__ = ["DevClient", "DevUser", "Grant", "KeyRing", "verify_own"]
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+class DevUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A test user of the dev IdP.
+
+    Attributes:
+        sub: the stable subject identifier.
+        email: the e-mail address (released as ``email`` with ``email_verified``).
+        name: the display name; ``given_name`` and ``family_name`` likewise.
+        groups: released as the ``groups`` claim.
+        roles: released as the ``roles`` claim.
+        tenant: released as ``tid`` (the Entra-style tenant id), when set.
+        connection_id: released as ``connection_id`` (a broker's connection), when set.
+        extra_claims: any other claims to release in ID and access tokens.
+    """
+
+    sub: str
+    email: str | None = None
+    name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    tenant: str | None = None
+    connection_id: str | None = None
+    extra_claims: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.sub or len(self.sub) > 255:
+            raise ConfigurationError("DevUser.sub must be 1 to 255 characters")  # OIDC Core §2
+
+    def profile(self) -> dict[str, Any]:
+        """The claims this user releases besides ``sub`` (OIDC Core §5.1)."""
+        out: dict[str, Any] = {}
+        if self.email is not None:
+            out["email"] = self.email
+            out["email_verified"] = True
+        for name in ("name", "given_name", "family_name"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.groups:
+            out["groups"] = list(self.groups)
+        if self.roles:
+            out["roles"] = list(self.roles)
+        if self.tenant is not None:
+            out["tid"] = self.tenant
+        if self.connection_id is not None:
+            out["connection_id"] = self.connection_id
+        out.update(self.extra_claims)
+        return out
+
+
+class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An OAuth client (relying party) registered with the dev IdP.
+
+    Attributes:
+        client_id: the client identifier.
+        client_secret: the shared secret; ``None`` makes a public client (PKCE only).
+        redirect_uris: the exact redirect URIs allowed (OIDC Core §3.1.2.1).
+        post_logout_redirect_uris: where RP-initiated logout may return to.
+        backchannel_logout_uri: where back-channel logout tokens are POSTed.
+        audience: the ``aud`` of this client's access tokens; defaults to ``client_id``.
+        grant_types: the grants this client may use.
+        scopes: the default scope of ``client_credentials`` tokens.
+    """
+
+    client_id: str
+    client_secret: str | None = None
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    audience: str | None = None
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    scopes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            raise ConfigurationError("DevClient.client_id must not be empty")
+        for grant in self.grant_types:
+            if grant not in GRANT_TYPES:
+                raise ConfigurationError(f"unknown grant type {grant!r}; choose from {GRANT_TYPES}")
+        if "client_credentials" in self.grant_types and self.client_secret is None:
+            raise ConfigurationError("client_credentials needs a confidential client (a secret)")
+        for uri in self.redirect_uris:
+            if "#" in uri:
+                raise ConfigurationError(f"redirect URI {uri!r} must not have a fragment")
+
+    def __repr__(self) -> str:
+        secret = None if self.client_secret is None else "**********"
+        return f"DevClient(client_id={self.client_id!r}, client_secret={secret!r})"
+
+    @property
+    def is_public(self) -> bool:
+        """Whether the client has no secret (it authenticates with PKCE alone)."""
+        return self.client_secret is None
+
+    @property
+    def token_audience(self) -> str:
+        """The ``aud`` of access tokens issued to this client."""
+        return self.audience or self.client_id
+
+
+class Grant(msgspec.Struct, kw_only=True):
+    """An authorization code or refresh token waiting to be redeemed."""
+
+    client_id: str
+    sub: str
+    scope: str
+    sid: str
+    auth_time: int
+    expires_at: float
+    redirect_uri: str = ""
+    nonce: str | None = None
+    code_challenge: str = ""
+
+
+class KeyRing:
+    """Signing keys, oldest first: the newest signs, retired ones stay for a grace period."""
+
+    def __init__(self, algorithm: str, clock: Clock, grace: float) -> None:
+        self.algorithm = algorithm
+        self._clock = clock
+        self.grace = grace
+        self._keys: list[tuple[SigningKey, float | None]] = [(generate_key(algorithm), None)]
+
+    @property
+    def current(self) -> SigningKey:
+        """The key that signs now."""
+        return self._keys[-1][0]
+
+    def rotate(self) -> SigningKey:
+        """Make a new signing key; the previous one verifies until the grace period ends."""
+        now = self._clock.monotonic()
+        self._keys = [(key, now if retired is None else retired) for key, retired in self._keys]
+        self._keys.append((generate_key(self.algorithm), None))
+        return self.current
+
+    def published(self) -> list[SigningKey]:
+        """The keys still in the JWKS (oldest first), dropping those past their grace."""
+        now = self._clock.monotonic()
+        self._keys = [
+            (key, retired)
+            for key, retired in self._keys
+            if retired is None or now - retired < self.grace
+        ]
+        return [key for key, _ in self._keys]
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK Set (RFC 7517 §5)."""
+        return {"keys": [public_jwk(key) for key in self.published()]}
+
+    def find(self, kid: object) -> SigningKey | None:
+        """The published key with this ``kid``."""
+        return next((key for key in self.published() if key.kid == kid), None)
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def verify_own(token: str, ring: KeyRing) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Check a token this IdP signed; return ``(header, claims)`` or ``None`` when it is not ours.
+
+    Only the signature is checked here; callers check ``iss``, ``exp`` and ``typ``.
+    """
+    try:
+        head, payload, signature = token.split(".")
+        header = json.loads(_b64decode(head))
+        key = ring.find(header.get("kid"))
+        if key is None or header.get("alg") != ring.algorithm:
+            return None
+        algorithm = JWSRegistry.algorithms[ring.algorithm]
+        message = f"{head}.{payload}".encode()
+        if not algorithm.verify(message, _b64decode(signature), key):
+            return None
+        claims = json.loads(_b64decode(payload))
+    except Exception:  # hostile input from a test or an RP: never ours
+        return None
+    if not isinstance(claims, dict):
+        return None
+    return header, claims
+
+
+def new_secret() -> str:
+    """A fresh unguessable value for codes, tokens and session ids."""
+    return secrets.token_urlsafe(32)

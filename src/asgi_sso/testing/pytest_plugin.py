@@ -1,0 +1,121 @@
+"""pytest fixtures: a dev IdP, a token factory and a client for an app behind ``SSOMiddleware``.
+
+Registered through the ``pytest11`` entry point, so installing ``asgi-sso[test]``
+makes ``dev_idp``, ``token_factory`` and ``sso_client`` available everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import ASGIApp
+
+from asgi_sso.testing.idp import DevClient, DevIdP, DevUser
+from asgi_sso.testing.tokens import TokenFactory
+
+__all__ = ["DEMO_AUDIENCE", "DEMO_CLIENTS", "DEMO_USERS", "dev_idp", "sso_client", "token_factory"]
+
+DEMO_AUDIENCE = "api://asgi-sso-dev"
+DEMO_USERS: tuple[DevUser, ...] = (
+    DevUser(
+        sub="alice",
+        email="alice@example.com",
+        name="Alice Admin",
+        given_name="Alice",
+        family_name="Admin",
+        groups=("admins", "staff"),
+        roles=("admin",),
+        connection_id="conn_acme",
+    ),
+    DevUser(
+        sub="bob",
+        email="bob@example.com",
+        name="Bob Builder",
+        given_name="Bob",
+        family_name="Builder",
+        groups=("staff",),
+        connection_id="conn_acme",
+    ),
+)
+DEMO_CLIENTS: tuple[DevClient, ...] = (
+    DevClient(
+        client_id="dev-client",
+        client_secret="dev-client-secret",
+        redirect_uris=("http://testserver/auth/callback", "http://127.0.0.1:8000/auth/callback"),
+        post_logout_redirect_uris=("http://testserver/", "http://127.0.0.1:8000/"),
+        backchannel_logout_uri="http://testserver/auth/backchannel-logout",
+        audience=DEMO_AUDIENCE,
+        grant_types=("authorization_code", "refresh_token", "client_credentials"),
+    ),
+)
+
+SSOClientFactory = Callable[..., httpx.AsyncClient]
+
+
+@pytest.fixture
+def dev_idp() -> DevIdP:
+    """A fresh :class:`DevIdP` with users ``alice`` and ``bob`` and client ``dev-client``.
+
+    Its issuer is ``http://127.0.0.1:<free port>`` (so ``dev_idp.serve()`` works) and
+    it auto-approves sign-ins as ``alice``.
+    """
+    return DevIdP(users=DEMO_USERS, clients=DEMO_CLIENTS, auto_approve=True)
+
+
+@pytest.fixture
+def token_factory(dev_idp: DevIdP) -> TokenFactory:
+    """A :class:`TokenFactory` signing as ``dev_idp`` for the demo audience."""
+    factory = dev_idp.tokens
+    factory.audience = DEMO_AUDIENCE
+    return factory
+
+
+@pytest.fixture
+def sso_client(dev_idp: DevIdP) -> Iterator[SSOClientFactory]:
+    """Build an ``httpx.AsyncClient`` for an app wrapped by ``SSOMiddleware`` trusting ``dev_idp``.
+
+    Call it as ``sso_client(app, user="alice", scopes=("read",), audience=..., **middleware_kw)``:
+    with ``user`` the client sends a Bearer token for that subject on every request.
+    """
+    opened: list[httpx.AsyncClient] = []
+
+    def build(
+        app: ASGIApp,
+        *,
+        user: str | None = None,
+        scopes: Sequence[str] = (),
+        audience: str = DEMO_AUDIENCE,
+        base_url: str = "http://testserver",
+        **middleware_kw: Any,
+    ) -> httpx.AsyncClient:
+        from asgi_sso.middleware import SSOMiddleware
+
+        idp_client = dev_idp.http_client()
+        wrapped = SSOMiddleware(
+            app,
+            issuers=[dev_idp.issuer_config(audience=audience)],
+            http_client=idp_client,
+            **middleware_kw,
+        )
+        headers = {}
+        if user is not None:
+            token = dev_idp.issue_token(user, audience=audience, scopes=scopes)
+            headers["Authorization"] = f"Bearer {token}"
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=wrapped), base_url=base_url, headers=headers
+        )
+        opened.extend((client, idp_client))
+        return client
+
+    yield build
+    if opened:
+        asyncio.run(_close_all(opened))
+
+
+async def _close_all(clients: Sequence[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()

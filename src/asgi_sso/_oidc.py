@@ -1,0 +1,263 @@
+"""The OpenID Connect client steps of sign-in: PKCE, token endpoint, userinfo, ID token checks.
+
+Sans-IO where it can be; the two network calls go through the injected
+``httpx.AsyncClient`` under one overall deadline and a body-size cap, and every
+transport or parsing failure becomes an :class:`~asgi_sso.errors.AuthError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote_plus, urlencode
+
+import httpx
+import msgspec
+
+from asgi_sso.errors import AuthError, InvalidClaim, ServiceUnavailable, UnknownIssuer
+
+__all__ = [
+    "PROTOCOL_CLAIMS",
+    "ClientAuth",
+    "FlowState",
+    "ProviderError",
+    "SignInError",
+    "TokenSet",
+    "authorize_url",
+    "check_id_token",
+    "fetch_userinfo",
+    "merge_claims",
+    "new_flow",
+    "token_request",
+]
+
+PROTOCOL_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "at_hash", "c_hash",
+     "auth_time", "sid", "jti", "acr", "amr"}
+)  # fmt: skip
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+_HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+
+class SignInError(AuthError):
+    """The sign-in callback is wrong: missing, expired or replayed state, an IdP ``error``."""
+
+    status = 400
+    error = "invalid_request"
+    default_description = "the sign-in request is invalid; please sign in again"
+    reason = "signin"
+
+
+class ProviderError(AuthError):
+    """The identity provider answered something unusable (status 502)."""
+
+    status = 502
+    error = None
+    default_description = "the identity provider sent an invalid response"
+    reason = "provider_error"
+
+
+class FlowState(msgspec.Struct, frozen=True, kw_only=True):
+    """One pending sign-in (kept encrypted in the state cookie)."""
+
+    state: str
+    nonce: str
+    verifier: str
+    return_to: str
+    redirect_uri: str
+    expires_at: float
+
+
+class TokenSet(msgspec.Struct, frozen=True, kw_only=True):
+    """The parts of a token response we use (RFC 6749 §5.1, OIDC Core §3.1.3.3)."""
+
+    id_token: str | None = None
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_in: float | None = None
+
+
+class ClientAuth(msgspec.Struct, frozen=True, kw_only=True):
+    """How this client authenticates at the token endpoint (RFC 6749 §2.3.1)."""
+
+    client_id: str
+    secret: bytes | None
+    method: str
+
+    def __repr__(self) -> str:
+        return f"ClientAuth(client_id={self.client_id!r}, method={self.method!r})"
+
+    def apply(self, form: dict[str, str]) -> dict[str, str]:
+        """Add client credentials to ``form``; return the extra request headers."""
+        if self.method == "client_secret_basic" and self.secret is not None:
+            pair = f"{quote_plus(self.client_id)}:{quote_plus(self.secret.decode())}"
+            return {"authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+        form["client_id"] = self.client_id
+        if self.method == "client_secret_post" and self.secret is not None:
+            form["client_secret"] = self.secret.decode()
+        return {}
+
+
+def new_flow(*, return_to: str, redirect_uri: str, expires_at: float) -> FlowState:
+    """Fresh ``state``, ``nonce`` and PKCE verifier (RFC 7636 §4.1: 43-128 characters)."""
+    return FlowState(
+        state=secrets.token_urlsafe(32),
+        nonce=secrets.token_urlsafe(32),
+        verifier=secrets.token_urlsafe(48),
+        return_to=return_to,
+        redirect_uri=redirect_uri,
+        expires_at=expires_at,
+    )
+
+
+def authorize_url(
+    endpoint: str,
+    *,
+    client_id: str,
+    scopes: tuple[str, ...],
+    flow: FlowState,
+    extra: Mapping[str, str],
+) -> str:
+    """The authorization request URL (OIDC Core §3.1.2.1) with PKCE S256 (RFC 7636 §4.3)."""
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(flow.verifier.encode()).digest())
+    params = {
+        **extra,
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": flow.redirect_uri,
+        "scope": " ".join(scopes),
+        "state": flow.state,
+        "nonce": flow.nonce,
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+    }
+    return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
+
+
+async def _fetch(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    deadline: float,
+    max_bytes: int,
+) -> tuple[int, Any]:
+    """Send ``request`` under one overall deadline; return the status and JSON body (or None)."""
+    try:
+        async with asyncio.timeout(deadline):
+            response = await client.send(request, stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise ProviderError("the identity provider's response is too large")
+            finally:
+                await response.aclose()
+    except AuthError:
+        raise
+    except (TimeoutError, httpx.HTTPError, OSError) as exc:
+        raise ServiceUnavailable("the identity provider cannot be reached") from exc
+    try:
+        document = msgspec.json.decode(bytes(body))
+    except Exception:  # not JSON: the caller decides from the status what that means
+        document = None
+    return response.status_code, document
+
+
+async def token_request(
+    client: httpx.AsyncClient,
+    endpoint: str,
+    form: dict[str, str],
+    auth: ClientAuth,
+    *,
+    deadline: float,
+    max_bytes: int,
+) -> TokenSet:
+    """POST to the token endpoint (code or refresh grant) and parse the answer."""
+    headers = {"accept": "application/json", **auth.apply(form)}
+    request = client.build_request("POST", endpoint, data=form, headers=headers)
+    status, document = await _fetch(client, request, deadline=deadline, max_bytes=max_bytes)
+    if status == 200 and isinstance(document, dict):
+        try:
+            return msgspec.convert(document, TokenSet, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ProviderError("the token response has fields of the wrong type") from exc
+    if status in (400, 401) and isinstance(document, dict):
+        code = document.get("error")
+        shown = code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "error"
+        raise SignInError(f"the identity provider refused the request ({shown})")
+    if status == 429 or status >= 500:
+        raise ServiceUnavailable("the identity provider's token endpoint is unavailable")
+    raise ProviderError(f"the token endpoint answered {status} without a usable JSON body")
+
+
+async def fetch_userinfo(
+    client: httpx.AsyncClient,
+    endpoint: str,
+    access_token: str,
+    *,
+    deadline: float,
+    max_bytes: int,
+) -> dict[str, Any]:
+    """GET the UserInfo claims (OIDC Core §5.3); only plain JSON responses are accepted."""
+    headers = {"authorization": f"Bearer {access_token}", "accept": "application/json"}
+    request = client.build_request("GET", endpoint, headers=headers)
+    status, document = await _fetch(client, request, deadline=deadline, max_bytes=max_bytes)
+    if status == 200 and isinstance(document, dict):
+        return document
+    if status == 429 or status >= 500:
+        raise ServiceUnavailable("the identity provider's userinfo endpoint is unavailable")
+    raise ProviderError(f"the userinfo endpoint answered {status} without a JSON object")
+
+
+def check_id_token(
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str,
+    alg: str | None = None,
+    access_token: str | None = None,
+) -> None:
+    """The checks OIDC Core §3.1.3.7 leaves to the client after signature, ``aud`` and ``exp``."""
+    if claims.get("iss") != issuer:
+        raise UnknownIssuer("the ID token was not issued by the sign-in provider")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise InvalidClaim("the ID token has no subject")
+    got = claims.get("nonce")
+    if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+        raise InvalidClaim("the ID token nonce does not match this sign-in")
+    aud = claims.get("aud")
+    azp = claims.get("azp")
+    if isinstance(aud, list) and len(aud) > 1 and azp is None:
+        raise InvalidClaim("the ID token has several audiences but no azp")
+    if azp is not None and azp != client_id:
+        raise InvalidClaim("the ID token azp is not this client")
+    at_hash = claims.get("at_hash")
+    if at_hash is not None and access_token is not None and alg is not None:
+        digest = _HASHES.get(alg[-3:], hashlib.sha512)(access_token.encode()).digest()
+        half = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+        if not isinstance(at_hash, str) or not hmac.compare_digest(half, at_hash):
+            raise InvalidClaim("the ID token at_hash does not match the access token")
+
+
+def merge_claims(id_claims: Mapping[str, Any], userinfo: Mapping[str, Any]) -> dict[str, Any]:
+    """ID token claims plus userinfo claims; userinfo never overrides a protocol claim.
+
+    Raises:
+        InvalidClaim: the userinfo ``sub`` differs from the ID token's (OIDC Core §5.3.2).
+    """
+    if userinfo.get("sub") != id_claims.get("sub"):
+        raise InvalidClaim("the userinfo subject does not match the ID token")
+    merged = dict(id_claims)
+    for key, value in userinfo.items():
+        if key not in PROTOCOL_CLAIMS:
+            merged[key] = value
+    return merged

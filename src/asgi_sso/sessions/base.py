@@ -1,0 +1,118 @@
+"""The server-side session contract: the ``SessionStore`` protocol and its ``SessionRecord``.
+
+A browser session is a :class:`SessionRecord`. The cookie-only mode carries the
+whole record inside the encrypted cookie; a server-side store keeps it and the
+cookie only names it. One-time sign-in state (``put_state``/``pop_state``) lives
+in the same store so several workers share it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import msgspec
+
+from asgi_sso.errors import InvalidToken
+
+__all__ = ["SessionInvalid", "SessionRecord", "SessionStore"]
+
+
+class SessionInvalid(InvalidToken):
+    """The session cookie is tampered, truncated, expired, idle-timed-out or revoked.
+
+    Attributes:
+        headers: ``Set-Cookie`` headers that clear the bad cookie; the middleware
+            adds them to the refusal (or to the redirect to sign in).
+    """
+
+    default_description = "the session is invalid"
+    reason = "session"
+
+    def __init__(
+        self, description: str | None = None, *, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        super().__init__(description)
+        self.headers: list[tuple[bytes, bytes]] = headers or []
+
+
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One signed-in browser session.
+
+    Attributes:
+        id: the local session id (random, URL-safe).
+        subject: the user's ``sub``.
+        issuer: the ID token's ``iss``.
+        connection: the connection id (``Principal.tenant``).
+        claims: the ID token and userinfo claims, minus bulky protocol ones.
+        sid: the IdP session id (``sid`` claim), for back-channel logout.
+        id_token: the raw ID token, for ``id_token_hint`` at logout (may be dropped).
+        refresh_token: the refresh token (server-side stores only).
+        created_at: wall-clock seconds when the user signed in.
+        last_seen: wall-clock seconds of the last request that touched the session.
+        expires_at: wall-clock seconds of the absolute end of the session.
+    """
+
+    id: str
+    subject: str
+    issuer: str
+    connection: str
+    claims: dict[str, Any] = {}
+    sid: str | None = None
+    id_token: str | None = None
+    refresh_token: str | None = None
+    created_at: float = 0.0
+    last_seen: float = 0.0
+    expires_at: float = 0.0
+
+    def __repr__(self) -> str:
+        # Tokens and claims never reach a log line (STYLE.md rule 10).
+        return (
+            f"SessionRecord(id={self.id[:6]!r}..., subject={self.subject!r}, "
+            f"connection={self.connection!r}, expires_at={self.expires_at!r})"
+        )
+
+    __str__ = __repr__
+
+
+class SessionStore(Protocol):
+    """Where server-side sessions and one-time sign-in state live.
+
+    Every method may raise :class:`~asgi_sso.errors.StoreUnavailable`. A record is
+    gone (``get`` returns ``None``) once ``expires_at`` has passed.
+    """
+
+    async def create(self, record: SessionRecord) -> None:
+        """Store a new session."""
+        ...
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """Return the live session named ``session_id``, or ``None``."""
+        ...
+
+    async def update(self, record: SessionRecord) -> None:
+        """Replace a session (sliding ``last_seen``, refreshed tokens); no-op if gone."""
+        ...
+
+    async def delete(self, session_id: str) -> None:
+        """End one session; no-op if gone."""
+        ...
+
+    async def delete_user(self, connection: str, subject: str) -> int:
+        """End every session of a user; return how many ended."""
+        ...
+
+    async def delete_by_sid(self, sid: str) -> int:
+        """End every session carrying the IdP session id ``sid``; return how many ended."""
+        ...
+
+    async def put_state(self, key: str, value: bytes, ttl: float) -> None:
+        """Keep one-time sign-in state for ``ttl`` seconds."""
+        ...
+
+    async def pop_state(self, key: str) -> bytes | None:
+        """Take the state under ``key`` atomically: only the first caller gets it."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -55,6 +55,11 @@ class FetchedDocument:
     max_age: float | None
 
 
+def _is_delta_seconds(value: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²" and other Unicode digits.
+    return value.isascii() and value.isdigit()
+
+
 def max_age_of(cache_control: str | None, age: str | None = None) -> float | None:
     """Read a freshness lifetime from Cache-Control (RFC 9111 §5.2.2), less the ``Age``.
 
@@ -75,9 +80,9 @@ def max_age_of(cache_control: str | None, age: str | None = None) -> float | Non
             return 0.0
         if name == "max-age":
             value = value.strip().strip('"')
-            if value.isdigit():
+            if _is_delta_seconds(value):
                 max_age = float(value)
-    if max_age is not None and age is not None and age.strip().isdigit():
+    if max_age is not None and age is not None and _is_delta_seconds(age.strip()):
         max_age = max(0.0, max_age - float(age.strip()))
     return max_age
 
@@ -104,7 +109,7 @@ async def fetch_document(client: httpx.AsyncClient, url: str, *, limits: Limits)
                 if not 200 <= response.status_code < 300:
                     raise FetchError(f"HTTP status {response.status_code}")
                 declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > cap:
+                if _is_delta_seconds(declared) and int(declared) > cap:
                     raise FetchError(f"body larger than {cap} bytes")
                 chunks: list[bytes] = []
                 size = 0

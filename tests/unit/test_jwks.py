@@ -140,6 +140,8 @@ def test_age_header_shortens_max_age() -> None:
     assert max_age_of('max-age="30"') == 30.0
     assert max_age_of("private") is None
     assert max_age_of("") is None
+    assert max_age_of("max-age=²") is None  # only ASCII digits are delta-seconds
+    assert max_age_of("max-age=١٢") is None
 
 
 async def test_key_rotation_is_picked_up_after_expiry(

@@ -1,0 +1,225 @@
+"""OIDC Back-Channel Logout 1.0: the endpoint an IdP posts ``logout_token`` to.
+
+The token is verified by the core verifier (issuer, signature, audience = the
+client id, ``exp``), then checked against §2.6: the back-channel logout event,
+``sub`` and/or ``sid``, no ``nonce``, ``iat`` and ``jti`` present, a short life,
+and a ``jti`` not seen before (remembered in process until the token expires).
+A ``sid`` ends that session (``Revocation(kind="session")``); a ``sub`` alone
+ends every session of the user (``kind="user"``). Answers 200, or 400 with a
+JSON ``invalid_request`` body (§2.8), always with ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeGuard
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from asgi_sso._scim_input import ScimError, read_body
+from asgi_sso.config import Clock, SystemClock
+from asgi_sso.errors import AuthError, ConfigurationError
+from asgi_sso.events import NULL_EMITTER, Emitter, Event
+from asgi_sso.revocation import Revocation, RevocationBus
+
+__all__ = ["BACKCHANNEL_LOGOUT_EVENT", "BackchannelConfig", "BackchannelLogoutApp"]
+
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+_encoder = msgspec.json.Encoder()
+
+
+class _Issuer(Protocol):
+    iss: str
+
+
+class _Verified(Protocol):
+    claims: Mapping[str, Any]
+    header: Mapping[str, Any]
+    connection: str
+
+    @property
+    def issuer(self) -> _Issuer: ...
+
+
+class LogoutTokenVerifier(Protocol):
+    """What the endpoint needs of :class:`asgi_sso.verify.TokenVerifier`."""
+
+    async def verify(
+        self,
+        token: str,
+        *,
+        audience: str | None = ...,
+        token_types: tuple[str, ...] | None = ...,
+        use_cache: bool = ...,
+    ) -> Any:
+        """Verify ``token`` or raise an ``AuthError``."""
+        ...
+
+
+class BackchannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The back-channel logout endpoint's settings.
+
+    Attributes:
+        client_id: this relying party's client id: the required ``aud``.
+        token_types: accepted ``typ`` headers (§2.4 recommends ``logout+jwt``);
+            ``None`` applies the issuer's own policy.
+        max_lifetime: longest accepted ``exp - iat`` in seconds ("short exp").
+        max_body_bytes: larger POST bodies are refused while being read.
+        replay_cache_size: ``jti`` values remembered at most.
+    """
+
+    client_id: str
+    token_types: tuple[str, ...] | None = ("logout+jwt",)
+    max_lifetime: float = 600.0
+    max_body_bytes: int = 16 * 1024
+    replay_cache_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            raise ConfigurationError("BackchannelConfig.client_id must not be empty")
+        if self.max_lifetime <= 0 or self.max_body_bytes < 1 or self.replay_cache_size < 1:
+            raise ConfigurationError("BackchannelConfig limits must be positive")
+
+
+class _Refused(Exception):
+    pass
+
+
+class BackchannelLogoutApp:
+    """The back-channel logout endpoint as an ASGI app (POST only).
+
+    Args:
+        config: client id and limits.
+        verifier: the core token verifier.
+        revocations: receives the ``session`` / ``user`` revocations.
+        emitter: receives ``backchannel_logout`` events.
+        clock: wall time for expiry and the replay cache.
+    """
+
+    def __init__(
+        self,
+        config: BackchannelConfig,
+        verifier: LogoutTokenVerifier,
+        *,
+        revocations: RevocationBus,
+        emitter: Emitter = NULL_EMITTER,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self._verifier = verifier
+        self._bus = revocations
+        self._emitter = emitter
+        self._clock = clock or SystemClock()
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve one logout request (other scope types are ignored)."""
+        if scope["type"] != "http":
+            return
+        headers = [(b"cache-control", b"no-store")]
+        if scope.get("method") != "POST":
+            await _respond(send, 405, [*headers, (b"allow", b"POST")], b"")
+            return
+        try:
+            revocation = await self._logout(scope, receive)
+        except _Refused as exc:
+            self._emit("refused", str(exc), None)
+            body = _encoder.encode({"error": "invalid_request", "error_description": str(exc)})
+            await _respond(send, 400, [*headers, (b"content-type", b"application/json")], body)
+            return
+        await self._bus.publish(revocation)
+        self._emit("ok", revocation.kind, revocation)
+        await _respond(send, 200, headers, b"")
+
+    async def _logout(self, scope: Any, receive: Any) -> Revocation:
+        try:
+            raw = await read_body(receive, scope, self.config.max_body_bytes)
+            form = parse_qsl(raw.decode("ascii"), strict_parsing=True, errors="strict")
+        except ScimError as exc:
+            raise _Refused(exc.detail) from exc
+        except ValueError as exc:
+            raise _Refused("the body must be application/x-www-form-urlencoded") from exc
+        tokens = [v for k, v in form if k == "logout_token"]
+        if len(tokens) != 1:
+            raise _Refused("exactly one logout_token is required")
+        try:
+            verified = await self._verifier.verify(
+                tokens[0],
+                audience=self.config.client_id,
+                token_types=self.config.token_types,
+                use_cache=False,
+            )
+        except AuthError as exc:
+            raise _Refused(exc.description) from exc
+        return self._check(verified)
+
+    def _check(self, verified: _Verified) -> Revocation:
+        claims = verified.claims
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(
+            events.get(BACKCHANNEL_LOGOUT_EVENT), dict
+        ):
+            raise _Refused("the events claim lacks the back-channel logout event")
+        sub, sid = claims.get("sub"), claims.get("sid")
+        if not isinstance(sub, str | None) or not isinstance(sid, str | None) or not (sub or sid):
+            raise _Refused("a logout token needs sub, sid or both")
+        if "nonce" in claims:
+            raise _Refused("a logout token must not carry a nonce")
+        iat, exp, jti = claims.get("iat"), claims.get("exp"), claims.get("jti")
+        if not _number(iat) or not _number(exp):
+            raise _Refused("a logout token needs iat and exp")
+        if exp - iat > self.config.max_lifetime:
+            raise _Refused("the logout token lives too long")
+        if not isinstance(jti, str) or not jti or len(jti) > 256:
+            raise _Refused("a logout token needs a jti")
+        iss = verified.issuer.iss
+        self._remember(hashlib.sha256(f"{iss}\x00{jti}".encode()).digest(), float(exp))
+        if sid:
+            return Revocation(
+                kind="session", connection=verified.connection, subject=sub or None,
+                issuer=iss, session_id=sid, time=self._clock.time(),
+            )  # fmt: skip
+        return Revocation(
+            kind="user", connection=verified.connection, subject=sub, issuer=iss,
+            time=self._clock.time(),
+        )  # fmt: skip
+
+    def _remember(self, key: bytes, expires: float) -> None:
+        now = self._clock.time()
+        while self._seen:
+            oldest_key, oldest_exp = next(iter(self._seen.items()))
+            if oldest_exp > now and len(self._seen) < self.config.replay_cache_size:
+                break
+            del self._seen[oldest_key]
+        if key in self._seen:
+            raise _Refused("this logout token was already used")
+        # Entries are evicted in insertion order; expiries are roughly monotonic.
+        self._seen[key] = max(expires, now) + 300.0
+
+    def _emit(self, outcome: str, reason: str, revocation: Revocation | None) -> None:
+        if not self._emitter.enabled:
+            return
+        self._emitter.emit(
+            Event(
+                name="backchannel_logout",
+                outcome=outcome,
+                reason=reason if revocation is not None else "invalid_request",
+                time=self._clock.time(),
+                issuer=None if revocation is None else revocation.issuer,
+                connection=None if revocation is None else revocation.connection,
+                subject=None if revocation is None else revocation.subject,
+            )
+        )
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+async def _respond(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

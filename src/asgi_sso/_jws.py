@@ -13,7 +13,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -29,9 +28,9 @@ __all__ = ["JWSParser", "ParsedToken", "SignatureKey", "verify_signature"]
 
 # RFC 7515 §2: base64url without padding; three non-empty segments (§7.1). A JWS
 # with an empty signature is the "none" algorithm, which is never accepted.
-_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-_TO_STANDARD = str.maketrans("-_", "+/")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_ALPHABET_BYTES = _ALPHABET.encode("ascii")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 # The last character of a segment may only carry data bits (RFC 4648 §3.5): with
 # two or three characters in the last quantum, the unused low bits must be zero,
 # otherwise several spellings decode to the same bytes and a mutated signature
@@ -40,7 +39,7 @@ _CANONICAL_LAST = {
     2: frozenset(_ALPHABET[::16]),
     3: frozenset(_ALPHABET[::4]),
 }
-_PADDING = ("", "", "==", "=")
+_PADDING = (b"", b"", b"==", b"=")
 _HEADER_CACHE_SIZE = 256
 _MISSING = object()
 
@@ -94,11 +93,12 @@ class ParsedToken:
         self.signature = signature
 
 
-def _b64decode(segment: str) -> bytes:
-    size = len(segment) % 4
-    if size == 1 or (size and segment[-1] not in _CANONICAL_LAST[size]):
+def _b64decode(standard: bytes, token: str, start: int, end: int) -> bytes:
+    """Decode ``token[start:end]``, already translated to the standard alphabet."""
+    size = (end - start) % 4
+    if size == 1 or (size and token[end - 1] not in _CANONICAL_LAST[size]):
         raise MalformedToken("the token has a badly encoded segment")
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[size])
+    return binascii.a2b_base64(standard[start:end] + _PADDING[size])
 
 
 def _depth(value: object) -> int:
@@ -174,24 +174,37 @@ class JWSParser:
             raise MalformedToken("the token must be text")
         if len(token) > self._max_bytes:
             raise MalformedToken(f"the token is longer than {self._max_bytes} bytes")
-        if _COMPACT.fullmatch(token) is None:
+        if not token.isascii():
             raise MalformedToken("the token is not a compact JWS (three base64url segments)")
-        head, body, sig = token.split(".")
+        raw = token.encode("ascii")
+        # Deleting the base64url alphabet must leave exactly the two separators.
+        first = token.find(".")
+        second = token.find(".", first + 1)
+        if (
+            raw.translate(None, _ALPHABET_BYTES) != b".."
+            or first < 1
+            or second == first + 1
+            or second == len(token) - 1
+        ):
+            raise MalformedToken("the token is not a compact JWS (three base64url segments)")
+        standard = raw.translate(_TO_STANDARD)
+        head = token[:first]
         cached = self._headers.get(head)
         if cached is None:
-            header = _json_object(_b64decode(head), self._max_depth, "header")
+            header_json = _b64decode(standard, token, 0, first)
+            header = _json_object(header_json, self._max_depth, "header")
             alg, kid = _check_header(header)
             if len(self._headers) >= _HEADER_CACHE_SIZE:
                 self._headers.clear()
             self._headers[head] = cached = (header, alg, kid)
-        claims = _json_object(_b64decode(body), self._max_depth, "claim set")
+        claims_json = _b64decode(standard, token, first + 1, second)
         return ParsedToken(
             cached[0],
-            claims,
+            _json_object(claims_json, self._max_depth, "claim set"),
             cached[1],
             cached[2],
-            token[: len(head) + len(body) + 1].encode("ascii"),
-            _b64decode(sig),
+            raw[:second],
+            _b64decode(standard, token, second + 1, len(token)),
         )
 
 

@@ -23,6 +23,7 @@ __all__ = ["ClaimPolicy", "check_type", "normalize_type", "scopes_from", "valida
 
 _MAX_TIME = 1e15  # far beyond any real timestamp; keeps float() of a huge int finite
 _EMPTY: frozenset[str] = frozenset()
+_NUMBER_TYPES = (int, float)
 
 
 def normalize_type(value: str) -> str:
@@ -59,18 +60,22 @@ class ClaimPolicy:
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | int | None:
-    value = claims.get(name)
+    value: float | int | None = claims.get(name)
     if value is None:
         return None
-    # bool is an int subclass; RFC 7519 §2 NumericDate is a JSON number.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # An exact type test: bool is an int subclass, and RFC 7519 §2 NumericDate is a number.
+    if type(value) not in _NUMBER_TYPES:
         raise InvalidClaim(f"the {name!r} claim must be a number (seconds since the epoch)")
+    if -_MAX_TIME < value < _MAX_TIME:
+        return value
     # Clamp absurd integers so arithmetic with them cannot overflow a float.
     return max(-_MAX_TIME, min(value, _MAX_TIME))
 
 
 def _check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> None:
     aud = claims.get("aud")
+    if type(aud) is str and aud in audiences:
+        return
     if aud is None:
         if audiences:
             raise InvalidAudience(f"the token has no 'aud'; expected {_expected(audiences)}")
@@ -92,7 +97,7 @@ def _expected(audiences: frozenset[str]) -> str:
 def _check_strings(claims: Mapping[str, Any], names: Iterable[str]) -> None:
     for name in names:
         value = claims.get(name)
-        if value is None or isinstance(value, str):
+        if value is None or type(value) is str:
             continue
         if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
             raise InvalidClaim(f"the {name!r} claim must be a string or a list of strings")

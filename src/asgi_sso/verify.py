@@ -29,12 +29,13 @@ from asgi_sso.errors import (
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.issuers import IssuerRegistry, ResolvedIssuer
 from asgi_sso.jwks import JWKSCache
-from asgi_sso.keys import VerificationKey, key_from_secret
+from asgi_sso.keys import KeySet, VerificationKey, key_from_secret
 from asgi_sso.token_cache import VerifiedTokenCache
 
 __all__ = ["TokenVerifier", "VerifiedToken"]
 
 _HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+_CANDIDATE_MEMO_SIZE = 1024
 
 
 class VerifiedToken:
@@ -151,6 +152,10 @@ class TokenVerifier:
         self._clock = clock
         self._emitter = emitter
         self._parser = JWSParser(limits)
+        self._candidates: dict[
+            tuple[str, str | None, str], tuple[KeySet, tuple[VerificationKey, ...]]
+        ]
+        self._candidates = {}
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
             limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
         )
@@ -313,11 +318,19 @@ class TokenVerifier:
         uri = resolved.jwks_uri
         if uri is None:
             uri = (await self._metadata_for(resolved)).jwks_uri
-        # Warm keys without awaiting the cache's refresh machinery.
+        # Warm keys without awaiting the cache's refresh machinery; the candidates of
+        # a (kid, alg) are remembered per key set object, so a rotation invalidates them.
         keyset = self._jwks.cached(uri)
         if keyset is not None:
+            memo_key = (uri, kid, alg)
+            memo = self._candidates.get(memo_key)
+            if memo is not None and memo[0] is keyset:
+                return memo[1]
             found = keyset.candidates(kid, alg)
             if found:
+                if len(self._candidates) >= _CANDIDATE_MEMO_SIZE:
+                    self._candidates.clear()
+                self._candidates[memo_key] = (keyset, found)
                 return found
         return await self._jwks.find(uri, kid, alg)
 

@@ -1,0 +1,431 @@
+"""The whole browser sign-in flow in process: BrowserLogin in an ASGI harness against the DevIdP."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import msgspec
+import pytest
+
+from asgi_sso.config import Secret
+from asgi_sso.errors import AuthError
+from asgi_sso.events import Emitter, Event
+from asgi_sso.login import BrowserLogin, LoginConfig
+from asgi_sso.revocation import Revocation, RevocationBus
+from asgi_sso.sessions import MemorySessionStore, SessionInvalid, SessionStore
+from asgi_sso.testing import DevClient, DevIdP, DevUser
+from asgi_sso.verify import TokenVerifier
+
+APP = "https://app.example"
+IDP = "https://idp.example"
+CLIENT_SECRET = "web-client-secret-for-tests"
+KEY_OLD = Secret(b"o" * 32)
+KEY_NEW = Secret(b"n" * 32)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Env:
+    """An app, a DevIdP and a cookie-keeping browser between them."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        *,
+        store: SessionStore | None = None,
+        secrets: tuple[Secret, ...] = (KEY_NEW,),
+        user: DevUser | None = None,
+        **login: Any,
+    ) -> None:
+        self.clock = clock
+        self.idp = DevIdP(
+            IDP,
+            users=[user or DevUser(sub="alice", email="alice@corp.example", groups=("admins",))],
+            clients=[
+                DevClient(
+                    client_id="web",
+                    client_secret=CLIENT_SECRET,
+                    redirect_uris=(APP + "/auth/callback",),
+                    post_logout_redirect_uris=(APP + "/bye",),
+                )
+            ],
+            auto_approve=True,
+            clock=clock,
+        )
+        self.http = self.idp.http_client()
+        self.verifier = TokenVerifier([self.idp.issuer_config()], client=self.http, clock=clock)
+        self.events: list[Event] = []
+        self.revocations = RevocationBus()
+        self.store = store
+        self.login = self.make_login(secrets, **login)
+        self.cookies: dict[str, str] = {}
+        self.seen: list[dict[str, Any]] = []
+        self.app = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.asgi), base_url=APP)
+
+    def make_login(self, secrets: tuple[Secret, ...], **login: Any) -> BrowserLogin:
+        config = LoginConfig(
+            issuer=IDP,
+            client_id="web",
+            client_secret=Secret(CLIENT_SECRET),
+            cookie_secrets=secrets,
+            **login,
+        )
+        return BrowserLogin(
+            config,
+            verifier=self.verifier,
+            client=self.http,
+            session_store=self.store,
+            clock=self.clock,
+            emitter=Emitter([self.events.append]),
+            revocations=self.revocations,
+            on_signin=None,
+        )
+
+    async def asgi(self, scope: Any, receive: Any, send: Any) -> None:
+        login = self.login
+        if login.is_route(scope["path"]):
+            await login.handle(scope, receive, send)
+            return
+        try:
+            result = await login.authenticate(scope)
+        except AuthError as exc:
+            await _json(send, 401, {"error": exc.description}, getattr(exc, "headers", []))
+            return
+        if result is None:
+            if login.wants_redirect(scope):
+                await login.redirect_to_login(scope, send)
+            else:
+                await _json(send, 401, {"error": "no session"})
+            return
+        inner = login.strip_cookies(scope)
+        cookie = next((v.decode() for k, v in inner["headers"] if k == b"cookie"), None)
+        user = result.principal
+        self.seen.append({"sub": user.identity, "claims": dict(user.claims), "cookie": cookie})
+        await _json(send, 200, {"sub": user.identity, "path": scope["path"]}, result.headers)
+
+    async def get(self, url: str, **headers: str) -> httpx.Response:
+        return await self.request("GET", url, headers)
+
+    async def request(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        if self.cookies:
+            headers = {"cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()), **headers}
+        response = await self.app.request(method, url, headers=headers)
+        self.app.cookies.clear()  # this class is the only cookie jar
+        for line in response.headers.get_list("set-cookie"):
+            pair, *attrs = line.split("; ")
+            name, _, value = pair.partition("=")
+            if "Max-Age=0" in attrs:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        return response
+
+    async def start(self, return_to: str = "/reports?q=1") -> str:
+        """Begin a sign-in; return the IdP's redirect back to the app (the callback URL)."""
+        response = await self.get("/auth/login?" + urlencode({"return_to": return_to}))
+        assert response.status_code == 302
+        authorize = response.headers["location"]
+        assert authorize.startswith(IDP + "/authorize?")
+        back = await self.http.get(authorize)
+        assert back.status_code == 302, back.text
+        return str(back.headers["location"])
+
+    async def callback(self, url: str) -> httpx.Response:
+        parts = urlsplit(url)
+        assert f"{parts.scheme}://{parts.netloc}" == APP
+        return await self.get(parts.path + "?" + parts.query)
+
+    async def sign_in(self, return_to: str = "/reports?q=1") -> httpx.Response:
+        return await self.callback(await self.start(return_to))
+
+    def session_cookies(self) -> dict[str, str]:
+        return {k: v for k, v in self.cookies.items() if k.startswith("__Host-sso_session")}
+
+
+async def _json(send: Any, status: int, body: Any, headers: Any = ()) -> None:
+    raw = msgspec.json.encode(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["cookie", "memory"])
+def env(request: pytest.FixtureRequest, clock: FakeClock) -> Env:
+    store = MemorySessionStore(clock=clock) if request.param == "memory" else None
+    return Env(clock, store=store)
+
+
+async def test_sign_in_lands_on_return_to_with_a_session(env: Env) -> None:
+    response = await env.sign_in("/reports?q=1")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/reports?q=1"
+    assert env.session_cookies()
+    assert not any(k.startswith("__Secure-sso_state.") for k in env.cookies)
+    page = await env.get("/reports?q=1")
+    assert page.status_code == 200
+    assert page.json()["sub"] == "alice"
+    seen = env.seen[-1]
+    assert seen["claims"]["email"] == "alice@corp.example"
+    assert seen["claims"]["groups"] == ["admins"]
+    assert "nonce" not in seen["claims"]
+    assert seen["cookie"] is None  # session cookies never reach the app
+
+
+async def test_session_cookie_attributes_are_strict(env: Env) -> None:
+    response = await env.sign_in()
+    line = next(h for h in response.headers.get_list("set-cookie") if h.startswith("__Host-"))
+    assert "HttpOnly" in line
+    assert "Secure" in line
+    assert "SameSite=Lax" in line
+    assert "Path=/;" in line or line.endswith("Path=/")
+    assert "Domain" not in line
+    assert "alice" not in line  # encrypted, no PII
+
+
+async def test_parallel_tabs_each_complete(env: Env) -> None:
+    first = await env.start("/one")
+    second = await env.start("/two")
+    assert (await env.callback(second)).headers["location"] == "/two"
+    assert (await env.callback(first)).headers["location"] == "/one"
+
+
+async def test_replayed_callback_is_refused(env: Env) -> None:
+    url = await env.start()
+    state_cookies = {k: v for k, v in env.cookies.items() if "sso_state" in k}
+    assert (await env.callback(url)).status_code == 303
+    env.cookies.update(state_cookies)  # an attacker replays cookie and URL
+    replay = await env.callback(url)
+    assert replay.status_code == 400
+    assert "already used" in replay.json()["error_description"]
+
+
+async def test_callback_without_state_cookie_is_refused(env: Env) -> None:
+    url = await env.start()
+    env.cookies.clear()
+    response = await env.callback(url)
+    assert response.status_code == 400
+    assert "missing" in response.json()["error_description"]
+
+
+async def test_tampered_state_cookie_is_refused(env: Env) -> None:
+    url = await env.start()
+    name = next(k for k in env.cookies if "sso_state" in k)
+    value = env.cookies[name]
+    env.cookies[name] = value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB")
+    response = await env.callback(url)
+    assert response.status_code == 400
+    assert "invalid" in response.json()["error_description"]
+
+
+async def test_state_for_another_flow_is_refused(env: Env) -> None:
+    url = await env.start()
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    query["state"] = ["forged-" + query["state"][0]]
+    response = await env.get(parts.path + "?" + urlencode(query, doseq=True))
+    assert response.status_code == 400
+
+
+async def test_expired_state_is_refused(env: Env, clock: FakeClock) -> None:
+    url = await env.start()
+    clock.advance(601)
+    response = await env.callback(url)
+    assert response.status_code == 400
+    assert "expired" in response.json()["error_description"]
+
+
+async def test_idp_error_is_shown_as_html(env: Env) -> None:
+    url = await env.start()
+    parts = urlsplit(url)
+    state = parse_qs(parts.query)["state"][0]
+    query = urlencode({"error": "access_denied", "error_description": "<b>no</b>", "state": state})
+    response = await env.get(parts.path + "?" + query, accept="text/html")
+    assert response.status_code == 400
+    assert "access_denied" in response.text
+    assert "&lt;b&gt;no&lt;/b&gt;" in response.text
+    assert "<b>no</b>" not in response.text
+
+
+async def test_wrong_iss_parameter_is_refused(env: Env) -> None:
+    url = await env.start()
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    query["iss"] = ["https://evil.example"]
+    response = await env.get(parts.path + "?" + urlencode(query, doseq=True))
+    assert response.status_code == 400
+    assert "another issuer" in response.json()["error_description"]
+
+
+async def test_missing_iss_parameter_is_refused_when_advertised(env: Env) -> None:
+    url = await env.start()
+    parts = urlsplit(url)
+    query = {k: v for k, v in parse_qs(parts.query).items() if k != "iss"}
+    response = await env.get(parts.path + "?" + urlencode(query, doseq=True))
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "hostile", ["//evil.example/x", "https://evil.example", "/\\evil.example", "/%2F%2Fevil"]
+)
+async def test_open_redirect_falls_back_to_default(env: Env, hostile: str) -> None:
+    response = await env.sign_in(hostile)
+    assert response.headers["location"] == "/"
+
+
+async def test_tampered_session_cookie_is_refused_and_cleared(env: Env) -> None:
+    await env.sign_in()
+    name, value = next(iter(env.session_cookies().items()))
+    env.cookies[name] = value[:20] + ("x" if value[20] != "x" else "y") + value[21:]
+    response = await env.get("/reports")
+    assert response.status_code == 401
+    assert name not in env.cookies  # cleared by the refusal's Set-Cookie
+
+
+async def test_truncated_session_cookie_is_refused(env: Env) -> None:
+    await env.sign_in()
+    name, value = next(iter(env.session_cookies().items()))
+    env.cookies[name] = value[: len(value) // 2]
+    assert (await env.get("/reports")).status_code == 401
+
+
+async def test_idle_timeout_ends_the_session(env: Env, clock: FakeClock) -> None:
+    await env.sign_in()
+    clock.advance(3000)
+    assert (await env.get("/a")).status_code == 200  # slides the idle clock
+    clock.advance(3000)
+    assert (await env.get("/a")).status_code == 200
+    clock.advance(3601)
+    response = await env.get("/a")
+    assert response.status_code == 401
+    assert "idle" in response.json()["error"]
+
+
+async def test_absolute_lifetime_ends_an_active_session(env: Env, clock: FakeClock) -> None:
+    await env.sign_in()
+    for _ in range(8):
+        clock.advance(3599)
+        assert (await env.get("/a")).status_code == 200
+    clock.advance(3599)
+    response = await env.get("/a")
+    assert response.status_code == 401
+    assert response.json()["error"] in {"the session has expired", "the session has ended"}
+
+
+async def test_secret_rotation_keeps_sessions_and_retires_old_keys(clock: FakeClock) -> None:
+    env = Env(clock, secrets=(KEY_OLD,))
+    await env.sign_in()
+    env.login = env.make_login((KEY_OLD, KEY_NEW))
+    assert (await env.get("/a")).status_code == 200
+    env.login = env.make_login((KEY_NEW,))
+    assert (await env.get("/a")).status_code == 401
+
+
+async def test_unauthenticated_navigation_redirects_to_login(env: Env) -> None:
+    response = await env.get("/reports?q=1", accept="text/html")
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith("/auth/login?")
+    assert parse_qs(urlsplit(location).query)["return_to"] == ["/reports?q=1"]
+    api = await env.get("/reports", accept="application/json")
+    assert api.status_code == 401
+    xhr = await env.get("/reports", accept="text/html", **{"x-requested-with": "XMLHttpRequest"})
+    assert xhr.status_code == 401
+
+
+async def test_logout_requires_post_and_same_origin(env: Env) -> None:
+    await env.sign_in()
+    assert (await env.get("/auth/logout")).status_code == 405
+    cross = await env.request("POST", "/auth/logout", {"origin": "https://evil.example"})
+    assert cross.status_code == 403
+    bare = await env.request("POST", "/auth/logout", {})
+    assert bare.status_code == 403
+    assert (await env.get("/a")).status_code == 200
+
+
+async def test_logout_clears_session_and_continues_at_the_idp(clock: FakeClock) -> None:
+    env = Env(clock, store=MemorySessionStore(clock=clock), post_logout_redirect_uri=APP + "/bye")
+    await env.sign_in()
+    stolen = dict(env.cookies)
+    response = await env.request("POST", "/auth/logout", {"sec-fetch-site": "same-origin"})
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith(IDP + "/end_session?")
+    query = parse_qs(urlsplit(location).query)
+    assert query["post_logout_redirect_uri"] == [APP + "/bye"]
+    assert "id_token_hint" in query
+    assert not env.session_cookies()
+    end = await env.http.get(location)
+    assert urlsplit(end.headers["location"])._replace(query="").geturl() == APP + "/bye"
+    env.cookies = stolen  # a copy of the old cookie no longer works
+    assert (await env.get("/a")).status_code == 401
+
+
+async def test_logout_ends_a_cookie_only_session_in_this_process(env: Env) -> None:
+    await env.sign_in()
+    stolen = dict(env.cookies)
+    response = await env.request("POST", "/auth/logout", {"origin": APP})
+    assert response.status_code == 303
+    env.cookies = stolen
+    assert (await env.get("/a")).status_code == 401
+
+
+async def test_user_revocation_ends_sessions(env: Env, clock: FakeClock) -> None:
+    await env.sign_in()
+    clock.advance(1)
+    await env.revocations.publish(
+        Revocation(kind="user", connection=IDP, subject="alice", time=clock.time())
+    )
+    assert (await env.get("/a")).status_code == 401
+    clock.advance(1)
+    await env.sign_in()  # signing in again afterwards works
+    assert (await env.get("/a")).status_code == 200
+
+
+async def test_large_claims_are_chunked_and_read_back(clock: FakeClock) -> None:
+    groups = tuple(f"group-with-a-long-name-{i:04d}" for i in range(250))
+    env = Env(clock, user=DevUser(sub="bob", email="bob@corp.example", groups=groups))
+    await env.sign_in()
+    names = sorted(env.session_cookies())
+    assert names[0].endswith(".0")
+    assert len(names) > 1
+    assert all(len(v) <= 3800 for v in env.session_cookies().values())
+    assert (await env.get("/a")).status_code == 200
+    assert env.seen[-1]["claims"]["groups"] == list(groups)
+    del env.cookies[names[-1]]  # truncation: a lost chunk
+    assert (await env.get("/a")).status_code == 401
+
+
+async def test_errors_never_echo_cookie_values(env: Env) -> None:
+    await env.sign_in()
+    name, value = next(iter(env.session_cookies().items()))
+    env.cookies[name] = value[:-5]
+    login = env.login
+    scope = {"type": "http", "headers": [(b"cookie", f"{name}={value[:-5]}".encode())]}
+    with pytest.raises(SessionInvalid) as info:
+        await login.authenticate(scope)
+    assert value[:40] not in str(info.value)
+    assert value[:40] not in repr(info.value)

@@ -200,9 +200,13 @@ class DocumentCache(Generic[T]):
                 return
 
     def cached(self, url: str) -> T | None:
-        """The last good value for ``url`` if it may still be served; no I/O."""
+        """The value for ``url`` while it is fresh, else ``None``; no I/O.
+
+        A stale value is not returned: a caller that finds ``None`` goes through
+        :meth:`get`, which refreshes (or serves stale-if-error).
+        """
         slot = self._slots.get(url)
-        if slot is None or not self._servable(slot, self._clock.monotonic()):
+        if slot is None or self._clock.monotonic() >= slot.expires_at:
             return None
         return slot.value
 

@@ -161,7 +161,7 @@ class DiscoveryCache:
         return metadata
 
     def cached(self, url: str) -> ProviderMetadata | None:
-        """The metadata at ``url`` if it may be served now; never does I/O."""
+        """The metadata at ``url`` while fresh, else ``None`` (then call :meth:`get`); no I/O."""
         return self._documents.cached(url)
 
     async def prefetch(self, url: str, *, expected_issuer: str) -> bool:

@@ -120,7 +120,7 @@ class JWKSCache:
         refused[negative] = now + self._limits.unknown_kid_ttl
 
     def cached(self, uri: str) -> KeySet | None:
-        """The key set of ``uri`` if one may be served now; never does I/O."""
+        """The key set of ``uri`` while fresh, else ``None`` (then call :meth:`find`); no I/O."""
         return self._documents.cached(uri)
 
     async def prefetch(self, uri: str) -> bool:

@@ -269,6 +269,7 @@ async def test_stale_if_error_serves_last_good_keys_and_reports(
     good = await cache.get(URI)
     idp.status = 500
     clock.advance(700)  # expired
+    assert cache.cached(URI) is None  # stale keys only come through get(), which retries
     assert await cache.get(URI) is good
     assert idp.requests == 2
     assert (events[-1].outcome, events[-1].reason) == ("stale", "HTTP status 500")

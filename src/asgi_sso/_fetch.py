@@ -265,7 +265,12 @@ class DocumentCache(Generic[T]):
             document = await fetch_document(self._client, url, limits=self._limits)
             value = parse(document.body)
         except Exception as exc:  # FetchError, ValueError from parse, anything else
-            reason = exc.reason if isinstance(exc, FetchError) else str(exc) or type(exc).__name__
+            if isinstance(exc, FetchError):
+                reason = exc.reason
+            elif isinstance(exc, ValueError):  # parse() explains a bad document
+                reason = str(exc) or "invalid document"
+            else:  # unexpected: the type only, its message could quote the body
+                reason = f"{type(exc).__name__} while parsing"
             slot.last_error = reason
             now = self._clock.monotonic()
             stale = self._servable(slot, now)

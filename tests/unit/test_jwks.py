@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from asgi_sso._fetch import max_age_of
+from asgi_sso._fetch import DocumentCache, max_age_of
 from asgi_sso.config import Limits
 from asgi_sso.errors import KeysUnavailable, UnknownKey
 from asgi_sso.events import Emitter, Event
@@ -417,3 +417,20 @@ async def test_hanging_idp_fails_within_the_total_deadline(
     async with asyncio.timeout(5):
         with pytest.raises(KeysUnavailable, match=r"within 0\.05 s"):
             await cache.get(URI)
+
+
+async def test_unexpected_parser_errors_are_failures_that_never_quote_the_body(
+    client: httpx.AsyncClient, idp: FakeIdP, clock: FakeClock
+) -> None:
+    def parse(body: bytes) -> object:
+        raise RuntimeError(body.decode())
+
+    documents: DocumentCache[object] = DocumentCache(
+        client, event_name="x.fetch", what="things", limits=Limits(), clock=clock, emitter=Emitter()
+    )
+    with pytest.raises(KeysUnavailable) as caught:
+        await documents.get(URI, parse)
+    assert caught.value.description == (
+        "the identity provider's things are unavailable (RuntimeError while parsing)"
+    )
+    assert documents.health()[URI]["last_error"] == "RuntimeError while parsing"

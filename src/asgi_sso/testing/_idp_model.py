@@ -18,7 +18,16 @@ from asgi_sso.config import Clock
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.testing.tokens import SigningKey, generate_key, public_jwk
 
-__all__ = ["DevClient", "DevUser", "Grant", "KeyRing", "verify_own"]
+__all__ = [
+    "DEMO_AUDIENCE",
+    "DEMO_CLIENTS",
+    "DEMO_USERS",
+    "DevClient",
+    "DevUser",
+    "Grant",
+    "KeyRing",
+    "verify_own",
+]
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
@@ -122,6 +131,41 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def token_audience(self) -> str:
         """The ``aud`` of access tokens issued to this client."""
         return self.audience or self.client_id
+
+
+DEMO_AUDIENCE = "api://asgi-sso-dev"
+DEMO_USERS: tuple[DevUser, ...] = (
+    DevUser(
+        sub="alice",
+        email="alice@example.com",
+        name="Alice Admin",
+        given_name="Alice",
+        family_name="Admin",
+        groups=("admins", "staff"),
+        roles=("admin",),
+        connection_id="conn_acme",
+    ),
+    DevUser(
+        sub="bob",
+        email="bob@example.com",
+        name="Bob Builder",
+        given_name="Bob",
+        family_name="Builder",
+        groups=("staff",),
+        connection_id="conn_acme",
+    ),
+)
+DEMO_CLIENTS: tuple[DevClient, ...] = (
+    DevClient(
+        client_id="dev-client",
+        client_secret="dev-client-secret",
+        redirect_uris=("http://testserver/auth/callback", "http://127.0.0.1:8000/auth/callback"),
+        post_logout_redirect_uris=("http://testserver/", "http://127.0.0.1:8000/"),
+        backchannel_logout_uri="http://testserver/auth/backchannel-logout",
+        audience=DEMO_AUDIENCE,
+        grant_types=("authorization_code", "refresh_token", "client_credentials"),
+    ),
+)
 
 
 class Grant(msgspec.Struct, kw_only=True):

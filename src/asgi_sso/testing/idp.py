@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,22 +22,31 @@ from starlette.types import Receive, Scope, Send
 from asgi_sso.config import Clock, Issuer, SystemClock
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.testing import _idp_endpoints
-from asgi_sso.testing._idp_model import DevClient, DevUser, Grant, KeyRing, new_secret
+from asgi_sso.testing._idp_model import (
+    DEMO_AUDIENCE,
+    DEMO_CLIENTS,
+    DEMO_USERS,
+    DevClient,
+    DevUser,
+    Grant,
+    KeyRing,
+    new_secret,
+)
+from asgi_sso.testing._idp_server import free_port, serve_in_thread
 from asgi_sso.testing.tokens import TokenFactory, b64url, merge_claims, mint
 
-__all__ = ["BACKCHANNEL_LOGOUT_EVENT", "DevClient", "DevIdP", "DevUser"]
+__all__ = [
+    "BACKCHANNEL_LOGOUT_EVENT",
+    "DEMO_AUDIENCE",
+    "DEMO_CLIENTS",
+    "DEMO_USERS",
+    "DevClient",
+    "DevIdP",
+    "DevUser",
+]
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class DevIdP:
@@ -381,7 +387,7 @@ class DevIdP:
         return httpx.AsyncClient(mounts=mounts, **kwargs)
 
     @contextmanager
-    def serve(self, *, host: str | None = None) -> Iterator[str]:
+    def serve(self) -> Iterator[str]:
         """Run the IdP with uvicorn in a thread on the issuer's loopback port.
 
         Yields:
@@ -390,30 +396,8 @@ class DevIdP:
         Raises:
             ConfigurationError: the issuer is not an ``http://`` loopback URL with a port.
         """
-        import uvicorn
-
-        parts = urlsplit(self.issuer)
-        if parts.scheme != "http" or parts.hostname not in _LOOPBACK or parts.port is None:
-            raise ConfigurationError("serve() needs an issuer like http://127.0.0.1:<port>")
-        bind = host or ("::1" if parts.hostname == "::1" else "127.0.0.1")
-        config = uvicorn.Config(
-            self, host=bind, port=parts.port, log_level="warning", lifespan="off", ws="none"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name=f"dev-idp:{parts.port}", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(5)
-                raise ConfigurationError(f"the dev IdP could not listen on {self.origin}")
-            time.sleep(0.01)
-        try:
+        with serve_in_thread(self, self.issuer):
             yield self.issuer
-        finally:
-            server.should_exit = True
-            thread.join(15)
 
     async def wait_jwks_delay(self) -> None:
         """Hold a JWKS answer while :meth:`slow_jwks` is active."""

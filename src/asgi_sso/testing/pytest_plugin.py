@@ -14,44 +14,10 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from asgi_sso.testing.idp import DevClient, DevIdP, DevUser
+from asgi_sso.testing.idp import DEMO_AUDIENCE, DEMO_CLIENTS, DEMO_USERS, DevIdP
 from asgi_sso.testing.tokens import TokenFactory
 
 __all__ = ["DEMO_AUDIENCE", "DEMO_CLIENTS", "DEMO_USERS", "dev_idp", "sso_client", "token_factory"]
-
-DEMO_AUDIENCE = "api://asgi-sso-dev"
-DEMO_USERS: tuple[DevUser, ...] = (
-    DevUser(
-        sub="alice",
-        email="alice@example.com",
-        name="Alice Admin",
-        given_name="Alice",
-        family_name="Admin",
-        groups=("admins", "staff"),
-        roles=("admin",),
-        connection_id="conn_acme",
-    ),
-    DevUser(
-        sub="bob",
-        email="bob@example.com",
-        name="Bob Builder",
-        given_name="Bob",
-        family_name="Builder",
-        groups=("staff",),
-        connection_id="conn_acme",
-    ),
-)
-DEMO_CLIENTS: tuple[DevClient, ...] = (
-    DevClient(
-        client_id="dev-client",
-        client_secret="dev-client-secret",
-        redirect_uris=("http://testserver/auth/callback", "http://127.0.0.1:8000/auth/callback"),
-        post_logout_redirect_uris=("http://testserver/", "http://127.0.0.1:8000/"),
-        backchannel_logout_uri="http://testserver/auth/backchannel-logout",
-        audience=DEMO_AUDIENCE,
-        grant_types=("authorization_code", "refresh_token", "client_credentials"),
-    ),
-)
 
 SSOClientFactory = Callable[..., httpx.AsyncClient]
 

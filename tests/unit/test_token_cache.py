@@ -1,0 +1,118 @@
+"""The verified-token cache: lifetimes, LRU bound, subject eviction, remembered failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from asgi_sso.errors import ConfigurationError, ExpiredToken, InvalidSignature
+from asgi_sso.token_cache import VerifiedTokenCache
+
+NOW = 1_000.0
+
+
+def put(cache: VerifiedTokenCache[str], token: str, **kw: object) -> None:
+    options: dict[str, object] = {
+        "until": NOW + 100,
+        "now": NOW,
+        "subject": "alice",
+        "issuer": "https://idp.test",
+        "connection": "acme",
+    }
+    options.update(kw)
+    cache.put(token, f"value-{token}", **options)  # type: ignore[arg-type]
+
+
+def test_hit_until_the_token_deadline() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    put(cache, "t1", until=NOW + 50)
+    assert cache.get("t1", NOW + 49.9) == "value-t1"
+    assert cache.get("t1", NOW + 50) is None
+    assert len(cache) == 0  # evicted on the expired lookup
+
+
+def test_ttl_caps_the_life_of_an_entry() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 30)
+    put(cache, "t1", until=NOW + 1000)
+    assert cache.get("t1", NOW + 29) == "value-t1"
+    assert cache.get("t1", NOW + 30) is None
+
+
+def test_already_expired_or_disabled_cache_stores_nothing() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 30)
+    put(cache, "t1", until=NOW)
+    assert len(cache) == 0
+    off: VerifiedTokenCache[str] = VerifiedTokenCache(0, 30)
+    put(off, "t1")
+    assert off.get("t1", NOW) is None
+
+
+def test_least_recently_used_entry_is_evicted_first() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(2, 300)
+    put(cache, "a")
+    put(cache, "b", subject="bob")
+    assert cache.get("a", NOW) == "value-a"  # a becomes most recent
+    put(cache, "c", subject="carol")
+    assert cache.get("b", NOW) is None
+    assert cache.get("a", NOW) == "value-a"
+    assert cache.get("c", NOW) == "value-c"
+    assert cache.evict_subject(subject="bob") == 0  # the index followed the eviction
+
+
+def test_replacing_a_token_keeps_one_entry() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(5, 300)
+    put(cache, "a")
+    put(cache, "a", subject="bob")
+    assert len(cache) == 1
+    assert cache.evict_subject(subject="alice") == 0
+    assert cache.evict_subject(subject="bob") == 1
+
+
+def test_evict_subject_by_issuer_and_connection() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    put(cache, "a1")
+    put(cache, "a2", connection="other")
+    put(cache, "a3", issuer="https://other.test")
+    put(cache, "b1", subject="bob")
+    assert cache.evict_subject(subject="alice", connection="other") == 1
+    assert cache.get("a2", NOW) is None
+    assert cache.evict_subject(subject="alice", issuer="https://idp.test") == 1
+    assert cache.get("a1", NOW) is None
+    assert cache.evict_subject(subject="alice") == 1
+    assert cache.evict_subject(subject="alice") == 0
+    assert cache.get("b1", NOW) == "value-b1"
+    assert cache.evict_subject(subject="nobody") == 0
+
+
+def test_failures_are_remembered_briefly() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300, failure_ttl=2)
+    error = InvalidSignature()
+    cache.remember_failure("bad", error, 50.0)
+    assert cache.failure("bad", 51.9) is error
+    assert cache.failure("bad", 52.0) is None
+    assert cache.failure("bad", 51.0) is None  # forgotten once expired
+
+
+def test_failure_map_is_bounded_and_off_without_ttl() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300, failure_ttl=2)
+    for n in range(3000):
+        cache.remember_failure(f"bad{n}", ExpiredToken(), 0.0)
+    assert len(cache._failures) <= 1024
+    assert cache.failure("bad2999", 0.0) is not None
+    off: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    off.remember_failure("bad", ExpiredToken(), 0.0)
+    assert off.failure("bad", 0.0) is None
+
+
+def test_clear_forgets_everything() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300, failure_ttl=2)
+    put(cache, "a")
+    cache.remember_failure("bad", ExpiredToken(), 0.0)
+    cache.clear()
+    assert cache.get("a", NOW) is None
+    assert cache.failure("bad", 0.0) is None
+    assert cache.evict_subject(subject="alice") == 0
+
+
+def test_negative_settings_are_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        VerifiedTokenCache(-1, 10)

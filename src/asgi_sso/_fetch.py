@@ -141,6 +141,7 @@ class _Slot(Generic[T]):
         "fetches",
         "last_attempt",
         "last_error",
+        "last_forced",
         "task",
         "value",
     )
@@ -150,6 +151,7 @@ class _Slot(Generic[T]):
         self.fetched_at = 0.0
         self.expires_at = 0.0
         self.last_attempt: float | None = None
+        self.last_forced: float | None = None
         self.last_error: str | None = None
         self.task: asyncio.Task[None] | None = None
         self.fetches = 0
@@ -241,18 +243,33 @@ class DocumentCache(Generic[T]):
             KeysUnavailable: nothing servable is left after the attempt.
         """
         slot = self._slot(url)
-        await self._refresh(url, slot, parse)
+        await self._refresh(url, slot, parse, forced=True)
         return self._usable(slot)
 
-    async def _refresh(self, url: str, slot: _Slot[T], parse: Callable[[bytes], T]) -> None:
+    def _cooling(self, slot: _Slot[T], now: float, *, forced: bool) -> bool:
+        cooldown = self._limits.jwks_cooldown
+        if forced:
+            # Unknown kids: one forced refetch per cooldown, counted from the last
+            # forced one, so a key published right after start-up is still found
+            # at once; a failed attempt also cools down (no hammering a failing IdP).
+            if slot.last_forced is not None and now - slot.last_forced < cooldown:
+                return True
+            return (
+                slot.last_error is not None
+                and slot.last_attempt is not None
+                and now - slot.last_attempt < cooldown
+            )
+        return slot.last_attempt is not None and now - slot.last_attempt < cooldown
+
+    async def _refresh(
+        self, url: str, slot: _Slot[T], parse: Callable[[bytes], T], *, forced: bool = False
+    ) -> None:
         if slot.task is None:
             now = self._clock.monotonic()
-            cooling = (
-                slot.last_attempt is not None
-                and now - slot.last_attempt < self._limits.jwks_cooldown
-            )
-            if cooling:
+            if self._cooling(slot, now, forced=forced):
                 return
+            if forced:
+                slot.last_forced = now
             slot.last_attempt = now
             slot.fetches += 1
             slot.task = asyncio.create_task(self._run(url, slot, parse))

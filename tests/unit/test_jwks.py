@@ -178,12 +178,21 @@ async def test_unknown_kid_triggers_one_refetch_per_cooldown(
     assert idp.requests == 3
 
 
-async def test_unknown_kid_right_after_a_fetch_costs_no_refetch(
+async def test_unknown_kid_right_after_a_cold_fetch_costs_one_refetch_per_cooldown(
     cache: JWKSCache, idp: FakeIdP
 ) -> None:
+    # A key published right after start-up is found at once...
+    idp.keys.append(ec_jwk("fresh"))
+    await cache.get(URI)
+    assert idp.requests == 1
+    idp.keys.append(ec_jwk("later"))
+    (key,) = await cache.find(URI, "later", "ES256")
+    assert key.kid == "later"
+    assert idp.requests == 2
+    # ...but further unknown kids within the cooldown cost nothing.
     with pytest.raises(UnknownKey):
         await cache.find(URI, "other", "ES256")
-    assert idp.requests == 1
+    assert idp.requests == 2
 
 
 async def test_known_kid_with_the_wrong_alg_never_refetches(

@@ -1,0 +1,367 @@
+"""``SSOMiddleware``: wires extraction, verification, identity and sign-in around an ASGI app.
+
+Wiring only: each step lives in its own module and nothing there imports this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from asgi_sso._paths import PathMatcher, ScopeRules
+from asgi_sso.config import Clock, Issuer, Limits, SystemClock, issuers_from
+from asgi_sso.errors import (
+    AuthError,
+    CredentialsMissing,
+    InsufficientScope,
+    ServiceUnavailable,
+)
+from asgi_sso.events import Emitter, Event, EventSink
+from asgi_sso.extract import Extractor
+from asgi_sso.principal import ANONYMOUS, Credentials, Principal
+from asgi_sso.responses import send_http_error, send_websocket_denial
+from asgi_sso.revocation import Revocation, RevocationBus
+from asgi_sso.verify import TokenVerifier, VerifiedToken
+
+if TYPE_CHECKING:
+    from asgi_sso.backchannel import BackchannelLogoutApp
+    from asgi_sso.identity import IdentityResolver
+    from asgi_sso.login import BrowserLogin, LoginConfig
+    from asgi_sso.scim import ScimApp, ScimConfig
+    from asgi_sso.sessions.base import SessionStore
+    from asgi_sso.stores.base import UserStore
+    from asgi_sso.tiers import TierMapper
+
+__all__ = ["SSOMiddleware"]
+
+_ANON_CREDENTIALS = Credentials()
+
+
+class SSOMiddleware:
+    """Turns a Bearer JWT or a session cookie into a verified principal in the ASGI scope.
+
+    ``scope["user"]`` becomes a :class:`~asgi_sso.principal.Principal` (or the
+    anonymous principal on public paths and in optional mode) and
+    ``scope["auth"]`` a :class:`~asgi_sso.principal.Credentials` with ``.scopes``,
+    so Starlette's ``requires`` works unchanged. Refusals follow RFC 6750.
+
+    Args:
+        app: the ASGI app to protect.
+        issuers: the trusted issuer(s).
+        public_paths: paths served without credentials: exact (``"/health"``) or
+            anchored prefixes (``"/static/*"``).
+        optional: let requests without credentials through as anonymous (a
+            presented but invalid credential is still refused).
+        scope_rules: scopes required by path pattern (the longest pattern wins),
+            refused with 403 ``insufficient_scope``.
+        cookie_names: cookies that may carry an IdP-issued JWT.
+        allow_query_token: accept ``?access_token=`` (RFC 6750 §2.3; off by default).
+        realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
+        limits: named limits and timeouts.
+        clock: the clock (tests inject one).
+        http_client: the one ``httpx.AsyncClient`` for JWKS, discovery and token
+            calls; created (and closed) by the middleware when not given.
+        prefetch: fetch discovery and JWKS of exact issuers at start-up.
+        login: browser sign-in (OIDC code + PKCE) configuration.
+        session_store: server-side session store (default: the cookie holds the session).
+        tier_mapper: maps IdP groups/roles to a product tier and scopes.
+        user_store: provisions users just in time and tracks ``is_active``.
+        scim: the SCIM 2.0 deprovisioning endpoint configuration.
+        revocations: the revocation bus (default: in-process; Redis for several workers).
+        event_sinks: callables receiving every :class:`~asgi_sso.events.Event`.
+        verifier: a prepared :class:`~asgi_sso.verify.TokenVerifier` (advanced).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        issuers: Issuer | Sequence[Issuer],
+        *,
+        public_paths: Sequence[str] = (),
+        optional: bool = False,
+        scope_rules: Mapping[str, Sequence[str]] | None = None,
+        cookie_names: Sequence[str] = (),
+        allow_query_token: bool = False,
+        realm: str = "api",
+        limits: Limits | None = None,
+        clock: Clock | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        prefetch: bool = True,
+        login: LoginConfig | None = None,
+        session_store: SessionStore | None = None,
+        tier_mapper: TierMapper | None = None,
+        user_store: UserStore | None = None,
+        scim: ScimConfig | None = None,
+        revocations: RevocationBus | None = None,
+        event_sinks: Sequence[EventSink] = (),
+        verifier: TokenVerifier | None = None,
+    ) -> None:
+        self.app = app
+        self.limits = limits or Limits()
+        self.clock = clock or SystemClock()
+        self.realm = realm
+        self.optional = optional
+        self.prefetch = prefetch
+        self._issuers = issuers_from(issuers)
+        self._public = PathMatcher(public_paths)
+        self._scope_rules = ScopeRules(scope_rules or {})
+        self._extractor = Extractor(
+            cookie_names=cookie_names,
+            allow_query_token=allow_query_token,
+            max_token_bytes=self.limits.max_token_bytes,
+        )
+        self.emitter = Emitter(event_sinks)
+        self._own_client = http_client is None
+        self.http_client = http_client or httpx.AsyncClient(
+            timeout=self.limits.fetch_timeout, follow_redirects=False
+        )
+        self.verifier = verifier or TokenVerifier(
+            self._issuers,
+            client=self.http_client,
+            limits=self.limits,
+            clock=self.clock,
+            emitter=self.emitter,
+        )
+        self.revocations = revocations or RevocationBus()
+        self.revocations.subscribe(self._on_revocation)
+        self.identity: IdentityResolver | None = None
+        if tier_mapper is not None or user_store is not None:
+            from asgi_sso.identity import IdentityResolver
+
+            self.identity = IdentityResolver(
+                tier_mapper=tier_mapper,
+                user_store=user_store,
+                emitter=self.emitter,
+                revocations=self.revocations,
+            )
+        self.login: BrowserLogin | None = None
+        if login is not None:
+            from asgi_sso.login import BrowserLogin
+
+            self.login = BrowserLogin(
+                login,
+                verifier=self.verifier,
+                client=self.http_client,
+                session_store=session_store,
+                clock=self.clock,
+                emitter=self.emitter,
+                revocations=self.revocations,
+                on_signin=self.identity.signin if self.identity is not None else None,
+            )
+        self._mounts: list[tuple[PathMatcher, Any]] = []
+        self.scim: ScimApp | None = None
+        if scim is not None:
+            if user_store is None:
+                from asgi_sso.errors import ConfigurationError
+
+                raise ConfigurationError("SCIM deprovisioning needs a user_store")
+            from asgi_sso.scim import ScimApp
+
+            self.scim = ScimApp(
+                scim,
+                user_store,
+                revocations=self.revocations,
+                emitter=self.emitter,
+                clock=self.clock,
+            )
+            self._mounts.append((PathMatcher([scim.prefix.rstrip("/") + "/*"]), self.scim))
+        self.backchannel: BackchannelLogoutApp | None = None
+        if login is not None:
+            from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
+
+            self.backchannel = BackchannelLogoutApp(
+                BackchannelConfig(client_id=login.client_id),
+                self.verifier,
+                revocations=self.revocations,
+                clock=self.clock,
+                emitter=self.emitter,
+            )
+            path = login.prefix.rstrip("/") + "/backchannel-logout"
+            self._mounts.append((PathMatcher([path]), self.backchannel))
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start background work: stores, revocation subscription, key prefetch.
+
+        Runs at lifespan start-up, or on the first request when the server
+        sends no lifespan events (e.g. httpx's ``ASGITransport``).
+        """
+        async with self._start_lock:
+            if self._started:
+                return
+            await self.revocations.start()
+            if self.identity is not None:
+                await self.identity.start()
+            if self.login is not None:
+                await self.login.start()
+            if self.prefetch:
+                await self.verifier.prefetch()
+            self._started = True
+
+    async def shutdown(self) -> None:
+        """Stop background work and close what the middleware opened."""
+        if self.login is not None:
+            await self.login.close()
+        if self.identity is not None:
+            await self.identity.close()
+        await self.revocations.close()
+        if self._own_client:
+            await self.http_client.aclose()
+        self._started = False
+
+    async def _lifespan(self, scope: Any, receive: Any, send: Any) -> None:
+        async def wrapped_receive() -> Any:
+            message = await receive()
+            kind = message.get("type")
+            if kind == "lifespan.startup":
+                await self.startup()
+            elif kind == "lifespan.shutdown":
+                await self.shutdown()
+            return message
+
+        await self.app(scope, wrapped_receive, send)
+
+    async def _on_revocation(self, revocation: Revocation) -> None:
+        if revocation.kind == "reactivate" or revocation.subject is None:
+            return
+        self.verifier.evict_subject(
+            subject=revocation.subject,
+            connection=revocation.connection,
+            issuer=revocation.issuer if revocation.connection is None else None,
+        )
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        if not self._started:
+            await self.startup()
+        path: str = scope["path"]
+
+        if kind == "http":
+            if self.login is not None and self.login.is_route(path):
+                await self.login.handle(scope, receive, send)
+                return
+            for matcher, mounted in self._mounts:
+                if matcher.matches(path):
+                    await mounted(scope, receive, send)
+                    return
+
+        if self._public.matches(path):
+            scope["user"] = ANONYMOUS
+            scope["auth"] = _ANON_CREDENTIALS
+            await self.app(self._strip(scope), receive, send)
+            return
+
+        try:
+            principal, extra_headers = await self._authenticate(scope)
+            if self._scope_rules:
+                required = self._scope_rules.required(path)
+                if required and not principal.has_scopes(*required):
+                    missing = tuple(s for s in required if s not in principal.scopes)
+                    raise InsufficientScope(
+                        f"this resource requires the scope(s): {' '.join(missing)}",
+                        scopes=required,
+                    )
+        except CredentialsMissing as exc:
+            if self.optional:
+                scope["user"] = ANONYMOUS
+                scope["auth"] = _ANON_CREDENTIALS
+                await self.app(self._strip(scope), receive, send)
+                return
+            await self._refuse(scope, receive, send, exc)
+            return
+        except AuthError as exc:
+            await self._refuse(scope, receive, send, exc)
+            return
+
+        scope["user"] = principal
+        scope["auth"] = Credentials(principal.scopes)
+        if extra_headers:
+            send = _with_headers(send, extra_headers)
+        await self.app(self._strip(scope), receive, send)
+
+    def _strip(self, scope: Any) -> Any:
+        if self.login is None:
+            return scope
+        return self.login.strip_cookies(scope)
+
+    async def _authenticate(self, scope: Any) -> tuple[Principal, list[tuple[bytes, bytes]]]:
+        found = self._extractor.extract(scope)
+        headers: list[tuple[bytes, bytes]] = []
+        if found is not None:
+            verified = self.verifier.cached(found.token)
+            if verified is None:
+                verified = await self.verifier.verify(found.token)
+            principal = _principal_from(verified, found.source)
+        elif self.login is not None:
+            result = await self.login.authenticate(scope)
+            if result is None:
+                raise CredentialsMissing()
+            principal = result.principal
+            headers = result.headers
+        else:
+            raise CredentialsMissing()
+        if self.identity is not None:
+            principal = await self.identity.resolve(principal)
+        return principal, headers
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any, error: AuthError) -> None:
+        if self.emitter.enabled:
+            client = scope.get("client")
+            self.emitter.emit(
+                Event(
+                    name="refusal",
+                    outcome="refused",
+                    reason=error.reason,
+                    time=self.clock.time(),
+                    client_ip=client[0] if client else None,
+                    detail={"path": scope.get("path", ""), "status": error.status},
+                )
+            )
+        extra: list[tuple[bytes, bytes]] = list(getattr(error, "headers", None) or ())
+        if scope["type"] == "websocket":
+            await send_websocket_denial(scope, receive, send, error, self.realm)
+            return
+        if (
+            self.login is not None
+            and error.status == 401
+            and not isinstance(error, ServiceUnavailable)
+            and not self._extractor.presented(scope)
+            and self.login.wants_redirect(scope)
+        ):
+            await self.login.redirect_to_login(scope, _with_headers(send, extra) if extra else send)
+            return
+        await send_http_error(send, error, self.realm, extra)
+
+
+def _principal_from(verified: VerifiedToken, source: str) -> Principal:
+    return Principal(
+        identity=verified.subject,
+        claims=verified.claims,
+        issuer=verified.issuer.iss,
+        tenant=verified.connection,
+        scopes=verified.scopes,
+        source=source,
+    )
+
+
+def _with_headers(send: Any, headers: list[tuple[bytes, bytes]]) -> Any:
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *headers]}
+        await send(message)
+
+    return wrapped

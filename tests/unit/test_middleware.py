@@ -1,0 +1,349 @@
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from asgi_sso import Limits, SSOMiddleware
+from asgi_sso.events import Event
+from asgi_sso.testing import DevClient, DevIdP, DevUser
+
+AUD = "api://test"
+
+
+async def whoami(request: Request) -> JSONResponse:
+    user = request.user
+    return JSONResponse(
+        {
+            "authenticated": user.is_authenticated,
+            "identity": user.identity,
+            "tenant": getattr(user, "tenant", ""),
+            "scopes": sorted(request.auth.scopes),
+            "source": getattr(user, "source", ""),
+        }
+    )
+
+
+@requires("write")
+async def write(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
+
+
+inner = Starlette(routes=[Route("/{path:path}", whoami), Route("/write", write)])
+inner.router.routes.insert(0, Route("/write", write))
+
+
+@pytest.fixture
+def idp() -> DevIdP:
+    return DevIdP(
+        "http://idp.test",
+        users=[DevUser(sub="alice", email="alice@acme.test", connection_id="acme")],
+        clients=[DevClient(client_id="api-client", client_secret="s3cret-s3cret")],
+    )
+
+
+@pytest.fixture
+async def idp_http(idp: DevIdP) -> AsyncIterator[httpx.AsyncClient]:
+    client = idp.http_client()
+    yield client
+    await client.aclose()
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+def sso(idp: DevIdP, http: httpx.AsyncClient, **kw: Any) -> SSOMiddleware:
+    return SSOMiddleware(inner, [idp.issuer_config(audience=AUD)], http_client=http, **kw)
+
+
+def challenge(response: httpx.Response) -> str:
+    return response.headers["www-authenticate"]
+
+
+async def test_valid_token_puts_a_principal_in_the_scope(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    token = idp.issue_token("alice", audience=AUD, scopes=["read", "write"])
+    async with client_for(sso(idp, idp_http)) as c:
+        r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    assert r.json() == {
+        "authenticated": True,
+        "identity": "alice",
+        "tenant": idp.issuer,
+        "scopes": ["read", "write"],
+        "source": "header",
+    }
+
+
+async def test_starlette_requires_works_unchanged(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
+    app = sso(idp, idp_http)
+    ok = idp.issue_token("alice", audience=AUD, scopes=["write"])
+    no = idp.issue_token("alice", audience=AUD, scopes=["read"])
+    async with client_for(app) as c:
+        assert (await c.get("/write", headers={"Authorization": f"Bearer {ok}"})).status_code == 200
+        assert (await c.get("/write", headers={"Authorization": f"Bearer {no}"})).status_code == 403
+
+
+async def test_no_credentials_gives_a_bare_challenge(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    async with client_for(sso(idp, idp_http)) as c:
+        r = await c.get("/x")
+    assert r.status_code == 401
+    assert challenge(r) == 'Bearer realm="api"'
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["status"] == 401
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ("expired", "expired"),
+        ("not_yet_valid", "not valid for another"),
+        ("wrong_audience", "audience"),
+        ("wrong_issuer", "issuer"),
+        ("tampered", "signature"),
+        ("tampered_payload", "signature"),
+        ("unknown_kid", "key"),
+        ("alg_none", "jws"),
+        ("hs256_with_public_key", "algorithm"),
+    ],
+)
+async def test_bad_tokens_are_refused_with_a_reason(
+    idp: DevIdP, idp_http: httpx.AsyncClient, variant: str, expected: str
+) -> None:
+    factory = idp.tokens
+    factory.audience = AUD
+    token = getattr(factory, variant)(sub="alice")
+    async with client_for(sso(idp, idp_http)) as c:
+        r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401, r.text
+    header = challenge(r)
+    assert 'error="invalid_token"' in header
+    assert expected in header.lower(), header
+    assert token not in r.text
+    assert token.split(".")[1] not in header
+
+
+async def test_expired_description_says_how_long_ago(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    token = idp.issue_token("alice", audience=AUD, expires_in=-3600)
+    async with client_for(sso(idp, idp_http)) as c:
+        r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+    assert "ago" in r.json()["error_description"]
+
+
+async def test_two_authorization_headers_are_a_bad_request(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    token = idp.issue_token("alice", audience=AUD)
+    async with client_for(sso(idp, idp_http)) as c:
+        r = await c.get(
+            "/x",
+            headers=[("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")],
+        )
+    assert r.status_code == 400
+    assert 'error="invalid_request"' in challenge(r)
+
+
+async def test_public_paths_are_anonymous_and_anchored(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    app = sso(idp, idp_http, public_paths=["/health", "/static/*"])
+    async with client_for(app) as c:
+        r = await c.get("/health")
+        assert r.status_code == 200
+        assert r.json()["authenticated"] is False
+        assert (await c.get("/static/app.js")).status_code == 200
+        assert (await c.get("/admin/health-report")).status_code == 401
+        assert (await c.get("/healthz")).status_code == 401
+
+
+async def test_optional_mode_lets_anonymous_in_but_refuses_bad_tokens(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    app = sso(idp, idp_http, optional=True)
+    factory = idp.tokens
+    factory.audience = AUD
+    async with client_for(app) as c:
+        anon = await c.get("/x")
+        assert anon.status_code == 200
+        assert anon.json()["authenticated"] is False
+        bad = await c.get("/x", headers={"Authorization": f"Bearer {factory.expired()}"})
+        assert bad.status_code == 401
+
+
+async def test_scope_rules_give_403_insufficient_scope(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    app = sso(idp, idp_http, scope_rules={"/admin/*": ["admin"]})
+    token = idp.issue_token("alice", audience=AUD, scopes=["read"])
+    async with client_for(app) as c:
+        r = await c.get("/admin/users", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 403
+        assert 'error="insufficient_scope"' in challenge(r)
+        assert 'scope="admin"' in challenge(r)
+        ok = await c.get("/other", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+
+
+async def test_cookie_carried_jwt_is_verified(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
+    token = idp.issue_token("alice", audience=AUD)
+    async with client_for(sso(idp, idp_http, cookie_names=["access_token"])) as c:
+        r = await c.get("/x", headers={"Cookie": f"access_token={token}"})
+    assert r.status_code == 200
+    assert r.json()["source"] == "cookie"
+
+
+async def test_idp_down_with_nothing_cached_gives_a_fast_503(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    token = idp.issue_token("alice", audience=AUD)
+    app = sso(idp, idp_http, limits=Limits(fetch_timeout=1.0), prefetch=False)
+    started = time.monotonic()
+    with idp.outage():
+        async with client_for(app) as c:
+            r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 503
+    assert int(r.headers["retry-after"]) > 0
+    assert "www-authenticate" not in r.headers
+    assert time.monotonic() - started < 3.0
+
+
+async def test_slow_idp_is_bounded_by_the_fetch_deadline(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    token = idp.issue_token("alice", audience=AUD)
+    app = sso(idp, idp_http, limits=Limits(fetch_timeout=0.5), prefetch=False)
+    started = time.monotonic()
+    with idp.slow_jwks(5.0):
+        async with client_for(app) as c:
+            r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 503
+    assert time.monotonic() - started < 3.0
+
+
+async def test_key_rotation_works_without_restart(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
+    app = sso(idp, idp_http)
+    async with client_for(app) as c:
+        first = idp.issue_token("alice", audience=AUD)
+        assert (await c.get("/x", headers={"Authorization": f"Bearer {first}"})).status_code == 200
+        idp.rotate_keys()
+        second = idp.issue_token("alice", audience=AUD)
+        r = await c.get("/x", headers={"Authorization": f"Bearer {second}"})
+        assert r.status_code == 200
+        # the old key stays valid for its grace period
+        assert (await c.get("/x", headers={"Authorization": f"Bearer {first}"})).status_code == 200
+
+
+async def test_refusals_are_emitted_as_events(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
+    events: list[Event] = []
+    app = sso(idp, idp_http, event_sinks=[events.append])
+    async with client_for(app) as c:
+        await c.get("/x")
+    refusals = [e for e in events if e.name == "refusal"]
+    assert refusals
+    assert refusals[0].reason == "credentials_missing"
+    assert refusals[0].client_ip == "127.0.0.1"
+
+
+async def test_lifespan_passes_through_and_prefetches(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        while True:
+            message = await receive()
+            seen.append(message["type"])
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    middleware = SSOMiddleware(app, [idp.issuer_config(audience=AUD)], http_client=idp_http)
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert seen == ["lifespan.startup", "lifespan.shutdown"]
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert idp.requests["/jwks"] >= 1
+
+
+async def test_websocket_is_refused_before_accept(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
+    called = False
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal called
+        called = True
+
+    middleware = SSOMiddleware(app, [idp.issuer_config(audience=AUD)], http_client=idp_http)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [], "query_string": b""}
+    await middleware(scope, receive, send)
+    assert not called
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "authentication required"}]
+
+    token = idp.issue_token("alice", audience=AUD)
+    scope = {
+        "type": "websocket",
+        "path": "/ws",
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+        "query_string": b"",
+    }
+    await middleware(scope, receive, send)
+    assert called
+    assert scope["user"].identity == "alice"
+
+
+async def test_unknown_scope_types_pass_straight_through(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    got: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.append(scope["type"])
+
+    middleware = SSOMiddleware(app, [idp.issuer_config(audience=AUD)], http_client=idp_http)
+    await middleware({"type": "custom"}, None, None)
+    assert got == ["custom"]
+
+
+async def test_error_body_is_json_and_never_a_500_for_junk(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    async with client_for(sso(idp, idp_http)) as c:
+        for junk in ["a.b.c", "....", "x" * 20_000, "eyJhbGciOiJSUzI1NiJ9.e30.", "a.b"]:
+            r = await c.get("/x", headers={"Authorization": f"Bearer {junk}"})
+            assert r.status_code == 401, junk
+            body = msgspec.json.decode(r.content)
+            assert body["error"] == "invalid_token"

@@ -18,12 +18,14 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 
 from asgi_sso import _login_http as web
+from asgi_sso._login_config import LoginConfig
+from asgi_sso._login_sessions import SessionCookies, principal_from
 from asgi_sso._oidc import (
     ClientAuth,
     FlowState,
@@ -37,14 +39,13 @@ from asgi_sso._oidc import (
 )
 from asgi_sso._oidc import authorize_url as build_authorize_url
 from asgi_sso._return_to import safe_return_to
-from asgi_sso.config import Clock, Secret
-from asgi_sso.errors import AuthError, ConfigurationError
+from asgi_sso.config import Clock
+from asgi_sso.errors import AuthError
 from asgi_sso.events import Emitter, Event
 from asgi_sso.principal import Principal
 from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
-from asgi_sso.sessions.codec import MIN_SECRET_BYTES, CookieCodec, join_chunks, split_chunks
-from asgi_sso.sessions.cookie import CHUNK_SIZE, MAX_CHUNKS, CookieSessionStore
+from asgi_sso.sessions.codec import CookieCodec
 
 if TYPE_CHECKING:
     import httpx
@@ -61,111 +62,8 @@ __all__ = [
     "SignInError",
 ]
 
-_RESERVED_PARAMS = frozenset(
-    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
-     "code_challenge", "code_challenge_method"}
-)  # fmt: skip
 _DROPPED_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "_claim_names", "_claim_sources"})
-_COOKIE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _MAX_RESPONSE = 256 * 1024
-
-
-class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Browser sign-in settings.
-
-    Attributes:
-        issuer: the sign-in provider: exactly one configured (non-template) ``Issuer.issuer``.
-        client_id: this app's OAuth client id at the provider.
-        client_secret: the client secret (``None`` for a public client with ``"none"``).
-        redirect_uri: the registered callback URL; ``None`` derives it from the request's
-            scheme and host plus ``{prefix}/callback``.
-        scopes: requested scopes; must contain ``openid``.
-        prefix: where the routes live: ``{prefix}/login``, ``/callback``, ``/logout``.
-        cookie_secrets: cookie encryption secrets, oldest to newest (each >= 32 bytes);
-            the newest encrypts, all decrypt.
-        secure_cookies: ``Secure`` cookies with the ``__Host-``/``__Secure-`` prefixes. Set
-            ``False`` only for ``http://localhost`` development.
-        session_lifetime: absolute session lifetime, seconds.
-        idle_timeout: a session unused this long ends, seconds.
-        state_lifetime: how long a started sign-in may take, seconds.
-        token_endpoint_auth: ``client_secret_basic``, ``client_secret_post`` or ``none``.
-        use_userinfo: merge the UserInfo claims (groups and email often live only there).
-        end_session: continue logout at the provider's ``end_session_endpoint``.
-        post_logout_redirect_uri: absolute URL the provider returns to after logout.
-        default_return_to: where to land after sign-in without a valid ``return_to``.
-        extra_authorize_params: extra authorization request parameters (``prompt``,
-            ``domain_hint``, ``organization`` …); cannot override the protocol ones.
-        session_cookie: the session cookie's base name.
-        state_cookie: the state cookies' base name.
-        http_timeout: overall deadline of one token or userinfo call, seconds.
-        touch_interval: the idle clock is advanced at most this often, seconds.
-    """
-
-    issuer: str
-    client_id: str
-    cookie_secrets: tuple[Secret, ...]
-    client_secret: Secret | None = None
-    redirect_uri: str | None = None
-    scopes: tuple[str, ...] = ("openid", "profile", "email")
-    prefix: str = "/auth"
-    secure_cookies: bool = True
-    session_lifetime: float = 8 * 3600.0
-    idle_timeout: float = 3600.0
-    state_lifetime: float = 600.0
-    token_endpoint_auth: Literal["client_secret_basic", "client_secret_post", "none"] = (
-        "client_secret_basic"
-    )
-    use_userinfo: bool = True
-    end_session: bool = True
-    post_logout_redirect_uri: str | None = None
-    default_return_to: str = "/"
-    extra_authorize_params: dict[str, str] = {}
-    session_cookie: str = "sso_session"
-    state_cookie: str = "sso_state"
-    http_timeout: float = 10.0
-    touch_interval: float = 60.0
-
-    def __post_init__(self) -> None:
-        fail = ConfigurationError
-        if not self.issuer or "{tenant}" in self.issuer:
-            raise fail("LoginConfig.issuer must be one exact issuer URL, not a template")
-        if not self.client_id:
-            raise fail("LoginConfig.client_id must not be empty")
-        if not self.cookie_secrets:
-            raise fail("LoginConfig.cookie_secrets needs at least one secret")
-        if any(len(s.reveal()) < MIN_SECRET_BYTES for s in self.cookie_secrets):
-            raise fail(f"every LoginConfig.cookie_secrets entry needs >= {MIN_SECRET_BYTES} bytes")
-        if self.token_endpoint_auth == "none" and self.client_secret is not None:
-            raise fail("token_endpoint_auth='none' must not be given a client_secret")
-        if self.token_endpoint_auth != "none" and self.client_secret is None:
-            raise fail(f"token_endpoint_auth={self.token_endpoint_auth!r} needs client_secret")
-        if "openid" not in self.scopes:
-            raise fail("LoginConfig.scopes must include 'openid'")
-        if not self.prefix.startswith("/") or self.prefix.endswith("/"):
-            raise fail("LoginConfig.prefix must start with '/' and not end with '/'")
-        for name in ("session_lifetime", "idle_timeout", "state_lifetime", "http_timeout"):
-            if getattr(self, name) <= 0:
-                raise fail(f"LoginConfig.{name} must be positive")
-        if self.idle_timeout > self.session_lifetime:
-            raise fail("LoginConfig.idle_timeout must not exceed session_lifetime")
-        if not 0 <= self.touch_interval < self.idle_timeout:
-            raise fail("LoginConfig.touch_interval must be >= 0 and below idle_timeout")
-        for name in ("redirect_uri", "post_logout_redirect_uri"):
-            value = getattr(self, name)
-            if value is not None and (
-                urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
-            ):
-                raise fail(f"LoginConfig.{name} must be an absolute http(s) URL")
-        if safe_return_to(self.default_return_to) != self.default_return_to:
-            raise fail("LoginConfig.default_return_to must be a path inside the app")
-        clash = _RESERVED_PARAMS.intersection(self.extra_authorize_params)
-        if clash:
-            raise fail(f"extra_authorize_params cannot set {sorted(clash)}")
-        for name in (self.session_cookie, self.state_cookie):
-            if not name or not set(name) <= _COOKIE_NAME_CHARS or name.startswith("__"):
-                raise fail(f"cookie name {name!r} must be letters, digits, '_' or '-'")
-        if self.session_cookie == self.state_cookie:
-            raise fail("session_cookie and state_cookie must differ")
 
 
 class SessionResult:
@@ -183,14 +81,7 @@ class SessionResult:
         self.headers = headers
 
 
-class _SessionRef(msgspec.Struct, frozen=True):
-    """What the cookie holds when a server-side store keeps the record."""
-
-    id: str
-
-
 _flow_decoder = msgspec.json.Decoder(FlowState)
-_ref_decoder = msgspec.json.Decoder(_SessionRef)
 _encoder = msgspec.json.Encoder()
 
 
@@ -222,17 +113,12 @@ class BrowserLogin:
         self._callback_path = prefix + "/callback"
         self._logout_path = prefix + "/logout"
         self._routes = frozenset({self._login_path, self._callback_path, self._logout_path})
-        secure = config.secure_cookies
-        self._secure = secure
-        self._session_name = ("__Host-" if secure else "") + config.session_cookie
-        self._state_prefix = ("__Secure-" if secure else "") + config.state_cookie + "."
-        self._state_codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso state")
-        self._cookies = CookieSessionStore(
-            CookieCodec(config.cookie_secrets, purpose="asgi_sso session"),
-            clock=clock,
-            lifetime=config.session_lifetime,
+        self._secure = config.secure_cookies
+        self._sessions = SessionCookies(
+            config, store=session_store, clock=clock, revocations=revocations
         )
-        self._ref_codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso session ref")
+        self._state_prefix = self._sessions.state_prefix
+        self._state_codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso state")
         secret = config.client_secret.reveal() if config.client_secret is not None else None
         self._auth = ClientAuth(
             client_id=config.client_id, secret=secret, method=config.token_endpoint_auth
@@ -296,15 +182,15 @@ class BrowserLogin:
         """
         cookies = web.parse_cookies(scope)
         try:
-            value = join_chunks(cookies, self._session_name, max_chunks=MAX_CHUNKS)
+            value = self._sessions.value(cookies)
             if value is None:
                 return None
-            record, headers = await self._live_session(value, cookies)
+            record, headers = await self._sessions.live(value, cookies)
         except SessionInvalid as exc:
-            exc.headers = self._clear_session(cookies)
+            exc.headers = self._sessions.clear(cookies)
             self._emit("session.ended", outcome="refused", reason=exc.description)
             raise
-        return SessionResult(_principal(record), headers)
+        return SessionResult(principal_from(record), headers)
 
     def strip_cookies(self, scope: Any) -> Any:
         """A shallow copy of ``scope`` whose ``cookie`` headers lack session and state cookies."""
@@ -319,7 +205,7 @@ class BrowserLogin:
             parts = [
                 part.strip()
                 for part in bytes(value).decode("latin-1").split(";")
-                if part.strip() and not self._is_ours(part.strip().partition("=")[0])
+                if part.strip() and not self._sessions.is_ours(part.strip().partition("=")[0])
             ]
             if parts:
                 kept.append((b"cookie", "; ".join(parts).encode("latin-1")))
@@ -420,7 +306,7 @@ class BrowserLogin:
         if self._store is not None:
             first = await self._store.pop_state(key) is not None
         else:
-            first = self._cookies.first_use(key, self.config.state_lifetime)
+            first = self._sessions.first_use(key, self.config.state_lifetime)
         if not first:
             raise SignInError("this sign-in response was already used")
         error = _single(params, "error")
@@ -498,12 +384,12 @@ class BrowserLogin:
             expires_at=now + self.config.session_lifetime,
         )
         if self._on_signin is not None:
-            await self._on_signin(_principal(record))
+            await self._on_signin(principal_from(record))
         cookies = web.parse_cookies(scope)
-        await self._end_previous(cookies)
+        await self._sessions.end(cookies)
         if self._store is not None:
             await self._store.create(record)
-        headers.extend(self._session_cookies(record, cookies))
+        headers.extend(self._sessions.issue(record, cookies))
         self._emit("signin", connection=record.connection, subject=record.subject)
         self._emit("session.created", connection=record.connection, subject=record.subject)
         return flow.return_to
@@ -515,8 +401,8 @@ class BrowserLogin:
             )
             return
         cookies = web.parse_cookies(scope)
-        record = await self._end_previous(cookies)
-        headers = self._clear_session(cookies)
+        record = await self._sessions.end(cookies)
+        headers = self._sessions.clear(cookies)
         location = self.config.post_logout_redirect_uri or self.config.default_return_to
         if record is not None and self.config.end_session:
             location = await self._end_session_url(record) or location
@@ -529,104 +415,9 @@ class BrowserLogin:
 
     # -- sessions -----------------------------------------------------------------
 
-    async def _live_session(
-        self, value: str, cookies: dict[str, str]
-    ) -> tuple[SessionRecord, list[tuple[bytes, bytes]]]:
-        record = await self._open(value)
-        now = self._clock.time()
-        if record.expires_at <= now:
-            raise SessionInvalid("the session has expired")
-        if now - record.last_seen > self.config.idle_timeout:
-            raise SessionInvalid("the session has been idle too long")
-        if self._store is None and self._cookies.is_revoked(record):
-            raise SessionInvalid("the session was revoked")
-        if now - record.last_seen < self.config.touch_interval:
-            return record, []
-        record = msgspec.structs.replace(record, last_seen=now)
-        if self._store is not None:
-            await self._store.update(record)
-            return record, []
-        return record, self._session_cookies(record, cookies)
-
-    async def _open(self, value: str) -> SessionRecord:
-        if self._store is None:
-            return self._cookies.open(value)
-        try:
-            ref = _ref_decoder.decode(self._ref_codec.decode(value))
-        except msgspec.DecodeError as exc:
-            raise SessionInvalid("the session cookie is malformed") from exc
-        record = await self._store.get(ref.id)
-        if record is None:
-            raise SessionInvalid("the session has ended")
-        return record
-
-    async def _end_previous(self, cookies: dict[str, str]) -> SessionRecord | None:
-        """End the session named by ``cookies`` (logout, or a new sign-in on top of one)."""
-        try:
-            value = join_chunks(cookies, self._session_name, max_chunks=MAX_CHUNKS)
-            record = await self._open(value) if value is not None else None
-        except SessionInvalid:
-            return None
-        if record is not None:
-            await self._revocations.publish(
-                Revocation(
-                    kind="session",
-                    connection=record.connection,
-                    subject=record.subject,
-                    issuer=record.issuer,
-                    session_id=record.id,
-                    time=self._clock.time(),
-                )
-            )
-        return record
-
-    def _session_cookies(
-        self, record: SessionRecord, cookies: dict[str, str]
-    ) -> list[tuple[bytes, bytes]]:
-        if self._store is None:
-            value = self._cookies.seal(record)
-        else:
-            value = self._ref_codec.encode(_encoder.encode(_SessionRef(record.id)))
-        max_age = int(record.expires_at - self._clock.time())
-        parts = split_chunks(self._session_name, value, chunk_size=CHUNK_SIZE)
-        written = {name for name, _ in parts}
-        headers = [
-            web.set_cookie(name, part, path="/", max_age=max_age, secure=self._secure)
-            for name, part in parts
-        ]
-        for stale in sorted(self._session_names(cookies) - written):
-            headers.append(web.clear_cookie(stale, path="/", secure=self._secure))
-        return headers
-
-    def _clear_session(self, cookies: dict[str, str]) -> list[tuple[bytes, bytes]]:
-        names = self._session_names(cookies) | {self._session_name}
-        return [web.clear_cookie(n, path="/", secure=self._secure) for n in sorted(names)]
-
-    def _session_names(self, cookies: dict[str, str]) -> set[str]:
-        base = self._session_name
-        return {
-            n
-            for n in cookies
-            if n == base or (n.startswith(base + ".") and n[len(base) + 1 :].isdigit())
-        }
-
-    def _is_ours(self, name: str) -> bool:
-        return name == self._session_name or name.startswith(
-            (self._session_name + ".", self._state_prefix)
-        )
-
     async def _on_revocation(self, revocation: Revocation) -> None:
         try:
-            if revocation.kind == "user" and revocation.connection and revocation.subject:
-                at = revocation.time or self._clock.time()
-                self._cookies.revoke_user(revocation.connection, revocation.subject, at)
-                if self._store is not None:
-                    await self._store.delete_user(revocation.connection, revocation.subject)
-            elif revocation.kind == "session" and revocation.session_id:
-                self._cookies.revoke_session(revocation.session_id)
-                if self._store is not None:
-                    await self._store.delete(revocation.session_id)
-                    await self._store.delete_by_sid(revocation.session_id)
+            await self._sessions.on_revocation(revocation)
         except AuthError as exc:  # a store outage must not break the other listeners
             self._emit("session.ended", outcome="error", reason=exc.reason)
 
@@ -696,17 +487,6 @@ def _single(params: dict[str, list[str]], name: str) -> str | None:
 
 def _state_key(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()[:32]
-
-
-def _principal(record: SessionRecord) -> Principal:
-    return Principal(
-        identity=record.subject,
-        claims=record.claims,
-        issuer=record.issuer,
-        tenant=record.connection,
-        source="session",
-        session_id=record.id,
-    )
 
 
 async def _send_error(

@@ -1,0 +1,173 @@
+"""Session cookies of browser sign-in: issue, read, slide, clear and revoke them.
+
+Cookie-only mode seals the whole :class:`~asgi_sso.sessions.SessionRecord` into
+the (chunked) cookie; with a server-side store the cookie only names the record.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from asgi_sso import _login_http as web
+from asgi_sso._login_config import LoginConfig
+from asgi_sso.config import Clock
+from asgi_sso.principal import Principal
+from asgi_sso.revocation import Revocation, RevocationBus
+from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
+from asgi_sso.sessions.codec import CookieCodec, join_chunks, split_chunks
+from asgi_sso.sessions.cookie import CHUNK_SIZE, MAX_CHUNKS, CookieSessionStore
+
+__all__ = ["SessionCookies", "principal_from"]
+
+
+class _SessionRef(msgspec.Struct, frozen=True):
+    """What the cookie holds when a server-side store keeps the record."""
+
+    id: str
+
+
+_ref_decoder = msgspec.json.Decoder(_SessionRef)
+_encoder = msgspec.json.Encoder()
+
+
+def principal_from(record: SessionRecord) -> Principal:
+    """The principal a session stands for."""
+    return Principal(
+        identity=record.subject,
+        claims=record.claims,
+        issuer=record.issuer,
+        tenant=record.connection,
+        source="session",
+        session_id=record.id,
+    )
+
+
+class SessionCookies:
+    """The session cookie(s) of one :class:`~asgi_sso.login.BrowserLogin`."""
+
+    def __init__(
+        self,
+        config: LoginConfig,
+        *,
+        store: SessionStore | None,
+        clock: Clock,
+        revocations: RevocationBus,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._clock = clock
+        self._revocations = revocations
+        self._secure = config.secure_cookies
+        self._session_name = ("__Host-" if self._secure else "") + config.session_cookie
+        self.state_prefix = ("__Secure-" if self._secure else "") + config.state_cookie + "."
+        self._cookies = CookieSessionStore(
+            CookieCodec(config.cookie_secrets, purpose="asgi_sso session"),
+            clock=clock,
+            lifetime=config.session_lifetime,
+        )
+        self._ref_codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso session ref")
+
+    def value(self, cookies: dict[str, str]) -> str | None:
+        """The (joined) session cookie value, or ``None`` when absent."""
+        return join_chunks(cookies, self._session_name, max_chunks=MAX_CHUNKS)
+
+    def first_use(self, key: str, ttl: float) -> bool:
+        """One-time use of a sign-in state in cookie-only mode (this process)."""
+        return self._cookies.first_use(key, ttl)
+
+    async def live(
+        self, value: str, cookies: dict[str, str]
+    ) -> tuple[SessionRecord, list[tuple[bytes, bytes]]]:
+        record = await self.open(value)
+        now = self._clock.time()
+        if record.expires_at <= now:
+            raise SessionInvalid("the session has expired")
+        if now - record.last_seen > self.config.idle_timeout:
+            raise SessionInvalid("the session has been idle too long")
+        if self._store is None and self._cookies.is_revoked(record):
+            raise SessionInvalid("the session was revoked")
+        if now - record.last_seen < self.config.touch_interval:
+            return record, []
+        record = msgspec.structs.replace(record, last_seen=now)
+        if self._store is not None:
+            await self._store.update(record)
+            return record, []
+        return record, self.issue(record, cookies)
+
+    async def open(self, value: str) -> SessionRecord:
+        if self._store is None:
+            return self._cookies.open(value)
+        try:
+            ref = _ref_decoder.decode(self._ref_codec.decode(value))
+        except msgspec.DecodeError as exc:
+            raise SessionInvalid("the session cookie is malformed") from exc
+        record = await self._store.get(ref.id)
+        if record is None:
+            raise SessionInvalid("the session has ended")
+        return record
+
+    async def end(self, cookies: dict[str, str]) -> SessionRecord | None:
+        """End the session named by ``cookies`` (logout, or a new sign-in on top of one)."""
+        try:
+            value = self.value(cookies)
+            record = await self.open(value) if value is not None else None
+        except SessionInvalid:
+            return None
+        if record is not None:
+            await self._revocations.publish(
+                Revocation(
+                    kind="session",
+                    connection=record.connection,
+                    subject=record.subject,
+                    issuer=record.issuer,
+                    session_id=record.id,
+                    time=self._clock.time(),
+                )
+            )
+        return record
+
+    def issue(self, record: SessionRecord, cookies: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        if self._store is None:
+            value = self._cookies.seal(record)
+        else:
+            value = self._ref_codec.encode(_encoder.encode(_SessionRef(record.id)))
+        max_age = int(record.expires_at - self._clock.time())
+        parts = split_chunks(self._session_name, value, chunk_size=CHUNK_SIZE)
+        written = {name for name, _ in parts}
+        headers = [
+            web.set_cookie(name, part, path="/", max_age=max_age, secure=self._secure)
+            for name, part in parts
+        ]
+        for stale in sorted(self._session_names(cookies) - written):
+            headers.append(web.clear_cookie(stale, path="/", secure=self._secure))
+        return headers
+
+    def clear(self, cookies: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        names = self._session_names(cookies) | {self._session_name}
+        return [web.clear_cookie(n, path="/", secure=self._secure) for n in sorted(names)]
+
+    def _session_names(self, cookies: dict[str, str]) -> set[str]:
+        base = self._session_name
+        return {
+            n
+            for n in cookies
+            if n == base or (n.startswith(base + ".") and n[len(base) + 1 :].isdigit())
+        }
+
+    def is_ours(self, name: str) -> bool:
+        return name == self._session_name or name.startswith(
+            (self._session_name + ".", self.state_prefix)
+        )
+
+    async def on_revocation(self, revocation: Revocation) -> None:
+        """End what ``revocation`` covers: server-side records, or cookie-only marks."""
+        if revocation.kind == "user" and revocation.connection and revocation.subject:
+            at = revocation.time or self._clock.time()
+            self._cookies.revoke_user(revocation.connection, revocation.subject, at)
+            if self._store is not None:
+                await self._store.delete_user(revocation.connection, revocation.subject)
+        elif revocation.kind == "session" and revocation.session_id:
+            self._cookies.revoke_session(revocation.session_id)
+            if self._store is not None:
+                await self._store.delete(revocation.session_id)
+                await self._store.delete_by_sid(revocation.session_id)

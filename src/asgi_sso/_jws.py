@@ -26,8 +26,8 @@ from asgi_sso.errors import InvalidSignature, MalformedToken, UnknownKey
 
 __all__ = ["JWSParser", "ParsedToken", "SignatureKey", "verify_signature"]
 
-# RFC 7515 §2: base64url without padding; three non-empty segments (§7.1). A JWS
-# with an empty signature is the "none" algorithm, which is never accepted.
+# RFC 7515 §2, §7.1: three non-empty base64url segments without padding. An empty
+# signature (the "none" algorithm) is refused after the header says why.
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _ALPHABET_BYTES = _ALPHABET.encode("ascii")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
@@ -180,12 +180,7 @@ class JWSParser:
         # Deleting the base64url alphabet must leave exactly the two separators.
         first = token.find(".")
         second = token.find(".", first + 1)
-        if (
-            raw.translate(None, _ALPHABET_BYTES) != b".."
-            or first < 1
-            or second == first + 1
-            or second == len(token) - 1
-        ):
+        if raw.translate(None, _ALPHABET_BYTES) != b".." or first < 1 or second == first + 1:
             raise MalformedToken("the token is not a compact JWS (three base64url segments)")
         standard = raw.translate(_TO_STANDARD)
         head = token[:first]
@@ -197,6 +192,8 @@ class JWSParser:
             if len(self._headers) >= _HEADER_CACHE_SIZE:
                 self._headers.clear()
             self._headers[head] = cached = (header, alg, kid)
+        if second == len(token) - 1:
+            raise MalformedToken("the token has no signature")
         claims_json = _b64decode(standard, token, first + 1, second)
         return ParsedToken(
             cached[0],

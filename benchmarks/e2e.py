@@ -1,0 +1,153 @@
+"""Suite ``e2e``: requests/s behind uvicorn (one worker) with ``wrk`` on 127.0.0.1.
+
+Each app runs in its own uvicorn process; ``wrk`` drives it for a bounded time,
+with the same token every request (warm) or a Lua script cycling through
+pre-minted RS256 tokens (unique). Besides wall-clock requests/s, the server's
+own CPU time (from ``/proc/<pid>/stat``) gives requests per server CPU-second,
+which other load on a shared machine disturbs less.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.fixtures import Material, make_material
+from benchmarks.harness import ROOT, Budget, Progress
+
+CASES = (
+    ("starlette", "warm"),
+    ("asgi_sso", "warm"),
+    ("asgi_sso", "unique"),
+    ("starlette_pyjwt", "unique"),
+    ("litestar", "warm"),
+    ("litestar_jwt", "unique"),
+    ("fastapi", "warm"),
+    ("fastapi_pyjwt", "unique"),
+)
+
+_LUA_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '\\n{"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+_LUA_WARM = """
+wrk.headers["Authorization"] = "Bearer {token}"
+"""
+
+_LUA_UNIQUE = """
+local tokens = {{}}
+for line in io.lines("{path}") do tokens[#tokens + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  if i > #tokens then i = 1 end
+  return wrk.format("GET", "/", {{["Authorization"] = "Bearer " .. tokens[i]}})
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_ready(url: str, token: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+        try:
+            answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2.0)
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        if answer.status_code != 200:
+            raise RuntimeError(f"warm-up answered {answer.status_code}")
+        return
+    raise RuntimeError("uvicorn did not start within 30 s")
+
+
+def run_case(
+    app: str, mode: str, material_path: Path, script: Path, budget: Budget
+) -> dict[str, Any]:
+    """Start uvicorn with ``app``, warm it up, run wrk against it, stop it."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "BENCH_APP": app, "BENCH_MATERIAL": str(material_path)}
+    command = [
+        sys.executable, "-m", "uvicorn", "benchmarks.apps:factory", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    try:
+        material = Material.load(material_path)
+        _wait_ready(url, material.warmup[0], proc)
+        cpu0 = _cpu_seconds(proc.pid)
+        wrk = subprocess.run(
+            ["wrk", "-t1", f"-c{budget.connections}", f"-d{max(1, round(budget.duration))}s",
+             "-s", str(script), url],
+            capture_output=True, text=True, timeout=budget.duration + 60, check=True,
+        )  # fmt: skip
+        cpu = _cpu_seconds(proc.pid) - cpu0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    stats: dict[str, Any] = json.loads(wrk.stdout.strip().splitlines()[-1])
+    seconds = stats["duration_us"] / 1e6
+    stats["requests_per_s"] = stats["requests"] / seconds
+    stats["server_cpu_s"] = cpu
+    stats["requests_per_cpu_s"] = stats["requests"] / cpu if cpu else None
+    if mode == "unique":
+        stats["tokens"] = len(material.tokens)
+        stats["tokens_reused"] = stats["requests"] > len(material.tokens)
+    return stats
+
+
+def run(budget: Budget, workdir: Path) -> dict[str, Any]:
+    """Parent side: every app behind its own uvicorn, then ratios."""
+    if shutil.which("wrk") is None:
+        message = "wrk is not installed: apt-get install -y wrk"
+        print(f"e2e skipped: {message}", file=sys.stderr)
+        return {"error": message}
+    material, _ = make_material("RS256", budget.e2e_tokens)
+    path = workdir / "material-e2e.json"
+    material.save(path)
+    (workdir / "tokens.txt").write_text("\n".join(material.tokens) + "\n")
+    warm, unique = workdir / "warm.lua", workdir / "unique.lua"
+    warm.write_text(_LUA_WARM.format(token=material.warmup[0]) + _LUA_DONE)
+    unique.write_text(_LUA_UNIQUE.format(path=workdir / "tokens.txt") + _LUA_DONE)
+    results: dict[str, Any] = {}
+    progress = Progress(len(CASES), "e2e")
+    for app, mode in progress.over(CASES, lambda c: f"{c[0]} {c[1]}"):
+        try:
+            results[f"{app}:{mode}"] = run_case(
+                app, mode, path, warm if mode == "warm" else unique, budget
+            )
+        except Exception as exc:
+            results[f"{app}:{mode}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return results

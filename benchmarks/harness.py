@@ -1,0 +1,146 @@
+"""Measuring: timed repeats, one process per candidate, and a plain stderr progress bar."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work each case does; ``--quick`` shrinks it ~10x."""
+
+    tokens: int = 2000
+    warm_ops: int = 200_000
+    repeats: int = 5
+    mw_requests: int = 2000
+    mw_warm_requests: int = 20_000
+    duration: float = 5.0
+    connections: int = 16
+    e2e_tokens: int = 20_000
+    memory_tokens: int = 100_000
+
+    @classmethod
+    def quick(cls) -> Budget:
+        """A run in well under a minute: same shape, smaller numbers."""
+        return cls(
+            tokens=200,
+            warm_ops=20_000,
+            repeats=3,
+            mw_requests=200,
+            mw_warm_requests=2000,
+            duration=1.0,
+            e2e_tokens=1000,
+            memory_tokens=10_000,
+        )
+
+
+def summarize(samples: list[float], ops: int) -> dict[str, float]:
+    """Median/min/max of per-operation microseconds and operations per second."""
+    per_op = sorted(s / ops * 1e6 for s in samples)
+    median = statistics.median(per_op)
+    return {
+        "median_us": median,
+        "min_us": per_op[0],
+        "max_us": per_op[-1],
+        "per_second": 1e6 / median if median else float("inf"),
+    }
+
+
+def measure(setup: Callable[[], Callable[[], object]], ops: int, repeats: int) -> dict[str, Any]:
+    """Time ``repeats`` runs of ``setup()()`` (setup untimed), in CPU and wall time.
+
+    Returns:
+        ``{"ops", "repeats", "cpu": summary, "wall": summary}``; ``cpu`` counts
+        :func:`time.process_time`, so other load on a shared machine skews it less.
+    """
+    cpu: list[float] = []
+    wall: list[float] = []
+    for _ in range(repeats):
+        run = setup()
+        gc.collect()
+        c0, w0 = time.process_time(), time.perf_counter()
+        run()
+        c1, w1 = time.process_time(), time.perf_counter()
+        cpu.append(c1 - c0)
+        wall.append(w1 - w0)
+    return {
+        "ops": ops,
+        "repeats": repeats,
+        "cpu": summarize(cpu, ops),
+        "wall": summarize(wall, ops),
+    }
+
+
+def run_isolated(task: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
+    """Run one case in a fresh interpreter (``python -m benchmarks._worker``).
+
+    Returns:
+        The worker's JSON result, or ``{"error": ...}`` when it failed.
+    """
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONHASHSEED": "0"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks._worker"],
+            input=json.dumps(task),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"worker failed: {tail[:300]}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+class Progress:
+    """A one-line progress bar on stderr (no dependency), e.g. ``[####....] 3/8 label``."""
+
+    def __init__(self, total: int, title: str, width: int = 24) -> None:
+        self.total = max(total, 1)
+        self.title = title
+        self.width = width
+        self.done = 0
+        self.started = time.perf_counter()
+
+    def step(self, label: str) -> None:
+        """Show that the case ``label`` is starting."""
+        filled = self.width * self.done // self.total
+        bar = "#" * filled + "." * (self.width - filled)
+        elapsed = time.perf_counter() - self.started
+        line = f"\r{self.title:<10} [{bar}] {self.done}/{self.total} {elapsed:5.0f}s {label}"
+        sys.stderr.write(f"{line[:110]:<110}")
+        sys.stderr.flush()
+        self.done += 1
+
+    def close(self) -> None:
+        """Finish the bar with a newline."""
+        self.done = self.total
+        self.step("done")
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def over(self, items: Iterable[T], label: Callable[[T], str]) -> Iterator[T]:
+        """Iterate ``items``, stepping the bar before each."""
+        for item in items:
+            self.step(label(item))
+            yield item
+        self.close()

@@ -1,0 +1,124 @@
+"""Suite ``middleware``: per-request cost in-process (``await app(scope, receive, send)``).
+
+Each app runs in its own process. Cold: every request carries a token never
+seen before; warm: the same token every time. The overhead of a protected app
+is its per-request CPU time minus its unauthenticated baseline's (same run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from benchmarks.apps import APPS, BASELINE
+from benchmarks.fixtures import Material, make_material
+from benchmarks.harness import Budget, Progress, measure, run_isolated
+
+CASES = (
+    ("starlette", "warm"),
+    ("asgi_sso", "warm"),
+    ("asgi_sso", "cold"),
+    ("starlette_pyjwt", "cold"),
+    ("litestar", "warm"),
+    ("litestar_jwt", "cold"),
+    ("fastapi", "warm"),
+    ("fastapi_pyjwt", "cold"),
+)
+"""(app, mode); baselines carry a token header too but do not read it."""
+
+
+def _scope(token: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"user-agent", b"bench"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+class _Exchange:
+    """receive/send of one request, remembering the response status."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = 0
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+
+
+def run_case(task: dict[str, Any]) -> dict[str, Any]:
+    """Worker side: time one app over cold or warm requests."""
+    material = Material.load(task["material"])
+    mode: str = task["mode"]
+    loop = asyncio.new_event_loop()
+    ex = _Exchange()
+    tokens = material.tokens if mode == "cold" else [material.warmup[0]] * task["warm_requests"]
+    templates = [_scope(t) for t in tokens]
+
+    async def serve(app: Any, scopes: list[dict[str, Any]]) -> None:
+        receive, send = ex.receive, ex.send
+        for template in scopes:
+            await app(dict(template), receive, send)
+
+    def prepared() -> Any:
+        app = APPS[task["app"]](material)
+        loop.run_until_complete(serve(app, [_scope(material.warmup[0])]))
+        if ex.status != 200:
+            raise AssertionError(f"warm-up answered {ex.status}")
+        return lambda: loop.run_until_complete(serve(app, templates))
+
+    probe = prepared  # a tampered token must be refused by every protected app
+    if task["app"] in BASELINE:
+        app = APPS[task["app"]](material)
+        loop.run_until_complete(serve(app, [_scope(material.tampered())]))
+        if ex.status != 401:
+            raise AssertionError(f"tampered token answered {ex.status}")
+    result = measure(probe, len(templates), task["repeats"])
+    if ex.status != 200:
+        raise AssertionError(f"requests answered {ex.status}")
+    return result
+
+
+def run(budget: Budget, workdir: Path) -> dict[str, Any]:
+    """Parent side: RS256 tokens, every app in its own process, overheads vs baselines."""
+    material, _ = make_material("RS256", budget.mw_requests)
+    path = workdir / "material-middleware.json"
+    material.save(path)
+    results: dict[str, Any] = {}
+    progress = Progress(len(CASES), "middleware")
+    for app, mode in progress.over(CASES, lambda c: f"{c[0]} {c[1]}"):
+        task = {
+            "suite": "middleware",
+            "material": str(path),
+            "app": app,
+            "mode": mode,
+            "repeats": budget.repeats,
+            "warm_requests": budget.mw_warm_requests,
+        }
+        results[f"{app}:{mode}"] = run_isolated(task)
+    for key, case in results.items():
+        base = results.get(f"{BASELINE.get(key.split(':')[0], '')}:warm", {})
+        if "cpu" in case and "cpu" in base:
+            case["overhead_us"] = case["cpu"]["median_us"] - base["cpu"]["median_us"]
+            case["baseline"] = BASELINE[key.split(":")[0]]
+    return results

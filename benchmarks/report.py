@@ -1,0 +1,264 @@
+"""Results: the JSON file, a Markdown table with the targets beside the figures, a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("asgi-sso", "cryptography", "joserfc", "PyJWT", "python-jose", "Authlib",
+            "starlette", "litestar", "fastapi", "uvicorn")  # fmt: skip
+
+TARGETS_COLD = {"RS256": 0.70, "ES256": 0.80, "Ed25519": 0.85}
+
+
+def machine() -> dict[str, Any]:
+    """Where the run happened (the numbers mean little without it)."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+
+def _cell(case: dict[str, Any] | None) -> str:
+    if not case:
+        return "-"
+    if "unsupported" in case:
+        return "unsupported"
+    if "error" in case:
+        return "error"
+    cpu = case["cpu"]
+    return f"{cpu['per_second']:,.0f} ({cpu['min_us']:.1f}-{cpu['max_us']:.1f} µs)"
+
+
+def _verify_md(verify: dict[str, Any]) -> list[str]:
+    labels = list(verify)
+    names = list(dict.fromkeys(k for row in verify.values() for k in row))
+    lines = [
+        "## Verification (tokens per CPU-second, median; per-token CPU µs min-max; "
+        "ratio to the raw-crypto floor)",
+        "",
+        "| candidate | " + " | ".join(labels) + " |",
+        "|---" * (len(labels) + 1) + "|",
+    ]
+    for name in names:
+        cells = []
+        for label in labels:
+            case = verify[label].get(name)
+            ratio = _get(case or {}, "ratio_to_floor")
+            cells.append(_cell(case) + (f" **{ratio:.2f}x**" if ratio else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Targets:", ""]
+    for label, target in TARGETS_COLD.items():
+        ratio = _get(verify, label, "asgi_sso:cold", "ratio_to_floor")
+        shown = f"{ratio:.2f}" if ratio else "n/a"
+        verdict = _verdict(ratio >= target if ratio else None)
+        lines.append(f"* cold {label} >= {target:.2f} of floor: {shown} — {verdict}")
+    warm = _get(verify, "RS256", "asgi_sso:warm", "cpu", "per_second")
+    lines.append(
+        f"* warm >= 500,000/s: {warm:,.0f}/s — {_verdict(warm >= 500_000)}"
+        if warm
+        else "* warm: n/a"
+    )
+    return lines
+
+
+def _middleware_md(mw: dict[str, Any], verify: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Middleware cost in-process (RS256; CPU µs per request, median [min-max])",
+        "",
+        "| app:mode | µs/request | overhead over its bare framework |",
+        "|---|---|---|",
+    ]
+    for key, case in mw.items():
+        if "cpu" not in case:
+            lines.append(f"| {key} | {case.get('error', '-')} | |")
+            continue
+        cpu = case["cpu"]
+        over = case.get("overhead_us")
+        over_s = f"{over:+.1f} µs vs {case['baseline']}" if over is not None else "(baseline)"
+        spread = f"{cpu['median_us']:.1f} [{cpu['min_us']:.1f}-{cpu['max_us']:.1f}]"
+        lines.append(f"| {key} | {spread} | {over_s} |")
+    warm = _get(mw, "asgi_sso:warm", "overhead_us")
+    cold = _get(mw, "asgi_sso:cold", "overhead_us")
+    verify_us = _get(verify, "RS256", "asgi_sso:cold", "cpu", "median_us")
+    lines += ["", "Targets:", ""]
+    lines.append(
+        f"* warm <= 5 µs over bare Starlette: {warm:.1f} µs — {_verdict(warm <= 5)}"
+        if warm is not None else "* warm: n/a"
+    )  # fmt: skip
+    if cold is not None and verify_us:
+        ratio = cold / verify_us
+        lines.append(
+            f"* cold <= 1.25x the cold verification cost ({verify_us:.1f} µs): "
+            f"{cold:.1f} µs = {ratio:.2f}x — {_verdict(ratio <= 1.25)}"
+        )
+    return lines
+
+
+def _e2e_md(e2e: dict[str, Any]) -> list[str]:
+    lines = ["## End to end (uvicorn, 1 worker, h11, wrk -t1 on 127.0.0.1, RS256)", ""]
+    if "error" in e2e:
+        return [*lines, f"Not run: {e2e['error']}"]
+    lines += [
+        "| app:tokens | requests/s (wall) | requests per server CPU-s | p50 / p99 ms | non-2xx |",
+        "|---|---|---|---|---|",
+    ]
+    for key, case in e2e.items():
+        if "requests" not in case:
+            lines.append(f"| {key} | {case.get('error', '-')} | | | |")
+            continue
+        reused = " (tokens reused)" if case.get("tokens_reused") else ""
+        cpu = case["requests_per_cpu_s"]
+        lines.append(
+            f"| {key}{reused} | {case['requests_per_s']:,.0f} | {cpu:,.0f} | "
+            f"{case['p50_us'] / 1000:.1f} / {case['p99_us'] / 1000:.1f} | {case['non2xx']} |"
+        )
+
+    def ratio(a: str, b: str, field: str) -> float | None:
+        x, y = _get(e2e, a, field), _get(e2e, b, field)
+        return x / y if x and y else None
+
+    lines += ["", "Targets (ratio by server CPU time; wall-clock ratio in brackets):", ""]
+    for a, b, target, text in (
+        ("asgi_sso:warm", "starlette:warm", 0.85, "warm >= 0.85 of bare Starlette"),
+        ("asgi_sso:unique", "litestar_jwt:unique", 3.0, "unique >= 3x Litestar JWTAuth"),
+        ("asgi_sso:unique", "fastapi_pyjwt:unique", 3.0, "unique >= 3x FastAPI Depends+PyJWT"),
+    ):
+        cpu_r, wall_r = ratio(a, b, "requests_per_cpu_s"), ratio(a, b, "requests_per_s")
+        shown = f"{cpu_r:.2f} [{wall_r:.2f}]" if cpu_r and wall_r else "n/a"
+        lines.append(f"* {text}: {shown} — {_verdict(cpu_r >= target if cpu_r else None)}")
+    return lines
+
+
+def _memory_md(mem: dict[str, Any]) -> list[str]:
+    lines = ["## Memory of the verified-token cache", ""]
+    if "traced_bytes" not in mem:
+        return [*lines, f"Not run: {mem.get('error', 'n/a')}"]
+    mb = mem["traced_bytes"] / 2**20
+    return [
+        *lines,
+        f"* {mem['tokens']:,} cached tokens: {mb:.1f} MB traced (tracemalloc), "
+        f"{mem['rss_bytes'] / 2**20:.1f} MB RSS delta, {mem['bytes_per_token']:,.0f} B/token",
+        f"* bounded: {mem['after_overflow']:,} entries after {mem['tokens'] * 3 // 2:,} tokens "
+        f"into a cache of {mem['cache_size']:,}",
+        f"* target 100k tokens <= 64 MB: projected {mem['projected_100k_mb']:.1f} MB — "
+        f"{_verdict(mem['projected_100k_mb'] <= 64)}",
+    ]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    m = results["machine"]
+    lines = [
+        "# asgi_sso benchmark results",
+        "",
+        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, load average at start "
+        f"{', '.join(f'{x:.2f}' for x in m['load_average'])}), Python {m['python']}, "
+        f"{m['platform']}. Budget: {results.get('budget_name', '?')}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
+        "",
+        "Every case ran in its own process; figures are medians of repeats, CPU time "
+        "(`time.process_time`), since the machine is shared.",
+        "",
+    ]
+    verify = results.get("verify", {})
+    if verify:
+        lines += [*_verify_md(verify), ""]
+    if "middleware" in results:
+        lines += [*_middleware_md(results["middleware"], verify), ""]
+    if "e2e" in results:
+        lines += [*_e2e_md(results["e2e"]), ""]
+    if "memory" in results:
+        lines += [*_memory_md(results["memory"]), ""]
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
+    """Draw verification ratios to the floor and e2e throughput; ``False`` without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    verify = results.get("verify", {})
+    e2e = {
+        k: v for k, v in results.get("e2e", {}).items() if isinstance(v, dict) and "requests" in v
+    }
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
+    labels = list(verify)
+    names = [
+        n
+        for n in dict.fromkeys(k for r in verify.values() for k in r)
+        if n != "raw_crypto:cold" and not n.endswith(":warm")
+    ]
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        values = [_get(verify, label, name, "ratio_to_floor") or 0 for label in labels]
+        left.bar(
+            [x + i * width for x in range(len(labels))], values, width, label=name.split(":")[0]
+        )
+    left.axhline(1.0, color="black", linewidth=0.8)
+    left.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(labels))], labels)
+    left.set_ylabel("throughput / raw-crypto floor (1.0 = only the signature check)")
+    left.set_title("Cold verification, CPU time (higher is better)")
+    left.legend(fontsize=8)
+    keys = list(e2e)
+    colors = ["tab:green" if k.startswith("asgi_sso") else "tab:gray" for k in keys]
+    right.barh(keys, [e2e[k]["requests_per_cpu_s"] or 0 for k in keys], color=colors)
+    right.invert_yaxis()
+    right.set_xlabel("requests per server CPU-second (higher is better)")
+    right.set_title("End to end behind uvicorn + wrk (RS256)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write(results: dict[str, Any], out: Path) -> list[Path]:
+    """Write results.json, results.md and (with matplotlib) results.png into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json", out / "results.md"]
+    written[0].write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
+    written[1].write_text(markdown(results))
+    if chart(results, out / "results.png"):
+        written.append(out / "results.png")
+    return written

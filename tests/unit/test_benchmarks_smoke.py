@@ -1,0 +1,101 @@
+"""Smoke test of the benchmark runner: it runs end to end on a tiny budget (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from benchmarks.__main__ import budget_from, parse
+from benchmarks.fixtures import Material, make_material
+from benchmarks.report import markdown
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_runner(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_quick_budget_overrides() -> None:
+    budget = budget_from(parse(["verify", "--quick", "--tokens", "7", "--repeats", "1"]))
+    assert (budget.tokens, budget.mw_requests, budget.repeats) == (7, 7, 1)
+    assert budget_from(parse([])).memory_tokens == 100_000
+
+
+def test_material_round_trips_and_tampered_token_differs(tmp_path: Path) -> None:
+    material, _ = make_material("ES256", 3)
+    material.save(tmp_path / "m.json")
+    loaded = Material.load(tmp_path / "m.json")
+    assert loaded.tokens == material.tokens
+    assert len(set(loaded.tokens)) == 3
+    assert loaded.tampered() not in (*loaded.tokens, *loaded.warmup)
+
+
+@pytest.mark.slow
+def test_runner_runs_every_suite_on_a_tiny_budget(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = ["all", "--quick", "--tokens", "20", "--repeats", "1", "--duration", "1"]
+    proc = run_runner(*args, "--memory-tokens", "300", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) >= {"machine", "verify", "middleware", "e2e", "memory"}
+
+    for label in ("RS256", "ES256", "Ed25519", "HS256"):
+        row = results["verify"][label]
+        assert row["raw_crypto:cold"]["ratio_to_floor"] == pytest.approx(1.0)
+        for name in ("asgi_sso:cold", "asgi_sso:warm", "pyjwt:cold", "joserfc:cold"):
+            assert "error" not in row[name], (label, name, row[name])
+            assert row[name]["cpu"]["per_second"] > 0
+    assert "unsupported" in results["verify"]["Ed25519"]["jose:cold"]
+
+    for key, case in results["middleware"].items():
+        assert "error" not in case, (key, case)
+    assert results["middleware"]["asgi_sso:cold"]["baseline"] == "starlette"
+
+    if shutil.which("wrk"):
+        for key, case in results["e2e"].items():
+            assert "error" not in case, (key, case)
+            assert case["requests"] > 0
+            assert case["non2xx"] == 0
+    else:
+        assert "wrk" in results["e2e"]["error"]
+
+    memory = results["memory"]
+    assert memory["cached"] == 300
+    assert memory["after_overflow"] <= memory["cache_size"]
+
+    table = (out / "results.md").read_text()
+    assert "| asgi_sso:cold |" in table
+    assert "Targets" in table
+    assert table in proc.stdout
+    assert "verify" in proc.stderr  # the progress bar
+
+
+def test_report_renders_partial_results() -> None:
+    results = {
+        "machine": {
+            "date": "today",
+            "cpu": "cpu",
+            "cores": 2,
+            "load_average": (0.0, 0.0, 0.0),
+            "python": "3.11",
+            "platform": "linux",
+            "packages": {},
+        },
+        "e2e": {"error": "wrk is not installed: apt-get install -y wrk"},
+        "memory": {"error": "worker failed"},
+    }
+    text = markdown(results)
+    assert "Not run: wrk is not installed" in text
+    assert "Not run: worker failed" in text

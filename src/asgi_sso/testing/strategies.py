@@ -1,0 +1,184 @@
+"""Hypothesis strategies: claim sets, group lists, valid and hostile tokens, ``return_to``.
+
+Importing this module needs ``hypothesis`` (the ``test`` extra); the rest of
+:mod:`asgi_sso.testing` does not.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import strategies as st
+
+from asgi_sso.testing.tokens import (
+    SigningKey,
+    alg_none,
+    b64url,
+    hs256_with_public_key,
+    mint,
+    tamper_payload,
+    tamper_signature,
+)
+
+__all__ = [
+    "claim_sets",
+    "group_lists",
+    "hostile_return_to",
+    "hostile_tokens",
+    "junk_tokens",
+    "valid_tokens",
+]
+
+_NOW = 1_700_000_000
+_names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=24)
+_json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=40)
+
+
+def group_lists(max_size: int = 20) -> st.SearchStrategy[list[str]]:
+    """Lists of group names: plain, Entra-style object ids, DN-like, unicode, duplicates."""
+    name = st.one_of(
+        _names,
+        st.uuids().map(str),
+        st.builds("cn={},ou=groups,dc=example,dc=com".format, _names),
+        st.text(min_size=1, max_size=30),
+    )
+    return st.lists(name, max_size=max_size)
+
+
+def claim_sets(
+    *, issuer: str = "https://idp.example", audience: str = "api://test", now: int = _NOW
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid-looking claim sets around ``now`` with random extra claims."""
+    base = st.fixed_dictionaries(
+        {
+            "iss": st.just(issuer),
+            "sub": st.text(min_size=1, max_size=64),
+            "aud": st.sampled_from([audience, [audience], [audience, "other"]]),
+            "iat": st.integers(now - 3600, now),
+            "exp": st.integers(now + 60, now + 86_400),
+        },
+        optional={
+            "groups": group_lists(),
+            "scope": st.lists(_names, max_size=5).map(" ".join),
+            "email": st.emails(),
+            "tid": st.uuids().map(str),
+            "nbf": st.integers(now - 3600, now),
+        },
+    )
+    extras = st.dictionaries(
+        _names.map("ext_{}".format),  # never a registered or policy-relevant claim
+        _json_scalars,
+        max_size=5,
+    )
+    return st.builds(lambda claims, extra: {**extra, **claims}, base, extras)
+
+
+def valid_tokens(key: SigningKey, **claim_kw: Any) -> st.SearchStrategy[str]:
+    """Tokens signed by ``key`` over :func:`claim_sets` (``claim_kw`` passed through)."""
+    return claim_sets(**claim_kw).map(lambda claims: mint(claims, key))
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"{}" + b"}" * depth
+
+
+def junk_tokens() -> st.SearchStrategy[str]:
+    """Strings that are not compact JWS at all, or barely: segments, padding, encodings."""
+    segment = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    raw_json = st.one_of(
+        st.just(b64url(b"[]")),
+        st.just(b64url(b"null")),
+        st.just(b64url('{"alg":"RS256"}'.encode("utf-16"))),
+        st.just(b64url(b'{"alg":"RS256","alg":"none"}')),
+        st.just(b64url(b"\xff\xfe{}")),
+        st.just(b64url(_nested(5000))),
+        st.just(b64url(b'{"alg":' + b"[" * 5000 + b"]" * 5000 + b"}")),
+        st.just(b64url(json.dumps({"alg": "RS256", "kid": "x" * 100_000}).encode())),
+    )
+    parts = st.one_of(segment, raw_json, st.text(max_size=30), st.just("=="), st.just(""))
+    return st.one_of(
+        st.text(max_size=200),
+        st.lists(parts, min_size=1, max_size=6).map(".".join),
+        st.builds("{}.{}.{}".format, raw_json, raw_json, segment),
+        st.just("." * 2),
+        st.just("a" * 70_000),
+    )
+
+
+def hostile_tokens(
+    key: SigningKey, *, issuer: str = "https://idp.example", audience: str = "api://test"
+) -> st.SearchStrategy[str]:
+    """Tokens a verifier trusting ``key`` for ``issuer`` must refuse, none of them valid.
+
+    Mutations of a valid token, ``alg`` tricks (``none``, HS256 keyed with the public
+    key, header-embedded keys, ``jku``/``x5u``, unknown ``crit``), wrong claims, and junk.
+    """
+    claims = claim_sets(issuer=issuer, audience=audience, now=_NOW)
+    header_tricks = st.sampled_from(
+        [
+            {"jku": "https://evil.example/jwks"},
+            {"x5u": "https://evil.example/cert"},
+            {"jwk": {"kty": "oct", "k": "AAAA"}},
+            {"crit": ["urn:evil"], "urn:evil": True},
+            {"alg": "RS512"},
+            {"alg": "HS256"},
+        ]
+    )
+    return st.one_of(
+        claims.map(lambda c: tamper_signature(mint(c, key))),
+        claims.map(lambda c: tamper_payload(mint(c, key))),
+        claims.map(lambda c: tamper_payload(mint(c, key), aud="someone-else")),
+        claims.map(lambda c: alg_none(c)),
+        claims.map(lambda c: hs256_with_public_key(c, key)),
+        st.builds(lambda c, h: tamper_signature(mint(c, key, headers=h)), claims, header_tricks),
+        claims.map(lambda c: mint({**c, "exp": c["iat"] - 10 - 10**6}, key)),
+        claims.map(lambda c: mint({**c, "iss": issuer + ".evil.example"}, key)),
+        claims.map(lambda c: mint({**c, "aud": "https://other.example"}, key)),
+        junk_tokens(),
+    )
+
+
+def hostile_return_to() -> st.SearchStrategy[str]:
+    """``return_to`` values that must never send a browser off-site."""
+    host = st.sampled_from(["evil.example", "evil.example:443", "user@evil.example", "127.1"])
+    fixed = st.sampled_from(
+        [
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "\\/evil.example",
+            "https:evil.example",
+            "https:",
+            "http://evil.example/",
+            "HTTPS://evil.example",
+            "javascript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "%2F%2Fevil.example",
+            "/%2F%2Fevil.example",
+            "%5C%5Cevil.example",
+            "\t//evil.example",
+            " //evil.example",
+            "/\t/evil.example",
+            "\r\n//evil.example",
+            "\uff0f\uff0fevil.example",
+            "/\uff0fevil.example",
+            "\u2044\u2044evil.example",
+            "//evil\u3002example",
+            "/.//evil.example",
+            "https://app.example@evil.example/",
+            "//app.example.evil.example/",
+            "\x00//evil.example",
+        ]
+    )
+    built = st.one_of(
+        st.builds("//{}/{}".format, host, _names),
+        st.builds(
+            "{}//{}".format, st.sampled_from(["http:", "https:", "ftp:", "", "\\", "/\\"]), host
+        ),
+        st.builds(
+            "{}{}".format, st.sampled_from(["\t", "\n", " ", "\x0b"]), st.just("//evil.example")
+        ),
+    )
+    return st.one_of(fixed, built)

@@ -1,0 +1,113 @@
+"""The pytest11 plugin: fixtures available in a fresh pytest run (pytester)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+APP = """
+from starlette.responses import JSONResponse
+
+async def app(scope, receive, send):
+    user = scope.get("user")
+    body = {"sub": getattr(user, "identity", None),
+            "authenticated": bool(getattr(user, "is_authenticated", False))}
+    await JSONResponse(body)(scope, receive, send)
+"""
+
+
+def run(pytester: pytest.Pytester, source: str) -> pytest.RunResult:
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "filterwarnings = error\n"
+    )
+    pytester.makepyfile(source)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+
+
+def test_dev_idp_and_token_factory_fixtures(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+import json, base64
+from asgi_sso.testing import DevIdP, TokenFactory
+
+def claims(token):
+    p = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+
+def test_dev_idp(dev_idp):
+    assert isinstance(dev_idp, DevIdP)
+    assert {"alice", "bob"} <= set(dev_idp.users)
+    assert "dev-client" in dev_idp.clients
+    assert dev_idp.auto_approve
+
+def test_token_factory(token_factory, dev_idp):
+    assert isinstance(token_factory, TokenFactory)
+    token = token_factory.token(sub="alice")
+    assert claims(token)["iss"] == dev_idp.issuer
+    assert claims(token)["aud"] == "api://asgi-sso-dev"
+    assert claims(token_factory.expired())["exp"] < claims(token)["iat"]
+
+async def test_in_process_discovery(dev_idp):
+    async with dev_idp.http_client() as http:
+        doc = (await http.get(dev_idp.discovery_url)).json()
+    assert doc["issuer"] == dev_idp.issuer
+""",
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_sso_client_wraps_an_app_with_the_middleware(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        APP
+        + """
+async def test_signed_in_user_reaches_the_app(sso_client):
+    async with sso_client(app, user="alice") as client:
+        response = await client.get("/")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"sub": "alice", "authenticated": True}
+
+async def test_anonymous_request_is_refused(sso_client):
+    async with sso_client(app) as client:
+        response = await client.get("/")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+async def test_forged_token_is_refused(sso_client, token_factory):
+    async with sso_client(app) as client:
+        bad = token_factory.tampered(sub="alice")
+        response = await client.get("/", headers={"Authorization": f"Bearer {bad}"})
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+async def test_token_factory_tokens_are_accepted(sso_client, token_factory):
+    async with sso_client(app) as client:
+        token = token_factory.token(sub="bob")
+        response = await client.get("/", headers={"Authorization": f"Bearer {token}"})
+    assert response.json()["sub"] == "bob"
+
+async def test_middleware_options_pass_through(sso_client):
+    async with sso_client(app, public_paths=("/",)) as client:
+        response = await client.get("/")
+    assert response.json() == {"sub": "", "authenticated": False}
+""",
+    )
+    result.assert_outcomes(passed=5)
+
+
+def test_package_import_needs_neither_pytest_nor_hypothesis(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        check="""
+import sys
+import asgi_sso.testing
+assert "hypothesis" not in sys.modules, "hypothesis was imported"
+assert "pytest" not in sys.modules, "pytest was imported"
+print("clean")
+"""
+    )
+    result = pytester.run(__import__("sys").executable, "check.py")
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["clean"])

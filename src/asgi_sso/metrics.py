@@ -68,8 +68,9 @@ class PrometheusSink:
       ``asgi_sso_logouts_total``;
     * ``asgi_sso_sessions_total{event}`` (``created``/``ended``);
     * ``asgi_sso_provisioning_total{outcome}``;
-    * ``asgi_sso_deprovisioning_total{kind}`` (``backchannel_logout``, or the
-      ``kind`` a deprovisioning event names, e.g. ``scim``).
+    * ``asgi_sso_deprovisioning_total{kind,outcome}`` (``kind`` is
+      ``backchannel_logout``, the ``kind`` a deprovisioning event's detail names,
+      or ``deprovision``; a refused logout token counts with ``outcome="refused"``).
 
     Args:
         registry: the ``CollectorRegistry`` to register in; defaults to the
@@ -139,7 +140,9 @@ class PrometheusSink:
             self.provisioning = counter(
                 "provisioning", "Just-in-time user provisioning.", ("outcome",)
             )
-            self.deprovisioning = counter("deprovisioning", "Deprovisioning events.", ("kind",))
+            self.deprovisioning = counter(
+                "deprovisioning", "Deprovisioning events.", ("kind", "outcome")
+            )
         except ValueError as exc:
             raise ConfigurationError(
                 f"metrics with namespace {namespace!r} are already registered in this registry"
@@ -216,4 +219,6 @@ class PrometheusSink:
             named = event.detail.get("kind")
             if isinstance(named, str):
                 kind = named
-        self.deprovisioning.labels(kind=self._kind(kind)).inc()
+        self.deprovisioning.labels(
+            kind=self._kind(kind), outcome=self._outcome(event.outcome)
+        ).inc()

@@ -78,12 +78,15 @@ def test_sessions_provisioning_and_deprovisioning(
     sink(Event(name="deprovision", detail={"kind": "scim"}))
     sink(Event(name="deprovision"))
     sink(Event(name="backchannel_logout"))
+    sink(Event(name="backchannel_logout", outcome="refused", reason="invalid_request"))
     assert value(registry, "asgi_sso_sessions_total", event="created") == 2
     assert value(registry, "asgi_sso_sessions_total", event="ended") == 1
     assert value(registry, "asgi_sso_provisioning_total", outcome="created") == 1
-    assert value(registry, "asgi_sso_deprovisioning_total", kind="scim") == 1
-    assert value(registry, "asgi_sso_deprovisioning_total", kind="deprovision") == 1
-    assert value(registry, "asgi_sso_deprovisioning_total", kind="backchannel_logout") == 1
+    name = "asgi_sso_deprovisioning_total"
+    assert value(registry, name, kind="scim", outcome="ok") == 1
+    assert value(registry, name, kind="deprovision", outcome="ok") == 1
+    assert value(registry, name, kind="backchannel_logout", outcome="ok") == 1
+    assert value(registry, name, kind="backchannel_logout", outcome="refused") == 1
 
 
 def test_signins_refusals_and_logouts(sink: PrometheusSink, registry: CollectorRegistry) -> None:

@@ -36,6 +36,7 @@ __all__ = ["TokenVerifier", "VerifiedToken"]
 
 _HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 _CANDIDATE_MEMO_SIZE = 1024
+_SCOPE_SETS_SIZE = 1024
 
 
 class VerifiedToken:
@@ -156,6 +157,7 @@ class TokenVerifier:
             tuple[str, str | None, str], tuple[KeySet, tuple[VerificationKey, ...]]
         ]
         self._candidates = {}
+        self._scope_sets: dict[frozenset[str], frozenset[str]] = {}
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
             limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
         )
@@ -293,10 +295,21 @@ class TokenVerifier:
             issuer=resolved,
             subject=sub if isinstance(sub, str) else "",
             connection=resolved.connection,
-            scopes=scopes_from(claims, state.policy.scope_claims),
+            scopes=self._shared_scopes(scopes_from(claims, state.policy.scope_claims)),
             expires_at=expires_at,
             key_id=key.kid,
         )
+
+    def _shared_scopes(self, scopes: frozenset[str]) -> frozenset[str]:
+        # Most tokens of an application carry the same few scope sets: share them,
+        # which keeps cached entries small (issue 7's memory target).
+        shared = self._scope_sets.get(scopes)
+        if shared is not None:
+            return shared
+        if len(self._scope_sets) >= _SCOPE_SETS_SIZE:
+            self._scope_sets.clear()
+        self._scope_sets[scopes] = scopes
+        return scopes
 
     async def keys_for(
         self, resolved: ResolvedIssuer, kid: str | None, alg: str

@@ -444,3 +444,14 @@ async def test_aclose_closes_only_its_own_client(
     await own.aclose()
     assert own._client is not None
     assert own._client.is_closed
+
+
+async def test_equal_scope_sets_are_shared_between_tokens(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    verifier = make(client, clock)
+    first = await verifier.verify(mint(claims(jti="1", scope="read write"), KEY))
+    second = await verifier.verify(mint(claims(jti="2", scope="write read"), KEY))
+    other = await verifier.verify(mint(claims(jti="3", scope="read"), KEY))
+    assert first.scopes is second.scopes
+    assert other.scopes == {"read"}

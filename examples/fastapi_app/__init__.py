@@ -1,0 +1,1 @@
+"""Acme Analytics: the FastAPI example (``examples.fastapi_app.app:app``)."""

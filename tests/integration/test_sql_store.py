@@ -134,8 +134,10 @@ async def test_sqlite_migrates_from_an_empty_database(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_sqlite_missing_directory_is_store_unavailable(tmp_path: Path) -> None:
-    store = SQLUserStore(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+async def test_sqlite_corrupt_file_is_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database file" * 100)
+    store = SQLUserStore(f"sqlite+aiosqlite:///{path}")
     try:
         with pytest.raises(StoreUnavailable):
             await store.start()
@@ -143,21 +145,17 @@ async def test_sqlite_missing_directory_is_store_unavailable(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_failed_write_leaves_no_half_written_user(tmp_path: Path) -> None:
-    store = SQLUserStore(f"sqlite+aiosqlite:///{tmp_path / 'users.db'}")
-    await store.start()
-    try:
-        user, _ = await store.get_or_provision("acme", "frank", Profile(email="f@acme.example"))
-        # A value the JSON column cannot encode fails the UPDATE inside its transaction.
-        bad = Profile(email="new@acme.example", groups=(object(),))  # type: ignore[arg-type]
-        with pytest.raises(StoreUnavailable):
-            await store.update(user.id, profile=bad, active=False)
-        kept = await store.get(user.id)
-        assert kept is not None
-        assert kept.active
-        assert kept.profile.email == "f@acme.example"
-    finally:
-        await store.close()
+@pytest.mark.postgres
+async def test_failed_write_leaves_no_half_written_user(pg_store: SQLUserStore) -> None:
+    user, _ = await pg_store.get_or_provision("acme", "frank", Profile(email="f@acme.example"))
+    # A value the JSON column cannot encode fails the UPDATE inside its transaction.
+    bad = Profile(email="new@acme.example", groups=(object(),))  # type: ignore[arg-type]
+    with pytest.raises(StoreUnavailable):
+        await pg_store.update(user.id, profile=bad, active=False)
+    kept = await pg_store.get(user.id)
+    assert kept is not None
+    assert kept.active
+    assert kept.profile.email == "f@acme.example"
 
 
 def test_bad_configuration_fails_at_build_time() -> None:

@@ -1,0 +1,220 @@
+"""The FastAPI example in process: /me by bearer and session, tenant isolation, SCIM."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+import pytest
+from examples._devkit import OidcSettings, cookie_security
+from examples.fastapi_app.app import ADMIN_SCOPE, DEV_AUDIENCE, Example, Settings, create_app
+
+from asgi_sso import ConfigurationError, MemoryUserStore, Secret
+
+APP_URL = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+async def example(tmp_path: Path) -> AsyncIterator[Example]:
+    built = create_app(Settings(session_secret=Secret(b"k" * 32), data_dir=str(tmp_path)))
+    yield built
+    await built.app.shutdown()
+
+
+@pytest.fixture
+async def client(example: Example) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=example.app)
+    async with httpx.AsyncClient(transport=transport, base_url=APP_URL) as http:
+        yield http
+
+
+def bearer(example: Example, sub: str) -> dict[str, str]:
+    assert example.idp is not None
+    return {"Authorization": f"Bearer {example.idp.issue_token(sub, audience=DEV_AUDIENCE)}"}
+
+
+async def sign_in(example: Example, client: httpx.AsyncClient, sub: str) -> None:
+    """Browser sign-in in process: app → dev IdP (login_hint picks the user) → callback."""
+    assert example.idp is not None
+    start = await client.get("/auth/login", params={"return_to": "/dashboard"})
+    assert start.status_code == 302
+    authorize = start.headers["location"]
+    async with example.idp.http_client() as idp_http:
+        answer = await idp_http.get(authorize + "&" + urlencode({"login_hint": sub}))
+    assert answer.status_code == 302
+    callback = urlsplit(answer.headers["location"])
+    assert f"{callback.scheme}://{callback.netloc}" == APP_URL
+    done = await client.get(callback.path, params=dict(parse_qsl(callback.query)))
+    assert done.status_code in (302, 303), done.text
+    assert done.headers["location"] == "/dashboard"
+
+
+async def test_home_is_public_and_links_to_sign_in(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "href='/auth/login?return_to=/dashboard'" in page.text
+    assert "Sign in with SSO" in page.text
+
+
+async def test_me_with_a_bearer_token(example: Example, client: httpx.AsyncClient) -> None:
+    reply = await client.get("/me", headers=bearer(example, "alice"))
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["sub"] == "alice"
+    assert body["email"] == "alice@acme.example"
+    assert body["connection"] == "acme"
+    assert body["tier"] == "enterprise"
+    assert ADMIN_SCOPE in body["scopes"]
+    assert body["via"] == "header"
+    assert body["user_id"]
+
+
+async def test_me_with_a_session_cookie(example: Example, client: httpx.AsyncClient) -> None:
+    await sign_in(example, client, "dave")
+    reply = await client.get("/me")
+    assert reply.status_code == 200
+    body = reply.json()
+    assert (body["sub"], body["connection"], body["tier"]) == ("dave", "globex", "pro")
+    assert body["via"] == "session"
+    assert ADMIN_SCOPE not in body["scopes"]
+
+
+async def test_dashboard_shows_user_company_tier_and_sign_out(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    await sign_in(example, client, "alice")
+    page = await client.get("/dashboard", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "alice@acme.example" in page.text
+    assert "<dd>acme</dd>" in page.text
+    assert "<dd>enterprise</dd>" in page.text
+    assert "<form method=post action='/auth/logout'>" in page.text
+
+
+async def test_dashboard_without_session_redirects_a_browser_to_sign_in(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/dashboard", headers={"Accept": "text/html"})
+    assert page.status_code == 302
+    assert page.headers["location"] == "/auth/login?return_to=%2Fdashboard"
+
+
+async def test_me_without_credentials_is_an_rfc6750_401(client: httpx.AsyncClient) -> None:
+    reply = await client.get("/me")
+    assert reply.status_code == 401
+    assert reply.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_admin_lists_only_their_own_company(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    for sub in ("alice", "bob", "carol", "dave"):
+        assert (await client.get("/me", headers=bearer(example, sub))).status_code == 200
+    acme = await client.get("/admin/users", headers=bearer(example, "alice"))
+    globex = await client.get("/admin/users", headers=bearer(example, "carol"))
+    assert acme.status_code == globex.status_code == 200
+    assert {u["sub"] for u in acme.json()["users"]} == {"alice", "bob"}
+    assert {u["sub"] for u in globex.json()["users"]} == {"carol", "dave"}
+    assert acme.json()["connection"] == "acme"
+
+
+async def test_a_member_gets_403_on_the_admin_page(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    reply = await client.get("/admin/users", headers=bearer(example, "bob"))
+    assert reply.status_code == 403
+    challenge = reply.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge
+    assert f'scope="{ADMIN_SCOPE}"' in challenge
+    html = await client.get(
+        "/admin/users", headers={**bearer(example, "bob"), "Accept": "text/html"}
+    )
+    assert html.status_code == 403
+    assert "403 · Not allowed" in html.text
+
+
+async def test_scim_deactivation_refuses_the_next_request(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    headers = bearer(example, "bob")
+    assert (await client.get("/me", headers=headers)).status_code == 200
+    scim = {"Authorization": f"Bearer {example.scim_tokens['acme'].reveal_str()}"}
+    found = await client.get(
+        "/scim/v2/Users", params={"filter": 'userName eq "bob@acme.example"'}, headers=scim
+    )
+    assert found.status_code == 200, found.text
+    (user,) = found.json()["Resources"]
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    done = await client.patch(f"/scim/v2/Users/{user['id']}", json=patch, headers=scim)
+    assert done.status_code == 200, done.text
+    again = await client.get("/me", headers=headers)
+    assert again.status_code == 401
+    assert "deactivated" in again.json()["error_description"]
+
+
+async def test_another_companys_scim_secret_cannot_see_the_user(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    assert (await client.get("/me", headers=bearer(example, "bob"))).status_code == 200
+    scim = {"Authorization": f"Bearer {example.scim_tokens['globex'].reveal_str()}"}
+    found = await client.get(
+        "/scim/v2/Users", params={"filter": 'userName eq "bob@acme.example"'}, headers=scim
+    )
+    assert found.status_code == 200
+    assert found.json()["totalResults"] == 0
+
+
+async def test_logout_ends_the_session(example: Example, client: httpx.AsyncClient) -> None:
+    await sign_in(example, client, "alice")
+    out = await client.post("/auth/logout", headers={"Origin": APP_URL})
+    assert out.status_code in (302, 303)
+    assert example.idp is not None
+    assert out.headers["location"].startswith(example.idp.issuer + "/end_session")
+    assert (await client.get("/me")).status_code == 401
+
+
+async def test_openapi_documents_the_bearer_scheme(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert spec["components"]["securitySchemes"]["SSO bearer token"]["scheme"] == "bearer"
+    assert spec["paths"]["/me"]["get"]["security"] == [{"SSO bearer token": []}]
+    assert (await client.get("/docs")).status_code == 200
+
+
+def test_settings_from_env_use_a_real_provider() -> None:
+    env = {
+        "OIDC_ISSUER": "http://localhost:8080/realms/acme",
+        "OIDC_CLIENT_ID": "web",
+        "OIDC_CLIENT_SECRET": "s3cret-value",
+        "OIDC_REDIRECT_URI": "http://localhost:8000/auth/callback",
+        "SESSION_SECRET": "z" * 40,
+        "APP_URL": "http://localhost:8000",
+    }
+    settings = Settings.from_env(env)
+    assert settings.oidc == OidcSettings(
+        issuer="http://localhost:8080/realms/acme",
+        client_id="web",
+        client_secret=Secret("s3cret-value"),
+        redirect_uri="http://localhost:8000/auth/callback",
+    )
+    assert settings.oidc.api_audience == "web"
+    assert "s3cret" not in repr(settings)
+    example = create_app(settings, user_store=MemoryUserStore())
+    assert example.idp is None
+    assert example.app.login is not None
+    assert example.app.login.config.secure_cookies is False
+
+
+def test_dev_mode_without_oidc_settings() -> None:
+    assert Settings.from_env({}).oidc is None
+
+
+def test_insecure_cookies_only_on_loopback_http() -> None:
+    assert cookie_security("https://app.example", dev_mode=False) is True
+    assert cookie_security("http://127.0.0.1:8000", dev_mode=True) is False
+    with pytest.raises(ConfigurationError):
+        cookie_security("http://app.example", dev_mode=True)

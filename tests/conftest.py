@@ -32,3 +32,11 @@ def postgres_url() -> str:
     if not _reachable("127.0.0.1", 5432) and os.environ.get("CI") != "true":
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432 (set CI=true to require it)")
     return "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The shared test Redis URL; skips with a reason when it is down, unless CI=true."""
+    if not _reachable("127.0.0.1", 6379) and os.environ.get("CI") != "true":
+        pytest.skip("Redis is not reachable at 127.0.0.1:6379 (set CI=true to require it)")
+    return "redis://127.0.0.1:6379/0"

@@ -1,0 +1,214 @@
+"""The Redis revocation bus against real Redis: fan-out, reconciliation, gaps and outages."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from _redis_server import RedisServer, free_port
+from redis.asyncio import Redis
+
+from asgi_sso.errors import ConfigurationError
+from asgi_sso.events import Emitter, Event
+from asgi_sso.redis_bus import RedisRevocationBus
+from asgi_sso.revocation import Revocation
+
+pytestmark = pytest.mark.redis
+
+ALICE = Revocation(kind="user", connection="acme", subject="alice", time=1.0)
+BOB = Revocation(kind="user", connection="acme", subject="bob", time=2.0)
+
+
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll ``check`` until it holds; fail after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[Redis]:
+    redis = Redis.from_url(redis_url)
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+async def prefix(client: Redis) -> AsyncIterator[str]:
+    value = f"asgi_sso_test:{uuid.uuid4().hex}:"
+    yield value
+    keys = [key async for key in client.scan_iter(match=value + "*")]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def connect_then_stop(bus: RedisRevocationBus) -> None:
+    """Let ``bus`` learn the stream position, then cut it off."""
+    await bus.start()
+    assert await bus.wait_connected(5)
+    await bus.close()
+
+
+def recorder(bus: RedisRevocationBus) -> list[Revocation]:
+    seen: list[Revocation] = []
+    bus.subscribe(seen.append)
+    return seen
+
+
+async def test_revocation_reaches_other_process_once_and_publisher_once(
+    client: Redis, prefix: str
+) -> None:
+    a = RedisRevocationBus(client, prefix=prefix)
+    b = RedisRevocationBus(client, prefix=prefix)
+    seen_a, seen_b = recorder(a), recorder(b)
+    await a.start()
+    await b.start()
+    try:
+        assert await a.wait_connected(5)
+        assert await b.wait_connected(5)
+        await a.publish(ALICE)
+        await eventually(lambda: seen_b == [ALICE])
+        await b.publish(BOB)
+        await eventually(lambda: seen_a == [ALICE, BOB])
+        await asyncio.sleep(0.05)  # give a duplicate delivery the chance to show up
+        assert seen_a == [ALICE, BOB]
+        assert seen_b == [ALICE, BOB]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_new_process_does_not_replay_old_revocations(client: Redis, prefix: str) -> None:
+    a = RedisRevocationBus(client, prefix=prefix)
+    await a.publish(ALICE)
+    late = RedisRevocationBus(client, prefix=prefix)
+    seen = recorder(late)
+    await late.start()
+    try:
+        assert await late.wait_connected(5)
+        await a.publish(BOB)
+        await eventually(lambda: seen == [BOB])
+    finally:
+        await late.close()
+
+
+async def test_revocations_missed_while_stopped_are_replayed_on_reconnect(
+    client: Redis, prefix: str
+) -> None:
+    a = RedisRevocationBus(client, prefix=prefix)
+    b = RedisRevocationBus(client, prefix=prefix)
+    seen = recorder(b)
+    await connect_then_stop(b)  # b is cut off; a keeps revoking
+    await a.publish(ALICE)
+    await a.publish(BOB)
+    await b.start()
+    try:
+        await eventually(lambda: seen == [ALICE, BOB])
+        assert b.gaps == 0
+    finally:
+        await b.close()
+
+
+async def test_trimmed_entries_are_reported_as_a_gap(client: Redis, prefix: str) -> None:
+    gaps: list[int] = []
+    a = RedisRevocationBus(client, prefix=prefix)
+    b = RedisRevocationBus(client, prefix=prefix, on_gap=lambda: gaps.append(1))
+    await connect_then_stop(b)
+    await a.publish(ALICE)
+    await client.xtrim(prefix + "revocations", maxlen=0)  # ALICE is lost before b reads it
+    await b.start()
+    try:
+        await eventually(lambda: gaps == [1])
+        assert b.gaps == 1
+    finally:
+        await b.close()
+
+
+async def test_malformed_entries_and_failing_listeners_do_not_stop_the_reader(
+    client: Redis, prefix: str
+) -> None:
+    a = RedisRevocationBus(client, prefix=prefix)
+    events: list[Event] = []
+    b = RedisRevocationBus(client, prefix=prefix, emitter=Emitter([events.append]))
+    seen = recorder(b)
+
+    def explode(revocation: Revocation) -> None:
+        if revocation.subject == "alice":
+            raise RuntimeError("listener bug")
+
+    b.subscribe(explode)
+    await b.start()
+    try:
+        assert await b.wait_connected(5)
+        await client.xadd(prefix + "revocations", {"r": b"{not json", "o": "someone"})
+        await a.publish(ALICE)
+        await a.publish(BOB)
+        await eventually(lambda: seen == [ALICE, BOB])
+        outcomes = {event.outcome for event in events}
+        assert {"connected", "malformed", "listener_error"} <= outcomes
+    finally:
+        await b.close()
+
+
+async def test_publish_while_redis_is_down_applies_locally_and_never_raises() -> None:
+    bus = RedisRevocationBus(f"redis://127.0.0.1:{free_port()}/0", prefix="asgi_sso_test:")
+    seen = recorder(bus)
+    await bus.publish(ALICE)
+    assert seen == [ALICE]
+    assert not bus.connected
+    await bus.close()
+
+
+async def test_redis_restart_loses_nothing_revoked_and_the_reader_recovers(
+    own_redis: RedisServer,
+) -> None:
+    gaps: list[int] = []
+    a = RedisRevocationBus(own_redis.url, backoff=(0.02, 0.2))
+    b = RedisRevocationBus(own_redis.url, backoff=(0.02, 0.2), on_gap=lambda: gaps.append(1))
+    seen = recorder(b)
+    await a.start()
+    await b.start()
+    try:
+        assert await a.wait_connected(5)
+        assert await b.wait_connected(5)
+        await a.publish(ALICE)
+        await eventually(lambda: seen == [ALICE])
+
+        own_redis.stop()
+        await eventually(lambda: not b.connected)
+        await a.publish(BOB)  # Redis is down: kept in a's outbox
+        own_redis.start()  # a fresh, empty Redis on the same port
+
+        await eventually(lambda: seen == [ALICE, BOB], within=10)
+        assert gaps == [1]  # b learns that whatever the old Redis held is gone
+        assert b.connected
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_configuration_is_checked_when_built() -> None:
+    with pytest.raises(ConfigurationError):
+        RedisRevocationBus("http://127.0.0.1:6379")
+    with pytest.raises(ConfigurationError):
+        RedisRevocationBus("redis://127.0.0.1:6379", retention=0)
+    with pytest.raises(ConfigurationError):
+        RedisRevocationBus("redis://127.0.0.1:6379", prefix="has space")
+
+
+def test_repr_never_shows_the_url_password() -> None:
+    bus = RedisRevocationBus("redis://:hunter2-secret@127.0.0.1:6379/0")
+    assert "hunter2" not in repr(bus)

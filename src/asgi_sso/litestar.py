@@ -10,7 +10,7 @@ Example::
 
     @get("/reports", guards=[require_scopes("reports:read")],
          dependencies={"user": Provide(current_user, sync_to_thread=False)})
-    async def reports(user: Principal) -> list[str]: ...
+    async def reports(user: NamedDependency[Principal]) -> list[str]: ...
 """
 
 from __future__ import annotations

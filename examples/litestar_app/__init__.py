@@ -1,0 +1,1 @@
+"""Shotter: the Litestar example (``examples.litestar_app.app:app``)."""

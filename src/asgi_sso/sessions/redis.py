@@ -1,0 +1,201 @@
+"""A Redis :class:`~asgi_sso.sessions.base.SessionStore` shared by every worker and host.
+
+Keys (under a configurable prefix, default ``asgi_sso:``):
+
+* ``session:<digest(id)>`` - the record as JSON; Redis expires it at the session's end.
+* ``user:<digest(connection, sub)>`` and ``sid:<digest(sid)>`` - sets naming the
+  session keys of one user and of one IdP session, so deprovisioning and
+  back-channel logout end every session at once. A set lives as long as its
+  longest-lived member.
+* ``state:<digest(key)>`` - one-time sign-in state, taken with ``GETDEL`` so a
+  replayed callback fails on every host.
+
+Multi-key writes run as Lua scripts, so they are atomic; the store needs a
+single Redis (or a primary with replicas), not Redis Cluster. Expiry is also
+checked against the injected clock, so tests advance time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+from redis.asyncio import Redis
+
+from asgi_sso._redis import DEFAULT_PREFIX, check_prefix, client_from, digest, unavailable
+from asgi_sso.config import Clock, SystemClock
+from asgi_sso.sessions.base import SessionRecord
+
+__all__ = ["RedisSessionStore"]
+
+_WHAT = "session store"
+_DEADLINE = struct.Struct(">d")
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(SessionRecord)
+
+# KEYS[1] = the session key, KEYS[2..] = index sets; ARGV[1] = record, ARGV[2] = ttl in ms.
+_CREATE = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local ttl = tonumber(ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('PTTL', KEYS[i]) < ttl then
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+end
+return 1
+"""
+
+# KEYS[1] = an index set: delete every session it names, then the set.
+_DELETE_INDEXED = """
+local n = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  n = n + redis.call('DEL', key)
+end
+redis.call('DEL', KEYS[1])
+return n
+"""
+
+
+class RedisSessionStore:
+    """Server-side sessions and one-time sign-in state in Redis.
+
+    Args:
+        redis: a ``redis://`` / ``rediss://`` URL (the store owns and closes the
+            client) or an existing :class:`redis.asyncio.Redis` (left open).
+        prefix: prepended to every key, so several apps can share one Redis.
+        clock: wall time for expiry.
+
+    Every method raises :class:`~asgi_sso.errors.StoreUnavailable` when Redis
+    cannot be reached; the middleware answers 503 and redis-py reconnects by
+    itself once Redis is back.
+    """
+
+    def __init__(
+        self,
+        redis: Redis | str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Clock | None = None,
+    ) -> None:
+        self._prefix = check_prefix(prefix)
+        self._redis, self._owned = client_from(redis)
+        self._clock: Clock = clock or SystemClock()
+        self._create = self._redis.register_script(_CREATE)
+        self._delete_indexed = self._redis.register_script(_DELETE_INDEXED)
+
+    def __repr__(self) -> str:
+        return f"RedisSessionStore(prefix={self._prefix!r})"
+
+    async def create(self, record: SessionRecord) -> None:
+        """Store ``record`` until its ``expires_at`` and index it by user and ``sid``."""
+        ttl = self._ttl_ms(record)
+        if ttl <= 0:
+            return
+        keys = [self._session_key(record.id), self._user_key(record.connection, record.subject)]
+        if record.sid is not None:
+            keys.append(self._sid_key(record.sid))
+        with unavailable(_WHAT):
+            await self._create(keys=keys, args=[_encoder.encode(record), ttl])
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """Return the live session named ``session_id``, or ``None``."""
+        with unavailable(_WHAT):
+            raw = await self._redis.get(self._session_key(session_id))
+        if raw is None:
+            return None
+        try:
+            record = _decoder.decode(raw)
+        except msgspec.DecodeError:  # written by something else: not a session of ours
+            return None
+        if record.id != session_id or record.expires_at <= self._clock.time():
+            return None
+        return record
+
+    async def update(self, record: SessionRecord) -> None:
+        """Replace a session that still exists (``SET … XX``); end it if it is past its end."""
+        ttl = self._ttl_ms(record)
+        if ttl <= 0:
+            await self.delete(record.id)
+            return
+        with unavailable(_WHAT):
+            await self._redis.set(
+                self._session_key(record.id), _encoder.encode(record), px=ttl, xx=True
+            )
+
+    async def delete(self, session_id: str) -> None:
+        """End one session and drop it from its indexes."""
+        key = self._session_key(session_id)
+        with unavailable(_WHAT):
+            raw = await self._redis.getdel(key)
+            if raw is None:
+                return
+            try:
+                record = _decoder.decode(raw)
+            except msgspec.DecodeError:
+                return
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.srem(self._user_key(record.connection, record.subject), key)
+                if record.sid is not None:
+                    pipe.srem(self._sid_key(record.sid), key)
+                await pipe.execute()
+
+    async def delete_user(self, connection: str, subject: str) -> int:
+        """End every session of ``(connection, subject)``; return how many ended."""
+        with unavailable(_WHAT):
+            ended = await self._delete_indexed(keys=[self._user_key(connection, subject)])
+        return int(ended)
+
+    async def delete_by_sid(self, sid: str) -> int:
+        """End every session carrying the IdP session id ``sid``; return how many ended."""
+        with unavailable(_WHAT):
+            ended = await self._delete_indexed(keys=[self._sid_key(sid)])
+        return int(ended)
+
+    async def put_state(self, key: str, value: bytes, ttl: float) -> None:
+        """Keep ``value`` under ``key`` for ``ttl`` seconds (by Redis and by the clock)."""
+        if ttl <= 0:
+            return
+        deadline = _DEADLINE.pack(self._clock.time() + ttl)
+        with unavailable(_WHAT):
+            await self._redis.set(
+                self._state_key(key), deadline + value, px=max(1, int(ttl * 1000))
+            )
+
+    async def pop_state(self, key: str) -> bytes | None:
+        """Take the state under ``key`` atomically (``GETDEL``): only the first caller gets it."""
+        with unavailable(_WHAT):
+            raw = await self._redis.getdel(self._state_key(key))
+        if not isinstance(raw, bytes) or len(raw) < _DEADLINE.size:
+            return None
+        (deadline,) = _DEADLINE.unpack_from(raw)
+        if deadline <= self._clock.time():
+            return None
+        return bytes(raw[_DEADLINE.size :])
+
+    async def ping(self) -> bool:
+        """Whether Redis answers, for health checks (never raises)."""
+        try:
+            return bool(await self._redis.ping())
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        """Close the client when the store created it."""
+        if self._owned:
+            await self._redis.aclose()
+
+    def _ttl_ms(self, record: SessionRecord) -> int:
+        return int((record.expires_at - self._clock.time()) * 1000)
+
+    def _session_key(self, session_id: str) -> str:
+        return f"{self._prefix}session:{digest(session_id)}"
+
+    def _user_key(self, connection: str, subject: str) -> str:
+        return f"{self._prefix}user:{digest(connection, subject)}"
+
+    def _sid_key(self, sid: str) -> str:
+        return f"{self._prefix}sid:{digest(sid)}"
+
+    def _state_key(self, key: str) -> str:
+        return f"{self._prefix}state:{digest(key)}"

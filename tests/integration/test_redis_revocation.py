@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from _redis_server import RedisServer, free_port
@@ -32,22 +31,6 @@ async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_url)
-    yield redis
-    await redis.aclose()
-
-
-@pytest.fixture
-async def prefix(client: Redis) -> AsyncIterator[str]:
-    value = f"asgi_sso_test:{uuid.uuid4().hex}:"
-    yield value
-    keys = [key async for key in client.scan_iter(match=value + "*")]
-    if keys:
-        await client.delete(*keys)
-
-
-@pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
@@ -69,10 +52,10 @@ def recorder(bus: RedisRevocationBus) -> list[Revocation]:
 
 
 async def test_revocation_reaches_other_process_once_and_publisher_once(
-    client: Redis, prefix: str
+    redis_client: Redis, redis_prefix: str
 ) -> None:
-    a = RedisRevocationBus(client, prefix=prefix)
-    b = RedisRevocationBus(client, prefix=prefix)
+    a = RedisRevocationBus(redis_client, prefix=redis_prefix)
+    b = RedisRevocationBus(redis_client, prefix=redis_prefix)
     seen_a, seen_b = recorder(a), recorder(b)
     await a.start()
     await b.start()
@@ -91,10 +74,12 @@ async def test_revocation_reaches_other_process_once_and_publisher_once(
         await b.close()
 
 
-async def test_a_new_process_does_not_replay_old_revocations(client: Redis, prefix: str) -> None:
-    a = RedisRevocationBus(client, prefix=prefix)
+async def test_a_new_process_does_not_replay_old_revocations(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    a = RedisRevocationBus(redis_client, prefix=redis_prefix)
     await a.publish(ALICE)
-    late = RedisRevocationBus(client, prefix=prefix)
+    late = RedisRevocationBus(redis_client, prefix=redis_prefix)
     seen = recorder(late)
     await late.start()
     try:
@@ -106,10 +91,10 @@ async def test_a_new_process_does_not_replay_old_revocations(client: Redis, pref
 
 
 async def test_revocations_missed_while_stopped_are_replayed_on_reconnect(
-    client: Redis, prefix: str
+    redis_client: Redis, redis_prefix: str
 ) -> None:
-    a = RedisRevocationBus(client, prefix=prefix)
-    b = RedisRevocationBus(client, prefix=prefix)
+    a = RedisRevocationBus(redis_client, prefix=redis_prefix)
+    b = RedisRevocationBus(redis_client, prefix=redis_prefix)
     seen = recorder(b)
     await connect_then_stop(b)  # b is cut off; a keeps revoking
     await a.publish(ALICE)
@@ -122,13 +107,17 @@ async def test_revocations_missed_while_stopped_are_replayed_on_reconnect(
         await b.close()
 
 
-async def test_trimmed_entries_are_reported_as_a_gap(client: Redis, prefix: str) -> None:
+async def test_trimmed_entries_are_reported_as_a_gap(
+    redis_client: Redis, redis_prefix: str
+) -> None:
     gaps: list[int] = []
-    a = RedisRevocationBus(client, prefix=prefix)
-    b = RedisRevocationBus(client, prefix=prefix, on_gap=lambda: gaps.append(1))
+    a = RedisRevocationBus(redis_client, prefix=redis_prefix)
+    b = RedisRevocationBus(redis_client, prefix=redis_prefix, on_gap=lambda: gaps.append(1))
     await connect_then_stop(b)
     await a.publish(ALICE)
-    await client.xtrim(prefix + "revocations", maxlen=0)  # ALICE is lost before b reads it
+    await redis_client.xtrim(
+        redis_prefix + "revocations", maxlen=0
+    )  # ALICE is lost before b reads it
     await b.start()
     try:
         await eventually(lambda: gaps == [1])
@@ -138,11 +127,11 @@ async def test_trimmed_entries_are_reported_as_a_gap(client: Redis, prefix: str)
 
 
 async def test_malformed_entries_and_failing_listeners_do_not_stop_the_reader(
-    client: Redis, prefix: str
+    redis_client: Redis, redis_prefix: str
 ) -> None:
-    a = RedisRevocationBus(client, prefix=prefix)
+    a = RedisRevocationBus(redis_client, prefix=redis_prefix)
     events: list[Event] = []
-    b = RedisRevocationBus(client, prefix=prefix, emitter=Emitter([events.append]))
+    b = RedisRevocationBus(redis_client, prefix=redis_prefix, emitter=Emitter([events.append]))
     seen = recorder(b)
 
     def explode(revocation: Revocation) -> None:
@@ -153,7 +142,7 @@ async def test_malformed_entries_and_failing_listeners_do_not_stop_the_reader(
     await b.start()
     try:
         assert await b.wait_connected(5)
-        await client.xadd(prefix + "revocations", {"r": b"{not json", "o": "someone"})
+        await redis_client.xadd(redis_prefix + "revocations", {"r": b"{not json", "o": "someone"})
         await a.publish(ALICE)
         await a.publish(BOB)
         await eventually(lambda: seen == [ALICE, BOB])

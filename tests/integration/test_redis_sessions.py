@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,38 +22,22 @@ from test_session_store_contract import FakeClock, SessionStoreContract, record
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_url)
-    yield redis
-    await redis.aclose()
-
-
-@pytest.fixture
-async def prefix(client: Redis) -> AsyncIterator[str]:
-    value = f"asgi_sso_test:{uuid.uuid4().hex}:"
-    yield value
-    keys = [key async for key in client.scan_iter(match=value + "*")]
-    if keys:
-        await client.delete(*keys)
-
-
 class TestRedisSessionStore(SessionStoreContract):
     @pytest.fixture
     async def store(  # type: ignore[override]
-        self, clock: FakeClock, client: Redis, prefix: str
+        self, clock: FakeClock, redis_client: Redis, redis_prefix: str
     ) -> AsyncIterator[SessionStore]:
-        store = RedisSessionStore(client, prefix=prefix, clock=clock)
+        store = RedisSessionStore(redis_client, prefix=redis_prefix, clock=clock)
         yield store
         await store.close()
 
 
 async def test_a_session_created_by_one_worker_is_seen_by_another(
-    redis_url: str, prefix: str
+    redis_url: str, redis_prefix: str
 ) -> None:
     clock = FakeClock()
-    one = RedisSessionStore(redis_url, prefix=prefix, clock=clock)
-    two = RedisSessionStore(redis_url, prefix=prefix, clock=clock)
+    one = RedisSessionStore(redis_url, prefix=redis_prefix, clock=clock)
+    two = RedisSessionStore(redis_url, prefix=redis_prefix, clock=clock)
     try:
         await one.create(record("s1", sid="idp-1"))
         assert await two.get("s1") == record("s1", sid="idp-1")
@@ -65,8 +48,10 @@ async def test_a_session_created_by_one_worker_is_seen_by_another(
         await two.close()
 
 
-async def test_state_is_taken_once_across_workers(redis_url: str, prefix: str) -> None:
-    stores = [RedisSessionStore(redis_url, prefix=prefix, clock=FakeClock()) for _ in range(4)]
+async def test_state_is_taken_once_across_workers(redis_url: str, redis_prefix: str) -> None:
+    stores = [
+        RedisSessionStore(redis_url, prefix=redis_prefix, clock=FakeClock()) for _ in range(4)
+    ]
     try:
         await stores[0].put_state("flow", b"verifier", 60)
         results = await asyncio.gather(*(s.pop_state("flow") for s in stores for _ in range(25)))
@@ -76,14 +61,16 @@ async def test_state_is_taken_once_across_workers(redis_url: str, prefix: str) -
             await store.close()
 
 
-async def test_redis_expires_sessions_and_states_by_itself(client: Redis, prefix: str) -> None:
+async def test_redis_expires_sessions_and_states_by_itself(
+    redis_client: Redis, redis_prefix: str
+) -> None:
     clock = FakeClock()
-    store = RedisSessionStore(client, prefix=prefix, clock=clock)
+    store = RedisSessionStore(redis_client, prefix=redis_prefix, clock=clock)
     await store.create(record("s1", sid="idp-1", expires_in=120))
     await store.put_state("flow", b"x", 30)
     ttls = {
-        key.decode().removeprefix(prefix).split(":")[0]: await client.pttl(key)
-        async for key in client.scan_iter(match=prefix + "*")
+        key.decode().removeprefix(redis_prefix).split(":")[0]: await redis_client.pttl(key)
+        async for key in redis_client.scan_iter(match=redis_prefix + "*")
     }
     assert set(ttls) == {"session", "user", "sid", "state"}
     assert 119_000 < ttls["session"] <= 120_000
@@ -92,42 +79,50 @@ async def test_redis_expires_sessions_and_states_by_itself(client: Redis, prefix
     assert 29_000 < ttls["state"] <= 30_000
 
 
-async def test_an_index_outlives_its_shorter_members(client: Redis, prefix: str) -> None:
-    store = RedisSessionStore(client, prefix=prefix, clock=FakeClock())
+async def test_an_index_outlives_its_shorter_members(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    store = RedisSessionStore(redis_client, prefix=redis_prefix, clock=FakeClock())
     await store.create(record("long", expires_in=600))
     await store.create(record("short", expires_in=60))
-    [user_key] = [key async for key in client.scan_iter(match=prefix + "user:*")]
-    assert await client.pttl(user_key) > 590_000
+    [user_key] = [key async for key in redis_client.scan_iter(match=redis_prefix + "user:*")]
+    assert await redis_client.pttl(user_key) > 590_000
 
 
-async def test_a_record_already_past_its_end_is_not_stored(client: Redis, prefix: str) -> None:
+async def test_a_record_already_past_its_end_is_not_stored(
+    redis_client: Redis, redis_prefix: str
+) -> None:
     clock = FakeClock()
-    store = RedisSessionStore(client, prefix=prefix, clock=clock)
+    store = RedisSessionStore(redis_client, prefix=redis_prefix, clock=clock)
     await store.create(record("s1", expires_in=-1))
-    assert [key async for key in client.scan_iter(match=prefix + "*")] == []
+    assert [key async for key in redis_client.scan_iter(match=redis_prefix + "*")] == []
     await store.create(record("s2", expires_in=10))
     clock.advance(20)
     await store.update(record("s2", expires_in=10))  # past its end: ended, not renewed
-    assert [key async for key in client.scan_iter(match=prefix + "session:*")] == []
+    assert [key async for key in redis_client.scan_iter(match=redis_prefix + "session:*")] == []
     assert await store.get("s2") is None
 
 
-async def test_update_does_not_resurrect_a_deleted_session(client: Redis, prefix: str) -> None:
-    store = RedisSessionStore(client, prefix=prefix, clock=FakeClock())
+async def test_update_does_not_resurrect_a_deleted_session(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    store = RedisSessionStore(redis_client, prefix=redis_prefix, clock=FakeClock())
     await store.create(record("s1"))
     await store.delete_user("acme", "alice")
     await store.update(record("s1"))  # a request that was in flight during the revocation
     assert await store.get("s1") is None
 
 
-async def test_foreign_values_under_our_keys_read_as_no_session(client: Redis, prefix: str) -> None:
-    store = RedisSessionStore(client, prefix=prefix, clock=FakeClock())
+async def test_foreign_values_under_our_keys_read_as_no_session(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    store = RedisSessionStore(redis_client, prefix=redis_prefix, clock=FakeClock())
     await store.create(record("s1"))
-    [key] = [key async for key in client.scan_iter(match=prefix + "session:*")]
-    await client.set(key, b"\xff not json")
+    [key] = [key async for key in redis_client.scan_iter(match=redis_prefix + "session:*")]
+    await redis_client.set(key, b"\xff not json")
     assert await store.get("s1") is None
     await store.delete("s1")
-    assert await client.exists(key) == 0
+    assert await redis_client.exists(key) == 0
 
 
 async def test_unreachable_redis_is_store_unavailable_fast() -> None:

@@ -91,7 +91,7 @@ class RedisRevocationBus(RevocationBus):
         self._block_ms = max(1, int(block * 1000))
         self._backoff = backoff
         self._outbox: deque[bytes] = deque(maxlen=outbox)
-        self._on_gap = on_gap
+        self._gap_listeners: list[GapListener] = [on_gap] if on_gap is not None else []
         self._emitter = emitter
         self.instance_id = uuid.uuid4().hex
         self._epoch: str | None = None
@@ -115,17 +115,23 @@ class RedisRevocationBus(RevocationBus):
             await asyncio.wait_for(self._connected.wait(), within)
         return self.connected
 
+    def subscribe_gaps(self, listener: GapListener) -> None:
+        """Also call ``listener`` when revocations may have been lost (drop every cache)."""
+        self._gap_listeners.append(listener)
+
     async def publish(self, revocation: Revocation) -> None:
         """Apply ``revocation`` here, then append it to the shared stream (or the outbox)."""
-        await self.deliver(revocation)
-        payload = _encoder.encode(revocation)
         try:
-            await self._append(payload)
-        except Exception:
-            # Redis is down: local state is already updated; the subscriber task sends
-            # the outbox as soon as it reconnects.
-            self._outbox.append(payload)
-            self._emit("publish_deferred")
+            await self.deliver(revocation)
+        finally:
+            # Broadcast even when a local listener failed (say, its store is down).
+            payload = _encoder.encode(revocation)
+            try:
+                await self._append(payload)
+            except Exception:
+                # Redis is down: the subscriber task sends the outbox once it reconnects.
+                self._outbox.append(payload)
+                self._emit("publish_deferred")
 
     async def start(self) -> None:
         """Start the subscriber task (idempotent); it connects and reconnects by itself."""
@@ -237,14 +243,13 @@ class RedisRevocationBus(RevocationBus):
     async def _gap(self) -> None:
         self.gaps += 1
         self._emit("gap")
-        if self._on_gap is None:
-            return
-        try:
-            result = self._on_gap()
-            if inspect.isawaitable(result):
-                await result
-        except Exception:  # the reader must keep running; the event says what happened
-            self._emit("gap_listener_error")
+        for listener in self._gap_listeners:
+            try:
+                result = listener()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # the reader must keep running; the event says what happened
+                self._emit("gap_listener_error")
 
     def _emit(self, outcome: str) -> None:
         if self._emitter.enabled:

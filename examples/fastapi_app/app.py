@@ -22,15 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from examples._devkit import (
-    OidcSettings,
-    cookie_security,
-    in_process_client,
-    serving,
-    session_secret,
-    user_lines,
-)
-from examples.fastapi_app import pages
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -52,6 +43,15 @@ from asgi_sso import (
 from asgi_sso.fastapi import CurrentUser, require_scopes
 from asgi_sso.stores.sql import SQLUserStore
 from asgi_sso.testing import DevClient, DevIdP, DevUser
+from examples._devkit import (
+    OidcSettings,
+    cookie_security,
+    in_process_client,
+    serving,
+    session_secret,
+    user_lines,
+)
+from examples.fastapi_app import pages
 
 __all__ = ["ADMIN_SCOPE", "DEV_USERS", "Example", "Settings", "create_app"]
 

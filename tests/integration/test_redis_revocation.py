@@ -201,3 +201,24 @@ def test_configuration_is_checked_when_built() -> None:
 def test_repr_never_shows_the_url_password() -> None:
     bus = RedisRevocationBus("redis://:hunter2-secret@127.0.0.1:6379/0")
     assert "hunter2" not in repr(bus)
+
+
+async def test_a_failing_local_listener_does_not_stop_the_broadcast(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    a = RedisRevocationBus(redis_client, prefix=redis_prefix)
+    b = RedisRevocationBus(redis_client, prefix=redis_prefix)
+    seen = recorder(b)
+
+    def store_down(revocation: Revocation) -> None:
+        raise RuntimeError("local store down")
+
+    a.subscribe(store_down)
+    await b.start()
+    try:
+        assert await b.wait_connected(5)
+        with pytest.raises(RuntimeError):
+            await a.publish(ALICE)
+        await eventually(lambda: seen == [ALICE])
+    finally:
+        await b.close()

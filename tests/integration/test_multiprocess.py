@@ -22,6 +22,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from _redis_server import RedisServer, free_port
+from redis import Redis as SyncRedis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from asgi_sso.stores.sql import SQLUserStore
@@ -87,9 +89,10 @@ class Cluster:
                 audience="api://mp",
             )
         )
+        self.redis_url, self.prefix = redis_url, f"asgi_sso_test:{uuid.uuid4().hex}:"
         env = {
             "ASGI_SSO_REDIS_URL": redis_url,
-            "ASGI_SSO_REDIS_PREFIX": f"asgi_sso_test:{uuid.uuid4().hex}:",
+            "ASGI_SSO_REDIS_PREFIX": self.prefix,
             "ASGI_SSO_DATABASE_URL": database,
             "MP_ISSUER": idp.issuer,
             "MP_CLIENT_ID": self.client_id,
@@ -110,6 +113,14 @@ class Cluster:
     def stop(self) -> None:
         self.a.stop()
         self.b.stop()
+        try:
+            client = SyncRedis.from_url(self.redis_url, socket_connect_timeout=1)
+            with client:
+                keys = list(client.scan_iter(match=self.prefix + "*"))
+                if keys:
+                    client.delete(*keys)
+        except RedisError:
+            pass  # the private Redis of the restart test is already gone
 
     def token(self, sub: str) -> str:
         return self.idp.issue_token(

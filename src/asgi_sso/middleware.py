@@ -127,6 +127,7 @@ class SSOMiddleware:
         )
         self.revocations = revocations or RevocationBus()
         self.revocations.subscribe(self._on_revocation)
+        self.revocations.subscribe_gaps(self._on_revocation_gap)
         self.identity: IdentityResolver | None = None
         if tier_mapper is not None or user_store is not None:
             from asgi_sso.identity import IdentityResolver
@@ -235,6 +236,13 @@ class SSOMiddleware:
             connection=revocation.connection,
             issuer=revocation.issuer if revocation.connection is None else None,
         )
+
+    def _on_revocation_gap(self) -> None:
+        # Revocations may have been missed: forget every cached decision, so the
+        # next request asks the stores (the source of truth) again.
+        self.verifier.cache.clear()
+        if self.identity is not None:
+            self.identity.on_revocation(Revocation(kind="user"))
 
     # -- requests --------------------------------------------------------------------------
 

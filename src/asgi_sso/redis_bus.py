@@ -29,7 +29,6 @@ import inspect
 import random
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -38,11 +37,10 @@ from redis.asyncio import Redis
 from asgi_sso._redis import DEFAULT_PREFIX, check_prefix, client_from
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
-from asgi_sso.revocation import Revocation, RevocationBus
+from asgi_sso.revocation import GapListener, Revocation, RevocationBus
 
 __all__ = ["RedisRevocationBus"]
 
-GapListener = Callable[[], Awaitable[None] | None]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Revocation)
@@ -91,7 +89,8 @@ class RedisRevocationBus(RevocationBus):
         self._block_ms = max(1, int(block * 1000))
         self._backoff = backoff
         self._outbox: deque[bytes] = deque(maxlen=outbox)
-        self._gap_listeners: list[GapListener] = [on_gap] if on_gap is not None else []
+        if on_gap is not None:
+            self._gap_listeners.append(on_gap)
         self._emitter = emitter
         self.instance_id = uuid.uuid4().hex
         self._epoch: str | None = None
@@ -114,10 +113,6 @@ class RedisRevocationBus(RevocationBus):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), within)
         return self.connected
-
-    def subscribe_gaps(self, listener: GapListener) -> None:
-        """Also call ``listener`` when revocations may have been lost (drop every cache)."""
-        self._gap_listeners.append(listener)
 
     async def publish(self, revocation: Revocation) -> None:
         """Apply ``revocation`` here, then append it to the shared stream (or the outbox)."""

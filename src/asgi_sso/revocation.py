@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["Revocation", "RevocationBus", "RevocationListener"]
+__all__ = ["GapListener", "Revocation", "RevocationBus", "RevocationListener"]
 
 
 class Revocation(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +39,7 @@ class Revocation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 RevocationListener = Callable[[Revocation], Awaitable[None] | None]
+GapListener = Callable[[], Awaitable[None] | None]
 
 
 class RevocationBus:
@@ -46,21 +47,40 @@ class RevocationBus:
 
     def __init__(self) -> None:
         self._listeners: list[RevocationListener] = []
+        self._gap_listeners: list[GapListener] = []
 
     def subscribe(self, listener: RevocationListener) -> None:
         """Call ``listener`` for every revocation published from now on."""
         self._listeners.append(listener)
+
+    def subscribe_gaps(self, listener: GapListener) -> None:
+        """Call ``listener`` when revocations may have been missed (drop every cache).
+
+        The in-process bus never misses one; a shared bus calls this after it lost
+        messages, so caches fall back to the authoritative stores.
+        """
+        self._gap_listeners.append(listener)
 
     async def publish(self, revocation: Revocation) -> None:
         """Apply ``revocation`` in this process (subclasses also broadcast it)."""
         await self.deliver(revocation)
 
     async def deliver(self, revocation: Revocation) -> None:
-        """Run every local listener on ``revocation``."""
+        """Run every local listener on ``revocation``.
+
+        A listener that fails (say, its store is down) does not stop the others;
+        the first failure is raised once all have run.
+        """
+        failure: Exception | None = None
         for listener in self._listeners:
-            result = listener(revocation)
-            if inspect.isawaitable(result):
-                await result
+            try:
+                result = listener(revocation)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def start(self) -> None:
         """Start background work (a subscription); nothing for the local bus."""

@@ -116,7 +116,7 @@ async def test_no_credentials_gives_a_bare_challenge(
         ("tampered", "signature"),
         ("tampered_payload", "signature"),
         ("unknown_kid", "key"),
-        ("alg_none", "jws"),
+        ("alg_none", "none"),
         ("hs256_with_public_key", "algorithm"),
     ],
 )
@@ -347,3 +347,29 @@ async def test_error_body_is_json_and_never_a_500_for_junk(
             assert r.status_code == 401, junk
             body = msgspec.json.decode(r.content)
             assert body["error"] == "invalid_token"
+
+
+async def test_a_revocation_gap_drops_cached_verifications(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    app = sso(idp, idp_http)
+    token = idp.issue_token("alice", audience=AUD)
+    async with client_for(app) as c:
+        assert (await c.get("/x", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    assert app.verifier.cached(token) is not None
+    for listener in app.revocations._gap_listeners:
+        listener()
+    assert app.verifier.cached(token) is None
+
+
+async def test_user_revocation_evicts_that_users_cached_tokens(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    from asgi_sso.revocation import Revocation
+
+    app = sso(idp, idp_http)
+    token = idp.issue_token("alice", audience=AUD)
+    async with client_for(app) as c:
+        assert (await c.get("/x", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    await app.revocations.publish(Revocation(kind="user", connection=idp.issuer, subject="alice"))
+    assert app.verifier.cached(token) is None

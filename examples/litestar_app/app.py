@@ -41,8 +41,7 @@ from asgi_sso.litestar import (
     require_scopes,
     require_tier,
 )
-from asgi_sso.testing import DevClient, DevIdP, DevUser
-from asgi_sso.testing._idp_server import free_port
+from asgi_sso.testing import DevClient, DevIdP, DevUser, free_port
 from examples._devkit import OidcSettings, in_process_client, serving
 from examples.litestar_app.plans import LIMITS, TIER_SCOPES, TIERS, RateLimiter, TierLimits
 

@@ -88,7 +88,7 @@ def _build_idp(args: argparse.Namespace) -> DevIdP:
 
 
 def _free_port(host: str) -> int:
-    from asgi_sso.testing._idp_server import free_port
+    from asgi_sso.testing import free_port
 
     return free_port(host if host in _LOOPBACK else "127.0.0.1")
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from asgi_sso import cli
-from asgi_sso.testing import DevIdP, DevUser
-from asgi_sso.testing._idp_server import free_port
+from asgi_sso.testing import DevIdP, DevUser, free_port
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ strategies (:mod:`asgi_sso.testing.strategies`) are imported separately.
 
 from __future__ import annotations
 
+from asgi_sso.testing._idp_server import free_port
+from asgi_sso.testing.clock import FakeClock
 from asgi_sso.testing.idp import BACKCHANNEL_LOGOUT_EVENT, DevClient, DevIdP, DevUser
 from asgi_sso.testing.tokens import (
     TokenFactory,
@@ -23,8 +25,10 @@ __all__ = [
     "DevClient",
     "DevIdP",
     "DevUser",
+    "FakeClock",
     "TokenFactory",
     "alg_none",
+    "free_port",
     "generate_key",
     "hs256_with_public_key",
     "mint",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from asgi_sso.config import Clock
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.revocation import RevocationBus
+from asgi_sso.stores._urls import async_database_url
 from asgi_sso.stores.memory import MemoryUserStore
 
 if TYPE_CHECKING:
@@ -31,15 +32,6 @@ __all__ = ["DATABASE_URL_ENV", "REDIS_PREFIX_ENV", "REDIS_URL_ENV", "Backends", 
 REDIS_URL_ENV = "ASGI_SSO_REDIS_URL"
 REDIS_PREFIX_ENV = "ASGI_SSO_REDIS_PREFIX"
 DATABASE_URL_ENV = "ASGI_SSO_DATABASE_URL"
-
-# Plain URLs, as operators write them, mapped to SQLAlchemy's async drivers.
-_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgres": "postgresql+asyncpg",
-    "postgresql": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +73,7 @@ def database_url(url: str) -> str:
     Raises:
         ConfigurationError: the scheme is neither SQLite nor PostgreSQL.
     """
-    scheme, sep, rest = url.partition("://")
-    driver = _DRIVERS.get(scheme.lower())
-    if not sep or driver is None:
-        raise ConfigurationError(
-            f"{DATABASE_URL_ENV} must be a sqlite:// or postgresql:// URL "
-            f"(got scheme {scheme[:20]!r})"
-        )
-    return f"{driver}://{rest}"
+    return async_database_url(url, setting=DATABASE_URL_ENV)
 
 
 def from_env(environ: Mapping[str, str] | None = None, *, clock: Clock | None = None) -> Backends:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError, SSOError, StoreUnavailable
+from asgi_sso.stores._urls import async_database_url
 from asgi_sso.stores.base import MAX_PAGE_SIZE, Profile, StoredUser, UserPage
 
 __all__ = ["SCHEMA_VERSION", "SQLUserStore"]
@@ -80,7 +81,11 @@ class SQLUserStore:
         if not table_prefix.replace("_", "a").isalnum() or not table_prefix.isascii():
             raise ConfigurationError("table_prefix may hold only ASCII letters, digits and '_'")
         self._owns_engine = engine is None
-        self._engine = engine if engine is not None else create_async_engine(str(url))
+        self._engine = (
+            engine
+            if engine is not None
+            else create_async_engine(async_database_url(str(url), setting="SQLUserStore url"))
+        )
         dialect = self._engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             raise ConfigurationError(f"SQLUserStore supports sqlite and postgresql, not {dialect}")

@@ -7,6 +7,7 @@ Wrap an ASGI app in :class:`SSOMiddleware` with one or more trusted
 
 from __future__ import annotations
 
+from asgi_sso.audit import AuditLogger
 from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
@@ -36,6 +37,7 @@ from asgi_sso.events import Event, EventSink
 from asgi_sso.identity import IdentityConfig, IdentityResolver
 from asgi_sso.jwks import JWKSCache
 from asgi_sso.login import LoginConfig
+from asgi_sso.metrics import PrometheusSink
 from asgi_sso.middleware import SSOMiddleware
 from asgi_sso.principal import ANONYMOUS, AnonymousPrincipal, Credentials, Principal
 from asgi_sso.revocation import Revocation, RevocationBus
@@ -56,6 +58,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANONYMOUS",
     "AnonymousPrincipal",
+    "AuditLogger",
     "AuthError",
     "BackchannelConfig",
     "BackchannelLogoutApp",
@@ -89,6 +92,7 @@ __all__ = [
     "NotYetValid",
     "Principal",
     "PriorityTierMapper",
+    "PrometheusSink",
     "ProviderMetadata",
     "Revocation",
     "RevocationBus",

@@ -21,7 +21,7 @@ from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.events import NULL_EMITTER, Emitter
 
-__all__ = ["DiscoveryCache", "ProviderMetadata", "parse_metadata"]
+__all__ = ["DiscoveryCache", "ProviderMetadata", "issuer_matches", "parse_metadata"]
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -90,6 +90,18 @@ def _check_url(url: str, member: str, *, http_allowed: bool) -> None:
     raise ValueError(f"{member} must be an https URL")
 
 
+def issuer_matches(document_issuer: str, expected: str) -> bool:
+    """Whether a discovery document names the expected issuer (OIDC Discovery §4.3: exactly).
+
+    One allowance: a document shared by every tenant of a templated issuer (Entra
+    ID's ``/common`` or ``/organizations`` metadata) spells the placeholder
+    ``{tenantid}`` where our template says ``{tenant}``.
+    """
+    if document_issuer == expected:
+        return True
+    return "{tenant}" in expected and document_issuer == expected.replace("{tenant}", "{tenantid}")
+
+
 def parse_metadata(body: bytes, *, expected_issuer: str) -> ProviderMetadata:
     """Decode and check a discovery document.
 
@@ -107,7 +119,7 @@ def parse_metadata(body: bytes, *, expected_issuer: str) -> ProviderMetadata:
         raise ValueError(f"the discovery document is invalid: {exc}") from exc
     except Exception as exc:  # DecodeError, RecursionError, UnicodeDecodeError
         raise ValueError("the discovery document is not valid UTF-8 JSON") from exc
-    if metadata.issuer != expected_issuer:
+    if not issuer_matches(metadata.issuer, expected_issuer):
         # OIDC Discovery §4.3: exact match, no normalisation (a trailing slash matters).
         raise ValueError(
             f"the discovery document names issuer {metadata.issuer[:200]!r}, "
@@ -153,7 +165,7 @@ class DiscoveryCache:
                 another issuer, and nothing servable is cached.
         """
         metadata = await self._documents.get(url, _parser(expected_issuer))
-        if metadata.issuer != expected_issuer:
+        if not issuer_matches(metadata.issuer, expected_issuer):
             # Cached for another expected issuer sharing this URL: a configuration error.
             raise KeysUnavailable(
                 f"the discovery document at {url} names another issuer than {expected_issuer!r}"

@@ -14,22 +14,10 @@ from asgi_sso.config import Limits
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata, parse_metadata
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.events import Emitter, Event
+from asgi_sso.testing import FakeClock
 
 ISSUER = "https://idp.example.com"
 URL = ISSUER + "/.well-known/openid-configuration"
-
-
-class SteppingClock:
-    """A monotonic clock moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def document(**changes: Any) -> dict[str, Any]:
@@ -137,7 +125,7 @@ async def client(provider: FakeProvider) -> AsyncIterator[httpx.AsyncClient]:
 async def test_cache_fetches_once_and_refreshes_after_ttl(
     client: httpx.AsyncClient, provider: FakeProvider
 ) -> None:
-    clock = SteppingClock()
+    clock = FakeClock()
     events: list[Event] = []
     cache = DiscoveryCache(client, clock=clock, emitter=Emitter([events.append]))
     first = await cache.get(URL, expected_issuer=ISSUER)
@@ -156,7 +144,7 @@ async def test_issuer_mismatch_is_an_unavailable_failure_with_a_clear_reason(
     client: httpx.AsyncClient, provider: FakeProvider
 ) -> None:
     provider.doc = document(issuer="https://other.example.com")
-    cache = DiscoveryCache(client, clock=SteppingClock())
+    cache = DiscoveryCache(client, clock=FakeClock())
     with pytest.raises(
         KeysUnavailable, match=re.escape("names issuer 'https://other.example.com'")
     ):
@@ -168,7 +156,7 @@ async def test_issuer_mismatch_is_an_unavailable_failure_with_a_clear_reason(
 async def test_cached_document_is_not_served_for_another_expected_issuer(
     client: httpx.AsyncClient,
 ) -> None:
-    cache = DiscoveryCache(client, clock=SteppingClock())
+    cache = DiscoveryCache(client, clock=FakeClock())
     assert await cache.prefetch(URL, expected_issuer=ISSUER) is True
     with pytest.raises(KeysUnavailable, match="another issuer"):
         await cache.get(URL, expected_issuer="https://someone-else.example.com")
@@ -177,7 +165,7 @@ async def test_cached_document_is_not_served_for_another_expected_issuer(
 async def test_stale_metadata_served_while_the_provider_fails(
     client: httpx.AsyncClient, provider: FakeProvider
 ) -> None:
-    clock = SteppingClock()
+    clock = FakeClock()
     events: list[Event] = []
     cache = DiscoveryCache(
         client, limits=Limits(jwks_stale_max_age=60), clock=clock, emitter=Emitter([events.append])
@@ -191,3 +179,14 @@ async def test_stale_metadata_served_while_the_provider_fails(
     with pytest.raises(KeysUnavailable):
         await cache.get(URL, expected_issuer=ISSUER)
     assert cache.health()[URL]["servable"] is False
+
+
+def test_shared_tenant_document_may_spell_the_placeholder_tenantid() -> None:
+    from asgi_sso.discovery import issuer_matches
+
+    template = "https://login.microsoftonline.com/{tenant}/v2.0"
+    assert issuer_matches("https://login.microsoftonline.com/{tenantid}/v2.0", template)
+    assert issuer_matches(template, template)
+    assert not issuer_matches("https://login.microsoftonline.com/evil/v2.0", template)
+    assert not issuer_matches("https://idp.example/{tenantid}", "https://idp.example/")
+    assert not issuer_matches("https://idp.example/", "https://idp.example")

@@ -12,20 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from asgi_sso.sessions import MemorySessionStore, SessionRecord, SessionStore
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from asgi_sso.testing import FakeClock
 
 
 def record(
@@ -114,6 +101,16 @@ class SessionStoreContract:
         await store.put_state("k", b"value", 60)
         results = await asyncio.gather(*(store.pop_state("k") for _ in range(10)))
         assert results.count(b"value") == 1
+
+    async def test_a_lease_has_one_holder_until_it_lapses(
+        self, store: SessionStore, clock: FakeClock
+    ) -> None:
+        results = await asyncio.gather(*(store.claim("lease", 30) for _ in range(10)))
+        assert results.count(True) == 1
+        assert await store.claim("another", 30)
+        clock.advance(31)
+        assert await store.claim("lease", 30)
+        assert not await store.claim("lease", 30)
 
 
 class TestMemorySessionStore(SessionStoreContract):

@@ -6,31 +6,18 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+
+from asgi_sso.testing import DevClient, DevIdP, FakeClock
 from examples.litestar_app.app import AUDIENCE, CONTOSO_TENANT, DevIdPs, Shotter, create_app
 from examples.litestar_app.plans import LIMITS
-
-from asgi_sso.testing import DevClient, DevIdP
 
 BASE = "http://127.0.0.1:8000"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_750_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    start = 1_750_000_020.0  # a minute boundary: the rate-limit windows (monotonic) align
+    return FakeClock(start, monotonic_start=start)
 
 
 @pytest.fixture

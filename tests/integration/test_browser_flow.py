@@ -15,7 +15,7 @@ from asgi_sso.events import Emitter, Event
 from asgi_sso.login import BrowserLogin, LoginConfig
 from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.sessions import MemorySessionStore, SessionInvalid, SessionStore
-from asgi_sso.testing import DevClient, DevIdP, DevUser
+from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
 from asgi_sso.verify import TokenVerifier
 
 APP = "https://app.example"
@@ -23,20 +23,6 @@ IDP = "https://idp.example"
 CLIENT_SECRET = "web-client-secret-for-tests"
 KEY_OLD = Secret(b"o" * 32)
 KEY_NEW = Secret(b"n" * 32)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Env:

@@ -21,17 +21,7 @@ from asgi_sso.discovery import DiscoveryCache
 from asgi_sso.errors import KeysUnavailable, UnknownKey
 from asgi_sso.events import Emitter, Event
 from asgi_sso.jwks import JWKSCache
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def monotonic(self) -> float:
-        return self.now
+from asgi_sso.testing import FakeClock
 
 
 def jwk(kid: str) -> dict[str, Any]:
@@ -56,12 +46,12 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 async def test_rotation_picked_up_on_unknown_kid_without_restart(
-    server: JWKSServer, client: httpx.AsyncClient, clock: ManualClock
+    server: JWKSServer, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     cache = JWKSCache(client, clock=clock)
     uri = server.base + "/jwks"
@@ -75,7 +65,7 @@ async def test_rotation_picked_up_on_unknown_kid_without_restart(
 
 
 async def test_outage_serves_stale_keys_then_refuses_past_max_age(
-    server: JWKSServer, client: httpx.AsyncClient, clock: ManualClock
+    server: JWKSServer, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     events: list[Event] = []
     limits = Limits(jwks_stale_max_age=120.0)
@@ -99,7 +89,7 @@ async def test_outage_serves_stale_keys_then_refuses_past_max_age(
 
 
 async def test_trickling_idp_fails_within_the_fetch_deadline(
-    server: JWKSServer, client: httpx.AsyncClient, clock: ManualClock
+    server: JWKSServer, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     server.mode = "trickle"  # one byte every 0.2 s: ~40 s for the whole body
     cache = JWKSCache(client, limits=Limits(fetch_timeout=1.0), clock=clock)
@@ -113,7 +103,7 @@ async def test_trickling_idp_fails_within_the_fetch_deadline(
 
 
 async def test_flood_of_unknown_kids_costs_the_idp_one_refetch(
-    server: JWKSServer, client: httpx.AsyncClient, clock: ManualClock
+    server: JWKSServer, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     cache = JWKSCache(client, clock=clock)
     uri = server.base + "/jwks"
@@ -129,7 +119,7 @@ async def test_flood_of_unknown_kids_costs_the_idp_one_refetch(
 
 
 async def test_cold_cache_under_load_fetches_once(
-    server: JWKSServer, client: httpx.AsyncClient, clock: ManualClock
+    server: JWKSServer, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     cache = JWKSCache(client, clock=clock)
     uri = server.base + "/jwks"
@@ -140,7 +130,7 @@ async def test_cold_cache_under_load_fetches_once(
 
 
 async def test_discovery_then_keys_from_a_dev_idp_over_http(
-    server: JWKSServer, client: httpx.AsyncClient, clock: ManualClock
+    server: JWKSServer, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     discovery = DiscoveryCache(client, clock=clock)
     url = server.base + "/.well-known/openid-configuration"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asgi_sso.errors import AuthError
-from asgi_sso.testing import DevIdP
+from asgi_sso.testing import DevIdP, FakeClock
 from asgi_sso.testing import strategies as sso_st
 from asgi_sso.verify import TokenVerifier
 
@@ -19,20 +19,12 @@ NOW = 1_700_000_000
 IDP = DevIdP("http://strategies.idp.test")
 
 
-class FrozenClock:
-    def time(self) -> float:
-        return NOW + 5
-
-    def monotonic(self) -> float:
-        return 100.0
-
-
 @pytest.fixture(scope="module")
 def verify() -> Iterator[object]:
     loop = asyncio.new_event_loop()
     client = IDP.http_client()
     verifier = TokenVerifier(
-        [IDP.issuer_config(audience=AUDIENCE)], client=client, clock=FrozenClock()
+        [IDP.issuer_config(audience=AUDIENCE)], client=client, clock=FakeClock(NOW + 5)
     )
 
     def run(token: str) -> object:

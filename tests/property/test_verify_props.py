@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from asgi_sso.config import Issuer
 from asgi_sso.errors import AuthError, KeysUnavailable, UnknownKey
 from asgi_sso.keys import KeySet, key_from_public
+from asgi_sso.testing import FakeClock
 from asgi_sso.testing.tokens import b64url, generate_key, mint
 from asgi_sso.verify import TokenVerifier
 
@@ -21,14 +22,6 @@ NOW = 1_700_000_000.0
 KEY = generate_key("RS256", kid="k1")
 KEYSET = KeySet([key_from_public(KEY.public_key, kid="k1")])
 RESERVED = {"iss", "sub", "aud", "exp", "nbf", "iat", "scope", "scp", "tid"}
-
-
-class Clock:
-    def time(self) -> float:
-        return NOW
-
-    def monotonic(self) -> float:
-        return 0.0
 
 
 class WarmKeys:
@@ -51,7 +44,7 @@ class NoDiscovery:
 
 VERIFIER = TokenVerifier(
     [Issuer(issuer=ISS, audience="api://x", jwks_uri=f"{ISS}/jwks")],
-    clock=Clock(),
+    clock=FakeClock(NOW),
     jwks=WarmKeys(),  # type: ignore[arg-type]
     discovery=NoDiscovery(),  # type: ignore[arg-type]
 )

@@ -9,23 +9,13 @@ import pytest
 
 from asgi_sso.audit import AUDIT_FIELDS, AuditLogger
 from asgi_sso.events import Emitter, Event
+from asgi_sso.testing import FakeClock
 
 TOKEN = (
     "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0."
     "eyJzdWIiOiJ1c2VyLTEiLCJpc3MiOiJodHRwczovL2lkcCJ9."
     "c2lnbmF0dXJlLXNlY3JldA"
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -12,18 +12,8 @@ from asgi_sso.identity import OVERAGE_PROFILE_KEY, IdentityConfig, IdentityResol
 from asgi_sso.principal import Principal
 from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.stores import MemoryUserStore, Profile
+from asgi_sso.testing import FakeClock
 from asgi_sso.tiers import ConnectionTiers, PriorityTierMapper, TierDecision
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 class CountingStore(MemoryUserStore):

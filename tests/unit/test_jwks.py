@@ -20,24 +20,9 @@ from asgi_sso.config import Limits
 from asgi_sso.errors import KeysUnavailable, UnknownKey
 from asgi_sso.events import Emitter, Event
 from asgi_sso.jwks import JWKSCache
+from asgi_sso.testing import FakeClock
 
 URI = "https://idp.example.com/jwks"
-
-
-class FakeClock:
-    """Monotonic and wall time that move only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def time(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeIdP:

@@ -21,23 +21,13 @@ from asgi_sso.errors import ConfigurationError
 from asgi_sso.events import NULL_EMITTER
 from asgi_sso.login import BrowserLogin, LoginConfig
 from asgi_sso.revocation import RevocationBus
-from asgi_sso.testing import DevClient, DevIdP, DevUser
+from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
 from asgi_sso.verify import TokenVerifier
 
 IDP = "https://idp.example"
 APP = "https://app.example"
 SECRET = "client secret+/="
 Override = Callable[[httpx.Request], httpx.Response | None]
-
-
-class FakeClock:
-    now = 1_700_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 class Provider:

@@ -10,17 +10,7 @@ from asgi_sso.errors import ConfigurationError
 from asgi_sso.sessions import CookieCodec, CookieSessionStore, MemorySessionStore, SessionInvalid
 from asgi_sso.sessions.base import SessionRecord
 from asgi_sso.sessions.cookie import CHUNK_SIZE, MAX_CHUNKS
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
+from asgi_sso.testing import FakeClock
 
 
 @pytest.fixture

@@ -17,28 +17,12 @@ from joserfc.jwk import KeySet
 
 from asgi_sso.config import Issuer
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.testing import BACKCHANNEL_LOGOUT_EVENT, DevClient, DevIdP, DevUser
+from asgi_sso.testing import BACKCHANNEL_LOGOUT_EVENT, DevClient, DevIdP, DevUser, FakeClock
 from asgi_sso.testing.tokens import b64url, tamper_signature
 
 ISSUER = "http://dev-idp.test"
 CB = "https://rp.example/cb"
 SECRET = "s3cret-for-tests"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-        self.mono = 1000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        self.mono += seconds
 
 
 ALICE = DevUser(

@@ -15,18 +15,10 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.testing import TokenFactory, generate_key, mint, public_jwk
+from asgi_sso.testing import FakeClock, TokenFactory, generate_key, mint, public_jwk
 from asgi_sso.testing.tokens import alg_none, tamper_payload, tamper_signature
 
 NOW = 1_700_000_000
-
-
-class FixedClock:
-    def time(self) -> float:
-        return NOW
-
-    def monotonic(self) -> float:
-        return 0.0
 
 
 def part(token: str, index: int) -> dict[str, Any]:
@@ -41,7 +33,7 @@ def key() -> Any:
 
 @pytest.fixture
 def factory(key: Any) -> TokenFactory:
-    return TokenFactory("https://idp.example", key, audience="api://a", clock=FixedClock())
+    return TokenFactory("https://idp.example", key, audience="api://a", clock=FakeClock(NOW))
 
 
 def verifies(token: str, key: Any, alg: str = "RS256") -> bool:

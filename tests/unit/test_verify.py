@@ -23,6 +23,7 @@ from asgi_sso.errors import (
     UnknownKey,
 )
 from asgi_sso.events import Emitter, Event
+from asgi_sso.testing import FakeClock
 from asgi_sso.testing.tokens import (
     alg_none,
     generate_key,
@@ -40,22 +41,6 @@ TID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 START = 1_700_000_000.0
 KEY = generate_key("RS256", kid="k1")
 EC = generate_key("ES256", kid="e1")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-        self.mono = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        self.mono += seconds
 
 
 class IdP:
@@ -81,7 +66,7 @@ class IdP:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START, monotonic_start=0.0)
 
 
 @pytest.fixture

@@ -50,6 +50,8 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
         created_at: wall-clock seconds when the user signed in.
         last_seen: wall-clock seconds of the last request that touched the session.
         expires_at: wall-clock seconds of the absolute end of the session.
+        refresh_at: wall-clock seconds from which the refresh token should be used
+            (``0``: never; the session cannot or need not be refreshed).
     """
 
     id: str
@@ -63,6 +65,7 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     created_at: float = 0.0
     last_seen: float = 0.0
     expires_at: float = 0.0
+    refresh_at: float = 0.0
 
     def __repr__(self) -> str:
         # Tokens and claims never reach a log line (STYLE.md rule 10).
@@ -111,6 +114,15 @@ class SessionStore(Protocol):
 
     async def pop_state(self, key: str) -> bytes | None:
         """Take the state under ``key`` atomically: only the first caller gets it."""
+        ...
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Take a short lease named ``key`` for ``ttl`` seconds.
+
+        Returns:
+            ``True`` for exactly one caller until the lease expires (set-if-absent),
+            so one worker refreshes a session's tokens while the others wait.
+        """
         ...
 
     async def close(self) -> None:

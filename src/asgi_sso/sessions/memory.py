@@ -37,6 +37,7 @@ class MemorySessionStore:
         self._max_states = max_states
         self._sessions: dict[str, SessionRecord] = {}
         self._states: dict[str, tuple[float, bytes]] = {}
+        self._leases: dict[str, float] = {}
 
     async def create(self, record: SessionRecord) -> None:
         """Store a new session, evicting the oldest past the limit."""
@@ -96,7 +97,21 @@ class MemorySessionStore:
             return None
         return entry[1]
 
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Take the lease ``key`` unless someone holds it; it lapses after ``ttl`` seconds."""
+        now = self._clock.monotonic()
+        held = self._leases.get(key)
+        if held is not None and held > now:
+            return False
+        if held is None and len(self._leases) >= self._max_states:
+            self._leases = {k: until for k, until in self._leases.items() if until > now}
+            while len(self._leases) >= self._max_states:
+                del self._leases[next(iter(self._leases))]
+        self._leases[key] = now + ttl
+        return True
+
     async def close(self) -> None:
         """Forget everything."""
         self._sessions.clear()
         self._states.clear()
+        self._leases.clear()

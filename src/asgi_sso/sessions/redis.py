@@ -9,6 +9,7 @@ Keys (under a configurable prefix, default ``asgi_sso:``):
   longest-lived member.
 * ``state:<digest(key)>`` - one-time sign-in state, taken with ``GETDEL`` so a
   replayed callback fails on every host.
+* ``lease:<digest(key)>`` - a short lease (one worker refreshes a session's tokens).
 
 Multi-key writes run as Lua scripts, so they are atomic; the store needs a
 single Redis (or a primary with replicas), not Redis Cluster. Expiry is also
@@ -56,6 +57,16 @@ redis.call('DEL', KEYS[1])
 return n
 """
 
+# KEYS[1] = the lease key; ARGV[1] = now, ARGV[2] = the lease's end, ARGV[3] = ttl in ms.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(held) > tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
 
 class RedisSessionStore:
     """Server-side sessions and one-time sign-in state in Redis.
@@ -83,6 +94,7 @@ class RedisSessionStore:
         self._clock: Clock = clock or SystemClock()
         self._create = self._redis.register_script(_CREATE)
         self._delete_indexed = self._redis.register_script(_DELETE_INDEXED)
+        self._claim = self._redis.register_script(_CLAIM)
 
     def __repr__(self) -> str:
         return f"RedisSessionStore(prefix={self._prefix!r})"
@@ -172,6 +184,14 @@ class RedisSessionStore:
         if deadline <= self._clock.time():
             return None
         return bytes(raw[_DEADLINE.size :])
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Take the lease ``key`` for ``ttl`` seconds (atomic check-and-set): one caller wins."""
+        now = self._clock.time()
+        args = [repr(now), repr(now + ttl), max(1, int(ttl * 1000))]
+        with unavailable(_WHAT):
+            taken = await self._claim(keys=[f"{self._prefix}lease:{digest(key)}"], args=args)
+        return bool(taken)
 
     async def ping(self) -> bool:
         """Whether Redis answers, for health checks (never raises)."""

@@ -188,7 +188,7 @@ class RedisSessionStore:
     async def claim(self, key: str, ttl: float) -> bool:
         """Take the lease ``key`` for ``ttl`` seconds (atomic check-and-set): one caller wins."""
         now = self._clock.time()
-        args = [repr(now), repr(now + ttl), max(1, int(ttl * 1000))]
+        args: list[str | int] = [repr(now), repr(now + ttl), max(1, int(ttl * 1000))]
         with unavailable(_WHAT):
             taken = await self._claim(keys=[f"{self._prefix}lease:{digest(key)}"], args=args)
         return bool(taken)

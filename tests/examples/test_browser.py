@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from examples.fastapi_app.app import Example, Settings, create_app
 
 from asgi_sso import Secret
 from asgi_sso.testing._idp_server import free_port
+from examples.fastapi_app.app import Example, Settings, create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,10 +8,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
-from examples._devkit import OidcSettings, cookie_security
-from examples.fastapi_app.app import ADMIN_SCOPE, DEV_AUDIENCE, Example, Settings, create_app
 
 from asgi_sso import ConfigurationError, MemoryUserStore, Secret
+from examples._devkit import OidcSettings, cookie_security
+from examples.fastapi_app.app import ADMIN_SCOPE, DEV_AUDIENCE, Example, Settings, create_app
 
 APP_URL = "http://127.0.0.1:8000"
 

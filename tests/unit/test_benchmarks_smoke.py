@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from benchmarks.__main__ import budget_from, parse
 from benchmarks.fixtures import Material, make_material
 from benchmarks.report import markdown

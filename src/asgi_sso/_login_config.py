@@ -36,7 +36,9 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             the newest encrypts, all decrypt.
         secure_cookies: ``Secure`` cookies with the ``__Host-``/``__Secure-`` prefixes. Set
             ``False`` only for ``http://localhost`` development.
-        session_lifetime: absolute session lifetime, seconds.
+        session_lifetime: how long a session lasts after the provider last vouched for the
+            user (the sign-in, or a successful refresh when ``max_session_lifetime`` allows
+            extending), seconds.
         idle_timeout: a session unused this long ends, seconds.
         state_lifetime: how long a started sign-in may take, seconds.
         token_endpoint_auth: ``client_secret_basic``, ``client_secret_post`` or ``none``.
@@ -50,6 +52,19 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         state_cookie: the state cookies' base name.
         http_timeout: overall deadline of one token or userinfo call, seconds.
         touch_interval: the idle clock is advanced at most this often, seconds.
+        refresh: use the provider's refresh token (kept only in a server-side store, never
+            in a cookie) when the access/ID token nears its end: the user's claims are
+            renewed, a user the provider has disabled is signed out (``invalid_grant``),
+            and the session may be extended up to ``max_session_lifetime``. Most providers
+            issue refresh tokens only for the ``offline_access`` scope (Google wants
+            ``access_type=offline`` in ``extra_authorize_params``).
+        max_session_lifetime: the absolute cap on a session since sign-in, however often
+            it is refreshed, seconds. ``None`` makes it ``session_lifetime``: refreshes then
+            revalidate the user but never extend the session.
+        refresh_leeway: refresh this long before the tokens expire (and never more often),
+            seconds.
+        refresh_retry: after a failed attempt (provider down or answering garbage), wait
+            this long before trying again; the session lives on meanwhile, seconds.
     """
 
     issuer: str
@@ -75,6 +90,10 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     state_cookie: str = "sso_state"
     http_timeout: float = 10.0
     touch_interval: float = 60.0
+    refresh: bool = True
+    max_session_lifetime: float | None = None
+    refresh_leeway: float = 60.0
+    refresh_retry: float = 60.0
 
     def __post_init__(self) -> None:
         fail = ConfigurationError
@@ -94,9 +113,13 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise fail("LoginConfig.scopes must include 'openid'")
         if not self.prefix.startswith("/") or self.prefix.endswith("/"):
             raise fail("LoginConfig.prefix must start with '/' and not end with '/'")
-        for name in ("session_lifetime", "idle_timeout", "state_lifetime", "http_timeout"):
+        for name in ("session_lifetime", "idle_timeout", "state_lifetime", "http_timeout",
+                     "refresh_leeway", "refresh_retry"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise fail(f"LoginConfig.{name} must be positive")
+        cap = self.max_session_lifetime
+        if cap is not None and cap < self.session_lifetime:
+            raise fail("LoginConfig.max_session_lifetime must not be below session_lifetime")
         if self.idle_timeout > self.session_lifetime:
             raise fail("LoginConfig.idle_timeout must not exceed session_lifetime")
         if not 0 <= self.touch_interval < self.idle_timeout:
@@ -117,3 +140,8 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 raise fail(f"cookie name {name!r} must be letters, digits, '_' or '-'")
         if self.session_cookie == self.state_cookie:
             raise fail("session_cookie and state_cookie must differ")
+
+    @property
+    def session_cap(self) -> float:
+        """The absolute session lifetime since sign-in, seconds."""
+        return self.max_session_lifetime or self.session_lifetime

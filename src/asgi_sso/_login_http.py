@@ -19,6 +19,8 @@ __all__ = [
     "parse_cookies",
     "query_params",
     "request_origin",
+    "root_path",
+    "route_path",
     "send_page",
     "send_redirect",
     "set_cookie",
@@ -77,6 +79,25 @@ def request_origin(scope: Any) -> str:
         server = scope.get("server")
         host = f"{server[0]}:{server[1]}" if server else "localhost"
     return f"{scheme}://{host}"
+
+
+def root_path(scope: Any) -> str:
+    """The ASGI ``root_path`` (where the app is mounted) without a trailing ``/``, or ``""``."""
+    root = scope.get("root_path") or ""
+    return root.rstrip("/") if isinstance(root, str) else ""
+
+
+def route_path(scope: Any) -> str:
+    """The request path below ``root_path``.
+
+    Servers differ: some put the mount point in ``path`` as well (the ASGI spec's
+    reading since uvicorn 0.26 and Starlette 0.33), others leave it out. Both work.
+    """
+    path: str = scope.get("path", "/")
+    root = root_path(scope)
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :] or "/"
+    return path
 
 
 def wants_html(scope: Any) -> bool:

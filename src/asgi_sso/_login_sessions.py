@@ -2,9 +2,16 @@
 
 Cookie-only mode seals the whole :class:`~asgi_sso.sessions.SessionRecord` into
 the (chunked) cookie; with a server-side store the cookie only names the record.
+
+An app at the host's root uses ``__Host-<name>`` with ``Path=/``. An app mounted
+under an ASGI ``root_path`` (``/app``) scopes its cookie to that path, which
+``__Host-`` forbids, so it uses ``__Secure-<name>``: two apps on one host never
+overwrite each other's sessions.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -16,6 +23,9 @@ from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.sessions.codec import CookieCodec, join_chunks, split_chunks
 from asgi_sso.sessions.cookie import CHUNK_SIZE, MAX_CHUNKS, CookieSessionStore
+
+if TYPE_CHECKING:
+    from asgi_sso._login_refresh import SessionRefresher
 
 __all__ = ["SessionCookies", "principal_from"]
 
@@ -52,13 +62,16 @@ class SessionCookies:
         store: SessionStore | None,
         clock: Clock,
         revocations: RevocationBus,
+        refresher: SessionRefresher | None = None,
     ) -> None:
         self.config = config
         self._store = store
         self._clock = clock
         self._revocations = revocations
+        self._refresher = refresher
         self._secure = config.secure_cookies
-        self._session_name = ("__Host-" if self._secure else "") + config.session_cookie
+        self._root_name = ("__Host-" if self._secure else "") + config.session_cookie
+        self._mounted_name = ("__Secure-" if self._secure else "") + config.session_cookie
         self.state_prefix = ("__Secure-" if self._secure else "") + config.state_cookie + "."
         self._cookies = CookieSessionStore(
             CookieCodec(config.cookie_secrets, purpose="asgi_sso session"),
@@ -67,17 +80,26 @@ class SessionCookies:
         )
         self._ref_codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso session ref")
 
-    def value(self, cookies: dict[str, str]) -> str | None:
+    def _jar(self, root: str) -> tuple[str, str]:
+        """The session cookie's name and ``Path`` for an app mounted at ``root``."""
+        return (self._mounted_name, root) if root else (self._root_name, "/")
+
+    def value(self, cookies: dict[str, str], root: str) -> str | None:
         """The (joined) session cookie value, or ``None`` when absent."""
-        return join_chunks(cookies, self._session_name, max_chunks=MAX_CHUNKS)
+        return join_chunks(cookies, self._jar(root)[0], max_chunks=MAX_CHUNKS)
 
     def first_use(self, key: str, ttl: float) -> bool:
         """One-time use of a sign-in state in cookie-only mode (this process)."""
         return self._cookies.first_use(key, ttl)
 
     async def live(
-        self, value: str, cookies: dict[str, str]
+        self, value: str, cookies: dict[str, str], root: str
     ) -> tuple[SessionRecord, list[tuple[bytes, bytes]]]:
+        """The session named by ``value`` if it is still live, and the cookies to set.
+
+        Raises:
+            SessionInvalid: expired, idle, revoked, or ended by the provider on refresh.
+        """
         record = await self.open(value)
         now = self._clock.time()
         if record.expires_at <= now:
@@ -86,13 +108,15 @@ class SessionCookies:
             raise SessionInvalid("the session has been idle too long")
         if self._store is None and self._cookies.is_revoked(record):
             raise SessionInvalid("the session was revoked")
+        if self._refresher is not None and self._refresher.due(record, now):
+            return await self._refresher.refresh(record), []
         if now - record.last_seen < self.config.touch_interval:
             return record, []
         record = msgspec.structs.replace(record, last_seen=now)
         if self._store is not None:
             await self._store.update(record)
             return record, []
-        return record, self.issue(record, cookies)
+        return record, self.issue(record, cookies, root)
 
     async def open(self, value: str) -> SessionRecord:
         if self._store is None:
@@ -106,10 +130,10 @@ class SessionCookies:
             raise SessionInvalid("the session has ended")
         return record
 
-    async def end(self, cookies: dict[str, str]) -> SessionRecord | None:
+    async def end(self, cookies: dict[str, str], root: str) -> SessionRecord | None:
         """End the session named by ``cookies`` (logout, or a new sign-in on top of one)."""
         try:
-            value = self.value(cookies)
+            value = self.value(cookies, root)
             record = await self.open(value) if value is not None else None
         except SessionInvalid:
             return None
@@ -126,28 +150,34 @@ class SessionCookies:
             )
         return record
 
-    def issue(self, record: SessionRecord, cookies: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    def issue(
+        self, record: SessionRecord, cookies: dict[str, str], root: str
+    ) -> list[tuple[bytes, bytes]]:
+        """``Set-Cookie`` headers carrying ``record`` (or its reference); stale chunks cleared."""
+        name, path = self._jar(root)
         if self._store is None:
             value = self._cookies.seal(record)
         else:
             value = self._ref_codec.encode(_encoder.encode(_SessionRef(record.id)))
         max_age = int(record.expires_at - self._clock.time())
-        parts = split_chunks(self._session_name, value, chunk_size=CHUNK_SIZE)
-        written = {name for name, _ in parts}
+        parts = split_chunks(name, value, chunk_size=CHUNK_SIZE)
+        written = {part_name for part_name, _ in parts}
         headers = [
-            web.set_cookie(name, part, path="/", max_age=max_age, secure=self._secure)
-            for name, part in parts
+            web.set_cookie(part_name, part, path=path, max_age=max_age, secure=self._secure)
+            for part_name, part in parts
         ]
-        for stale in sorted(self._session_names(cookies) - written):
-            headers.append(web.clear_cookie(stale, path="/", secure=self._secure))
+        for stale in sorted(self._session_names(cookies, name) - written):
+            headers.append(web.clear_cookie(stale, path=path, secure=self._secure))
         return headers
 
-    def clear(self, cookies: dict[str, str]) -> list[tuple[bytes, bytes]]:
-        names = self._session_names(cookies) | {self._session_name}
-        return [web.clear_cookie(n, path="/", secure=self._secure) for n in sorted(names)]
+    def clear(self, cookies: dict[str, str], root: str) -> list[tuple[bytes, bytes]]:
+        """``Set-Cookie`` headers deleting every session cookie (all chunks)."""
+        name, path = self._jar(root)
+        names = self._session_names(cookies, name) | {name}
+        return [web.clear_cookie(n, path=path, secure=self._secure) for n in sorted(names)]
 
-    def _session_names(self, cookies: dict[str, str]) -> set[str]:
-        base = self._session_name
+    @staticmethod
+    def _session_names(cookies: dict[str, str], base: str) -> set[str]:
         return {
             n
             for n in cookies
@@ -155,8 +185,9 @@ class SessionCookies:
         }
 
     def is_ours(self, name: str) -> bool:
-        return name == self._session_name or name.startswith(
-            (self._session_name + ".", self.state_prefix)
+        """Whether cookie ``name`` belongs to sign-in (stripped before the app sees it)."""
+        return name in (self._root_name, self._mounted_name) or name.startswith(
+            (self._root_name + ".", self._mounted_name + ".", self.state_prefix)
         )
 
     async def on_revocation(self, revocation: Revocation) -> None:

@@ -11,8 +11,10 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode
@@ -28,12 +30,15 @@ __all__ = [
     "FlowState",
     "ProviderError",
     "SignInError",
+    "TokenRefused",
     "TokenSet",
     "authorize_url",
     "check_id_token",
+    "clean_text",
     "fetch_userinfo",
     "merge_claims",
     "new_flow",
+    "token_lifetime",
     "token_request",
 ]
 
@@ -43,6 +48,8 @@ PROTOCOL_CLAIMS = frozenset(
 )  # fmt: skip
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+_MAX_TOKEN_LIFETIME = 366 * 86400.0
 
 
 class SignInError(AuthError):
@@ -63,6 +70,18 @@ class ProviderError(AuthError):
     reason = "provider_error"
 
 
+class TokenRefused(SignInError):
+    """The token endpoint refused a grant (RFC 6749 §5.2).
+
+    Attributes:
+        code: the OAuth ``error`` code when it is well formed, else ``"error"``.
+    """
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"the identity provider refused the request ({code})")
+        self.code = code
+
+
 class FlowState(msgspec.Struct, frozen=True, kw_only=True):
     """One pending sign-in (kept encrypted in the state cookie)."""
 
@@ -81,6 +100,30 @@ class TokenSet(msgspec.Struct, frozen=True, kw_only=True):
     access_token: str | None = None
     refresh_token: str | None = None
     expires_in: float | None = None
+
+
+def token_lifetime(tokens: TokenSet) -> float | None:
+    """The access token's ``expires_in`` when it is a usable number of seconds, else ``None``.
+
+    Some providers send it as a JSON string (``"3600"``); a non-finite, negative or
+    absurd value is ignored rather than trusted.
+    """
+    value = tokens.expires_in
+    if value is None or not math.isfinite(value) or value <= 0:
+        return None
+    return min(value, _MAX_TOKEN_LIFETIME)
+
+
+def clean_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with control, format and unassigned ones blanked.
+
+    IdP-supplied ``error_description`` values may hold CR/LF (Entra ID adds trace ids on
+    new lines), bidi overrides or lone surrogates; none of that reaches a page or a log.
+    """
+    cleaned = "".join(
+        " " if unicodedata.category(char) in _UNPRINTABLE else char for char in text[:limit]
+    )
+    return " ".join(cleaned.split())
 
 
 class ClientAuth(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,8 +189,8 @@ async def _fetch(
     *,
     deadline: float,
     max_bytes: int,
-) -> tuple[int, Any]:
-    """Send ``request`` under one overall deadline; return the status and JSON body (or None)."""
+) -> tuple[int, str, Any]:
+    """Send ``request`` under one overall deadline; return status, media type and JSON (or None)."""
     try:
         async with asyncio.timeout(deadline):
             response = await client.send(request, stream=True)
@@ -167,7 +210,8 @@ async def _fetch(
         document = msgspec.json.decode(bytes(body))
     except Exception:  # not JSON: the caller decides from the status what that means
         document = None
-    return response.status_code, document
+    media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return response.status_code, media_type, document
 
 
 async def token_request(
@@ -182,7 +226,7 @@ async def token_request(
     """POST to the token endpoint (code or refresh grant) and parse the answer."""
     headers = {"accept": "application/json", **auth.apply(form)}
     request = client.build_request("POST", endpoint, data=form, headers=headers)
-    status, document = await _fetch(client, request, deadline=deadline, max_bytes=max_bytes)
+    status, _, document = await _fetch(client, request, deadline=deadline, max_bytes=max_bytes)
     if status == 200 and isinstance(document, dict):
         try:
             return msgspec.convert(document, TokenSet, strict=False)
@@ -190,8 +234,9 @@ async def token_request(
             raise ProviderError("the token response has fields of the wrong type") from exc
     if status in (400, 401) and isinstance(document, dict):
         code = document.get("error")
-        shown = code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "error"
-        raise SignInError(f"the identity provider refused the request ({shown})")
+        raise TokenRefused(
+            code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "error"
+        )
     if status == 429 or status >= 500:
         raise ServiceUnavailable("the identity provider's token endpoint is unavailable")
     raise ProviderError(f"the token endpoint answered {status} without a usable JSON body")
@@ -205,10 +250,22 @@ async def fetch_userinfo(
     deadline: float,
     max_bytes: int,
 ) -> dict[str, Any]:
-    """GET the UserInfo claims (OIDC Core §5.3); only plain JSON responses are accepted."""
+    """GET the UserInfo claims (OIDC Core §5.3); only plain JSON responses are accepted.
+
+    Raises:
+        ProviderError: the answer is not a JSON object, including a signed or encrypted
+            ``application/jwt`` response (OIDC Core §5.3.2), which is refused by name.
+    """
     headers = {"authorization": f"Bearer {access_token}", "accept": "application/json"}
     request = client.build_request("GET", endpoint, headers=headers)
-    status, document = await _fetch(client, request, deadline=deadline, max_bytes=max_bytes)
+    status, media_type, document = await _fetch(
+        client, request, deadline=deadline, max_bytes=max_bytes
+    )
+    if status == 200 and media_type == "application/jwt":
+        raise ProviderError(
+            "the userinfo endpoint answered a signed or encrypted JWT, which is not supported; "
+            "register the client for plain JSON userinfo or set use_userinfo=False"
+        )
     if status == 200 and isinstance(document, dict):
         return document
     if status == 429 or status >= 500:
@@ -221,18 +278,24 @@ def check_id_token(
     *,
     issuer: str,
     client_id: str,
-    nonce: str,
+    nonce: str | None,
     alg: str | None = None,
     access_token: str | None = None,
 ) -> None:
-    """The checks OIDC Core §3.1.3.7 leaves to the client after signature, ``aud`` and ``exp``."""
+    """The checks OIDC Core §3.1.3.7 leaves to the client after signature, ``aud`` and ``exp``.
+
+    ``nonce`` is ``None`` only for an ID token from a refresh (OIDC Core §12.2), which
+    carries the original sign-in's nonce, if any, and is not compared here.
+    """
     if claims.get("iss") != issuer:
         raise UnknownIssuer("the ID token was not issued by the sign-in provider")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise InvalidClaim("the ID token has no subject")
     got = claims.get("nonce")
-    if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+    if nonce is not None and (
+        not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode())
+    ):
         raise InvalidClaim("the ID token nonce does not match this sign-in")
     aud = claims.get("aud")
     azp = claims.get("azp")

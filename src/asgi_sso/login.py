@@ -6,6 +6,11 @@
 the encrypted cookie (default) or in a server-side
 :class:`~asgi_sso.sessions.SessionStore`.
 
+The sign-in legs live in :mod:`asgi_sso._login_callback`, the cookies in
+:mod:`asgi_sso._login_sessions`, token refresh in :mod:`asgi_sso._login_refresh`.
+Under an ASGI ``root_path`` the routes are ``{root_path}{prefix}/…`` and the
+derived redirect URI, cookie paths and redirects all include the mount point.
+
 Logout is CSRF-safe by origin checking: a POST is accepted only with
 ``Sec-Fetch-Site: same-origin`` or, from browsers that do not send it, an
 ``Origin`` (else ``Referer``) equal to the app's own origin. No token is needed
@@ -14,43 +19,26 @@ in the page.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import msgspec
-
 from asgi_sso import _login_http as web
+from asgi_sso._login_callback import SignInFlow
 from asgi_sso._login_config import LoginConfig
+from asgi_sso._login_refresh import SessionRefresher
 from asgi_sso._login_sessions import SessionCookies, principal_from
-from asgi_sso._oidc import (
-    ClientAuth,
-    FlowState,
-    ProviderError,
-    SignInError,
-    check_id_token,
-    fetch_userinfo,
-    merge_claims,
-    new_flow,
-    token_request,
-)
-from asgi_sso._oidc import authorize_url as build_authorize_url
-from asgi_sso._return_to import safe_return_to
+from asgi_sso._oidc import ClientAuth, ProviderError, SignInError
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError
 from asgi_sso.events import Emitter, Event
 from asgi_sso.principal import Principal
 from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
-from asgi_sso.sessions.codec import CookieCodec
 
 if TYPE_CHECKING:
     import httpx
 
-    from asgi_sso.discovery import ProviderMetadata
     from asgi_sso.verify import TokenVerifier
 
 __all__ = [
@@ -61,9 +49,6 @@ __all__ = [
     "SessionResult",
     "SignInError",
 ]
-
-_DROPPED_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "_claim_names", "_claim_sources"})
-_MAX_RESPONSE = 256 * 1024
 
 
 class SessionResult:
@@ -79,10 +64,6 @@ class SessionResult:
     def __init__(self, principal: Principal, headers: list[tuple[bytes, bytes]]) -> None:
         self.principal = principal
         self.headers = headers
-
-
-_flow_decoder = msgspec.json.Decoder(FlowState)
-_encoder = msgspec.json.Encoder()
 
 
 class BrowserLogin:
@@ -102,26 +83,41 @@ class BrowserLogin:
     ) -> None:
         self.config = config
         self._verifier = verifier
-        self._client = client
         self._store = session_store
         self._clock = clock
         self._emitter = emitter
-        self._revocations = revocations
-        self._on_signin = on_signin
         prefix = config.prefix
         self._login_path = prefix + "/login"
-        self._callback_path = prefix + "/callback"
         self._logout_path = prefix + "/logout"
-        self._routes = frozenset({self._login_path, self._callback_path, self._logout_path})
-        self._secure = config.secure_cookies
-        self._sessions = SessionCookies(
-            config, store=session_store, clock=clock, revocations=revocations
-        )
-        self._state_prefix = self._sessions.state_prefix
-        self._state_codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso state")
+        self._routes = frozenset({self._login_path, prefix + "/callback", self._logout_path})
         secret = config.client_secret.reveal() if config.client_secret is not None else None
-        self._auth = ClientAuth(
+        auth = ClientAuth(
             client_id=config.client_id, secret=secret, method=config.token_endpoint_auth
+        )
+        refresher = None
+        if session_store is not None and config.refresh:
+            refresher = SessionRefresher(
+                config,
+                store=session_store,
+                verifier=verifier,
+                client=client,
+                auth=auth,
+                clock=clock,
+                emit=self._emit,
+            )
+        self._sessions = SessionCookies(
+            config, store=session_store, clock=clock, revocations=revocations, refresher=refresher
+        )
+        self._flow = SignInFlow(
+            config,
+            verifier=verifier,
+            client=client,
+            store=session_store,
+            clock=clock,
+            sessions=self._sessions,
+            auth=auth,
+            emit=self._emit,
+            on_signin=on_signin,
         )
         self._trusted_origins = frozenset(
             f"{p.scheme}://{p.netloc}"
@@ -132,8 +128,12 @@ class BrowserLogin:
     # -- what the middleware calls ------------------------------------------------
 
     def is_route(self, path: str) -> bool:
-        """Whether ``path`` is one of the sign-in routes."""
+        """Whether ``path`` (below any ``root_path``) is one of the sign-in routes."""
         return path in self._routes
+
+    def handles(self, scope: Any) -> bool:
+        """Whether the request is for one of the sign-in routes, minding ``root_path``."""
+        return web.route_path(scope) in self._routes
 
     async def start(self) -> None:
         """Prefetch the provider metadata; a provider that is down now is retried per request."""
@@ -153,14 +153,18 @@ class BrowserLogin:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
             return
-        path, method = scope["path"], scope["method"]
+        prefix = self.config.prefix
         routes = {
-            self._login_path: (("GET", "HEAD"), self._login),
-            self._callback_path: (("GET",), self._callback),
-            self._logout_path: (("POST",), self._logout),
+            prefix + "/login": (("GET", "HEAD"), self._flow.login),
+            prefix + "/callback": (("GET",), self._flow.callback),
+            prefix + "/logout": (("POST",), self._logout),
         }
-        methods, handler = routes[path]
-        if method not in methods:
+        route = routes.get(web.route_path(scope))
+        if route is None:
+            await web.send_page(scope, send, 404, "not_found", "no such sign-in route")
+            return
+        methods, handler = route
+        if scope["method"] not in methods:
             allow = (b"allow", ", ".join(methods).encode())
             await web.send_page(
                 scope, send, 405, "method_not_allowed", "method not allowed", [allow]
@@ -169,25 +173,26 @@ class BrowserLogin:
         await handler(scope, send)
 
     async def authenticate(self, scope: Any) -> SessionResult | None:
-        """Read the session cookie.
+        """Read the session cookie; refresh the session's tokens when they are due.
 
         Returns:
             ``None`` without a session cookie, else the session's principal and the
             ``Set-Cookie`` headers to add to the response.
 
         Raises:
-            SessionInvalid: the cookie is tampered, truncated, expired, idle or revoked;
-                its ``headers`` clear the cookie.
+            SessionInvalid: the cookie is tampered, truncated, expired, idle or revoked, or
+                the provider refused to refresh it; its ``headers`` clear the cookie.
             StoreUnavailable: the server-side store cannot be reached.
         """
         cookies = web.parse_cookies(scope)
+        root = web.root_path(scope)
         try:
-            value = self._sessions.value(cookies)
+            value = self._sessions.value(cookies, root)
             if value is None:
                 return None
-            record, headers = await self._sessions.live(value, cookies)
+            record, headers = await self._sessions.live(value, cookies, root)
         except SessionInvalid as exc:
-            exc.headers = self._sessions.clear(cookies)
+            exc.headers = self._sessions.clear(cookies, root)
             self._emit("session.ended", outcome="refused", reason=exc.description)
             raise
         return SessionResult(principal_from(record), headers)
@@ -215,7 +220,7 @@ class BrowserLogin:
         """Whether an unauthenticated request is a browser page navigation (GET, HTML, not XHR)."""
         if scope.get("type") != "http" or scope.get("method") not in ("GET", "HEAD"):
             return False
-        if self.is_route(scope.get("path", "")) or not web.wants_html(scope):
+        if self.handles(scope) or not web.wants_html(scope):
             return False
         if (web.header(scope, b"x-requested-with") or "").lower() == "xmlhttprequest":
             return False
@@ -223,176 +228,16 @@ class BrowserLogin:
         return mode is None or mode == "navigate"
 
     async def redirect_to_login(self, scope: Any, send: Any) -> None:
-        """Send the browser to ``{prefix}/login?return_to=<this path and query>``."""
-        target = quote(scope.get("path", "/"), safe="/:@!$&'()*+,;=-._~%")
+        """Send the browser to ``{root_path}{prefix}/login?return_to=<this path and query>``."""
+        root = web.root_path(scope)
+        target = quote(root + web.route_path(scope), safe="/:@!$&'()*+,;=-._~%")
         query = bytes(scope.get("query_string", b"")).decode("latin-1")
         if query:
             target += "?" + query
-        location = self._login_path + "?" + urlencode({"return_to": target})
+        location = root + self._login_path + "?" + urlencode({"return_to": target})
         await web.send_redirect(send, location, status=302)
 
-    # -- routes -------------------------------------------------------------------
-
-    async def _login(self, scope: Any, send: Any) -> None:
-        params = web.query_params(scope) or {}
-        return_to = safe_return_to(_single(params, "return_to")) or self.config.default_return_to
-        try:
-            metadata = await self._metadata()
-        except AuthError as exc:
-            await _send_error(scope, send, exc)
-            return
-        redirect_uri = self.config.redirect_uri or (web.request_origin(scope) + self._callback_path)
-        now = self._clock.time()
-        flow = new_flow(
-            return_to=return_to,
-            redirect_uri=redirect_uri,
-            expires_at=now + self.config.state_lifetime,
-        )
-        key = _state_key(flow.state)
-        if self._store is not None:
-            try:
-                await self._store.put_state(key, b"1", self.config.state_lifetime)
-            except AuthError as exc:
-                await _send_error(scope, send, exc)
-                return
-        url = build_authorize_url(
-            metadata.authorization_endpoint or "",
-            client_id=self.config.client_id,
-            scopes=self.config.scopes,
-            flow=flow,
-            extra=self.config.extra_authorize_params,
-        )
-        cookie = web.set_cookie(
-            self._state_prefix + key,
-            self._state_codec.encode(_encoder.encode(flow)),
-            path=self.config.prefix,
-            max_age=int(self.config.state_lifetime),
-            secure=self._secure,
-        )
-        await web.send_redirect(send, url, [cookie], status=302)
-
-    async def _callback(self, scope: Any, send: Any) -> None:
-        headers: list[tuple[bytes, bytes]] = []
-        try:
-            flow = await self._take_flow(scope, headers)
-            location = await self._finish_signin(scope, flow, headers)
-        except AuthError as exc:
-            self._emit("signin", outcome="refused", reason=exc.reason)
-            await _send_error(scope, send, exc, headers)
-            return
-        await web.send_redirect(send, location, headers)
-
-    async def _take_flow(self, scope: Any, headers: list[tuple[bytes, bytes]]) -> FlowState:
-        params = web.query_params(scope)
-        if params is None or any(len(v) > 1 for v in params.values()):
-            raise SignInError("the callback parameters are malformed")
-        state = _single(params, "state")
-        if not state:
-            raise SignInError("the callback has no state; please sign in again")
-        key = _state_key(state)
-        name = self._state_prefix + key
-        headers.append(web.clear_cookie(name, path=self.config.prefix, secure=self._secure))
-        sealed = web.parse_cookies(scope).get(name)
-        if sealed is None:
-            raise SignInError("the sign-in state is missing or has expired; please sign in again")
-        try:
-            flow = _flow_decoder.decode(self._state_codec.decode(sealed))
-        except (SessionInvalid, msgspec.DecodeError) as exc:
-            raise SignInError("the sign-in state is invalid; please sign in again") from exc
-        if not hmac.compare_digest(flow.state.encode(), state.encode()):
-            raise SignInError("the sign-in state does not match")
-        if flow.expires_at <= self._clock.time():
-            raise SignInError("the sign-in state has expired; please sign in again")
-        if self._store is not None:
-            first = await self._store.pop_state(key) is not None
-        else:
-            first = self._sessions.first_use(key, self.config.state_lifetime)
-        if not first:
-            raise SignInError("this sign-in response was already used")
-        error = _single(params, "error")
-        if error is not None:
-            detail = (_single(params, "error_description") or "")[:300]
-            raise SignInError(
-                f"the identity provider answered {error[:64]}" + (f": {detail}" if detail else "")
-            )
-        return flow
-
-    async def _finish_signin(
-        self, scope: Any, flow: FlowState, headers: list[tuple[bytes, bytes]]
-    ) -> str:
-        params = web.query_params(scope) or {}
-        metadata = await self._metadata()
-        iss = _single(params, "iss")
-        # RFC 9207 §2.4: required when advertised, compared whenever present.
-        if iss is None and metadata.authorization_response_iss_parameter_supported:
-            raise SignInError("the authorization response lacks the iss parameter")
-        if iss is not None and iss != metadata.issuer:
-            raise SignInError("the authorization response comes from another issuer")
-        code = _single(params, "code")
-        if not code:
-            raise SignInError("the callback has no authorization code")
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": flow.redirect_uri,
-            "code_verifier": flow.verifier,
-        }
-        tokens = await token_request(
-            self._client,
-            metadata.token_endpoint or "",
-            form,
-            self._auth,
-            deadline=self.config.http_timeout,
-            max_bytes=_MAX_RESPONSE,
-        )
-        if not tokens.id_token:
-            raise ProviderError("the token response has no id_token")
-        verified = await self._verifier.verify(
-            tokens.id_token, audience=self.config.client_id, use_cache=False
-        )
-        check_id_token(
-            verified.claims,
-            issuer=self.config.issuer,
-            client_id=self.config.client_id,
-            nonce=flow.nonce,
-            alg=verified.header.get("alg"),
-            access_token=tokens.access_token,
-        )
-        claims = dict(verified.claims)
-        if self.config.use_userinfo and metadata.userinfo_endpoint and tokens.access_token:
-            userinfo = await fetch_userinfo(
-                self._client,
-                metadata.userinfo_endpoint,
-                tokens.access_token,
-                deadline=self.config.http_timeout,
-                max_bytes=_MAX_RESPONSE,
-            )
-            claims = merge_claims(claims, userinfo)
-        now = self._clock.time()
-        sid = claims.get("sid")
-        record = SessionRecord(
-            id=secrets.token_urlsafe(24),
-            subject=verified.subject,
-            issuer=self.config.issuer,
-            connection=verified.connection,
-            claims={k: v for k, v in claims.items() if k not in _DROPPED_CLAIMS},
-            sid=sid if isinstance(sid, str) else None,
-            id_token=tokens.id_token,
-            refresh_token=tokens.refresh_token if self._store is not None else None,
-            created_at=now,
-            last_seen=now,
-            expires_at=now + self.config.session_lifetime,
-        )
-        if self._on_signin is not None:
-            await self._on_signin(principal_from(record))
-        cookies = web.parse_cookies(scope)
-        await self._sessions.end(cookies)
-        if self._store is not None:
-            await self._store.create(record)
-        headers.extend(self._sessions.issue(record, cookies))
-        self._emit("signin", connection=record.connection, subject=record.subject)
-        self._emit("session.created", connection=record.connection, subject=record.subject)
-        return flow.return_to
+    # -- logout -------------------------------------------------------------------
 
     async def _logout(self, scope: Any, send: Any) -> None:
         if not self._same_origin(scope):
@@ -401,9 +246,10 @@ class BrowserLogin:
             )
             return
         cookies = web.parse_cookies(scope)
-        record = await self._sessions.end(cookies)
-        headers = self._sessions.clear(cookies)
-        location = self.config.post_logout_redirect_uri or self.config.default_return_to
+        root = web.root_path(scope)
+        record = await self._sessions.end(cookies, root)
+        headers = self._sessions.clear(cookies, root)
+        location = self.config.post_logout_redirect_uri or root + self.config.default_return_to
         if record is not None and self.config.end_session:
             location = await self._end_session_url(record) or location
         self._emit(
@@ -412,22 +258,6 @@ class BrowserLogin:
             subject=record.subject if record else None,
         )
         await web.send_redirect(send, location, headers)
-
-    # -- sessions -----------------------------------------------------------------
-
-    async def _on_revocation(self, revocation: Revocation) -> None:
-        try:
-            await self._sessions.on_revocation(revocation)
-        except AuthError as exc:  # a store outage must not break the other listeners
-            self._emit("session.ended", outcome="error", reason=exc.reason)
-
-    # -- helpers ------------------------------------------------------------------
-
-    async def _metadata(self) -> ProviderMetadata:
-        metadata = await self._verifier.metadata(self.config.issuer)
-        if not metadata.authorization_endpoint or not metadata.token_endpoint:
-            raise ProviderError("the provider metadata lacks authorization or token endpoints")
-        return metadata
 
     async def _end_session_url(self, record: SessionRecord) -> str | None:
         try:
@@ -457,6 +287,14 @@ class BrowserLogin:
             return f"{parts.scheme}://{parts.netloc}" in own
         return False
 
+    # -- revocations and events ---------------------------------------------------
+
+    async def _on_revocation(self, revocation: Revocation) -> None:
+        try:
+            await self._sessions.on_revocation(revocation)
+        except AuthError as exc:  # a store outage must not break the other listeners
+            self._emit("session.ended", outcome="error", reason=exc.reason)
+
     def _emit(
         self,
         name: str,
@@ -478,20 +316,3 @@ class BrowserLogin:
                     subject=subject,
                 )
             )
-
-
-def _single(params: dict[str, list[str]], name: str) -> str | None:
-    values = params.get(name)
-    return values[0] if values else None
-
-
-def _state_key(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()[:32]
-
-
-async def _send_error(
-    scope: Any, send: Any, exc: AuthError, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await web.send_page(
-        scope, send, exc.status, exc.error or exc.reason, exc.description, headers or []
-    )

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import secrets
+import socket
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,7 +18,14 @@ from joserfc.jwk import KeySet
 
 from asgi_sso.config import Issuer
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.testing import BACKCHANNEL_LOGOUT_EVENT, DevClient, DevIdP, DevUser, FakeClock
+from asgi_sso.testing import (
+    BACKCHANNEL_LOGOUT_EVENT,
+    DevClient,
+    DevIdP,
+    DevUser,
+    FakeClock,
+    free_port,
+)
 from asgi_sso.testing.tokens import b64url, tamper_signature
 
 ISSUER = "http://dev-idp.test"
@@ -518,3 +526,126 @@ async def test_serve_listens_on_loopback(idp: DevIdP) -> None:
         async with httpx.AsyncClient(timeout=5) as client:
             doc = (await client.get(url + "/.well-known/openid-configuration")).json()
     assert doc["issuer"] == local.issuer
+
+
+async def test_es256_idp_also_signs_rs256_id_tokens_for_clients_that_ask(clock: FakeClock) -> None:
+    legacy = DevClient(client_id="legacy", client_secret=SECRET, redirect_uris=(CB,),
+                       id_token_signed_response_alg="RS256")  # fmt: skip
+    idp = DevIdP(ISSUER, algorithm="ES256", users=[ALICE], clients=[RP, legacy], clock=clock)
+    async with idp.http_client() as http:
+        doc = (await http.get(idp.discovery_url)).json()
+        assert doc["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]  # Discovery §3
+        keys = KeySet.import_key_set((await http.get(idp.jwks_uri)).json())
+        assert sorted(key.key_type for key in keys.keys) == ["EC", "RSA"]
+        for client_id, alg in (("rp", "ES256"), ("legacy", "RS256")):
+            verifier, challenge = pkce()
+            params = {**auth_params(challenge), "client_id": client_id, "login": "alice"}
+            code = query_of(await http.post(f"{ISSUER}/authorize", data=params))["code"]
+            form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CB,
+                    "code_verifier": verifier}  # fmt: skip
+            body = (await http.post(f"{ISSUER}/token", data=form, auth=(client_id, SECRET))).json()
+            decoded = jwt.decode(body["id_token"], keys, algorithms=[alg])
+            assert (decoded.header["alg"], decoded.claims["aud"]) == (alg, client_id)
+            assert header_of(body["access_token"])["alg"] == "ES256"
+    with pytest.raises(ConfigurationError, match="PS256"):
+        idp.add_client(DevClient(client_id="x", id_token_signed_response_alg="PS256"))
+
+
+@pytest.mark.parametrize(
+    ("scope", "released", "withheld"),
+    [
+        ("openid", set(), {"email", "email_verified", "name"}),
+        ("openid email", {"email", "email_verified"}, {"name"}),
+        ("openid profile", {"name"}, {"email", "email_verified"}),
+        ("openid profile email", {"email", "email_verified", "name"}, set()),
+    ],
+)
+async def test_id_token_and_userinfo_release_claims_by_scope(
+    http: Any, scope: str, released: set[str], withheld: set[str]
+) -> None:
+    verifier, challenge = pkce()
+    params = {**auth_params(challenge), "scope": scope, "login": "alice"}
+    code = query_of(await http.post(f"{ISSUER}/authorize", data=params))["code"]
+    body = (await redeem(http, code, verifier)).json()
+    auth = {"Authorization": f"Bearer {body['access_token']}"}
+    userinfo = (await http.get(f"{ISSUER}/userinfo", headers=auth)).json()
+    always = {"groups", "tid", "connection_id", "department"}  # enterprise claims, any scope
+    for claims in (claims_of(body["id_token"]), userinfo):
+        assert released | always <= set(claims)
+        assert not withheld & set(claims)
+    assert {"email", "name", "groups"} <= set(claims_of(body["access_token"]))  # APIs see all
+
+
+async def test_refreshed_id_token_keeps_the_original_sign_in(clock: FakeClock, http: Any) -> None:
+    first = await code_flow(http)
+    clock.advance(120)
+    form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    second = (await http.post(f"{ISSUER}/token", data=form, auth=("rp", SECRET))).json()
+    before, after = claims_of(first["id_token"]), claims_of(second["id_token"])
+    for name in ("iss", "sub", "aud", "azp", "sid", "auth_time"):  # OIDC Core §12.2
+        assert after[name] == before[name], name
+    assert after["iat"] == before["iat"] + 120
+    assert before["nonce"] == "nonce-1"
+    assert "nonce" not in after
+
+
+async def test_end_session_sends_backchannel_logout_to_the_sessions_clients(
+    clock: FakeClock,
+) -> None:
+    posted: list[httpx.Request] = []
+
+    def rps(request: httpx.Request) -> httpx.Response:
+        posted.append(request)
+        if request.url.host == "down.example":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200)
+
+    down = DevClient(client_id="down", client_secret=SECRET, redirect_uris=(CB,),
+                     backchannel_logout_uri="https://down.example/bcl")  # fmt: skip
+    async with httpx.AsyncClient(transport=httpx.MockTransport(rps)) as rp_http:
+        idp = DevIdP(ISSUER, users=[ALICE], clients=[RP, SPA, down], clock=clock,
+                     backchannel_client=rp_http)  # fmt: skip
+        async with idp.http_client() as http:
+            hints = []
+            for client_id in ("rp", "down"):
+                verifier, challenge = pkce()
+                params = {**auth_params(challenge), "client_id": client_id, "login": "alice"}
+                code = query_of(await http.post(f"{ISSUER}/authorize", data=params))["code"]
+                form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CB,
+                        "code_verifier": verifier}  # fmt: skip
+                token = await http.post(f"{ISSUER}/token", data=form, auth=(client_id, SECRET))
+                hints.append(token.json()["id_token"])
+            out = await http.get(f"{ISSUER}/end_session", params={"id_token_hint": hints[0]})
+            assert out.status_code == 200
+            (request,) = posted
+            assert str(request.url) == "https://rp.example/bcl"
+            logout = claims_of(parse_qs(request.content.decode())["logout_token"][0])
+            assert (logout["sub"], logout["sid"]) == ("alice", claims_of(hints[0])["sid"])
+            await http.get(f"{ISSUER}/end_session", params={"id_token_hint": hints[1]})
+            assert idp.backchannel_deliveries == [("rp", 200), ("down", None)]
+            again = await http.get(f"{ISSUER}/end_session", params={"id_token_hint": hints[0]})
+            assert again.status_code == 200
+    assert len(posted) == 2  # an ended session is not announced twice
+
+
+async def test_without_a_backchannel_client_end_session_sends_nothing(
+    idp: DevIdP, http: Any
+) -> None:
+    hint = (await code_flow(http))["id_token"]
+    await http.get(f"{ISSUER}/end_session", params={"id_token_hint": hint})
+    assert idp.backchannel_deliveries == []
+    assert idp.session_clients == {}
+
+
+async def test_post_logout_redirect_without_state_has_no_bare_question_mark(http: Any) -> None:
+    hint = (await code_flow(http))["id_token"]
+    params = {"id_token_hint": hint, "post_logout_redirect_uri": "https://rp.example/bye"}
+    response = await http.get(f"{ISSUER}/end_session", params=params)
+    assert response.headers["location"] == "https://rp.example/bye"
+
+
+def test_free_port_is_public_and_bindable() -> None:
+    port = free_port()
+    assert 0 < port < 65536
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))

@@ -13,14 +13,25 @@ import hmac
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from asgi_sso.testing._idp_issue import token_response
+from asgi_sso.testing._idp_logout import end_session
 from asgi_sso.testing._idp_model import DevClient, DevUser, Grant, new_secret, verify_own
-from asgi_sso.testing._idp_pages import error_page, login_page, message_page
+from asgi_sso.testing._idp_pages import error_page, login_page
+from asgi_sso.testing._idp_requests import (
+    NO_STORE,
+    BadRequest,
+    Params,
+    bearer_error,
+    oauth_error,
+    read_params,
+    with_query,
+)
 from asgi_sso.testing.tokens import b64url
 
 if TYPE_CHECKING:
@@ -28,61 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = ["dispatch", "lifespan"]
 
-Params = dict[str, str]
-_MAX_BODY = 64 * 1024
 _PKCE = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1 / §4.2
 _CLAIMS = (
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash", "email",
     "email_verified", "name", "given_name", "family_name", "groups", "roles", "tid",
     "connection_id",
 )  # fmt: skip
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class _BadRequest(Exception):
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
-
-
-def oauth_error(
-    error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """An RFC 6749 §5.2 error body."""
-    body = {"error": error, "error_description": description}
-    return JSONResponse(body, status_code=status, headers={**_NO_STORE, **(headers or {})})
-
-
-def _with_query(uri: str, params: dict[str, str]) -> str:
-    return uri + ("&" if "?" in uri else "?") + urlencode(params)
-
-
-def _parse_form(raw: str) -> Params:
-    params: Params = {}
-    for key, value in parse_qsl(raw, keep_blank_values=True):
-        if key in params:  # RFC 6749 §3.1: parameters MUST NOT be repeated
-            raise _BadRequest(f"parameter {key!r} is repeated")
-        params[key] = value
-    return params
-
-
-async def _params(request: Request) -> Params:
-    if request.method == "GET":
-        return _parse_form(request.url.query)
-    if request.method != "POST":
-        raise _BadRequest("use GET or POST")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise _BadRequest("the body must be application/x-www-form-urlencoded")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            raise _BadRequest("the request body is too large")
-    try:
-        return _parse_form(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise _BadRequest("the body is not UTF-8") from exc
 
 
 def _unavailable(idp: DevIdP) -> Response | None:
@@ -107,12 +69,12 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
         "userinfo_endpoint": idp.url("/userinfo"),
         "jwks_uri": idp.jwks_uri,
         "end_session_endpoint": idp.url("/end_session"),
-        "scopes_supported": ["openid", "profile", "email", "groups", "offline_access"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [idp.algorithm],
+        "id_token_signing_alg_values_supported": list(idp.keys.algorithms),  # RS256 always
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
@@ -180,7 +142,7 @@ def _chosen_user(idp: DevIdP, params: Params, posted: bool) -> DevUser | None:
 
 async def authorize(idp: DevIdP, request: Request) -> Response:
     """The authorization endpoint (OIDC Core §3.1.2)."""
-    params = await _params(request)
+    params = await read_params(request)
     checked = _authorize_client(idp, params)
     if isinstance(checked, Response):
         return checked
@@ -193,13 +155,14 @@ async def authorize(idp: DevIdP, request: Request) -> Response:
         problem = ("login_required", "prompt=none but nobody is signed in")
     if problem is not None:
         error = {"error": problem[0], "error_description": problem[1]}
-        return RedirectResponse(_with_query(redirect_uri, {**error, **reply}), status_code=302)
+        return RedirectResponse(with_query(redirect_uri, {**error, **reply}), status_code=302)
     if user is None:
         keep = {k: v for k, v in params.items() if k != "login"}
         return login_page(idp.url("/authorize"), keep, idp.users.values())
     now = int(idp.clock.time())
     sid = new_secret()
     idp.sessions[sid] = user.sub
+    idp.session_clients.setdefault(sid, set()).add(client.client_id)
     code = new_secret()
     idp.codes[code] = Grant(
         client_id=client.client_id,
@@ -212,7 +175,7 @@ async def authorize(idp: DevIdP, request: Request) -> Response:
         nonce=params.get("nonce"),
         code_challenge=params["code_challenge"],
     )
-    return RedirectResponse(_with_query(redirect_uri, {"code": code, **reply}), status_code=302)
+    return RedirectResponse(with_query(redirect_uri, {"code": code, **reply}), status_code=302)
 
 
 def _authenticate_client(idp: DevIdP, request: Request, params: Params) -> DevClient | Response:
@@ -259,7 +222,7 @@ def _code_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
     challenge = b64url(hashlib.sha256(verifier.encode("ascii")).digest())  # RFC 7636 §4.6
     if not hmac.compare_digest(challenge, grant.code_challenge):
         return oauth_error("invalid_grant", "PKCE verification failed")
-    return JSONResponse(idp.tokens_for(grant, client, nonce=True), headers=_NO_STORE)
+    return JSONResponse(token_response(idp, grant, client, nonce=True), headers=NO_STORE)
 
 
 def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
@@ -273,7 +236,7 @@ def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
         if not set(asked) <= set(grant.scope.split()):
             return oauth_error("invalid_scope", "the scope exceeds the original grant")
         grant.scope = " ".join(asked)
-    return JSONResponse(idp.tokens_for(grant, client, nonce=False), headers=_NO_STORE)
+    return JSONResponse(token_response(idp, grant, client, nonce=False), headers=NO_STORE)
 
 
 def _client_credentials(idp: DevIdP, client: DevClient, params: Params) -> Response:
@@ -289,7 +252,7 @@ def _client_credentials(idp: DevIdP, client: DevClient, params: Params) -> Respo
     }
     if scope:
         body["scope"] = scope
-    return JSONResponse(body, headers=_NO_STORE)
+    return JSONResponse(body, headers=NO_STORE)
 
 
 _GRANTS = {
@@ -303,7 +266,7 @@ async def token(idp: DevIdP, request: Request) -> Response:
     """The token endpoint (RFC 6749 §3.2, OIDC Core §3.1.3)."""
     if request.method != "POST":
         return oauth_error("invalid_request", "the token endpoint takes POST only", 405)
-    params = await _params(request)
+    params = await read_params(request)
     client = _authenticate_client(idp, request, params)
     if isinstance(client, Response):
         return client
@@ -314,15 +277,6 @@ async def token(idp: DevIdP, request: Request) -> Response:
     if grant_type not in client.grant_types:
         return oauth_error("unauthorized_client", f"the client may not use {grant_type}")
     return handler(idp, client, params)
-
-
-def _bearer_error(error: str, description: str, status: int = 401) -> Response:
-    challenge = f'Bearer error="{error}", error_description="{description}"'
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
-    )
 
 
 async def userinfo(idp: DevIdP, request: Request) -> Response:
@@ -336,47 +290,20 @@ async def userinfo(idp: DevIdP, request: Request) -> Response:
         )
     verified = verify_own(auth[7:].strip(), idp.keys)
     if verified is None:
-        return _bearer_error("invalid_token", "the token was not issued by this IdP")
+        return bearer_error("invalid_token", "the token was not issued by this IdP")
     header, claims = verified
     if header.get("typ") != "at+jwt" or claims.get("iss") != idp.issuer:
-        return _bearer_error("invalid_token", "not an access token of this IdP")
+        return bearer_error("invalid_token", "not an access token of this IdP")
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or idp.clock.time() >= exp:
-        return _bearer_error("invalid_token", "the token has expired")
+        return bearer_error("invalid_token", "the token has expired")
     if "openid" not in str(claims.get("scope", "")).split():
-        return _bearer_error("insufficient_scope", "the token lacks the openid scope", 403)
+        return bearer_error("insufficient_scope", "the token lacks the openid scope", 403)
     sub = str(claims.get("sub", ""))
     user = idp.users.get(sub)
-    body = {"sub": sub, **(user.profile() if user is not None else {})}
+    scopes = str(claims.get("scope", "")).split()
+    body = {"sub": sub, **(user.claims_for(scopes) if user is not None else {})}
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
-
-
-async def end_session(idp: DevIdP, request: Request) -> Response:
-    """RP-Initiated Logout 1.0 §2: end the session, then return to a registered URI."""
-    params = await _params(request)
-    hint: dict[str, Any] = {}
-    if "id_token_hint" in params:
-        verified = verify_own(params["id_token_hint"], idp.keys)  # expired hints are fine (§2)
-        if verified is None or verified[1].get("iss") != idp.issuer:
-            return error_page("invalid_request", "id_token_hint was not issued by this IdP")
-        hint = verified[1]
-    aud = hint.get("aud")
-    hinted_client = aud if isinstance(aud, str) else None
-    client_id = params.get("client_id") or hinted_client
-    if hinted_client is not None and client_id != hinted_client:
-        return error_page("invalid_request", "client_id does not match id_token_hint")
-    target = params.get("post_logout_redirect_uri")
-    if target is not None:
-        client = idp.clients.get(client_id or "")
-        if client is None or target not in client.post_logout_redirect_uris:
-            return error_page("invalid_request", "post_logout_redirect_uri is not registered")
-    sid = hint.get("sid")
-    if isinstance(sid, str):
-        idp.sessions.pop(sid, None)
-    if target is None:
-        return message_page("Signed out", "You are signed out of the dev IdP.")
-    state = {"state": params["state"]} if "state" in params else {}
-    return RedirectResponse(_with_query(target, state), status_code=302)
 
 
 Handler = Callable[["DevIdP", Request], Awaitable[Response]]
@@ -402,7 +329,7 @@ async def dispatch(idp: DevIdP, scope: Scope, receive: Receive, send: Send) -> N
         idp.requests[path[len(idp.path_prefix) :]] += 1
         try:
             response = await handler(idp, Request(scope, receive))
-        except _BadRequest as exc:
+        except BadRequest as exc:
             response = oauth_error("invalid_request", exc.description)
     await response(scope, receive, send)
 

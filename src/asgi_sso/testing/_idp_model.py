@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Collection
 from typing import Any
 
 import msgspec
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+_ALL_SCOPES = frozenset({"profile", "email"})
 
 
 class DevUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -62,15 +64,25 @@ class DevUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
             raise ConfigurationError("DevUser.sub must be 1 to 255 characters")  # OIDC Core §2
 
     def profile(self) -> dict[str, Any]:
-        """The claims this user releases besides ``sub`` (OIDC Core §5.1)."""
+        """Every claim this user releases besides ``sub``, as access tokens carry them."""
+        return self.claims_for(_ALL_SCOPES)
+
+    def claims_for(self, scopes: Collection[str]) -> dict[str, Any]:
+        """The claims released for the granted ``scopes`` (OIDC Core §5.4), besides ``sub``.
+
+        ``profile`` releases the names, ``email`` the address and ``email_verified``.
+        Groups, roles, the tenant, the connection and ``extra_claims`` are released
+        whatever the scope, as an enterprise IdP configured to emit them would.
+        """
         out: dict[str, Any] = {}
-        if self.email is not None:
+        if "email" in scopes and self.email is not None:
             out["email"] = self.email
             out["email_verified"] = True
-        for name in ("name", "given_name", "family_name"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
+        if "profile" in scopes:
+            for name in ("name", "given_name", "family_name"):
+                value = getattr(self, name)
+                if value is not None:
+                    out[name] = value
         if self.groups:
             out["groups"] = list(self.groups)
         if self.roles:
@@ -95,6 +107,8 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         audience: the ``aud`` of this client's access tokens; defaults to ``client_id``.
         grant_types: the grants this client may use.
         scopes: the default scope of ``client_credentials`` tokens.
+        id_token_signed_response_alg: the ID token algorithm this client wants
+            (``RS256`` is always available); ``None`` uses the IdP's algorithm.
     """
 
     client_id: str
@@ -105,6 +119,7 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     audience: str | None = None
     grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
     scopes: tuple[str, ...] = ()
+    id_token_signed_response_alg: str | None = None
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -183,24 +198,35 @@ class Grant(msgspec.Struct, kw_only=True):
 
 
 class KeyRing:
-    """Signing keys, oldest first: the newest signs, retired ones stay for a grace period."""
+    """Signing keys, oldest first: the newest of each algorithm signs, retired ones linger.
+
+    Besides the main algorithm the ring always holds an RS256 key, because OIDC
+    Discovery 1.0 §3 requires every provider to be able to sign ID tokens with RS256.
+    """
 
     def __init__(self, algorithm: str, clock: Clock, grace: float) -> None:
         self.algorithm = algorithm
+        self.algorithms = (algorithm,) if algorithm == "RS256" else (algorithm, "RS256")
         self._clock = clock
         self.grace = grace
-        self._keys: list[tuple[SigningKey, float | None]] = [(generate_key(algorithm), None)]
+        self._keys: list[tuple[SigningKey, float | None]] = [
+            (generate_key(alg), None) for alg in self.algorithms
+        ]
 
     @property
     def current(self) -> SigningKey:
-        """The key that signs now."""
-        return self._keys[-1][0]
+        """The key that signs access tokens now."""
+        return self.current_for(self.algorithm)
+
+    def current_for(self, algorithm: str) -> SigningKey:
+        """The newest key for ``algorithm`` (one of :attr:`algorithms`)."""
+        return next(key for key, _ in reversed(self._keys) if key.get("alg") == algorithm)
 
     def rotate(self) -> SigningKey:
-        """Make a new signing key; the previous one verifies until the grace period ends."""
+        """Make new signing keys; the previous ones verify until the grace period ends."""
         now = self._clock.monotonic()
         self._keys = [(key, now if retired is None else retired) for key, retired in self._keys]
-        self._keys.append((generate_key(self.algorithm), None))
+        self._keys.extend((generate_key(alg), None) for alg in self.algorithms)
         return self.current
 
     def published(self) -> list[SigningKey]:
@@ -235,9 +261,9 @@ def verify_own(token: str, ring: KeyRing) -> tuple[dict[str, Any], dict[str, Any
         head, payload, signature = token.split(".")
         header = json.loads(_b64decode(head))
         key = ring.find(header.get("kid"))
-        if key is None or header.get("alg") != ring.algorithm:
+        if key is None or header.get("alg") != key.get("alg"):
             return None
-        algorithm = JWSRegistry.algorithms[ring.algorithm]
+        algorithm = JWSRegistry.algorithms[header["alg"]]
         message = f"{head}.{payload}".encode()
         if not algorithm.verify(message, _b64decode(signature), key):
             return None

@@ -9,7 +9,6 @@ and laptops only: users sign in by picking a name.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +32,7 @@ from asgi_sso.testing._idp_model import (
     new_secret,
 )
 from asgi_sso.testing._idp_server import free_port, serve_in_thread
-from asgi_sso.testing.tokens import TokenFactory, b64url, merge_claims, mint
+from asgi_sso.testing.tokens import TokenFactory, merge_claims, mint
 
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",
@@ -46,7 +45,6 @@ __all__ = [
 ]
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-_HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 
 
 class DevIdP:
@@ -64,6 +62,9 @@ class DevIdP:
         access_token_ttl: life of access and ID tokens, seconds.
         refresh_token_ttl: life of a refresh token, seconds.
         key_grace: how long a rotated-out key stays in the JWKS, seconds.
+        backchannel_client: posts back-channel logout tokens to the clients a session
+            signed in to when it ends at ``/end_session``; ``None`` (the default) sends
+            them only when :meth:`send_backchannel_logout` is called.
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class DevIdP:
         access_token_ttl: int = 300,
         refresh_token_ttl: int = 86_400,
         key_grace: float = 3600.0,
+        backchannel_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.issuer = (issuer or f"http://127.0.0.1:{free_port()}").rstrip("/")
         parts = urlsplit(self.issuer)
@@ -91,13 +93,16 @@ class DevIdP:
         self.code_ttl = code_ttl
         self.access_token_ttl = access_token_ttl
         self.refresh_token_ttl = refresh_token_ttl
+        self.keys = KeyRing(algorithm, self.clock, key_grace)
         self.users: dict[str, DevUser] = {}
         self.clients: dict[str, DevClient] = {}
         for user in users:
             self.add_user(user)
         for client in clients:
             self.add_client(client)
-        self.keys = KeyRing(algorithm, self.clock, key_grace)
+        self.backchannel_client = backchannel_client
+        self.backchannel_deliveries: list[tuple[str, int | None]] = []
+        self.session_clients: dict[str, set[str]] = {}  # sid -> clients signed in
         self.codes: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, Grant] = {}
         self.sessions: dict[str, str] = {}  # sid -> sub
@@ -120,7 +125,18 @@ class DevIdP:
         self.users[user.sub] = user
 
     def add_client(self, client: DevClient) -> None:
-        """Register (or replace) a relying party."""
+        """Register (or replace) a relying party.
+
+        Raises:
+            ConfigurationError: the client wants ID tokens in an algorithm this IdP
+                does not sign with (its own algorithm or RS256).
+        """
+        wanted = client.id_token_signed_response_alg
+        if wanted is not None and wanted not in self.keys.algorithms:
+            raise ConfigurationError(
+                f"client {client.client_id!r} wants {wanted} ID tokens; "
+                f"this IdP signs {', '.join(self.keys.algorithms)}"
+            )
         self.clients[client.client_id] = client
 
     def find_user(self, login: str) -> DevUser | None:
@@ -232,63 +248,6 @@ class DevIdP:
     def _default_audience(self, client_id: str) -> str:
         client = self.clients.get(client_id)
         return client_id if client is None else client.token_audience
-
-    def tokens_for(self, grant: Grant, client: DevClient, *, nonce: bool) -> dict[str, Any]:
-        """The token endpoint's success body for a user grant (OIDC Core §3.1.3.3)."""
-        access = self.sign(
-            self.access_token_claims(
-                grant.sub,
-                client_id=client.client_id,
-                audience=client.token_audience,
-                scope=grant.scope,
-                extra={"auth_time": grant.auth_time, "sid": grant.sid},
-            ),
-            "at+jwt",
-        )
-        body: dict[str, Any] = {
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": self.access_token_ttl,
-            "scope": grant.scope,
-        }
-        if "openid" in grant.scope.split():
-            body["id_token"] = self._id_token(grant, client, access, nonce=nonce)
-        if "refresh_token" in client.grant_types:
-            refresh = new_secret()
-            expires_at = self.clock.time() + self.refresh_token_ttl
-            self.refresh_tokens[refresh] = Grant(
-                client_id=grant.client_id,
-                sub=grant.sub,
-                scope=grant.scope,
-                sid=grant.sid,
-                auth_time=grant.auth_time,
-                expires_at=expires_at,
-            )
-            body["refresh_token"] = refresh
-        return body
-
-    def _id_token(self, grant: Grant, client: DevClient, access: str, *, nonce: bool) -> str:
-        now = int(self.clock.time())
-        claims: dict[str, Any] = {
-            "iss": self.issuer,
-            "sub": grant.sub,
-            "aud": client.client_id,
-            "exp": now + self.access_token_ttl,
-            "iat": now,
-            "auth_time": grant.auth_time,
-            "azp": client.client_id,
-            "sid": grant.sid,
-        }
-        if nonce and grant.nonce is not None:
-            claims["nonce"] = grant.nonce
-        digest = _HASHES.get(self.algorithm[-3:])
-        if digest is not None:  # OIDC Core §3.1.3.6: left half of the hash of the token
-            raw = digest(access.encode("ascii")).digest()
-            claims["at_hash"] = b64url(raw[: len(raw) // 2])
-        user = self.users.get(grant.sub)
-        if user is not None:
-            claims.update(user.profile())
-        return self.sign(claims, "JWT")
 
     def logout_token(
         self, client_id: str, *, sub: str | None = None, sid: str | None = None

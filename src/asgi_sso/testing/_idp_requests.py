@@ -1,0 +1,89 @@
+"""How the dev IdP reads requests and words refusals (RFC 6749 §3.1 / §5.2, RFC 6750 §3)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+__all__ = [
+    "NO_STORE",
+    "BadRequest",
+    "Params",
+    "bearer_error",
+    "oauth_error",
+    "read_params",
+    "with_query",
+]
+
+Params = dict[str, str]
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_MAX_BODY = 64 * 1024
+
+
+class BadRequest(Exception):
+    """A malformed request, answered with ``invalid_request``."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+def oauth_error(
+    error: str, description: str, status: int = 400, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An RFC 6749 §5.2 error body."""
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+def bearer_error(error: str, description: str, status: int = 401) -> Response:
+    """An RFC 6750 §3 refusal with its ``WWW-Authenticate`` challenge."""
+    challenge = f'Bearer error="{error}", error_description="{description}"'
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+    )
+
+
+def with_query(uri: str, params: dict[str, str]) -> str:
+    """``uri`` with ``params`` added to its query (and no bare ``?`` when there are none)."""
+    if not params:
+        return uri
+    return uri + ("&" if "?" in uri else "?") + urlencode(params)
+
+
+def _parse_form(raw: str) -> Params:
+    params: Params = {}
+    for key, value in parse_qsl(raw, keep_blank_values=True):
+        if key in params:  # RFC 6749 §3.1: parameters MUST NOT be repeated
+            raise BadRequest(f"parameter {key!r} is repeated")
+        params[key] = value
+    return params
+
+
+async def read_params(request: Request) -> Params:
+    """The query (GET) or form body (POST) parameters, each at most once.
+
+    Raises:
+        BadRequest: another method, another content type, a repeated parameter,
+            a body over 64 KiB or one that is not UTF-8.
+    """
+    if request.method == "GET":
+        return _parse_form(request.url.query)
+    if request.method != "POST":
+        raise BadRequest("use GET or POST")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise BadRequest("the body must be application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            raise BadRequest("the request body is too large")
+    try:
+        return _parse_form(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the body is not UTF-8") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,7 @@ def _build_idp(args: argparse.Namespace) -> DevIdP:
                 client_secret=args.client_secret,
                 redirect_uris=tuple(args.redirect_uri),
                 post_logout_redirect_uris=tuple(args.post_logout_redirect_uri),
+                backchannel_logout_uri=args.backchannel_logout_uri,
                 audience=args.audience,
             )
         )
@@ -96,7 +98,16 @@ def _free_port(host: str) -> int:
 def _serve_forever(idp: DevIdP, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(idp, host=host, port=port, log_level="info", lifespan="off", ws="none")
+    config = uvicorn.Config(idp, host=host, port=port, log_level="info", lifespan="off", ws="none")
+
+    async def serve() -> None:
+        # Signing out at /end_session tells the clients with a back-channel logout URI.
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            idp.backchannel_client = http
+            await uvicorn.Server(config).serve()
+
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
+        asyncio.run(serve())
 
 
 def _cmd_dev_idp(args: argparse.Namespace) -> int:
@@ -113,6 +124,8 @@ def _cmd_dev_idp(args: argparse.Namespace) -> int:
     for client in idp.clients.values():
         kind = "public" if client.is_public else "confidential (secret set)"
         print(f"client {client.client_id:<16} {kind}; redirect_uris={list(client.redirect_uris)}")
+        if client.backchannel_logout_uri is not None:
+            print(f"       back-channel logout: {client.backchannel_logout_uri}")
     sys.stdout.flush()
     _serve_forever(idp, args.host, port)
     return EXIT_OK
@@ -236,6 +249,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--client-secret", help="omit for a public (PKCE-only) client")
     dev.add_argument("--redirect-uri", action="append", default=[])
     dev.add_argument("--post-logout-redirect-uri", action="append", default=[])
+    dev.add_argument("--backchannel-logout-uri", help="where to POST logout tokens on sign-out")
     dev.add_argument("--audience")
     dev.add_argument("--algorithm", choices=["RS256", "ES256", "EdDSA", "Ed25519"])
     dev.add_argument("--auto-approve", action="store_true")

@@ -174,12 +174,17 @@ def test_dev_idp_from_flags_prints_issuer_users_and_clients(
         capsys, "dev-idp", "--port", "9002", "--user", "carol:carol@example.com:admins,ops",
         "--client-id", "web", "--client-secret", "topsecret-value",
         "--redirect-uri", "http://127.0.0.1:8000/cb", "--auto-approve",
+        "--backchannel-logout-uri", "http://127.0.0.1:8000/auth/backchannel-logout",
     )  # fmt: skip
     assert code == 0
     idp, host, port = served_args[0]
     assert (host, port, idp.issuer) == ("127.0.0.1", 9002, "http://127.0.0.1:9002")
     assert idp.users["carol"].groups == ("admins", "ops")
     assert idp.clients["web"].redirect_uris == ("http://127.0.0.1:8000/cb",)
+    assert (
+        idp.clients["web"].backchannel_logout_uri == "http://127.0.0.1:8000/auth/backchannel-logout"
+    )
+    assert "back-channel logout: http://127.0.0.1:8000/auth/backchannel-logout" in out
     assert idp.auto_approve
     assert "dev IdP issuer: http://127.0.0.1:9002" in out
     assert "carol" in out

@@ -273,3 +273,55 @@ async def test_errors_never_echo_cookie_values(env: Env) -> None:
         await login.authenticate(scope)
     assert value[:40] not in str(info.value)
     assert value[:40] not in repr(info.value)
+
+
+@pytest.mark.parametrize("root_in_path", [True, False], ids=["path-has-root", "path-below-root"])
+@pytest.mark.parametrize("store", ["cookie", "memory"])
+async def test_app_mounted_under_a_root_path_signs_in(
+    clock: FakeClock, root_in_path: bool, store: str
+) -> None:
+    env = Env(
+        clock,
+        store=MemorySessionStore(clock=clock) if store == "memory" else None,
+        root_path="/app",
+        root_in_path=root_in_path,
+    )
+    page = await env.get("/app/reports?q=1", accept="text/html")
+    assert page.status_code == 302
+    login = page.headers["location"]
+    assert login.startswith("/app/auth/login?")
+    assert parse_qs(urlsplit(login).query)["return_to"] == ["/app/reports?q=1"]
+    start = await env.get(login)
+    authorize = parse_qs(urlsplit(start.headers["location"]).query)
+    assert authorize["redirect_uri"] == [APP + "/app/auth/callback"]
+    state_cookie = start.headers["set-cookie"]
+    assert "Path=/app/auth;" in state_cookie
+    back = await env.http.get(start.headers["location"])
+    done = await env.callback(back.headers["location"])
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == "/app/reports?q=1"
+    session = [h for h in done.headers.get_list("set-cookie") if "sso_session" in h]
+    assert session
+    assert all(h.startswith("__Secure-sso_session") and "Path=/app;" in h for h in session)
+    assert (await env.get("/app/reports")).status_code == 200
+    assert env.seen[-1]["cookie"] is None  # stripped before the app
+    out = await env.request("POST", "/app/auth/logout", {"sec-fetch-site": "same-origin"})
+    assert out.status_code == 303
+    assert out.headers["location"].startswith(IDP + "/end_session?")
+    assert (await env.get("/app/reports")).status_code == 401
+
+
+async def test_return_to_outside_the_mount_point_falls_back(clock: FakeClock) -> None:
+    env = Env(clock, root_path="/app", end_session=False)
+    response = await env.sign_in("/other-app/admin")
+    assert response.headers["location"] == "/app/"
+    out = await env.request("POST", "/app/auth/logout", {"sec-fetch-site": "same-origin"})
+    assert out.headers["location"] == "/app/"
+
+
+async def test_root_and_mounted_apps_keep_separate_session_cookies(clock: FakeClock) -> None:
+    root = Env(clock)
+    await root.sign_in()
+    mounted = Env(clock, root_path="/app")
+    await mounted.sign_in("/app/x")
+    assert set(root.session_cookies()).isdisjoint(mounted.session_cookies())

@@ -275,6 +275,9 @@ def _config(**changes: Any) -> LoginConfig:
         {"extra_authorize_params": {"state": "fixed"}},
         {"session_cookie": "__Host-x"},
         {"issuer": "https://login.example/{tenant}/v2.0"},
+        {"max_session_lifetime": 3600.0},
+        {"refresh_leeway": 0},
+        {"refresh_retry": -1},
     ],
 )
 def test_bad_configuration_fails_at_build_time(changes: dict[str, Any]) -> None:
@@ -286,3 +289,68 @@ def test_config_repr_hides_secrets() -> None:
     text = repr(_config())
     assert SECRET not in text
     assert "kkkk" not in text
+
+
+async def test_signed_userinfo_is_refused_by_name() -> None:
+    provider = Provider()
+    provider.overrides["/userinfo"] = lambda _r: httpx.Response(
+        200, content=b"eyJhbGciOiJSUzI1NiJ9.e30.c2ln", headers={"content-type": "application/jwt"}
+    )
+    status, page = await provider.finish()
+    assert status == 502
+    assert "signed or encrypted JWT" in _json(page)["error_description"]
+
+
+@pytest.mark.parametrize("expires_in", ["3600", 3600, "not a number", None, "NaN", -5])
+async def test_expires_in_in_any_reasonable_shape_signs_in(expires_in: Any) -> None:
+    provider = Provider(use_userinfo=False)
+    status, page = await provider.finish(expires_in=expires_in)
+    # A string that is not a number is a malformed response; everything else signs in.
+    assert status == (502 if expires_in == "not a number" else 303), page
+
+
+async def test_token_response_with_caching_headers_is_used_once() -> None:
+    provider = Provider(use_userinfo=False)
+    cookie, params = await provider.begin()
+    body = {
+        "access_token": "at",
+        "token_type": "Bearer",
+        "id_token": provider.id_token(params["nonce"]),
+    }
+    headers = {"cache-control": "max-age=3600", "pragma": "cache"}
+    provider.overrides["/token"] = lambda _r: httpx.Response(200, json=body, headers=headers)
+    query = urlencode({"code": "c0de", "state": params["state"], "iss": IDP})
+    status, head, _ = await provider.call("/auth/callback", cookie=cookie, query=query)
+    assert status == 303
+    assert head["cache-control"] == "no-store"  # our redirect never gets cached
+
+
+async def test_idp_error_description_is_cleaned() -> None:
+    provider = Provider()
+    cookie, params = await provider.begin()
+    hostile = "AADSTS50011: bad\r\nTrace ID: 1\u202egnp.exe\x00 end"
+    query = urlencode({"error": "access_denied\n", "error_description": hostile,
+                       "state": params["state"]})  # fmt: skip
+    status, _, page = await provider.call("/auth/callback", cookie=cookie, query=query)
+    assert status == 400
+    description = _json(page)["error_description"]
+    assert description == (
+        "the identity provider answered access_denied: AADSTS50011: bad Trace ID: 1 gnp.exe end"
+    )
+
+
+@pytest.mark.parametrize(
+    ("root", "path", "route"),
+    [
+        ("", "/auth/login", "/auth/login"),
+        ("/app", "/app/auth/login", "/auth/login"),
+        ("/app/", "/app/auth/login", "/auth/login"),
+        ("/app", "/auth/login", "/auth/login"),
+        ("/app", "/application/auth/login", "/application/auth/login"),
+        ("/app", "/app", "/"),
+    ],
+)
+def test_route_path_handles_both_root_path_conventions(root: str, path: str, route: str) -> None:
+    from asgi_sso._login_http import route_path
+
+    assert route_path({"root_path": root, "path": path}) == route

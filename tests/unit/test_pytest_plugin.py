@@ -17,9 +17,9 @@ async def app(scope, receive, send):
 """
 
 
-def run(pytester: pytest.Pytester, source: str) -> pytest.RunResult:
+def run(pytester: pytest.Pytester, source: str, mode: str = "auto") -> pytest.RunResult:
     pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        f"[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
         "filterwarnings = error\n"
     )
     pytester.makepyfile(source)
@@ -96,6 +96,70 @@ async def test_middleware_options_pass_through(sso_client):
 """,
     )
     result.assert_outcomes(passed=5)
+
+
+def test_sso_client_closes_its_clients_in_the_tests_loop_in_strict_mode(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(
+        pytester,
+        APP
+        + """
+import asyncio
+import httpx
+import pytest
+
+BUILT, CLOSED_IN = [], {}
+_aclose = httpx.AsyncClient.aclose
+
+async def recording_aclose(self):
+    CLOSED_IN[id(self)] = asyncio.get_running_loop()
+    await _aclose(self)
+
+httpx.AsyncClient.aclose = recording_aclose
+
+@pytest.mark.asyncio
+async def test_uses_a_client_without_closing_it(sso_client):
+    client = sso_client(app, user="alice")
+    BUILT.append((client, asyncio.get_running_loop()))
+    assert (await client.get("/")).json()["sub"] == "alice"
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_module_loop_test_can_use_it_too(sso_client):
+    client = sso_client(app, user="bob")
+    BUILT.append((client, asyncio.get_running_loop()))
+    assert (await client.get("/")).json()["sub"] == "bob"
+
+def test_every_client_was_closed_at_teardown():
+    assert len(BUILT) == 2
+    assert all(client.is_closed for client, _ in BUILT)
+    (client, loop), _ = BUILT
+    assert CLOSED_IN[id(client)] is loop  # not a loop of its own made at teardown
+""",
+        mode="strict",
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_without_pytest_asyncio_sso_client_reports_what_is_missing(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        check="""
+import sys
+sys.modules["pytest_asyncio"] = None  # as if it were not installed
+import pytest
+from asgi_sso.testing import pytest_plugin
+assert not hasattr(pytest_plugin, "sso_client")
+try:
+    pytest_plugin._sso_client_needs_pytest_asyncio.__wrapped__()
+except pytest.UsageError as exc:
+    print("usage:", exc)
+"""
+    )
+    result = pytester.run(__import__("sys").executable, "check.py")
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["usage: the sso_client fixture needs pytest-asyncio"])
 
 
 def test_package_import_needs_neither_pytest_nor_hypothesis(pytester: pytest.Pytester) -> None:

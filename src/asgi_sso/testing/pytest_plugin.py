@@ -6,8 +6,7 @@ makes ``dev_idp``, ``token_factory`` and ``sso_client`` available everywhere.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -40,12 +39,14 @@ def token_factory(dev_idp: DevIdP) -> TokenFactory:
     return factory
 
 
-@pytest.fixture
-def sso_client(dev_idp: DevIdP) -> Iterator[SSOClientFactory]:
+async def _sso_client(dev_idp: DevIdP) -> AsyncIterator[SSOClientFactory]:
     """Build an ``httpx.AsyncClient`` for an app wrapped by ``SSOMiddleware`` trusting ``dev_idp``.
 
     Call it as ``sso_client(app, user="alice", scopes=("read",), audience=..., **middleware_kw)``:
     with ``user`` the client sends a Bearer token for that subject on every request.
+    ``async with sso_client(app) as client:`` closes the client in the test; any
+    client left open is closed at teardown in the fixture's event loop (pytest-asyncio's
+    ``asyncio_default_fixture_loop_scope``), never in a loop made just for closing.
     """
     opened: list[httpx.AsyncClient] = []
 
@@ -77,11 +78,20 @@ def sso_client(dev_idp: DevIdP) -> Iterator[SSOClientFactory]:
         opened.extend((client, idp_client))
         return client
 
-    yield build
-    if opened:
-        asyncio.run(_close_all(opened))
+    try:
+        yield build
+    finally:
+        for client in opened:
+            await client.aclose()
 
 
-async def _close_all(clients: Sequence[httpx.AsyncClient]) -> None:
-    for client in clients:
-        await client.aclose()
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the test extra installs it
+
+    @pytest.fixture(name="sso_client")
+    def _sso_client_needs_pytest_asyncio() -> SSOClientFactory:
+        raise pytest.UsageError("the sso_client fixture needs pytest-asyncio")
+
+else:
+    sso_client = pytest_asyncio.fixture(_sso_client, name="sso_client")

@@ -341,3 +341,24 @@ def test_max_session_lifetime_below_session_lifetime_is_refused() -> None:
             cookie_secrets=(Secret(b"k" * 32),),
             max_session_lifetime=60.0,
         )
+
+
+async def test_other_refusals_stop_refreshing_but_keep_the_session(
+    clock: FakeClock, store: MemorySessionStore
+) -> None:
+    env = Env(clock, store=store)
+    await env.sign_in()
+
+    async def unauthorized(request: httpx.Request, forward: Forward) -> httpx.Response:
+        return httpx.Response(400, json={"error": "unauthorized_client"})
+
+    env.overrides["/token"] = unauthorized
+    clock.advance(241)
+    record = await _record(env, store)
+    assert record.refresh_token is None
+    assert record.refresh_at == 0.0
+    assert [e.reason for e in env.events if e.name == "session.refreshed"] == [
+        "refresh_unauthorized_client"
+    ]
+    clock.advance(3000)
+    assert (await env.get("/a")).status_code == 200

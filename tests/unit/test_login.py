@@ -142,7 +142,7 @@ async def test_authorization_request_uses_pkce_s256_state_and_nonce() -> None:
 async def test_code_exchange_sends_the_verifier_and_basic_auth() -> None:
     provider = Provider(use_userinfo=False)
     captured: list[httpx.Request] = []
-    provider.overrides["/token"] = lambda r: captured.append(r)  # type: ignore[func-returns-value]
+    provider.overrides["/token"] = lambda r: captured.append(r)
     cookie, params = await provider.begin()
     query = urlencode({"code": "c0de", "state": params["state"], "iss": IDP})
     await provider.call("/auth/callback", cookie=cookie, query=query)

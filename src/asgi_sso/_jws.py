@@ -68,18 +68,20 @@ class ParsedToken:
     Attributes:
         header: the protected header (shared between tokens with the same header segment).
         claims: the decoded claim set.
+        payload: the claim set's JSON bytes.
         alg: the header's ``alg``.
         kid: the header's ``kid``, if any.
         signing_input: the ASCII bytes the signature covers (RFC 7515 §5.2).
         signature: the decoded signature bytes.
     """
 
-    __slots__ = ("alg", "claims", "header", "kid", "signature", "signing_input")
+    __slots__ = ("alg", "claims", "header", "kid", "payload", "signature", "signing_input")
 
     def __init__(
         self,
         header: dict[str, Any],
         claims: dict[str, Any],
+        payload: bytes,
         alg: str,
         kid: str | None,
         signing_input: bytes,
@@ -87,6 +89,7 @@ class ParsedToken:
     ) -> None:
         self.header = header
         self.claims = claims
+        self.payload = payload
         self.alg = alg
         self.kid = kid
         self.signing_input = signing_input
@@ -198,6 +201,7 @@ class JWSParser:
         return ParsedToken(
             cached[0],
             _json_object(claims_json, self._max_depth, "claim set"),
+            claims_json,
             cached[1],
             cached[2],
             raw[:second],

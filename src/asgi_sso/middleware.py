@@ -20,7 +20,7 @@ from asgi_sso.errors import (
     ServiceUnavailable,
 )
 from asgi_sso.events import Emitter, Event, EventSink
-from asgi_sso.extract import Extractor
+from asgi_sso.extract import ExtractedToken, Extractor
 from asgi_sso.principal import ANONYMOUS, Credentials, Principal
 from asgi_sso.responses import send_http_error, send_websocket_denial
 from asgi_sso.revocation import Revocation, RevocationBus
@@ -184,6 +184,12 @@ class SSOMiddleware:
             self._mounts.append((PathMatcher([path]), self.backchannel))
         self._started = False
         self._start_lock = asyncio.Lock()
+        # The hot path reads these flags and bound methods instead of asking each step.
+        self._own_routes = self.login is not None or bool(self._mounts)
+        self._has_public = bool(self._public)
+        self._has_scope_rules = bool(self._scope_rules)
+        self._extract = self._extractor.extract
+        self._lookup = self.verifier.lookup
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -258,8 +264,8 @@ class SSOMiddleware:
             await self.startup()
         path: str = scope["path"]
 
-        if kind == "http":
-            if self.login is not None and self.login.is_route(path):
+        if kind == "http" and self._own_routes:
+            if self.login is not None and self.login.handles(scope):
                 await self.login.handle(scope, receive, send)
                 return
             for matcher, mounted in self._mounts:
@@ -267,15 +273,25 @@ class SSOMiddleware:
                     await mounted(scope, receive, send)
                     return
 
-        if self._public.matches(path):
+        if self._has_public and self._public.matches(path):
             scope["user"] = ANONYMOUS
             scope["auth"] = _ANON_CREDENTIALS
             await self.app(self._strip(scope), receive, send)
             return
 
         try:
-            principal, extra_headers = await self._authenticate(scope)
-            if self._scope_rules:
+            found = self._extract(scope)
+            if found is not None and self.identity is None:
+                # The common case inline: a bearer token, no identity layer, no extra headers.
+                token = found.token
+                verified, key = self._lookup(token)
+                if verified is None:
+                    verified = await self.verifier.verify(token, cache_key=key)
+                principal = _principal_from(verified, found.source)
+                extra_headers = None
+            else:
+                principal, extra_headers = await self._authenticate(scope, found)
+            if self._has_scope_rules:
                 required = self._scope_rules.required(path)
                 if required and not principal.has_scopes(*required):
                     missing = tuple(s for s in required if s not in principal.scopes)
@@ -299,15 +315,18 @@ class SSOMiddleware:
         scope["auth"] = Credentials(principal.scopes)
         if extra_headers:
             send = _with_headers(send, extra_headers)
-        await self.app(self._strip(scope), receive, send)
+        if self.login is not None:
+            scope = self.login.strip_cookies(scope)
+        await self.app(scope, receive, send)
 
     def _strip(self, scope: Any) -> Any:
         if self.login is None:
             return scope
         return self.login.strip_cookies(scope)
 
-    async def _authenticate(self, scope: Any) -> tuple[Principal, list[tuple[bytes, bytes]]]:
-        found = self._extractor.extract(scope)
+    async def _authenticate(
+        self, scope: Any, found: ExtractedToken | None
+    ) -> tuple[Principal, list[tuple[bytes, bytes]]]:
         headers: list[tuple[bytes, bytes]] = []
         if found is not None:
             verified = self.verifier.cached(found.token)
@@ -356,9 +375,10 @@ class SSOMiddleware:
 
 
 def _principal_from(verified: VerifiedToken, source: str) -> Principal:
+    # Claims stay JSON bytes until the app reads them (one decode per request at most).
     return Principal(
         identity=verified.subject,
-        claims=verified.claims,
+        payload=verified.payload,
         issuer=verified.issuer.iss,
         tenant=verified.connection,
         scopes=verified.scopes,

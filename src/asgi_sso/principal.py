@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 __all__ = ["ANONYMOUS", "AnonymousPrincipal", "Credentials", "Principal"]
 
 _EMPTY: Mapping[str, Any] = {}
@@ -20,7 +22,8 @@ class Principal:
 
     Attributes:
         identity: the token's ``sub``.
-        claims: the verified claim set.
+        claims: the verified claim set (decoded from ``payload`` on first read when
+            built from a cached verification, so requests that never read it pay nothing).
         issuer: the token's ``iss``.
         tenant: the connection id (a customer's IdP connection, or the Entra tenant).
         scopes: granted scopes (from the token, or from the tier mapping).
@@ -34,7 +37,8 @@ class Principal:
     """
 
     __slots__ = (
-        "claims",
+        "_claims",
+        "_payload",
         "identity",
         "issuer",
         "profile",
@@ -53,7 +57,7 @@ class Principal:
         self,
         *,
         identity: str,
-        claims: Mapping[str, Any],
+        claims: Mapping[str, Any] | None = None,
         issuer: str,
         tenant: str,
         scopes: frozenset[str] = frozenset(),
@@ -63,9 +67,11 @@ class Principal:
         profile: Mapping[str, Any] = _EMPTY,
         source: str = "header",
         session_id: str | None = None,
+        payload: bytes | None = None,
     ) -> None:
         self.identity = identity
-        self.claims = claims
+        self._claims = claims
+        self._payload = payload
         self.issuer = issuer
         self.tenant = tenant
         self.scopes = scopes
@@ -75,6 +81,16 @@ class Principal:
         self.profile = profile
         self.source = source
         self.session_id = session_id
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """The verified claim set (see the class attributes)."""
+        claims = self._claims
+        if claims is None:
+            payload = self._payload
+            claims = _EMPTY if payload is None else msgspec.json.decode(payload)
+            self._claims = claims
+        return claims
 
     @property
     def display_name(self) -> str:

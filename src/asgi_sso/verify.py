@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+import msgspec
 
-from asgi_sso._jws import JWSParser, verify_signature
+from asgi_sso._jws import JWSParser, ParsedToken, verify_signature
 from asgi_sso.claims import ClaimPolicy, normalize_type, scopes_from, validate_claims
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
@@ -42,8 +43,11 @@ _SCOPE_SETS_SIZE = 1024
 class VerifiedToken:
     """A token whose signature and claims were checked.
 
+    The claim set is kept as its JSON bytes (cached entries stay small); each read
+    of :attr:`claims` decodes a fresh dict.
+
     Attributes:
-        claims: the claim set.
+        payload: the claim set's JSON bytes, as signed.
         header: the protected header (shared by tokens with the same header; do not mutate).
         issuer: the issuer configuration bound to the token's ``iss``.
         subject: the ``sub`` (empty when the issuer does not require one and it is absent).
@@ -54,12 +58,12 @@ class VerifiedToken:
     """
 
     __slots__ = (
-        "claims",
         "connection",
         "expires_at",
         "header",
         "issuer",
         "key_id",
+        "payload",
         "scopes",
         "subject",
     )
@@ -67,7 +71,7 @@ class VerifiedToken:
     def __init__(
         self,
         *,
-        claims: dict[str, Any],
+        payload: bytes,
         header: dict[str, Any],
         issuer: ResolvedIssuer,
         subject: str,
@@ -76,7 +80,7 @@ class VerifiedToken:
         expires_at: float,
         key_id: str | None,
     ) -> None:
-        self.claims = claims
+        self.payload = payload
         self.header = header
         self.issuer = issuer
         self.subject = subject
@@ -84,6 +88,12 @@ class VerifiedToken:
         self.scopes = scopes
         self.expires_at = expires_at
         self.key_id = key_id
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """The claim set (a new dict on each read; it was validated as a JSON object)."""
+        claims: dict[str, Any] = msgspec.json.decode(self.payload)
+        return claims
 
     def __repr__(self) -> str:
         return (
@@ -195,7 +205,11 @@ class TokenVerifier:
 
     def cached(self, token: str) -> VerifiedToken | None:
         """Return the cached verification of ``token`` if still valid (no I/O, no parsing)."""
-        return self._cache.get(token, self._clock.time())
+        return self._cache.lookup(token, self._clock.time())[0]
+
+    def lookup(self, token: str) -> tuple[VerifiedToken | None, bytes]:
+        """:meth:`cached`, also returning the cache key to pass to :meth:`verify` on a miss."""
+        return self._cache.lookup(token, self._clock.time())
 
     async def verify(
         self,
@@ -204,6 +218,7 @@ class TokenVerifier:
         audience: str | None = None,
         token_types: tuple[str, ...] | None = None,
         use_cache: bool = True,
+        cache_key: bytes | None = None,
     ) -> VerifiedToken:
         """Verify ``token`` completely.
 
@@ -215,30 +230,38 @@ class TokenVerifier:
             use_cache: read and fill the verified-token cache. Verifications with an
                 ``audience`` or ``token_types`` override never use the cache, so a token
                 accepted under one policy is never served under another.
+            cache_key: ``cache.key(token)`` when the caller already computed it.
 
         Raises:
             AuthError: a subclass saying why the token is refused (never anything else).
         """
         cacheable = use_cache and audience is None and token_types is None
         emitting = self._emitter.enabled
+        cache = self._cache
+        key = b""
         if cacheable:
-            hit = self._cache.get(token, self._clock.time())
+            key = cache_key or cache.key(token)
+            hit = cache.get_by_key(key, self._clock.time())
             if hit is not None:
                 if emitting:
                     self._emit_cache("cache.hit", hit.issuer.config.label)
                 return hit
-            remembered = self._cache.failure(token, self._clock.monotonic())
+            remembered = cache.failure_by_key(key, self._clock.monotonic())
             if remembered is not None:
                 raise remembered.with_traceback(None)
             if emitting:
                 self._emit_cache("cache.miss", None)
         started = time.perf_counter() if emitting else 0.0
         try:
-            verified = await self._verify(token, audience, token_types)
+            parsed, resolved, state = self._route(token)
+            keys = self._warm_keys(resolved, parsed.kid, parsed.alg)
+            if keys is None:
+                keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
+            verified = self._finish(parsed, resolved, state, keys, audience, token_types)
         except AuthError as error:
             # Transient outages are not remembered; malformed input is cheap to refuse again.
             if cacheable and not isinstance(error, ServiceUnavailable | MalformedToken):
-                self._cache.remember_failure(token, error, self._clock.monotonic())
+                cache.remember_failure_by_key(key, error, self._clock.monotonic())
             if emitting:
                 self._emit_verify(None, error, started)
             raise
@@ -249,8 +272,8 @@ class TokenVerifier:
                 self._emit_verify(None, malformed, started)
             raise malformed from exc
         if cacheable:
-            self._cache.put(
-                token,
+            cache.put_by_key(
+                key,
                 verified,
                 until=verified.expires_at + verified.issuer.config.leeway,
                 now=self._clock.time(),
@@ -262,21 +285,31 @@ class TokenVerifier:
             self._emit_verify(verified, None, started)
         return verified
 
-    async def _verify(
-        self, token: str, audience: str | None, token_types: tuple[str, ...] | None
-    ) -> VerifiedToken:
+    def _route(self, token: str) -> tuple[ParsedToken, ResolvedIssuer, _IssuerState]:
+        # Synchronous steps before the keys: parse, route by iss, algorithm allow-list.
         parsed = self._parser.parse(token)
         claims = parsed.claims
         resolved = self._registry.resolve(claims.get("iss"), claims)
         state = self._states[resolved.config.issuer]
-        alg = parsed.alg
-        if alg not in state.algorithms:
+        if parsed.alg not in state.algorithms:
             raise DisallowedAlgorithm(
                 f"the token's algorithm is not allowed for this issuer; "
                 f"expected {' or '.join(sorted(state.algorithms))}"
             )
-        keys = await self.keys_for(resolved, parsed.kid, alg)
-        key = verify_signature(alg, parsed.signing_input, parsed.signature, keys)
+        return parsed, resolved, state
+
+    def _finish(
+        self,
+        parsed: ParsedToken,
+        resolved: ResolvedIssuer,
+        state: _IssuerState,
+        keys: tuple[VerificationKey, ...],
+        audience: str | None,
+        token_types: tuple[str, ...] | None,
+    ) -> VerifiedToken:
+        # Synchronous steps after the keys: signature, then claims.
+        claims = parsed.claims
+        key = verify_signature(parsed.alg, parsed.signing_input, parsed.signature, keys)
         expires_at = validate_claims(
             claims,
             parsed.header,
@@ -290,7 +323,7 @@ class TokenVerifier:
         )
         sub = claims.get("sub")
         return VerifiedToken(
-            claims=claims,
+            payload=parsed.payload,
             header=parsed.header,
             issuer=resolved,
             subject=sub if isinstance(sub, str) else "",
@@ -328,35 +361,65 @@ class TokenVerifier:
             if secret_key is None:
                 raise DisallowedAlgorithm("the issuer has no secret for HMAC algorithms")
             return (secret_key,)
+        found = self._warm_keys(resolved, kid, alg)
+        if found is not None:
+            return found
         uri = resolved.jwks_uri
         if uri is None:
             uri = (await self._metadata_for(resolved)).jwks_uri
-        # Warm keys without awaiting the cache's refresh machinery; the candidates of
-        # a (kid, alg) are remembered per key set object, so a rotation invalidates them.
-        keyset = self._jwks.cached(uri)
-        if keyset is not None:
-            memo_key = (uri, kid, alg)
-            memo = self._candidates.get(memo_key)
-            if memo is not None and memo[0] is keyset:
-                return memo[1]
-            found = keyset.candidates(kid, alg)
-            if found:
-                if len(self._candidates) >= _CANDIDATE_MEMO_SIZE:
-                    self._candidates.clear()
-                self._candidates[memo_key] = (keyset, found)
-                return found
         return await self._jwks.find(uri, kid, alg)
 
-    async def _metadata_for(self, resolved: ResolvedIssuer) -> ProviderMetadata:
-        url = resolved.discovery_url
+    def _warm_keys(
+        self, resolved: ResolvedIssuer, kid: str | None, alg: str
+    ) -> tuple[VerificationKey, ...] | None:
+        # Keys already at hand, without awaiting the caches' refresh machinery; None
+        # when keys_for must await. The candidates of a (kid, alg) are remembered per
+        # key set object, so a rotation invalidates them.
+        if alg in _HMAC_ALGORITHMS:
+            secret_key = self._states[resolved.config.issuer].hmac_key
+            return None if secret_key is None else (secret_key,)
+        uri = resolved.jwks_uri
+        if uri is None:
+            metadata = self._cached_metadata(resolved)
+            if metadata is None:
+                return None
+            uri = metadata.jwks_uri
+        keyset = self._jwks.cached(uri)
+        if keyset is None:
+            return None
+        memo_key = (uri, kid, alg)
+        memo = self._candidates.get(memo_key)
+        if memo is not None and memo[0] is keyset:
+            return memo[1]
+        found = keyset.candidates(kid, alg)
+        if not found:
+            return None
+        if len(self._candidates) >= _CANDIDATE_MEMO_SIZE:
+            self._candidates.clear()
+        self._candidates[memo_key] = (keyset, found)
+        return found
+
+    def _expected_issuer(self, resolved: ResolvedIssuer) -> str:
         # A tenant's own document names the concrete issuer; one shared by every
         # tenant of a template names the configured template text.
-        shared = resolved.tenant is not None and url == resolved.config.discovery_url
-        expected = resolved.config.issuer if shared else resolved.iss
-        cached = self._discovery.cached(url)
-        if cached is not None and cached.issuer == expected:
+        shared = (
+            resolved.tenant is not None and resolved.discovery_url == resolved.config.discovery_url
+        )
+        return resolved.config.issuer if shared else resolved.iss
+
+    def _cached_metadata(self, resolved: ResolvedIssuer) -> ProviderMetadata | None:
+        cached = self._discovery.cached(resolved.discovery_url)
+        if cached is not None and cached.issuer == self._expected_issuer(resolved):
             return cached
-        return await self._discovery.get(url, expected_issuer=expected)
+        return None
+
+    async def _metadata_for(self, resolved: ResolvedIssuer) -> ProviderMetadata:
+        cached = self._cached_metadata(resolved)
+        if cached is not None:
+            return cached
+        return await self._discovery.get(
+            resolved.discovery_url, expected_issuer=self._expected_issuer(resolved)
+        )
 
     async def metadata(self, issuer: str) -> ProviderMetadata:
         """Return the discovery metadata of an exact configured issuer.

@@ -373,3 +373,43 @@ async def test_user_revocation_evicts_that_users_cached_tokens(
         assert (await c.get("/x", headers={"Authorization": f"Bearer {token}"})).status_code == 200
     await app.revocations.publish(Revocation(kind="user", connection=idp.issuer, subject="alice"))
     assert app.verifier.cached(token) is None
+
+
+async def test_warm_requests_get_their_own_principal_and_claims(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["user"])
+        scope["user"].claims["sub"] = "mallory"  # an app scribbling on its request's claims
+        await JSONResponse({})(scope, receive, send)
+
+    mw = SSOMiddleware(app, [idp.issuer_config(audience=AUD)], http_client=idp_http)
+    token = idp.issue_token("alice", audience=AUD)
+    async with client_for(mw) as c:
+        for _ in range(3):
+            r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200
+    assert len({id(p) for p in seen}) == 3
+    assert [p.identity for p in seen] == ["alice"] * 3
+    assert mw.verifier.cached(token).claims["sub"] == "alice"  # type: ignore[union-attr]
+
+
+async def test_eviction_reaches_tokens_served_from_the_recent_map(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    from asgi_sso.revocation import Revocation
+
+    app = sso(idp, idp_http)
+    token = idp.issue_token("alice", audience=AUD)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with client_for(app) as c:
+        for _ in range(3):  # warm: served from the recent-token map
+            assert (await c.get("/x", headers=headers)).status_code == 200
+        await app.revocations.publish(
+            Revocation(kind="user", connection=idp.issuer, subject="alice")
+        )
+        assert app.verifier.cached(token) is None
+        # Verified again from scratch (the token itself is still valid at the IdP).
+        assert (await c.get("/x", headers=headers)).status_code == 200

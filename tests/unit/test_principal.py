@@ -51,3 +51,19 @@ def test_credentials_look_like_starlette_auth_credentials() -> None:
     creds = Credentials(frozenset({"a"}))
     assert "a" in creds.scopes
     assert hasattr(AuthCredentials(["a"]), "scopes")
+
+
+def test_claims_decode_lazily_from_the_payload_once_per_principal() -> None:
+    p = Principal(
+        identity="u1",
+        issuer="https://idp",
+        tenant="acme",
+        payload=b'{"sub":"u1","email":"a@acme.test"}',
+    )
+    assert p._claims is None  # nothing decoded until read
+    assert p.claims == {"sub": "u1", "email": "a@acme.test"}
+    assert p.claims is p.claims
+    assert p.email == "a@acme.test"
+    other = Principal(identity="u1", issuer="https://idp", tenant="acme", payload=b'{"sub":"u1"}')
+    assert other.claims is not p.claims
+    assert Principal(identity="u1", issuer="https://idp", tenant="acme").claims == {}

@@ -116,3 +116,73 @@ def test_clear_forgets_everything() -> None:
 def test_negative_settings_are_refused() -> None:
     with pytest.raises(ConfigurationError):
         VerifiedTokenCache(-1, 10)
+
+
+def test_entries_are_keyed_by_a_keyed_digest_not_the_token() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    token = "header.payload.signature-" + "x" * 500
+    put(cache, token)
+    (key,) = cache._entries
+    assert isinstance(key, bytes)
+    assert len(key) == 16
+    assert token.encode() not in key
+    assert key == cache.key(token)
+    # Another process (another random key) files the same token under another digest.
+    assert VerifiedTokenCache[str](10, 300).key(token) != key
+    assert cache.key(token + "x") != key
+    assert cache.get(token[:-1], NOW) is None
+
+
+def test_odd_text_never_breaks_hashing() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    for token in ("", "\udcff", "é" * 3, "\x00"):
+        assert len(cache.key(token)) == 16
+        assert cache.get(token, NOW) is None
+
+
+def test_a_recent_hit_still_rechecks_the_deadline() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    put(cache, "t1", until=NOW + 50)
+    assert cache.get("t1", NOW) == "value-t1"  # now also in the recent-token map
+    assert cache.lookup("t1", NOW + 1) == ("value-t1", b"")  # served without hashing
+    assert cache.get("t1", NOW + 50) is None
+    assert len(cache) == 0
+
+
+def test_eviction_by_subject_also_drops_recent_hits() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    put(cache, "a1")
+    put(cache, "b1", subject="bob")
+    assert cache.get("a1", NOW) == "value-a1"
+    assert cache.get("b1", NOW) == "value-b1"
+    assert cache.evict_subject(subject="alice") == 1
+    assert cache.get("a1", NOW) is None
+    assert cache.get("b1", NOW) == "value-b1"
+
+
+def test_replacing_or_clearing_drops_recent_hits() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    put(cache, "a")
+    assert cache.get("a", NOW) == "value-a"
+    cache.put("a", "newer", until=NOW + 10, now=NOW, subject="alice", issuer="i", connection="c")
+    assert cache.get("a", NOW) == "newer"
+    cache.clear()
+    assert cache.get("a", NOW) is None
+
+
+def test_recent_map_stays_small() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(5000, 300)
+    for n in range(2000):
+        put(cache, f"t{n}", subject=f"s{n}")
+        assert cache.get(f"t{n}", NOW) == f"value-t{n}"
+    assert len(cache._recent) <= 256
+    assert len(cache) == 2000
+
+
+def test_lookup_returns_the_key_for_a_miss() -> None:
+    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    assert cache.lookup("t1", NOW) == (None, cache.key("t1"))
+    key = cache.key("t1")
+    cache.put_by_key(key, "v", until=NOW + 5, now=NOW, subject="s", issuer="i", connection="c")
+    assert cache.get_by_key(key, NOW) == "v"
+    assert cache.get("t1", NOW) == "v"

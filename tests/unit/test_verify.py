@@ -440,3 +440,17 @@ async def test_equal_scope_sets_are_shared_between_tokens(
     other = await verifier.verify(mint(claims(jti="3", scope="read"), KEY))
     assert first.scopes is second.scopes
     assert other.scopes == {"read"}
+
+
+async def test_cached_verifications_keep_claims_as_bytes(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    verifier = make(client, clock)
+    token = mint(claims(extra={"n": 1}), KEY)
+    verified = await verifier.verify(token)
+    assert isinstance(verified.payload, bytes)
+    assert not hasattr(verified, "__dict__")
+    first = verified.claims
+    first["sub"] = "mallory"  # each read is a fresh dict: callers cannot corrupt the cache
+    assert verifier.cached(token).claims["sub"] == "alice"  # type: ignore[union-attr]
+    assert verifier.cached(token).claims["extra"] == {"n": 1}  # type: ignore[union-attr]

@@ -93,8 +93,10 @@ def header_of(token: str) -> dict[str, Any]:
     return dict(json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))))
 
 
-async def get_code(http: httpx.AsyncClient, challenge: str, login: str = "alice") -> str:
-    params = auth_params(challenge)
+async def get_code(
+    http: httpx.AsyncClient, challenge: str, login: str = "alice", **extra: str
+) -> str:
+    params = auth_params(challenge, **extra)
     response = await http.post(f"{ISSUER}/authorize", data={**params, "login": login})
     assert response.status_code == 302
     query = query_of(response)
@@ -103,15 +105,20 @@ async def get_code(http: httpx.AsyncClient, challenge: str, login: str = "alice"
     return query["code"]
 
 
-async def redeem(http: httpx.AsyncClient, code: str, verifier: str, **extra: str) -> httpx.Response:
+async def redeem(
+    http: httpx.AsyncClient, code: str, verifier: str, client_id: str = "rp", **extra: str
+) -> httpx.Response:
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CB,
             "code_verifier": verifier, **extra}  # fmt: skip
-    return await http.post(f"{ISSUER}/token", data=form, auth=("rp", SECRET))
+    return await http.post(f"{ISSUER}/token", data=form, auth=(client_id, SECRET))
 
 
-async def code_flow(http: httpx.AsyncClient) -> dict[str, Any]:
+async def code_flow(
+    http: httpx.AsyncClient, client_id: str = "rp", **params: str
+) -> dict[str, Any]:
     verifier, challenge = pkce()
-    response = await redeem(http, await get_code(http, challenge), verifier)
+    code = await get_code(http, challenge, client_id=client_id, **params)
+    response = await redeem(http, code, verifier, client_id)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     body: dict[str, Any] = response.json()
@@ -538,12 +545,7 @@ async def test_es256_idp_also_signs_rs256_id_tokens_for_clients_that_ask(clock: 
         keys = KeySet.import_key_set((await http.get(idp.jwks_uri)).json())
         assert sorted(key.key_type for key in keys.keys) == ["EC", "RSA"]
         for client_id, alg in (("rp", "ES256"), ("legacy", "RS256")):
-            verifier, challenge = pkce()
-            params = {**auth_params(challenge), "client_id": client_id, "login": "alice"}
-            code = query_of(await http.post(f"{ISSUER}/authorize", data=params))["code"]
-            form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CB,
-                    "code_verifier": verifier}  # fmt: skip
-            body = (await http.post(f"{ISSUER}/token", data=form, auth=(client_id, SECRET))).json()
+            body = await code_flow(http, client_id)
             decoded = jwt.decode(body["id_token"], keys, algorithms=[alg])
             assert (decoded.header["alg"], decoded.claims["aud"]) == (alg, client_id)
             assert header_of(body["access_token"])["alg"] == "ES256"
@@ -563,10 +565,7 @@ async def test_es256_idp_also_signs_rs256_id_tokens_for_clients_that_ask(clock: 
 async def test_id_token_and_userinfo_release_claims_by_scope(
     http: Any, scope: str, released: set[str], withheld: set[str]
 ) -> None:
-    verifier, challenge = pkce()
-    params = {**auth_params(challenge), "scope": scope, "login": "alice"}
-    code = query_of(await http.post(f"{ISSUER}/authorize", data=params))["code"]
-    body = (await redeem(http, code, verifier)).json()
+    body = await code_flow(http, scope=scope)
     auth = {"Authorization": f"Bearer {body['access_token']}"}
     userinfo = (await http.get(f"{ISSUER}/userinfo", headers=auth)).json()
     always = {"groups", "tid", "connection_id", "department"}  # enterprise claims, any scope
@@ -606,15 +605,7 @@ async def test_end_session_sends_backchannel_logout_to_the_sessions_clients(
         idp = DevIdP(ISSUER, users=[ALICE], clients=[RP, SPA, down], clock=clock,
                      backchannel_client=rp_http)  # fmt: skip
         async with idp.http_client() as http:
-            hints = []
-            for client_id in ("rp", "down"):
-                verifier, challenge = pkce()
-                params = {**auth_params(challenge), "client_id": client_id, "login": "alice"}
-                code = query_of(await http.post(f"{ISSUER}/authorize", data=params))["code"]
-                form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CB,
-                        "code_verifier": verifier}  # fmt: skip
-                token = await http.post(f"{ISSUER}/token", data=form, auth=(client_id, SECRET))
-                hints.append(token.json()["id_token"])
+            hints = [(await code_flow(http, client_id))["id_token"] for client_id in ("rp", "down")]
             out = await http.get(f"{ISSUER}/end_session", params={"id_token_hint": hints[0]})
             assert out.status_code == 200
             (request,) = posted

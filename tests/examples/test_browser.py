@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from asgi_sso import Secret
-from asgi_sso.testing._idp_server import free_port
+from asgi_sso.testing import free_port
 from examples.fastapi_app.app import Example, Settings, create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -5,14 +5,15 @@ TTL, whichever comes first; a hit re-checks that deadline with one float compare
 A secondary index by subject lets deprovisioning evict a user's tokens at once.
 Entries are small slotted objects; the cache holds no locks (one event loop).
 
-Entries are keyed by a 16-byte keyed digest of the token, not by the token: a
+Entries are keyed by a 15-byte keyed digest of the token, not by the token: a
 cache of 100,000 tokens would otherwise keep 100,000 bearer tokens (often 1-2 KB
 each) alive. The digest is SHA-256 over a random 64-byte per-cache key followed by
-the token, truncated to 128 bits. Without the key nobody can compute digests, and
-a hit for a token other than the cached one needs a SHA-256 second preimage (or a
-128-bit collision with a token the IdP signed); neither is feasible, so a digest
-match stands for the exact token. The key is never exposed, and digests never
-leave the process.
+the token, truncated to 120 bits (a 15-byte ``bytes`` fits CPython's 48-byte
+allocation class; 16 would take 64). Without the key nobody can compute digests, and
+a hit for a token other than the cached one needs a second preimage of an unknown
+keyed function (about 2**120 work); a collision between two tokens nobody chose is
+as unlikely. So a digest match stands for the exact token. The key is never
+exposed, and digests never leave the process.
 
 Hashing a token costs about a microsecond, a third of a warm request, so
 :meth:`VerifiedTokenCache.get` first looks in a small map of recently hit tokens
@@ -30,24 +31,34 @@ from typing import Generic, TypeVar
 
 from asgi_sso.errors import AuthError, ConfigurationError
 
-__all__ = ["VerifiedTokenCache"]
-
-T = TypeVar("T")
+__all__ = ["CacheEntry", "VerifiedTokenCache"]
 
 _FAILURE_CACHE_SIZE = 1024
-_DIGEST_SIZE = 16
+_DIGEST_SIZE = 15
 _RECENT_SIZE = 256
+_OWNERS_SIZE = 4096
 
 
-class _Entry(Generic[T]):
-    __slots__ = ("connection", "issuer", "subject", "until", "value")
+class CacheEntry:
+    """Base of the values a :class:`VerifiedTokenCache` holds (one object per entry).
 
-    def __init__(self, value: T, until: float, subject: str, issuer: str, connection: str) -> None:
-        self.value = value
-        self.until = until
-        self.subject = subject
-        self.issuer = issuer
-        self.connection = connection
+    Subclasses set :attr:`subject`; :meth:`VerifiedTokenCache.put` sets the others.
+    The value is its own cache entry, so an entry costs no wrapper object.
+
+    Attributes:
+        subject: the token's ``sub`` (for :meth:`VerifiedTokenCache.evict_subject`).
+        cache_until: when the entry stops being served (wall-clock seconds).
+        cache_owner: ``(issuer, connection)``, one tuple shared by all entries of that pair.
+    """
+
+    __slots__ = ("cache_owner", "cache_until", "subject")
+
+    subject: str
+    cache_until: float
+    cache_owner: tuple[str, str]
+
+
+T = TypeVar("T", bound=CacheEntry)
 
 
 class VerifiedTokenCache(Generic[T]):
@@ -67,6 +78,7 @@ class VerifiedTokenCache(Generic[T]):
         "_entries",
         "_failures",
         "_hasher",
+        "_owners",
         "_recent",
         "failure_ttl",
         "max_size",
@@ -79,10 +91,11 @@ class VerifiedTokenCache(Generic[T]):
         self.max_size = max_size
         self.ttl = ttl
         self.failure_ttl = failure_ttl
-        self._entries: OrderedDict[bytes, _Entry[T]] = OrderedDict()
+        self._entries: OrderedDict[bytes, T] = OrderedDict()
         self._by_subject: dict[str, bytes | set[bytes]] = {}
         self._failures: dict[bytes, tuple[AuthError, float]] = {}
-        self._recent: dict[str, _Entry[T]] = {}
+        self._recent: dict[str, T] = {}
+        self._owners: dict[tuple[str, str], tuple[str, str]] = {}
         # One full SHA-256 block of key: each digest starts from a copy of this state.
         self._hasher = hashlib.sha256(secrets.token_bytes(64))
 
@@ -106,18 +119,18 @@ class VerifiedTokenCache(Generic[T]):
         :meth:`failure_by_key`, so a cold verification hashes the token once.
         """
         recent = self._recent.get(token)
-        if recent is not None and now < recent.until:
-            return recent.value, b""
+        if recent is not None and now < recent.cache_until:
+            return recent, b""
         key = self.key(token)
         entry = self._entries.get(key)
         if entry is None:
             return None, key
-        if now < entry.until:
+        if now < entry.cache_until:
             self._entries.move_to_end(key)
             if len(self._recent) >= _RECENT_SIZE:
                 self._recent.clear()
             self._recent[token] = entry
-            return entry.value, key
+            return entry, key
         self._remove(key)
         return None, key
 
@@ -126,9 +139,9 @@ class VerifiedTokenCache(Generic[T]):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if now < entry.until:
+        if now < entry.cache_until:
             self._entries.move_to_end(key)
-            return entry.value
+            return entry
         self._remove(key)
         return None
 
@@ -139,7 +152,6 @@ class VerifiedTokenCache(Generic[T]):
         *,
         until: float,
         now: float,
-        subject: str,
         issuer: str,
         connection: str,
     ) -> None:
@@ -147,10 +159,9 @@ class VerifiedTokenCache(Generic[T]):
 
         Args:
             token: the token string (only its digest is kept).
-            value: what :meth:`get` returns.
+            value: what :meth:`get` returns (its ``subject`` indexes it).
             until: when the token stops being acceptable (``exp`` plus leeway).
             now: the current wall-clock time.
-            subject: the token's ``sub`` (for :meth:`evict_subject`).
             issuer: the token's concrete ``iss``.
             connection: the token's connection id.
         """
@@ -159,7 +170,6 @@ class VerifiedTokenCache(Generic[T]):
             value,
             until=until,
             now=now,
-            subject=subject,
             issuer=issuer,
             connection=connection,
         )
@@ -171,7 +181,6 @@ class VerifiedTokenCache(Generic[T]):
         *,
         until: float,
         now: float,
-        subject: str,
         issuer: str,
         connection: str,
     ) -> None:
@@ -187,7 +196,15 @@ class VerifiedTokenCache(Generic[T]):
             self._recent.clear()
         while len(entries) >= self.max_size:
             self._remove(next(iter(entries)))
-        entries[key] = _Entry(value, until, subject, issuer, connection)
+        owner = self._owners.get((issuer, connection))
+        if owner is None:
+            if len(self._owners) >= _OWNERS_SIZE:
+                self._owners.clear()
+            owner = self._owners[(issuer, connection)] = (issuer, connection)
+        value.cache_until = until
+        value.cache_owner = owner
+        entries[key] = value
+        subject = value.subject
         held = self._by_subject.get(subject)
         if held is None:
             self._by_subject[subject] = key
@@ -221,8 +238,8 @@ class VerifiedTokenCache(Generic[T]):
         dropped = 0
         for key in keys:
             entry = self._entries[key]
-            if (issuer is None or entry.issuer == issuer) and (
-                connection is None or entry.connection == connection
+            if (issuer is None or entry.cache_owner[0] == issuer) and (
+                connection is None or entry.cache_owner[1] == connection
             ):
                 self._remove(key)
                 dropped += 1
@@ -234,6 +251,7 @@ class VerifiedTokenCache(Generic[T]):
         """Forget everything."""
         self._entries.clear()
         self._recent.clear()
+        self._owners.clear()
         self._by_subject.clear()
         self._failures.clear()
 

@@ -31,7 +31,7 @@ from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.issuers import IssuerRegistry, ResolvedIssuer
 from asgi_sso.jwks import JWKSCache
 from asgi_sso.keys import KeySet, VerificationKey, key_from_secret
-from asgi_sso.token_cache import VerifiedTokenCache
+from asgi_sso.token_cache import CacheEntry, VerifiedTokenCache
 
 __all__ = ["TokenVerifier", "VerifiedToken"]
 
@@ -40,7 +40,7 @@ _CANDIDATE_MEMO_SIZE = 1024
 _SCOPE_SETS_SIZE = 1024
 
 
-class VerifiedToken:
+class VerifiedToken(CacheEntry):
     """A token whose signature and claims were checked.
 
     The claim set is kept as its JSON bytes (cached entries stay small); each read
@@ -277,7 +277,6 @@ class TokenVerifier:
                 verified,
                 until=verified.expires_at + verified.issuer.config.leeway,
                 now=self._clock.time(),
-                subject=verified.subject,
                 issuer=verified.issuer.iss,
                 connection=verified.connection,
             )

@@ -5,25 +5,41 @@ from __future__ import annotations
 import pytest
 
 from asgi_sso.errors import ConfigurationError, ExpiredToken, InvalidSignature
-from asgi_sso.token_cache import VerifiedTokenCache
+from asgi_sso.token_cache import CacheEntry, VerifiedTokenCache
 
 NOW = 1_000.0
 
 
-def put(cache: VerifiedTokenCache[str], token: str, **kw: object) -> None:
+class Value(CacheEntry):
+    """A cached value that compares equal to its text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str, subject: str = "alice") -> None:
+        self.text = text
+        self.subject = subject
+
+    def __eq__(self, other: object) -> bool:
+        return self.text == other
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def put(cache: VerifiedTokenCache[Value], token: str, **kw: object) -> None:
     options: dict[str, object] = {
         "until": NOW + 100,
         "now": NOW,
-        "subject": "alice",
         "issuer": "https://idp.test",
         "connection": "acme",
     }
     options.update(kw)
-    cache.put(token, f"value-{token}", **options)  # type: ignore[arg-type]
+    subject = str(options.pop("subject", "alice"))
+    cache.put(token, Value(f"value-{token}", subject), **options)  # type: ignore[arg-type]
 
 
 def test_hit_until_the_token_deadline() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     put(cache, "t1", until=NOW + 50)
     assert cache.get("t1", NOW + 49.9) == "value-t1"
     assert cache.get("t1", NOW + 50) is None
@@ -31,23 +47,23 @@ def test_hit_until_the_token_deadline() -> None:
 
 
 def test_ttl_caps_the_life_of_an_entry() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 30)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 30)
     put(cache, "t1", until=NOW + 1000)
     assert cache.get("t1", NOW + 29) == "value-t1"
     assert cache.get("t1", NOW + 30) is None
 
 
 def test_already_expired_or_disabled_cache_stores_nothing() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 30)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 30)
     put(cache, "t1", until=NOW)
     assert len(cache) == 0
-    off: VerifiedTokenCache[str] = VerifiedTokenCache(0, 30)
+    off: VerifiedTokenCache[Value] = VerifiedTokenCache(0, 30)
     put(off, "t1")
     assert off.get("t1", NOW) is None
 
 
 def test_least_recently_used_entry_is_evicted_first() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(2, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(2, 300)
     put(cache, "a")
     put(cache, "b", subject="bob")
     assert cache.get("a", NOW) == "value-a"  # a becomes most recent
@@ -59,7 +75,7 @@ def test_least_recently_used_entry_is_evicted_first() -> None:
 
 
 def test_replacing_a_token_keeps_one_entry() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(5, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(5, 300)
     put(cache, "a")
     put(cache, "a", subject="bob")
     assert len(cache) == 1
@@ -68,7 +84,7 @@ def test_replacing_a_token_keeps_one_entry() -> None:
 
 
 def test_evict_subject_by_issuer_and_connection() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     put(cache, "a1")
     put(cache, "a2", connection="other")
     put(cache, "a3", issuer="https://other.test")
@@ -84,7 +100,7 @@ def test_evict_subject_by_issuer_and_connection() -> None:
 
 
 def test_failures_are_remembered_briefly() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300, failure_ttl=2)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300, failure_ttl=2)
     error = InvalidSignature()
     cache.remember_failure("bad", error, 50.0)
     assert cache.failure("bad", 51.9) is error
@@ -93,18 +109,18 @@ def test_failures_are_remembered_briefly() -> None:
 
 
 def test_failure_map_is_bounded_and_off_without_ttl() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300, failure_ttl=2)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300, failure_ttl=2)
     for n in range(3000):
         cache.remember_failure(f"bad{n}", ExpiredToken(), 0.0)
     assert len(cache._failures) <= 1024
     assert cache.failure("bad2999", 0.0) is not None
-    off: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    off: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     off.remember_failure("bad", ExpiredToken(), 0.0)
     assert off.failure("bad", 0.0) is None
 
 
 def test_clear_forgets_everything() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300, failure_ttl=2)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300, failure_ttl=2)
     put(cache, "a")
     cache.remember_failure("bad", ExpiredToken(), 0.0)
     cache.clear()
@@ -119,38 +135,40 @@ def test_negative_settings_are_refused() -> None:
 
 
 def test_entries_are_keyed_by_a_keyed_digest_not_the_token() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     token = "header.payload.signature-" + "x" * 500
     put(cache, token)
     (key,) = cache._entries
     assert isinstance(key, bytes)
-    assert len(key) == 16
+    assert len(key) == 15
     assert token.encode() not in key
     assert key == cache.key(token)
     # Another process (another random key) files the same token under another digest.
-    assert VerifiedTokenCache[str](10, 300).key(token) != key
+    assert VerifiedTokenCache[Value](10, 300).key(token) != key
     assert cache.key(token + "x") != key
     assert cache.get(token[:-1], NOW) is None
 
 
 def test_odd_text_never_breaks_hashing() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     for token in ("", "\udcff", "é" * 3, "\x00"):
-        assert len(cache.key(token)) == 16
+        assert len(cache.key(token)) == 15
         assert cache.get(token, NOW) is None
 
 
 def test_a_recent_hit_still_rechecks_the_deadline() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     put(cache, "t1", until=NOW + 50)
     assert cache.get("t1", NOW) == "value-t1"  # now also in the recent-token map
-    assert cache.lookup("t1", NOW + 1) == ("value-t1", b"")  # served without hashing
+    value, key = cache.lookup("t1", NOW + 1)
+    assert value == "value-t1"
+    assert key == b""  # served without hashing
     assert cache.get("t1", NOW + 50) is None
     assert len(cache) == 0
 
 
 def test_eviction_by_subject_also_drops_recent_hits() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     put(cache, "a1")
     put(cache, "b1", subject="bob")
     assert cache.get("a1", NOW) == "value-a1"
@@ -161,17 +179,17 @@ def test_eviction_by_subject_also_drops_recent_hits() -> None:
 
 
 def test_replacing_or_clearing_drops_recent_hits() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     put(cache, "a")
     assert cache.get("a", NOW) == "value-a"
-    cache.put("a", "newer", until=NOW + 10, now=NOW, subject="alice", issuer="i", connection="c")
+    cache.put("a", Value("newer"), until=NOW + 10, now=NOW, issuer="i", connection="c")
     assert cache.get("a", NOW) == "newer"
     cache.clear()
     assert cache.get("a", NOW) is None
 
 
 def test_recent_map_stays_small() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(5000, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(5000, 300)
     for n in range(2000):
         put(cache, f"t{n}", subject=f"s{n}")
         assert cache.get(f"t{n}", NOW) == f"value-t{n}"
@@ -180,9 +198,9 @@ def test_recent_map_stays_small() -> None:
 
 
 def test_lookup_returns_the_key_for_a_miss() -> None:
-    cache: VerifiedTokenCache[str] = VerifiedTokenCache(10, 300)
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     assert cache.lookup("t1", NOW) == (None, cache.key("t1"))
     key = cache.key("t1")
-    cache.put_by_key(key, "v", until=NOW + 5, now=NOW, subject="s", issuer="i", connection="c")
+    cache.put_by_key(key, Value("v", "s"), until=NOW + 5, now=NOW, issuer="i", connection="c")
     assert cache.get_by_key(key, NOW) == "v"
     assert cache.get("t1", NOW) == "v"

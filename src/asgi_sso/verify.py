@@ -168,6 +168,7 @@ class TokenVerifier:
         ]
         self._candidates = {}
         self._scope_sets: dict[frozenset[str], frozenset[str]] = {}
+        self._scope_texts: dict[tuple[Any, ...], frozenset[str]] = {}
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
             limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
         )
@@ -239,9 +240,10 @@ class TokenVerifier:
         emitting = self._emitter.enabled
         cache = self._cache
         key = b""
+        now = self._clock.time()
         if cacheable:
             key = cache_key or cache.key(token)
-            hit = cache.get_by_key(key, self._clock.time())
+            hit = cache.get_by_key(key, now)
             if hit is not None:
                 if emitting:
                     self._emit_cache("cache.hit", hit.issuer.config.label)
@@ -257,7 +259,8 @@ class TokenVerifier:
             keys = self._warm_keys(resolved, parsed.kid, parsed.alg)
             if keys is None:
                 keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
-            verified = self._finish(parsed, resolved, state, keys, audience, token_types)
+                now = self._clock.time()  # a fetch may take a while: check claims after it
+            verified = self._finish(parsed, resolved, state, keys, now, audience, token_types)
         except AuthError as error:
             # Transient outages are not remembered; malformed input is cheap to refuse again.
             if cacheable and not isinstance(error, ServiceUnavailable | MalformedToken):
@@ -276,7 +279,7 @@ class TokenVerifier:
                 key,
                 verified,
                 until=verified.expires_at + verified.issuer.config.leeway,
-                now=self._clock.time(),
+                now=now,
                 issuer=verified.issuer.iss,
                 connection=verified.connection,
             )
@@ -303,6 +306,7 @@ class TokenVerifier:
         resolved: ResolvedIssuer,
         state: _IssuerState,
         keys: tuple[VerificationKey, ...],
+        now: float,
         audience: str | None,
         token_types: tuple[str, ...] | None,
     ) -> VerifiedToken:
@@ -314,7 +318,7 @@ class TokenVerifier:
             parsed.header,
             resolved.iss,
             state.policy,
-            now=self._clock.time(),
+            now=now,
             audiences=None if audience is None else frozenset({audience}),
             token_types=None
             if token_types is None
@@ -327,10 +331,24 @@ class TokenVerifier:
             issuer=resolved,
             subject=sub if isinstance(sub, str) else "",
             connection=resolved.connection,
-            scopes=self._shared_scopes(scopes_from(claims, state.policy.scope_claims)),
+            scopes=self._scopes(claims, state.policy.scope_claims),
             expires_at=expires_at,
             key_id=key.kid,
         )
+
+    def _scopes(self, claims: dict[str, Any], names: tuple[str, ...]) -> frozenset[str]:
+        # Scope claims holding strings (the usual "scope": "read write") are looked up
+        # by their texts; lists (unhashable) are collected, then shared.
+        texts = tuple(map(claims.get, names))
+        try:
+            shared = self._scope_texts.get(texts)
+        except TypeError:
+            return self._shared_scopes(scopes_from(claims, names))
+        if shared is None:
+            if len(self._scope_texts) >= _SCOPE_SETS_SIZE:
+                self._scope_texts.clear()
+            shared = self._scope_texts[texts] = self._shared_scopes(scopes_from(claims, names))
+        return shared
 
     def _shared_scopes(self, scopes: frozenset[str]) -> frozenset[str]:
         # Most tokens of an application carry the same few scope sets: share them,

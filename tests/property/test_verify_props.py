@@ -6,9 +6,11 @@ import json
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from asgi_sso._jws import der_signature
 from asgi_sso.config import Issuer
 from asgi_sso.errors import AuthError, KeysUnavailable, UnknownKey
 from asgi_sso.keys import KeySet, key_from_public
@@ -150,3 +152,18 @@ def test_extra_claims_round_trip(extra: dict[str, Any]) -> None:
     verified = run(VERIFIER.verify(token, use_cache=False))
     for name, value in extra.items():
         assert verified.claims[name] == value
+
+
+@given(
+    size=st.sampled_from([32, 48, 66]),
+    data=st.data(),
+)
+@example(size=32, data=None)
+def test_der_signature_matches_cryptography(size: int, data: st.DataObject | None) -> None:
+    if data is None:  # leading zeros, a high bit and zero values: the edge cases of X.690
+        raws = [bytes(64), b"\x80" + bytes(62) + b"\x01", bytes(31) + b"\xff" * 33]
+    else:
+        raws = [data.draw(st.binary(min_size=2 * size, max_size=2 * size))]
+    for raw in raws:
+        r, s = int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big")
+        assert der_signature(raw, size) == encode_dss_signature(r, s)

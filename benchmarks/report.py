@@ -179,6 +179,8 @@ def _memory_md(mem: dict[str, Any]) -> list[str]:
         f"into a cache of {mem['cache_size']:,}",
         f"* target 100k tokens <= 64 MB: projected {mem['projected_100k_mb']:.1f} MB — "
         f"{_verdict(mem['projected_100k_mb'] <= 64)}",
+        "* each token string is created inside the measured window and dropped after its "
+        "verification, so whatever the cache keeps of a token (the token itself included) counts",
     ]
 
 

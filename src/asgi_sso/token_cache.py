@@ -19,7 +19,10 @@ Hashing a token costs about a microsecond, a third of a warm request, so
 :meth:`VerifiedTokenCache.get` first looks in a small map of recently hit tokens
 keyed by the token text itself (exact string equality, at most
 ``_RECENT_SIZE`` tokens kept, cleared whenever it fills and on every eviction by
-subject). Its entries are the main cache's entries, with the same deadline check.
+subject). Its entries are the main cache's entries, with the same deadline check;
+one pushed out of the main map by the size bound may still be served from there
+until its deadline, which only ever concerns a valid token, and never after an
+eviction by subject.
 """
 
 from __future__ import annotations
@@ -233,6 +236,7 @@ class VerifiedTokenCache(Generic[T]):
         """
         held = self._by_subject.get(subject)
         if held is None:
+            self._recent.clear()
             return 0
         keys = [held] if isinstance(held, bytes) else list(held)
         dropped = 0
@@ -243,8 +247,8 @@ class VerifiedTokenCache(Generic[T]):
             ):
                 self._remove(key)
                 dropped += 1
-        if dropped:
-            self._recent.clear()
+        # Always: a recent hit may outlive its main entry (pushed out by the size bound).
+        self._recent.clear()
         return dropped
 
     def clear(self) -> None:

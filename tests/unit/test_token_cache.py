@@ -204,3 +204,13 @@ def test_lookup_returns_the_key_for_a_miss() -> None:
     cache.put_by_key(key, Value("v", "s"), until=NOW + 5, now=NOW, issuer="i", connection="c")
     assert cache.get_by_key(key, NOW) == "v"
     assert cache.get("t1", NOW) == "v"
+
+
+def test_eviction_by_subject_reaches_a_recent_hit_whose_entry_was_pushed_out() -> None:
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(1, 300)
+    put(cache, "a1")
+    assert cache.get("a1", NOW) == "value-a1"  # recent hit
+    put(cache, "b1", subject="bob")  # the size bound pushes a1 out of the main map
+    assert cache.get("a1", NOW) == "value-a1"  # still served from the recent map
+    assert cache.evict_subject(subject="alice") == 0
+    assert cache.get("a1", NOW) is None

@@ -6,6 +6,7 @@ Wiring only: each step lives in its own module and nothing there imports this on
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["SSOMiddleware"]
 
 _ANON_CREDENTIALS = Credentials()
+_CREDENTIALS_SIZE = 1024
 
 
 class SSOMiddleware:
@@ -189,7 +191,10 @@ class SSOMiddleware:
         self._has_public = bool(self._public)
         self._has_scope_rules = bool(self._scope_rules)
         self._extract = self._extractor.extract
-        self._lookup = self.verifier.lookup
+        self._credentials: dict[frozenset[str], Credentials] = {}
+        self._lookup = self.verifier.cache.lookup
+        clock = self.verifier.clock
+        self._now = time.time if type(clock) is SystemClock else clock.time
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -283,11 +288,11 @@ class SSOMiddleware:
             found = self._extract(scope)
             if found is not None and self.identity is None:
                 # The common case inline: a bearer token, no identity layer, no extra headers.
-                token = found.token
-                verified, key = self._lookup(token)
+                token, source = found
+                verified, key = self._lookup(token, self._now())
                 if verified is None:
                     verified = await self.verifier.verify(token, cache_key=key)
-                principal = _principal_from(verified, found.source)
+                principal = _principal_from(verified, source)
                 extra_headers = None
             else:
                 principal, extra_headers = await self._authenticate(scope, found)
@@ -312,7 +317,12 @@ class SSOMiddleware:
             return
 
         scope["user"] = principal
-        scope["auth"] = Credentials(principal.scopes)
+        credentials = self._credentials.get(principal.scopes)
+        if credentials is None:
+            if len(self._credentials) >= _CREDENTIALS_SIZE:
+                self._credentials.clear()
+            credentials = self._credentials[principal.scopes] = Credentials(principal.scopes)
+        scope["auth"] = credentials
         if extra_headers:
             send = _with_headers(send, extra_headers)
         if self.login is not None:
@@ -375,7 +385,8 @@ class SSOMiddleware:
 
 
 def _principal_from(verified: VerifiedToken, source: str) -> Principal:
-    # Claims stay JSON bytes until the app reads them (one decode per request at most).
+    # Claims stay JSON bytes until the app reads them (one decode per request at most);
+    # each request gets its own principal, so nothing an app does to it is shared.
     return Principal(
         identity=verified.subject,
         payload=verified.payload,

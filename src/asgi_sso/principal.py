@@ -159,12 +159,20 @@ ANONYMOUS = AnonymousPrincipal()
 
 
 class Credentials:
-    """What ``scope["auth"]`` holds: the granted scopes (Starlette's ``AuthCredentials``)."""
+    """What ``scope["auth"]`` holds: the granted scopes (Starlette's ``AuthCredentials``).
+
+    Read-only, so one object can serve every request with the same scope set.
+    """
 
     __slots__ = ("scopes",)
 
+    scopes: frozenset[str]
+
     def __init__(self, scopes: frozenset[str] = frozenset()) -> None:
-        self.scopes = scopes
+        object.__setattr__(self, "scopes", scopes)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Credentials are read-only")
 
     def __repr__(self) -> str:
         return f"Credentials(scopes={sorted(self.scopes)!r})"

@@ -185,6 +185,11 @@ class TokenVerifier:
         self._discovery = discovery
 
     @property
+    def clock(self) -> Clock:
+        """The clock (wall time for claims and the verified-token cache)."""
+        return self._clock
+
+    @property
     def registry(self) -> IssuerRegistry:
         """The trusted issuers."""
         return self._registry

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from starlette.authentication import AuthCredentials, BaseUser
 
 from asgi_sso.principal import ANONYMOUS, Credentials, Principal
@@ -67,3 +68,10 @@ def test_claims_decode_lazily_from_the_payload_once_per_principal() -> None:
     other = Principal(identity="u1", issuer="https://idp", tenant="acme", payload=b'{"sub":"u1"}')
     assert other.claims is not p.claims
     assert Principal(identity="u1", issuer="https://idp", tenant="acme").claims == {}
+
+
+def test_credentials_are_read_only_so_they_can_be_shared() -> None:
+    creds = Credentials(frozenset({"a"}))
+    with pytest.raises(AttributeError):
+        creds.scopes = frozenset({"admin"})
+    assert creds.scopes == frozenset({"a"})

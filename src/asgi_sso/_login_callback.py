@@ -141,7 +141,9 @@ class SignInFlow:
             flow = await self._take_flow(scope, headers)
             location = await self._finish(scope, flow, headers)
         except AuthError as exc:
-            self._emit("signin", outcome="refused", reason=exc.reason)
+            self._emit(
+                "signin", outcome="refused", reason=exc.reason, client_ip=web.client_ip(scope)
+            )
             await send_error(scope, send, exc, headers)
             return
         await web.send_redirect(send, location, headers)
@@ -250,7 +252,12 @@ class SignInFlow:
         if self._store is not None:
             await self._store.create(record)
         headers.extend(self._sessions.issue(record, cookies, root))
-        self._emit("signin", connection=record.connection, subject=record.subject)
+        self._emit(
+            "signin",
+            connection=record.connection,
+            subject=record.subject,
+            client_ip=web.client_ip(scope),
+        )
         self._emit("session.created", connection=record.connection, subject=record.subject)
         return flow.return_to
 

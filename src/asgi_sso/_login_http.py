@@ -81,6 +81,12 @@ def request_origin(scope: Any) -> str:
     return f"{scheme}://{host}"
 
 
+def client_ip(scope: Any) -> str | None:
+    """The peer address of the request, when the server reports one (for audit events)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
 def root_path(scope: Any) -> str:
     """The ASGI ``root_path`` (where the app is mounted) without a trailing ``/``, or ``""``."""
     root = scope.get("root_path") or ""

@@ -256,6 +256,7 @@ class BrowserLogin:
             "logout",
             connection=record.connection if record else None,
             subject=record.subject if record else None,
+            client_ip=web.client_ip(scope),
         )
         await web.send_redirect(send, location, headers)
 
@@ -303,6 +304,7 @@ class BrowserLogin:
         reason: str | None = None,
         connection: str | None = None,
         subject: str | None = None,
+        client_ip: str | None = None,
     ) -> None:
         if self._emitter.enabled:
             self._emitter.emit(
@@ -314,5 +316,6 @@ class BrowserLogin:
                     issuer=self.config.issuer,
                     connection=connection,
                     subject=subject,
+                    client_ip=client_ip,
                 )
             )

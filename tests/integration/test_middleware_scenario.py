@@ -243,3 +243,23 @@ async def test_logout_is_post_only_and_clears_the_session(idp: DevIdP) -> None:
         assert "id_token_hint" in parse_qs(location.query)
     after = await browser.app.get("/me", headers={"accept": "application/json"})
     assert after.status_code == 401
+
+
+async def test_sign_in_and_logout_are_audited_with_the_client_ip(
+    idp: DevIdP, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from asgi_sso import AuditLogger
+
+    store = MemoryUserStore()
+    browser = Browser(build(idp, store, event_sinks=[AuditLogger()]), idp)
+    with caplog.at_level(logging.INFO, logger="asgi_sso.audit"):
+        assert (await browser.navigate(APP + "/dashboard")).status_code == 200
+        await browser.app.post("/auth/logout", headers={"origin": APP})
+    records = {r.event: r for r in caplog.records if hasattr(r, "event")}  # type: ignore[attr-defined]
+    assert records["signin"].subject == "ann"  # type: ignore[attr-defined]
+    assert records["signin"].client_ip == "127.0.0.1"  # type: ignore[attr-defined]
+    assert records["logout"].client_ip == "127.0.0.1"  # type: ignore[attr-defined]
+    for record in caplog.records:
+        assert "eyJ" not in record.getMessage()

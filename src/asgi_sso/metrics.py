@@ -162,6 +162,7 @@ class PrometheusSink:
             "logout": self._on_logout,
             "session.created": self._on_session,
             "session.ended": self._on_session,
+            "session.refreshed": self._on_session,
             "provision": self._on_provision,
             "deprovision": self._on_deprovision,
             "backchannel_logout": self._on_deprovision,

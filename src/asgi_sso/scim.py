@@ -284,7 +284,8 @@ class ScimApp:
         if self._emitter.enabled:
             self._emitter.emit(
                 Event(name="provision" if kind == "reactivate" else "deprovision", reason=why,
-                      time=self._clock.time(), connection=user.connection, subject=user.subject)
+                      time=self._clock.time(), connection=user.connection, subject=user.subject,
+                      detail={"kind": "scim"})
             )  # fmt: skip
 
     def _resource(self, user: StoredUser) -> dict[str, Any]:

@@ -74,6 +74,7 @@ def test_sessions_provisioning_and_deprovisioning(
     sink(Event(name="session.created"))
     sink(Event(name="session.created"))
     sink(Event(name="session.ended"))
+    sink(Event(name="session.refreshed"))
     sink(Event(name="provision", outcome="created"))
     sink(Event(name="deprovision", detail={"kind": "scim"}))
     sink(Event(name="deprovision"))
@@ -81,6 +82,7 @@ def test_sessions_provisioning_and_deprovisioning(
     sink(Event(name="backchannel_logout", outcome="refused", reason="invalid_request"))
     assert value(registry, "asgi_sso_sessions_total", event="created") == 2
     assert value(registry, "asgi_sso_sessions_total", event="ended") == 1
+    assert value(registry, "asgi_sso_sessions_total", event="refreshed") == 1
     assert value(registry, "asgi_sso_provisioning_total", outcome="created") == 1
     name = "asgi_sso_deprovisioning_total"
     assert value(registry, name, kind="scim", outcome="ok") == 1

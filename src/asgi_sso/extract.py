@@ -137,7 +137,7 @@ class Extractor:
             # The usual spelling: one pass over the token and no splitting.
             token = raw[7:]
             if token and not token.translate(None, _B64TOKEN_BYTES) and len(token) <= self._max:
-                return _found(token.decode("ascii"), "header")
+                return _new_tuple(ExtractedToken, (token.decode("ascii"), "header"))
         scheme, _, rest = raw.strip().partition(b" ")
         if scheme.lower() != _BEARER:
             return None  # another scheme (Basic, DPoP…) is not our credential

@@ -22,7 +22,7 @@ from asgi_sso.errors import (
 )
 from asgi_sso.events import Emitter, Event, EventSink
 from asgi_sso.extract import ExtractedToken, Extractor
-from asgi_sso.principal import ANONYMOUS, Credentials, Principal
+from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
 from asgi_sso.responses import send_http_error, send_websocket_denial
 from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.verify import TokenVerifier, VerifiedToken
@@ -387,13 +387,13 @@ class SSOMiddleware:
 def _principal_from(verified: VerifiedToken, source: str) -> Principal:
     # Claims stay JSON bytes until the app reads them (one decode per request at most);
     # each request gets its own principal, so nothing an app does to it is shared.
-    return Principal(
-        identity=verified.subject,
-        payload=verified.payload,
-        issuer=verified.issuer.iss,
-        tenant=verified.connection,
-        scopes=verified.scopes,
-        source=source,
+    return token_principal(
+        verified.subject,
+        verified.payload,
+        verified.issuer.iss,
+        verified.connection,
+        verified.scopes,
+        source,
     )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from starlette.authentication import AuthCredentials, BaseUser
 
-from asgi_sso.principal import ANONYMOUS, Credentials, Principal
+from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
 
 
 def make(**kw: object) -> Principal:
@@ -75,3 +75,18 @@ def test_credentials_are_read_only_so_they_can_be_shared() -> None:
     with pytest.raises(AttributeError):
         creds.scopes = frozenset({"admin"})
     assert creds.scopes == frozenset({"a"})
+
+
+def test_token_principal_equals_the_keyword_constructor() -> None:
+    fast = token_principal("u1", b'{"sub":"u1"}', "https://idp", "acme", frozenset({"a"}), "cookie")
+    slow = Principal(
+        identity="u1",
+        payload=b'{"sub":"u1"}',
+        issuer="https://idp",
+        tenant="acme",
+        scopes=frozenset({"a"}),
+        source="cookie",
+    )
+    for name in Principal.__slots__:
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert fast.claims == {"sub": "u1"}

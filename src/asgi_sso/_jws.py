@@ -215,30 +215,32 @@ class JWSParser:
 
 class _KindOf:
     """``isinstance`` against ``cryptography``'s abstract key classes, remembering
-    the concrete classes that passed (an ABC check costs more than a set lookup)."""
+    the concrete classes that passed (an ABC check costs more than a set lookup).
 
-    __slots__ = ("_abc", "_seen")
+    Callers test ``type(key) in kinds.seen`` first and call :meth:`admits` only
+    for a class not seen yet.
+    """
+
+    __slots__ = ("_abc", "seen")
 
     def __init__(self, *abc: type[Any]) -> None:
         self._abc = abc
-        self._seen: set[type[Any]] = set()
+        self.seen: set[type[Any]] = set()
 
-    def __contains__(self, key: object) -> bool:
-        kind = type(key)
-        if kind in self._seen:
-            return True
+    def admits(self, key: object) -> bool:
         if isinstance(key, self._abc):
-            self._seen.add(kind)
+            self.seen.add(type(key))
             return True
         return False
 
 
 def _rsa(pad: padding.AsymmetricPadding, algorithm: hashes.HashAlgorithm) -> _Verify:
     rsa_keys = _KindOf(rsa.RSAPublicKey)
+    seen = rsa_keys.seen
 
     def verify(key: Any, signature: bytes, data: bytes) -> bool:
         # RFC 7518 §3.3: keys below 2048 bits must not be used.
-        if key not in rsa_keys or key.key_size < 2048:
+        if (type(key) not in seen and not rsa_keys.admits(key)) or key.key_size < 2048:
             return False
         key.verify(signature, data, pad, algorithm)
         return True
@@ -276,10 +278,15 @@ def der_signature(raw: bytes, size: int) -> bytes:
 def _ecdsa(curve: str, size: int, algorithm: hashes.HashAlgorithm) -> _Verify:
     scheme = ec.ECDSA(algorithm)
     ec_keys = _KindOf(ec.EllipticCurvePublicKey)
+    seen = ec_keys.seen
 
     def verify(key: Any, signature: bytes, data: bytes) -> bool:
         # RFC 7518 §3.4: R || S, each exactly the curve's byte length.
-        if key not in ec_keys or key.curve.name != curve or len(signature) != 2 * size:
+        if (
+            (type(key) not in seen and not ec_keys.admits(key))
+            or key.curve.name != curve
+            or len(signature) != 2 * size
+        ):
             return False
         key.verify(der_signature(signature, size), data, scheme)
         return True
@@ -289,9 +296,10 @@ def _ecdsa(curve: str, size: int, algorithm: hashes.HashAlgorithm) -> _Verify:
 
 def _eddsa(types: tuple[type[Any], ...]) -> _Verify:
     ed_keys = _KindOf(*types)
+    seen = ed_keys.seen
 
     def verify(key: Any, signature: bytes, data: bytes) -> bool:
-        if key not in ed_keys:
+        if type(key) not in seen and not ed_keys.admits(key):
             return False
         key.verify(signature, data)
         return True

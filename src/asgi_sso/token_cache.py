@@ -259,6 +259,11 @@ class VerifiedTokenCache(Generic[T]):
         self._by_subject.clear()
         self._failures.clear()
 
+    @property
+    def has_failures(self) -> bool:
+        """Whether any refusal is remembered (lets a caller skip the clock and the lookup)."""
+        return bool(self._failures)
+
     def failure(self, token: str, now: float) -> AuthError | None:
         """Return the remembered refusal of ``token`` at monotonic time ``now``, if any."""
         return self.failure_by_key(self.key(token), now)

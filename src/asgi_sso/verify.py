@@ -237,7 +237,8 @@ class TokenVerifier:
             use_cache: read and fill the verified-token cache. Verifications with an
                 ``audience`` or ``token_types`` override never use the cache, so a token
                 accepted under one policy is never served under another.
-            cache_key: ``cache.key(token)`` when the caller already computed it.
+            cache_key: the key from a ``cache.lookup(token)`` that has just missed (no
+                await in between): the lookup is not repeated.
 
         Raises:
             AuthError: a subclass saying why the token is refused (never anything else).
@@ -248,8 +249,11 @@ class TokenVerifier:
         key = b""
         now = self._clock.time()
         if cacheable:
-            key = cache_key or cache.key(token)
-            hit = cache.get_by_key(key, now)
+            key = cache_key or b""
+            hit = None
+            if not key:
+                key = cache.key(token)
+                hit = cache.get_by_key(key, now)
             if hit is not None:
                 if emitting:
                     self._emit_cache("cache.hit", hit.issuer.config.label)

@@ -19,11 +19,19 @@ from asgi_sso.errors import (
 )
 from asgi_sso.issuers import printable
 
-__all__ = ["ClaimPolicy", "check_type", "normalize_type", "scopes_from", "validate_claims"]
+__all__ = [
+    "ClaimPolicy",
+    "ScopeSets",
+    "check_type",
+    "normalize_type",
+    "scopes_from",
+    "validate_claims",
+]
 
 _MAX_TIME = 1e15  # far beyond any real timestamp; keeps float() of a huge int finite
 _EMPTY: frozenset[str] = frozenset()
 _NUMBER_TYPES = (int, float)
+_SCOPE_SETS_SIZE = 1024
 
 
 def normalize_type(value: str) -> str:
@@ -201,3 +209,40 @@ def scopes_from(claims: Mapping[str, Any], scope_claims: Iterable[str]) -> froze
         elif isinstance(value, list):
             found.update(item for item in value if isinstance(item, str) and item)
     return frozenset(found) if found else _EMPTY
+
+
+class ScopeSets:
+    """:func:`scopes_from`, with equal scope sets shared between tokens.
+
+    Most tokens of an application carry the same few scope sets: sharing them keeps
+    cached verifications small, and looking them up by the claims' texts (the usual
+    ``"scope": "read write"``) skips splitting. Both maps are bounded.
+    """
+
+    __slots__ = ("_sets", "_texts")
+
+    def __init__(self) -> None:
+        self._sets: dict[frozenset[str], frozenset[str]] = {}
+        self._texts: dict[tuple[Any, ...], frozenset[str]] = {}
+
+    def __call__(self, claims: Mapping[str, Any], names: tuple[str, ...]) -> frozenset[str]:
+        """The scopes granted by ``claims`` (already validated) under the claim ``names``."""
+        texts = tuple(map(claims.get, names))
+        try:
+            shared = self._texts.get(texts)
+        except TypeError:  # a list value: unhashable, collect it
+            return self._shared(scopes_from(claims, names))
+        if shared is None:
+            if len(self._texts) >= _SCOPE_SETS_SIZE:
+                self._texts.clear()
+            shared = self._texts[texts] = self._shared(scopes_from(claims, names))
+        return shared
+
+    def _shared(self, scopes: frozenset[str]) -> frozenset[str]:
+        shared = self._sets.get(scopes)
+        if shared is not None:
+            return shared
+        if len(self._sets) >= _SCOPE_SETS_SIZE:
+            self._sets.clear()
+        self._sets[scopes] = scopes
+        return scopes

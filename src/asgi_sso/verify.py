@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import msgspec
 
+from asgi_sso._issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso._jws import JWSParser, ParsedToken, verify_signature
-from asgi_sso.claims import ClaimPolicy, normalize_type, scopes_from, validate_claims
+from asgi_sso.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.errors import (
@@ -30,14 +31,10 @@ from asgi_sso.errors import (
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.issuers import IssuerRegistry, ResolvedIssuer
 from asgi_sso.jwks import JWKSCache
-from asgi_sso.keys import KeySet, VerificationKey, key_from_secret
+from asgi_sso.keys import VerificationKey, key_from_secret
 from asgi_sso.token_cache import CacheEntry, VerifiedTokenCache
 
 __all__ = ["TokenVerifier", "VerifiedToken"]
-
-_HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-_CANDIDATE_MEMO_SIZE = 1024
-_SCOPE_SETS_SIZE = 1024
 
 
 class VerifiedToken(CacheEntry):
@@ -112,7 +109,7 @@ class _IssuerState:
         self.algorithms = frozenset(issuer.algorithms)
         self.policy = ClaimPolicy(issuer)
         self.hmac_key: VerificationKey | None = None
-        uses_hmac = not self.algorithms.isdisjoint(_HMAC_ALGORITHMS)
+        uses_hmac = not self.algorithms.isdisjoint(HMAC_ALGORITHMS)
         if secret is not None:
             try:
                 self.hmac_key = key_from_secret(secret.reveal())
@@ -164,12 +161,7 @@ class TokenVerifier:
         self._clock = clock
         self._emitter = emitter
         self._parser = JWSParser(limits)
-        self._candidates: dict[
-            tuple[str, str | None, str], tuple[KeySet, tuple[VerificationKey, ...]]
-        ]
-        self._candidates = {}
-        self._scope_sets: dict[frozenset[str], frozenset[str]] = {}
-        self._scope_texts: dict[tuple[Any, ...], frozenset[str]] = {}
+        self._scope_sets = ScopeSets()
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
             limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
         )
@@ -184,6 +176,9 @@ class TokenVerifier:
             discovery = discovery or DiscoveryCache(client, **common)
         self._jwks = jwks
         self._discovery = discovery
+        self._keys = IssuerKeys(
+            jwks, discovery, {name: state.hmac_key for name, state in self._states.items()}
+        )
 
     @property
     def clock(self) -> Clock:
@@ -214,10 +209,6 @@ class TokenVerifier:
         """Return the cached verification of ``token`` if still valid (no I/O, no parsing)."""
         return self._cache.lookup(token, self._clock.time())[0]
 
-    def lookup(self, token: str) -> tuple[VerifiedToken | None, bytes]:
-        """:meth:`cached`, also returning the cache key to pass to :meth:`verify` on a miss."""
-        return self._cache.lookup(token, self._clock.time())
-
     async def verify(
         self,
         token: str,
@@ -237,7 +228,7 @@ class TokenVerifier:
             use_cache: read and fill the verified-token cache. Verifications with an
                 ``audience`` or ``token_types`` override never use the cache, so a token
                 accepted under one policy is never served under another.
-            cache_key: the key from a ``cache.lookup(token)`` that has just missed (no
+            cache_key: the key from a ``cache.lookup(token, now)`` that has just missed (no
                 await in between): the lookup is not repeated.
 
         Raises:
@@ -267,7 +258,7 @@ class TokenVerifier:
         started = time.perf_counter() if emitting else 0.0
         try:
             parsed, resolved, state = self._route(token)
-            keys = self._warm_keys(resolved, parsed.kid, parsed.alg)
+            keys = self._keys.warm(resolved, parsed.kid, parsed.alg)
             if keys is None:
                 keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
                 now = self._clock.time()  # a fetch may take a while: check claims after it
@@ -342,35 +333,10 @@ class TokenVerifier:
             resolved,
             sub if isinstance(sub, str) else "",
             resolved.connection,
-            self._scopes(claims, state.policy.scope_claims),
+            self._scope_sets(claims, state.policy.scope_claims),
             expires_at,
             key.kid,
         )
-
-    def _scopes(self, claims: dict[str, Any], names: tuple[str, ...]) -> frozenset[str]:
-        # Scope claims holding strings (the usual "scope": "read write") are looked up
-        # by their texts; lists (unhashable) are collected, then shared.
-        texts = tuple(map(claims.get, names))
-        try:
-            shared = self._scope_texts.get(texts)
-        except TypeError:
-            return self._shared_scopes(scopes_from(claims, names))
-        if shared is None:
-            if len(self._scope_texts) >= _SCOPE_SETS_SIZE:
-                self._scope_texts.clear()
-            shared = self._scope_texts[texts] = self._shared_scopes(scopes_from(claims, names))
-        return shared
-
-    def _shared_scopes(self, scopes: frozenset[str]) -> frozenset[str]:
-        # Most tokens of an application carry the same few scope sets: share them,
-        # which keeps cached entries small (issue 7's memory target).
-        shared = self._scope_sets.get(scopes)
-        if shared is not None:
-            return shared
-        if len(self._scope_sets) >= _SCOPE_SETS_SIZE:
-            self._scope_sets.clear()
-        self._scope_sets[scopes] = scopes
-        return scopes
 
     async def keys_for(
         self, resolved: ResolvedIssuer, kid: str | None, alg: str
@@ -384,70 +350,7 @@ class TokenVerifier:
             UnknownKey: no key fits.
             KeysUnavailable: keys or metadata cannot be fetched.
         """
-        if alg in _HMAC_ALGORITHMS:
-            secret_key = self._states[resolved.config.issuer].hmac_key
-            if secret_key is None:
-                raise DisallowedAlgorithm("the issuer has no secret for HMAC algorithms")
-            return (secret_key,)
-        found = self._warm_keys(resolved, kid, alg)
-        if found is not None:
-            return found
-        uri = resolved.jwks_uri
-        if uri is None:
-            uri = (await self._metadata_for(resolved)).jwks_uri
-        return await self._jwks.find(uri, kid, alg)
-
-    def _warm_keys(
-        self, resolved: ResolvedIssuer, kid: str | None, alg: str
-    ) -> tuple[VerificationKey, ...] | None:
-        # Keys already at hand, without awaiting the caches' refresh machinery; None
-        # when keys_for must await. The candidates of a (kid, alg) are remembered per
-        # key set object, so a rotation invalidates them.
-        if alg in _HMAC_ALGORITHMS:
-            secret_key = self._states[resolved.config.issuer].hmac_key
-            return None if secret_key is None else (secret_key,)
-        uri = resolved.jwks_uri
-        if uri is None:
-            metadata = self._cached_metadata(resolved)
-            if metadata is None:
-                return None
-            uri = metadata.jwks_uri
-        keyset = self._jwks.cached(uri)
-        if keyset is None:
-            return None
-        memo_key = (uri, kid, alg)
-        memo = self._candidates.get(memo_key)
-        if memo is not None and memo[0] is keyset:
-            return memo[1]
-        found = keyset.candidates(kid, alg)
-        if not found:
-            return None
-        if len(self._candidates) >= _CANDIDATE_MEMO_SIZE:
-            self._candidates.clear()
-        self._candidates[memo_key] = (keyset, found)
-        return found
-
-    def _expected_issuer(self, resolved: ResolvedIssuer) -> str:
-        # A tenant's own document names the concrete issuer; one shared by every
-        # tenant of a template names the configured template text.
-        shared = (
-            resolved.tenant is not None and resolved.discovery_url == resolved.config.discovery_url
-        )
-        return resolved.config.issuer if shared else resolved.iss
-
-    def _cached_metadata(self, resolved: ResolvedIssuer) -> ProviderMetadata | None:
-        cached = self._discovery.cached(resolved.discovery_url)
-        if cached is not None and cached.issuer == self._expected_issuer(resolved):
-            return cached
-        return None
-
-    async def _metadata_for(self, resolved: ResolvedIssuer) -> ProviderMetadata:
-        cached = self._cached_metadata(resolved)
-        if cached is not None:
-            return cached
-        return await self._discovery.get(
-            resolved.discovery_url, expected_issuer=self._expected_issuer(resolved)
-        )
+        return await self._keys.find(resolved, kid, alg)
 
     async def metadata(self, issuer: str) -> ProviderMetadata:
         """Return the discovery metadata of an exact configured issuer.
@@ -466,7 +369,7 @@ class TokenVerifier:
         for config in self._registry.issuers:
             if config.is_template and config.jwks_uri is None:
                 continue
-            if self._states[config.issuer].algorithms <= _HMAC_ALGORITHMS:
+            if self._states[config.issuer].algorithms <= HMAC_ALGORITHMS:
                 continue
             try:
                 uri = config.jwks_uri or (await self.metadata(config.issuer)).jwks_uri

@@ -28,7 +28,6 @@ __all__ = ["JWSParser", "ParsedToken", "SignatureKey", "der_signature", "verify_
 # RFC 7515 §2, §7.1: three non-empty base64url segments without padding. An empty
 # signature (the "none" algorithm) is refused after the header says why.
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_ALPHABET_BYTES = _ALPHABET.encode("ascii")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 # The last character of a segment may only carry data bits (RFC 4648 §3.5): with
 # two or three characters in the last quantum, the unused low bits must be zero,
@@ -96,11 +95,18 @@ class ParsedToken:
 
 
 def _b64decode(standard: bytes, token: str, start: int, end: int) -> bytes:
-    """Decode ``token[start:end]``, already translated to the standard alphabet."""
+    """Decode ``token[start:end]``, already translated to the standard alphabet.
+
+    Strict: any character outside the alphabet is refused (the caller has ruled
+    out ``+``, ``/`` and ``=``, which the translation would otherwise let in).
+    """
     size = (end - start) % 4
     if size == 1 or (size and token[end - 1] not in _CANONICAL_LAST[size]):
         raise MalformedToken("the token has a badly encoded segment")
-    return binascii.a2b_base64(standard[start:end] + _PADDING[size])
+    try:
+        return binascii.a2b_base64(standard[start:end] + _PADDING[size], strict_mode=True)
+    except binascii.Error as exc:
+        raise MalformedToken("the token has a badly encoded segment") from exc
 
 
 def _depth(value: object) -> int:
@@ -121,8 +127,13 @@ def _json_object(data: bytes, max_depth: int, what: str) -> dict[str, Any]:
         raise MalformedToken(f"the token {what} is not UTF-8 JSON") from exc
     if not isinstance(value, dict):
         raise MalformedToken(f"the token {what} is not a JSON object")
-    # Counting brackets is a cheap upper bound; only walk when it could be too deep.
-    if data.count(b"{") + data.count(b"[") > max_depth and _depth(value) > max_depth:
+    # A flat object has no second "{" and no "[" (two memchr scans); otherwise
+    # counting brackets is a cheap upper bound, and only then is the value walked.
+    if (
+        (b"[" in data or data.find(b"{", 1) >= 0)
+        and data.count(b"{") + data.count(b"[") > max_depth
+        and _depth(value) > max_depth
+    ):
         raise MalformedToken(f"the token {what} is nested too deeply")
     return value
 
@@ -179,10 +190,19 @@ class JWSParser:
         if not token.isascii():
             raise MalformedToken("the token is not a compact JWS (three base64url segments)")
         raw = token.encode("ascii")
-        # Deleting the base64url alphabet must leave exactly the two separators.
         first = token.find(".")
         second = token.find(".", first + 1)
-        if raw.translate(None, _ALPHABET_BYTES) != b".." or first < 1 or second == first + 1:
+        # Segments decode strictly after "-_" become "+/", so the characters that
+        # mapping would let in are refused here (memchr scans); any other stray
+        # character, a third "." included, fails the strict decoding.
+        if (
+            first < 1
+            or second < 0
+            or second == first + 1
+            or b"+" in raw
+            or b"/" in raw
+            or b"=" in raw
+        ):
             raise MalformedToken("the token is not a compact JWS (three base64url segments)")
         standard = raw.translate(_TO_STANDARD)
         head = token[:first]
@@ -198,8 +218,11 @@ class JWSParser:
             raise MalformedToken("the token has no signature")
         # No canonical-encoding test here: the signature covers the encoded text, so
         # another spelling of these claims would need its own signature.
+        size = (second - first - 1) % 4
         try:
-            claims_json = binascii.a2b_base64(standard[first + 1 : second] + b"==")
+            claims_json = binascii.a2b_base64(
+                standard[first + 1 : second] + _PADDING[size], strict_mode=True
+            )
         except binascii.Error as exc:
             raise MalformedToken("the token has a badly encoded segment") from exc
         return ParsedToken(

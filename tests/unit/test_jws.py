@@ -320,3 +320,16 @@ def test_unknown_algorithm_is_refused() -> None:
     key, signature = _signed("RS256")
     with pytest.raises(InvalidSignature, match="not supported"):
         verify_signature("RS1", DATA, signature, (key,))
+
+
+@pytest.mark.parametrize("part", [0, 1, 2])
+@pytest.mark.parametrize("junk", [" ", "!", ".", "=", "+", "/", "\n", "~", "*"])
+def test_a_stray_character_in_any_segment_is_refused(
+    parser: JWSParser, part: int, junk: str
+) -> None:
+    good = compact({"alg": "RS256"}, signature=b"0123456789")
+    parser.parse(good)  # the header is cached now: a stray character must still be found
+    segments = good.split(".")
+    segments[part] = segments[part][:4] + junk + segments[part][4:]
+    with pytest.raises(MalformedToken):
+        parser.parse(".".join(segments))

@@ -130,7 +130,7 @@ def _json_object(data: bytes, max_depth: int, what: str) -> dict[str, Any]:
     # A flat object has no second "{" and no "[" (two memchr scans); otherwise
     # counting brackets is a cheap upper bound, and only then is the value walked.
     if (
-        (b"[" in data or data.find(b"{", 1) >= 0)
+        (data.find(b"[") >= 0 or data.find(b"{", 1) >= 0)
         and data.count(b"{") + data.count(b"[") > max_depth
         and _depth(value) > max_depth
     ):
@@ -193,15 +193,16 @@ class JWSParser:
         first = token.find(".")
         second = token.find(".", first + 1)
         # Segments decode strictly after "-_" become "+/", so the characters that
-        # mapping would let in are refused here (memchr scans); any other stray
-        # character, a third "." included, fails the strict decoding.
+        # mapping would let in are refused here; any other stray character, a third
+        # "." included, fails the strict decoding. (find, not "in": CPython's
+        # bytes.__contains__ first tries the argument as an int and raises inside.)
         if (
             first < 1
             or second < 0
             or second == first + 1
-            or b"+" in raw
-            or b"/" in raw
-            or b"=" in raw
+            or raw.find(b"+") >= 0
+            or raw.find(b"/") >= 0
+            or raw.find(b"=") >= 0
         ):
             raise MalformedToken("the token is not a compact JWS (three base64url segments)")
         standard = raw.translate(_TO_STANDARD)

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from asgi_sso._scim_input import ScimError, read_body
+from asgi_sso.claims import normalize_type
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import AuthError, ConfigurationError
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
@@ -28,6 +29,7 @@ from asgi_sso.revocation import Revocation, RevocationBus
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "BackchannelConfig", "BackchannelLogoutApp"]
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+_REQUIRED = ("iss", "aud", "iat", "exp", "jti", "events")
 _encoder = msgspec.json.Encoder()
 
 
@@ -53,6 +55,7 @@ class LogoutTokenVerifier(Protocol):
         *,
         audience: str | None = ...,
         token_types: tuple[str, ...] | None = ...,
+        required_claims: tuple[str, ...] | None = ...,
         use_cache: bool = ...,
     ) -> Any:
         """Verify ``token`` or raise an ``AuthError``."""
@@ -64,15 +67,19 @@ class BackchannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
     Attributes:
         client_id: this relying party's client id: the required ``aud``.
-        token_types: accepted ``typ`` headers (§2.4 recommends ``logout+jwt``);
-            ``None`` applies the issuer's own policy.
+        token_types: accepted ``typ`` headers (§2.4 recommends ``logout+jwt``); a
+            token with another ``typ`` is refused.
+        require_typ: refuse a token without ``typ``. Off by default: explicit typing
+            is only recommended and several providers omit it; the ``events`` claim
+            and the absence of ``nonce`` still tell a logout token from other JWTs.
         max_lifetime: longest accepted ``exp - iat`` in seconds ("short exp").
         max_body_bytes: larger POST bodies are refused while being read.
         replay_cache_size: ``jti`` values remembered at most.
     """
 
     client_id: str
-    token_types: tuple[str, ...] | None = ("logout+jwt",)
+    token_types: tuple[str, ...] = ("logout+jwt",)
+    require_typ: bool = False
     max_lifetime: float = 600.0
     max_body_bytes: int = 16 * 1024
     replay_cache_size: int = 10_000
@@ -109,6 +116,7 @@ class BackchannelLogoutApp:
         clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self._types = frozenset(normalize_type(t) for t in config.token_types)
         self._verifier = verifier
         self._bus = revocations
         self._emitter = emitter
@@ -149,7 +157,8 @@ class BackchannelLogoutApp:
             verified = await self._verifier.verify(
                 tokens[0],
                 audience=self.config.client_id,
-                token_types=self.config.token_types,
+                token_types=(),  # checked below: typ is optional (§2.4)
+                required_claims=_REQUIRED,  # sub and/or sid: checked below (§2.4)
                 use_cache=False,
             )
         except AuthError as exc:
@@ -157,6 +166,12 @@ class BackchannelLogoutApp:
         return self._check(verified)
 
     def _check(self, verified: _Verified) -> Revocation:
+        typ = verified.header.get("typ")
+        if typ is None:
+            if self.config.require_typ:
+                raise _Refused("the logout token has no typ header")
+        elif not isinstance(typ, str) or normalize_type(typ) not in self._types:
+            raise _Refused("the logout token's typ header is not logout+jwt")
         claims = verified.claims
         events = claims.get("events")
         if not isinstance(events, dict) or not isinstance(

@@ -134,6 +134,7 @@ def validate_claims(
     now: float,
     audiences: frozenset[str] | None = None,
     token_types: frozenset[str] | None = None,
+    required: tuple[str, ...] | None = None,
 ) -> float:
     """Check a claim set; return its expiry time.
 
@@ -144,7 +145,10 @@ def validate_claims(
         policy: the issuer's rules.
         now: wall-clock seconds since the epoch.
         audiences: overrides the policy's audiences (e.g. a client id for ID tokens).
-        token_types: overrides the policy's accepted normalized ``typ`` values.
+        token_types: overrides the policy's accepted normalized ``typ`` values (an
+            empty set: no ``typ`` check).
+        required: overrides the policy's required claims (e.g. a logout token may
+            carry ``sid`` instead of ``sub``).
 
     Returns:
         ``exp`` as a float (capped far in the future), or ``inf`` without ``exp``.
@@ -154,7 +158,11 @@ def validate_claims(
     """
     # Set operations and exact int tests first (the common case, in C); the named
     # helpers below give the precise refusal when a quick test fails.
-    if not claims.keys() >= policy.required_set or None in claims.values():
+    if required is not None:
+        for name in required:
+            if claims.get(name) is None:
+                raise InvalidClaim(f"the token has no {name!r} claim")
+    elif not claims.keys() >= policy.required_set or None in claims.values():
         for name in policy.required:
             if claims.get(name) is None:
                 raise InvalidClaim(f"the token has no {name!r} claim")
@@ -191,7 +199,7 @@ def validate_claims(
         if value is not None and type(value) is not str:
             _check_strings(claims, (name,))
     types = policy.token_types if token_types is None else token_types
-    if types is not None:
+    if types:
         check_type(header, types)
     return float("inf") if exp is None else float(exp)
 

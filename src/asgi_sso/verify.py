@@ -215,6 +215,7 @@ class TokenVerifier:
         *,
         audience: str | None = None,
         token_types: tuple[str, ...] | None = None,
+        required_claims: tuple[str, ...] | None = None,
         use_cache: bool = True,
         cache_key: bytes | None = None,
     ) -> VerifiedToken:
@@ -224,17 +225,21 @@ class TokenVerifier:
             token: the compact JWS (untrusted).
             audience: the one audience to require instead of the issuer's (e.g. a client
                 id for ID tokens and logout tokens).
-            token_types: accepted ``typ`` values instead of the issuer's.
+            token_types: accepted ``typ`` values instead of the issuer's (``()``: no
+                ``typ`` check, for callers that check it themselves).
+            required_claims: claims that must be present instead of the issuer's.
             use_cache: read and fill the verified-token cache. Verifications with an
-                ``audience`` or ``token_types`` override never use the cache, so a token
-                accepted under one policy is never served under another.
+                override never use the cache, so a token accepted under one policy is
+                never served under another.
             cache_key: the key from a ``cache.lookup(token, now)`` that has just missed (no
                 await in between): the lookup is not repeated.
 
         Raises:
             AuthError: a subclass saying why the token is refused (never anything else).
         """
-        cacheable = use_cache and audience is None and token_types is None
+        cacheable = (
+            use_cache and audience is None and token_types is None and required_claims is None
+        )
         emitting = self._emitter.enabled
         cache = self._cache
         key = b""
@@ -262,7 +267,9 @@ class TokenVerifier:
             if keys is None:
                 keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
                 now = self._clock.time()  # a fetch may take a while: check claims after it
-            verified = self._finish(parsed, resolved, state, keys, now, audience, token_types)
+            verified = self._finish(
+                parsed, resolved, state, keys, now, audience, token_types, required_claims
+            )
         except AuthError as error:
             # Transient outages are not remembered; malformed input is cheap to refuse again.
             if cacheable and not isinstance(error, ServiceUnavailable | MalformedToken):
@@ -311,6 +318,7 @@ class TokenVerifier:
         now: float,
         audience: str | None,
         token_types: tuple[str, ...] | None,
+        required_claims: tuple[str, ...] | None = None,
     ) -> VerifiedToken:
         # Synchronous steps after the keys: signature, then claims.
         claims = parsed.claims
@@ -325,6 +333,7 @@ class TokenVerifier:
             token_types=None
             if token_types is None
             else frozenset(normalize_type(t) for t in token_types),
+            required=required_claims,
         )
         sub = claims.get("sub")
         return VerifiedToken(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,18 +22,18 @@ CLIENT = "dev-client"
 
 
 class Env:
-    def __init__(self) -> None:
+    def __init__(self, **config: Any) -> None:
         self.idp = DevIdP()
         self.idp_client = self.idp.http_client()
-        # Logout tokens may carry only sid: do not require sub here.
-        issuer = self.idp.issuer_config(audience="api://x", required_claims=("iss", "exp", "iat"))
+        # The issuer's default policy requires sub; the endpoint still accepts sid-only tokens.
+        issuer = self.idp.issuer_config(audience="api://x")
         self.verifier = TokenVerifier([issuer], client=self.idp_client)
         self.bus = RevocationBus()
         self.revoked: list[Revocation] = []
         self.bus.subscribe(self.revoked.append)
         self.events: list[Event] = []
         app = BackchannelLogoutApp(
-            BackchannelConfig(client_id=CLIENT), self.verifier, revocations=self.bus,
+            BackchannelConfig(client_id=CLIENT, **config), self.verifier, revocations=self.bus,
             emitter=Emitter([self.events.append]), clock=self.idp.clock,
         )  # fmt: skip
         self.client = httpx.AsyncClient(
@@ -152,3 +154,21 @@ def test_config_is_validated() -> None:
         BackchannelConfig(client_id="")
     with pytest.raises(ConfigurationError):
         BackchannelConfig(client_id="c", max_lifetime=0)
+
+
+async def test_typ_is_optional_but_must_be_logout_jwt_when_present(env: Env) -> None:
+    without = env.idp.tokens.token(claims=env.claims(), headers={"typ": None})
+    assert "typ" not in json.loads(base64.urlsafe_b64decode(without.split(".")[0] + "=="))
+    assert (await env.post(without)).status_code == 200
+    assert_400(await env.post(env.idp.sign(env.claims(), "JWT")))
+    assert_400(await env.post(env.idp.sign(env.claims(), "at+jwt")))
+    ok = await env.post(env.idp.sign(env.claims(), "application/logout+jwt"))
+    assert ok.status_code == 200
+
+
+async def test_require_typ_refuses_untyped_tokens() -> None:
+    env = Env(require_typ=True)
+    async with env.client, env.idp_client:
+        untyped = env.idp.tokens.token(claims=env.claims(), headers={"typ": None})
+        assert_400(await env.post(untyped))
+        assert (await env.post(env.idp.sign(env.claims(), "logout+jwt"))).status_code == 200

@@ -204,3 +204,17 @@ def test_scopes_from_strings_and_lists() -> None:
     assert scopes_from(values, ("scope", "scp")) == {"read", "write", "admin", "x"}
     assert scopes_from({}, ("scope",)) == frozenset()
     assert scopes_from({"roles": "r"}, ("roles",)) == {"r"}
+
+
+def test_required_override_replaces_the_policys_claims() -> None:
+    sid_only = claims(sub=None, sid="s-1")
+    with pytest.raises(InvalidClaim, match="no 'sub'"):
+        check(sid_only)
+    assert check(sid_only, required=("iss", "exp", "sid")) == NOW + 60
+    with pytest.raises(InvalidClaim, match="no 'jti'"):
+        check(sid_only, required=("iss", "jti"))
+
+
+def test_an_empty_type_override_turns_the_typ_check_off() -> None:
+    rules = policy(token_types=AT_JWT_TYPES)
+    assert check(claims(), rules, header={"alg": "RS256"}, token_types=frozenset())

@@ -113,7 +113,8 @@ def mint(
         key: a private key.
         alg: the signing algorithm; defaults to the key's ``alg`` or its type's usual one.
         kid: the ``kid`` header; defaults to the key's ``kid``. Pass ``""`` to omit it.
-        headers: extra (or overriding) protected header members, e.g. ``{"typ": "at+jwt"}``.
+        headers: extra (or overriding) protected header members, e.g. ``{"typ": "at+jwt"}``;
+            a ``None`` value removes the member (``{"typ": None}``: an untyped token).
 
     Returns:
         The compact serialization ``header.payload.signature``.
@@ -124,6 +125,7 @@ def mint(
     if key_id:
         header["kid"] = key_id
     header.update(headers or {})
+    header = {name: value for name, value in header.items() if value is not None}
     # Signed by hand rather than with jwt.encode: tests need headers joserfc would
     # refuse to produce (``crit``, ``jku``, embedded ``jwk``), signed correctly.
     signing_input = f"{_json_segment(header)}.{_json_segment(claims)}"

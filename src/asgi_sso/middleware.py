@@ -198,11 +198,15 @@ class SSOMiddleware:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def startup(self) -> None:
-        """Start background work: stores, revocation subscription, key prefetch.
+    async def startup(self, *, warm: bool = True) -> None:
+        """Start background work: stores, the revocation subscription, key prefetch.
 
-        Runs at lifespan start-up, or on the first request when the server
-        sends no lifespan events (e.g. httpx's ``ASGITransport``).
+        Runs at lifespan start-up, or on the first request when the server sends
+        no lifespan events (e.g. httpx's ``ASGITransport``).
+
+        Args:
+            warm: prefetch discovery and keys. A first request that starts the
+                middleware lazily passes ``False``: it must not wait on every IdP.
         """
         async with self._start_lock:
             if self._started:
@@ -210,9 +214,9 @@ class SSOMiddleware:
             await self.revocations.start()
             if self.identity is not None:
                 await self.identity.start()
-            if self.login is not None:
-                await self.login.start()
-            if self.prefetch:
+            if warm and self.prefetch:
+                if self.login is not None:
+                    await self.login.start()
                 await self.verifier.prefetch()
             self._started = True
 
@@ -266,7 +270,11 @@ class SSOMiddleware:
             await self.app(scope, receive, send)
             return
         if not self._started:
-            await self.startup()
+            try:
+                await self.startup(warm=False)
+            except AuthError as exc:  # e.g. the user store is down: 503, retried next time
+                await self._refuse(scope, receive, send, exc)
+                return
         path: str = scope["path"]
 
         if kind == "http" and self._own_routes:

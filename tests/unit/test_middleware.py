@@ -413,3 +413,37 @@ async def test_eviction_reaches_tokens_served_from_the_recent_map(
         assert app.verifier.cached(token) is None
         # Verified again from scratch (the token itself is still valid at the IdP).
         assert (await c.get("/x", headers=headers)).status_code == 200
+
+
+async def test_a_lazy_start_does_not_make_the_first_request_wait_on_the_idp(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    app = sso(idp, idp_http)
+    async with client_for(app) as c:
+        assert (await c.get("/x")).status_code == 401
+    assert sum(idp.requests.values()) == 0  # no prefetch without a lifespan start-up
+
+
+async def test_a_user_store_that_cannot_start_gives_503_then_recovers(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    from asgi_sso.errors import StoreUnavailable
+    from asgi_sso.stores import MemoryUserStore
+
+    class FlakyStore(MemoryUserStore):
+        down = True
+
+        async def start(self) -> None:
+            if self.down:
+                raise StoreUnavailable("the user store is unavailable (test)")
+
+    store = FlakyStore()
+    app = sso(idp, idp_http, user_store=store)
+    token = idp.issue_token("alice", audience=AUD)
+    async with client_for(app) as c:
+        r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 503
+        assert "retry-after" in r.headers
+        store.down = False
+        ok = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200

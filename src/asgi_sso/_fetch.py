@@ -5,6 +5,10 @@ deadline over the whole exchange, a size cap enforced while streaming, the
 Cache-Control lifetime); :class:`DocumentCache` keeps the parsed result per URL
 with a TTL, single-flight refreshes, a cooldown between attempts and
 stale-if-error. The JWKS and discovery caches are thin layers over it.
+
+Optionally a :class:`SharedDocuments` store (Redis) lets N workers share one
+fetch: a refresh first looks there, parses what it finds exactly like an IdP
+body (the store is trusted no more than the IdP), and publishes what it fetched.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -21,12 +25,38 @@ from asgi_sso.config import Clock, Limits
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.events import Emitter, Event
 
-__all__ = ["DocumentCache", "FetchError", "FetchedDocument", "fetch_document", "max_age_of"]
+__all__ = [
+    "DocumentCache",
+    "FetchError",
+    "FetchedDocument",
+    "SharedDocuments",
+    "fetch_document",
+    "max_age_of",
+]
 
 T = TypeVar("T")
 
 MAX_CACHED_URLS = 1024
 """Documents kept per cache; past this the oldest idle entry is dropped."""
+
+SHARED_TIMEOUT = 0.5
+"""Seconds one shared-store call may take before the IdP path is used instead."""
+
+
+class SharedDocuments(Protocol):
+    """A store of raw document bodies shared by every worker (e.g. Redis).
+
+    Implementations may raise anything: :class:`DocumentCache` swallows every
+    failure (with an event) and asks the IdP instead.
+    """
+
+    async def get(self, url: str) -> tuple[bytes, float] | None:
+        """The body stored for ``url`` and its wall-clock expiry, or ``None``."""
+        ...
+
+    async def put(self, url: str, body: bytes, expires_at: float) -> None:
+        """Store ``body`` for ``url`` until ``expires_at`` (wall-clock seconds)."""
+        ...
 
 
 class FetchError(Exception):
@@ -132,6 +162,16 @@ async def fetch_document(client: httpx.AsyncClient, url: str, *, limits: Limits)
     return FetchedDocument(body=b"".join(chunks), max_age=max_age)
 
 
+def _reason(exc: Exception, where: str) -> str:
+    """A short, non-secret reason for a failed fetch, parse or shared-store call."""
+    if isinstance(exc, FetchError):
+        return exc.reason
+    if isinstance(exc, ValueError):  # parse() explains a bad document
+        return str(exc) or "invalid document"
+    # Unexpected: the type only, its message could quote the body or a URL's password.
+    return f"{type(exc).__name__} {where}"
+
+
 class _Slot(Generic[T]):
     """The cache state of one URL; touched only from the event loop."""
 
@@ -165,8 +205,10 @@ class DocumentCache(Generic[T]):
         event_name: the :class:`~asgi_sso.events.Event` name of each fetch.
         what: names the document in a refusal's description ("keys", "metadata").
         limits: TTL bounds, cooldown, stale window, deadline and size cap.
-        clock: monotonic time for lifetimes.
+        clock: monotonic time for lifetimes, wall time for the shared store's expiries.
         emitter: where fetch events go.
+        shared: a store shared with other workers, consulted before the IdP on
+            every refresh except a forced one (an unknown ``kid``).
     """
 
     def __init__(
@@ -178,8 +220,10 @@ class DocumentCache(Generic[T]):
         limits: Limits,
         clock: Clock,
         emitter: Emitter,
+        shared: SharedDocuments | None = None,
     ) -> None:
         self._client = client
+        self._shared = shared
         self._event_name = event_name
         self._what = what
         self._limits = limits
@@ -272,22 +316,21 @@ class DocumentCache(Generic[T]):
                 slot.last_forced = now
             slot.last_attempt = now
             slot.fetches += 1
-            slot.task = asyncio.create_task(self._run(url, slot, parse))
+            slot.task = asyncio.create_task(self._run(url, slot, parse, forced=forced))
         # Shielded: a cancelled waiter must not cancel the fetch the others wait on.
         await asyncio.shield(slot.task)
 
-    async def _run(self, url: str, slot: _Slot[T], parse: Callable[[bytes], T]) -> None:
+    async def _run(
+        self, url: str, slot: _Slot[T], parse: Callable[[bytes], T], *, forced: bool
+    ) -> None:
         started = self._clock.monotonic()
         try:
+            if not forced and await self._from_shared(url, slot, parse, started):
+                return
             document = await fetch_document(self._client, url, limits=self._limits)
             value = parse(document.body)
         except Exception as exc:  # FetchError, ValueError from parse, anything else
-            if isinstance(exc, FetchError):
-                reason = exc.reason
-            elif isinstance(exc, ValueError):  # parse() explains a bad document
-                reason = str(exc) or "invalid document"
-            else:  # unexpected: the type only, its message could quote the body
-                reason = f"{type(exc).__name__} while parsing"
+            reason = _reason(exc, "while parsing")
             slot.last_error = reason
             now = self._clock.monotonic()
             stale = self._servable(slot, now)
@@ -302,8 +345,59 @@ class DocumentCache(Generic[T]):
             slot.expires_at = now + ttl
             slot.last_error = None
             self._emit("ok", None, url, now - started)
+            await self._to_shared(url, document.body, ttl)
         finally:
             slot.task = None
+
+    async def _from_shared(
+        self, url: str, slot: _Slot[T], parse: Callable[[bytes], T], started: float
+    ) -> bool:
+        """Take a fresh, valid body from the shared store; ``False`` to ask the IdP."""
+        if self._shared is None:
+            return False
+        try:
+            async with asyncio.timeout(SHARED_TIMEOUT):
+                found = await self._shared.get(url)
+            if found is None:
+                return False
+            body, expires_at = found
+            remaining = min(float(expires_at) - self._clock.time(), self._limits.jwks_max_ttl)
+            if not remaining > 0.0:  # expired, or NaN
+                return False
+            if len(body) > self._limits.max_document_bytes:
+                raise FetchError("shared body too large")
+            value = parse(bytes(body))
+        except Exception as exc:  # the store's failures and bad bodies: the IdP decides
+            self._emit_shared_error(url, exc)
+            return False
+        now = self._clock.monotonic()
+        slot.value = value
+        slot.fetched_at = now
+        slot.expires_at = now + remaining
+        slot.last_error = None
+        self._emit("shared", None, url, now - started)
+        return True
+
+    async def _to_shared(self, url: str, body: bytes, ttl: float) -> None:
+        if self._shared is None or ttl <= 0.0:
+            return
+        try:
+            async with asyncio.timeout(SHARED_TIMEOUT):
+                await self._shared.put(url, body, self._clock.time() + ttl)
+        except Exception as exc:  # a failing store never fails a good fetch
+            self._emit_shared_error(url, exc)
+
+    def _emit_shared_error(self, url: str, exc: Exception) -> None:
+        if self._emitter.enabled:
+            self._emitter.emit(
+                Event(
+                    name="shared_documents",
+                    outcome="error",
+                    reason=_reason(exc, "in the shared store"),
+                    time=self._clock.time(),
+                    detail={"uri": url},
+                )
+            )
 
     def _servable(self, slot: _Slot[T], now: float) -> bool:
         # Stale-if-error: keys past expiry serve for at most jwks_stale_max_age more.

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from asgi_sso._fetch import DocumentCache
+from asgi_sso._fetch import DocumentCache, SharedDocuments
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.events import NULL_EMITTER, Emitter
@@ -138,6 +138,9 @@ class DiscoveryCache:
         limits: TTL bounds, cooldown, stale window, deadline and size cap (as for JWKS).
         clock: monotonic time for lifetimes.
         emitter: receives a ``discovery.fetch`` event per fetch.
+        shared: a store shared with other workers (e.g.
+            :class:`~asgi_sso.redis_documents.RedisDocumentCache`), read before the
+            IdP and written after each fetch; its bodies are checked like the IdP's.
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class DiscoveryCache:
         limits: Limits = Limits(),  # noqa: B008 - a frozen Struct is a safe default
         clock: Clock = SystemClock(),  # noqa: B008 - stateless
         emitter: Emitter = NULL_EMITTER,
+        shared: SharedDocuments | None = None,
     ) -> None:
         self._documents: DocumentCache[ProviderMetadata] = DocumentCache(
             client,
@@ -155,6 +159,7 @@ class DiscoveryCache:
             limits=limits,
             clock=clock,
             emitter=emitter,
+            shared=shared,
         )
 
     async def get(self, url: str, *, expected_issuer: str) -> ProviderMetadata:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from asgi_sso._fetch import DocumentCache
+from asgi_sso._fetch import DocumentCache, SharedDocuments
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable, UnknownKey
 from asgi_sso.events import NULL_EMITTER, Emitter
@@ -36,6 +36,9 @@ class JWKSCache:
         limits: TTL bounds, cooldown, stale window, negative-cache TTL, deadline, size cap.
         clock: monotonic time for lifetimes (tests pass a fake clock).
         emitter: receives a ``jwks.fetch`` event per fetch (``ok``, ``stale`` or ``error``).
+        shared: a store shared with other workers (e.g.
+            :class:`~asgi_sso.redis_documents.RedisDocumentCache`), read before the
+            IdP and written after each fetch; its bodies are checked like the IdP's.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class JWKSCache:
         limits: Limits = Limits(),  # noqa: B008 - a frozen Struct is a safe default
         clock: Clock = SystemClock(),  # noqa: B008 - stateless
         emitter: Emitter = NULL_EMITTER,
+        shared: SharedDocuments | None = None,
     ) -> None:
         self._limits = limits
         self._clock = clock
@@ -55,6 +59,7 @@ class JWKSCache:
             limits=limits,
             clock=clock,
             emitter=emitter,
+            shared=shared,
         )
         self._unknown: dict[str, dict[_NegativeKey, float]] = {}
         self._skipped: dict[str, list[str]] = {}

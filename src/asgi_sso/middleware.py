@@ -28,6 +28,7 @@ from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.verify import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
+    from asgi_sso._fetch import SharedDocuments
     from asgi_sso.backchannel import BackchannelLogoutApp
     from asgi_sso.identity import IdentityResolver
     from asgi_sso.login import BrowserLogin, LoginConfig
@@ -75,6 +76,9 @@ class SSOMiddleware:
         revocations: the revocation bus (default: in-process; Redis for several workers).
         event_sinks: callables receiving every :class:`~asgi_sso.events.Event`.
         verifier: a prepared :class:`~asgi_sso.verify.TokenVerifier` (advanced).
+        shared_documents: a JWKS/discovery cache shared by every worker (e.g.
+            :class:`~asgi_sso.redis_documents.RedisDocumentCache`), so N workers
+            do not each fetch on start-up; ignored when ``verifier`` is given.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class SSOMiddleware:
         revocations: RevocationBus | None = None,
         event_sinks: Sequence[EventSink] = (),
         verifier: TokenVerifier | None = None,
+        shared_documents: SharedDocuments | None = None,
     ) -> None:
         self.app = app
         self.limits = limits or Limits()
@@ -126,6 +131,7 @@ class SSOMiddleware:
             limits=self.limits,
             clock=self.clock,
             emitter=self.emitter,
+            shared_documents=shared_documents,
         )
         self.revocations = revocations or RevocationBus()
         self.revocations.subscribe(self._on_revocation)

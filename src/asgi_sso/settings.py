@@ -1,10 +1,11 @@
 """Shared-state backends from the environment: one URL for Redis, one for the user database.
 
 ``ASGI_SSO_REDIS_URL`` turns on Redis for server-side sessions, one-time sign-in
-state and the revocation broadcast; ``ASGI_SSO_DATABASE_URL`` puts users in
-SQLite or PostgreSQL. Without them everything stays in this process (cookie
-sessions, in-memory users, the local revocation bus): the zero-configuration
-path for one worker.
+state, the revocation broadcast and a shared JWKS/discovery cache;
+``ASGI_SSO_DATABASE_URL`` puts users in SQLite or PostgreSQL. Without them
+everything stays in this process (cookie sessions, in-memory users, the local
+revocation bus, per-process key caches): the zero-configuration path for one
+worker.
 
     backends = from_env()
     app = SSOMiddleware(inner, issuers, login=login, **backends.middleware_kwargs())
@@ -17,13 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from asgi_sso.config import Clock
+from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.revocation import RevocationBus
 from asgi_sso.stores._urls import async_database_url
 from asgi_sso.stores.memory import MemoryUserStore
 
 if TYPE_CHECKING:
+    from asgi_sso._fetch import SharedDocuments
     from asgi_sso.sessions.base import SessionStore
     from asgi_sso.stores.base import UserStore
 
@@ -43,12 +45,14 @@ class Backends:
         revocations: the Redis bus when configured, else the in-process bus.
         user_store: SQL when configured, else in memory.
         shared: whether sessions, sign-in state and revocations are shared (Redis).
+        shared_documents: the Redis JWKS/discovery cache when configured, else ``None``.
     """
 
     session_store: SessionStore | None
     revocations: RevocationBus
     user_store: UserStore
     shared: bool
+    shared_documents: SharedDocuments | None = None
 
     def middleware_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~asgi_sso.middleware.SSOMiddleware`."""
@@ -56,6 +60,7 @@ class Backends:
             "session_store": self.session_store,
             "revocations": self.revocations,
             "user_store": self.user_store,
+            "shared_documents": self.shared_documents,
         }
 
     def __repr__(self) -> str:
@@ -63,7 +68,8 @@ class Backends:
         return (
             f"Backends(session_store={type(self.session_store).__name__}, "
             f"revocations={type(self.revocations).__name__}, "
-            f"user_store={type(self.user_store).__name__})"
+            f"user_store={type(self.user_store).__name__}, "
+            f"shared_documents={type(self.shared_documents).__name__})"
         )
 
 
@@ -111,6 +117,7 @@ def from_env(environ: Mapping[str, str] | None = None, *, clock: Clock | None = 
         )
     try:
         from asgi_sso.redis_bus import RedisRevocationBus
+        from asgi_sso.redis_documents import RedisDocumentCache
         from asgi_sso.sessions.redis import RedisSessionStore
     except ImportError as exc:
         raise ConfigurationError(f"{REDIS_URL_ENV} needs: pip install 'asgi-sso[redis]'") from exc
@@ -120,4 +127,5 @@ def from_env(environ: Mapping[str, str] | None = None, *, clock: Clock | None = 
         revocations=RedisRevocationBus(redis_url, **extra),
         user_store=user_store,
         shared=True,
+        shared_documents=RedisDocumentCache(redis_url, clock=clock or SystemClock(), **extra),
     )

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from asgi_sso._fetch import SharedDocuments
 from asgi_sso._issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso._jws import JWSParser, ParsedToken, verify_signature
 from asgi_sso.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
@@ -134,6 +135,9 @@ class TokenVerifier:
         jwks: a key cache to share; built from ``client`` when not given.
         discovery: a metadata cache to share; built from ``client`` when not given.
         secrets: HMAC secrets by issuer string, for ``HS*`` issuers.
+        shared_documents: a JWKS/discovery body store shared by every worker
+            (e.g. :class:`~asgi_sso.redis_documents.RedisDocumentCache`), used by
+            the caches built here.
 
     Raises:
         ConfigurationError: the issuers or secrets are inconsistent.
@@ -150,6 +154,7 @@ class TokenVerifier:
         jwks: JWKSCache | None = None,
         discovery: DiscoveryCache | None = None,
         secrets: Mapping[str, Secret] | None = None,
+        shared_documents: SharedDocuments | None = None,
     ) -> None:
         self._registry = IssuerRegistry(issuers)
         secrets = dict(secrets or {})
@@ -171,7 +176,12 @@ class TokenVerifier:
         self._client = client
         if jwks is None or discovery is None:
             assert client is not None
-            common: dict[str, Any] = {"limits": limits, "clock": clock, "emitter": emitter}
+            common: dict[str, Any] = {
+                "limits": limits,
+                "clock": clock,
+                "emitter": emitter,
+                "shared": shared_documents,
+            }
             jwks = jwks or JWKSCache(client, **common)
             discovery = discovery or DiscoveryCache(client, **common)
         self._jwks = jwks

@@ -6,6 +6,7 @@ import pytest
 
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.redis_bus import RedisRevocationBus
+from asgi_sso.redis_documents import RedisDocumentCache
 from asgi_sso.revocation import RevocationBus
 from asgi_sso.sessions.redis import RedisSessionStore
 from asgi_sso.settings import Backends, database_url, from_env
@@ -18,6 +19,8 @@ async def close(backends: Backends) -> None:
         await backends.session_store.close()
     await backends.revocations.close()
     await backends.user_store.close()
+    if isinstance(backends.shared_documents, RedisDocumentCache):
+        await backends.shared_documents.aclose()
 
 
 async def test_no_variables_keep_everything_in_process() -> None:
@@ -26,7 +29,13 @@ async def test_no_variables_keep_everything_in_process() -> None:
     assert type(backends.revocations) is RevocationBus
     assert isinstance(backends.user_store, MemoryUserStore)
     assert not backends.shared
-    assert set(backends.middleware_kwargs()) == {"session_store", "revocations", "user_store"}
+    assert backends.shared_documents is None
+    assert backends.middleware_kwargs() == {
+        "session_store": None,
+        "revocations": backends.revocations,
+        "user_store": backends.user_store,
+        "shared_documents": None,
+    }
 
 
 async def test_redis_url_shares_sessions_state_and_revocations() -> None:
@@ -38,8 +47,12 @@ async def test_redis_url_shares_sessions_state_and_revocations() -> None:
     )
     assert isinstance(backends.session_store, RedisSessionStore)
     assert isinstance(backends.revocations, RedisRevocationBus)
+    assert isinstance(backends.shared_documents, RedisDocumentCache)
+    assert backends.middleware_kwargs()["shared_documents"] is backends.shared_documents
     assert backends.shared
     assert "app1:" in repr(backends.session_store)
+    assert backends.shared_documents.key("https://idp/jwks").startswith("app1:doc:")
+    assert "pw-secret" not in repr(backends.shared_documents)
     assert "pw-secret" not in repr(backends)
     await close(backends)
 

@@ -190,3 +190,49 @@ def test_shared_tenant_document_may_spell_the_placeholder_tenantid() -> None:
     assert not issuer_matches("https://login.microsoftonline.com/evil/v2.0", template)
     assert not issuer_matches("https://idp.example/{tenantid}", "https://idp.example/")
     assert not issuer_matches("https://idp.example/", "https://idp.example")
+
+
+class MemoryShared:
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[bytes, float]] = {}
+
+    async def get(self, url: str) -> tuple[bytes, float] | None:
+        return self.entries.get(url)
+
+    async def put(self, url: str, body: bytes, expires_at: float) -> None:
+        self.entries[url] = (body, expires_at)
+
+
+async def test_shared_metadata_spares_a_second_worker_the_fetch(
+    client: httpx.AsyncClient, provider: FakeProvider
+) -> None:
+    clock = FakeClock()
+    shared = MemoryShared()
+    first = DiscoveryCache(client, clock=clock, shared=shared)
+    await first.get(URL, expected_issuer=ISSUER)
+    events: list[Event] = []
+    second = DiscoveryCache(client, clock=clock, shared=shared, emitter=Emitter([events.append]))
+    metadata = await second.get(URL, expected_issuer=ISSUER)
+    assert metadata.jwks_uri == ISSUER + "/keys"
+    assert provider.requests == 1
+    assert [(e.name, e.outcome) for e in events] == [("discovery.fetch", "shared")]
+
+
+async def test_shared_metadata_is_checked_like_the_providers(
+    client: httpx.AsyncClient, provider: FakeProvider
+) -> None:
+    clock = FakeClock()
+    shared = MemoryShared()
+    forged = encode(document(issuer="https://evil.example", jwks_uri="https://evil.example/k"))
+    shared.entries[URL] = (forged, clock.time() + 300)
+    events: list[Event] = []
+    cache = DiscoveryCache(client, clock=clock, shared=shared, emitter=Emitter([events.append]))
+    metadata = await cache.get(URL, expected_issuer=ISSUER)
+    assert metadata.jwks_uri == ISSUER + "/keys"
+    assert provider.requests == 1
+    assert [(e.name, e.outcome) for e in events] == [
+        ("shared_documents", "error"),
+        ("discovery.fetch", "ok"),
+    ]
+    assert "names issuer 'https://evil.example'" in (events[0].reason or "")
+    assert shared.entries[URL][0] == encode(provider.doc)

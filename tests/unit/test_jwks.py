@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -428,3 +428,157 @@ async def test_unexpected_parser_errors_are_failures_that_never_quote_the_body(
         "the identity provider's things are unavailable (RuntimeError while parsing)"
     )
     assert documents.health()[URI]["last_error"] == "RuntimeError while parsing"
+
+
+class FakeShared:
+    """A SharedDocuments store in memory; can fail or hang."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[bytes, float]] = {}
+        self.gets = 0
+        self.puts = 0
+        self.error: Exception | None = None
+        self.hang = False
+
+    async def get(self, url: str) -> tuple[bytes, float] | None:
+        self.gets += 1
+        if self.error is not None:
+            raise self.error
+        if self.hang:
+            await asyncio.Event().wait()
+        return self.entries.get(url)
+
+    async def put(self, url: str, body: bytes, expires_at: float) -> None:
+        self.puts += 1
+        if self.error is not None:
+            raise self.error
+        if self.hang:
+            await asyncio.Event().wait()
+        self.entries[url] = (body, expires_at)
+
+
+@pytest.fixture
+def shared() -> FakeShared:
+    return FakeShared()
+
+
+@pytest.fixture
+def worker(
+    client: httpx.AsyncClient, clock: FakeClock, shared: FakeShared, events: list[Event]
+) -> Callable[[], JWKSCache]:
+    """Builds another worker's JWKS cache sharing the same store (and IdP)."""
+
+    def build() -> JWKSCache:
+        return JWKSCache(client, clock=clock, emitter=Emitter([events.append]), shared=shared)
+
+    return build
+
+
+async def test_a_second_worker_takes_the_keys_from_the_shared_store(
+    worker: Callable[[], JWKSCache],
+    idp: FakeIdP,
+    clock: FakeClock,
+    shared: FakeShared,
+    events: list[Event],
+) -> None:
+    first = worker()
+    await first.get(URI)
+    assert idp.requests == 1
+    assert shared.entries[URI][1] == clock.time() + 600
+    clock.advance(100)
+    second = worker()
+    keys = await second.get(URI)
+    assert keys.kids == {"k1"}
+    assert idp.requests == 1
+    assert [e.outcome for e in events if e.name == "jwks.fetch"] == ["ok", "shared"]
+    clock.advance(499)  # the shared body's remaining lifetime, not a fresh 600 s
+    assert second.cached(URI) is keys
+    clock.advance(1)
+    assert second.cached(URI) is None
+
+
+async def test_expired_shared_bodies_are_ignored(
+    worker: Callable[[], JWKSCache],
+    idp: FakeIdP,
+    clock: FakeClock,
+    shared: FakeShared,
+) -> None:
+    old = msgspec.json.encode({"keys": [ec_jwk("old")]})
+    shared.entries[URI] = (old, clock.time())
+    keys = await worker().get(URI)
+    assert keys.kids == {"k1"}
+    assert idp.requests == 1
+    assert shared.entries[URI][0] != old  # replaced by the fresh body
+
+
+async def test_unknown_kid_bypasses_the_shared_store_and_updates_it(
+    worker: Callable[[], JWKSCache],
+    idp: FakeIdP,
+    shared: FakeShared,
+) -> None:
+    await worker().get(URI)
+    idp.keys = [ec_jwk("k1"), ec_jwk("k2")]  # rotation: the stored set lacks k2
+    second = worker()
+    found = await second.find(URI, "k2", "ES256")
+    assert [key.kid for key in found] == ["k2"]
+    assert idp.requests == 2
+    gets = shared.gets
+    third = worker()
+    assert (await third.find(URI, "k2", "ES256"))[0].kid == "k2"
+    assert idp.requests == 2
+    assert shared.gets == gets + 1
+
+
+@pytest.mark.parametrize(
+    ("body", "expires_in"),
+    [
+        (b"not json", 600.0),
+        (b'{"keys": 5}', 600.0),
+        (b'{"keys": []}' + b" " * 1_100_000, 600.0),  # over max_document_bytes
+        (b'{"keys": []}', float("nan")),
+    ],
+)
+async def test_a_bad_shared_body_is_ignored_and_the_idp_asked(
+    worker: Callable[[], JWKSCache],
+    idp: FakeIdP,
+    clock: FakeClock,
+    shared: FakeShared,
+    body: bytes,
+    expires_in: float,
+) -> None:
+    shared.entries[URI] = (body, clock.time() + expires_in)
+    keys = await worker().get(URI)
+    assert keys.kids == {"k1"}
+    assert idp.requests == 1
+    assert msgspec.json.decode(shared.entries[URI][0])["keys"][0]["kid"] == "k1"
+
+
+async def test_shared_store_errors_fall_back_to_the_idp_without_leaking(
+    worker: Callable[[], JWKSCache],
+    idp: FakeIdP,
+    shared: FakeShared,
+    events: list[Event],
+) -> None:
+    shared.error = ConnectionError("redis://:pw-secret@127.0.0.1:6379 refused")
+    keys = await worker().get(URI)
+    assert keys.kids == {"k1"}
+    assert idp.requests == 1
+    failures = [e for e in events if e.name == "shared_documents"]
+    assert [e.outcome for e in failures] == ["error", "error"]  # the read and the write
+    assert all("pw-secret" not in repr(e) for e in events)
+
+
+async def test_a_hanging_shared_store_costs_at_most_its_timeout(
+    worker: Callable[[], JWKSCache],
+    shared: FakeShared,
+    events: list[Event],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("asgi_sso._fetch.SHARED_TIMEOUT", 0.01)
+    shared.hang = True
+    async with asyncio.timeout(5):
+        keys = await worker().get(URI)
+    assert keys.kids == {"k1"}
+    assert [e.reason for e in events if e.name == "shared_documents"] == [
+        "TimeoutError in the shared store"
+    ] * 2

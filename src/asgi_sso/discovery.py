@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from asgi_sso._fetch import DocumentCache, SharedDocuments
+from asgi_sso._documents import DocumentCache, SharedDocuments
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.events import NULL_EMITTER, Emitter

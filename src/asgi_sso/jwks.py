@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from asgi_sso._fetch import DocumentCache, SharedDocuments
+from asgi_sso._documents import DocumentCache, SharedDocuments
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable, UnknownKey
 from asgi_sso.events import NULL_EMITTER, Emitter

@@ -28,7 +28,7 @@ from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.verify import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
-    from asgi_sso._fetch import SharedDocuments
+    from asgi_sso._documents import SharedDocuments
     from asgi_sso.backchannel import BackchannelLogoutApp
     from asgi_sso.identity import IdentityResolver
     from asgi_sso.login import BrowserLogin, LoginConfig
@@ -133,6 +133,7 @@ class SSOMiddleware:
             emitter=self.emitter,
             shared_documents=shared_documents,
         )
+        self._shared_documents = shared_documents
         self.revocations = revocations or RevocationBus()
         self.revocations.subscribe(self._on_revocation)
         self.revocations.subscribe_gaps(self._on_revocation_gap)
@@ -233,6 +234,9 @@ class SSOMiddleware:
         if self.identity is not None:
             await self.identity.close()
         await self.revocations.close()
+        close_shared = getattr(self._shared_documents, "aclose", None)
+        if close_shared is not None:
+            await close_shared()
         if self._own_client:
             await self.http_client.aclose()
         self._started = False

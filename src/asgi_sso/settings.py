@@ -25,7 +25,7 @@ from asgi_sso.stores._urls import async_database_url
 from asgi_sso.stores.memory import MemoryUserStore
 
 if TYPE_CHECKING:
-    from asgi_sso._fetch import SharedDocuments
+    from asgi_sso._documents import SharedDocuments
     from asgi_sso.sessions.base import SessionStore
     from asgi_sso.stores.base import UserStore
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from asgi_sso._fetch import SharedDocuments
+from asgi_sso._documents import SharedDocuments
 from asgi_sso._issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso._jws import JWSParser, ParsedToken, verify_signature
 from asgi_sso.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims

@@ -1,4 +1,4 @@
-"""Tests for asgi_sso.jwks (and the fetch/cache machinery in asgi_sso._fetch).
+"""Tests for asgi_sso.jwks and the fetch and cache machinery (_fetch, _documents).
 
 An httpx.MockTransport plays the IdP; a fake monotonic clock is advanced by hand.
 """
@@ -15,7 +15,8 @@ import msgspec
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from asgi_sso._fetch import DocumentCache, max_age_of
+from asgi_sso._documents import DocumentCache
+from asgi_sso._fetch import max_age_of
 from asgi_sso.config import Limits
 from asgi_sso.errors import KeysUnavailable, UnknownKey
 from asgi_sso.events import Emitter, Event
@@ -574,7 +575,7 @@ async def test_a_hanging_shared_store_costs_at_most_its_timeout(
     events: list[Event],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("asgi_sso._fetch.SHARED_TIMEOUT", 0.01)
+    monkeypatch.setattr("asgi_sso._documents.SHARED_TIMEOUT", 0.01)
     shared.hang = True
     async with asyncio.timeout(5):
         keys = await worker().get(URI)

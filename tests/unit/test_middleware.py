@@ -447,3 +447,25 @@ async def test_a_user_store_that_cannot_start_gives_503_then_recovers(
         store.down = False
         ok = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200
+
+
+async def test_shutdown_closes_the_shared_document_store(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    class Shared:
+        closed = False
+
+        async def get(self, url: str) -> tuple[bytes, float] | None:
+            return None
+
+        async def put(self, url: str, body: bytes, expires_at: float) -> None:
+            return None
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    shared = Shared()
+    app = sso(idp, idp_http, shared_documents=shared)
+    await app.startup(warm=False)
+    await app.shutdown()
+    assert shared.closed

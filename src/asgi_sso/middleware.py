@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from asgi_sso._login_http import route_path
 from asgi_sso._paths import PathMatcher, ScopeRules
 from asgi_sso.config import Clock, Issuer, Limits, SystemClock, issuers_from
 from asgi_sso.errors import (
@@ -286,6 +287,10 @@ class SSOMiddleware:
                 await self._refuse(scope, receive, send, exc)
                 return
         path: str = scope["path"]
+        if scope.get("root_path"):
+            # Path rules are written for the app's own paths: some servers put the
+            # mount point in ``path`` too, and rules must not silently stop matching.
+            path = route_path(scope)
 
         if kind == "http" and self._own_routes:
             if self.login is not None and self.login.handles(scope):

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from asgi_sso._login_http import route_path
 from asgi_sso._scim_input import ScimError, apply_patch, apply_put, read_json
 from asgi_sso.config import Clock, Secret, SystemClock
 from asgi_sso.errors import ConfigurationError, ServiceUnavailable
@@ -131,7 +132,7 @@ class ScimApp:
         self, scope: Any, receive: Any
     ) -> tuple[int, dict[str, Any] | None, list[tuple[bytes, bytes]]]:
         connection = self._authenticate(scope)
-        path = str(scope.get("path", ""))
+        path = route_path(scope)
         prefix = self.config.prefix
         if prefix and (path == prefix or path.startswith(prefix + "/")):
             path = path[len(prefix) :]

@@ -200,6 +200,23 @@ async def test_scope_rules_give_403_insufficient_scope(
         assert ok.status_code == 200
 
 
+async def test_scope_rules_and_public_paths_apply_below_a_root_path(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    # Servers that put the mount point in ``path`` too (uvicorn --root-path,
+    # Starlette Mount, httpx) must not make path rules silently stop matching.
+    app = sso(idp, idp_http, scope_rules={"/admin/*": ["admin"]}, public_paths=["/health"])
+    token = idp.issue_token("alice", audience=AUD, scopes=["read"])
+    transport = httpx.ASGITransport(app=app, root_path="/app")
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.get("/app/admin/users", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 403
+        assert 'error="insufficient_scope"' in challenge(r)
+        health = await c.get("/app/health")
+        assert health.status_code == 200
+        assert health.json()["authenticated"] is False
+
+
 async def test_cookie_carried_jwt_is_verified(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
     token = idp.issue_token("alice", audience=AUD)
     async with client_for(sso(idp, idp_http, cookie_names=["access_token"])) as c:

@@ -10,7 +10,32 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from asgi_sso.errors import ConfigurationError
 
-__all__ = ["PathMatcher", "ScopeRules"]
+__all__ = ["PathMatcher", "ScopeRules", "ambiguous"]
+
+
+def ambiguous(path: str) -> bool:
+    """Whether a proxy or app might read ``path`` as another path.
+
+    ASGI paths arrive percent-decoded and unnormalized: ``/static/../admin`` (sent
+    as ``%2E%2E``) or ``//admin`` may be resolved to ``/admin`` further on.
+    """
+    if "//" in path:
+        return True
+    if "/." not in path:
+        return False
+    return any(segment in (".", "..") for segment in path.split("/"))
+
+
+def _resolve(path: str) -> str:
+    """``path`` with ``.``/``..`` segments resolved and empty segments dropped (RFC 3986 §5.2.4)."""
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment and segment != ".":
+            kept.append(segment)
+    return "/" + "/".join(kept)
 
 
 def _split(patterns: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -63,7 +88,17 @@ class ScopeRules:
         return bool(self._rules)
 
     def required(self, path: str) -> tuple[str, ...]:
-        """The scopes a request to ``path`` needs (empty: none)."""
+        """The scopes a request to ``path`` needs (empty: none).
+
+        An :func:`ambiguous` path needs the scopes of its raw and its resolved form.
+        """
+        scopes = self._required(path)
+        if ambiguous(path):
+            resolved = self._required(_resolve(path))
+            scopes = scopes + tuple(s for s in resolved if s not in scopes)
+        return scopes
+
+    def _required(self, path: str) -> tuple[str, ...]:
         for matcher, scopes in self._rules:
             if matcher.matches(path):
                 return scopes

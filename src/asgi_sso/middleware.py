@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from asgi_sso._login_http import route_path
-from asgi_sso._paths import PathMatcher, ScopeRules
+from asgi_sso._paths import PathMatcher, ScopeRules, ambiguous
 from asgi_sso.config import Clock, Issuer, Limits, SystemClock, issuers_from
 from asgi_sso.errors import (
     AuthError,
@@ -301,7 +301,7 @@ class SSOMiddleware:
                     await mounted(scope, receive, send)
                     return
 
-        if self._has_public and self._public.matches(path):
+        if self._has_public and self._public.matches(path) and not ambiguous(path):
             scope["user"] = ANONYMOUS
             scope["auth"] = _ANON_CREDENTIALS
             await self.app(self._strip(scope), receive, send)

@@ -217,6 +217,18 @@ async def test_scope_rules_and_public_paths_apply_below_a_root_path(
         assert health.json()["authenticated"] is False
 
 
+async def test_public_prefix_with_dot_segments_still_needs_credentials(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    # "%2E%2E" reaches the app as ".." (ASGI paths are decoded); an app or proxy
+    # resolving it would serve /admin anonymously.
+    app = sso(idp, idp_http, public_paths=["/static/*"])
+    async with client_for(app) as c:
+        assert (await c.get("/static/%2E%2E/admin")).status_code == 401
+        assert (await c.get("/static//admin")).status_code == 401
+        assert (await c.get("/static/app.js")).status_code == 200
+
+
 async def test_cookie_carried_jwt_is_verified(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
     token = idp.issue_token("alice", audience=AUD)
     async with client_for(sso(idp, idp_http, cookie_names=["access_token"])) as c:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_sso._paths import PathMatcher, ScopeRules
+from asgi_sso._paths import PathMatcher, ScopeRules, ambiguous
 from asgi_sso.errors import ConfigurationError
 
 
@@ -48,3 +48,29 @@ def test_unanchored_match_never_happens(path: str) -> None:
     m = PathMatcher(["/health", "/pub/*"])
     if m.matches(path):
         assert path in {"/health", "/health/", "/pub"} or path.startswith("/pub/")
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/../admin", "/static/./x", "/static/..", "/static//admin", "/x/../../admin"]
+)
+def test_paths_a_server_may_resolve_differently_are_ambiguous(path: str) -> None:
+    assert ambiguous(path)
+
+
+@pytest.mark.parametrize("path", ["/static/app.js", "/.well-known/jwks.json", "/a/..b/.c", "/"])
+def test_plain_paths_are_not_ambiguous(path: str) -> None:
+    assert not ambiguous(path)
+
+
+@pytest.mark.parametrize(
+    "path", ["/public/../admin/users", "/admin/./users", "//admin/users", "/public/..//admin/x"]
+)
+def test_scope_rules_also_apply_to_the_resolved_path(path: str) -> None:
+    rules = ScopeRules({"/admin/*": ["admin"], "/public/*": ["read"]})
+    assert "admin" in rules.required(path)
+
+
+def test_scope_rules_keep_the_raw_path_rule_of_an_ambiguous_path() -> None:
+    # An app that does not resolve "..": the raw path's rule must hold as well.
+    rules = ScopeRules({"/admin/*": ["admin"]})
+    assert rules.required("/admin/../health") == ("admin",)

@@ -92,6 +92,12 @@ class FlowState(msgspec.Struct, frozen=True, kw_only=True):
     redirect_uri: str
     expires_at: float
 
+    def __repr__(self) -> str:
+        # state, nonce and PKCE verifier never reach a log line (STYLE.md rule 10).
+        return f"FlowState(return_to={self.return_to!r}, expires_at={self.expires_at!r})"
+
+    __str__ = __repr__
+
 
 class TokenSet(msgspec.Struct, frozen=True, kw_only=True):
     """The parts of a token response we use (RFC 6749 §5.1, OIDC Core §3.1.3.3)."""
@@ -100,6 +106,13 @@ class TokenSet(msgspec.Struct, frozen=True, kw_only=True):
     access_token: str | None = None
     refresh_token: str | None = None
     expires_in: float | None = None
+
+    def __repr__(self) -> str:
+        # Tokens never reach a log line (STYLE.md rule 10): only which ones are present.
+        present = [n for n in ("id_token", "access_token", "refresh_token") if getattr(self, n)]
+        return f"TokenSet(present={present!r}, expires_in={self.expires_in!r})"
+
+    __str__ = __repr__
 
 
 def token_lifetime(tokens: TokenSet) -> float | None:

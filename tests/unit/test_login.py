@@ -16,6 +16,7 @@ import httpx
 import msgspec
 import pytest
 
+from asgi_sso._oidc import FlowState, TokenSet
 from asgi_sso.config import Secret
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.events import NULL_EMITTER
@@ -354,3 +355,23 @@ def test_route_path_handles_both_root_path_conventions(root: str, path: str, rou
     from asgi_sso._login_http import route_path
 
     assert route_path({"root_path": root, "path": path}) == route
+
+
+def test_token_sets_and_flow_states_never_show_their_secrets_in_repr() -> None:
+    # A traceback reporter that records local variables (Sentry does by default)
+    # would otherwise copy refresh tokens and PKCE verifiers into its events.
+    tokens = TokenSet(
+        id_token="id-SECRET", access_token="at-SECRET", refresh_token="rt-SECRET", expires_in=60
+    )
+    flow = FlowState(
+        state="st-SECRET",
+        nonce="nn-SECRET",
+        verifier="pv-SECRET",
+        return_to="/home",
+        redirect_uri="https://app.test/cb",
+        expires_at=1.0,
+    )
+    for value in (tokens, flow):
+        assert "SECRET" not in repr(value)
+        assert "SECRET" not in str(value)
+    assert "/home" in repr(flow)

@@ -229,3 +229,16 @@ def test_config_is_validated() -> None:
     with pytest.raises(ConfigurationError):
         ScimConfig(tokens={"a": Secret("s")}, prefix="scim/")
     assert "same" not in repr(ScimConfig(tokens={"a": Secret("same")}))
+
+
+async def test_scim_works_below_a_root_path(env: Env) -> None:
+    # A server that puts the mount point in ``path`` as well (root_path="/app").
+    user_id = await alice(env)
+    config = ScimConfig(tokens={"acme": Secret(ACME)})
+    transport = httpx.ASGITransport(app=ScimApp(config, env.store), root_path="/app")
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.get(
+            f"/app/scim/v2/Users/{user_id}", headers={"authorization": f"Bearer {ACME}"}
+        )
+    assert r.status_code == 200
+    assert r.json()["id"] == user_id

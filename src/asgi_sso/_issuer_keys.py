@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
-from asgi_sso.errors import DisallowedAlgorithm
+from asgi_sso.errors import DisallowedAlgorithm, KeysUnavailable
 from asgi_sso.issuers import ResolvedIssuer
 from asgi_sso.jwks import JWKSCache
 from asgi_sso.keys import KeySet, VerificationKey
@@ -28,19 +29,36 @@ class IssuerKeys:
         jwks: the key cache.
         discovery: the provider metadata cache.
         hmac_keys: each configured issuer's HMAC key (``None`` without a secret).
+        limits: the new-tenant fetch budget and its window (``jwks_cooldown``).
+        clock: monotonic time for the budget window.
     """
 
-    __slots__ = ("_candidates", "_discovery", "_hmac_keys", "_jwks")
+    __slots__ = (
+        "_budgets",
+        "_candidates",
+        "_clock",
+        "_discovery",
+        "_hmac_keys",
+        "_jwks",
+        "_limits",
+    )
 
     def __init__(
         self,
         jwks: JWKSCache,
         discovery: DiscoveryCache,
         hmac_keys: Mapping[str, VerificationKey | None],
+        *,
+        limits: Limits | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._jwks = jwks
         self._discovery = discovery
         self._hmac_keys = hmac_keys
+        self._limits = limits or Limits()
+        self._clock = clock or SystemClock()
+        # templated issuer -> (window start, fetches for never-seen tenants in it)
+        self._budgets: dict[str, tuple[float, int]] = {}
         self._candidates: dict[
             tuple[str, str | None, str], tuple[KeySet, tuple[VerificationKey, ...]]
         ] = {}
@@ -63,6 +81,7 @@ class IssuerKeys:
         found = self.warm(resolved, kid, alg)
         if found is not None:
             return found
+        self._charge_new_tenant(resolved)
         uri = resolved.jwks_uri
         if uri is None:
             uri = (await self.metadata_for(resolved)).jwks_uri
@@ -109,6 +128,38 @@ class IssuerKeys:
         return await self._discovery.get(
             resolved.discovery_url, expected_issuer=_expected_issuer(resolved)
         )
+
+    def _charge_new_tenant(self, resolved: ResolvedIssuer) -> None:
+        """Bound the fetches that never-seen tenants of a template can cause.
+
+        Only per-tenant document URLs count (a ``{tenant}`` in ``jwks_uri`` or
+        ``discovery_url``) and only before the first fetch of that URL: the token is
+        not verified yet, so random tenants must not each cost the IdP a call.
+
+        Raises:
+            KeysUnavailable: the budget of this window is spent (503, retry later).
+        """
+        config = resolved.config
+        if resolved.tenant is None:
+            return
+        if config.jwks_uri is not None:
+            if "{tenant}" not in config.jwks_uri or self._jwks.fetch_count(resolved.jwks_uri or ""):
+                return
+        elif "{tenant}" not in resolved.config.discovery_document_url or (
+            self._discovery.fetch_count(resolved.discovery_url)
+        ):
+            return
+        now = self._clock.monotonic()
+        window = self._limits.jwks_cooldown
+        started, used = self._budgets.get(config.issuer, (now, 0))
+        if now - started >= window:
+            started, used = now, 0
+        if used >= self._limits.new_tenant_fetches:
+            raise KeysUnavailable(
+                "too many new tenants at once for this issuer; retry shortly",
+                retry_after=max(1, int(window - (now - started)) + 1),
+            )
+        self._budgets[config.issuer] = (started, used + 1)
 
     def _cached_metadata(self, resolved: ResolvedIssuer) -> ProviderMetadata | None:
         cached = self._discovery.cached(resolved.discovery_url)

@@ -55,6 +55,8 @@ async def read_json(receive: Any, scope: Any, max_bytes: int, max_depth: int) ->
     raw = await read_body(receive, scope, max_bytes)
     if _depth(raw) > max_depth:
         raise _bad("the JSON is nested too deeply", "invalidSyntax")
+    if raw.find(b"\\u0000") != -1:  # no store keeps NUL in text: a 400, not a 503
+        raise _bad("NUL characters are not allowed")
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:

@@ -113,6 +113,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         jwks_cooldown: least time between two unknown-``kid`` refetches per issuer.
         jwks_stale_max_age: how long the last good keys keep serving while the IdP fails.
         unknown_kid_ttl: how long a ``kid`` still unknown after a refetch is refused at once.
+        new_tenant_fetches: per templated issuer, how many never-seen tenants may cause
+            a key or metadata fetch per ``jwks_cooldown`` (when the URL holds ``{tenant}``):
+            a flood of random tenants costs the IdP a handful of calls, not one each.
         token_cache_size: entries in the verified-token cache (0 turns it off).
         token_cache_ttl: longest life of a verified-token cache entry.
         failure_cache_ttl: how long a refused token is remembered as refused.
@@ -129,6 +132,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     jwks_cooldown: float = 30.0
     jwks_stale_max_age: float = 24 * 3600.0
     unknown_kid_ttl: float = 5.0
+    new_tenant_fetches: int = 10
     token_cache_size: int = 10_000
     token_cache_ttl: float = 300.0
     failure_cache_ttl: float = 2.0

@@ -133,6 +133,9 @@ class ScimApp:
     ) -> tuple[int, dict[str, Any] | None, list[tuple[bytes, bytes]]]:
         connection = self._authenticate(scope)
         path = route_path(scope)
+        if "\x00" in path or b"%00" in scope.get("query_string", b""):
+            # No store keeps NUL in text (PostgreSQL refuses it): a 400, not a 503.
+            raise ScimError(400, "invalidValue", "NUL characters are not allowed")
         prefix = self.config.prefix
         if prefix and (path == prefix or path.startswith(prefix + "/")):
             path = path[len(prefix) :]

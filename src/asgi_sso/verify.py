@@ -187,7 +187,11 @@ class TokenVerifier:
         self._jwks = jwks
         self._discovery = discovery
         self._keys = IssuerKeys(
-            jwks, discovery, {name: state.hmac_key for name, state in self._states.items()}
+            jwks,
+            discovery,
+            {name: state.hmac_key for name, state in self._states.items()},
+            limits=limits,
+            clock=clock,
         )
 
     @property

@@ -242,3 +242,13 @@ async def test_scim_works_below_a_root_path(env: Env) -> None:
         )
     assert r.status_code == 200
     assert r.json()["id"] == user_id
+
+
+async def test_nul_characters_are_400_and_change_nothing(env: Env) -> None:
+    user_id = await alice(env)
+    assert_scim_error(await env.client.get("/Users", params={"filter": 'userName eq "a\x00"'}), 400)
+    assert_scim_error(await env.client.get(f"/Users/{user_id}%00"), 400)
+    body = b'{"Operations": [{"op": "replace", "path": "userName", "value": "x\\u0000y"}]}'
+    assert_scim_error(await env.client.patch(f"/Users/{user_id}", content=body), 400)
+    user = await env.store.get(user_id)
+    assert user.profile.user_name == "alice@acme.example"

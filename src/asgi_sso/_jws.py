@@ -28,7 +28,10 @@ __all__ = ["JWSParser", "ParsedToken", "SignatureKey", "der_signature", "verify_
 # RFC 7515 §2, §7.1: three non-empty base64url segments without padding. An empty
 # signature (the "none" algorithm) is refused after the header says why.
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# "-_" become "+/"; the characters that mapping would otherwise let in ("+", "/")
+# and padding ("=") become "!", which strict base64 decoding refuses. One pass over
+# the token thus both converts the alphabet and rules out every stray character.
+_TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
 # The last character of a segment may only carry data bits (RFC 4648 §3.5): with
 # two or three characters in the last quantum, the unused low bits must be zero,
 # otherwise several spellings decode to the same bytes and a mutated signature
@@ -192,19 +195,10 @@ class JWSParser:
         raw = token.encode("ascii")
         first = token.find(".")
         second = token.find(".", first + 1)
-        # Segments decode strictly after "-_" become "+/", so the characters that
-        # mapping would let in are refused here; any other stray character, a third
-        # "." included, fails the strict decoding. (find, not "in": CPython's
-        # bytes.__contains__ first tries the argument as an int and raises inside.)
-        if (
-            first < 1
-            or second < 0
-            or second == first + 1
-            or raw.find(b"+") >= 0
-            or raw.find(b"/") >= 0
-            or raw.find(b"=") >= 0
-        ):
+        if first < 1 or second < 0 or second == first + 1:
             raise MalformedToken("the token is not a compact JWS (three base64url segments)")
+        # Segments decode strictly from the translated text: "+", "/" and "=" became
+        # "!", so they fail like any other stray character (a third "." included).
         standard = raw.translate(_TO_STANDARD)
         head = token[:first]
         cached = self._headers.get(head)
@@ -215,14 +209,22 @@ class JWSParser:
             if len(self._headers) >= _HEADER_CACHE_SIZE:
                 self._headers.clear()
             self._headers[head] = cached = (header, alg, kid)
-        if second == len(token) - 1:
+        end = len(token)
+        if second == end - 1:
             raise MalformedToken("the token has no signature")
-        # No canonical-encoding test here: the signature covers the encoded text, so
+        # The signature's last character must be canonical (as in _b64decode, inline).
+        # No such test for the claims: the signature covers their encoded text, so
         # another spelling of these claims would need its own signature.
-        size = (second - first - 1) % 4
+        tail = (end - second - 1) % 4
+        if tail == 1 or (tail and token[end - 1] not in _CANONICAL_LAST[tail]):
+            raise MalformedToken("the token has a badly encoded segment")
         try:
             claims_json = binascii.a2b_base64(
-                standard[first + 1 : second] + _PADDING[size], strict_mode=True
+                standard[first + 1 : second] + _PADDING[(second - first - 1) % 4],
+                strict_mode=True,
+            )
+            signature = binascii.a2b_base64(
+                standard[second + 1 :] + _PADDING[tail], strict_mode=True
             )
         except binascii.Error as exc:
             raise MalformedToken("the token has a badly encoded segment") from exc
@@ -233,7 +235,7 @@ class JWSParser:
             cached[1],
             cached[2],
             raw[:second],
-            _b64decode(standard, token, second + 1, len(token)),
+            signature,
         )
 
 

@@ -13,6 +13,7 @@ from asgi_sso.testing import FakeClock, generate_key, mint
 from asgi_sso.verify import TokenVerifier
 
 TEMPLATE = "https://login.example/{tenant}/v2.0"
+KEY = generate_key("RS256", kid="k1")
 
 
 def claims(tenant: str, now: float) -> dict[str, object]:
@@ -24,51 +25,56 @@ def claims(tenant: str, now: float) -> dict[str, object]:
     }
 
 
-async def test_random_tenants_are_fetched_at_most_budget_per_window() -> None:
-    requests: list[str] = []
+class FailingIdP:
+    """Answers every key request with 404 and records it."""
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        requests.append(str(request.url))
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(str(request.url))
         return httpx.Response(404)
 
-    clock = FakeClock()
-    issuer = Issuer(issuer=TEMPLATE, jwks_uri="https://login.example/{tenant}/keys")
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        verifier = TokenVerifier(
-            [issuer], client=client, clock=clock, limits=Limits(new_tenant_fetches=3)
-        )
-        key = generate_key("RS256", kid="k1")
-        reasons = []
-        for _ in range(20):
-            token = mint(claims(uuid.uuid4().hex, clock.time()), key)
-            with pytest.raises(KeysUnavailable) as caught:
-                await verifier.verify(token)
-            reasons.append(caught.value.description)
-        assert len(requests) == 3
+
+def make_verifier(
+    idp: FailingIdP, clock: FakeClock, jwks_uri: str, budget: int
+) -> tuple[TokenVerifier, httpx.AsyncClient]:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(idp))
+    issuer = Issuer(issuer=TEMPLATE, jwks_uri=jwks_uri)
+    limits = Limits(new_tenant_fetches=budget)
+    return TokenVerifier([issuer], client=client, clock=clock, limits=limits), client
+
+
+async def refusals(verifier: TokenVerifier, clock: FakeClock, count: int) -> list[str]:
+    """Verify ``count`` tokens of never-seen tenants; return each refusal's description."""
+    reasons = []
+    for _ in range(count):
+        token = mint(claims(uuid.uuid4().hex, clock.time()), KEY)
+        with pytest.raises(KeysUnavailable) as caught:
+            await verifier.verify(token)
+        reasons.append(caught.value.description)
+    return reasons
+
+
+PER_TENANT = "https://login.example/{tenant}/keys"
+
+
+async def test_random_tenants_are_fetched_at_most_budget_per_window() -> None:
+    idp, clock = FailingIdP(), FakeClock()
+    verifier, client = make_verifier(idp, clock, PER_TENANT, budget=3)
+    async with client:
+        reasons = await refusals(verifier, clock, 20)
+        assert len(idp.requests) == 3
         assert sum("too many new tenants" in r for r in reasons) == 17
-        # the next window allows a few more
-        clock.advance(31)
-        with pytest.raises(KeysUnavailable):
-            await verifier.verify(mint(claims(uuid.uuid4().hex, clock.time()), key))
-        assert len(requests) == 4
+        clock.advance(31)  # the next window allows a few more
+        assert "too many new tenants" not in (await refusals(verifier, clock, 1))[0]
+        assert len(idp.requests) == 4
 
 
 async def test_tenants_sharing_one_key_url_are_not_charged() -> None:
-    requests: list[str] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        requests.append(str(request.url))
-        return httpx.Response(404)
-
-    clock = FakeClock()
-    issuer = Issuer(issuer=TEMPLATE, jwks_uri="https://login.example/common/keys")
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        verifier = TokenVerifier(
-            [issuer], client=client, clock=clock, limits=Limits(new_tenant_fetches=1)
-        )
-        key = generate_key("RS256", kid="k1")
-        for _ in range(5):
-            with pytest.raises(KeysUnavailable) as caught:
-                await verifier.verify(mint(claims(uuid.uuid4().hex, clock.time()), key))
-            assert "too many new tenants" not in caught.value.description
-        assert len(requests) == 1  # one URL, its own cooldown after the failure
+    idp, clock = FailingIdP(), FakeClock()
+    verifier, client = make_verifier(idp, clock, "https://login.example/common/keys", budget=1)
+    async with client:
+        reasons = await refusals(verifier, clock, 5)
+    assert not any("too many new tenants" in r for r in reasons)
+    assert len(idp.requests) == 1  # one URL, its own cooldown after the failure

@@ -333,3 +333,60 @@ def test_a_stray_character_in_any_segment_is_refused(
     segments[part] = segments[part][:4] + junk + segments[part][4:]
     with pytest.raises(MalformedToken):
         parser.parse(".".join(segments))
+
+
+# PKCS#1 v1.5 signatures are checked by recovering the encoded message and comparing
+# it whole with the expected one (RFC 8017 §8.2.2): these encodings, signed with the
+# private key, must all be refused.
+_SHA256_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def _raw_rsa_signature(encoded: bytes) -> bytes:
+    numbers = RSA_KEY.private_numbers()
+    n = numbers.public_numbers.n
+    size = (n.bit_length() + 7) // 8
+    value = pow(int.from_bytes(encoded.rjust(size, b"\x00"), "big"), numbers.d, n)
+    return value.to_bytes(size, "big")
+
+
+def _em(body: bytes, size: int = 256) -> bytes:
+    return b"\x00\x01" + b"\xff" * (size - 3 - len(body)) + b"\x00" + body
+
+
+def test_the_rsa_check_itself_accepts_a_hand_encoded_signature() -> None:
+    key = key_from_public(RSA_KEY)
+    signature = _raw_rsa_signature(_em(_SHA256_INFO + hashlib.sha256(DATA).digest()))
+    assert verify_signature("RS256", DATA, signature, (key,)) is key
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        _em(hashlib.sha256(DATA).digest()),  # the bare hash, no DigestInfo
+        _em(bytes.fromhex("3021300906052b0e03021a05000414") + hashlib.sha1(DATA).digest()),
+        _em(_SHA256_INFO + hashlib.sha256(DATA).digest() + b"junk"),  # trailing bytes
+        _em(_SHA256_INFO + hashlib.sha256(DATA).digest() + b"\x00" * 8),
+        _em(b"\x00" + _SHA256_INFO + hashlib.sha256(DATA).digest()),  # one byte shifted
+        b"\x00\x02" + b"\xff" * 202 + b"\x00" + _SHA256_INFO + hashlib.sha256(DATA).digest(),
+        _em(_SHA256_INFO + hashlib.sha256(DATA + b"x").digest()),
+    ],
+)
+def test_rsa_encodings_other_than_the_expected_one_are_refused(encoded: bytes) -> None:
+    assert len(encoded) == 256
+    with pytest.raises(InvalidSignature):
+        verify_signature("RS256", DATA, _raw_rsa_signature(encoded), (key_from_public(RSA_KEY),))
+
+
+def test_rsa_signatures_must_be_exactly_the_modulus_length() -> None:
+    key = key_from_public(RSA_KEY)
+    for n in range(5000):  # find a signature with a leading zero byte (1 in 256)
+        message = DATA + str(n).encode()
+        signature = RSA_KEY.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        if signature[0] == 0:
+            break
+    else:  # pragma: no cover - 5000 tries without one: about e^-19
+        raise AssertionError("no signature with a leading zero byte")
+    assert verify_signature("RS256", message, signature, (key,)) is key
+    for variant in (signature[1:], b"\x00" + signature):
+        with pytest.raises(InvalidSignature):
+            verify_signature("RS256", message, variant, (key,))

@@ -73,7 +73,7 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.new_event_loop()
     ex = _Exchange()
     tokens = material.tokens if mode == "cold" else [material.warmup[0]] * task["warm_requests"]
-    templates = [_scope(t) for t in tokens]
+    templates: list[dict[str, Any]] = []
 
     async def serve(app: Any, scopes: list[dict[str, Any]]) -> None:
         receive, send = ex.receive, ex.send
@@ -85,6 +85,9 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
         loop.run_until_complete(serve(app, [_scope(material.warmup[0])]))
         if ex.status != 200:
             raise AssertionError(f"warm-up answered {ex.status}")
+        # Fresh header bytes for every request of every repeat, as a server makes them
+        # (a bytes object caches its hash: reusing one would flatter header lookups).
+        templates[:] = [_scope(t) for t in tokens]
         return lambda: loop.run_until_complete(serve(app, templates))
 
     probe = prepared  # a tampered token must be refused by every protected app
@@ -93,7 +96,7 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
         loop.run_until_complete(serve(app, [_scope(material.tampered())]))
         if ex.status != 401:
             raise AssertionError(f"tampered token answered {ex.status}")
-    result = measure(probe, len(templates), task["repeats"])
+    result = measure(probe, len(tokens), task["repeats"])
     if ex.status != 200:
         raise AssertionError(f"requests answered {ex.status}")
     return result

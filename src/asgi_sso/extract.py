@@ -112,6 +112,15 @@ class Extractor:
             found = self._from_cookies(cookie)
         return found
 
+    @property
+    def header_only(self) -> bool:
+        """Whether a token in the ``Authorization`` header is found by that header alone.
+
+        True unless query tokens are allowed (a second method must then be ruled out):
+        the header's bytes then determine the extracted token.
+        """
+        return not self._allow_query
+
     def presented(self, scope: Any) -> bool:
         """Whether the request presents a bearer credential of its own (header or query).
 

@@ -201,6 +201,11 @@ class SSOMiddleware:
         self._extract = self._extractor.extract
         self._credentials: dict[frozenset[str], Credentials] = {}
         self._lookup = self.verifier.cache.lookup
+        self._lookup_raw = self.verifier.cache.lookup_raw
+        self._remember_raw = self.verifier.cache.remember_raw
+        # The header's bytes alone determine the token (no query tokens) and nothing
+        # per user runs after verification (no identity layer).
+        self._raw_fast = self.identity is None and self._extractor.header_only
         clock = self.verifier.clock
         self._now = time.time if type(clock) is SystemClock else clock.time
 
@@ -308,17 +313,30 @@ class SSOMiddleware:
             return
 
         try:
-            found = self._extract(scope)
-            if found is not None and self.identity is None:
-                # The common case inline: a bearer token, no identity layer, no extra headers.
-                token, source = found
-                verified, key = self._lookup(token, self._now())
-                if verified is None:
-                    verified = await self.verifier.verify(token, cache_key=key)
-                principal = _principal_from(verified, source)
+            raw = hit = None
+            if self._raw_fast:
+                # A repeat request: its exact Authorization bytes were seen with a
+                # cached token, so extracting, decoding and hashing it again is skipped.
+                raw = _authorization(scope["headers"])
+                if raw is not None:
+                    hit = self._lookup_raw(raw, self._now())
+            if hit is not None:
+                principal = _principal_from(hit, "header")
                 extra_headers = None
             else:
-                principal, extra_headers = await self._authenticate(scope, found)
+                found = self._extract(scope)
+                if found is not None and self.identity is None:
+                    # The common case inline: a bearer token, no identity layer.
+                    token, source = found
+                    verified, key = self._lookup(token, self._now())
+                    if verified is None:
+                        verified = await self.verifier.verify(token, cache_key=key)
+                    elif raw is not None and source == "header":
+                        self._remember_raw(raw, verified)
+                    principal = _principal_from(verified, source)
+                    extra_headers = None
+                else:
+                    principal, extra_headers = await self._authenticate(scope, found)
             if self._has_scope_rules:
                 required = self._scope_rules.required(path)
                 if required and not principal.has_scopes(*required):
@@ -418,6 +436,18 @@ def _principal_from(verified: VerifiedToken, source: str) -> Principal:
         verified.scopes,
         source,
     )
+
+
+def _authorization(headers: Any) -> bytes | None:
+    # The one Authorization header's value; None when absent or repeated (the
+    # extractor then refuses the repetition).
+    found: bytes | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            if found is not None:
+                return None
+            found = value
+    return found
 
 
 def _with_headers(send: Any, headers: list[tuple[bytes, bytes]]) -> Any:

@@ -498,3 +498,64 @@ async def test_shutdown_closes_the_shared_document_store(
     await app.startup(warm=False)
     await app.shutdown()
     assert shared.closed
+
+
+async def test_repeat_requests_still_expire_and_still_refuse_a_second_header(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    from asgi_sso.testing import FakeClock
+
+    clock = FakeClock(start=time.time())
+    app = sso(idp, idp_http, clock=clock)
+    token = idp.issue_token("alice", audience=AUD, expires_in=60)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with client_for(app) as c:
+        for _ in range(3):  # the third is served by its exact header bytes
+            assert (await c.get("/x", headers=headers)).status_code == 200
+        assert app.verifier.cache.lookup_raw(f"Bearer {token}".encode(), clock.time())
+        doubled = [("Authorization", f"Bearer {token}")] * 2
+        assert (await c.get("/x", headers=doubled)).status_code == 400
+        clock.advance(600)  # beyond exp and the leeway
+        r = await c.get("/x", headers=headers)
+    assert r.status_code == 401
+    assert "expired" in r.json()["error_description"]
+
+
+async def test_a_revoked_users_repeat_request_is_verified_again(
+    idp: DevIdP, idp_http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asgi_sso.revocation import Revocation
+
+    app = sso(idp, idp_http)
+    calls: list[str] = []
+    verify = app.verifier.verify
+
+    async def counting(token: str, **kw: Any) -> Any:
+        calls.append(token)
+        return await verify(token, **kw)
+
+    monkeypatch.setattr(app.verifier, "verify", counting)
+    token = idp.issue_token("alice", audience=AUD)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with client_for(app) as c:
+        for _ in range(4):
+            assert (await c.get("/x", headers=headers)).status_code == 200
+        assert len(calls) == 1
+        await app.revocations.publish(
+            Revocation(kind="user", connection=idp.issuer, subject="alice")
+        )
+        assert (await c.get("/x", headers=headers)).status_code == 200
+    assert len(calls) == 2
+
+
+async def test_with_query_tokens_allowed_a_remembered_header_plus_a_query_token_is_refused(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    app = sso(idp, idp_http, allow_query_token=True)
+    token = idp.issue_token("alice", audience=AUD)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with client_for(app) as c:
+        for _ in range(3):
+            assert (await c.get("/x", headers=headers)).status_code == 200
+        r = await c.get("/x", headers=headers, params={"access_token": token})
+    assert r.status_code == 400

@@ -57,6 +57,50 @@ def asgi_sso(material: Material) -> Any:
     )
 
 
+def asgi_sso_stubbed(material: Material) -> Any:
+    """``SSOMiddleware`` whose verification is a stub answering at once (diagnostic only).
+
+    Every request still goes through extraction and the cache lookups; the verifier
+    returns one pre-verified token without parsing or checking anything. The
+    difference to ``asgi_sso`` is what verification costs inside the request loop.
+    """
+    import asyncio
+
+    app = asgi_sso(material)
+    loop = asyncio.new_event_loop()
+    try:
+        verified = loop.run_until_complete(app.verifier.verify(material.warmup[0], use_cache=False))
+    finally:
+        loop.close()
+
+    async def stub(token: str, **options: Any) -> Any:
+        return verified
+
+    app.verifier.verify = stub
+    return app
+
+
+def asgi_sso_signature_only(material: Material) -> Any:
+    """``SSOMiddleware`` whose verifier does nothing but the floor's signature check
+    (diagnostic only: tokens are split before timing; no claims, no cache insert).
+
+    Its overhead over bare Starlette, divided by the raw-crypto floor, is the
+    lowest cold ratio any verifier could reach inside this middleware.
+    """
+    from benchmarks.candidates import raw_crypto
+
+    app = asgi_sso_stubbed(material)
+    stub = app.verifier.verify
+    check = raw_crypto.setup(material, "cold")
+
+    async def signature_only(token: str, **options: Any) -> Any:
+        check((token,))
+        return await stub(token)
+
+    app.verifier.verify = signature_only
+    return app
+
+
 class _PyJWTMiddleware:
     """A typical hand-written pure-ASGI middleware: Bearer header -> PyJWT -> scope."""
 
@@ -179,6 +223,8 @@ def fastapi_pyjwt(material: Material) -> Any:
 APPS: dict[str, Callable[[Material], Any]] = {
     "starlette": starlette_bare,
     "asgi_sso": asgi_sso,
+    "asgi_sso_stubbed": asgi_sso_stubbed,
+    "asgi_sso_signature_only": asgi_sso_signature_only,
     "starlette_pyjwt": starlette_pyjwt,
     "litestar": litestar_bare,
     "litestar_jwt": litestar_jwt,
@@ -189,11 +235,17 @@ APPS: dict[str, Callable[[Material], Any]] = {
 
 BASELINE = {
     "asgi_sso": "starlette",
+    "asgi_sso_stubbed": "starlette",
+    "asgi_sso_signature_only": "starlette",
     "starlette_pyjwt": "starlette",
     "litestar_jwt": "litestar",
     "fastapi_pyjwt": "fastapi",
 }
 """Each protected app's unauthenticated baseline (its overhead is measured against it)."""
+
+
+STUBBED = frozenset({"asgi_sso_stubbed", "asgi_sso_signature_only"})
+"""Diagnostic apps that accept any token (never in the e2e suite, never a candidate)."""
 
 
 def factory() -> Any:

@@ -5,10 +5,16 @@ with the same token every request (warm) or a Lua script cycling through
 pre-minted RS256 tokens (unique). Besides wall-clock requests/s, the server's
 own CPU time (from ``/proc/<pid>/stat``) gives requests per server CPU-second,
 which other load on a shared machine disturbs less.
+
+Every case runs on two uvicorn stacks: ``httptools+uvloop`` (what
+``uvicorn[standard]`` installs and production deployments run; the targets are
+judged on it) and the pure-Python ``h11+asyncio``, whose slower HTTP parsing
+weighs on every app alike and narrows all the ratios.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -23,6 +29,12 @@ import httpx
 
 from benchmarks.fixtures import Material, make_material
 from benchmarks.harness import ROOT, Budget, Progress
+
+STACKS = {
+    "httptools+uvloop": ("--http", "httptools", "--loop", "uvloop"),
+    "h11+asyncio": ("--http", "h11", "--loop", "asyncio"),
+}
+"""Server stack -> uvicorn options; the first one available is the one judged."""
 
 CASES = (
     ("starlette", "warm"),
@@ -88,15 +100,25 @@ def _wait_ready(url: str, token: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("uvicorn did not start within 30 s")
 
 
+def available_stacks() -> list[str]:
+    """The server stacks whose packages are installed (h11 and asyncio always are)."""
+    stacks = []
+    for name in STACKS:
+        modules = [m for m in ("httptools", "uvloop") if m in name]
+        if all(importlib.util.find_spec(m) is not None for m in modules):
+            stacks.append(name)
+    return stacks
+
+
 def run_case(
-    app: str, mode: str, material_path: Path, script: Path, budget: Budget
+    app: str, mode: str, material_path: Path, script: Path, budget: Budget, stack: str
 ) -> dict[str, Any]:
-    """Start uvicorn with ``app``, warm it up, run wrk against it, stop it."""
+    """Start uvicorn with ``app`` on ``stack``, warm it up, run wrk against it, stop it."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "BENCH_APP": app, "BENCH_MATERIAL": str(material_path)}
     command = [
-        sys.executable, "-m", "uvicorn", "benchmarks.apps:factory", "--factory",
+        sys.executable, "-m", "uvicorn", "benchmarks.apps:factory", "--factory", *STACKS[stack],
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
@@ -142,12 +164,13 @@ def run(budget: Budget, workdir: Path) -> dict[str, Any]:
     warm.write_text(_LUA_WARM.format(token=material.warmup[0]) + _LUA_DONE)
     unique.write_text(_LUA_UNIQUE.format(path=workdir / "tokens.txt") + _LUA_DONE)
     results: dict[str, Any] = {}
-    progress = Progress(len(CASES), "e2e")
-    for app, mode in progress.over(CASES, lambda c: f"{c[0]} {c[1]}"):
+    plan = [(stack, app, mode) for stack in available_stacks() for app, mode in CASES]
+    progress = Progress(len(plan), "e2e")
+    for stack, app, mode in progress.over(plan, lambda c: f"{c[0]} {c[1]} {c[2]}"):
+        cases = results.setdefault(stack, {})
         try:
-            results[f"{app}:{mode}"] = run_case(
-                app, mode, path, warm if mode == "warm" else unique, budget
-            )
+            script = warm if mode == "warm" else unique
+            cases[f"{app}:{mode}"] = run_case(app, mode, path, script, budget, stack)
         except Exception as exc:
-            results[f"{app}:{mode}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            cases[f"{app}:{mode}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     return results

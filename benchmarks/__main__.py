@@ -44,7 +44,7 @@ def budget_from(args: argparse.Namespace) -> Budget:
         changes.update(tokens=args.tokens, mw_requests=args.tokens, e2e_tokens=args.tokens * 5,
                        warm_ops=args.tokens * 10, mw_warm_requests=args.tokens * 10)  # fmt: skip
     if args.repeats:
-        changes["repeats"] = args.repeats
+        changes.update(repeats=args.repeats, e2e_repeats=args.repeats)
     if args.duration:
         changes["duration"] = args.duration
     if args.memory_tokens:

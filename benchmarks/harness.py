@@ -30,6 +30,7 @@ class Budget:
     duration: float = 5.0
     connections: int = 16
     e2e_tokens: int = 60_000  # more than ~10k requests/s for 5 s: unique means unique
+    e2e_repeats: int = 3
     memory_tokens: int = 100_000
 
     @classmethod
@@ -43,6 +44,7 @@ class Budget:
             mw_warm_requests=2000,
             duration=1.0,
             e2e_tokens=1000,
+            e2e_repeats=1,
             memory_tokens=10_000,
         )
 

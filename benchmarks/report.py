@@ -163,7 +163,8 @@ def _e2e_md(stacks: dict[str, Any]) -> list[str]:
 
 def _e2e_stack_md(e2e: dict[str, Any]) -> list[str]:
     lines = [
-        "| app:tokens | requests/s (wall) | requests per server CPU-s | p50 / p99 ms | non-2xx |",
+        "| app:tokens | requests/s (wall) | requests per server CPU-s [min-max] "
+        "| p50 / p99 ms | non-2xx |",
         "|---|---|---|---|---|",
     ]
     for key, case in e2e.items():
@@ -172,8 +173,9 @@ def _e2e_stack_md(e2e: dict[str, Any]) -> list[str]:
             continue
         reused = " (tokens reused)" if case.get("tokens_reused") else ""
         cpu = case["requests_per_cpu_s"]
+        spread = f" [{case['cpu_min']:,.0f}-{case['cpu_max']:,.0f}]" if "cpu_min" in case else ""
         lines.append(
-            f"| {key}{reused} | {case['requests_per_s']:,.0f} | {cpu:,.0f} | "
+            f"| {key}{reused} | {case['requests_per_s']:,.0f} | {cpu:,.0f}{spread} | "
             f"{case['p50_us'] / 1000:.1f} / {case['p99_us'] / 1000:.1f} | {case['non2xx']} |"
         )
 

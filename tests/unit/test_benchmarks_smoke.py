@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from benchmarks.__main__ import budget_from, parse
 from benchmarks.apps import APPS, STUBBED
-from benchmarks.e2e import CASES, available_stacks
+from benchmarks.e2e import CASES, available_stacks, median_run
 from benchmarks.fixtures import Material, make_material
 from benchmarks.report import markdown
 
@@ -114,3 +116,17 @@ def test_report_renders_partial_results() -> None:
 def test_diagnostic_apps_are_never_compared_end_to_end() -> None:
     assert set(APPS) >= STUBBED
     assert not STUBBED & {app for app, _ in CASES}
+
+
+@given(st.lists(st.floats(1.0, 1e6), min_size=1, max_size=7))
+def test_an_e2e_case_reports_its_median_round_and_the_spread(rates: list[float]) -> None:
+    outcomes = [{"requests_per_cpu_s": r, "requests": i} for i, r in enumerate(rates)]
+    chosen = median_run(outcomes)
+    ranked = sorted(rates)
+    assert chosen["requests_per_cpu_s"] == ranked[(len(rates) - 1) // 2]
+    assert chosen["cpu_min"] == ranked[0]
+    assert chosen["cpu_max"] == ranked[-1]
+    assert chosen["rounds"] == len(rates)
+    assert outcomes[chosen["requests"]]["requests_per_cpu_s"] == chosen["requests_per_cpu_s"]
+    broken = [*outcomes, {"error": "uvicorn exited with 1"}]
+    assert median_run(broken) == {"error": "uvicorn exited with 1"}

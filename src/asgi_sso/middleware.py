@@ -206,6 +206,8 @@ class SSOMiddleware:
         # The header's bytes alone determine the token (no query tokens) and nothing
         # per user runs after verification (no identity layer).
         self._raw_fast = self.identity is None and self._extractor.header_only
+        # Hits found here never reach verify(), which reports only misses.
+        self._on_hit = self.verifier.record_hit if self.verifier.emits else None
         clock = self.verifier.clock
         self._now = time.time if type(clock) is SystemClock else clock.time
 
@@ -321,6 +323,8 @@ class SSOMiddleware:
                 if raw is not None:
                     hit = self._lookup_raw(raw, self._now())
             if hit is not None:
+                if self._on_hit is not None:
+                    self._on_hit(hit)
                 principal = _principal_from(hit, "header")
                 extra_headers = None
             else:
@@ -331,8 +335,11 @@ class SSOMiddleware:
                     verified, key = self._lookup(token, self._now())
                     if verified is None:
                         verified = await self.verifier.verify(token, cache_key=key)
-                    elif raw is not None and source == "header":
-                        self._remember_raw(raw, verified)
+                    else:
+                        if self._on_hit is not None:
+                            self._on_hit(verified)
+                        if raw is not None and source == "header":
+                            self._remember_raw(raw, verified)
                     principal = _principal_from(verified, source)
                     extra_headers = None
                 else:
@@ -380,9 +387,11 @@ class SSOMiddleware:
     ) -> tuple[Principal, list[tuple[bytes, bytes]]]:
         headers: list[tuple[bytes, bytes]] = []
         if found is not None:
-            verified = self.verifier.cached(found.token)
+            verified, key = self._lookup(found.token, self._now())
             if verified is None:
-                verified = await self.verifier.verify(found.token)
+                verified = await self.verifier.verify(found.token, cache_key=key)
+            elif self._on_hit is not None:
+                self._on_hit(verified)
             principal = _principal_from(verified, found.source)
         elif self.login is not None:
             result = await self.login.authenticate(scope)

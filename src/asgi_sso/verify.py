@@ -219,6 +219,20 @@ class TokenVerifier:
         """The verified-token cache."""
         return self._cache
 
+    @property
+    def emits(self) -> bool:
+        """Whether this verifier has event sinks (callers skip reporting otherwise)."""
+        return self._emitter.enabled
+
+    def record_hit(self, verified: VerifiedToken) -> None:
+        """Report a hit found by a caller's own cache lookup (a ``cache.hit`` event).
+
+        The middleware looks tokens up itself, so hits never reach :meth:`verify`;
+        this keeps the hit ratio true. Misses are reported by :meth:`verify`.
+        """
+        if self._emitter.enabled:
+            self._emit_cache("cache.hit", verified.issuer.config.label)
+
     def cached(self, token: str) -> VerifiedToken | None:
         """Return the cached verification of ``token`` if still valid (no I/O, no parsing)."""
         return self._cache.lookup(token, self._clock.time())[0]

@@ -160,3 +160,29 @@ def test_importing_the_module_does_not_import_prometheus_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "False"
+
+
+async def test_hit_ratio_of_requests_through_the_middleware(
+    sink: PrometheusSink, registry: CollectorRegistry
+) -> None:
+    from starlette.responses import PlainTextResponse
+
+    from asgi_sso import SSOMiddleware
+    from asgi_sso.testing import DevIdP, DevUser
+
+    idp = DevIdP("http://idp.test", users=[DevUser(sub="alice", email="alice@acme.test")])
+    async with idp.http_client() as http:
+        app = SSOMiddleware(
+            PlainTextResponse("ok"),
+            [idp.issuer_config(audience="api://x")],
+            http_client=http,
+            event_sinks=[sink],
+        )
+        token = idp.issue_token("alice", audience="api://x")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for _ in range(4):
+                r = await client.get("/", headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200
+    assert value(registry, "asgi_sso_token_cache_total", result="hit") == 3
+    assert value(registry, "asgi_sso_token_cache_total", result="miss") == 1

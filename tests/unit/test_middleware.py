@@ -559,3 +559,34 @@ async def test_with_query_tokens_allowed_a_remembered_header_plus_a_query_token_
             assert (await c.get("/x", headers=headers)).status_code == 200
         r = await c.get("/x", headers=headers, params={"access_token": token})
     assert r.status_code == 400
+
+
+async def test_every_request_counts_as_one_cache_hit_or_miss(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    events: list[Event] = []
+    app = sso(idp, idp_http, event_sinks=[events.append])
+    first, second = (idp.issue_token(sub, audience=AUD) for sub in ("alice", "alice"))
+    async with client_for(app) as c:
+        for token in (first, first, first, second, first):
+            r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200
+    outcomes = [e.name for e in events if e.name.startswith("cache.")]
+    assert outcomes == ["cache.miss", "cache.hit", "cache.hit", "cache.miss", "cache.hit"]
+    assert {e.issuer for e in events if e.name == "cache.hit"} == {idp.issuer_config().label}
+
+
+async def test_cache_hits_are_counted_with_an_identity_layer_too(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    from asgi_sso.stores.memory import MemoryUserStore
+
+    events: list[Event] = []
+    app = sso(idp, idp_http, event_sinks=[events.append], user_store=MemoryUserStore())
+    token = idp.issue_token("alice", audience=AUD)
+    async with client_for(app) as c:
+        for _ in range(3):
+            r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200
+    outcomes = [e.name for e in events if e.name.startswith("cache.")]
+    assert outcomes == ["cache.miss", "cache.hit", "cache.hit"]

@@ -102,12 +102,11 @@ def _wait_ready(url: str, token: str, proc: subprocess.Popen[bytes]) -> None:
 
 def available_stacks() -> list[str]:
     """The server stacks whose packages are installed (h11 and asyncio always are)."""
-    stacks = []
-    for name in STACKS:
-        modules = [m for m in ("httptools", "uvloop") if m in name]
-        if all(importlib.util.find_spec(m) is not None for m in modules):
-            stacks.append(name)
-    return stacks
+    return [
+        name
+        for name, options in STACKS.items()
+        if all(importlib.util.find_spec(module) for module in options[1::2])
+    ]
 
 
 def run_case(

@@ -79,7 +79,6 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.new_event_loop()
     ex = _Exchange()
     tokens = material.tokens if mode == "cold" else [material.warmup[0]] * task["warm_requests"]
-    templates: list[dict[str, Any]] = []
 
     async def serve(app: Any, scopes: list[dict[str, Any]]) -> None:
         receive, send = ex.receive, ex.send
@@ -93,8 +92,8 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
             raise AssertionError(f"warm-up answered {ex.status}")
         # Fresh header bytes for every request of every repeat, as a server makes them
         # (a bytes object caches its hash: reusing one would flatter header lookups).
-        templates[:] = [_scope(t) for t in tokens]
-        return lambda: loop.run_until_complete(serve(app, templates))
+        scopes = [_scope(t) for t in tokens]
+        return lambda: loop.run_until_complete(serve(app, scopes))
 
     probe = prepared  # a tampered token must be refused by every protected app
     if task["app"] in BASELINE and task["app"] not in STUBBED:

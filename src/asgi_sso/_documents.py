@@ -215,12 +215,7 @@ class DocumentCache(Generic[T]):
             limits = self._limits
             max_age = limits.jwks_default_ttl if document.max_age is None else document.max_age
             ttl = min(max(max_age, limits.jwks_min_ttl), limits.jwks_max_ttl)
-            now = self._clock.monotonic()
-            slot.value = value
-            slot.fetched_at = now
-            slot.expires_at = now + ttl
-            slot.last_error = None
-            self._emit("ok", None, url, now - started)
+            self._fill(slot, value, ttl, "ok", url, started)
             await self._to_shared(url, document.body, ttl)
         finally:
             slot.task = None
@@ -246,13 +241,19 @@ class DocumentCache(Generic[T]):
         except Exception as exc:  # the store's failures and bad bodies: the IdP decides
             self._emit_shared_error(url, exc)
             return False
+        self._fill(slot, value, remaining, "shared", url, started)
+        return True
+
+    def _fill(
+        self, slot: _Slot[T], value: T, ttl: float, outcome: str, url: str, started: float
+    ) -> None:
+        """Serve ``value`` from ``slot`` for ``ttl`` seconds and report where it came from."""
         now = self._clock.monotonic()
         slot.value = value
         slot.fetched_at = now
-        slot.expires_at = now + remaining
+        slot.expires_at = now + ttl
         slot.last_error = None
-        self._emit("shared", None, url, now - started)
-        return True
+        self._emit(outcome, None, url, now - started)
 
     async def _to_shared(self, url: str, body: bytes, ttl: float) -> None:
         if self._shared is None or ttl <= 0.0:

@@ -204,10 +204,13 @@ def validate_claims(
     return float("inf") if exp is None else float(exp)
 
 
-def scopes_from(claims: Mapping[str, Any], scope_claims: Iterable[str]) -> frozenset[str]:
+def scopes_from(
+    claims: Mapping[str, Any], scope_claims: Iterable[str], *, max_items: int | None = None
+) -> frozenset[str]:
     """Collect scopes from space-separated strings (RFC 6749 §3.3) or string lists.
 
     Values of other types are ignored (:func:`validate_claims` refuses them).
+    ``max_items`` bounds how many items of each list are read.
     """
     found: set[str] = set()
     for name in scope_claims:
@@ -215,7 +218,7 @@ def scopes_from(claims: Mapping[str, Any], scope_claims: Iterable[str]) -> froze
         if isinstance(value, str):
             found.update(value.split())
         elif isinstance(value, list):
-            found.update(item for item in value if isinstance(item, str) and item)
+            found.update(item for item in value[:max_items] if isinstance(item, str) and item)
     return frozenset(found) if found else _EMPTY
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from asgi_sso.claims import scopes_from
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.principal import Principal
 
@@ -155,14 +156,7 @@ def token_scopes(
     claims: Mapping[str, Any], names: Iterable[str] = ("scope", "scp")
 ) -> frozenset[str]:
     """The scopes the token grants itself (space-separated string or list, RFC 8693 §4.2)."""
-    found: set[str] = set()
-    for name in names:
-        value = claims.get(name)
-        if isinstance(value, str):
-            found.update(value.split())
-        elif isinstance(value, list):
-            found.update(v for v in value[:MAX_VALUES_PER_PATH] if isinstance(v, str) and v)
-    return frozenset(found)
+    return scopes_from(claims, names, max_items=MAX_VALUES_PER_PATH)
 
 
 class PriorityTierMapper:

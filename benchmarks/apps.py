@@ -101,6 +101,32 @@ def asgi_sso_signature_only(material: Material) -> Any:
     return app
 
 
+def verify_then_starlette(material: Material) -> Any:
+    """No middleware: the verify suite's ``TokenVerifier`` called by hand before bare
+    Starlette (diagnostic only: full verification, 401 on refusal, nothing else).
+
+    Its overhead over bare Starlette is what verification costs inside a request
+    loop, the same work as the verify suite's ``asgi_sso:cold`` but interleaved with
+    the framework's own work on every request.
+    """
+    from asgi_sso.errors import AuthError
+    from benchmarks.candidates.asgi_sso_ import verifier
+
+    app = starlette_bare(material)
+    verify = verifier(material).verify
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        auth = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        try:
+            await verify(auth.decode("latin-1").removeprefix("Bearer "))
+        except AuthError:
+            await PlainTextResponse("unauthorized", 401)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
 class _PyJWTMiddleware:
     """A typical hand-written pure-ASGI middleware: Bearer header -> PyJWT -> scope."""
 
@@ -225,6 +251,7 @@ APPS: dict[str, Callable[[Material], Any]] = {
     "asgi_sso": asgi_sso,
     "asgi_sso_stubbed": asgi_sso_stubbed,
     "asgi_sso_signature_only": asgi_sso_signature_only,
+    "verify_then_starlette": verify_then_starlette,
     "starlette_pyjwt": starlette_pyjwt,
     "litestar": litestar_bare,
     "litestar_jwt": litestar_jwt,
@@ -237,6 +264,7 @@ BASELINE = {
     "asgi_sso": "starlette",
     "asgi_sso_stubbed": "starlette",
     "asgi_sso_signature_only": "starlette",
+    "verify_then_starlette": "starlette",
     "starlette_pyjwt": "starlette",
     "litestar_jwt": "litestar",
     "fastapi_pyjwt": "fastapi",
@@ -246,6 +274,9 @@ BASELINE = {
 
 STUBBED = frozenset({"asgi_sso_stubbed", "asgi_sso_signature_only"})
 """Diagnostic apps that accept any token (never in the e2e suite, never a candidate)."""
+
+DIAGNOSTIC = STUBBED | {"verify_then_starlette"}
+"""Every app that only explains a figure (never in the e2e suite)."""
 
 
 def factory() -> Any:

@@ -21,6 +21,7 @@ CASES = (
     ("asgi_sso", "cold"),
     ("asgi_sso_stubbed", "cold"),
     ("asgi_sso_signature_only", "cold"),
+    ("verify_then_starlette", "cold"),
     ("starlette_pyjwt", "cold"),
     ("litestar", "warm"),
     ("litestar_jwt", "cold"),
@@ -31,7 +32,9 @@ CASES = (
 ``asgi_sso_stubbed`` (verification stubbed out) splits the cold cost into the
 middleware's own steps and verification inside the request loop;
 ``asgi_sso_signature_only`` (nothing but the floor's signature check) bounds the
-cold ratio any verifier could reach."""
+cold ratio any verifier could reach; ``verify_then_starlette`` (no middleware, the
+verifier called by hand before bare Starlette) is verification's own cost inside
+the request loop."""
 
 
 def _scope(token: str) -> dict[str, Any]:

@@ -135,6 +135,13 @@ def _middleware_md(mw: dict[str, Any], verify: dict[str, Any]) -> list[str]:
                 f"verification inside the request loop: {cold - own:.1f} µs "
                 f"(alone, in a tight loop: {verify_us:.1f} µs)"
             )
+        by_hand = _get(mw, "verify_then_starlette:cold", "overhead_us")
+        if by_hand is not None and by_hand > 0:
+            lines.append(
+                f"  * the same verifier called by hand before bare Starlette (no middleware): "
+                f"{by_hand:.1f} µs = {by_hand / verify_us:.2f}x its tight-loop cost; against "
+                f"that in-loop cost the middleware's overhead is {cold / by_hand:.2f}x"
+            )
         floor_us = _get(verify, "RS256", "raw_crypto:cold", "cpu", "median_us")
         bound = _get(mw, "asgi_sso_signature_only:cold", "overhead_us")
         if bound is not None and floor_us:

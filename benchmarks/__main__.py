@@ -31,6 +31,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go")
     parser.add_argument("--tokens", type=int, help="override: cold tokens / requests per repeat")
     parser.add_argument("--repeats", type=int, help="override: repeats per case")
+    parser.add_argument("--rounds", type=int, help="override: verify/middleware rounds")
     parser.add_argument("--duration", type=float, help="override: seconds of wrk per e2e case")
     parser.add_argument("--memory-tokens", type=int, help="override: tokens in the memory test")
     return parser.parse_args(argv)
@@ -45,6 +46,8 @@ def budget_from(args: argparse.Namespace) -> Budget:
                        warm_ops=args.tokens * 10, mw_warm_requests=args.tokens * 10)  # fmt: skip
     if args.repeats:
         changes.update(repeats=args.repeats, e2e_repeats=args.repeats)
+    if args.rounds:
+        changes["rounds"] = args.rounds
     if args.duration:
         changes["duration"] = args.duration
     if args.memory_tokens:

@@ -25,6 +25,7 @@ class Budget:
     tokens: int = 2000
     warm_ops: int = 200_000
     repeats: int = 5
+    rounds: int = 3  # verify and middleware: every case once per round, in turn
     mw_requests: int = 2000
     mw_warm_requests: int = 20_000
     duration: float = 5.0
@@ -40,6 +41,7 @@ class Budget:
             tokens=200,
             warm_ops=20_000,
             repeats=3,
+            rounds=1,
             mw_requests=200,
             mw_warm_requests=2000,
             duration=1.0,
@@ -84,6 +86,27 @@ def measure(setup: Callable[[], Callable[[], object]], ops: int, repeats: int) -
         "cpu": summarize(cpu, ops),
         "wall": summarize(wall, ops),
     }
+
+
+def median_round(outcomes: list[dict[str, Any]], values: list[float], name: str) -> dict[str, Any]:
+    """The outcome of the round whose value is the median of ``values`` (one per round).
+
+    Adds ``name`` (that value), ``name_min``, ``name_max`` and ``rounds``. A failed or
+    unsupported round decides the case (a flaky candidate is not averaged away).
+    """
+    failed = [o for o in outcomes if "error" in o or "unsupported" in o]
+    if failed:
+        return failed[0]
+    order = sorted(range(len(values)), key=values.__getitem__)
+    pick = order[(len(order) - 1) // 2]
+    chosen = dict(outcomes[pick])
+    chosen.update({
+        name: values[pick],
+        f"{name}_min": values[order[0]],
+        f"{name}_max": values[order[-1]],
+        "rounds": len(values),
+    })  # fmt: skip
+    return chosen
 
 
 def run_isolated(task: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:

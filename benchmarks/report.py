@@ -66,6 +66,17 @@ def _cell(case: dict[str, Any] | None) -> str:
     return f"{cpu['per_second']:,.0f} ({cpu['min_us']:.1f}-{cpu['max_us']:.1f} µs)"
 
 
+def _spread(case: dict[str, Any] | None) -> str:
+    """`` [min-max over N rounds]`` of a case's judged figure, when it ran several rounds."""
+    if not case or case.get("rounds", 1) < 2 or case.get("ratio_to_floor") == 1.0:
+        return ""
+    for name, fmt in (("overhead_us", "{:+.1f}"), ("ratio_to_floor", "{:.2f}")):
+        if f"{name}_min" in case:
+            low, high = (fmt.format(case[f"{name}_{end}"]) for end in ("min", "max"))
+            return f" [{low} to {high} over {case['rounds']} rounds]"
+    return ""
+
+
 def _verify_md(verify: dict[str, Any]) -> list[str]:
     labels = list(verify)
     names = list(dict.fromkeys(k for row in verify.values() for k in row))
@@ -81,7 +92,7 @@ def _verify_md(verify: dict[str, Any]) -> list[str]:
         for label in labels:
             case = verify[label].get(name)
             ratio = _get(case or {}, "ratio_to_floor")
-            cells.append(_cell(case) + (f" **{ratio:.2f}x**" if ratio else ""))
+            cells.append(_cell(case) + (f" **{ratio:.2f}x**" if ratio else "") + _spread(case))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Targets:", ""]
     for label, target in TARGETS_COLD.items():
@@ -111,7 +122,9 @@ def _middleware_md(mw: dict[str, Any], verify: dict[str, Any]) -> list[str]:
             continue
         cpu = case["cpu"]
         over = case.get("overhead_us")
-        over_s = f"{over:+.1f} µs vs {case['baseline']}" if over is not None else "(baseline)"
+        over_s = "(baseline)"
+        if over is not None:
+            over_s = f"{over:+.1f} µs vs {case['baseline']}{_spread(case)}"
         spread = f"{cpu['median_us']:.1f} [{cpu['min_us']:.1f}-{cpu['max_us']:.1f}]"
         lines.append(f"| {key} | {spread} | {over_s} |")
     warm = _get(mw, "asgi_sso:warm", "overhead_us")
@@ -233,7 +246,10 @@ def markdown(results: dict[str, Any]) -> str:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
         "",
         "Every case ran in its own process; figures are medians of repeats, CPU time "
-        "(`time.process_time`), since the machine is shared.",
+        "(`time.process_time`), since the machine is shared. The verify and middleware "
+        "suites run every case once per round, in turn; ratios and overheads are taken "
+        "against the floor or baseline of the same round, and each case reports its median "
+        "round, with the spread over rounds in brackets.",
         "",
     ]
     verify = results.get("verify", {})

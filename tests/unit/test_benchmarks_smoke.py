@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benchmarks import middleware_cost, verify_cost
 from benchmarks.__main__ import budget_from, parse
 from benchmarks.apps import APPS, DIAGNOSTIC, STUBBED
 from benchmarks.e2e import CASES, available_stacks, median_run
@@ -150,3 +151,51 @@ def test_an_e2e_case_reports_its_median_round_and_the_spread(rates: list[float])
     assert outcomes[chosen["requests"]]["requests_per_cpu_s"] == chosen["requests_per_cpu_s"]
     broken = [*outcomes, {"error": "uvicorn exited with 1"}]
     assert median_run(broken) == {"error": "uvicorn exited with 1"}
+
+
+def _timed(us: float) -> dict[str, Any]:
+    return {"cpu": {"median_us": us}}
+
+
+@given(st.lists(st.tuples(st.floats(1.0, 1e4), st.floats(1.0, 1e4)), min_size=1, max_size=5))
+def test_verify_ratios_are_taken_within_a_round(pairs: list[tuple[float, float]]) -> None:
+    # Each round: the floor, then the candidate; a slow round slows both alike.
+    runs = {
+        ("RS256", "raw_crypto:cold"): [_timed(f) for f, _ in pairs],
+        ("RS256", "asgi_sso:cold"): [_timed(c) for _, c in pairs],
+    }
+    row = verify_cost.judge(runs)["RS256"]
+    ratios = sorted(f / c for f, c in pairs)
+    case = row["asgi_sso:cold"]
+    assert case["ratio_to_floor"] == ratios[(len(ratios) - 1) // 2]
+    assert (case["ratio_to_floor_min"], case["ratio_to_floor_max"]) == (ratios[0], ratios[-1])
+    assert case["rounds"] == len(pairs)
+    # The reported time is the chosen round's, so the table's figures agree.
+    chosen = [c for f, c in pairs if f / c == case["ratio_to_floor"]]
+    assert case["cpu"]["median_us"] in chosen
+    floor = row["raw_crypto:cold"]
+    assert floor["ratio_to_floor"] == 1.0
+    assert floor["round_us"] == sorted(f for f, _ in pairs)[(len(pairs) - 1) // 2]
+
+
+def test_a_failed_round_decides_the_case() -> None:
+    runs = {
+        ("RS256", "raw_crypto:cold"): [_timed(30.0), _timed(31.0)],
+        ("RS256", "asgi_sso:cold"): [_timed(40.0), {"error": "worker failed: boom"}],
+    }
+    assert verify_cost.judge(runs)["RS256"]["asgi_sso:cold"] == {"error": "worker failed: boom"}
+    failed = {"starlette:warm": [_timed(10.0)], "asgi_sso:cold": [{"error": "x"}]}
+    assert middleware_cost.judge(failed)["asgi_sso:cold"] == {"error": "x"}
+
+
+@given(st.lists(st.tuples(st.floats(1.0, 1e3), st.floats(0.0, 1e3)), min_size=1, max_size=5))
+def test_middleware_overheads_are_taken_within_a_round(rounds: list[tuple[float, float]]) -> None:
+    runs = {
+        "starlette:warm": [_timed(base) for base, _ in rounds],
+        "asgi_sso:cold": [_timed(base + extra) for base, extra in rounds],
+    }
+    case = middleware_cost.judge(runs)["asgi_sso:cold"]
+    overheads = sorted((base + extra) - base for base, extra in rounds)
+    assert case["overhead_us"] == overheads[(len(overheads) - 1) // 2]
+    assert case["baseline"] == "starlette"
+    assert case["rounds"] == len(rounds)

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from benchmarks.fixtures import Material, make_material
-from benchmarks.harness import ROOT, Budget, Progress
+from benchmarks.harness import ROOT, Budget, Progress, median_round
 
 STACKS = {
     "httptools+uvloop": ("--http", "httptools", "--loop", "uvloop"),
@@ -190,11 +190,9 @@ def median_run(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
 
     Any failed round makes the case an error (a flaky app is not averaged away).
     """
-    failed = [o for o in outcomes if "error" in o]
-    if failed:
-        return failed[0]
-    ranked = sorted(outcomes, key=lambda o: o["requests_per_cpu_s"] or 0.0)
-    chosen = dict(ranked[(len(ranked) - 1) // 2])
-    cpu = [o["requests_per_cpu_s"] or 0.0 for o in ranked]
-    chosen.update(rounds=len(ranked), cpu_min=cpu[0], cpu_max=cpu[-1])
+    rates = [o.get("requests_per_cpu_s") or 0.0 for o in outcomes]
+    chosen = median_round(outcomes, rates, "requests_per_cpu_s")
+    if "error" not in chosen:
+        chosen["cpu_min"] = chosen.pop("requests_per_cpu_s_min")
+        chosen["cpu_max"] = chosen.pop("requests_per_cpu_s_max")
     return chosen

@@ -68,7 +68,7 @@ def _cell(case: dict[str, Any] | None) -> str:
 
 def _spread(case: dict[str, Any] | None) -> str:
     """`` [min-max over N rounds]`` of a case's judged figure, when it ran several rounds."""
-    if not case or case.get("rounds", 1) < 2 or case.get("ratio_to_floor") == 1.0:
+    if not case or case.get("rounds", 1) < 2:
         return ""
     for name, fmt in (("overhead_us", "{:+.1f}"), ("ratio_to_floor", "{:.2f}")):
         if f"{name}_min" in case:

@@ -96,6 +96,10 @@ def _wait_ready(url: str, token: str, proc: subprocess.Popen[bytes]) -> None:
             continue
         if answer.status_code != 200:
             raise RuntimeError(f"warm-up answered {answer.status_code}")
+        # A second request: asgi_sso stores a token from its second sighting on.
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2.0)
+        if answer.status_code != 200:
+            raise RuntimeError(f"warm-up answered {answer.status_code}")
         return
     raise RuntimeError("uvicorn did not start within 30 s")
 

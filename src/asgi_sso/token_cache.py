@@ -23,6 +23,12 @@ subject). Its entries are the main cache's entries, with the same deadline check
 one pushed out of the main map by the size bound may still be served from there
 until its deadline, which only ever concerns a valid token, and never after an
 eviction by subject.
+
+:meth:`VerifiedTokenCache.lookup`, the lookup of a verification about to happen,
+also admits tokens: it reports a token's first sighting as a miss without hashing
+it, and the verifier stores a token only from its second sighting on (see
+:mod:`asgi_sso._sightings`). One-off tokens thus cost no digest, no insert and no
+memory, and cannot push out the tokens that come back.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import secrets
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
+from asgi_sso._sightings import Sightings
 from asgi_sso.errors import AuthError, ConfigurationError
 
 __all__ = ["CacheEntry", "VerifiedTokenCache"]
@@ -84,6 +91,7 @@ class VerifiedTokenCache(Generic[T]):
         "_owners",
         "_recent",
         "_recent_raw",
+        "_sightings",
         "failure_ttl",
         "max_size",
         "ttl",
@@ -103,9 +111,15 @@ class VerifiedTokenCache(Generic[T]):
         self._owners: dict[tuple[str, str], tuple[str, str]] = {}
         # One full SHA-256 block of key: each digest starts from a copy of this state.
         self._hasher = hashlib.sha256(secrets.token_bytes(64))
+        self._sightings = Sightings()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def filter_bytes(self) -> int:
+        """Memory held by the admission filter: fixed, whatever the number of entries."""
+        return self._sightings.nbytes
 
     def key(self, token: str) -> bytes:
         """The cache key of ``token``: a keyed 128-bit digest (see the module docstring)."""
@@ -115,29 +129,41 @@ class VerifiedTokenCache(Generic[T]):
 
     def get(self, token: str, now: float) -> T | None:
         """Return the cached value for ``token`` if it is still valid at wall time ``now``."""
-        return self.lookup(token, now)[0]
+        recent = self._recent.get(token)
+        if recent is not None and now < recent.cache_until:
+            return recent
+        return self._find(token, self.key(token), now)
 
     def lookup(self, token: str, now: float) -> tuple[T | None, bytes]:
-        """:meth:`get`, also returning the token's digest (empty after a recent-token hit).
+        """:meth:`get` for a token about to be verified on a miss; records the sighting.
 
-        A miss hands the digest on to :meth:`put_by_key` and
-        :meth:`failure_by_key`, so a cold verification hashes the token once.
+        Returns the value and the token's digest. The digest is empty after a
+        recent-token hit, and after a miss on the token's first sighting: that
+        token is not hashed, and should not be stored (an entry it may still have
+        from a sighting long ago is not served, only verified again). Otherwise a
+        miss hands the digest on to :meth:`put_by_key` and :meth:`failure_by_key`,
+        so a cold verification hashes the token once.
         """
         recent = self._recent.get(token)
         if recent is not None and now < recent.cache_until:
             return recent, b""
+        if not self.max_size or not self._sightings.sight(token):
+            return None, b""
         key = self.key(token)
+        return self._find(token, key, now), key
+
+    def _find(self, token: str, key: bytes, now: float) -> T | None:
         entry = self._entries.get(key)
         if entry is None:
-            return None, key
+            return None
         if now < entry.cache_until:
             self._entries.move_to_end(key)
             if len(self._recent) >= _RECENT_SIZE:
                 self._recent.clear()
             self._recent[token] = entry
-            return entry, key
+            return entry
         self._remove(key)
-        return None, key
+        return None
 
     def lookup_raw(self, raw: bytes, now: float) -> T | None:
         """A recent hit remembered by :meth:`remember_raw` under the exact bytes a
@@ -188,6 +214,8 @@ class VerifiedTokenCache(Generic[T]):
     ) -> None:
         """Cache ``value`` until ``min(until, now + ttl)`` (wall-clock seconds).
 
+        The token counts as sighted, so :meth:`lookup` finds it too.
+
         Args:
             token: the token string (only its digest is kept).
             value: what :meth:`get` returns (its ``subject`` indexes it).
@@ -196,6 +224,7 @@ class VerifiedTokenCache(Generic[T]):
             issuer: the token's concrete ``iss``.
             connection: the token's connection id.
         """
+        self._sightings.sight(token)
         self.put_by_key(
             self.key(token),
             value,
@@ -280,7 +309,8 @@ class VerifiedTokenCache(Generic[T]):
         return dropped
 
     def clear(self) -> None:
-        """Forget everything."""
+        """Forget everything (sightings included)."""
+        self._sightings.clear()
         self._entries.clear()
         self._recent_clear()
         self._owners.clear()

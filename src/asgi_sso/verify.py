@@ -235,7 +235,7 @@ class TokenVerifier:
 
     def cached(self, token: str) -> VerifiedToken | None:
         """Return the cached verification of ``token`` if still valid (no I/O, no parsing)."""
-        return self._cache.lookup(token, self._clock.time())[0]
+        return self._cache.get(token, self._clock.time())
 
     async def verify(
         self,
@@ -256,11 +256,13 @@ class TokenVerifier:
             token_types: accepted ``typ`` values instead of the issuer's (``()``: no
                 ``typ`` check, for callers that check it themselves).
             required_claims: claims that must be present instead of the issuer's.
-            use_cache: read and fill the verified-token cache. Verifications with an
-                override never use the cache, so a token accepted under one policy is
-                never served under another.
-            cache_key: the key from a ``cache.lookup(token, now)`` that has just missed (no
-                await in between): the lookup is not repeated.
+            use_cache: read and fill the verified-token cache (a token is stored from its
+                second sighting on, see :meth:`VerifiedTokenCache.lookup`). Verifications
+                with an override never use the cache, so a token accepted under one
+                policy is never served under another.
+            cache_key: the digest from a ``cache.lookup(token, now)`` that has just missed
+                (no await in between), empty for a first sighting: the lookup is not
+                repeated.
 
         Raises:
             AuthError: a subclass saying why the token is refused (never anything else).
@@ -273,16 +275,15 @@ class TokenVerifier:
         key = b""
         now = self._clock.time()
         if cacheable:
-            key = cache_key or b""
-            hit = None
-            if not key:
-                key = cache.key(token)
-                hit = cache.get_by_key(key, now)
-            if hit is not None:
-                if emitting:
-                    self._emit_cache("cache.hit", hit.issuer.config.label)
-                return hit
-            if cache.has_failures:
+            if cache_key is None:
+                hit, key = cache.lookup(token, now)
+                if hit is not None:
+                    if emitting:
+                        self._emit_cache("cache.hit", hit.issuer.config.label)
+                    return hit
+            else:
+                key = cache_key
+            if key and cache.has_failures:
                 remembered = cache.failure_by_key(key, self._clock.monotonic())
                 if remembered is not None:
                     raise remembered.with_traceback(None)
@@ -290,7 +291,16 @@ class TokenVerifier:
                 self._emit_cache("cache.miss", None)
         started = time.perf_counter() if emitting else 0.0
         try:
-            parsed, resolved, state = self._route(token)
+            # Parse, route by iss, algorithm allow-list: synchronous, before the keys.
+            parsed = self._parser.parse(token)
+            claims = parsed.claims
+            resolved = self._registry.resolve(claims.get("iss"), claims)
+            state = self._states[resolved.config.issuer]
+            if parsed.alg not in state.algorithms:
+                raise DisallowedAlgorithm(
+                    f"the token's algorithm is not allowed for this issuer; "
+                    f"expected {' or '.join(sorted(state.algorithms))}"
+                )
             keys = self._keys.warm(resolved, parsed.kid, parsed.alg)
             if keys is None:
                 keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
@@ -301,7 +311,11 @@ class TokenVerifier:
         except AuthError as error:
             # Transient outages are not remembered; malformed input is cheap to refuse again.
             if cacheable and not isinstance(error, ServiceUnavailable | MalformedToken):
-                cache.remember_failure_by_key(key, error, self._clock.monotonic())
+                # Also on a first sighting: a refused token that comes back is refused
+                # from memory.
+                cache.remember_failure_by_key(
+                    key or cache.key(token), error, self._clock.monotonic()
+                )
             if emitting:
                 self._emit_verify(None, error, started)
             raise
@@ -311,7 +325,7 @@ class TokenVerifier:
             if emitting:
                 self._emit_verify(None, malformed, started)
             raise malformed from exc
-        if cacheable:
+        if key:  # not on a first sighting
             cache.put_by_key(
                 key,
                 verified,
@@ -323,19 +337,6 @@ class TokenVerifier:
         if emitting:
             self._emit_verify(verified, None, started)
         return verified
-
-    def _route(self, token: str) -> tuple[ParsedToken, ResolvedIssuer, _IssuerState]:
-        # Synchronous steps before the keys: parse, route by iss, algorithm allow-list.
-        parsed = self._parser.parse(token)
-        claims = parsed.claims
-        resolved = self._registry.resolve(claims.get("iss"), claims)
-        state = self._states[resolved.config.issuer]
-        if parsed.alg not in state.algorithms:
-            raise DisallowedAlgorithm(
-                f"the token's algorithm is not allowed for this issuer; "
-                f"expected {' or '.join(sorted(state.algorithms))}"
-            )
-        return parsed, resolved, state
 
     def _finish(
         self,

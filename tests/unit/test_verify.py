@@ -297,6 +297,8 @@ async def test_cache_hit_and_expiry_with_a_fake_clock(
 ) -> None:
     verifier = make(client, clock)
     token = mint(claims(exp=START + 100), KEY)
+    await verifier.verify(token)
+    assert verifier.cached(token) is None  # a first sighting is verified, not stored
     first = await verifier.verify(token)
     fetches = len(idp.requests)
     assert await verifier.verify(token) is first
@@ -314,6 +316,8 @@ async def test_cache_ttl_bounds_long_lived_tokens(
     verifier = make(client, clock, limits=Limits(token_cache_ttl=10))
     token = mint(claims(exp=START + 3600), KEY)
     await verifier.verify(token)
+    await verifier.verify(token)
+    assert verifier.cached(token) is not None
     clock.advance(10)
     assert verifier.cached(token) is None
     assert await verifier.verify(token)  # verified again, not refused
@@ -327,18 +331,57 @@ async def test_use_cache_false_bypasses_the_cache(
     first = await verifier.verify(token, use_cache=False)
     assert verifier.cached(token) is None
     assert await verifier.verify(token, use_cache=False) is not first
+    assert verifier.cached(token) is None
 
 
 async def test_evict_subject(client: httpx.AsyncClient, clock: FakeClock) -> None:
     verifier = make(client, clock)
     alice = [mint(claims(jti=str(n)), KEY) for n in range(3)]
     bob = mint(claims(sub="bob"), KEY)
-    for token in [*alice, bob]:
+    for token in [*alice, bob, *alice, bob]:
         await verifier.verify(token)
     assert verifier.evict_subject(subject="alice", connection="elsewhere") == 0
     assert verifier.evict_subject(subject="alice", issuer=ISS) == 3
     assert all(verifier.cached(token) is None for token in alice)
     assert verifier.cached(bob) is not None
+
+
+async def test_tokens_are_stored_from_their_second_sighting(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    verifier = make(client, clock, limits=Limits(token_cache_size=4))
+    kept = mint(claims(jti="kept"), KEY)
+    await verifier.verify(kept)
+    assert len(verifier.cache) == 0
+    stored = await verifier.verify(kept)
+    assert len(verifier.cache) == 1
+    # A flood of one-off tokens is verified (each one fully) but stores nothing, so it
+    # cannot push out the token that comes back.
+    for n in range(20):
+        assert (await verifier.verify(mint(claims(jti=f"once-{n}"), KEY))).subject == "alice"
+    assert len(verifier.cache) == 1
+    assert verifier.cached(kept) is stored
+    assert await verifier.verify(kept) is stored
+
+
+async def test_a_first_sighting_is_checked_completely(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    verifier = make(client, clock)
+    good = mint(claims(), KEY)
+    head, _, sig = good.split(".")
+    other = mint(claims(sub="mallory"), KEY).split(".")[1]
+    for _ in range(2):
+        await verifier.verify(good)
+    assert len(verifier.cache) == 1
+    for _ in range(3):  # first sighting, then from the remembered refusal
+        with pytest.raises(InvalidSignature):  # alice's signature over mallory's claims
+            await verifier.verify(f"{head}.{other}.{sig}")
+    # Sightings forgotten: the stored verification is not served to the lookup that
+    # reports a first sighting, the token is verified again.
+    verifier.cache._sightings.clear()
+    assert verifier.cache.lookup(good, clock.time()) == (None, b"")
+    assert (await verifier.verify(good)).subject == "alice"
 
 
 async def test_refusals_are_remembered_only_briefly(
@@ -361,13 +404,15 @@ async def test_events_are_emitted_when_enabled(client: httpx.AsyncClient, clock:
     events: list[Event] = []
     verifier = make(client, clock, emitter=Emitter([events.append]))
     token = mint(claims(), KEY)
-    await verifier.verify(token)
-    await verifier.verify(token)
+    for _ in range(3):  # stored from its second sighting on
+        await verifier.verify(token)
     with pytest.raises(AuthError):
         await verifier.verify("not-a-token")
     ours = [e for e in events if e.name in ("verify", "cache.hit", "cache.miss")]
     names = [(e.name, e.outcome) for e in ours]
     assert names == [
+        ("cache.miss", "ok"),
+        ("verify", "ok"),
         ("cache.miss", "ok"),
         ("verify", "ok"),
         ("cache.hit", "ok"),
@@ -447,6 +492,7 @@ async def test_cached_verifications_keep_claims_as_bytes(
 ) -> None:
     verifier = make(client, clock)
     token = mint(claims(extra={"n": 1}), KEY)
+    await verifier.verify(token)
     verified = await verifier.verify(token)
     assert isinstance(verified.payload, bytes)
     assert not hasattr(verified, "__dict__")

@@ -126,17 +126,15 @@ def _json_object(data: bytes, max_depth: int, what: str) -> dict[str, Any]:
         raise MalformedToken(f"the token {what} is not UTF-8 JSON") from exc
     if type(value) is not dict:
         raise MalformedToken(f"the token {what} is not a JSON object")
-    if data.find(b"[") >= 0 or data.find(b"{", 1) >= 0:
-        _check_depth(value, data, max_depth, what)
-    return value
-
-
-def _check_depth(value: dict[str, Any], data: bytes, max_depth: int, what: str) -> None:
-    # Only for values with a nested container (a flat object has no second "{" and no
-    # "[": two memchr scans). Counting brackets is a cheap upper bound; only above the
-    # limit is the value walked.
-    if data.count(b"{") + data.count(b"[") > max_depth and _depth(value) > max_depth:
+    # A flat object has no second "{" and no "[" (two memchr scans); otherwise
+    # counting brackets is a cheap upper bound, and only then is the value walked.
+    if (
+        (data.find(b"[") >= 0 or data.find(b"{", 1) >= 0)
+        and data.count(b"{") + data.count(b"[") > max_depth
+        and _depth(value) > max_depth
+    ):
         raise MalformedToken(f"the token {what} is nested too deeply")
+    return value
 
 
 def _check_header(header: dict[str, Any]) -> tuple[str, str | None]:
@@ -223,18 +221,9 @@ class JWSParser:
             signature = _BASE64(b'"' + standard[second + 1 :] + _CLOSE[tail])
         except msgspec.DecodeError as exc:
             raise MalformedToken("the token has a badly encoded segment") from exc
-        # _json_object, inline: one call less per token.
-        try:
-            claims = _JSON(claims_json)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise MalformedToken("the token claim set is not UTF-8 JSON") from exc
-        if type(claims) is not dict:
-            raise MalformedToken("the token claim set is not a JSON object")
-        if claims_json.find(b"[") >= 0 or claims_json.find(b"{", 1) >= 0:
-            _check_depth(claims, claims_json, self._max_depth, "claim set")
         return ParsedToken(
             cached[0],
-            claims,
+            _json_object(claims_json, self._max_depth, "claim set"),
             claims_json,
             cached[1],
             cached[2],

@@ -38,12 +38,11 @@ class Sightings:
         generation_marks: new marks after which a generation ends.
     """
 
-    __slots__ = ("_current", "_limit", "_marks", "_mask", "_previous", "_size")
+    __slots__ = ("_current", "_limit", "_marks", "_mask", "_previous")
 
     def __init__(self, size: int = _BYTES, generation_marks: int = _GENERATION_MARKS) -> None:
         if size < 1 or size & (size - 1) or generation_marks < 1:
             raise ValueError("size must be a power of two and generation_marks positive")
-        self._size = size
         self._mask = size - 1
         self._limit = generation_marks
         self._current = bytearray(size)
@@ -63,7 +62,7 @@ class Sightings:
         self._marks += 1
         if self._marks >= self._limit:
             self._previous = current
-            self._current = bytearray(self._size)
+            self._current = bytearray(len(current))
             self._marks = 0
         return seen
 
@@ -74,6 +73,6 @@ class Sightings:
 
     def clear(self) -> None:
         """Forget every sighting."""
-        self._current = bytearray(self._size)
-        self._previous = bytearray(self._size)
+        self._current = bytearray(self._mask + 1)
+        self._previous = bytearray(self._mask + 1)
         self._marks = 0

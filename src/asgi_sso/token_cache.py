@@ -191,17 +191,6 @@ class VerifiedTokenCache(Generic[T]):
         self._recent.clear()
         self._recent_raw.clear()
 
-    def get_by_key(self, key: bytes, now: float) -> T | None:
-        """:meth:`get` for a digest from :meth:`key`."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if now < entry.cache_until:
-            self._entries.move_to_end(key)
-            return entry
-        self._remove(key)
-        return None
-
     def put(
         self,
         token: str,

@@ -40,7 +40,14 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
+        "asgi_sso_compiled": list(_compiled()),
     }
+
+
+def _compiled() -> tuple[str, ...]:
+    from asgi_sso import compiled_modules
+
+    return compiled_modules()
 
 
 def _get(data: dict[str, Any], *path: str) -> Any:
@@ -238,6 +245,14 @@ def _memory_md(mem: dict[str, Any]) -> list[str]:
     ]
 
 
+def _build_line(compiled: list[str] | None) -> str:
+    if compiled is None:
+        return "asgi_sso build: not recorded."
+    if not compiled:
+        return "asgi_sso build: pure Python (no module compiled)."
+    return "asgi_sso build: compiled with mypyc (" + ", ".join(f"`{c}`" for c in compiled) + ")."
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     m = results["machine"]
@@ -249,6 +264,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['platform']}. Budget: {results.get('budget_name', '?')}.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
+        "",
+        _build_line(m.get("asgi_sso_compiled")),
         "",
         "Every case ran in its own process; figures are medians of repeats, CPU time "
         "(`time.process_time`), since the machine is shared. The verify and middleware "

@@ -7,6 +7,7 @@ Wrap an ASGI app in :class:`SSOMiddleware` with one or more trusted
 
 from __future__ import annotations
 
+from asgi_sso._compiled import compiled_modules
 from asgi_sso.audit import AuditLogger
 from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
@@ -117,4 +118,5 @@ __all__ = [
     "UserDeactivated",
     "UserStore",
     "VerifiedToken",
+    "compiled_modules",
 ]

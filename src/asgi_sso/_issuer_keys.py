@@ -8,6 +8,7 @@ and the JWKS cache when they must fetch.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
@@ -19,7 +20,7 @@ from asgi_sso.keys import KeySet, VerificationKey
 __all__ = ["HMAC_ALGORITHMS", "IssuerKeys"]
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-_CANDIDATE_MEMO_SIZE = 1024
+_CANDIDATE_MEMO_SIZE: Final = 1024
 
 
 class IssuerKeys:

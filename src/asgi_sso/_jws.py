@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 from cryptography.hazmat.primitives import hashes
@@ -26,27 +26,27 @@ __all__ = ["JWSParser", "ParsedToken", "SignatureKey", "der_signature", "verify_
 
 # RFC 7515 §2, §7.1: three non-empty base64url segments without padding. An empty
 # signature (the "none" algorithm) is refused after the header says why.
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # "-_" become "+/"; the characters that mapping would otherwise let in ("+", "/"),
 # padding ("=") and what a JSON string would read specially (quote, backslash)
 # become "!", which base64 decoding refuses. One pass over the token thus both
 # converts the alphabet and rules out every stray character.
-_TO_STANDARD = bytes.maketrans(b'-_+/="\\', b"+/!!!!!")
+_TO_STANDARD: Final = bytes.maketrans(b'-_+/="\\', b"+/!!!!!")
 # The last character of a segment may only carry data bits (RFC 4648 §3.5): with
 # two or three characters in the last quantum, the unused low bits must be zero,
 # otherwise several spellings decode to the same bytes and a mutated signature
 # would still verify.
-_CANONICAL_LAST = {
+_CANONICAL_LAST: Final = {
     2: frozenset(_ALPHABET[::16]),
     3: frozenset(_ALPHABET[::4]),
 }
 # Segments are decoded by msgspec as a JSON string holding standard base64 (three
 # times faster than ``binascii.a2b_base64``): the closing quote follows the padding.
-_CLOSE = (b'"', b'"', b'=="', b'="')
-_BASE64 = msgspec.json.Decoder(bytes).decode
-_JSON = msgspec.json.Decoder().decode
-_HEADER_CACHE_SIZE = 256
-_MISSING = object()
+_CLOSE: Final = (b'"', b'"', b'=="', b'="')
+_BASE64: Final = msgspec.json.Decoder(bytes).decode
+_JSON: Final = msgspec.json.Decoder().decode
+_HEADER_CACHE_SIZE: Final = 256
+_MISSING: Final = object()
 
 # A verifier returns False when the key cannot serve the algorithm and raises when
 # the signature is wrong.
@@ -268,7 +268,7 @@ def _rsa(pad: padding.AsymmetricPadding, algorithm: hashes.HashAlgorithm) -> _Ve
 
 
 # DER DigestInfo prefixes (RFC 8017 §9.2, note 1), by hash.
-_DIGEST_INFO = {
+_DIGEST_INFO: Final = {
     "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
     "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
     "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
@@ -379,7 +379,7 @@ def _hmac(digest: Callable[..., Any]) -> _Verify:
     return verify
 
 
-_VERIFIERS: dict[str, _Verify] = {
+_VERIFIERS: Final[dict[str, _Verify]] = {
     "RS256": _rsa_pkcs1("sha256"),
     "RS384": _rsa_pkcs1("sha384"),
     "RS512": _rsa_pkcs1("sha512"),

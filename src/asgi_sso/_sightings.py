@@ -21,10 +21,12 @@ the cache does not hold: the filter decides what to *store*, never what to *serv
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["Sightings"]
 
-_BYTES = 1 << 20
-_GENERATION_MARKS = 1 << 18
+_BYTES: Final = 1 << 20
+_GENERATION_MARKS: Final = 1 << 18
 
 
 class Sightings:

@@ -7,7 +7,7 @@ audience 'api://x'") and never echoes the token.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from asgi_sso.config import Issuer
 from asgi_sso.errors import (
@@ -28,10 +28,12 @@ __all__ = [
     "validate_claims",
 ]
 
-_MAX_TIME = 1e15  # far beyond any real timestamp; keeps float() of a huge int finite
-_EMPTY: frozenset[str] = frozenset()
-_NUMBER_TYPES = (int, float)
-_SCOPE_SETS_SIZE = 1024
+_MAX_TIME: Final = 1e15  # far beyond any real timestamp; keeps float() of a huge int finite
+# The same bound for the common case, an int claim: int comparisons stay exact for
+# any size (a float bound would convert the int, and a huge one overflows).
+_MAX_INT_TIME: Final = 10**15
+_EMPTY: Final[frozenset[str]] = frozenset()
+_SCOPE_SETS_SIZE: Final = 1024
 
 
 def normalize_type(value: str) -> str:
@@ -69,16 +71,18 @@ class ClaimPolicy:
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | int | None:
-    value: float | int | None = claims.get(name)
+    # object, not the declared result: the value is untrusted JSON until tested (a
+    # compiled build checks declared types on assignment).
+    value: object = claims.get(name)
     if value is None:
         return None
     # An exact type test: bool is an int subclass, and RFC 7519 §2 NumericDate is a number.
-    if type(value) not in _NUMBER_TYPES:
-        raise InvalidClaim(f"the {name!r} claim must be a number (seconds since the epoch)")
-    if -_MAX_TIME < value < _MAX_TIME:
-        return value
-    # Clamp absurd integers so arithmetic with them cannot overflow a float.
-    return max(-_MAX_TIME, min(value, _MAX_TIME))
+    if type(value) is int or type(value) is float:
+        if -_MAX_TIME < value < _MAX_TIME:
+            return value
+        # Clamp absurd integers so arithmetic with them cannot overflow a float.
+        return max(-_MAX_TIME, min(value, _MAX_TIME))
+    raise InvalidClaim(f"the {name!r} claim must be a number (seconds since the epoch)")
 
 
 def _check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> None:
@@ -174,19 +178,19 @@ def validate_claims(
     leeway = policy.leeway
     exp: Any = claims.get("exp")
     if exp is not None:
-        if type(exp) is not int or not -_MAX_TIME < exp < _MAX_TIME:
+        if type(exp) is not int or not -_MAX_INT_TIME < exp < _MAX_INT_TIME:
             exp = _number(claims, "exp")
         if now >= exp + leeway:
             raise ExpiredToken(f"the token expired {max(int(now - exp), 0)} s ago")
     nbf: Any = claims.get("nbf")
     if nbf is not None:
-        if type(nbf) is not int or not -_MAX_TIME < nbf < _MAX_TIME:
+        if type(nbf) is not int or not -_MAX_INT_TIME < nbf < _MAX_INT_TIME:
             nbf = _number(claims, "nbf")
         if now + leeway < nbf:
             raise NotYetValid(f"the token is not valid for another {int(nbf - now)} s")
     iat: Any = claims.get("iat")
     if iat is not None:
-        if type(iat) is not int or not -_MAX_TIME < iat < _MAX_TIME:
+        if type(iat) is not int or not -_MAX_INT_TIME < iat < _MAX_INT_TIME:
             iat = _number(claims, "iat")
         if now + leeway < iat:
             raise NotYetValid(f"the token was issued {int(iat - now)} s in the future")

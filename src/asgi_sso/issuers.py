@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from asgi_sso.config import Issuer
 from asgi_sso.errors import ConfigurationError, InvalidClaim, UnknownIssuer
 
 __all__ = ["IssuerRegistry", "ResolvedIssuer", "printable"]
 
-_TENANT = "{tenant}"
+_TENANT: Final = "{tenant}"
 # RFC 3986 pchar without percent-encoding: no '/', '?', '#', '%', whitespace or controls.
-_TENANT_PATTERN = r"([A-Za-z0-9._~!$&'()*+,;=:@-]{1,128})"
-_RESOLVED_CACHE_SIZE = 4096
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TENANT_PATTERN: Final = r"([A-Za-z0-9._~!$&'()*+,;=:@-]{1,128})"
+_RESOLVED_CACHE_SIZE: Final = 4096
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def printable(value: str, limit: int = 120) -> str:

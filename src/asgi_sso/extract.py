@@ -100,7 +100,7 @@ class Extractor:
 
         found: ExtractedToken | None = None
         if authorization is not None:
-            found = self._from_authorization(authorization)
+            found = self.from_authorization(authorization)
         if self._allow_query:
             query = self._from_query(scope.get("query_string", b""))
             if query is not None:
@@ -139,7 +139,16 @@ class Extractor:
             raise MalformedToken("the token is empty")
         return _found(token, source)
 
-    def _from_authorization(self, raw: bytes) -> ExtractedToken | None:
+    def from_authorization(self, raw: bytes) -> ExtractedToken | None:
+        """The bearer token in one ``Authorization`` header value, or ``None`` for another scheme.
+
+        What :meth:`extract` finds when this is the request's only ``Authorization``
+        header and it holds a bearer token (with :attr:`header_only`, nothing else
+        can then compete); on ``None``, call :meth:`extract` for the other sources.
+
+        Raises:
+            MalformedToken: the value is a bearer credential a token never looks like.
+        """
         if len(raw) > self._max + 64:
             raise MalformedToken(f"the token is larger than {self._max} bytes")
         if raw.startswith(_BEARER_PREFIX):

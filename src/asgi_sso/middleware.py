@@ -199,6 +199,7 @@ class SSOMiddleware:
         self._has_public = bool(self._public)
         self._has_scope_rules = bool(self._scope_rules)
         self._extract = self._extractor.extract
+        self._from_header = self._extractor.from_authorization
         self._credentials: dict[frozenset[str], Credentials] = {}
         self._lookup = self.verifier.cache.lookup
         self._lookup_raw = self.verifier.cache.lookup_raw
@@ -328,7 +329,11 @@ class SSOMiddleware:
                 principal = _principal_from(hit, "header")
                 extra_headers = None
             else:
-                found = self._extract(scope)
+                # The header found above decides alone when it holds a bearer token
+                # (header_only); otherwise every source is looked at.
+                found = None if raw is None else self._from_header(raw)
+                if found is None:
+                    found = self._extract(scope)
                 if found is not None and self.identity is None:
                     # The common case inline: a bearer token, no identity layer.
                     token, source = found

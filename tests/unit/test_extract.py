@@ -103,3 +103,36 @@ def test_arbitrary_headers_never_raise_anything_but_auth_errors(
     ex = Extractor(cookie_names=("tok",), allow_query_token=True, max_token_bytes=200)
     with contextlib.suppress(AuthError):
         ex.extract(scope([(k.lower(), v) for k, v in headers], b"access_token=%00"))
+
+
+def _outcome(call: Any) -> object:
+    try:
+        return call()
+    except AuthError as exc:
+        return (type(exc), str(exc))
+
+
+@given(
+    value=st.binary(max_size=80)
+    | st.builds(
+        lambda scheme, gap, token: scheme + gap + token,
+        st.sampled_from([b"Bearer", b"bearer", b"Basic", b"DPoP"]),
+        st.sampled_from([b" ", b"  ", b"\t", b""]),
+        st.text('ABCabc012-._~+/= \t"é', max_size=40).map(lambda s: s.encode()),
+    ),
+    cookie=st.none() | st.just(b"session=x.y.z"),
+)
+@example(value=b"Basic dXNlcjpwYXNz", cookie=b"session=x.y.z")
+def test_the_one_authorization_value_gives_what_extract_gives(
+    value: bytes, cookie: bytes | None
+) -> None:
+    # The middleware's shortcut: with one Authorization header (and no query tokens),
+    # its value alone decides the credential whenever it holds a bearer token.
+    ex = Extractor(cookie_names=("session",), max_token_bytes=32)
+    headers = [(b"authorization", value)] + ([(b"cookie", cookie)] if cookie else [])
+    whole = _outcome(lambda: ex.extract(scope(headers)))
+    shortcut = _outcome(lambda: ex.from_authorization(value))
+    if shortcut is None:  # not a bearer token: the middleware falls back to extract()
+        assert whole is None or getattr(whole, "source", None) == "cookie"
+    else:
+        assert shortcut == whole

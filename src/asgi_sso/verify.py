@@ -233,8 +233,13 @@ class TokenVerifier:
         if self._emitter.enabled:
             self._emit_cache("cache.hit", verified.issuer.config.label)
 
-    def cached(self, token: str) -> VerifiedToken | None:
-        """Return the cached verification of ``token`` if still valid (no I/O, no parsing)."""
+    def cached(self, token: object) -> VerifiedToken | None:
+        """Return the cached verification of ``token`` if still valid (no I/O, no parsing).
+
+        ``None`` for anything but text (such a token is never verified either).
+        """
+        if not isinstance(token, str):
+            return None
         return self._cache.get(token, self._clock.time())
 
     async def verify(
@@ -268,7 +273,14 @@ class TokenVerifier:
             AuthError: a subclass saying why the token is refused (never anything else).
         """
         cacheable = (
-            use_cache and audience is None and token_types is None and required_claims is None
+            use_cache
+            and audience is None
+            and token_types is None
+            and required_claims is None
+            # Untrusted input: anything but text is refused by the parser below and
+            # never hashed or looked up (a list is unhashable, and the compiled cache
+            # takes text only).
+            and isinstance(token, str)
         )
         emitting = self._emitter.enabled
         cache = self._cache

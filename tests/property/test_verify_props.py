@@ -64,9 +64,9 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     raise AssertionError("verification suspended although the keys are warm")
 
 
-def refused(token: object) -> AuthError:
+def refused(token: object, *, use_cache: bool = False) -> AuthError:
     try:
-        run(VERIFIER.verify(token, use_cache=False))  # type: ignore[arg-type]
+        run(VERIFIER.verify(token, use_cache=use_cache))  # type: ignore[arg-type]
     except AuthError as error:
         return error
     raise AssertionError("the token was accepted")
@@ -117,9 +117,14 @@ def test_arbitrary_headers_are_refused(header: dict[str, Any]) -> None:
     refused(f"{head}.{body}.{signature}")
 
 
-@given(st.binary(max_size=200) | st.none() | st.integers())
-def test_non_text_is_refused(value: object) -> None:
-    refused(value)
+@given(
+    st.binary(max_size=200) | st.none() | st.integers() | st.lists(st.text(max_size=5)),
+    st.booleans(),
+)
+def test_non_text_is_refused(value: object, use_cache: bool) -> None:
+    # With the cache on, too: a non-text token is never looked up (never hashed).
+    error = refused(value, use_cache=use_cache)
+    assert error.description == "the token must be text"
 
 
 JSON_SCALARS = (

@@ -310,6 +310,16 @@ async def test_cache_hit_and_expiry_with_a_fake_clock(
         await verifier.verify(token)
 
 
+@pytest.mark.parametrize("value", [None, b"a.b.c", 7, ["a.b.c"]])
+async def test_non_text_is_never_looked_up(
+    client: httpx.AsyncClient, clock: FakeClock, value: object
+) -> None:
+    verifier = make(client, clock)
+    assert verifier.cached(value) is None
+    with pytest.raises(MalformedToken, match="must be text"):
+        await verifier.verify(value)  # type: ignore[arg-type]
+
+
 async def test_cache_ttl_bounds_long_lived_tokens(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:

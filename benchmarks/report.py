@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from asgi_sso import compiled_modules
+
 PACKAGES = ("asgi-sso", "cryptography", "joserfc", "PyJWT", "python-jose", "Authlib",
             "starlette", "litestar", "fastapi", "uvicorn")  # fmt: skip
 
@@ -40,14 +42,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
-        "asgi_sso_compiled": list(_compiled()),
+        "asgi_sso_compiled": list(compiled_modules()),
     }
-
-
-def _compiled() -> tuple[str, ...]:
-    from asgi_sso import compiled_modules
-
-    return compiled_modules()
 
 
 def _get(data: dict[str, Any], *path: str) -> Any:

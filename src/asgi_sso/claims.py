@@ -28,10 +28,11 @@ __all__ = [
     "validate_claims",
 ]
 
-_MAX_TIME: Final = 1e15  # far beyond any real timestamp; keeps float() of a huge int finite
-# The same bound for the common case, an int claim: int comparisons stay exact for
-# any size (a float bound would convert the int, and a huge one overflows).
+# Far beyond any real timestamp. Int claims (the common case) are compared with the
+# int bound, exact for any size (a float bound would convert the int, and a huge one
+# overflows); the float bound clamps, so float() of a huge int stays finite.
 _MAX_INT_TIME: Final = 10**15
+_MAX_TIME: Final = float(_MAX_INT_TIME)
 _EMPTY: Final[frozenset[str]] = frozenset()
 _SCOPE_SETS_SIZE: Final = 1024
 

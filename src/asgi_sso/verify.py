@@ -17,7 +17,7 @@ import msgspec
 
 from asgi_sso._documents import SharedDocuments
 from asgi_sso._issuer_keys import HMAC_ALGORITHMS, IssuerKeys
-from asgi_sso._jws import JWSParser, ParsedToken, verify_signature
+from asgi_sso._jws import JWSParser, verify_signature
 from asgi_sso.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
@@ -317,8 +317,30 @@ class TokenVerifier:
             if keys is None:
                 keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
                 now = self._clock.time()  # a fetch may take a while: check claims after it
-            verified = self._finish(
-                parsed, resolved, state, keys, now, audience, token_types, required_claims
+            # Signature, then claims.
+            signer = verify_signature(parsed.alg, parsed.signing_input, parsed.signature, keys)
+            expires_at = validate_claims(
+                claims,
+                parsed.header,
+                resolved.iss,
+                state.policy,
+                now=now,
+                audiences=None if audience is None else frozenset({audience}),
+                token_types=None
+                if token_types is None
+                else frozenset(normalize_type(t) for t in token_types),
+                required=required_claims,
+            )
+            sub = claims.get("sub")
+            verified = VerifiedToken(
+                parsed.payload,
+                parsed.header,
+                resolved,
+                sub if type(sub) is str else "",
+                resolved.connection,
+                self._scope_sets(claims, state.policy.scope_claims),
+                expires_at,
+                signer.kid,
             )
         except AuthError as error:
             # Transient outages are not remembered; malformed input is cheap to refuse again.
@@ -349,44 +371,6 @@ class TokenVerifier:
         if emitting:
             self._emit_verify(verified, None, started)
         return verified
-
-    def _finish(
-        self,
-        parsed: ParsedToken,
-        resolved: ResolvedIssuer,
-        state: _IssuerState,
-        keys: tuple[VerificationKey, ...],
-        now: float,
-        audience: str | None,
-        token_types: tuple[str, ...] | None,
-        required_claims: tuple[str, ...] | None = None,
-    ) -> VerifiedToken:
-        # Synchronous steps after the keys: signature, then claims.
-        claims = parsed.claims
-        key = verify_signature(parsed.alg, parsed.signing_input, parsed.signature, keys)
-        expires_at = validate_claims(
-            claims,
-            parsed.header,
-            resolved.iss,
-            state.policy,
-            now=now,
-            audiences=None if audience is None else frozenset({audience}),
-            token_types=None
-            if token_types is None
-            else frozenset(normalize_type(t) for t in token_types),
-            required=required_claims,
-        )
-        sub = claims.get("sub")
-        return VerifiedToken(
-            parsed.payload,
-            parsed.header,
-            resolved,
-            sub if isinstance(sub, str) else "",
-            resolved.connection,
-            self._scope_sets(claims, state.policy.scope_claims),
-            expires_at,
-            key.kid,
-        )
 
     async def keys_for(
         self, resolved: ResolvedIssuer, kid: str | None, alg: str

@@ -6,6 +6,10 @@ pre-minted RS256 tokens (unique). Besides wall-clock requests/s, the server's
 own CPU time (from ``/proc/<pid>/stat``) gives requests per server CPU-second,
 which other load on a shared machine disturbs less.
 
+Rounds go over every case in turn; each judged ratio (asgi_sso against a peer) is
+taken within a round, between runs minutes apart at most, and the median round's
+ratio is reported with the spread, as in the other suites.
+
 Every case runs on two uvicorn stacks: ``httptools+uvloop`` (what
 ``uvicorn[standard]`` installs and production deployments run; the targets are
 judged on it) and the pure-Python ``h11+asyncio``, whose slower HTTP parsing
@@ -46,6 +50,13 @@ CASES = (
     ("fastapi", "warm"),
     ("fastapi_pyjwt", "unique"),
 )
+
+TARGETS: tuple[tuple[str, str, float, str], ...] = (
+    ("asgi_sso:warm", "starlette:warm", 0.85, "warm >= 0.85 of bare Starlette"),
+    ("asgi_sso:unique", "litestar_jwt:unique", 3.0, "unique >= 3x Litestar JWTAuth"),
+    ("asgi_sso:unique", "fastapi_pyjwt:unique", 3.0, "unique >= 3x FastAPI Depends+PyJWT"),
+)
+"""(case, peer, least ratio, text): the judged ratios of requests per server CPU-second."""
 
 _LUA_DONE = """
 done = function(summary, latency, requests)
@@ -167,7 +178,8 @@ def run(budget: Budget, workdir: Path) -> dict[str, Any]:
     warm.write_text(_LUA_WARM.format(token=material.warmup[0]) + _LUA_DONE)
     unique.write_text(_LUA_UNIQUE.format(path=workdir / "tokens.txt") + _LUA_DONE)
     # Rounds go over every case in turn, so a drift in the machine's speed touches
-    # every case alike; each case reports its median round, with the spread.
+    # every case alike; each case reports its median round, with the spread, and each
+    # judged ratio is taken within a round.
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     plan = [
         (round_, stack, app, mode)
@@ -183,10 +195,47 @@ def run(budget: Budget, workdir: Path) -> dict[str, Any]:
         except Exception as exc:
             outcome = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         runs.setdefault((stack, f"{app}:{mode}"), []).append(outcome)
+    return judge(runs)
+
+
+def judge(runs: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per stack and case, the median round; the judged ratios taken within rounds.
+
+    ``runs`` maps ``(stack, "app:mode")`` to one outcome per round, in round order.
+    A case in :data:`TARGETS` gets ``ratios[peer]`` (see :func:`within_rounds`).
+    """
     results: dict[str, Any] = {}
     for (stack, key), outcomes in runs.items():
         results.setdefault(stack, {})[key] = median_run(outcomes)
+    for stack, cases in results.items():
+        for key, peer, _, _ in TARGETS:
+            ours, theirs = runs.get((stack, key)), runs.get((stack, peer))
+            if ours and theirs and "error" not in cases[key]:
+                ratios = within_rounds(ours, theirs)
+                if ratios is not None:
+                    cases[key].setdefault("ratios", {})[peer] = ratios
     return results
+
+
+def within_rounds(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ratio of ``ours`` to ``theirs`` in each round: the median round's, and the spread.
+
+    ``cpu`` compares requests per server CPU-second (judged), ``wall`` requests per
+    second. ``None`` when a round of either failed or measured no CPU time.
+    """
+    pairs = list(zip(ours, theirs, strict=True))
+    if any(not o.get("requests_per_cpu_s") or not t.get("requests_per_cpu_s") for o, t in pairs):
+        return None
+    cpu = sorted(o["requests_per_cpu_s"] / t["requests_per_cpu_s"] for o, t in pairs)
+    wall = sorted(o["requests_per_s"] / t["requests_per_s"] for o, t in pairs)
+    middle = (len(pairs) - 1) // 2
+    return {
+        "cpu": cpu[middle],
+        "cpu_min": cpu[0],
+        "cpu_max": cpu[-1],
+        "wall": wall[middle],
+        "rounds": len(pairs),
+    }
 
 
 def median_run(outcomes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -28,10 +28,10 @@ class Budget:
     rounds: int = 3  # verify and middleware: every case once per round, in turn
     mw_requests: int = 2000
     mw_warm_requests: int = 20_000
-    duration: float = 5.0
+    duration: float = 4.0
     connections: int = 16
-    e2e_tokens: int = 60_000  # more than ~10k requests/s for 5 s: unique means unique
-    e2e_repeats: int = 3
+    e2e_tokens: int = 60_000  # more than ~10k requests/s for 4 s: unique means unique
+    e2e_repeats: int = 5  # e2e figures move most between rounds: five, shorter
     memory_tokens: int = 100_000
 
     @classmethod

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from benchmarks import middleware_cost, verify_cost
 from benchmarks.__main__ import budget_from, parse
 from benchmarks.apps import APPS, DIAGNOSTIC, STUBBED
-from benchmarks.e2e import CASES, available_stacks, median_run
+from benchmarks.e2e import CASES, TARGETS, available_stacks, judge, median_run
 from benchmarks.fixtures import Material, make_material
 from benchmarks.middleware_cost import _Exchange, _scope
 from benchmarks.report import markdown
@@ -82,6 +82,8 @@ def test_runner_runs_every_suite_on_a_tiny_budget(tmp_path: Path) -> None:
                 assert "error" not in case, (stack, key, case)
                 assert case["requests"] > 0
                 assert case["non2xx"] == 0
+            for key, peer, _, _ in TARGETS:
+                assert cases[key]["ratios"][peer]["rounds"] == 1
     else:
         assert "wrk" in results["e2e"]["error"]
 
@@ -151,6 +153,30 @@ def test_an_e2e_case_reports_its_median_round_and_the_spread(rates: list[float])
     assert outcomes[chosen["requests"]]["requests_per_cpu_s"] == chosen["requests_per_cpu_s"]
     broken = [*outcomes, {"error": "uvicorn exited with 1"}]
     assert median_run(broken) == {"error": "uvicorn exited with 1"}
+
+
+def _served(rate: float) -> dict[str, Any]:
+    return {"requests_per_cpu_s": rate, "requests_per_s": rate / 2, "requests": 1}
+
+
+@given(st.lists(st.tuples(st.floats(1.0, 1e5), st.floats(1.0, 1e5)), min_size=1, max_size=6))
+def test_e2e_ratios_are_taken_within_a_round(pairs: list[tuple[float, float]]) -> None:
+    # Each round: asgi_sso, then Litestar; a slow round slows both alike.
+    runs = {
+        ("stack", "asgi_sso:unique"): [_served(ours) for ours, _ in pairs],
+        ("stack", "litestar_jwt:unique"): [_served(theirs) for _, theirs in pairs],
+    }
+    cases = judge(runs)["stack"]
+    judged = cases["asgi_sso:unique"]["ratios"]["litestar_jwt:unique"]
+    ratios = sorted(ours / theirs for ours, theirs in pairs)
+    assert judged["cpu"] == ratios[(len(ratios) - 1) // 2]
+    assert (judged["cpu_min"], judged["cpu_max"]) == (ratios[0], ratios[-1])
+    assert judged["wall"] == pytest.approx(judged["cpu"])
+    assert judged["rounds"] == len(pairs)
+    # Only the judged pairs get ratios; a failed round of the peer leaves none.
+    assert "ratios" not in cases["litestar_jwt:unique"]
+    runs[("stack", "litestar_jwt:unique")][-1] = {"error": "uvicorn exited with 1"}
+    assert "ratios" not in judge(runs)["stack"]["asgi_sso:unique"]
 
 
 def _timed(us: float) -> dict[str, Any]:

@@ -217,7 +217,9 @@ def judge(runs: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
     return results
 
 
-def within_rounds(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def within_rounds(
+    ours: list[dict[str, Any]], theirs: list[dict[str, Any]]
+) -> dict[str, Any] | None:
     """The ratio of ``ours`` to ``theirs`` in each round: the median round's, and the spread.
 
     ``cpu`` compares requests per server CPU-second (judged), ``wall`` requests per

@@ -6,7 +6,6 @@ Wiring only: each step lives in its own module and nothing there imports this on
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -209,8 +208,7 @@ class SSOMiddleware:
         self._raw_fast = self.identity is None and self._extractor.header_only
         # Hits found here never reach verify(), which reports only misses.
         self._on_hit = self.verifier.record_hit if self.verifier.emits else None
-        clock = self.verifier.clock
-        self._now = time.time if type(clock) is SystemClock else clock.time
+        self._now = self.verifier.clock.time
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -222,22 +222,16 @@ def within_rounds(
 ) -> dict[str, Any] | None:
     """The ratio of ``ours`` to ``theirs`` in each round: the median round's, and the spread.
 
-    ``cpu`` compares requests per server CPU-second (judged), ``wall`` requests per
-    second. ``None`` when a round of either failed or measured no CPU time.
+    ``cpu`` compares requests per server CPU-second (judged), ``wall`` is that round's
+    ratio of requests per second. ``None`` when a round of either failed or measured
+    no CPU time.
     """
     pairs = list(zip(ours, theirs, strict=True))
     if any(not o.get("requests_per_cpu_s") or not t.get("requests_per_cpu_s") for o, t in pairs):
         return None
-    cpu = sorted(o["requests_per_cpu_s"] / t["requests_per_cpu_s"] for o, t in pairs)
-    wall = sorted(o["requests_per_s"] / t["requests_per_s"] for o, t in pairs)
-    middle = (len(pairs) - 1) // 2
-    return {
-        "cpu": cpu[middle],
-        "cpu_min": cpu[0],
-        "cpu_max": cpu[-1],
-        "wall": wall[middle],
-        "rounds": len(pairs),
-    }
+    walls = [{"wall": o["requests_per_s"] / t["requests_per_s"]} for o, t in pairs]
+    cpu = [o["requests_per_cpu_s"] / t["requests_per_cpu_s"] for o, t in pairs]
+    return median_round(walls, cpu, "cpu")
 
 
 def median_run(outcomes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -160,8 +160,6 @@ def validate_claims(
     Raises:
         InvalidToken: a subclass naming the first rule the token breaks.
     """
-    # Exact int tests first (the common case); the named helpers below give the
-    # precise refusal when a quick test fails.
     for name in policy.required if required is None else required:
         if claims.get(name) is None:
             raise InvalidClaim(f"the token has no {name!r} claim")
@@ -171,6 +169,8 @@ def validate_claims(
     if sub is not None and (type(sub) is not str or not sub):
         raise InvalidClaim("the 'sub' claim must be a non-empty string")
     leeway = policy.leeway
+    # Exact int tests first (the common case); _number gives the precise refusal when
+    # a quick test fails.
     exp: Any = claims.get("exp")
     if exp is not None:
         if type(exp) is not int or not -_MAX_INT_TIME < exp < _MAX_INT_TIME:

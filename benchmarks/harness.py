@@ -25,7 +25,7 @@ class Budget:
     tokens: int = 2000
     warm_ops: int = 200_000
     repeats: int = 5
-    rounds: int = 3  # verify and middleware: every case once per round, in turn
+    rounds: int = 5  # verify and middleware: every case once per round, in turn
     mw_requests: int = 2000
     mw_warm_requests: int = 20_000
     duration: float = 4.0

@@ -18,6 +18,11 @@ PACKAGES = ("asgi-sso", "cryptography", "joserfc", "PyJWT", "python-jose", "Auth
 
 TARGETS_COLD = {"RS256": 0.70, "ES256": 0.80, "Ed25519": 0.85}
 
+STEADY = 0.10
+"""How far a reference case (the floor, a bare framework) may move between rounds before
+the report calls its figures disturbed: its code is the same in every round, so what it
+moves is the machine's doing, and the verdicts judged against it may be too."""
+
 
 def machine() -> dict[str, Any]:
     """Where the run happened (the numbers mean little without it)."""
@@ -81,6 +86,21 @@ def _spread(case: dict[str, Any] | None) -> str:
     return ""
 
 
+def disturbance(reference: dict[str, Any] | None, what: str) -> str | None:
+    """A warning when ``reference`` (a case judged by its time per round) moved more than
+    :data:`STEADY` between its fastest and slowest round; ``None`` when it held steady."""
+    if not reference or reference.get("rounds", 1) < 2:
+        return None
+    low, high = reference.get("round_us_min"), reference.get("round_us_max")
+    if not low or high is None or high / low - 1 <= STEADY:
+        return None
+    return (
+        f"  * **disturbed:** {what} took {low:.1f} to {high:.1f} µs in different rounds "
+        f"({high / low - 1:.1%} apart), with the same code in each: the machine moved it; "
+        "run again on a quieter machine before trusting this verdict"
+    )
+
+
 def _verify_md(verify: dict[str, Any]) -> list[str]:
     labels = list(verify)
     names = list(dict.fromkeys(k for row in verify.values() for k in row))
@@ -104,6 +124,8 @@ def _verify_md(verify: dict[str, Any]) -> list[str]:
         shown = f"{ratio:.2f}" if ratio else "n/a"
         verdict = _verdict(ratio >= target if ratio else None)
         lines.append(f"* cold {label} >= {target:.2f} of floor: {shown} — {verdict}")
+        warning = disturbance(_get(verify, label, "raw_crypto:cold"), f"the {label} floor")
+        lines += [warning] if warning else []
     warm = _get(verify, "RS256", "asgi_sso:warm", "cpu", "per_second")
     lines.append(
         f"* warm >= 500,000/s: {warm:,.0f}/s — {_verdict(warm >= 500_000)}"
@@ -139,12 +161,16 @@ def _middleware_md(mw: dict[str, Any], verify: dict[str, Any]) -> list[str]:
         f"* warm <= 5 µs over bare Starlette: {warm:.1f} µs — {_verdict(warm <= 5)}"
         if warm is not None else "* warm: n/a"
     )  # fmt: skip
+    warning = disturbance(_get(mw, "starlette:warm"), "bare Starlette (the baseline of both)")
+    lines += [warning] if warning else []
     if cold is not None and verify_us:
         ratio = cold / verify_us
         lines.append(
             f"* cold <= 1.25x the cold verification cost ({verify_us:.1f} µs): "
             f"{cold:.1f} µs = {ratio:.2f}x — {_verdict(ratio <= 1.25)}"
         )
+        warning = disturbance(_get(verify, "RS256", "raw_crypto:cold"), "the RS256 floor")
+        lines += [warning] if warning else []
         own = _get(mw, "asgi_sso_stubbed:cold", "overhead_us")
         if own is not None:
             lines.append(

@@ -20,7 +20,7 @@ from benchmarks.apps import APPS, DIAGNOSTIC, STUBBED
 from benchmarks.e2e import CASES, TARGETS, available_stacks, judge, median_run
 from benchmarks.fixtures import Material, make_material
 from benchmarks.middleware_cost import _Exchange, _scope
-from benchmarks.report import markdown
+from benchmarks.report import STEADY, disturbance, markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,17 +98,20 @@ def test_runner_runs_every_suite_on_a_tiny_budget(tmp_path: Path) -> None:
     assert "verify" in proc.stderr  # the progress bar
 
 
+MACHINE = {
+    "date": "today",
+    "cpu": "cpu",
+    "cores": 2,
+    "load_average": (0.0, 0.0, 0.0),
+    "python": "3.11",
+    "platform": "linux",
+    "packages": {},
+}
+
+
 def test_report_renders_partial_results() -> None:
     results = {
-        "machine": {
-            "date": "today",
-            "cpu": "cpu",
-            "cores": 2,
-            "load_average": (0.0, 0.0, 0.0),
-            "python": "3.11",
-            "platform": "linux",
-            "packages": {},
-        },
+        "machine": MACHINE,
         "e2e": {"error": "wrk is not installed: apt-get install -y wrk"},
         "memory": {"error": "worker failed"},
     }
@@ -225,3 +228,24 @@ def test_middleware_overheads_are_taken_within_a_round(rounds: list[tuple[float,
     assert case["overhead_us"] == overheads[(len(overheads) - 1) // 2]
     assert case["baseline"] == "starlette"
     assert case["rounds"] == len(rounds)
+
+
+def _round(us: float) -> dict[str, Any]:
+    return {"cpu": {"median_us": us, "min_us": us, "max_us": us, "per_second": 1e6 / us}}
+
+
+@given(st.lists(st.floats(1.0, 1e4), min_size=1, max_size=7))
+def test_a_reference_that_moved_between_rounds_flags_its_verdict(rounds: list[float]) -> None:
+    # The floor's code is the same in every round: its spread is the machine's.
+    runs = {
+        ("RS256", "raw_crypto:cold"): [_round(us) for us in rounds],
+        ("RS256", "asgi_sso:cold"): [_round(us * 1.4) for us in rounds],
+    }
+    verify = verify_cost.judge(runs)
+    warning = disturbance(verify["RS256"]["raw_crypto:cold"], "the RS256 floor")
+    moved = max(rounds) / min(rounds) - 1
+    assert (warning is not None) == (len(rounds) > 1 and moved > STEADY)
+    text = markdown({"machine": MACHINE, "verify": verify})
+    assert ("**disturbed:** the RS256 floor" in text) == (warning is not None)
+    if warning is not None:
+        assert f"{min(rounds):.1f} to {max(rounds):.1f} µs" in warning

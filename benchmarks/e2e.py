@@ -177,9 +177,7 @@ def run(budget: Budget, workdir: Path) -> dict[str, Any]:
     warm, unique = workdir / "warm.lua", workdir / "unique.lua"
     warm.write_text(_LUA_WARM.format(token=material.warmup[0]) + _LUA_DONE)
     unique.write_text(_LUA_UNIQUE.format(path=workdir / "tokens.txt") + _LUA_DONE)
-    # Rounds go over every case in turn, so a drift in the machine's speed touches
-    # every case alike; each case reports its median round, with the spread, and each
-    # judged ratio is taken within a round.
+    # Rounds in turn (see the module docstring): a drift touches every case alike.
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     plan = [
         (round_, stack, app, mode)

@@ -101,6 +101,11 @@ def disturbance(reference: dict[str, Any] | None, what: str) -> str | None:
     )
 
 
+def _flagged(reference: dict[str, Any] | None, what: str) -> list[str]:
+    warning = disturbance(reference, what)
+    return [warning] if warning else []
+
+
 def _verify_md(verify: dict[str, Any]) -> list[str]:
     labels = list(verify)
     names = list(dict.fromkeys(k for row in verify.values() for k in row))
@@ -124,8 +129,7 @@ def _verify_md(verify: dict[str, Any]) -> list[str]:
         shown = f"{ratio:.2f}" if ratio else "n/a"
         verdict = _verdict(ratio >= target if ratio else None)
         lines.append(f"* cold {label} >= {target:.2f} of floor: {shown} — {verdict}")
-        warning = disturbance(_get(verify, label, "raw_crypto:cold"), f"the {label} floor")
-        lines += [warning] if warning else []
+        lines += _flagged(_get(verify, label, "raw_crypto:cold"), f"the {label} floor")
     warm = _get(verify, "RS256", "asgi_sso:warm", "cpu", "per_second")
     lines.append(
         f"* warm >= 500,000/s: {warm:,.0f}/s — {_verdict(warm >= 500_000)}"
@@ -161,16 +165,14 @@ def _middleware_md(mw: dict[str, Any], verify: dict[str, Any]) -> list[str]:
         f"* warm <= 5 µs over bare Starlette: {warm:.1f} µs — {_verdict(warm <= 5)}"
         if warm is not None else "* warm: n/a"
     )  # fmt: skip
-    warning = disturbance(_get(mw, "starlette:warm"), "bare Starlette (the baseline of both)")
-    lines += [warning] if warning else []
+    lines += _flagged(_get(mw, "starlette:warm"), "bare Starlette (the baseline of both)")
     if cold is not None and verify_us:
         ratio = cold / verify_us
         lines.append(
             f"* cold <= 1.25x the cold verification cost ({verify_us:.1f} µs): "
             f"{cold:.1f} µs = {ratio:.2f}x — {_verdict(ratio <= 1.25)}"
         )
-        warning = disturbance(_get(verify, "RS256", "raw_crypto:cold"), "the RS256 floor")
-        lines += [warning] if warning else []
+        lines += _flagged(_get(verify, "RS256", "raw_crypto:cold"), "the RS256 floor")
         own = _get(mw, "asgi_sso_stubbed:cold", "overhead_us")
         if own is not None:
             lines.append(

@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmarks import e2e, memory, middleware_cost, report, verify_cost
 from benchmarks.harness import Budget
+from benchmarks.quiet import CALIBRATION, QuietSpells
 
 SUITES = {
     "verify": verify_cost.run,
@@ -34,6 +35,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="override: verify/middleware rounds")
     parser.add_argument("--duration", type=float, help="override: seconds of wrk per e2e case")
     parser.add_argument("--memory-tokens", type=int, help="override: tokens in the memory test")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        help="override: seconds each suite may wait for quiet spells (0: never wait)",
+    )
     return parser.parse_args(argv)
 
 
@@ -52,6 +58,8 @@ def budget_from(args: argparse.Namespace) -> Budget:
         changes["duration"] = args.duration
     if args.memory_tokens:
         changes["memory_tokens"] = args.memory_tokens
+    if args.quiet_wait is not None:
+        changes["quiet_wait"] = args.quiet_wait
     return dataclasses.replace(budget, **changes)
 
 
@@ -68,9 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     results["budget_name"] = "quick" if args.quick else "full"
     results["budget"] = dataclasses.asdict(budget)
     started = time.perf_counter()
+    spells = QuietSpells(budget.quiet_wait, min(CALIBRATION, budget.quiet_wait))
     with tempfile.TemporaryDirectory(prefix="asgi-sso-bench-") as tmp:
         for suite in suites:
-            results[suite] = SUITES[suite](budget, Path(tmp))
+            results[suite] = SUITES[suite](budget, Path(tmp), spells)
+    quiet = spells.summary()
+    if args.suite != "all" and "quiet" in results:
+        quiet["suites"] = {**results["quiet"].get("suites", {}), **quiet["suites"]}
+    results["quiet"] = quiet
     results["seconds"] = round(time.perf_counter() - started, 1)
     for path in report.write(results, args.out):
         print(f"wrote {path}", file=sys.stderr)

@@ -33,6 +33,7 @@ import httpx
 
 from benchmarks.fixtures import Material, make_material
 from benchmarks.harness import ROOT, Budget, Progress, median_round
+from benchmarks.quiet import Gate, QuietSpells
 
 STACKS = {
     "httptools+uvloop": ("--http", "httptools", "--loop", "uvloop"),
@@ -125,9 +126,18 @@ def available_stacks() -> list[str]:
 
 
 def run_case(
-    app: str, mode: str, material_path: Path, script: Path, budget: Budget, stack: str
+    app: str,
+    mode: str,
+    material_path: Path,
+    script: Path,
+    budget: Budget,
+    stack: str,
+    gate: Gate | None = None,
 ) -> dict[str, Any]:
-    """Start uvicorn with ``app`` on ``stack``, warm it up, run wrk against it, stop it."""
+    """Start uvicorn with ``app`` on ``stack``, warm it up, run wrk against it, stop it.
+
+    With a ``gate``, wrk starts once the gate finds the machine quiet (the server up).
+    """
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "BENCH_APP": app, "BENCH_MATERIAL": str(material_path)}
@@ -139,6 +149,8 @@ def run_case(
     try:
         material = Material.load(material_path)
         _wait_ready(url, material.warmup[0], proc)
+        if gate is not None:
+            gate.wait()
         cpu0 = _cpu_seconds(proc.pid)
         wrk = subprocess.run(
             ["wrk", "-t1", f"-c{budget.connections}", f"-d{max(1, round(budget.duration))}s",
@@ -164,7 +176,7 @@ def run_case(
     return stats
 
 
-def run(budget: Budget, workdir: Path) -> dict[str, Any]:
+def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
     """Parent side: every app behind its own uvicorn, then ratios."""
     if shutil.which("wrk") is None:
         message = "wrk is not installed: apt-get install -y wrk"
@@ -187,11 +199,13 @@ def run(budget: Budget, workdir: Path) -> dict[str, Any]:
     ]
     progress = Progress(len(plan), "e2e")
     for _, stack, app, mode in progress.over(plan, lambda c: f"{c[1]} {c[2]} {c[3]}"):
+        gate = spells.gate("e2e")
         try:
             script = warm if mode == "warm" else unique
-            outcome = run_case(app, mode, path, script, budget, stack)
+            outcome = run_case(app, mode, path, script, budget, stack, gate)
         except Exception as exc:
             outcome = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        spells.absorb("e2e", gate.stats())
         runs.setdefault((stack, f"{app}:{mode}"), []).append(outcome)
     return judge(runs)
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from benchmarks.quiet import Gate
+
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
@@ -33,6 +35,7 @@ class Budget:
     e2e_tokens: int = 60_000  # more than ~10k requests/s for 4 s: unique means unique
     e2e_repeats: int = 5  # e2e figures move most between rounds: five, shorter
     memory_tokens: int = 100_000
+    quiet_wait: float = 600.0  # seconds a suite may wait for quiet spells (benchmarks.quiet)
 
     @classmethod
     def quick(cls) -> Budget:
@@ -48,6 +51,7 @@ class Budget:
             e2e_tokens=1000,
             e2e_repeats=1,
             memory_tokens=10_000,
+            quiet_wait=0.0,
         )
 
 
@@ -63,29 +67,40 @@ def summarize(samples: list[float], ops: int) -> dict[str, float]:
     }
 
 
-def measure(setup: Callable[[], Callable[[], object]], ops: int, repeats: int) -> dict[str, Any]:
+def measure(
+    setup: Callable[[], Callable[[], object]], ops: int, repeats: int, gate: Gate | None = None
+) -> dict[str, Any]:
     """Time ``repeats`` runs of ``setup()()`` (setup untimed), in CPU and wall time.
 
+    With a ``gate``, each run starts once the gate finds the machine quiet (or its wait
+    budget is spent).
+
     Returns:
-        ``{"ops", "repeats", "cpu": summary, "wall": summary}``; ``cpu`` counts
-        :func:`time.process_time`, so other load on a shared machine skews it less.
+        ``{"ops", "repeats", "cpu": summary, "wall": summary}``, plus ``"quiet"`` (the
+        gate's tally) with a gate; ``cpu`` counts :func:`time.process_time`, so other
+        load on a shared machine skews it less.
     """
     cpu: list[float] = []
     wall: list[float] = []
     for _ in range(repeats):
         run = setup()
         gc.collect()
+        if gate is not None:
+            gate.wait()
         c0, w0 = time.process_time(), time.perf_counter()
         run()
         c1, w1 = time.process_time(), time.perf_counter()
         cpu.append(c1 - c0)
         wall.append(w1 - w0)
-    return {
+    result = {
         "ops": ops,
         "repeats": repeats,
         "cpu": summarize(cpu, ops),
         "wall": summarize(wall, ops),
     }
+    if gate is not None:
+        result["quiet"] = gate.stats()
+    return result
 
 
 def median_round(outcomes: list[dict[str, Any]], values: list[float], name: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from asgi_sso.config import Limits
 from benchmarks.candidates.asgi_sso_ import verifier
 from benchmarks.fixtures import _mint_range, make_material
 from benchmarks.harness import Budget, Progress, run_isolated
+from benchmarks.quiet import QuietSpells
 
 
 def _rss_bytes() -> int:
@@ -84,8 +85,8 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(budget: Budget, workdir: Path) -> dict[str, Any]:
-    """Parent side: one fresh process."""
+def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
+    """Parent side: one fresh process (bytes are counted, not timed: no quiet gate)."""
     progress = Progress(1, "memory")
     for count in progress.over([budget.memory_tokens], lambda c: f"{c} cached tokens"):
         return run_isolated({"suite": "memory", "count": count}, timeout=600)

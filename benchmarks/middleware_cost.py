@@ -14,6 +14,7 @@ from typing import Any
 from benchmarks.apps import APPS, BASELINE, STUBBED
 from benchmarks.fixtures import Material, make_material
 from benchmarks.harness import Budget, Progress, measure, median_round, run_isolated
+from benchmarks.quiet import Gate, QuietSpells
 
 CASES = (
     ("starlette", "warm"),
@@ -105,13 +106,13 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
         loop.run_until_complete(serve(app, [_scope(material.tampered())]))
         if ex.status != 401:
             raise AssertionError(f"tampered token answered {ex.status}")
-    result = measure(probe, len(tokens), task["repeats"])
+    result = measure(probe, len(tokens), task["repeats"], Gate.from_task(task))
     if ex.status != 200:
         raise AssertionError(f"requests answered {ex.status}")
     return result
 
 
-def run(budget: Budget, workdir: Path) -> dict[str, Any]:
+def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
     """Parent side: RS256 tokens, every app in its own process, round after round;
     overheads against the baseline measured in the same round, median round reported."""
     material, _ = make_material("RS256", budget.mw_requests)
@@ -128,8 +129,11 @@ def run(budget: Budget, workdir: Path) -> dict[str, Any]:
             "mode": mode,
             "repeats": budget.repeats,
             "warm_requests": budget.mw_warm_requests,
+            **spells.task("middleware"),
         }
-        runs.setdefault(f"{app}:{mode}", []).append(run_isolated(task))
+        outcome = run_isolated(task)
+        spells.absorb("middleware", outcome.get("quiet"))
+        runs.setdefault(f"{app}:{mode}", []).append(outcome)
     return judge(runs)
 
 

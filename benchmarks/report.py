@@ -281,6 +281,30 @@ def _build_line(compiled: list[str] | None) -> str:
     return "asgi_sso build: compiled with mypyc (" + ", ".join(f"`{c}`" for c in compiled) + ")."
 
 
+def quiet_md(quiet: dict[str, Any] | None) -> list[str]:
+    """How many timed repeats started in a quiet spell, per suite (``benchmarks.quiet``)."""
+    if not quiet or not quiet.get("suites"):
+        return []
+    parts = []
+    unquiet = 0
+    for suite, tally in quiet["suites"].items():
+        total = int(tally["quiet"] + tally["unquiet"])
+        unquiet += int(tally["unquiet"])
+        parts.append(f"{suite} {int(tally['quiet'])} of {total} (waited {tally['waited_s']:.0f} s)")
+    lines = [
+        "Quiet spells: each timed repeat started once a 2 ms probe of interpreted Python ran "
+        f"within {quiet['tolerance']:.0%} of the run's quickest "
+        f"({quiet['reference_probe_us']:,.0f} µs), waiting up to {quiet['budget_s']:.0f} s "
+        "per suite; repeats that started quiet: " + "; ".join(parts) + ".",
+    ]
+    if unquiet:
+        lines.append(
+            f"  * **{unquiet} repeats started in a slow spell** (the wait budget was spent): "
+            "their figures are slower than the machine's quiet speed"
+        )
+    return [*lines, ""]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     m = results["machine"]
@@ -301,6 +325,7 @@ def markdown(results: dict[str, Any]) -> str:
         "against the floor or baseline of the same round, and each case reports its median "
         "round, with the spread over rounds in brackets.",
         "",
+        *quiet_md(results.get("quiet")),
     ]
     verify = results.get("verify", {})
     if verify:

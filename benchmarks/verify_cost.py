@@ -15,6 +15,7 @@ from typing import Any
 from benchmarks.candidates import CANDIDATES, Unsupported
 from benchmarks.fixtures import ALGORITHMS, Material, check_refuses, make_material
 from benchmarks.harness import Budget, Progress, measure, median_round, run_isolated
+from benchmarks.quiet import Gate, QuietSpells
 
 FLOOR = "raw_crypto"
 
@@ -44,11 +45,11 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
         return lambda: batch(tokens)
 
     check_refuses(module.setup(material, mode), material)
-    result = measure(prepared, len(tokens), task["repeats"])
+    result = measure(prepared, len(tokens), task["repeats"], Gate.from_task(task))
     return {"name": module.NAME, **result}
 
 
-def run(budget: Budget, workdir: Path) -> dict[str, Any]:
+def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
     """Parent side: mint, then run every case in its own process, round after round."""
     materials = {}
     for label in ALGORITHMS:
@@ -74,8 +75,11 @@ def run(budget: Budget, workdir: Path) -> dict[str, Any]:
             "mode": mode,
             "repeats": budget.repeats,
             "warm_ops": budget.warm_ops,
+            **spells.task("verify"),
         }
-        runs.setdefault((label, f"{cand.rstrip('_')}:{mode}"), []).append(run_isolated(task))
+        outcome = run_isolated(task)
+        spells.absorb("verify", outcome.get("quiet"))
+        runs.setdefault((label, f"{cand.rstrip('_')}:{mode}"), []).append(outcome)
     return judge(runs)
 
 

@@ -87,6 +87,19 @@ def test_runner_runs_every_suite_on_a_tiny_budget(tmp_path: Path) -> None:
     else:
         assert "wrk" in results["e2e"]["error"]
 
+    # Every timed repeat went through the quiet gate (with no wait budget: probed only).
+    tallies = results["quiet"]["suites"]
+    assert set(tallies) == (
+        {"verify", "middleware", "e2e"} if shutil.which("wrk") else {"verify", "middleware"}
+    )
+    assert all(t["waited_s"] == 0 for t in tallies.values())
+    assert tallies["verify"]["quiet"] + tallies["verify"]["unquiet"] == sum(
+        case["repeats"]
+        for row in results["verify"].values()
+        for case in row.values()
+        if "cpu" in case
+    )
+
     memory = results["memory"]
     assert memory["cached"] == 300
     assert memory["after_overflow"] <= memory["cache_size"]
@@ -94,6 +107,7 @@ def test_runner_runs_every_suite_on_a_tiny_budget(tmp_path: Path) -> None:
     table = (out / "results.md").read_text()
     assert "| asgi_sso:cold |" in table
     assert "Targets" in table
+    assert "Quiet spells: each timed repeat" in table
     assert table in proc.stdout
     assert "verify" in proc.stderr  # the progress bar
 

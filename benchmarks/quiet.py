@@ -5,7 +5,7 @@ interpreted Python ran about 1.85x slower and the RSA code about 1.55x slower), 
 ratio of two cases timed in different spells measures the machine. Before each timed
 repeat a :class:`Gate` times a short probe - about 2 ms of interpreted Python building
 and sorting small dicts, which tells the spells apart best (within 2 % in a quiet
-spell, 1.7-2x in a slow one, on the project's VMs) - and waits while the probe runs
+spell, 1.7-2.2x in a slow one, on the project's VMs) - and waits while the probe runs
 more than :data:`TOLERANCE` slower than the quiet reference. The reference is the
 quickest probe seen so far in the run (the parent calibrates it, workers report theirs).
 A wait budget per suite keeps a run in a slow hour finite: once it is spent, repeats

@@ -71,9 +71,9 @@ class Gate:
         while True:
             took = min(self.probe() for _ in range(TRIES))
             self.best_us = min(self.best_us, took)
-            if self.reference_us == math.inf:
-                self.reference_us = took
-            if took <= min(self.reference_us, self.best_us) * (1 + TOLERANCE):
+            # The quickest probe seen lowers the reference (and is it, when none was given).
+            self.reference_us = min(self.reference_us, took)
+            if took <= self.reference_us * (1 + TOLERANCE):
                 self.quiet += 1
                 return True
             if self.waited_s + self.pause > self.budget_s:

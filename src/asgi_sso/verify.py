@@ -3,7 +3,9 @@
 Order of one cold verification: size check → strict parse (header and claims) →
 route by ``iss`` → algorithm allow-list → keys (JWKS, via discovery when needed, or
 a configured HMAC secret) → signature → claims → cache. Everything but the key
-lookup is synchronous and runs on pre-built per-issuer state.
+lookup is synchronous and runs on pre-built per-issuer state; under concurrent
+load the signature checks of requests that arrive together run back to back at
+the end of their event-loop turn (:mod:`asgi_sso._signature_batch`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import msgspec
 from asgi_sso._documents import SharedDocuments
 from asgi_sso._issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso._jws import JWSParser, verify_signature
+from asgi_sso._signature_batch import SignatureBatch
 from asgi_sso.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
@@ -166,6 +169,7 @@ class TokenVerifier:
         self._clock = clock
         self._emitter = emitter
         self._parser = JWSParser(limits)
+        self._signatures = SignatureBatch()
         self._scope_sets = ScopeSets()
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
             limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
@@ -317,8 +321,15 @@ class TokenVerifier:
             if keys is None:
                 keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
                 now = self._clock.time()  # a fetch may take a while: check claims after it
-            # Signature, then claims.
-            signer = verify_signature(parsed.alg, parsed.signing_input, parsed.signature, keys)
+            # Signature (with those of concurrent requests when they arrive together,
+            # see _signature_batch), then claims.
+            queued = self._signatures.submit(
+                parsed.alg, parsed.signing_input, parsed.signature, keys
+            )
+            if queued is None:
+                signer = verify_signature(parsed.alg, parsed.signing_input, parsed.signature, keys)
+            else:
+                signer = await queued
             expires_at = validate_claims(
                 claims,
                 parsed.header,

@@ -68,11 +68,13 @@ class SignatureBatch:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # driven without an event loop: nothing to wait with
             return None
+        if self._pending and loop is not self._loop:
+            if self._loop is None or not self._loop.is_closed():
+                return None  # a batch of another live loop: never mix them
+            self._pending = []  # its loop closed before the flush: nobody waits
         if not self._pending:
             self._loop = loop
             loop.call_soon(self._flush)
-        elif loop is not self._loop:  # a batch of another loop: never mix them
-            return None
         future: asyncio.Future[SignatureKey] = loop.create_future()
         self._pending.append(((alg, signing_input, signature, keys), future))
         return future

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -124,6 +125,43 @@ def test_without_an_event_loop_every_check_runs_at_once() -> None:
     batch = SignatureBatch(probe_every=1)
     assert batch.submit(*_hmac_check(b"no loop")) is None
     assert batch.sizes == {}
+
+
+async def test_a_batch_never_takes_a_check_of_another_live_loop() -> None:
+    batch = SignatureBatch(probe_every=1)
+    mine = batch.submit(*_hmac_check(b"mine"))
+
+    async def elsewhere() -> asyncio.Future[SignatureKey] | None:
+        return batch.submit(*_hmac_check(b"theirs"))
+
+    with ThreadPoolExecutor(1) as pool:
+        theirs = pool.submit(asyncio.run, elsewhere()).result()
+    assert theirs is None  # checked at once on its own loop
+    assert mine is not None
+    assert await mine is SECRET
+    assert batch.sizes == {1: 1}
+
+
+def test_a_batch_left_behind_by_a_closed_loop_does_not_hold_up_the_next_loop() -> None:
+    batch = SignatureBatch(probe_every=1)
+
+    async def stop_before_the_turn_ends() -> None:
+        asyncio.get_running_loop().stop()  # the batch's flush never gets its turn
+        assert batch.submit(*_hmac_check(b"left behind")) is not None
+        await asyncio.Event().wait()
+
+    old = asyncio.new_event_loop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        old.run_until_complete(stop_before_the_turn_ends())
+    old.close()
+
+    async def next_loop() -> None:
+        queued = batch.submit(*_hmac_check(b"next"))
+        assert queued is not None  # batches again, on this loop
+        assert await queued is SECRET
+
+    asyncio.run(next_loop())
+    assert batch.sizes == {1: 1}
 
 
 def _verifier() -> TokenVerifier:

@@ -41,10 +41,15 @@ _encoder = msgspec.json.Encoder()
 
 
 def principal_from(record: SessionRecord) -> Principal:
-    """The principal a session stands for."""
+    """The principal a session stands for.
+
+    The claims travel as JSON and are decoded on first read: each request gets its
+    own mapping, so an app editing ``request.user.claims`` (even nested values)
+    never changes a record a store keeps in memory.
+    """
     return Principal(
         identity=record.subject,
-        claims=record.claims,
+        payload=_encoder.encode(record.claims),
         issuer=record.issuer,
         tenant=record.connection,
         source="session",

@@ -6,7 +6,9 @@ a 400 (RFC 7644 §3.12) and changes nothing.
 
 from __future__ import annotations
 
+import json
 import re
+import unicodedata
 from typing import Any
 
 import msgspec
@@ -17,6 +19,7 @@ __all__ = [
     "ScimError",
     "apply_patch",
     "apply_put",
+    "filter_value",
     "parse_bool",
     "read_body",
     "read_json",
@@ -109,6 +112,24 @@ def _depth(raw: bytes) -> int:
         elif byte in (0x5D, 0x7D):
             depth -= 1
     return deepest
+
+
+def filter_value(escaped: str) -> str:
+    """The value of a filter's quoted string (RFC 7644 §3.4.2.2: JSON string escapes).
+
+    No store can keep NUL (PostgreSQL refuses it) or a lone surrogate (not UTF-8),
+    and no userName or externalId holds a control character: each is a 400
+    ``invalidValue`` before the store is asked, never a 503 from it.
+    """
+    try:
+        # The standard library decodes a lone-surrogate escape instead of failing,
+        # so it is refused as the bad value it is rather than as bad syntax.
+        value: str = json.loads(f'"{escaped}"', strict=False)
+    except ValueError as exc:
+        raise _bad("the filter value is malformed", "invalidFilter") from exc
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise _bad("the filter value holds a control character or a lone surrogate")
+    return value
 
 
 def parse_bool(value: Any) -> bool:

@@ -11,13 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from asgi_sso._login_http import route_path
-from asgi_sso._paths import PathMatcher, ScopeRules, ambiguous
+from asgi_sso._paths import (
+    PathMatcher,
+    RoutePaths,
+    ScopeRules,
+    ambiguous,
+    check_root_path,
+    framework_of,
+)
 from asgi_sso.config import Clock, Issuer, Limits, SystemClock, issuers_from
 from asgi_sso.errors import (
     AuthError,
     CredentialsMissing,
     InsufficientScope,
+    InvalidRequest,
     ServiceUnavailable,
 )
 from asgi_sso.events import Emitter, Event, EventSink
@@ -60,6 +67,11 @@ class SSOMiddleware:
             presented but invalid credential is still refused).
         scope_rules: scopes required by path pattern (the longest pattern wins),
             refused with 403 ``insufficient_scope``.
+        root_path: the ``root_path`` the wrapped framework applies itself, replacing
+            the server's (``FastAPI(root_path="/api")``; read from a FastAPI app when
+            not given; ``""``: the framework applies the server's). Public paths and
+            scope rules match the path the framework routes below it; a request
+            whose route path cannot be told unambiguously is refused with a 400.
         cookie_names: cookies that may carry an IdP-issued JWT.
         allow_query_token: accept ``?access_token=`` (RFC 6750 §2.3; off by default).
         realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
@@ -89,6 +101,7 @@ class SSOMiddleware:
         public_paths: Sequence[str] = (),
         optional: bool = False,
         scope_rules: Mapping[str, Sequence[str]] | None = None,
+        root_path: str | None = None,
         cookie_names: Sequence[str] = (),
         allow_query_token: bool = False,
         realm: str = "api",
@@ -115,6 +128,11 @@ class SSOMiddleware:
         self._issuers = issuers_from(issuers)
         self._public = PathMatcher(public_paths)
         self._scope_rules = ScopeRules(scope_rules or {})
+        framework, app_root = framework_of(app)
+        if root_path is not None:
+            app_root = check_root_path(root_path) or None
+        self._routes = RoutePaths(framework, app_root, self._decision)
+        self._fixed_root = self._routes.fixed_root
         self._extractor = Extractor(
             cookie_names=cookie_names,
             allow_query_token=allow_query_token,
@@ -293,10 +311,15 @@ class SSOMiddleware:
                 await self._refuse(scope, receive, send, exc)
                 return
         path: str = scope["path"]
-        if scope.get("root_path"):
-            # Path rules are written for the app's own paths: some servers put the
-            # mount point in ``path`` too, and rules must not silently stop matching.
-            path = route_path(scope)
+        if self._fixed_root or scope.get("root_path"):
+            # Path rules are written for the paths the framework routes, below the
+            # root_path it applies (the server's or its own): never fewer rules.
+            routed = self._routes.route(scope)
+            if routed is None:
+                error = InvalidRequest("the request path does not map to one route of the app")
+                await self._refuse(scope, receive, send, error)
+                return
+            path = routed
 
         if kind == "http" and self._own_routes:
             if self.login is not None and self.login.handles(scope):
@@ -379,6 +402,11 @@ class SSOMiddleware:
         if self.login is not None:
             scope = self.login.strip_cookies(scope)
         await self.app(scope, receive, send)
+
+    def _decision(self, path: str) -> tuple[bool, tuple[str, ...]]:
+        # What the path rules decide for a route path: served anonymously? which scopes?
+        public = self._has_public and self._public.matches(path) and not ambiguous(path)
+        return public, self._scope_rules.required(path)
 
     def _strip(self, scope: Any) -> Any:
         if self.login is None:

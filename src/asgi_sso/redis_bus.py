@@ -15,8 +15,10 @@ cannot leave a revoked user signed in.
 Two things can still lose entries - Redis restarted without persistence (or
 flushed), or the stream trimmed past an entry not yet read. The bus detects
 both (an *epoch* key that a fresh Redis lacks; the last entry read no longer
-in the stream) and calls ``on_gap``: the process should then drop every
-cached verification, so each token is checked again against the user store.
+in the stream), as well as a first connection that failed (Redis unreachable
+when the worker started: what was revoked before it connects is unknown), and
+calls ``on_gap``: the process should then drop every cached verification, so
+each token is checked again against the user store.
 Revocations published while Redis is down are kept in a bounded outbox and
 sent once it is back.
 """
@@ -61,7 +63,8 @@ class RedisRevocationBus(RevocationBus):
         backoff: the first and the longest wait, in seconds, between reconnects.
         outbox: most revocations kept while Redis is down (oldest dropped first).
         on_gap: called when revocations may have been lost (see the module docs).
-        emitter: receives ``revocation.bus`` events (connected, disconnected, gap).
+        emitter: receives ``revocation.bus`` events (connected, disconnected, gap, and
+            unreachable for each failed attempt before the first connection).
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class RedisRevocationBus(RevocationBus):
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._connected = asyncio.Event()
+        self._late_start = False
         self.gaps = 0
 
     def __repr__(self) -> str:
@@ -167,6 +171,9 @@ class RedisRevocationBus(RevocationBus):
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._epoch is None:
+                    self._late_start = True
+                    self._emit("unreachable")
                 if self._connected.is_set():
                     self._connected.clear()
                     self._emit("disconnected")
@@ -182,6 +189,11 @@ class RedisRevocationBus(RevocationBus):
             # First connection: everything before now was applied by its publisher already.
             latest = await self._redis.xrevrange(self._stream, count=1)
             self._last_id = _entry_id(latest[0][0]) if latest else _START  # type: ignore[arg-type]
+            if self._late_start:
+                # This process has been serving since start() without reading the
+                # stream, and where the stream stood then is unknown: whatever was
+                # revoked meanwhile is lost to it.
+                await self._gap()
         elif epoch != self._epoch:
             # A fresh Redis: whatever the old one held and we had not read is gone; read
             # the new stream from its beginning (revocations published since the restart).

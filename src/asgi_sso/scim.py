@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from asgi_sso._login_http import route_path
-from asgi_sso._scim_input import ScimError, apply_patch, apply_put, read_json
+from asgi_sso._scim_input import ScimError, apply_patch, apply_put, filter_value, read_json
 from asgi_sso.config import Clock, Secret, SystemClock
 from asgi_sso.errors import ConfigurationError, ServiceUnavailable
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
@@ -218,7 +218,7 @@ class ScimApp:
             match = _FILTER.fullmatch(params["filter"])
             if match is None:
                 raise ScimError(400, "invalidFilter", 'only userName eq "…" is supported')
-            attribute, value = match.group(1).lower(), _unescape(match.group(2))
+            attribute, value = match.group(1).lower(), filter_value(match.group(2))
             if attribute == "username":
                 user = await self._store.find_by_user_name(connection, value)
             else:
@@ -319,12 +319,3 @@ class ScimApp:
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _unescape(value: str) -> str:
-    try:
-        result = msgspec.json.decode(f'"{value}"'.encode())
-    except msgspec.DecodeError as exc:
-        raise ScimError(400, "invalidFilter", "the filter value is malformed") from exc
-    assert isinstance(result, str)
-    return result

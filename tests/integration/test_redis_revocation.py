@@ -222,3 +222,88 @@ async def test_a_failing_local_listener_does_not_stop_the_broadcast(
         await eventually(lambda: seen == [ALICE])
     finally:
         await b.close()
+
+
+class GateProxy:
+    """A TCP proxy to the shared Redis that refuses connections until opened."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.refused = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            self.refused += 1
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.get_running_loop().create_task(self._pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            dst.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def test_revocations_published_before_a_late_first_connection_are_a_gap(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    # A worker starts while Redis is unreachable; another revokes meanwhile. The
+    # stream position at start-up is unknown, so the late worker must drop its caches.
+    proxy = GateProxy()
+    gaps: list[int] = []
+    events: list[Event] = []
+    late = RedisRevocationBus(
+        await proxy.start(),
+        prefix=redis_prefix,
+        backoff=(0.01, 0.05),
+        on_gap=lambda: gaps.append(1),
+        emitter=Emitter([events.append]),
+    )
+    publisher = RedisRevocationBus(redis_client, prefix=redis_prefix)
+    try:
+        await late.start()
+        await eventually(lambda: any(e.outcome == "unreachable" for e in events))
+        assert not late.connected
+        await publisher.publish(ALICE)
+        proxy.open = True
+        assert await late.wait_connected(5)
+        await eventually(lambda: gaps == [1])
+        assert late.gaps == 1
+    finally:
+        await late.close()
+        await proxy.close()
+
+
+async def test_a_first_connection_at_once_is_no_gap(redis_client: Redis, redis_prefix: str) -> None:
+    await RedisRevocationBus(redis_client, prefix=redis_prefix).publish(ALICE)
+    bus = RedisRevocationBus(redis_client, prefix=redis_prefix)
+    try:
+        await bus.start()
+        assert await bus.wait_connected(5)
+        assert bus.gaps == 0
+    finally:
+        await bus.close()

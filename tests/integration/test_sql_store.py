@@ -163,3 +163,30 @@ def test_bad_configuration_fails_at_build_time() -> None:
         SQLUserStore()
     with pytest.raises(ConfigurationError):
         SQLUserStore("sqlite+aiosqlite://", table_prefix="x; DROP")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("value", ["a\\u0000b", "\\ud800", "ctl\\u0001", "x\x02"])
+async def test_postgres_scim_filter_with_bad_characters_is_400_not_503(
+    pg_store: SQLUserStore, value: str
+) -> None:
+    import httpx
+
+    from asgi_sso.config import Secret
+    from asgi_sso.scim import ScimApp, ScimConfig
+
+    await pg_store.get_or_provision("acme", "alice-sub", Profile(user_name="alice"))
+    app = ScimApp(ScimConfig(tokens={"acme": Secret("acme-secret-0123456789")}), pg_store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t/scim/v2") as client:
+        headers = {"authorization": "Bearer acme-secret-0123456789"}
+        for attribute in ("userName", "externalId"):
+            response = await client.get(
+                "/Users", params={"filter": f'{attribute} eq "{value}"'}, headers=headers
+            )
+            assert response.status_code == 400, response.text
+            assert response.json()["scimType"] == "invalidValue"
+        found = await client.get(
+            "/Users", params={"filter": 'userName eq "alice"'}, headers=headers
+        )
+        assert found.json()["totalResults"] == 1

@@ -74,3 +74,20 @@ def test_scope_rules_keep_the_raw_path_rule_of_an_ambiguous_path() -> None:
     # An app that does not resolve "..": the raw path's rule must hold as well.
     rules = ScopeRules({"/admin/*": ["admin"]})
     assert rules.required("/admin/../health") == ("admin",)
+
+
+def test_framework_is_found_through_middleware_wrappers() -> None:
+    import warnings
+
+    from fastapi import FastAPI
+    from starlette.applications import Starlette
+    from starlette.middleware.cors import CORSMiddleware
+
+    from asgi_sso._paths import framework_of
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FastAPI deprecates its own root_path
+        api = FastAPI(root_path="/api")
+    assert framework_of(CORSMiddleware(api, allow_origins=["*"])) == ("starlette", "/api")
+    assert framework_of(Starlette()) == ("starlette", None)
+    assert framework_of(lambda scope, receive, send: None) == ("unknown", None)

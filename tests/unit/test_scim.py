@@ -252,3 +252,11 @@ async def test_nul_characters_are_400_and_change_nothing(env: Env) -> None:
     assert_scim_error(await env.client.patch(f"/Users/{user_id}", content=body), 400)
     user = await env.store.get(user_id)
     assert user.profile.user_name == "alice@acme.example"
+
+
+@pytest.mark.parametrize(
+    "value", ["a\\u0000b", "\\u0000", "\\ud800", "x\\udc00y", "bell\\u0007", "a\x01b", "del\x7f"]
+)
+async def test_bad_characters_in_a_filter_value_are_400_invalid_value(env: Env, value: str) -> None:
+    response = await env.client.get("/Users", params={"filter": f'userName eq "{value}"'})
+    assert assert_scim_error(response, 400)["scimType"] == "invalidValue"

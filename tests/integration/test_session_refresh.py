@@ -248,7 +248,7 @@ async def test_two_workers_sharing_a_store_refresh_once(
     gate, calls = _gated_token_endpoint(env)
     clock.advance(241)
     cookie = "; ".join(f"{k}={v}" for k, v in env.cookies.items()).encode()
-    scope = {"type": "http", "path": "/a", "headers": [(b"cookie", cookie)]}
+    scope = {"type": "http", "method": "GET", "path": "/a", "headers": [(b"cookie", cookie)]}
     first = asyncio.create_task(env.login.authenticate(scope))
     await _until(lambda: calls)
     second = await other.authenticate(scope)

@@ -83,7 +83,11 @@ class SignInFlow:
         self._auth = auth
         self._emit = emit
         self._on_signin = on_signin
-        self._state_codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso state")
+        self._state_codec = CookieCodec(
+            config.cookie_secrets,
+            purpose="asgi_sso state",
+            binding=(config.issuer, config.client_id),
+        )
         self._callback_route = config.prefix + "/callback"
 
     async def metadata(self) -> ProviderMetadata:
@@ -231,6 +235,7 @@ class SignInFlow:
             subject=verified.subject,
             issuer=self.config.issuer,
             connection=verified.connection,
+            client_id=self.config.client_id,
             claims={k: v for k, v in claims.items() if k not in DROPPED_CLAIMS},
             sid=sid if isinstance(sid, str) else None,
             id_token=tokens.id_token,

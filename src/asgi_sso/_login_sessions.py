@@ -78,12 +78,17 @@ class SessionCookies:
         self._root_name = ("__Host-" if self._secure else "") + config.session_cookie
         self._mounted_name = ("__Secure-" if self._secure else "") + config.session_cookie
         self.state_prefix = ("__Secure-" if self._secure else "") + config.state_cookie + "."
+        # Sessions belong to one app: apps sharing a cookie secret (and a store) derive
+        # different keys and refuse each other's records.
+        self._app = (config.issuer, config.client_id)
         self._cookies = CookieSessionStore(
-            CookieCodec(config.cookie_secrets, purpose="asgi_sso session"),
+            CookieCodec(config.cookie_secrets, purpose="asgi_sso session", binding=self._app),
             clock=clock,
             lifetime=config.session_lifetime,
         )
-        self._ref_codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso session ref")
+        self._ref_codec = CookieCodec(
+            config.cookie_secrets, purpose="asgi_sso session ref", binding=self._app
+        )
 
     def _jar(self, root: str) -> tuple[str, str]:
         """The session cookie's name and ``Path`` for an app mounted at ``root``."""
@@ -124,15 +129,24 @@ class SessionCookies:
         return record, self.issue(record, cookies, root)
 
     async def open(self, value: str) -> SessionRecord:
+        """The record ``value`` names, if this app sealed it.
+
+        Raises:
+            SessionInvalid: undecryptable, ended, or a session of another app.
+        """
         if self._store is None:
-            return self._cookies.open(value)
-        try:
-            ref = _ref_decoder.decode(self._ref_codec.decode(value))
-        except msgspec.DecodeError as exc:
-            raise SessionInvalid("the session cookie is malformed") from exc
-        record = await self._store.get(ref.id)
-        if record is None:
-            raise SessionInvalid("the session has ended")
+            record = self._cookies.open(value)
+        else:
+            try:
+                ref = _ref_decoder.decode(self._ref_codec.decode(value))
+            except msgspec.DecodeError as exc:
+                raise SessionInvalid("the session cookie is malformed") from exc
+            found = await self._store.get(ref.id)
+            if found is None:
+                raise SessionInvalid("the session has ended")
+            record = found
+        if (record.issuer, record.client_id) != self._app:
+            raise SessionInvalid("the session belongs to another app")
         return record
 
     async def end(self, cookies: dict[str, str], root: str) -> SessionRecord | None:

@@ -14,6 +14,7 @@ __all__ = [
     "AuthError",
     "ConfigurationError",
     "CredentialsMissing",
+    "CrossOriginRequest",
     "DisallowedAlgorithm",
     "ExpiredToken",
     "InsufficientScope",
@@ -143,6 +144,22 @@ class InvalidClaim(InvalidToken):
 
     default_description = "a token claim is invalid"
     reason = "claim"
+
+
+class CrossOriginRequest(AuthError):
+    """A cookie-authenticated unsafe request or WebSocket handshake lacks the app's origin.
+
+    Browsers attach cookies to requests other sites make; such a request must show
+    the app's own origin (``Origin`` or ``Sec-Fetch-Site``) or an allowed one (RFC 6455
+    §10.2 for WebSockets). Status 403: the credential is fine, its use here is not.
+    """
+
+    status = 403
+    error = "invalid_request"
+    default_description = (
+        "a cookie-authenticated unsafe request or WebSocket must come from this app's origin"
+    )
+    reason = "origin"
 
 
 class UserDeactivated(AuthError):

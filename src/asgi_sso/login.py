@@ -11,17 +11,18 @@ The sign-in legs live in :mod:`asgi_sso._login_callback`, the cookies in
 Under an ASGI ``root_path`` the routes are ``{root_path}{prefix}/…`` and the
 derived redirect URI, cookie paths and redirects all include the mount point.
 
-Logout is CSRF-safe by origin checking: a POST is accepted only with
-``Sec-Fetch-Site: same-origin`` or, from browsers that do not send it, an
-``Origin`` (else ``Referer``) equal to the app's own origin. No token is needed
-in the page.
+Logout is CSRF-safe by origin checking (:mod:`asgi_sso._origin`): a POST is
+accepted only with ``Sec-Fetch-Site: same-origin`` or an ``Origin`` (else
+``Referer``) equal to the app's own origin or an allowed one. No token is needed
+in the page. A session-cookie-authenticated WebSocket or unsafe request passes
+the same check.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from asgi_sso import _login_http as web
 from asgi_sso._login_callback import SignInFlow
@@ -29,6 +30,7 @@ from asgi_sso._login_config import LoginConfig
 from asgi_sso._login_refresh import SessionRefresher
 from asgi_sso._login_sessions import SessionCookies, principal_from
 from asgi_sso._oidc import ClientAuth, ProviderError, SignInError
+from asgi_sso._origin import OriginGuard, origins_of
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError
 from asgi_sso.events import Emitter, Event
@@ -67,7 +69,12 @@ class SessionResult:
 
 
 class BrowserLogin:
-    """Serves the sign-in routes and reads session cookies (constructed by the middleware)."""
+    """Serves the sign-in routes and reads session cookies (constructed by the middleware).
+
+    ``origins`` decides which origins may log out and send cookie-authenticated
+    unsafe requests and WebSockets; by default the request's own origin and that
+    of ``config.redirect_uri``.
+    """
 
     def __init__(
         self,
@@ -80,6 +87,7 @@ class BrowserLogin:
         emitter: Emitter,
         revocations: RevocationBus,
         on_signin: Callable[[Principal], Awaitable[Principal]] | None = None,
+        origins: OriginGuard | None = None,
     ) -> None:
         self.config = config
         self._verifier = verifier
@@ -119,10 +127,7 @@ class BrowserLogin:
             emit=self._emit,
             on_signin=on_signin,
         )
-        self._trusted_origins = frozenset(
-            f"{p.scheme}://{p.netloc}"
-            for p in (urlsplit(u) for u in (config.redirect_uri,) if u is not None)
-        )
+        self._origins = origins or OriginGuard(origins_of([config.redirect_uri]))
         revocations.subscribe(self._on_revocation)
 
     # -- what the middleware calls ------------------------------------------------
@@ -182,6 +187,7 @@ class BrowserLogin:
         Raises:
             SessionInvalid: the cookie is tampered, truncated, expired, idle or revoked, or
                 the provider refused to refresh it; its ``headers`` clear the cookie.
+            CrossOriginRequest: an unsafe request or WebSocket from another origin.
             StoreUnavailable: the server-side store cannot be reached.
         """
         cookies = web.parse_cookies(scope)
@@ -190,6 +196,7 @@ class BrowserLogin:
             value = self._sessions.value(cookies, root)
             if value is None:
                 return None
+            self._origins.check(scope)  # before the store or a refresh is touched
             record, headers = await self._sessions.live(value, cookies, root)
         except SessionInvalid as exc:
             exc.headers = self._sessions.clear(cookies, root)
@@ -240,7 +247,7 @@ class BrowserLogin:
     # -- logout -------------------------------------------------------------------
 
     async def _logout(self, scope: Any, send: Any) -> None:
-        if not self._same_origin(scope):
+        if not self._origins.allows(scope):
             await web.send_page(
                 scope, send, 403, "forbidden", "logout must come from this site's own pages"
             )
@@ -273,20 +280,6 @@ class BrowserLogin:
         if self.config.post_logout_redirect_uri:
             params["post_logout_redirect_uri"] = self.config.post_logout_redirect_uri
         return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
-
-    def _same_origin(self, scope: Any) -> bool:
-        site = web.header(scope, b"sec-fetch-site")
-        if site is not None:
-            return site == "same-origin"
-        own = {web.request_origin(scope), *self._trusted_origins}
-        origin = web.header(scope, b"origin")
-        if origin is not None and origin != "null":
-            return origin in own
-        referer = web.header(scope, b"referer")
-        if referer:
-            parts = urlsplit(referer)
-            return f"{parts.scheme}://{parts.netloc}" in own
-        return False
 
     # -- revocations and events ---------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from asgi_sso._origin import OriginGuard, origins_of
 from asgi_sso._paths import (
     PathMatcher,
     RoutePaths,
@@ -74,6 +75,15 @@ class SSOMiddleware:
             whose route path cannot be told unambiguously is refused with a 400.
         cookie_names: cookies that may carry an IdP-issued JWT.
         allow_query_token: accept ``?access_token=`` (RFC 6750 §2.3; off by default).
+        allowed_origins: origins (``https://admin.example.com``) besides the app's own
+            whose pages may send cookie-authenticated unsafe requests and WebSockets
+            (and log out); the origin of ``login.redirect_uri`` is always allowed.
+        check_origin: refuse (403) a WebSocket handshake or an unsafe request (not
+            GET/HEAD/OPTIONS/TRACE) authenticated by a cookie (the session cookie or a
+            JWT in ``cookie_names``) unless ``Origin`` or ``Sec-Fetch-Site`` shows the
+            app's own origin or an allowed one (RFC 6455 §10.2; cross-site request
+            forgery). Bearer requests are never checked. Turn off only when something
+            in front of the app already does this check.
         realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
         limits: named limits and timeouts.
         clock: the clock (tests inject one).
@@ -104,6 +114,8 @@ class SSOMiddleware:
         root_path: str | None = None,
         cookie_names: Sequence[str] = (),
         allow_query_token: bool = False,
+        allowed_origins: Sequence[str] = (),
+        check_origin: bool = True,
         realm: str = "api",
         limits: Limits | None = None,
         clock: Clock | None = None,
@@ -165,6 +177,10 @@ class SSOMiddleware:
                 emitter=self.emitter,
                 revocations=self.revocations,
             )
+        self._origins = OriginGuard(
+            [*allowed_origins, *origins_of([login.redirect_uri if login else None])],
+            enabled=check_origin,
+        )
         self.login: BrowserLogin | None = None
         if login is not None:
             from asgi_sso.login import BrowserLogin
@@ -178,6 +194,7 @@ class SSOMiddleware:
                 emitter=self.emitter,
                 revocations=self.revocations,
                 on_signin=self.identity.signin if self.identity is not None else None,
+                origins=self._origins,
             )
         self._mounts: list[tuple[PathMatcher, Any]] = []
         self.scim: ScimApp | None = None
@@ -217,6 +234,8 @@ class SSOMiddleware:
         self._has_scope_rules = bool(self._scope_rules)
         self._extract = self._extractor.extract
         self._from_header = self._extractor.from_authorization
+        # Only JWTs found in cookies pay for the origin check; header tokens never reach it.
+        self._check_cookie_tokens = check_origin and bool(cookie_names)
         self._credentials: dict[frozenset[str], Credentials] = {}
         self._lookup = self.verifier.cache.lookup
         self._lookup_raw = self.verifier.cache.lookup_raw
@@ -355,6 +374,8 @@ class SSOMiddleware:
                 found = None if raw is None else self._from_header(raw)
                 if found is None:
                     found = self._extract(scope)
+                    if self._check_cookie_tokens and found is not None and found[1] == "cookie":
+                        self._origins.check(scope)
                 if found is not None and self.identity is None:
                     # The common case inline: a bearer token, no identity layer.
                     token, source = found

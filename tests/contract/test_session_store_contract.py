@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from asgi_sso.sessions import MemorySessionStore, SessionRecord, SessionStore
@@ -47,6 +48,13 @@ class SessionStoreContract:
         await store.create(record("s1"))
         assert await store.get("s1") == record("s1")
         assert await store.get("unknown") is None
+
+    async def test_a_record_keeps_the_app_it_belongs_to(self, store: SessionStore) -> None:
+        bound = msgspec.structs.replace(record("s1"), client_id="web")
+        await store.create(bound)
+        got = await store.get("s1")
+        assert got is not None
+        assert (got.issuer, got.client_id) == ("https://idp.example", "web")
 
     async def test_update_replaces_a_live_record(self, store: SessionStore) -> None:
         await store.create(record("s1"))

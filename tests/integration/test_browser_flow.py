@@ -268,7 +268,11 @@ async def test_errors_never_echo_cookie_values(env: Env) -> None:
     name, value = next(iter(env.session_cookies().items()))
     env.cookies[name] = value[:-5]
     login = env.login
-    scope = {"type": "http", "headers": [(b"cookie", f"{name}={value[:-5]}".encode())]}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "headers": [(b"cookie", f"{name}={value[:-5]}".encode())],
+    }
     with pytest.raises(SessionInvalid) as info:
         await login.authenticate(scope)
     assert value[:40] not in str(info.value)

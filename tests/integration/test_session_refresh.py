@@ -55,7 +55,12 @@ async def test_sign_in_keeps_the_refresh_token_server_side_only(
 async def test_cookie_only_sessions_never_carry_a_refresh_token(clock: FakeClock) -> None:
     env = Env(clock)
     await env.sign_in()
-    codec = CookieCodec((env.login.config.cookie_secrets[0],), purpose="asgi_sso session")
+    config = env.login.config
+    codec = CookieCodec(
+        (config.cookie_secrets[0],),
+        purpose="asgi_sso session",
+        binding=(config.issuer, config.client_id),
+    )
     sealed = "".join(v for _, v in sorted(env.session_cookies().items()))
     record = msgspec.json.decode(codec.decode(sealed), type=SessionRecord)
     assert record.refresh_token is None
@@ -243,7 +248,7 @@ async def test_two_workers_sharing_a_store_refresh_once(
     gate, calls = _gated_token_endpoint(env)
     clock.advance(241)
     cookie = "; ".join(f"{k}={v}" for k, v in env.cookies.items()).encode()
-    scope = {"type": "http", "path": "/a", "headers": [(b"cookie", cookie)]}
+    scope = {"type": "http", "method": "GET", "path": "/a", "headers": [(b"cookie", cookie)]}
     first = asyncio.create_task(env.login.authenticate(scope))
     await _until(lambda: calls)
     second = await other.authenticate(scope)

@@ -1,8 +1,10 @@
-"""The cookie codec: JWE round trips, purpose binding, key rotation, chunking."""
+"""The cookie codec: JWE round trips, purpose and app binding, key rotation, chunking."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asgi_sso.config import Secret
 from asgi_sso.errors import ConfigurationError
@@ -24,6 +26,42 @@ def test_purpose_binds_the_key() -> None:
     sealed = CookieCodec([NEW], purpose="state").encode(b"x")
     with pytest.raises(SessionInvalid):
         CookieCodec([NEW], purpose="session").decode(sealed)
+
+
+def test_binding_keeps_apps_sharing_a_secret_apart() -> None:
+    web = CookieCodec([NEW], purpose="p", binding=("https://idp.example", "web"))
+    sealed = web.encode(b"x")
+    assert CookieCodec([NEW], purpose="p", binding=("https://idp.example", "web")).decode(sealed)
+    for other in (("https://idp.example", "admin"), ("https://idp.other", "web"), ()):
+        with pytest.raises(SessionInvalid):
+            CookieCodec([NEW], purpose="p", binding=other).decode(sealed)
+
+
+_part = st.text(max_size=12)
+
+
+@given(first=st.lists(_part, max_size=3), second=st.lists(_part, max_size=3))
+def test_a_cookie_opens_only_under_its_own_binding(first: list[str], second: list[str]) -> None:
+    # Length prefixes keep parts apart: ("ab", "c") and ("a", "bc") are two bindings.
+    sealed = CookieCodec([NEW], purpose="p", binding=first).encode(b"x")
+    other = CookieCodec([OLD, NEW], purpose="p", binding=second)
+    if first == second:
+        assert other.decode(sealed) == b"x"
+    else:
+        with pytest.raises(SessionInvalid):
+            other.decode(sealed)
+
+
+def test_rotation_works_under_a_binding() -> None:
+    app = ("https://idp.example", "web")
+    old_only = CookieCodec([OLD], purpose="p", binding=app)
+    rotated = CookieCodec([OLD, NEW], purpose="p", binding=app)
+    assert rotated.decode(old_only.encode(b"a")) == b"a"
+    assert CookieCodec([NEW], purpose="p", binding=app).decode(rotated.encode(b"b")) == b"b"
+    with pytest.raises(SessionInvalid):
+        CookieCodec([OLD, NEW], purpose="p", binding=(app[0], "admin")).decode(
+            old_only.encode(b"c")
+        )
 
 
 def test_newest_secret_encrypts_and_all_decrypt() -> None:

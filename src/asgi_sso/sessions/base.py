@@ -43,6 +43,8 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
         subject: the user's ``sub``.
         issuer: the ID token's ``iss``.
         connection: the connection id (``Principal.tenant``).
+        client_id: the OAuth client id of the app that signed the user in; with
+            ``issuer`` it names the one app the session opens in.
         claims: the ID token and userinfo claims, minus bulky protocol ones.
         sid: the IdP session id (``sid`` claim), for back-channel logout.
         id_token: the raw ID token, for ``id_token_hint`` at logout (may be dropped).
@@ -58,6 +60,7 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     subject: str
     issuer: str
     connection: str
+    client_id: str = ""
     claims: dict[str, Any] = {}
     sid: str | None = None
     id_token: str | None = None

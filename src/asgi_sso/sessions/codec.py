@@ -2,8 +2,10 @@
 
 Each configured secret yields one 256-bit key through HKDF-SHA256, bound to a
 *purpose* (``"session"``, ``"state"``) so a cookie made for one use never opens
-as another. The key id in the JWE header names the secret, so rotation tries the
-right key first; the newest secret encrypts, every secret decrypts.
+as another, and to a *binding* (the sign-in issuer and client id) so a cookie
+made by one app never opens in another app that shares the secret. The key id in
+the JWE header names the secret, so rotation tries the right key first; the
+newest secret encrypts, every secret decrypts.
 """
 
 from __future__ import annotations
@@ -29,12 +31,25 @@ _HEADER_ALG = "dir"
 _HEADER_ENC = "A256GCM"
 
 
-def _derive(secret: Secret, purpose: str) -> tuple[str, OctKey]:
+def _info(purpose: str, binding: Sequence[str]) -> bytes:
+    """The HKDF ``info`` (RFC 5869 §3.2): the purpose, then each binding part length-prefixed.
+
+    Length prefixes keep the parts apart: ``("ab", "c")`` and ``("a", "bc")`` derive
+    different keys, whatever characters an issuer or client id holds.
+    """
+    info = purpose.encode()
+    for part in binding:
+        raw = part.encode()
+        info += len(raw).to_bytes(4, "big") + raw
+    return info
+
+
+def _derive(secret: Secret, info: bytes) -> tuple[str, OctKey]:
     raw = HKDF(
         algorithm=hashes.SHA256(),
         length=32,
         salt=b"asgi_sso cookie v1",
-        info=purpose.encode(),
+        info=info,
     ).derive(secret.reveal())
     kid = base64.urlsafe_b64encode(hashlib.sha256(b"kid:" + raw).digest()[:6]).decode()
     return kid, OctKey.import_key(raw)
@@ -46,23 +61,28 @@ class CookieCodec:
     Args:
         secrets: the cookie secrets, oldest to newest; each at least 32 bytes.
         purpose: what the cookies are for; keys differ per purpose.
+        binding: whose cookies they are, e.g. ``(issuer, client_id)``; keys differ per
+            binding, so apps sharing a secret cannot open each other's cookies.
     """
 
     __slots__ = ("_current", "_keys")
 
-    def __init__(self, secrets: Sequence[Secret], *, purpose: str) -> None:
+    def __init__(
+        self, secrets: Sequence[Secret], *, purpose: str, binding: Sequence[str] = ()
+    ) -> None:
         if not secrets:
             raise ConfigurationError("at least one cookie secret is required")
+        info = _info(purpose, binding)
         keys: dict[str, OctKey] = {}
         for secret in secrets:
             if len(secret.reveal()) < MIN_SECRET_BYTES:
                 raise ConfigurationError(
                     f"every cookie secret must be at least {MIN_SECRET_BYTES} bytes"
                 )
-            kid, key = _derive(secret, purpose)
+            kid, key = _derive(secret, info)
             keys[kid] = key
         self._keys = keys
-        self._current = _derive(secrets[-1], purpose)
+        self._current = _derive(secrets[-1], info)
 
     def encode(self, payload: bytes) -> str:
         """Encrypt ``payload`` with the newest key."""

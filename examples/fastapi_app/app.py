@@ -75,9 +75,11 @@ DEV_USERS = (
             groups=("analytics-pro",), connection_id="globex"),
 )  # fmt: skip
 """Two companies: Acme buys Enterprise for everyone; at Globex only ``analytics-pro`` gets Pro."""
+DEV_CONNECTION = "broker:{tenant}"
+"""The dev IdP acts as a broker: its ``connection_id`` claim fills ``{tenant}``."""
 DEV_CONNECTIONS = {
-    "acme": ConnectionTiers(default_tier="enterprise"),
-    "globex": ConnectionTiers(default_tier="free", groups={"analytics-pro": "pro"}),
+    "broker:acme": ConnectionTiers(default_tier="enterprise"),
+    "broker:globex": ConnectionTiers(default_tier="free", groups={"analytics-pro": "pro"}),
 }
 
 
@@ -237,7 +239,10 @@ def _protect(example: Example) -> SSOMiddleware:
     if idp is not None:
         client = idp.clients[DEV_CLIENT_ID]
         issuer = idp.issuer_config(
-            audience=DEV_AUDIENCE, client_id=DEV_CLIENT_ID, connection_claim="connection_id"
+            audience=DEV_AUDIENCE,
+            client_id=DEV_CLIENT_ID,
+            connection_claim="connection_id",
+            connection=DEV_CONNECTION,
         )
         login = LoginConfig(
             issuer=idp.issuer,

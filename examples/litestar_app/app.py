@@ -53,10 +53,13 @@ User = NamedDependency[Principal]
 """A handler parameter ``user: User`` receives the principal (``Provide(current_user)``)."""
 GROUPS = {"screenshot-pro": "pro", "screenshot-enterprise": "enterprise"}
 DEV_CONNECTIONS = {
-    "acme": ConnectionTiers(default_tier="free", groups=GROUPS),
-    CONTOSO_TENANT: ConnectionTiers(default_tier="pro", groups=GROUPS),
+    "broker:acme": ConnectionTiers(default_tier="free", groups=GROUPS),
+    f"entra:{CONTOSO_TENANT}": ConnectionTiers(default_tier="pro", groups=GROUPS),
 }
-"""Acme's contract is Free (groups buy more); Contoso's whole tenant is on Pro."""
+"""Acme's contract is Free (groups buy more); Contoso's whole tenant is on Pro.
+
+Connection ids name their issuer, so a broker connection and an Entra tenant never meet.
+"""
 
 
 class DevIdPs:
@@ -98,12 +101,15 @@ class DevIdPs:
     def issuers(self) -> list[Issuer]:
         """The trusted issuers: the broker exactly, the Entra-style one as a template."""
         return [
-            self.broker.issuer_config(audience=AUDIENCE, connection_claim="connection_id"),
+            self.broker.issuer_config(
+                audience=AUDIENCE, connection_claim="connection_id", connection="broker:{tenant}"
+            ),
             Issuer(
                 issuer=f"{self.entra.origin}/{{tenant}}/v2.0",
                 audience=AUDIENCE,
                 jwks_uri=self.entra.jwks_uri,
                 tenants=frozenset({CONTOSO_TENANT}),
+                connection="entra:{tenant}",
                 algorithms=(self.entra.algorithm,),
             ),
         ]

@@ -36,6 +36,7 @@ SUPPORTED_ALGORITHMS = frozenset(
 ASYMMETRIC_ALGORITHMS = SUPPORTED_ALGORITHMS - {"HS256", "HS384", "HS512"}
 
 AT_JWT_TYPES = ("at+jwt", "application/at+jwt")  # RFC 9068 §2.1
+_TENANT = "{tenant}"
 
 
 class Clock(Protocol):
@@ -174,10 +175,18 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             skips the check.
         tenant_claim: the claim that must equal the ``{tenant}`` part of a template.
         tenants: when set, the only tenants accepted by a template.
-        connection: the connection id of this issuer's users (``Principal.tenant``);
-            defaults to the issuer, or to the tenant for a template.
-        connection_claim: a claim that names the connection (e.g. a broker's
-            ``connection_id``); wins over ``connection`` when present.
+        connection: the connection id of this issuer's users (``Principal.tenant``),
+            which keys their users, sessions and revocations. ``None`` (the default)
+            makes it the token's concrete ``iss``, and with ``connection_claim``
+            ``"{iss}#{tenant}"``. On an exact issuer without ``connection_claim`` it
+            is a literal name; on a template, or with ``connection_claim``, it must
+            hold one ``{tenant}``, filled with the template's tenant or the claim's
+            value (e.g. ``"entra:{tenant}"``). Ids of two different issuers can never
+            be equal: :class:`~asgi_sso.issuers.IssuerRegistry` refuses such a set.
+        connection_claim: a broker's claim naming the connection within this (exact)
+            issuer, e.g. ``connection_id``. Its value must be 1-128 characters of
+            ``A-Z a-z 0-9 . _ ~ -`` or the token is refused; without the claim the
+            connection is the ``iss``.
         scope_claims: claims read for scopes (space-separated string or list).
         client_id: the OAuth client id, needed for browser sign-in and back-channel logout.
         name: a short label for logs and metrics; defaults to the issuer.
@@ -224,11 +233,54 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ConfigurationError("Issuer.leeway must be between 0 and 600 seconds")
         if isinstance(self.audience, tuple) and not self.audience:
             raise ConfigurationError("Issuer.audience must not be an empty list")
+        self._check_connection()
+
+    def _check_connection(self) -> None:
+        # `sub` is unique only within its issuer (RFC 7519 §4.1.2): a connection id
+        # must not merge the namespaces of several tenants or broker connections.
+        if self.connection_claim is not None:
+            if not self.connection_claim:
+                raise ConfigurationError("Issuer.connection_claim must not be empty")
+            if self.is_template:
+                raise ConfigurationError(
+                    f"Issuer.connection_claim needs an exact issuer, not the template "
+                    f"{self.issuer!r}; put the tenant in Issuer.connection instead"
+                )
+        pattern = self.connection
+        if pattern is None:
+            return
+        if not pattern:
+            raise ConfigurationError("Issuer.connection must not be empty (None means the iss)")
+        rest = pattern.replace(_TENANT, "", 1)
+        if "{" in rest or "}" in rest:
+            raise ConfigurationError(
+                f"Issuer.connection {pattern!r} may hold at most one '{{tenant}}' placeholder"
+            )
+        if _TENANT in pattern and not self.is_template and self.connection_claim is None:
+            raise ConfigurationError(
+                f"Issuer.connection {pattern!r}: nothing fills '{{tenant}}' on the exact "
+                f"issuer {self.issuer!r}; give a literal name or set connection_claim"
+            )
+        if _TENANT not in pattern and (self.is_template or self.connection_claim is not None):
+            raise ConfigurationError(
+                f"Issuer.connection {pattern!r} must contain '{{tenant}}' on {self.issuer!r}: "
+                "a literal would put the users of every tenant (or broker connection) in one "
+                "namespace; use e.g. 'name:{tenant}', or leave it unset"
+            )
 
     @property
     def is_template(self) -> bool:
         """Whether the issuer is a ``{tenant}`` template."""
         return "{tenant}" in self.issuer
+
+    @property
+    def connection_pattern(self) -> str:
+        """This issuer's connection id with ``{tenant}`` still to fill (see ``connection``)."""
+        if self.connection is not None:
+            return self.connection
+        if self.connection_claim is not None:
+            return self.issuer + "#" + _TENANT
+        return self.issuer
 
     @property
     def audiences(self) -> frozenset[str]:

@@ -4,6 +4,8 @@ Exact issuers are a dict lookup. Templates such as
 ``https://login.microsoftonline.com/{tenant}/v2.0`` are compiled once to anchored
 patterns whose ``{tenant}`` part is one path-safe segment; the tenant must equal
 the token's tenant claim and, when configured, be in the issuer's allow-list.
+Each token's user gets a connection id from its issuer's pattern; the registry
+refuses, when built, issuers whose connection ids could meet.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from asgi_sso._connection_space import (
+    CLAIM_CHARS,
+    TENANT_CHARS,
+    Space,
+    check_spaces,
+    literal_atoms,
+    meet,
+)
 from asgi_sso.config import Issuer
 from asgi_sso.errors import ConfigurationError, InvalidClaim, UnknownIssuer
 
@@ -19,7 +29,8 @@ __all__ = ["IssuerRegistry", "ResolvedIssuer", "printable"]
 
 _TENANT: Final = "{tenant}"
 # RFC 3986 pchar without percent-encoding: no '/', '?', '#', '%', whitespace or controls.
-_TENANT_PATTERN: Final = r"([A-Za-z0-9._~!$&'()*+,;=:@-]{1,128})"
+_TENANT_PATTERN: Final = "([" + re.escape(TENANT_CHARS) + "]{1,128})"
+_CONNECTION_CLAIM: Final = re.compile("[" + re.escape(CLAIM_CHARS) + "]{1,128}")
 _RESOLVED_CACHE_SIZE: Final = 4096
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -74,11 +85,13 @@ def _bind(config: Issuer, iss: str, tenant: str | None) -> ResolvedIssuer:
     def fill(url: str) -> str:
         return url.replace(_TENANT, tenant) if tenant is not None else url
 
+    # A broker's token without its connection claim belongs to the broker itself.
+    connection = config.issuer if config.connection_claim is not None else config.connection_pattern
     return ResolvedIssuer(
         config,
         iss,
         tenant,
-        config.connection or tenant or iss,
+        fill(connection),
         fill(config.jwks_uri) if config.jwks_uri is not None else None,
         fill(config.discovery_document_url),
     )
@@ -96,10 +109,11 @@ class IssuerRegistry:
         issuers: the configured issuers; each ``issuer`` string must be unique.
 
     Raises:
-        ConfigurationError: no issuers, or the same issuer twice.
+        ConfigurationError: no issuers, the same issuer twice, or two issuers that
+            could give their users the same connection id.
     """
 
-    __slots__ = ("_by_name", "_exact", "_issuers", "_resolved", "_templates")
+    __slots__ = ("_by_name", "_exact", "_issuers", "_resolved", "_spaces", "_templates")
 
     def __init__(self, issuers: Sequence[Issuer]) -> None:
         self._issuers = tuple(issuers)
@@ -110,6 +124,7 @@ class IssuerRegistry:
             if config.issuer in self._by_name:
                 raise ConfigurationError(f"issuer {config.issuer!r} is configured twice")
             self._by_name[config.issuer] = config
+        self._spaces: tuple[Space, ...] = check_spaces(self._issuers)
         self._exact = {
             c.issuer: _bind(c, c.issuer, None) for c in self._issuers if not c.is_template
         }
@@ -120,6 +135,11 @@ class IssuerRegistry:
     def issuers(self) -> tuple[Issuer, ...]:
         """The configured issuers, in order."""
         return self._issuers
+
+    def produces(self, connection: str) -> bool:
+        """Whether some trusted issuer can give its users the connection id ``connection``."""
+        atoms = literal_atoms(connection)
+        return any(meet(atoms, space.atoms) for space in self._spaces)
 
     def find(self, iss: str) -> Issuer | None:
         """Return the configuration trusting ``iss`` (exact, template text or match), if any.
@@ -151,11 +171,21 @@ class IssuerRegistry:
         if resolved.tenant is not None:
             self._check_tenant_claim(resolved, claims)
         connection_claim = resolved.config.connection_claim
-        if connection_claim is not None:
-            connection = claims.get(connection_claim)
-            if isinstance(connection, str) and connection:
-                return resolved.with_connection(connection)
+        if connection_claim is not None and connection_claim in claims:
+            return self._broker_connection(resolved, connection_claim, claims[connection_claim])
         return resolved
+
+    @staticmethod
+    def _broker_connection(resolved: ResolvedIssuer, claim: str, value: object) -> ResolvedIssuer:
+        # The value names a connection only within this broker issuer: it is placed in
+        # the issuer's pattern, and a value that is present but unusable is refused
+        # rather than falling back to another namespace. The value is never echoed.
+        if not isinstance(value, str) or _CONNECTION_CLAIM.fullmatch(value) is None:
+            raise InvalidClaim(
+                f"the token's {claim!r} claim is not a connection id "
+                "(1-128 characters of A-Z a-z 0-9 . _ ~ -)"
+            )
+        return resolved.with_connection(resolved.config.connection_pattern.replace(_TENANT, value))
 
     def _match_template(self, iss: str) -> ResolvedIssuer:
         refusal: str | None = None

@@ -203,6 +203,7 @@ class SSOMiddleware:
                 from asgi_sso.errors import ConfigurationError
 
                 raise ConfigurationError("SCIM deprovisioning needs a user_store")
+            self._check_scim_connections(scim)
             from asgi_sso.scim import ScimApp
 
             self.scim = ScimApp(
@@ -248,6 +249,20 @@ class SSOMiddleware:
         self._now = self.verifier.clock.time
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def _check_scim_connections(self, scim: ScimConfig) -> None:
+        # SCIM users are matched to sign-ins by (connection, sub): a secret keyed by
+        # an id no issuer produces would provision users nobody can ever sign in as.
+        registry = self.verifier.registry
+        for connection in scim.tokens:
+            if not registry.produces(connection):
+                from asgi_sso.errors import ConfigurationError
+
+                raise ConfigurationError(
+                    f"ScimConfig.tokens names the connection {connection!r}, which no trusted "
+                    "issuer gives its users; a connection id is the token's iss, or the "
+                    "issuer's Issuer.connection with '{tenant}' filled in"
+                )
 
     async def startup(self, *, warm: bool = True) -> None:
         """Start background work: stores, the revocation subscription, key prefetch.

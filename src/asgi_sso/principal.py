@@ -25,7 +25,12 @@ class Principal:
         claims: the verified claim set (decoded from ``payload`` on first read when
             built from a cached verification, so requests that never read it pay nothing).
         issuer: the token's ``iss``.
-        tenant: the connection id (a customer's IdP connection, or the Entra tenant).
+        tenant: the connection id, which with ``identity`` keys the user, its
+            sessions and revocations. It is the token's ``iss`` (for a template such
+            as Entra's, the concrete ``iss``, which holds the tenant id); for a broker
+            issuer with ``connection_claim``, ``"<iss>#<claim value>"``; or the
+            issuer's ``Issuer.connection`` with ``{tenant}`` filled in. Two different
+            issuers never share one.
         scopes: granted scopes (from the token, or from the tier mapping).
         tier: the product tier, once a tier mapper is configured.
         roles: the roles / groups the tier mapper read.

@@ -37,7 +37,9 @@ __all__ = [
 DEFAULT_CLAIM_PATHS = ("groups", "roles", "realm_access.roles", "resource_access.<client>.roles")
 """Where groups and roles sit in Okta, Entra ID, Auth0 and Keycloak tokens.
 
-``<client>`` is replaced by the mapper's ``client_id``, or else by the token's ``azp``.
+``<client>`` is replaced by the mapper's ``client_id`` (the resource server's own
+client); without one, those paths are not read. The token's ``azp`` never names it:
+a token requested through another client carries the user's roles at every client.
 """
 
 MAX_VALUES_PER_PATH = 1000
@@ -170,11 +172,14 @@ class PriorityTierMapper:
         connections: connection id → :class:`ConnectionTiers`.
         default_connection: the mapping for connections not in ``connections``.
         claim_paths: where groups and roles are read (see :data:`DEFAULT_CLAIM_PATHS`).
-        client_id: replaces ``<client>`` in claim paths (defaults to the token's ``azp``).
+        client_id: the resource server's own client id, which replaces ``<client>``
+            in claim paths (Keycloak's ``resource_access.<client>.roles``); ``None``
+            skips those paths. The token's ``azp`` is never used.
         scope_mode: ``"union"`` (token scopes plus tier scopes) or ``"replace"``.
 
     Raises:
-        ConfigurationError: a tier is unknown, duplicated or ranked twice.
+        ConfigurationError: a tier is unknown, duplicated or ranked twice, or
+            ``client_id`` is empty.
     """
 
     __slots__ = (
@@ -231,6 +236,8 @@ class PriorityTierMapper:
         if not claim_paths or any(not p for p in claim_paths):
             raise ConfigurationError("claim_paths must be non-empty paths")
         self._paths = tuple(claim_paths)
+        if client_id is not None and not client_id:
+            raise ConfigurationError("client_id must not be empty (None skips client roles)")
         self._client_id = client_id
         self._scope_mode = scope_mode
 
@@ -271,11 +278,11 @@ class PriorityTierMapper:
         return self._rank[tier]
 
     def _read_roles(self, claims: Mapping[str, Any]) -> tuple[str, ...]:
-        client = self._client_id or claims.get("azp")
+        client = self._client_id
         seen: dict[str, None] = {}
         for path in self._paths:
             if "<client>" in path:
-                if not isinstance(client, str) or not client:
+                if client is None:
                     continue
                 # The client id may contain dots; substitute it as one path part.
                 parts = [client if p == "<client>" else p for p in path.split(".")]

@@ -64,7 +64,7 @@ async def test_me_with_a_bearer_token(example: Example, client: httpx.AsyncClien
     body = reply.json()
     assert body["sub"] == "alice"
     assert body["email"] == "alice@acme.example"
-    assert body["connection"] == "acme"
+    assert body["connection"] == "broker:acme"
     assert body["tier"] == "enterprise"
     assert ADMIN_SCOPE in body["scopes"]
     assert body["via"] == "header"
@@ -76,7 +76,7 @@ async def test_me_with_a_session_cookie(example: Example, client: httpx.AsyncCli
     reply = await client.get("/me")
     assert reply.status_code == 200
     body = reply.json()
-    assert (body["sub"], body["connection"], body["tier"]) == ("dave", "globex", "pro")
+    assert (body["sub"], body["connection"], body["tier"]) == ("dave", "broker:globex", "pro")
     assert body["via"] == "session"
     assert ADMIN_SCOPE not in body["scopes"]
 
@@ -88,7 +88,7 @@ async def test_dashboard_shows_user_company_tier_and_sign_out(
     page = await client.get("/dashboard", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "alice@acme.example" in page.text
-    assert "<dd>acme</dd>" in page.text
+    assert "<dd>broker:acme</dd>" in page.text
     assert "<dd>enterprise</dd>" in page.text
     assert "<form method=post action='/auth/logout'>" in page.text
 
@@ -117,7 +117,7 @@ async def test_admin_lists_only_their_own_company(
     assert acme.status_code == globex.status_code == 200
     assert {u["sub"] for u in acme.json()["users"]} == {"alice", "bob"}
     assert {u["sub"] for u in globex.json()["users"]} == {"carol", "dave"}
-    assert acme.json()["connection"] == "acme"
+    assert acme.json()["connection"] == "broker:acme"
 
 
 async def test_a_member_gets_403_on_the_admin_page(
@@ -140,7 +140,7 @@ async def test_scim_deactivation_refuses_the_next_request(
 ) -> None:
     headers = bearer(example, "bob")
     assert (await client.get("/me", headers=headers)).status_code == 200
-    scim = {"Authorization": f"Bearer {example.scim_tokens['acme'].reveal_str()}"}
+    scim = {"Authorization": f"Bearer {example.scim_tokens['broker:acme'].reveal_str()}"}
     found = await client.get(
         "/scim/v2/Users", params={"filter": 'userName eq "bob@acme.example"'}, headers=scim
     )
@@ -161,7 +161,7 @@ async def test_another_companys_scim_secret_cannot_see_the_user(
     example: Example, client: httpx.AsyncClient
 ) -> None:
     assert (await client.get("/me", headers=bearer(example, "bob"))).status_code == 200
-    scim = {"Authorization": f"Bearer {example.scim_tokens['globex'].reveal_str()}"}
+    scim = {"Authorization": f"Bearer {example.scim_tokens['broker:globex'].reveal_str()}"}
     found = await client.get(
         "/scim/v2/Users", params={"filter": 'userName eq "bob@acme.example"'}, headers=scim
     )

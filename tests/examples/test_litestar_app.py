@@ -56,10 +56,10 @@ async def auth(shotter: Shotter, client_id: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("client_id", "tier", "connection"),
     [
-        ("acme-free-bot", "free", "acme"),
-        ("acme-pro-bot", "pro", "acme"),
-        ("acme-enterprise-bot", "enterprise", "acme"),
-        ("contoso-pipeline", "pro", CONTOSO_TENANT),
+        ("acme-free-bot", "free", "broker:acme"),
+        ("acme-pro-bot", "pro", "broker:acme"),
+        ("acme-enterprise-bot", "enterprise", "broker:acme"),
+        ("contoso-pipeline", "pro", f"entra:{CONTOSO_TENANT}"),
     ],
 )
 async def test_tier_from_groups_or_the_connection_default(

@@ -52,7 +52,9 @@ middleware = SSOMiddleware(
         cookie_secrets=(Secret(os.environ["MP_COOKIE_SECRET"]),),
         secure_cookies=False,
     ),
-    scim=ScimConfig(tokens={os.environ["MP_CONNECTION"]: Secret(os.environ["MP_SCIM_SECRET"])}),
+    scim=ScimConfig(
+        tokens={f"{issuer}#{os.environ['MP_CONNECTION']}": Secret(os.environ["MP_SCIM_SECRET"])}
+    ),
     **backends.middleware_kwargs(),
 )
 if isinstance(middleware.revocations, RedisRevocationBus):

@@ -33,6 +33,8 @@ from asgi_sso.testing import DevClient, DevIdP, DevUser
 APP = "http://app.test"
 AUD = "api://screenshots"
 SCIM_SECRET = "scim-secret-for-acme-0123456789"
+ACME = "http://idp.test#acme"
+"""The broker's ``connection_id`` claim names a connection within the broker issuer."""
 
 
 async def me(request: Request) -> JSONResponse:
@@ -62,9 +64,7 @@ def build(idp: DevIdP, store: MemoryUserStore, **kw: Any) -> SSOMiddleware:
             "pro": ["shots:read", "shots:write"],
             "free": ["shots:read"],
         },
-        connections={
-            "acme": ConnectionTiers(default_tier="free", groups={"screenshot-pro": "pro"})
-        },
+        connections={ACME: ConnectionTiers(default_tier="free", groups={"screenshot-pro": "pro"})},
         default_connection=ConnectionTiers(default_tier=None),
     )
     return SSOMiddleware(
@@ -81,7 +81,7 @@ def build(idp: DevIdP, store: MemoryUserStore, **kw: Any) -> SSOMiddleware:
         session_store=MemorySessionStore(),
         tier_mapper=mapper,
         user_store=store,
-        scim=ScimConfig(tokens={"acme": Secret(SCIM_SECRET)}),
+        scim=ScimConfig(tokens={ACME: Secret(SCIM_SECRET)}),
         **kw,
     )
 
@@ -145,7 +145,7 @@ async def test_browser_sign_in_lands_with_a_session_and_the_tier(idp: DevIdP) ->
     assert landed.status_code == 200, landed.text
     body = landed.json()
     assert body["sub"] == "ann"
-    assert body["tenant"] == "acme"
+    assert body["tenant"] == ACME
     assert body["tier"] == "pro"
     assert body["scopes"] == ["shots:read", "shots:write"]
     assert body["source"] == "session"

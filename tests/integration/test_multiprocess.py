@@ -203,7 +203,7 @@ def idp(connection: str) -> Iterator[DevIdP]:
 
 
 @pytest.fixture(scope="module")
-def database(postgres_url: str, connection: str) -> Iterator[str]:
+def database(postgres_url: str, idp: DevIdP, connection: str) -> Iterator[str]:
     """The user tables exist before two processes start; this connection's rows go after."""
 
     async def prepare() -> None:
@@ -215,7 +215,8 @@ def database(postgres_url: str, connection: str) -> Iterator[str]:
         engine = create_async_engine(postgres_url)
         async with engine.begin() as conn:
             await conn.execute(
-                sa.text("DELETE FROM asgi_sso_users WHERE connection = :c"), {"c": connection}
+                sa.text("DELETE FROM asgi_sso_users WHERE connection = :c"),
+                {"c": f"{idp.issuer}#{connection}"},
             )
         await engine.dispose()
 
@@ -301,7 +302,7 @@ async def test_concurrent_first_sign_ins_over_both_processes_make_one_row(
                 sa.text(
                     "SELECT count(*) FROM asgi_sso_users WHERE connection = :c AND subject = :s"
                 ),
-                {"c": cluster.connection, "s": sub},
+                {"c": f"{cluster.idp.issuer}#{cluster.connection}", "s": sub},
             )
     finally:
         await engine.dispose()

@@ -74,3 +74,25 @@ def test_any_claim_set_maps_without_raising(claims: dict[str, object]) -> None:
     decision = mapper("free").decide(claims, "c")
     assert decision.tier in TIERS
     assert all(isinstance(r, str) for r in decision.roles)
+
+
+client_ids = st.sampled_from(["api", "web", "my.app", "other"])
+role_lists = st.lists(st.sampled_from(["r1", "r2", "admin", "reader"]), max_size=4)
+resource_access = st.dictionaries(client_ids, st.fixed_dictionaries({"roles": role_lists}))
+
+
+@given(resource_access, st.none() | client_ids, st.none() | client_ids)
+@example({"web": {"roles": ["admin"]}}, "web", "api")
+@example({"web": {"roles": ["admin"]}}, "web", None)
+def test_client_roles_come_from_the_configured_client_only(
+    access: dict[str, dict[str, list[str]]], azp: str | None, client_id: str | None
+) -> None:
+    claims: dict[str, object] = {"resource_access": access}
+    if azp is not None:
+        claims["azp"] = azp
+    mapper = PriorityTierMapper(
+        tiers=["t"], claim_paths=("resource_access.<client>.roles",), client_id=client_id
+    )
+    roles = mapper.decide(claims, "c").roles
+    own = access.get(client_id, {}).get("roles", []) if client_id is not None else []
+    assert roles == tuple(dict.fromkeys(own))

@@ -80,3 +80,37 @@ def test_issuers_from_needs_at_least_one() -> None:
         issuers_from([])
     one = Issuer(issuer="https://x")
     assert issuers_from(one) == (one,)
+
+
+ENTRA = "https://login.microsoftonline.com/{tenant}/v2.0"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # A literal on a template would merge every tenant's `sub` namespace.
+        ({"issuer": ENTRA, "jwks_uri": "https://k", "connection": "entra"}, "must contain"),
+        ({"issuer": "https://x", "connection_claim": "c", "connection": "broker"}, "must contain"),
+        ({"issuer": "https://x", "connection": "a{tenant}"}, "nothing fills"),
+        ({"issuer": "https://x", "connection": ""}, "must not be empty"),
+        ({"issuer": "https://x", "connection": "{other}"}, "at most one"),
+        ({"issuer": "https://x", "connection_claim": "c", "connection": "{tenant}{tenant}"},
+         "at most one"),
+        ({"issuer": ENTRA, "jwks_uri": "https://k", "connection_claim": "c"}, "exact issuer"),
+        ({"issuer": "https://x", "connection_claim": ""}, "must not be empty"),
+    ],
+)  # fmt: skip
+def test_connection_settings_that_would_merge_namespaces_fail_when_built(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        Issuer(**kwargs)  # type: ignore[arg-type]
+    assert "Issuer.connection" in str(caught.value)
+
+
+def test_connection_pattern_defaults_to_the_issuer() -> None:
+    assert Issuer(issuer="https://x").connection_pattern == "https://x"
+    assert Issuer(issuer=ENTRA, jwks_uri="https://k").connection_pattern == ENTRA
+    broker = Issuer(issuer="https://x", connection_claim="c")
+    assert broker.connection_pattern == "https://x#{tenant}"
+    assert Issuer(issuer="https://x", connection="acme").connection_pattern == "acme"

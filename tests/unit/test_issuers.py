@@ -36,21 +36,45 @@ def test_configured_connection_wins_over_issuer() -> None:
     assert IssuerRegistry([config]).resolve("https://idp.test", {}).connection == "acme"
 
 
-def test_connection_claim_wins_when_a_non_empty_string() -> None:
-    config = Issuer(issuer="https://broker.test", connection="fallback", connection_claim="conn")
-    registry = IssuerRegistry([config])
-    assert registry.resolve("https://broker.test", {"conn": "conn_42"}).connection == "conn_42"
-    for value in ("", 42, None, ["conn_42"]):
-        assert registry.resolve("https://broker.test", {"conn": value}).connection == "fallback"
+def test_connection_claim_names_a_connection_inside_the_broker_issuer() -> None:
+    registry = IssuerRegistry([Issuer(issuer="https://broker.test", connection_claim="conn")])
+    resolved = registry.resolve("https://broker.test", {"conn": "conn_42"})
+    assert resolved.connection == "https://broker.test#conn_42"
+    assert resolved.tenant is None
+    # Without the claim, the user belongs to the broker itself.
+    assert registry.resolve("https://broker.test", {}).connection == "https://broker.test"
 
 
-def test_template_substitutes_tenant_and_uses_it_as_connection() -> None:
+def test_connection_claim_fills_the_configured_pattern() -> None:
+    config = Issuer(issuer="https://broker.test", connection="b:{tenant}", connection_claim="c")
+    resolved = IssuerRegistry([config]).resolve("https://broker.test", {"c": "conn_42"})
+    assert resolved.connection == "b:conn_42"
+
+
+@pytest.mark.parametrize(
+    "value", ["", None, 42, ["conn_42"], {"a": 1}, "a/b", "a#b", "a b", "a:b", "\x00", "x" * 129]
+)
+def test_present_but_invalid_connection_claim_is_refused(value: object) -> None:
+    registry = IssuerRegistry([Issuer(issuer="https://broker.test", connection_claim="conn")])
+    with pytest.raises(InvalidClaim, match="'conn' claim is not a connection id") as caught:
+        registry.resolve("https://broker.test", {"conn": value})
+    if isinstance(value, str) and value:
+        assert value not in caught.value.description
+
+
+def test_template_substitutes_tenant_and_uses_the_concrete_iss_as_connection() -> None:
     iss = f"https://login.microsoftonline.com/{TID}/v2.0"
     resolved = IssuerRegistry([entra()]).resolve(iss, {"tid": TID})
     assert resolved.iss == iss
     assert resolved.tenant == TID
-    assert resolved.connection == TID
+    assert resolved.connection == iss
     assert resolved.jwks_uri == f"https://login.microsoftonline.com/{TID}/discovery/v2.0/keys"
+
+
+def test_template_connection_pattern_gets_the_tenant() -> None:
+    registry = IssuerRegistry([entra(connection="entra:{tenant}")])
+    resolved = registry.resolve(f"https://login.microsoftonline.com/{TID}/v2.0", {"tid": TID})
+    assert resolved.connection == f"entra:{TID}"
 
 
 def test_template_discovery_url_gets_the_tenant() -> None:
@@ -160,3 +184,118 @@ def test_template_resolution_cache_stays_bounded() -> None:
 def test_printable_strips_controls_and_truncates() -> None:
     assert printable("a\x00b\x7fc") == "abc"
     assert printable("x" * 10, limit=4) == "xxxx…"
+
+
+# -- connection ids never meet across issuers (RFC 7519 §4.1.2: `sub` is unique per issuer) --
+
+BROKER = Issuer(issuer="https://broker.test", connection_claim="connection_id")
+
+
+def test_a_tenant_named_like_another_issuers_connection_keeps_its_own_namespace() -> None:
+    registry = IssuerRegistry([Issuer(issuer="https://acme.okta.com", connection="acme"), entra()])
+    okta = registry.resolve("https://acme.okta.com", {})
+    tenant = registry.resolve("https://login.microsoftonline.com/acme/v2.0", {"tid": "acme"})
+    assert okta.connection == "acme"
+    assert tenant.connection == "https://login.microsoftonline.com/acme/v2.0"
+
+
+def test_a_broker_claim_naming_another_issuers_connection_keeps_its_own_namespace() -> None:
+    registry = IssuerRegistry([Issuer(issuer="https://acme.okta.com", connection="acme"), BROKER])
+    brokered = registry.resolve("https://broker.test", {"connection_id": "acme"})
+    assert brokered.connection == "https://broker.test#acme"
+    assert registry.resolve("https://acme.okta.com", {}).connection == "acme"
+
+
+@pytest.mark.parametrize(
+    ("issuers", "names"),
+    [
+        # Two operator-chosen names.
+        (
+            [Issuer(issuer="https://a.test", connection="acme"),
+             Issuer(issuer="https://b.test", connection="acme")],
+            ("https://a.test", "https://b.test"),
+        ),
+        # A bare tenant (as connection ids used to be) against an operator-chosen name.
+        (
+            [Issuer(issuer="https://a.test", connection="acme"), entra(connection="{tenant}")],
+            ("https://a.test", ENTRA),
+        ),
+        # Two bare-tenant templates.
+        (
+            [entra(connection="{tenant}"),
+             Issuer(issuer="https://x.test/{tenant}", jwks_uri="https://k", connection="{tenant}")],
+            (ENTRA, "https://x.test/{tenant}"),
+        ),
+        # A broker pattern against an operator-chosen name.
+        (
+            [Issuer(issuer="https://a.test", connection="conn_acme"),
+             Issuer(issuer="https://broker.test", connection="{tenant}", connection_claim="c")],
+            ("https://a.test", "https://broker.test"),
+        ),
+        # A name that spells another issuer's iss.
+        (
+            [Issuer(issuer="https://a.test", connection="https://b.test"),
+             Issuer(issuer="https://b.test")],
+            ("https://a.test", "https://b.test"),
+        ),
+        # A name inside a template's iss space.
+        (
+            [Issuer(issuer="https://a.test", connection="https://login.microsoftonline.com/t/v2.0"),
+             entra()],
+            ("https://a.test", ENTRA),
+        ),
+        # An exact issuer whose iss lies in a broker's default space.
+        (
+            [BROKER, Issuer(issuer="https://broker.test#conn_1")],
+            ("https://broker.test", "https://broker.test#conn_1"),
+        ),
+        # Two patterns whose prefixes and suffixes can meet.
+        (
+            [entra(connection="t-{tenant}"),
+             Issuer(issuer="https://broker.test", connection="t-x{tenant}", connection_claim="c")],
+            (ENTRA, "https://broker.test"),
+        ),
+    ],
+)  # fmt: skip
+def test_issuers_that_could_share_a_connection_id_are_refused_at_start_up(
+    issuers: list[Issuer], names: tuple[str, str]
+) -> None:
+    with pytest.raises(ConfigurationError, match="same connection id") as caught:
+        IssuerRegistry(issuers)
+    message = str(caught.value)
+    assert all(repr(name) in message for name in names)
+    assert "Issuer.connection" in message
+
+
+def test_distinct_issuers_with_distinct_spaces_are_accepted() -> None:
+    registry = IssuerRegistry(
+        [
+            OKTA,
+            Issuer(issuer="https://other.okta.com", connection="other"),
+            entra(),
+            Issuer(issuer="https://x.test/{tenant}", jwks_uri="https://k", connection="x:{tenant}"),
+            BROKER,
+            Issuer(issuer="https://broker2.test", connection="b2:{tenant}", connection_claim="c"),
+            # Same iss as one of the template's: the same issuer, exact routing wins.
+            Issuer(issuer="https://login.microsoftonline.com/acme/v2.0"),
+        ]
+    )
+    assert len(registry.issuers) == 7
+
+
+def test_template_iss_and_broker_on_the_same_host_do_not_meet() -> None:
+    broker = Issuer(issuer="https://login.microsoftonline.com/b/v2.0", connection_claim="c")
+    assert IssuerRegistry([entra(), broker])
+
+
+def test_registry_tells_which_connection_ids_it_can_produce() -> None:
+    registry = IssuerRegistry([OKTA, entra(), BROKER])
+    for connection in (
+        "https://acme.okta.com",
+        f"https://login.microsoftonline.com/{TID}/v2.0",
+        "https://broker.test",
+        "https://broker.test#conn_acme",
+    ):
+        assert registry.produces(connection)
+    for connection in ("acme", TID, "conn_acme", "https://broker.test#a/b", ""):
+        assert not registry.produces(connection)

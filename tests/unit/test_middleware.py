@@ -596,3 +596,21 @@ async def test_cache_hits_are_counted_with_an_identity_layer_too(
             assert r.status_code == 200
     outcomes = [e.name for e in events if e.name.startswith("cache.")]
     assert outcomes == ["cache.miss", "cache.miss", "cache.hit"]
+
+
+def test_a_scim_secret_for_a_connection_no_issuer_produces_is_refused_at_start_up(
+    idp: DevIdP,
+) -> None:
+    from asgi_sso import ConfigurationError, ScimConfig, Secret
+    from asgi_sso.stores.memory import MemoryUserStore
+
+    broker = idp.issuer_config(audience=AUD, connection_claim="connection_id")
+
+    def build(connection: str) -> SSOMiddleware:
+        scim = ScimConfig(tokens={connection: Secret("scim-secret-0123456789")})
+        return SSOMiddleware(inner, broker, user_store=MemoryUserStore(), scim=scim)
+
+    # The bare claim value names the connection only within the broker.
+    with pytest.raises(ConfigurationError, match="'acme', which no trusted issuer"):
+        build("acme")
+    assert build("http://idp.test#acme").scim is not None

@@ -66,7 +66,8 @@ def test_replace_mode_grants_only_tier_scopes() -> None:
     [
         ({"roles": ["r1"]}, ("r1",)),
         ({"realm_access": {"roles": ["k1"]}}, ("k1",)),
-        ({"azp": "my.app", "resource_access": {"my.app": {"roles": ["c1"]}}}, ("c1",)),
+        # Without a configured client id, client roles are not read (never via azp).
+        ({"azp": "my.app", "resource_access": {"my.app": {"roles": ["c1"]}}}, ()),
         ({"groups": "single"}, ("single",)),
         ({"groups": ["a", 3, None, "a", ""]}, ("a",)),
         ({"groups": {"not": "a list"}}, ()),
@@ -74,6 +75,20 @@ def test_replace_mode_grants_only_tier_scopes() -> None:
 )
 def test_claim_paths_are_read(claims: dict[str, object], expected: tuple[str, ...]) -> None:
     assert PriorityTierMapper(tiers=["t"]).decide(claims, "c").roles == expected
+
+
+def test_client_roles_are_read_for_the_configured_client_only() -> None:
+    # A token requested through another client carries the user's roles at every
+    # client; only the resource server's own client's roles apply.
+    claims = {
+        "azp": "web",
+        "resource_access": {"web": {"roles": ["web-admin"]}, "my.api": {"roles": ["reader"]}},
+    }
+    assert PriorityTierMapper(tiers=["t"], client_id="my.api").decide(claims, "c").roles == (
+        "reader",
+    )
+    assert PriorityTierMapper(tiers=["t"], client_id="other").decide(claims, "c").roles == ()
+    assert PriorityTierMapper(tiers=["t"]).decide(claims, "c").roles == ()
 
 
 def test_literal_namespaced_claim_wins_over_dotted_walk() -> None:
@@ -108,6 +123,7 @@ def test_map_uses_the_principal_tenant() -> None:
         {"tiers": ["a"], "connections": {"c": ConnectionTiers(default_tier="zzz")}},
         {"tiers": ["a"], "default_connection": ConnectionTiers(groups={"g": "zzz"})},
         {"tiers": ["a"], "scope_mode": "merge"},
+        {"tiers": ["a"], "client_id": ""},
         {"tiers": ["a"], "claim_paths": []},
     ],
 )

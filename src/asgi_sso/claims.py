@@ -6,6 +6,7 @@ audience 'api://x'") and never echoes the token.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -70,16 +71,18 @@ class ClaimPolicy:
         self.scope_claims = issuer.scope_claims
 
 
-def _number(claims: Mapping[str, Any], name: str) -> float | int | None:
-    # object, not the declared result: the value is untrusted JSON until tested (a
-    # compiled build checks declared types on assignment).
+def _number(claims: Mapping[str, Any], name: str) -> float | int:
+    # Called for a claim that is present. object, not the declared result: the value
+    # is untrusted JSON until tested (a compiled build checks declared types on
+    # assignment).
     value: object = claims.get(name)
-    if value is None:
-        return None
-    # An exact type test: bool is an int subclass, and RFC 7519 §2 NumericDate is a number.
+    # An exact type test: bool is an int subclass, and RFC 7519 §2 NumericDate is a
+    # number (null is not one: a present null is refused, never read as absent).
     if type(value) is int or type(value) is float:
         if -_MAX_TIME < value < _MAX_TIME:
             return value
+        if type(value) is float and not math.isfinite(value):
+            raise InvalidClaim(f"the {name!r} claim must be a finite number")
         # Clamp absurd integers so arithmetic with them cannot overflow a float.
         return max(-_MAX_TIME, min(value, _MAX_TIME))
     raise InvalidClaim(f"the {name!r} claim must be a number (seconds since the epoch)")
@@ -172,19 +175,19 @@ def validate_claims(
     # Exact int tests first (the common case); _number gives the precise refusal when
     # a quick test fails.
     exp: Any = claims.get("exp")
-    if exp is not None:
+    if exp is not None or "exp" in claims:
         if type(exp) is not int or not -_MAX_INT_TIME < exp < _MAX_INT_TIME:
             exp = _number(claims, "exp")
         if now >= exp + leeway:
             raise ExpiredToken(f"the token expired {max(int(now - exp), 0)} s ago")
     nbf: Any = claims.get("nbf")
-    if nbf is not None:
+    if nbf is not None or "nbf" in claims:
         if type(nbf) is not int or not -_MAX_INT_TIME < nbf < _MAX_INT_TIME:
             nbf = _number(claims, "nbf")
         if now + leeway < nbf:
             raise NotYetValid(f"the token is not valid for another {int(nbf - now)} s")
     iat: Any = claims.get("iat")
-    if iat is not None:
+    if iat is not None or "iat" in claims:
         if type(iat) is not int or not -_MAX_INT_TIME < iat < _MAX_INT_TIME:
             iat = _number(claims, "iat")
         if now + leeway < iat:

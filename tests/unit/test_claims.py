@@ -90,6 +90,26 @@ def test_iat_in_the_future_beyond_leeway_is_refused() -> None:
         check(claims(iat="now"), rules)
 
 
+@pytest.mark.parametrize("name", ["nbf", "iat", "exp"])
+@pytest.mark.parametrize("value", [None, "1700000000", True, [NOW], {"t": NOW}])
+def test_a_present_time_claim_must_be_a_numeric_date(name: str, value: object) -> None:
+    # RFC 7519 §2, §4.1.4-6: a present exp/nbf/iat is a NumericDate; JSON null is not
+    # one, and is refused rather than read as an absent claim.
+    values = {**claims(), name: value}
+    rules = policy(required_claims=("iss",))
+    with pytest.raises(InvalidClaim, match=f"the '{name}' claim must be a number"):
+        check(values, rules)
+
+
+@pytest.mark.parametrize("name", ["nbf", "iat", "exp"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_time_claim_is_refused(name: str, value: float) -> None:
+    # Not reachable through a token (JSON has no NaN and the parser refuses 1e999),
+    # but validate_claims is public: a non-finite date is no point in time.
+    with pytest.raises(InvalidClaim, match=f"the '{name}' claim must be a finite number"):
+        check({**claims(), name: value})
+
+
 def test_huge_numbers_do_not_overflow() -> None:
     assert check(claims(exp=10**400)) == 1e15
     with pytest.raises(ExpiredToken):

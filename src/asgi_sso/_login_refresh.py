@@ -39,6 +39,7 @@ from asgi_sso._oidc import (
     token_lifetime,
     token_request,
 )
+from asgi_sso.claims import ID_TOKEN_CLAIMS
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError, ServiceUnavailable
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
@@ -88,8 +89,14 @@ async def verify_id_token(
     verifier: TokenVerifier, config: LoginConfig, tokens: TokenSet, *, nonce: str | None
 ) -> VerifiedToken:
     """Verify the ID token of a token response (``nonce`` is ``None`` after a refresh)."""
+    # The ID-token rules, not the issuer's bearer ones (its token_types may demand
+    # at+jwt), and never the verified-token cache, which serves bearer tokens.
     verified = await verifier.verify(
-        tokens.id_token or "", audience=config.client_id, use_cache=False
+        tokens.id_token or "",
+        audience=config.client_id,
+        required_claims=ID_TOKEN_CLAIMS,
+        use_cache=False,
+        id_token=True,
     )
     check_id_token(
         verified.claims,

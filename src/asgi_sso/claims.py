@@ -6,6 +6,7 @@ audience 'api://x'") and never echoes the token.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -20,8 +21,11 @@ from asgi_sso.errors import (
 from asgi_sso.issuers import printable
 
 __all__ = [
+    "ID_TOKEN_CLAIMS",
+    "ID_TOKEN_TYPES",
     "ClaimPolicy",
     "ScopeSets",
+    "check_id_token_type",
     "check_type",
     "normalize_type",
     "scopes_from",
@@ -34,7 +38,17 @@ __all__ = [
 _MAX_INT_TIME: Final = 10**15
 _MAX_TIME: Final = float(_MAX_INT_TIME)
 _EMPTY: Final[frozenset[str]] = frozenset()
+_ACCESS_TOKEN_TYPE: Final = "at+jwt"  # RFC 9068 §2.1
 _SCOPE_SETS_SIZE: Final = 1024
+
+ID_TOKEN_TYPES: Final = frozenset({"jwt"})
+"""The normalized ``typ`` values an ID token may carry besides none (RFC 7519 §5.1).
+
+OIDC Core names no ``typ`` for ID tokens; providers send none or ``JWT``. Anything
+else, ``at+jwt`` above all, marks another kind of token (RFC 8725 §3.11).
+"""
+ID_TOKEN_CLAIMS: Final = ("iss", "sub", "aud", "exp", "iat")
+"""The claims every ID token carries (OIDC Core §2)."""
 
 
 def normalize_type(value: str) -> str:
@@ -54,9 +68,21 @@ class ClaimPolicy:
         leeway: tolerated clock skew in seconds.
         token_types: accepted normalized ``typ`` values, or ``None`` for no check.
         scope_claims: claims read for scopes.
+        sign_in_clients: the issuer's sign-in client ids, whose ID tokens are refused
+            as bearer tokens (empty: none known).
+        grant_claims: claims whose presence marks an access grant (scope claims and
+            ``roles``).
     """
 
-    __slots__ = ("audiences", "leeway", "required", "scope_claims", "token_types")
+    __slots__ = (
+        "audiences",
+        "grant_claims",
+        "leeway",
+        "required",
+        "scope_claims",
+        "sign_in_clients",
+        "token_types",
+    )
 
     def __init__(self, issuer: Issuer) -> None:
         self.audiences = issuer.audiences
@@ -68,18 +94,26 @@ class ClaimPolicy:
             else frozenset(normalize_type(t) for t in issuer.token_types)
         )
         self.scope_claims = issuer.scope_claims
+        self.sign_in_clients: frozenset[str] = (
+            _EMPTY if issuer.client_id is None else frozenset({issuer.client_id})
+        )
+        # What an access token grants and an ID token does not: scopes (RFC 6749 §3.3,
+        # Entra's delegated "scp") or app roles (Entra's app-only "roles").
+        self.grant_claims: tuple[str, ...] = tuple(dict.fromkeys((*self.scope_claims, "roles")))
 
 
-def _number(claims: Mapping[str, Any], name: str) -> float | int | None:
-    # object, not the declared result: the value is untrusted JSON until tested (a
-    # compiled build checks declared types on assignment).
+def _number(claims: Mapping[str, Any], name: str) -> float | int:
+    # Called for a claim that is present. object, not the declared result: the value
+    # is untrusted JSON until tested (a compiled build checks declared types on
+    # assignment).
     value: object = claims.get(name)
-    if value is None:
-        return None
-    # An exact type test: bool is an int subclass, and RFC 7519 §2 NumericDate is a number.
+    # An exact type test: bool is an int subclass, and RFC 7519 §2 NumericDate is a
+    # number (null is not one: a present null is refused, never read as absent).
     if type(value) is int or type(value) is float:
         if -_MAX_TIME < value < _MAX_TIME:
             return value
+        if type(value) is float and not math.isfinite(value):
+            raise InvalidClaim(f"the {name!r} claim must be a finite number")
         # Clamp absurd integers so arithmetic with them cannot overflow a float.
         return max(-_MAX_TIME, min(value, _MAX_TIME))
     raise InvalidClaim(f"the {name!r} claim must be a number (seconds since the epoch)")
@@ -129,6 +163,43 @@ def check_type(header: Mapping[str, Any], token_types: frozenset[str]) -> None:
         raise InvalidToken(f"the token has {got}; expected {expected}")
 
 
+def check_id_token_type(header: Mapping[str, Any]) -> None:
+    """Check an ID token's header ``typ``: none, or one of :data:`ID_TOKEN_TYPES`.
+
+    Raises:
+        InvalidToken: the header types the token as something else (e.g. ``at+jwt``).
+    """
+    typ = header.get("typ")
+    if typ is None or (isinstance(typ, str) and normalize_type(typ) in ID_TOKEN_TYPES):
+        return
+    raise InvalidToken(
+        f"an ID token must have no 'typ' or typ 'JWT'; got typ {printable(str(typ), 40)!r}"
+    )
+
+
+def _refuse_id_token(
+    claims: Mapping[str, Any], header: Mapping[str, Any], policy: ClaimPolicy
+) -> None:
+    # An ID token of a sign-in client is never a bearer token (OIDC Core §2: its aud
+    # holds the client id). Entra's access tokens for an app's own API carry that
+    # client id too, so the audience alone does not decide: RFC 9068's "at+jwt" marks
+    # an access token; a "nonce" claim (which the package's sign-in always requests,
+    # §3.1.2.1) marks an ID token; otherwise only a token granting scopes or roles is
+    # an access token (an ID token from a refresh carries no nonce, §12.2).
+    typ = header.get("typ")
+    if isinstance(typ, str) and normalize_type(typ) == _ACCESS_TOKEN_TYPE:
+        return
+    aud = claims.get("aud")  # validated: None, a string or a list of strings
+    clients = policy.sign_in_clients
+    if aud is None or (aud not in clients if type(aud) is str else clients.isdisjoint(aud)):
+        return
+    if "nonce" not in claims:
+        for name in policy.grant_claims:
+            if claims.get(name):
+                return
+    raise InvalidToken("an ID token is not accepted as a bearer token; send an access token")
+
+
 def validate_claims(
     claims: Mapping[str, Any],
     header: Mapping[str, Any],
@@ -139,6 +210,7 @@ def validate_claims(
     audiences: frozenset[str] | None = None,
     token_types: frozenset[str] | None = None,
     required: tuple[str, ...] | None = None,
+    id_token: bool = False,
 ) -> float:
     """Check a claim set; return its expiry time.
 
@@ -153,6 +225,10 @@ def validate_claims(
             empty set: no ``typ`` check).
         required: overrides the policy's required claims (e.g. a logout token may
             carry ``sid`` instead of ``sub``).
+        id_token: check an ID token (with ``audiences`` the client id): its ``typ``
+            follows :func:`check_id_token_type`, never the policy's ``token_types``.
+            Otherwise, under the policy's own audiences (a bearer token), an ID token
+            of one of the policy's ``sign_in_clients`` is refused.
 
     Returns:
         ``exp`` as a float (capped far in the future), or ``inf`` without ``exp``.
@@ -172,19 +248,19 @@ def validate_claims(
     # Exact int tests first (the common case); _number gives the precise refusal when
     # a quick test fails.
     exp: Any = claims.get("exp")
-    if exp is not None:
+    if exp is not None or "exp" in claims:
         if type(exp) is not int or not -_MAX_INT_TIME < exp < _MAX_INT_TIME:
             exp = _number(claims, "exp")
         if now >= exp + leeway:
             raise ExpiredToken(f"the token expired {max(int(now - exp), 0)} s ago")
     nbf: Any = claims.get("nbf")
-    if nbf is not None:
+    if nbf is not None or "nbf" in claims:
         if type(nbf) is not int or not -_MAX_INT_TIME < nbf < _MAX_INT_TIME:
             nbf = _number(claims, "nbf")
         if now + leeway < nbf:
             raise NotYetValid(f"the token is not valid for another {int(nbf - now)} s")
     iat: Any = claims.get("iat")
-    if iat is not None:
+    if iat is not None or "iat" in claims:
         if type(iat) is not int or not -_MAX_INT_TIME < iat < _MAX_INT_TIME:
             iat = _number(claims, "iat")
         if now + leeway < iat:
@@ -197,9 +273,14 @@ def validate_claims(
         value = claims.get(name)
         if value is not None and type(value) is not str:
             _check_strings(claims, (name,))
-    types = policy.token_types if token_types is None else token_types
-    if types:
-        check_type(header, types)
+    if id_token:
+        check_id_token_type(header)
+    else:
+        types = policy.token_types if token_types is None else token_types
+        if types:
+            check_type(header, types)
+        if policy.sign_in_clients and audiences is None:
+            _refuse_id_token(claims, header, policy)
     return float("inf") if exp is None else float(exp)
 
 

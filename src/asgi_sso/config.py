@@ -188,7 +188,10 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             ``A-Z a-z 0-9 . _ ~ -`` or the token is refused; without the claim the
             connection is the ``iss``.
         scope_claims: claims read for scopes (space-separated string or list).
-        client_id: the OAuth client id, needed for browser sign-in and back-channel logout.
+        client_id: the sign-in client's OAuth client id. Bearer verification refuses
+            this client's ID tokens (an ``aud`` naming it, unless typed ``at+jwt`` or
+            granting scopes/roles without a ``nonce``); the middleware sets it
+            from ``LoginConfig.client_id``.
         name: a short label for logs and metrics; defaults to the issuer.
     """
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 
 from asgi_sso._origin import OriginGuard, origins_of
 from asgi_sso._paths import (
@@ -23,6 +24,7 @@ from asgi_sso._paths import (
 from asgi_sso.config import Clock, Issuer, Limits, SystemClock, issuers_from
 from asgi_sso.errors import (
     AuthError,
+    ConfigurationError,
     CredentialsMissing,
     InsufficientScope,
     InvalidRequest,
@@ -137,7 +139,7 @@ class SSOMiddleware:
         self.realm = realm
         self.optional = optional
         self.prefetch = prefetch
-        self._issuers = issuers_from(issuers)
+        self._issuers = _name_sign_in_client(issuers_from(issuers), login)
         self._public = PathMatcher(public_paths)
         self._scope_rules = ScopeRules(scope_rules or {})
         framework, app_root = framework_of(app)
@@ -155,6 +157,8 @@ class SSOMiddleware:
         self.http_client = http_client or httpx.AsyncClient(
             timeout=self.limits.fetch_timeout, follow_redirects=False
         )
+        if verifier is not None and login is not None:
+            _check_sign_in_client(verifier, login)
         self.verifier = verifier or TokenVerifier(
             self._issuers,
             client=self.http_client,
@@ -499,6 +503,35 @@ class SSOMiddleware:
             await self.login.redirect_to_login(scope, _with_headers(send, extra) if extra else send)
             return
         await send_http_error(send, error, self.realm, extra)
+
+
+def _name_sign_in_client(
+    issuers: tuple[Issuer, ...], login: LoginConfig | None
+) -> tuple[Issuer, ...]:
+    # The sign-in provider's Issuer learns the client id, so that bearer verification
+    # refuses that client's ID tokens (see asgi_sso.claims).
+    if login is None:
+        return issuers
+    named = []
+    for issuer in issuers:
+        if issuer.issuer == login.issuer:
+            if issuer.client_id not in (None, login.client_id):
+                raise ConfigurationError(
+                    f"Issuer.client_id {issuer.client_id!r} of {issuer.label!r} differs "
+                    f"from LoginConfig.client_id {login.client_id!r}"
+                )
+            issuer = msgspec.structs.replace(issuer, client_id=login.client_id)
+        named.append(issuer)
+    return tuple(named)
+
+
+def _check_sign_in_client(verifier: TokenVerifier, login: LoginConfig) -> None:
+    config = verifier.registry.find(login.issuer)
+    if config is not None and config.client_id != login.client_id:
+        raise ConfigurationError(
+            f"the verifier's Issuer {config.label!r} needs client_id={login.client_id!r} "
+            "(the sign-in client, whose ID tokens are never bearer tokens)"
+        )
 
 
 def _principal_from(verified: VerifiedToken, source: str) -> Principal:

@@ -255,6 +255,7 @@ class TokenVerifier:
         required_claims: tuple[str, ...] | None = None,
         use_cache: bool = True,
         cache_key: bytes | None = None,
+        id_token: bool = False,
     ) -> VerifiedToken:
         """Verify ``token`` completely.
 
@@ -272,6 +273,11 @@ class TokenVerifier:
             cache_key: the digest from a ``cache.lookup(token, now)`` that has just missed
                 (no await in between), empty for a first sighting: the lookup is not
                 repeated.
+            id_token: verify an OIDC ID token (with ``audience`` the client id): the
+                ID-token ``typ`` rule (:func:`~asgi_sso.claims.check_id_token_type`)
+                replaces the issuer's ``token_types``, and the cache is never used.
+                Without it and without ``audience``, an ID token of the issuer's
+                ``client_id`` is refused: it is never a bearer token.
 
         Raises:
             AuthError: a subclass saying why the token is refused (never anything else).
@@ -281,6 +287,7 @@ class TokenVerifier:
             and audience is None
             and token_types is None
             and required_claims is None
+            and not id_token
             # Untrusted input: anything but text is refused by the parser below and
             # never hashed or looked up (a list is unhashable, and the compiled cache
             # takes text only).
@@ -341,6 +348,7 @@ class TokenVerifier:
                 if token_types is None
                 else frozenset(normalize_type(t) for t in token_types),
                 required=required_claims,
+                id_token=id_token,
             )
             sub = claims.get("sub")
             verified = VerifiedToken(

@@ -194,19 +194,34 @@ def test_settings_from_env_use_a_real_provider() -> None:
         "SESSION_SECRET": "z" * 40,
         "APP_URL": "http://localhost:8000",
     }
-    settings = Settings.from_env(env)
+    settings = Settings.from_env({**env, "OIDC_AUDIENCE": "api://acme-analytics"})
     assert settings.oidc == OidcSettings(
         issuer="http://localhost:8080/realms/acme",
         client_id="web",
         client_secret=Secret("s3cret-value"),
         redirect_uri="http://localhost:8000/auth/callback",
+        audience="api://acme-analytics",
     )
-    assert settings.oidc.api_audience == "web"
     assert "s3cret" not in repr(settings)
     example = create_app(settings, user_store=MemoryUserStore())
     assert example.idp is None
     assert example.app.login is not None
     assert example.app.login.config.secure_cookies is False
+    issuer = example.app.verifier.registry.find("http://localhost:8080/realms/acme")
+    assert issuer is not None
+    assert (issuer.audience, issuer.client_id) == ("api://acme-analytics", "web")
+
+
+def test_a_real_provider_needs_the_api_audience_not_the_client_id() -> None:
+    # The client id is the audience of the sign-in client's ID tokens: no default.
+    env = {
+        "OIDC_ISSUER": "http://localhost:8080/realms/acme",
+        "OIDC_CLIENT_ID": "web",
+        "SESSION_SECRET": "z" * 40,
+        "APP_URL": "http://localhost:8000",
+    }
+    with pytest.raises(ConfigurationError, match="OIDC_AUDIENCE is required"):
+        create_app(Settings.from_env(env), user_store=MemoryUserStore())
 
 
 def test_dev_mode_without_oidc_settings() -> None:

@@ -44,6 +44,7 @@ class Env:
         user: DevUser | None = None,
         root_path: str = "",
         root_in_path: bool = True,
+        issuer: dict[str, Any] | None = None,
         **login: Any,
     ) -> None:
         self.clock = clock
@@ -78,7 +79,9 @@ class Env:
             return await forward(request)
 
         self.http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
-        self.verifier = TokenVerifier([self.idp.issuer_config()], client=self.http, clock=clock)
+        self.verifier = TokenVerifier(
+            [self.idp.issuer_config(**(issuer or {}))], client=self.http, clock=clock
+        )
         self.events: list[Event] = []
         self.revocations = RevocationBus()
         self.store = store

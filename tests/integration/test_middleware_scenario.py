@@ -245,6 +245,29 @@ async def test_logout_is_post_only_and_clears_the_session(idp: DevIdP) -> None:
     assert after.status_code == 401
 
 
+async def test_the_id_token_a_browser_saw_never_opens_the_api(idp: DevIdP) -> None:
+    # The logout redirect hands the ID token to the browser (id_token_hint); the
+    # issuer's audience includes the sign-in client id "web". Still no bearer token.
+    store = MemoryUserStore()
+    browser = Browser(build(idp, store), idp)
+    assert (await browser.navigate(APP + "/dashboard")).status_code == 200
+    out = await browser.app.post("/auth/logout", headers={"origin": APP})
+    location = urlsplit(out.headers["location"])
+    assert location.netloc == "idp.test"
+    id_token = parse_qs(location.query)["id_token_hint"][0]
+    access = idp.issue_token("ann", audience="web", client_id="web")  # typ at+jwt
+    transport = httpx.ASGITransport(app=browser.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url=APP) as api:
+        for _ in range(2):  # refused again from the failure memory, never cached
+            r = await api.get("/me", headers={"Authorization": f"Bearer {id_token}"})
+            assert r.status_code == 401
+            assert r.json()["error_description"] == (
+                "an ID token is not accepted as a bearer token; send an access token"
+            )
+        ok = await api.get("/me", headers={"Authorization": f"Bearer {access}"})
+        assert ok.status_code == 200
+
+
 async def test_sign_in_and_logout_are_audited_with_the_client_ip(
     idp: DevIdP, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,6 +7,7 @@ session is due for refresh 240 s after sign-in (60 s leeway).
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import msgspec
 import pytest
 from _browser_env import Env, Forward
 
+from asgi_sso.config import AT_JWT_TYPES
 from asgi_sso.login import LoginConfig
 from asgi_sso.sessions import MemorySessionStore, SessionRecord
 from asgi_sso.sessions.codec import CookieCodec
@@ -99,6 +101,24 @@ async def test_due_session_is_refreshed_once_with_rotation(
     assert after.expires_at == before.expires_at  # no max_session_lifetime: no extension
     assert (await env.get("/a")).status_code == 200
     assert len(captured) == 1
+
+
+async def test_refresh_works_when_the_issuer_demands_at_jwt_bearer_tokens(
+    clock: FakeClock, store: MemorySessionStore
+) -> None:
+    # A refreshed ID token (typ JWT, no nonce: OIDC Core §12.2) is checked by the
+    # ID-token rules, not the issuer's bearer token_types, and is never cached.
+    strict = {"token_types": AT_JWT_TYPES, "audience": "web", "client_id": "web"}
+    env = Env(clock, store=store, issuer=strict)
+    await env.sign_in()
+    before = await _record(env, store)
+    clock.advance(241)
+    after = await _record(env, store)
+    assert after.id_token is not None
+    assert after.id_token != before.id_token
+    payload = after.id_token.split(".")[1]
+    assert "nonce" not in msgspec.json.decode(base64.urlsafe_b64decode(payload + "=" * 3))
+    assert len(env.verifier.cache) == 0
 
 
 async def test_refresh_never_extends_past_session_lifetime_by_default(

@@ -6,11 +6,13 @@ import asyncio
 from typing import Any
 
 import httpx
+import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from asgi_sso import SSOMiddleware
+from asgi_sso import LoginConfig, Secret, SSOMiddleware
 from asgi_sso.testing import DevIdP, DevUser
+from asgi_sso.testing.tokens import mint
 
 AUD = "api://props"
 IDP = DevIdP("http://idp.test", users=[DevUser(sub="alice", email="a@acme.test")])
@@ -37,7 +39,9 @@ APP = build()
 LOOP = asyncio.new_event_loop()
 
 
-def call(headers: list[tuple[bytes, bytes]], query: bytes = b"") -> tuple[int, bytes]:
+def call(
+    headers: list[tuple[bytes, bytes]], query: bytes = b"", app: SSOMiddleware = APP
+) -> tuple[int, bytes]:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -54,7 +58,7 @@ def call(headers: list[tuple[bytes, bytes]], query: bytes = b"") -> tuple[int, b
         "query_string": query,
         "client": ("127.0.0.1", 1),
     }
-    LOOP.run_until_complete(APP(scope, receive, send))
+    LOOP.run_until_complete(app(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
@@ -132,3 +136,108 @@ def test_valid_tokens_with_arbitrary_claims_round_trip_into_the_principal(
     for key, value in extra.items():
         if value is not None:
             assert seen[key] == value
+
+
+# -- ID tokens of the sign-in client never open the API --------------------------------
+
+CLIENT = "web"
+AUDIENCE_CONFIGS: tuple[str | tuple[str, ...] | None, ...] = (CLIENT, (AUD, CLIENT), None, AUD)
+
+
+def with_sign_in(audience: str | tuple[str, ...] | None) -> SSOMiddleware:
+    return SSOMiddleware(
+        ok,
+        [IDP.issuer_config(audience=audience)],
+        http_client=IDP.http_client(),
+        login=LoginConfig(
+            issuer=IDP.issuer,
+            client_id=CLIENT,
+            client_secret=Secret("web-secret"),
+            cookie_secrets=(Secret(b"k" * 32),),
+        ),
+        prefetch=False,
+    )
+
+
+SIGN_IN_APPS = {audience: with_sign_in(audience) for audience in AUDIENCE_CONFIGS}
+NAMES = st.text(st.characters(codec="utf-8", categories=("L", "N")), min_size=1, max_size=12)
+
+
+@st.composite
+def id_tokens(draw: st.DrawFn) -> tuple[str, frozenset[str]]:
+    """ID tokens of the sign-in client as providers issue them (OIDC Core §2, §12.2),
+    with their audiences."""
+    now = int(IDP.clock.time())
+    claims: dict[str, Any] = {
+        "iss": IDP.issuer,
+        "sub": draw(NAMES),
+        "aud": draw(st.sampled_from([CLIENT, [CLIENT], [CLIENT, AUD], ["other", CLIENT]])),
+        "iat": now - draw(st.integers(0, 300)),
+        "exp": now + draw(st.integers(60, 3600)),
+    }
+    nonce = draw(st.none() | NAMES)  # none: an ID token from a refresh
+    if nonce is not None:
+        claims["nonce"] = nonce
+    optional = {
+        "azp": st.just(CLIENT),
+        "auth_time": st.integers(0, 3600).map(lambda ago: now - ago),
+        "sid": NAMES,
+        "at_hash": NAMES,
+        "email": NAMES.map(lambda n: n + "@acme.test"),
+        "name": NAMES,
+        "groups": st.lists(NAMES, max_size=3),
+        "tid": NAMES,
+    }
+    for name, values in optional.items():
+        if draw(st.booleans()):
+            claims[name] = draw(values)
+    typ = draw(st.sampled_from([None, "JWT", "jwt", "application/jwt"]))
+    aud = claims["aud"]
+    audiences = frozenset([aud] if isinstance(aud, str) else aud)
+    return mint(claims, IDP.keys.current, headers={"typ": typ}), audiences
+
+
+@settings(max_examples=120, deadline=None)
+@given(audience=st.sampled_from(AUDIENCE_CONFIGS), id_token=id_tokens())
+def test_an_id_token_of_the_sign_in_client_is_never_a_bearer_token(
+    audience: str | tuple[str, ...] | None, id_token: tuple[str, frozenset[str]]
+) -> None:
+    token, token_audiences = id_token
+    status, body = call(
+        [(b"authorization", b"Bearer " + token.encode())], app=SIGN_IN_APPS[audience]
+    )
+    assert status == 401
+    answer = msgspec.json.decode(body)
+    assert answer["error"] == "invalid_token"
+    accepted = {audience} if isinstance(audience, str) else set(audience or ())
+    if accepted and accepted.isdisjoint(token_audiences):
+        # The issuer's audience alone refuses it.
+        assert "audience does not match" in answer["error_description"]
+    else:
+        assert answer["error_description"] == (
+            "an ID token is not accepted as a bearer token; send an access token"
+        )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    audience=st.sampled_from([CLIENT, (AUD, CLIENT), None]),
+    grant=st.sampled_from(["at+jwt", "scp", "roles"]),
+    sub=NAMES,
+)
+def test_access_tokens_for_the_client_id_still_open_the_api(
+    audience: str | tuple[str, ...] | None, grant: str, sub: str
+) -> None:
+    # RFC 9068 typed tokens, and Entra-style tokens for an app's own API (aud = its
+    # client id, typ JWT, a "nonce" only in the header, scp or roles).
+    now = int(IDP.clock.time())
+    claims: dict[str, Any] = {"iss": IDP.issuer, "sub": sub, "aud": CLIENT, "exp": now + 600}
+    headers: dict[str, Any] = {"typ": "at+jwt"}
+    if grant != "at+jwt":
+        claims[grant] = "user.read" if grant == "scp" else ["Reports.Read"]
+        headers = {"typ": "JWT", "nonce": "entra-header-nonce"}
+    token = mint(claims, IDP.keys.current, headers=headers)
+    status, body = call(
+        [(b"authorization", b"Bearer " + token.encode())], app=SIGN_IN_APPS[audience]
+    )
+    assert (status, body) == (200, sub.encode())

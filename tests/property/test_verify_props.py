@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from asgi_sso._jws import der_signature
 from asgi_sso.config import Issuer
-from asgi_sso.errors import AuthError, KeysUnavailable, UnknownKey
+from asgi_sso.errors import AuthError, InvalidClaim, KeysUnavailable, UnknownKey
 from asgi_sso.keys import KeySet, key_from_public
 from asgi_sso.testing import FakeClock
 from asgi_sso.testing.tokens import b64url, generate_key, mint
@@ -157,6 +157,25 @@ def test_extra_claims_round_trip(extra: dict[str, Any]) -> None:
     verified = run(VERIFIER.verify(token, use_cache=False))
     for name, value in extra.items():
         assert verified.claims[name] == value
+
+
+def _not_a_number(value: object) -> bool:
+    return type(value) is not int and type(value) is not float
+
+
+@given(name=st.sampled_from(["nbf", "iat"]), value=JSON_VALUES.filter(_not_a_number))
+@example(name="nbf", value=None)
+@example(name="iat", value=None)
+@example(name="nbf", value="1700000000")
+@example(name="iat", value=True)
+@example(name="nbf", value=False)
+@example(name="iat", value=[NOW])
+@example(name="nbf", value={})
+def test_a_time_claim_that_is_not_a_numeric_date_is_refused(name: str, value: object) -> None:
+    # RFC 7519 §4.1.5/§4.1.6: a present nbf/iat is a NumericDate; null is not absence.
+    error = refused(mint({**BASE, name: value}, KEY))
+    assert isinstance(error, InvalidClaim)
+    assert error.description == f"the {name!r} claim must be a number (seconds since the epoch)"
 
 
 @given(

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from asgi_sso.claims import ClaimPolicy, normalize_type, scopes_from, validate_claims
+from asgi_sso.claims import (
+    ClaimPolicy,
+    check_id_token_type,
+    normalize_type,
+    scopes_from,
+    validate_claims,
+)
 from asgi_sso.config import AT_JWT_TYPES, Issuer
 from asgi_sso.errors import (
     ExpiredToken,
@@ -88,6 +94,26 @@ def test_iat_in_the_future_beyond_leeway_is_refused() -> None:
         check(claims(iat=NOW + 6), rules)
     with pytest.raises(InvalidClaim, match="'iat'"):
         check(claims(iat="now"), rules)
+
+
+@pytest.mark.parametrize("name", ["nbf", "iat", "exp"])
+@pytest.mark.parametrize("value", [None, "1700000000", True, [NOW], {"t": NOW}])
+def test_a_present_time_claim_must_be_a_numeric_date(name: str, value: object) -> None:
+    # RFC 7519 §2, §4.1.4-6: a present exp/nbf/iat is a NumericDate; JSON null is not
+    # one, and is refused rather than read as an absent claim.
+    values = {**claims(), name: value}
+    rules = policy(required_claims=("iss",))
+    with pytest.raises(InvalidClaim, match=f"the '{name}' claim must be a number"):
+        check(values, rules)
+
+
+@pytest.mark.parametrize("name", ["nbf", "iat", "exp"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_time_claim_is_refused(name: str, value: float) -> None:
+    # Not reachable through a token (JSON has no NaN and the parser refuses 1e999),
+    # but validate_claims is public: a non-finite date is no point in time.
+    with pytest.raises(InvalidClaim, match=f"the '{name}' claim must be a finite number"):
+        check({**claims(), name: value})
 
 
 def test_huge_numbers_do_not_overflow() -> None:
@@ -218,3 +244,93 @@ def test_required_override_replaces_the_policys_claims() -> None:
 def test_an_empty_type_override_turns_the_typ_check_off() -> None:
     rules = policy(token_types=AT_JWT_TYPES)
     assert check(claims(), rules, header={"alg": "RS256"}, token_types=frozenset())
+
+
+# -- ID tokens are never bearer tokens ------------------------------------------------
+
+CLIENT = "web-client"
+
+
+def signed_in(**kw: Any) -> dict[str, Any]:
+    """The claims of an ID token of the sign-in client (OIDC Core §2)."""
+    base = {"aud": CLIENT, "iat": NOW, "nonce": "n-0S6_WzA2Mj", "azp": CLIENT}
+    return claims(**{**base, **kw})
+
+
+def sign_in_policy(**kw: Any) -> ClaimPolicy:
+    return policy(client_id=CLIENT, **kw)
+
+
+@pytest.mark.parametrize("audience", [CLIENT, ("api://x", CLIENT), None])
+@pytest.mark.parametrize("aud", [CLIENT, [CLIENT], ["api://x", CLIENT]])
+@pytest.mark.parametrize("typ", [None, "JWT", "application/jwt"])
+def test_an_id_token_of_the_sign_in_client_is_refused_as_a_bearer_token(
+    audience: str | tuple[str, ...] | None, aud: object, typ: str | None
+) -> None:
+    header = {"alg": "RS256"} if typ is None else {"alg": "RS256", "typ": typ}
+    with pytest.raises(InvalidToken, match="an ID token is not accepted as a bearer token"):
+        check(signed_in(aud=aud), sign_in_policy(audience=audience), header=header)
+
+
+def test_an_id_token_from_a_refresh_has_no_nonce_and_is_refused_too() -> None:
+    # OIDC Core §12.2: a refreshed ID token should not carry the nonce.
+    with pytest.raises(InvalidToken, match="ID token"):
+        check(signed_in(nonce=None), sign_in_policy(audience=CLIENT))
+
+
+def test_a_nonce_outweighs_scope_claims() -> None:
+    with pytest.raises(InvalidToken, match="ID token"):
+        check(signed_in(scp="read"), sign_in_policy(audience=CLIENT))
+
+
+@pytest.mark.parametrize("grant", [{"scp": "user.read"}, {"roles": ["Reports.Read"]}])
+def test_entra_access_tokens_for_the_apps_own_api_are_accepted(grant: dict[str, Any]) -> None:
+    # Entra ID access tokens for an app's own API: aud = its client id, no nonce claim
+    # (only a nonce header), scp (delegated) or roles (app-only).
+    values = claims(aud=CLIENT, azp="caller", **grant)
+    header = {"alg": "RS256", "typ": "JWT", "nonce": "entra-header-nonce"}
+    assert check(values, sign_in_policy(audience=CLIENT), header=header) == NOW + 60
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/AT+JWT"])
+def test_an_at_jwt_token_is_an_access_token_whatever_its_claims(typ: str) -> None:
+    # RFC 9068 §2.1: the type marks an access token unambiguously.
+    header = {"alg": "RS256", "typ": typ}
+    assert check(signed_in(), sign_in_policy(audience=CLIENT), header=header)
+
+
+def test_tokens_for_another_audience_or_without_a_sign_in_client_are_not_judged() -> None:
+    assert check(signed_in(aud="api://x"), sign_in_policy())
+    assert check(signed_in(aud="api://x"), sign_in_policy(audience=None))
+    assert check(signed_in(aud=None), sign_in_policy(audience=None))
+    assert check(signed_in(), policy(audience=CLIENT))  # no client_id: nothing to judge by
+
+
+def test_verifying_for_a_client_audience_does_not_refuse_its_tokens() -> None:
+    # ID tokens and logout tokens are checked with the client id as audience.
+    rules = sign_in_policy(audience=CLIENT)
+    assert check(signed_in(), rules, audiences=frozenset({CLIENT}), id_token=True)
+    logout = claims(aud=CLIENT, iat=NOW, jti="j", events={})
+    assert check(logout, rules, audiences=frozenset({CLIENT}), token_types=frozenset())
+
+
+@pytest.mark.parametrize("typ", [None, "JWT", "jwt", "application/jwt"])
+def test_an_id_token_may_be_untyped_or_jwt_whatever_the_bearer_types(typ: str | None) -> None:
+    rules = sign_in_policy(token_types=AT_JWT_TYPES)
+    header = {"alg": "RS256"} if typ is None else {"alg": "RS256", "typ": typ}
+    assert check(signed_in(), rules, header=header, audiences=frozenset({CLIENT}), id_token=True)
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "logout+jwt", "JOSE+JSON"])
+def test_an_id_token_typed_as_another_kind_of_token_is_refused(typ: str) -> None:
+    header = {"alg": "RS256", "typ": typ}
+    with pytest.raises(InvalidToken, match="an ID token must have no 'typ' or typ 'JWT'"):
+        check(
+            signed_in(),
+            sign_in_policy(),
+            header=header,
+            audiences=frozenset({CLIENT}),
+            id_token=True,
+        )
+    with pytest.raises(InvalidToken):
+        check_id_token_type(header)

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from asgi_sso._oidc import FlowState, TokenSet
-from asgi_sso.config import Secret
+from asgi_sso.config import AT_JWT_TYPES, Secret
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.events import NULL_EMITTER
 from asgi_sso.login import BrowserLogin, LoginConfig
@@ -34,7 +34,7 @@ Override = Callable[[httpx.Request], httpx.Response | None]
 class Provider:
     """A DevIdP whose /token and /userinfo answers a test may replace."""
 
-    def __init__(self, **login: Any) -> None:
+    def __init__(self, *, issuer: dict[str, Any] | None = None, **login: Any) -> None:
         self.clock = FakeClock()
         self.idp = DevIdP(
             IDP,
@@ -62,9 +62,12 @@ class Provider:
             cookie_secrets=(Secret(b"k" * 32),),
             **login,
         )
+        self.verifier = TokenVerifier(
+            [self.idp.issuer_config(**(issuer or {}))], client=self.http, clock=self.clock
+        )
         self.login = BrowserLogin(
             config,
-            verifier=TokenVerifier([self.idp.issuer_config()], client=self.http, clock=self.clock),
+            verifier=self.verifier,
             client=self.http,
             session_store=None,
             clock=self.clock,
@@ -181,6 +184,7 @@ async def test_happy_callback_redirects_to_return_to() -> None:
         ({"iss": "https://evil.example"}, "issuer"),
         ({"exp": 1_600_000_000}, "expired"),
         ({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, "at_hash"),
+        ({"iat": None}, "no 'iat'"),
     ],
 )
 async def test_bad_id_tokens_are_refused(changes: dict[str, Any], expected: str) -> None:
@@ -194,6 +198,42 @@ async def test_bad_id_tokens_are_refused(changes: dict[str, Any], expected: str)
     status, _, page = await provider.call("/auth/callback", cookie=cookie, query=query)
     assert status == 401
     assert expected in _json(page)["error_description"]
+
+
+async def test_sign_in_works_when_the_issuer_demands_at_jwt_bearer_tokens() -> None:
+    # The issuer's token_types govern bearer tokens; ID tokens follow their own typ
+    # rule (none or JWT), and never fill the verified-token cache.
+    strict = {"token_types": AT_JWT_TYPES, "audience": "web", "client_id": "web"}
+    provider = Provider(issuer=strict, use_userinfo=False)
+    for _ in range(2):  # a second sighting would be cached, were ID tokens cached
+        cookie, params = await provider.begin()
+        token = provider.id_token(params["nonce"])
+        body = {"access_token": "at", "token_type": "Bearer", "id_token": token}
+        provider.overrides["/token"] = lambda _r, body=body: httpx.Response(200, json=body)
+        query = urlencode({"code": "c0de", "state": params["state"], "iss": IDP})
+        status, _, page = await provider.call("/auth/callback", cookie=cookie, query=query)
+        assert status == 303, page
+        assert provider.verifier.cached(token) is None
+    assert len(provider.verifier.cache) == 0
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "logout+jwt"])
+async def test_a_token_typed_as_another_kind_is_no_id_token(typ: str) -> None:
+    provider = Provider(use_userinfo=False)
+    cookie, params = await provider.begin()
+    now = int(provider.clock.now)
+    claims = {"iss": IDP, "sub": "alice", "aud": "web", "iat": now, "exp": now + 300,
+              "nonce": params["nonce"]}  # fmt: skip
+    body = {
+        "access_token": "at",
+        "token_type": "Bearer",
+        "id_token": provider.idp.sign(claims, typ),
+    }
+    provider.overrides["/token"] = lambda _r: httpx.Response(200, json=body)
+    query = urlencode({"code": "c0de", "state": params["state"], "iss": IDP})
+    status, _, page = await provider.call("/auth/callback", cookie=cookie, query=query)
+    assert status == 401
+    assert "an ID token must have no 'typ' or typ 'JWT'" in _json(page)["error_description"]
 
 
 async def test_userinfo_is_merged_but_cannot_change_the_subject() -> None:

@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_sso import Limits, SSOMiddleware
+from asgi_sso import ConfigurationError, Issuer, Limits, LoginConfig, Secret, SSOMiddleware
 from asgi_sso.events import Event
 from asgi_sso.testing import DevClient, DevIdP, DevUser
+from asgi_sso.verify import TokenVerifier
 
 AUD = "api://test"
 
@@ -614,3 +615,45 @@ def test_a_scim_secret_for_a_connection_no_issuer_produces_is_refused_at_start_u
     with pytest.raises(ConfigurationError, match="'acme', which no trusted issuer"):
         build("acme")
     assert build("http://idp.test#acme").scim is not None
+
+
+def _login(idp: DevIdP, client_id: str = "web") -> LoginConfig:
+    return LoginConfig(
+        issuer=idp.issuer,
+        client_id=client_id,
+        client_secret=Secret("web-secret"),
+        cookie_secrets=(Secret(b"k" * 32),),
+    )
+
+
+def test_the_sign_in_client_is_named_on_its_issuer(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    other = Issuer(issuer="https://other.test", audience=AUD)
+    app = SSOMiddleware(
+        inner, [idp.issuer_config(audience=AUD), other], http_client=idp_http, login=_login(idp)
+    )
+    sign_in = app.verifier.registry.find(idp.issuer)
+    assert sign_in is not None
+    assert sign_in.client_id == "web"
+    assert app.verifier.registry.find(other.issuer) == other  # untouched
+
+
+def test_a_sign_in_client_id_that_contradicts_the_issuer_fails_at_start_up(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    issuer = idp.issuer_config(audience=AUD, client_id="mobile")
+    with pytest.raises(ConfigurationError, match=r"differs from LoginConfig\.client_id 'web'"):
+        SSOMiddleware(inner, [issuer], http_client=idp_http, login=_login(idp))
+
+
+def test_a_prepared_verifier_must_know_the_sign_in_client(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    issuer = idp.issuer_config(audience=AUD)
+    unnamed = TokenVerifier([issuer], client=idp_http)
+    with pytest.raises(ConfigurationError, match="needs client_id='web'"):
+        SSOMiddleware(inner, issuer, http_client=idp_http, login=_login(idp), verifier=unnamed)
+    named = TokenVerifier([idp.issuer_config(audience=AUD, client_id="web")], client=idp_http)
+    app = SSOMiddleware(inner, issuer, http_client=idp_http, login=_login(idp), verifier=named)
+    assert app.verifier is named

@@ -510,3 +510,28 @@ async def test_cached_verifications_keep_claims_as_bytes(
     first["sub"] = "mallory"  # each read is a fresh dict: callers cannot corrupt the cache
     assert verifier.cached(token).claims["sub"] == "alice"  # type: ignore[union-attr]
     assert verifier.cached(token).claims["extra"] == {"n": 1}  # type: ignore[union-attr]
+
+
+async def test_id_tokens_follow_their_own_rules_and_never_touch_the_cache(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    web = {"issuer": ISS, "jwks_uri": JWKS_URI, "audience": "web", "client_id": "web"}
+    id_claims = {k: v for k, v in claims(aud="web", nonce="n-1").items() if k != "scope"}
+    id_token = mint(id_claims, KEY)  # typ JWT
+    at_typed = mint(id_claims, KEY, headers={"typ": "at+jwt"})
+    access = mint(claims(aud="web"), KEY, headers={"typ": "at+jwt"})
+    for issuer, refusal in (
+        (Issuer(**web), "an ID token is not accepted as a bearer token"),
+        (Issuer(**web, token_types=AT_JWT_TYPES), "expected at\\+jwt"),
+    ):
+        verifier = make(client, clock, issuer)
+        with pytest.raises(InvalidToken, match=refusal):
+            await verifier.verify(id_token)  # as a bearer token
+        for _ in range(3):  # a bearer token is stored from its second sighting
+            verified = await verifier.verify(id_token, audience="web", id_token=True)
+            assert verified.subject == "alice"
+            assert verifier.cached(id_token) is None
+        with pytest.raises(InvalidToken, match="an ID token must have no 'typ'"):
+            await verifier.verify(at_typed, audience="web", id_token=True)
+        # Access tokens of the same audience still pass (RFC 9068 typ).
+        assert (await verifier.verify(access)).scopes == {"read", "write"}

@@ -143,7 +143,7 @@ class IdentityResolver:
 
     def on_revocation(self, revocation: Revocation) -> None:
         """Evict a user on ``user`` or ``reactivate`` revocations (a bus listener)."""
-        if revocation.kind == "session":
+        if revocation.kind == "session" or revocation.kind == "logout":
             return
         self._epoch += 1
         if revocation.connection is None or revocation.subject is None:

@@ -169,7 +169,8 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         algorithms: the allow-list; the token header never widens it.
         leeway: seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
         required_claims: claims that must be present; ``None`` means ``iss``,
-            ``sub``, ``exp`` and ``aud`` when an audience is set.
+            ``sub``, ``exp`` and ``aud`` when an audience is set. A ``user_claim``
+            other than ``sub`` is always required.
         token_types: accepted ``typ`` header values (e.g. :data:`AT_JWT_TYPES`); ``None``
             skips the check.
         tenant_claim: the claim that must equal the ``{tenant}`` part of a template.
@@ -179,6 +180,12 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         connection_claim: a claim that names the connection (e.g. a broker's
             ``connection_id``); wins over ``connection`` when present.
         scope_claims: claims read for scopes (space-separated string or list).
+        user_claim: the claim that identifies a user at this issuer: ``Principal.identity``
+            and the key of just-in-time users, SCIM ``externalId`` matching and user
+            revocations. ``sub`` by default; ``oid`` for Entra ID, whose ``sub`` is
+            pairwise per application. When not ``sub`` it is required in every token
+            (and ID token); the ID token's ``sub`` still names sessions for
+            back-channel logout.
         client_id: the OAuth client id, needed for browser sign-in and back-channel logout.
         name: a short label for logs and metrics; defaults to the issuer.
     """
@@ -196,6 +203,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     connection: str | None = None
     connection_claim: str | None = None
     scope_claims: tuple[str, ...] = ("scope", "scp")
+    user_claim: str = "sub"
     client_id: str | None = None
     name: str | None = None
 
@@ -214,6 +222,8 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             )
         if not self.algorithms:
             raise ConfigurationError("Issuer.algorithms must not be empty")
+        if not self.user_claim:
+            raise ConfigurationError("Issuer.user_claim must name a claim")
         for alg in self.algorithms:
             if alg not in SUPPORTED_ALGORITHMS:
                 raise ConfigurationError(
@@ -242,10 +252,14 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     @property
     def essential_claims(self) -> tuple[str, ...]:
         """The claims that must be present in every token of this issuer."""
+        base: tuple[str, ...] = ("iss", "sub", "exp")
         if self.required_claims is not None:
-            return self.required_claims
-        base = ("iss", "sub", "exp")
-        return (*base, "aud") if self.audience is not None else base
+            base = self.required_claims
+        elif self.audience is not None:
+            base = (*base, "aud")
+        if self.user_claim == "sub" or self.user_claim in base:
+            return base
+        return (*base, self.user_claim)
 
     @property
     def label(self) -> str:

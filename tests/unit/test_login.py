@@ -34,7 +34,7 @@ Override = Callable[[httpx.Request], httpx.Response | None]
 class Provider:
     """A DevIdP whose /token and /userinfo answers a test may replace."""
 
-    def __init__(self, **login: Any) -> None:
+    def __init__(self, *, issuer: dict[str, Any] | None = None, **login: Any) -> None:
         self.clock = FakeClock()
         self.idp = DevIdP(
             IDP,
@@ -64,7 +64,9 @@ class Provider:
         )
         self.login = BrowserLogin(
             config,
-            verifier=TokenVerifier([self.idp.issuer_config()], client=self.http, clock=self.clock),
+            verifier=TokenVerifier(
+                [self.idp.issuer_config(**(issuer or {}))], client=self.http, clock=self.clock
+            ),
             client=self.http,
             session_store=None,
             clock=self.clock,
@@ -202,6 +204,28 @@ async def test_userinfo_is_merged_but_cannot_change_the_subject() -> None:
     status, page = await provider.finish()
     assert status == 401
     assert "userinfo subject" in _json(page)["error_description"]
+
+
+async def test_the_user_claim_must_be_in_the_id_token_and_userinfo_cannot_change_it() -> None:
+    oid = "6f1c2b9e-0000-4000-8000-00000000a11c"
+    provider = Provider(issuer={"user_claim": "oid"})
+    provider.overrides["/userinfo"] = lambda _r: httpx.Response(200, json={"sub": "alice"})
+    status, page = await provider.finish()  # an ID token without oid
+    assert status == 401
+    assert "'oid'" in _json(page)["error_description"]
+
+    provider = Provider(issuer={"user_claim": "oid"})
+    provider.overrides["/userinfo"] = lambda _r: httpx.Response(
+        200, json={"sub": "alice", "oid": "someone-else"}
+    )
+    cookie, params = await provider.begin()
+    token = provider.id_token(params["nonce"], oid=oid)
+    body = {"access_token": "at", "token_type": "Bearer", "id_token": token}
+    provider.overrides["/token"] = lambda _r: httpx.Response(200, json=body)
+    query = urlencode({"code": "c0de", "state": params["state"], "iss": IDP})
+    status, _, page = await provider.call("/auth/callback", cookie=cookie, query=query)
+    assert status == 401
+    assert "userinfo 'oid'" in _json(page)["error_description"]
 
 
 @pytest.mark.parametrize(

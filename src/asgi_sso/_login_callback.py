@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import httpx
 
     from asgi_sso.discovery import ProviderMetadata
-    from asgi_sso.verify import TokenVerifier
+    from asgi_sso.verify import TokenVerifier, VerifiedToken
 
 __all__ = ["SignInFlow", "send_error"]
 
@@ -224,7 +224,7 @@ class SignInFlow:
             userinfo = await fetch_claims(
                 self._client, self.config, metadata.userinfo_endpoint, tokens.access_token
             )
-            claims = merge_claims(claims, userinfo)
+            claims = merge_claims(claims, userinfo, user_claim=verified.issuer.config.user_claim)
         now = self._clock.time()
         sid = claims.get("sid")
         # The refresh token is kept server-side only, never in a cookie.
@@ -238,6 +238,7 @@ class SignInFlow:
             client_id=self.config.client_id,
             claims={k: v for k, v in claims.items() if k not in DROPPED_CLAIMS},
             sid=sid if isinstance(sid, str) else None,
+            sub=_raw_sub(verified),
             id_token=tokens.id_token,
             refresh_token=refresh_token if refreshing else None,
             created_at=now,
@@ -265,6 +266,12 @@ class SignInFlow:
         )
         self._emit("session.created", connection=record.connection, subject=record.subject)
         return flow.return_to
+
+
+def _raw_sub(verified: VerifiedToken) -> str | None:
+    """The ID token's ``sub`` when the user key is another claim (checked by check_id_token)."""
+    sub = verified.claims.get("sub")
+    return sub if isinstance(sub, str) and sub != verified.subject else None
 
 
 def _inside(root: str, path: str | None) -> str | None:

@@ -143,6 +143,8 @@ class SessionRefresher:
         self._auth = auth
         self._clock = clock
         self._emit = emit
+        found = verifier.registry.find(config.issuer)
+        self._user_claim = "sub" if found is None else found.user_claim
 
     @staticmethod
     def due(record: SessionRecord, now: float) -> bool:
@@ -216,7 +218,11 @@ class SessionRefresher:
         id_exp: Any = None
         if tokens.id_token:  # optional in a refresh response (OIDC Core §12.2)
             verified = await verify_id_token(self._verifier, self.config, tokens, nonce=None)
-            if verified.subject != record.subject or verified.connection != record.connection:
+            if (
+                verified.claims.get("sub") != record.id_sub
+                or verified.subject != record.subject
+                or verified.connection != record.connection
+            ):
                 raise SessionInvalid("the refreshed ID token names another user")
             claims = {k: v for k, v in verified.claims.items() if k not in DROPPED_CLAIMS}
             id_token, id_exp = tokens.id_token, verified.claims.get("exp")
@@ -228,7 +234,7 @@ class SessionRefresher:
                 )
             except ProviderError as exc:
                 raise ServiceUnavailable("the userinfo endpoint answered garbage") from exc
-            claims = merge_claims(claims, userinfo)
+            claims = merge_claims(claims, userinfo, user_claim=self._user_claim)
         return claims, id_token, id_exp
 
     async def _postpone(

@@ -220,4 +220,9 @@ class SessionCookies:
             self._cookies.revoke_session(revocation.session_id)
             if self._store is not None:
                 await self._store.delete(revocation.session_id)
-                await self._store.delete_by_sid(revocation.session_id)
+        elif revocation.kind == "logout" and revocation.issuer:
+            sub, sid = revocation.subject, revocation.session_id
+            at = revocation.time or self._clock.time()
+            self._cookies.revoke_logout(revocation.issuer, sub, sid, at)
+            if self._store is not None:
+                await self._store.delete_by_provider(revocation.issuer, sub=sub, sid=sid)

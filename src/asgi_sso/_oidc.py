@@ -324,14 +324,24 @@ def check_id_token(
             raise InvalidClaim("the ID token at_hash does not match the access token")
 
 
-def merge_claims(id_claims: Mapping[str, Any], userinfo: Mapping[str, Any]) -> dict[str, Any]:
+def merge_claims(
+    id_claims: Mapping[str, Any], userinfo: Mapping[str, Any], *, user_claim: str = "sub"
+) -> dict[str, Any]:
     """ID token claims plus userinfo claims; userinfo never overrides a protocol claim.
 
+    Args:
+        id_claims: the verified ID token's claims.
+        userinfo: the UserInfo response.
+        user_claim: the issuer's user claim: userinfo may repeat it, never change it.
+
     Raises:
-        InvalidClaim: the userinfo ``sub`` differs from the ID token's (OIDC Core §5.3.2).
+        InvalidClaim: the userinfo ``sub`` differs from the ID token's (OIDC Core §5.3.2),
+            or its user claim does.
     """
     if userinfo.get("sub") != id_claims.get("sub"):
         raise InvalidClaim("the userinfo subject does not match the ID token")
+    if user_claim in userinfo and userinfo[user_claim] != id_claims.get(user_claim):
+        raise InvalidClaim(f"the userinfo {user_claim!r} claim does not match the ID token")
     merged = dict(id_claims)
     for key, value in userinfo.items():
         if key not in PROTOCOL_CLAIMS:

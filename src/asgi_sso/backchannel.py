@@ -1,12 +1,18 @@
 """OIDC Back-Channel Logout 1.0: the endpoint an IdP posts ``logout_token`` to.
 
-The token is verified by the core verifier (issuer, signature, audience = the
-client id, ``exp``), then checked against §2.6: the back-channel logout event,
-``sub`` and/or ``sid``, no ``nonce``, ``iat`` and ``jti`` present, a short life,
-and a ``jti`` not seen before (remembered in process until the token expires).
-A ``sid`` ends that session (``Revocation(kind="session")``); a ``sub`` alone
-ends every session of the user (``kind="user"``). Answers 200, or 400 with a
-JSON ``invalid_request`` body (§2.8), always with ``Cache-Control: no-store``.
+The token is verified by the core verifier (signature, audience = the client id,
+``exp``) and, like an ID token, must come from the sign-in provider: a logout
+token of any other trusted issuer is refused (§2.6 step 3, OIDC Core §3.1.3.7).
+It is then checked against §2.6: the back-channel logout event, ``sub`` and/or
+``sid``, no ``nonce``, ``iat`` and ``jti`` present, a short life, and a ``jti``
+not seen before (remembered in process until the token expires).
+
+It ends the sessions the token names (§2.7), as ``Revocation(kind="logout")``:
+those signed in at that issuer with that ``sid``, with that ID-token ``sub``, or
+with both. A connection is never part of the match: a logout token carries no
+broker connection claim. Answers 200 once those sessions are gone, 400 with a
+JSON ``invalid_request`` body (§2.8), or 503 when the session store cannot be
+reached (the token may be sent again); always with ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import msgspec
 from asgi_sso._scim_input import ScimError, read_body
 from asgi_sso.claims import normalize_type
 from asgi_sso.config import Clock, SystemClock
-from asgi_sso.errors import AuthError, ConfigurationError
+from asgi_sso.errors import AuthError, ConfigurationError, ServiceUnavailable
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.revocation import Revocation, RevocationBus
 
@@ -40,7 +46,6 @@ class _Issuer(Protocol):
 class _Verified(Protocol):
     claims: Mapping[str, Any]
     header: Mapping[str, Any]
-    connection: str
 
     @property
     def issuer(self) -> _Issuer: ...
@@ -67,6 +72,8 @@ class BackchannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
     Attributes:
         client_id: this relying party's client id: the required ``aud``.
+        issuer: the sign-in provider (``LoginConfig.issuer``): the only ``iss``
+            whose logout tokens are honoured.
         token_types: accepted ``typ`` headers (§2.4 recommends ``logout+jwt``); a
             token with another ``typ`` is refused.
         require_typ: refuse a token without ``typ``. Off by default: explicit typing
@@ -78,6 +85,7 @@ class BackchannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """
 
     client_id: str
+    issuer: str
     token_types: tuple[str, ...] = ("logout+jwt",)
     require_typ: bool = False
     max_lifetime: float = 600.0
@@ -87,6 +95,8 @@ class BackchannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     def __post_init__(self) -> None:
         if not self.client_id:
             raise ConfigurationError("BackchannelConfig.client_id must not be empty")
+        if not self.issuer:
+            raise ConfigurationError("BackchannelConfig.issuer must not be empty")
         if self.max_lifetime <= 0 or self.max_body_bytes < 1 or self.replay_cache_size < 1:
             raise ConfigurationError("BackchannelConfig limits must be positive")
 
@@ -131,18 +141,31 @@ class BackchannelLogoutApp:
         if scope.get("method") != "POST":
             await _respond(send, 405, [*headers, (b"allow", b"POST")], b"")
             return
+        json_type = (b"content-type", b"application/json")
         try:
-            revocation = await self._logout(scope, receive)
+            revocation, replay_key = await self._logout(scope, receive)
         except _Refused as exc:
             self._emit("refused", str(exc), None)
             body = _encoder.encode({"error": "invalid_request", "error_description": str(exc)})
-            await _respond(send, 400, [*headers, (b"content-type", b"application/json")], body)
+            await _respond(send, 400, [*headers, json_type], body)
             return
-        await self._bus.publish(revocation)
+        try:
+            await self._bus.publish(revocation)
+        except Exception as exc:  # a listener (the session store) failed: nothing is promised
+            self._seen.pop(replay_key, None)  # so the provider may send the token again
+            reason = exc.reason if isinstance(exc, AuthError) else "listener_failed"
+            self._emit("error", reason, revocation)
+            body = _encoder.encode(
+                {"error": "temporarily_unavailable",
+                 "error_description": "the sessions could not be ended; try again later"}
+            )  # fmt: skip
+            retry = str(exc.retry_after if isinstance(exc, ServiceUnavailable) else 5).encode()
+            await _respond(send, 503, [*headers, json_type, (b"retry-after", retry)], body)
+            return
         self._emit("ok", revocation.kind, revocation)
         await _respond(send, 200, headers, b"")
 
-    async def _logout(self, scope: Any, receive: Any) -> Revocation:
+    async def _logout(self, scope: Any, receive: Any) -> tuple[Revocation, bytes]:
         try:
             raw = await read_body(receive, scope, self.config.max_body_bytes)
             form = parse_qsl(raw.decode("ascii"), strict_parsing=True, errors="strict")
@@ -165,7 +188,9 @@ class BackchannelLogoutApp:
             raise _Refused(exc.description) from exc
         return self._check(verified)
 
-    def _check(self, verified: _Verified) -> Revocation:
+    def _check(self, verified: _Verified) -> tuple[Revocation, bytes]:
+        if verified.issuer.iss != self.config.issuer:
+            raise _Refused("the logout token was not issued by the sign-in provider")
         typ = verified.header.get("typ")
         if typ is None:
             if self.config.require_typ:
@@ -191,16 +216,13 @@ class BackchannelLogoutApp:
         if not isinstance(jti, str) or not jti or len(jti) > 256:
             raise _Refused("a logout token needs a jti")
         iss = verified.issuer.iss
-        self._remember(hashlib.sha256(f"{iss}\x00{jti}".encode()).digest(), float(exp))
-        if sid:
-            return Revocation(
-                kind="session", connection=verified.connection, subject=sub or None,
-                issuer=iss, session_id=sid, time=self._clock.time(),
-            )  # fmt: skip
-        return Revocation(
-            kind="user", connection=verified.connection, subject=sub, issuer=iss,
+        replay_key = hashlib.sha256(f"{iss}\x00{jti}".encode()).digest()
+        self._remember(replay_key, float(exp))
+        revocation = Revocation(
+            kind="logout", issuer=iss, subject=sub or None, session_id=sid or None,
             time=self._clock.time(),
         )  # fmt: skip
+        return revocation, replay_key
 
     def _remember(self, key: bytes, expires: float) -> None:
         now = self._clock.time()

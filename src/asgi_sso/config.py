@@ -170,7 +170,8 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         algorithms: the allow-list; the token header never widens it.
         leeway: seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
         required_claims: claims that must be present; ``None`` means ``iss``,
-            ``sub``, ``exp`` and ``aud`` when an audience is set.
+            ``sub``, ``exp`` and ``aud`` when an audience is set. A ``user_claim``
+            other than ``sub`` is always required.
         token_types: accepted ``typ`` header values (e.g. :data:`AT_JWT_TYPES`); ``None``
             skips the check.
         tenant_claim: the claim that must equal the ``{tenant}`` part of a template.
@@ -188,6 +189,12 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             ``A-Z a-z 0-9 . _ ~ -`` or the token is refused; without the claim the
             connection is the ``iss``.
         scope_claims: claims read for scopes (space-separated string or list).
+        user_claim: the claim that identifies a user at this issuer: ``Principal.identity``
+            and the key of just-in-time users, SCIM ``externalId`` matching and user
+            revocations. ``sub`` by default; ``oid`` for Entra ID, whose ``sub`` is
+            pairwise per application. When not ``sub`` it is required in every token
+            (and ID token); the ID token's ``sub`` still names sessions for
+            back-channel logout.
         client_id: the sign-in client's OAuth client id. Bearer verification refuses
             this client's ID tokens (an ``aud`` naming it, unless typed ``at+jwt`` or
             granting scopes/roles without a ``nonce``); the middleware sets it
@@ -208,6 +215,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     connection: str | None = None
     connection_claim: str | None = None
     scope_claims: tuple[str, ...] = ("scope", "scp")
+    user_claim: str = "sub"
     client_id: str | None = None
     name: str | None = None
 
@@ -226,6 +234,8 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             )
         if not self.algorithms:
             raise ConfigurationError("Issuer.algorithms must not be empty")
+        if not self.user_claim:
+            raise ConfigurationError("Issuer.user_claim must name a claim")
         for alg in self.algorithms:
             if alg not in SUPPORTED_ALGORITHMS:
                 raise ConfigurationError(
@@ -297,10 +307,14 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     @property
     def essential_claims(self) -> tuple[str, ...]:
         """The claims that must be present in every token of this issuer."""
+        base: tuple[str, ...] = ("iss", "sub", "exp")
         if self.required_claims is not None:
-            return self.required_claims
-        base = ("iss", "sub", "exp")
-        return (*base, "aud") if self.audience is not None else base
+            base = self.required_claims
+        elif self.audience is not None:
+            base = (*base, "aud")
+        if self.user_claim == "sub" or self.user_claim in base:
+            return base
+        return (*base, self.user_claim)
 
     @property
     def label(self) -> str:

@@ -2,10 +2,11 @@
 
 :class:`IdentityResolver` runs after verification on every authenticated request.
 It asks the tier mapper (sync or async) for a decision, then the user store for
-the user keyed by ``(connection, sub)``, provisioning them on first sight.
+the user keyed by ``(connection, user key)`` — ``Principal.identity``, the
+issuer's ``user_claim`` (``sub`` by default) — provisioning them on first sight.
 
 Per-request cost: users are cached in-process for ``IdentityConfig.cache_ttl``
-seconds, keyed by ``(connection, sub)`` together with the profile the token
+seconds, keyed by ``(connection, user key)`` together with the profile the token
 implies. A bearer token whose profile-relevant claims (email, names, login name,
 groups, tier) differ from the cached profile goes to the store, which writes the
 new profile; an unchanged token costs a dict look-up. :meth:`IdentityResolver.signin`
@@ -143,7 +144,7 @@ class IdentityResolver:
 
     def on_revocation(self, revocation: Revocation) -> None:
         """Evict a user on ``user`` or ``reactivate`` revocations (a bus listener)."""
-        if revocation.kind == "session":
+        if revocation.kind == "session" or revocation.kind == "logout":
             return
         self._epoch += 1
         if revocation.connection is None or revocation.subject is None:

@@ -288,6 +288,10 @@ class BrowserLogin:
             await self._sessions.on_revocation(revocation)
         except AuthError as exc:  # a store outage must not break the other listeners
             self._emit("session.ended", outcome="error", reason=exc.reason)
+            if revocation.kind == "logout":
+                # The bus runs the other listeners first; the back-channel endpoint then
+                # answers an error, not a 200 claiming the sessions are gone.
+                raise
 
     def _emit(
         self,

@@ -223,7 +223,7 @@ class SSOMiddleware:
             from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
 
             self.backchannel = BackchannelLogoutApp(
-                BackchannelConfig(client_id=login.client_id),
+                BackchannelConfig(client_id=login.client_id, issuer=login.issuer),
                 self.verifier,
                 revocations=self.revocations,
                 clock=self.clock,
@@ -317,8 +317,8 @@ class SSOMiddleware:
         await self.app(scope, wrapped_receive, send)
 
     async def _on_revocation(self, revocation: Revocation) -> None:
-        if revocation.kind == "reactivate" or revocation.subject is None:
-            return
+        if revocation.kind in ("reactivate", "logout") or revocation.subject is None:
+            return  # a provider logout ends sessions, not the user's bearer tokens
         self.verifier.evict_subject(
             subject=revocation.subject,
             connection=revocation.connection,

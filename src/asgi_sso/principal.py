@@ -21,7 +21,8 @@ class Principal:
     """A verified user (Starlette's ``BaseUser`` shape, plus what SSO knows).
 
     Attributes:
-        identity: the token's ``sub``.
+        identity: the user's identifier: the value of the issuer's ``user_claim``
+            (``sub`` by default; ``oid`` for an Entra ID issuer so configured).
         claims: the verified claim set (decoded from ``payload`` on first read when
             built from a cached verification, so requests that never read it pay nothing).
         issuer: the token's ``iss``.
@@ -99,7 +100,7 @@ class Principal:
 
     @property
     def display_name(self) -> str:
-        """The best human-readable name: ``name``, then email, then ``sub``."""
+        """The best human-readable name: ``name``, then email, then :attr:`identity`."""
         for source in (self.profile, self.claims):
             for key in ("name", "preferred_username", "email"):
                 value = source.get(key)
@@ -118,7 +119,7 @@ class Principal:
 
     @property
     def subject(self) -> str:
-        """Alias of :attr:`identity` (the ``sub`` claim)."""
+        """Alias of :attr:`identity` (the issuer's user claim, ``sub`` by default)."""
         return self.identity
 
     def has_scopes(self, *required: str) -> bool:

@@ -22,15 +22,18 @@ class Revocation(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         kind: ``user`` (every token and session of a user), ``session`` (one
-            session, by ``session_id`` or IdP ``sid``), or ``reactivate``.
-        connection: the connection id of the user.
-        subject: the user's ``sub`` at that connection.
-        issuer: the issuer, when known (back-channel logout).
-        session_id: the IdP ``sid`` or the local session id.
+            local session, by ``session_id``), ``logout`` (the provider's
+            back-channel logout: the sessions signed in at ``issuer`` with the ID
+            token ``subject`` and/or the IdP ``session_id``), or ``reactivate``.
+        connection: the connection id of the user (``user``, ``session``, ``reactivate``).
+        subject: the user key at that connection (the issuer's ``user_claim``,
+            ``Principal.identity``); for ``logout``, the ID token's ``sub``.
+        issuer: the issuer (``logout``: the sign-in provider the logout names).
+        session_id: the local session id; for ``logout``, the IdP ``sid``.
         time: wall-clock seconds when it was issued.
     """
 
-    kind: Literal["user", "session", "reactivate"]
+    kind: Literal["user", "session", "logout", "reactivate"]
     connection: str | None = None
     subject: str | None = None
     issuer: str | None = None

@@ -11,8 +11,10 @@ Each request carries a per-connection bearer secret; the secret decides the
 connection, and a connection only ever sees its own users (another's are 404).
 Bad input gets the RFC 7644 §3.12 error body with 400 and changes nothing.
 A user created by ``POST`` is keyed by ``(connection, externalId)`` — set the
-IdP's ``externalId`` to the OIDC ``sub`` — or by ``userName`` when
-``ScimConfig.subject_attribute`` says so.
+IdP's ``externalId`` to the value of the issuer's ``user_claim`` (the OIDC
+``sub`` by default; Entra ID's ``oid``, see ``docs/scim.md``) — or by
+``userName`` when ``ScimConfig.subject_attribute`` says so. Users provisioned
+just in time are keyed the same way, so ``externalId eq`` finds them.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class ScimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         max_json_depth: deeper JSON is refused.
         max_operations: most PATCH operations in one request.
         max_page_size: most users one ``GET /Users`` returns.
-        subject_attribute: which attribute of a ``POST`` keys the user (the OIDC ``sub``).
+        subject_attribute: which attribute of a ``POST`` keys the user: it must carry the
+            value of the issuer's ``user_claim`` (``Principal.identity``).
     """
 
     tokens: Mapping[str, Secret]

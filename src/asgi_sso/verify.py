@@ -28,6 +28,7 @@ from asgi_sso.errors import (
     AuthError,
     ConfigurationError,
     DisallowedAlgorithm,
+    InvalidClaim,
     MalformedToken,
     ServiceUnavailable,
     UnknownIssuer,
@@ -51,7 +52,9 @@ class VerifiedToken(CacheEntry):
         payload: the claim set's JSON bytes, as signed.
         header: the protected header (shared by tokens with the same header; do not mutate).
         issuer: the issuer configuration bound to the token's ``iss``.
-        subject: the ``sub`` (empty when the issuer does not require one and it is absent).
+        subject: the user key: the issuer's ``user_claim`` (``sub`` by default);
+            empty when that claim is absent and not required (a logout token's
+            ``sub``-less form, an ID token checked by the caller).
         connection: the connection id of the user.
         scopes: the scopes granted by the token's scope claims.
         expires_at: ``exp`` (wall-clock seconds), ``inf`` when the token has none.
@@ -107,11 +110,12 @@ class VerifiedToken(CacheEntry):
 class _IssuerState:
     """What verification pre-computes per configured issuer."""
 
-    __slots__ = ("algorithms", "hmac_key", "policy")
+    __slots__ = ("algorithms", "hmac_key", "policy", "user_claim")
 
     def __init__(self, issuer: Issuer, secret: Secret | None) -> None:
         self.algorithms = frozenset(issuer.algorithms)
         self.policy = ClaimPolicy(issuer)
+        self.user_claim = issuer.user_claim
         self.hmac_key: VerificationKey | None = None
         uses_hmac = not self.algorithms.isdisjoint(HMAC_ALGORITHMS)
         if secret is not None:
@@ -350,12 +354,14 @@ class TokenVerifier:
                 required=required_claims,
                 id_token=id_token,
             )
-            sub = claims.get("sub")
+            user = claims.get(state.user_claim)
+            if type(user) is not str or not user:
+                user = _user_key(user, state.user_claim, required=id_token)
             verified = VerifiedToken(
                 parsed.payload,
                 parsed.header,
                 resolved,
-                sub if type(sub) is str else "",
+                user,
                 resolved.connection,
                 self._scope_sets(claims, state.policy.scope_claims),
                 expires_at,
@@ -468,3 +474,12 @@ class TokenVerifier:
                 duration=duration,
             )
         self._emitter.emit(event)
+
+
+def _user_key(value: object, claim: str, *, required: bool) -> str:
+    # ``sub`` was type-checked by validate_claims; another user claim is checked here.
+    # An ID token always names its user (a sign-in makes a session for them); a
+    # logout token may name only a ``sid``.
+    if value is None and not required:
+        return ""
+    raise InvalidClaim(f"the {claim!r} claim (the user's identifier) must be a non-empty string")

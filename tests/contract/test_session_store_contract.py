@@ -15,18 +15,22 @@ import pytest
 from asgi_sso.sessions import MemorySessionStore, SessionRecord, SessionStore
 from asgi_sso.testing import FakeClock
 
+IDP = "https://idp.example"
+
 
 def record(
     session_id: str, *, subject: str = "alice", connection: str = "acme", sid: str | None = None,
-    expires_in: float = 3600.0, now: float = 1_700_000_000.0,
+    expires_in: float = 3600.0, now: float = 1_700_000_000.0, issuer: str = IDP,
+    sub: str | None = None,
 ) -> SessionRecord:  # fmt: skip
     return SessionRecord(
         id=session_id,
         subject=subject,
-        issuer="https://idp.example",
+        issuer=issuer,
         connection=connection,
         claims={"email": f"{subject}@corp.example", "groups": ["a", "b"]},
         sid=sid,
+        sub=sub,
         id_token="header.payload.signature",
         refresh_token="refresh-token",
         created_at=now,
@@ -87,12 +91,56 @@ class SessionStoreContract:
         assert await store.get("b1") is not None
         assert await store.delete_user("acme", "alice") == 0
 
-    async def test_delete_by_sid(self, store: SessionStore) -> None:
+    async def test_a_sid_logout_ends_that_idp_session_of_that_issuer_only(
+        self, store: SessionStore
+    ) -> None:
         await store.create(record("s1", sid="idp-sid"))
         await store.create(record("s2", sid="other"))
-        assert await store.delete_by_sid("idp-sid") == 1
+        await store.create(record("elsewhere", sid="idp-sid", issuer="https://other.example"))
+        assert await store.delete_by_provider(IDP, sub=None, sid="idp-sid") == 1
         assert await store.get("s1") is None
         assert await store.get("s2") is not None
+        assert await store.get("elsewhere") is not None
+        assert await store.delete_by_provider(IDP, sub=None, sid="idp-sid") == 0
+
+    async def test_a_sub_logout_ends_every_session_of_that_id_token_sub_at_that_issuer(
+        self, store: SessionStore
+    ) -> None:
+        # The user key (subject) is another claim: the logout names the ID token's sub.
+        await store.create(record("a1", subject="oid-1", sub="pairwise-1", sid="x"))
+        await store.create(record("a2", subject="oid-1", sub="pairwise-1", connection="globex"))
+        await store.create(record("key-only", subject="pairwise-1", sub="other"))
+        await store.create(record("elsewhere", subject="oid-1", sub="pairwise-1", issuer="o"))
+        await store.create(record("plain", subject="bob"))
+        assert await store.delete_by_provider(IDP, sub="pairwise-1", sid=None) == 2
+        assert await store.get("a1") is None
+        assert await store.get("a2") is None
+        for kept in ("key-only", "elsewhere", "plain"):
+            assert await store.get(kept) is not None
+        assert await store.delete_by_provider(IDP, sub="bob", sid=None) == 1
+
+    async def test_a_logout_with_sub_and_sid_ends_that_session_of_that_sub(
+        self, store: SessionStore
+    ) -> None:
+        await store.create(record("mine", sid="shared"))
+        await store.create(record("my-other", sid="second"))
+        await store.create(record("theirs", subject="bob", sid="shared"))
+        assert await store.delete_by_provider(IDP, sub="alice", sid="shared") == 1
+        assert await store.get("mine") is None
+        assert await store.get("my-other") is not None
+        assert await store.get("theirs") is not None
+        assert await store.delete_by_provider(IDP, sub="carol", sid="second") == 0
+        assert await store.delete_by_provider(IDP, sub=None, sid=None) == 0
+        assert await store.get("my-other") is not None
+
+    async def test_delete_removes_a_session_from_the_logout_indexes(
+        self, store: SessionStore
+    ) -> None:
+        await store.create(record("s1", sid="idp-sid"))
+        await store.delete("s1")
+        await store.create(record("s2", sid="idp-sid"))
+        assert await store.delete_by_provider(IDP, sub="alice", sid="idp-sid") == 1
+        assert await store.delete_user("acme", "alice") == 0
 
     async def test_state_is_taken_once(self, store: SessionStore) -> None:
         await store.put_state("k", b"value", 60)

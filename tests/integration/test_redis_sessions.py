@@ -41,7 +41,7 @@ async def test_a_session_created_by_one_worker_is_seen_by_another(
     try:
         await one.create(record("s1", sid="idp-1"))
         assert await two.get("s1") == record("s1", sid="idp-1")
-        assert await two.delete_by_sid("idp-1") == 1
+        assert await two.delete_by_provider("https://idp.example", sub=None, sid="idp-1") == 1
         assert await one.get("s1") is None
     finally:
         await one.close()
@@ -72,9 +72,10 @@ async def test_redis_expires_sessions_and_states_by_itself(
         key.decode().removeprefix(redis_prefix).split(":")[0]: await redis_client.pttl(key)
         async for key in redis_client.scan_iter(match=redis_prefix + "*")
     }
-    assert set(ttls) == {"session", "user", "sid", "state"}
+    assert set(ttls) == {"session", "user", "sub", "sid", "state"}
     assert 119_000 < ttls["session"] <= 120_000
     assert 119_000 < ttls["user"] <= 120_000  # an index lives as long as its longest member
+    assert 119_000 < ttls["sub"] <= 120_000
     assert 119_000 < ttls["sid"] <= 120_000
     assert 29_000 < ttls["state"] <= 30_000
 

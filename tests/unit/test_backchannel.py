@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from asgi_sso.backchannel import BACKCHANNEL_LOGOUT_EVENT, BackchannelConfig, BackchannelLogoutApp
-from asgi_sso.errors import ConfigurationError
+from asgi_sso.errors import ConfigurationError, StoreUnavailable
 from asgi_sso.events import Emitter, Event
 from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.testing import DevIdP
@@ -22,19 +22,22 @@ CLIENT = "dev-client"
 
 
 class Env:
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, *, other: DevIdP | None = None, **config: Any) -> None:
         self.idp = DevIdP()
-        self.idp_client = self.idp.http_client()
+        mounts = {other.origin: httpx.ASGITransport(app=other)} if other is not None else {}
+        self.idp_client = self.idp.http_client(mounts=mounts)
         # The issuer's default policy requires sub; the endpoint still accepts sid-only tokens.
-        issuer = self.idp.issuer_config(audience="api://x")
-        self.verifier = TokenVerifier([issuer], client=self.idp_client)
+        issuers = [self.idp.issuer_config(audience="api://x")]
+        if other is not None:  # another issuer the API trusts, not the sign-in provider
+            issuers.append(other.issuer_config(audience="api://x", client_id=CLIENT))
+        self.verifier = TokenVerifier(issuers, client=self.idp_client)
         self.bus = RevocationBus()
         self.revoked: list[Revocation] = []
         self.bus.subscribe(self.revoked.append)
         self.events: list[Event] = []
         app = BackchannelLogoutApp(
-            BackchannelConfig(client_id=CLIENT, **config), self.verifier, revocations=self.bus,
-            emitter=Emitter([self.events.append]), clock=self.idp.clock,
+            BackchannelConfig(client_id=CLIENT, issuer=self.idp.issuer, **config), self.verifier,
+            revocations=self.bus, emitter=Emitter([self.events.append]), clock=self.idp.clock,
         )  # fmt: skip
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://rp"
@@ -71,27 +74,66 @@ def assert_400(response: httpx.Response) -> None:
     assert response.json()["error"] == "invalid_request"
 
 
-async def test_sid_logout_ends_that_session(env: Env) -> None:
+async def test_sid_and_sub_logout_names_that_session_of_the_sign_in_issuer(env: Env) -> None:
     response = await env.post(env.idp.logout_token(CLIENT, sub="alice", sid="sess-1"))
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     [revocation] = env.revoked
-    assert revocation.kind == "session"
-    assert (revocation.session_id, revocation.subject) == ("sess-1", "alice")
-    assert revocation.issuer == env.idp.issuer
+    assert revocation == Revocation(
+        kind="logout", issuer=env.idp.issuer, subject="alice", session_id="sess-1",
+        time=revocation.time,
+    )  # fmt: skip
+    assert revocation.time > 0
     assert env.events[-1].name == "backchannel_logout"
     assert env.events[-1].outcome == "ok"
 
 
-async def test_sub_only_logout_ends_every_session_of_the_user(env: Env) -> None:
+async def test_sub_only_logout_names_the_id_token_sub_at_the_issuer(env: Env) -> None:
     assert (await env.post(env.idp.logout_token(CLIENT, sub="alice"))).status_code == 200
-    assert env.revoked[0].kind == "user"
-    assert env.revoked[0].subject == "alice"
+    [revocation] = env.revoked
+    assert (revocation.kind, revocation.issuer) == ("logout", env.idp.issuer)
+    assert (revocation.subject, revocation.session_id) == ("alice", None)
+    assert revocation.connection is None  # a logout token names no broker connection
 
 
 async def test_sid_only_logout_is_accepted(env: Env) -> None:
     assert (await env.post(env.idp.logout_token(CLIENT, sid="sess-2"))).status_code == 200
-    assert env.revoked[0].subject is None
+    [revocation] = env.revoked
+    assert (revocation.kind, revocation.subject, revocation.session_id) == (
+        "logout",
+        None,
+        "sess-2",
+    )
+
+
+async def test_a_logout_token_from_another_trusted_issuer_is_refused() -> None:
+    other = DevIdP("https://other-idp.example")
+    env = Env(other=other)
+    async with env.client, env.idp_client:
+        response = await env.post(other.logout_token(CLIENT, sub="alice", sid="sess-1"))
+        assert_400(response)
+        assert "sign-in provider" in response.json()["error_description"]
+        assert env.revoked == []
+        assert (await env.post(env.idp.logout_token(CLIENT, sub="alice"))).status_code == 200
+
+
+async def test_a_failed_logout_is_503_and_the_token_may_be_sent_again(env: Env) -> None:
+    down = True
+
+    def store(revocation: Revocation) -> None:
+        if down:
+            raise StoreUnavailable("the session store is unreachable")
+
+    env.bus.subscribe(store)
+    token = env.idp.logout_token(CLIENT, sub="alice")
+    response = await env.post(token)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert env.events[-1].outcome == "error"
+    down = False
+    assert (await env.post(token)).status_code == 200
+    assert_400(await env.post(token))  # now a replay
 
 
 async def test_replayed_jti_is_refused(env: Env) -> None:
@@ -151,9 +193,11 @@ async def test_only_post_is_allowed(env: Env) -> None:
 
 def test_config_is_validated() -> None:
     with pytest.raises(ConfigurationError):
-        BackchannelConfig(client_id="")
+        BackchannelConfig(client_id="", issuer="https://idp.example")
     with pytest.raises(ConfigurationError):
-        BackchannelConfig(client_id="c", max_lifetime=0)
+        BackchannelConfig(client_id="c", issuer="")
+    with pytest.raises(ConfigurationError):
+        BackchannelConfig(client_id="c", issuer="https://idp.example", max_lifetime=0)
 
 
 async def test_typ_is_optional_but_must_be_logout_jwt_when_present(env: Env) -> None:

@@ -14,6 +14,18 @@ def test_issuer_defaults_require_iss_sub_exp_and_aud_when_audience_set() -> None
     assert with_aud.audiences == frozenset({"api"})
 
 
+def test_a_user_claim_other_than_sub_is_always_essential() -> None:
+    assert Issuer(issuer="https://idp.example").user_claim == "sub"
+    entra = Issuer(issuer="https://idp.example", audience="api", user_claim="oid")
+    assert entra.essential_claims == ("iss", "sub", "exp", "aud", "oid")
+    explicit = Issuer(issuer="https://idp.example", required_claims=("iss",), user_claim="oid")
+    assert explicit.essential_claims == ("iss", "oid")
+    # sub stays optional when the application chose so (e.g. client-credentials tokens).
+    assert Issuer(issuer="https://idp.example", required_claims=("iss",)).essential_claims == (
+        "iss",
+    )
+
+
 def test_discovery_url_is_derived_from_the_issuer() -> None:
     assert (
         Issuer(issuer="https://idp.example/").discovery_document_url
@@ -32,6 +44,7 @@ def test_discovery_url_is_derived_from_the_issuer() -> None:
         ({"issuer": "https://x", "algorithms": ("none",)}, "not supported"),
         ({"issuer": "https://x", "leeway": -1}, "leeway"),
         ({"issuer": "https://x", "audience": ()}, "empty list"),
+        ({"issuer": "https://x", "user_claim": ""}, "user_claim"),
     ],
 )
 def test_bad_issuer_fails_when_built(kwargs: dict[str, object], message: str) -> None:

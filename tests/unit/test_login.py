@@ -244,6 +244,28 @@ async def test_userinfo_is_merged_but_cannot_change_the_subject() -> None:
     assert "userinfo subject" in _json(page)["error_description"]
 
 
+async def test_the_user_claim_must_be_in_the_id_token_and_userinfo_cannot_change_it() -> None:
+    oid = "6f1c2b9e-0000-4000-8000-00000000a11c"
+    provider = Provider(issuer={"user_claim": "oid"})
+    provider.overrides["/userinfo"] = lambda _r: httpx.Response(200, json={"sub": "alice"})
+    status, page = await provider.finish()  # an ID token without oid
+    assert status == 401
+    assert "'oid'" in _json(page)["error_description"]
+
+    provider = Provider(issuer={"user_claim": "oid"})
+    provider.overrides["/userinfo"] = lambda _r: httpx.Response(
+        200, json={"sub": "alice", "oid": "someone-else"}
+    )
+    cookie, params = await provider.begin()
+    token = provider.id_token(params["nonce"], oid=oid)
+    body = {"access_token": "at", "token_type": "Bearer", "id_token": token}
+    provider.overrides["/token"] = lambda _r: httpx.Response(200, json=body)
+    query = urlencode({"code": "c0de", "state": params["state"], "iss": IDP})
+    status, _, page = await provider.call("/auth/callback", cookie=cookie, query=query)
+    assert status == 401
+    assert "userinfo 'oid'" in _json(page)["error_description"]
+
+
 @pytest.mark.parametrize(
     ("response", "status"),
     [

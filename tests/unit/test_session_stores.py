@@ -75,21 +75,76 @@ def test_user_revocation_covers_sessions_created_before_it(
     assert not cookies.is_revoked(_record(clock))
 
 
-def test_session_revocation_matches_local_id_or_idp_sid(
+def test_session_revocation_matches_the_local_id_only(
     cookies: CookieSessionStore, clock: FakeClock
 ) -> None:
     record = _record(clock)
-    cookies.revoke_session("idp-sid")
+    cookies.revoke_session("idp-sid")  # an IdP sid is no local id (nor scoped by issuer)
+    assert not cookies.is_revoked(record)
+    cookies.revoke_session("sess-1")
     assert cookies.is_revoked(record)
+
+
+@pytest.mark.parametrize(
+    ("sub", "sid", "ends"),
+    [
+        ("alice", None, True),
+        (None, "idp-sid", True),
+        ("alice", "idp-sid", True),
+        ("bob", None, False),
+        (None, "other-sid", False),
+        ("bob", "idp-sid", False),
+        ("alice", "other-sid", False),
+    ],
+)
+def test_a_provider_logout_ends_the_cookie_sessions_it_names(
+    cookies: CookieSessionStore, clock: FakeClock, sub: str | None, sid: str | None, ends: bool
+) -> None:
+    record = _record(clock)
+    cookies.revoke_logout("https://other.example", "alice", "idp-sid", clock.now)
+    assert not cookies.is_revoked(record)  # another issuer's sub and sid are other users'
+    cookies.revoke_logout("https://idp.example", sub, sid, clock.now)
+    assert cookies.is_revoked(record) is ends
+
+
+def test_a_provider_logout_matches_the_id_token_sub_not_the_user_key(
+    cookies: CookieSessionStore, clock: FakeClock
+) -> None:
+    record = msgspec.structs.replace(_record(clock), subject="oid-1", sub="pairwise-1")
+    cookies.revoke_logout("https://idp.example", "oid-1", None, clock.now)
+    assert not cookies.is_revoked(record)
+    cookies.revoke_logout("https://idp.example", "pairwise-1", None, clock.now)
+    assert cookies.is_revoked(record)
+
+
+def test_a_provider_logout_spares_sessions_signed_in_after_it(
+    cookies: CookieSessionStore, clock: FakeClock
+) -> None:
+    cookies.revoke_logout("https://idp.example", "alice", None, clock.now)
+    clock.now += 5
+    assert not cookies.is_revoked(_record(clock))
 
 
 def test_revocation_marks_are_forgotten_after_the_session_lifetime(
     cookies: CookieSessionStore, clock: FakeClock
 ) -> None:
     cookies.revoke_session("sess-1")
-    clock.now += 8 * 3600 + 1
+    cookies.revoke_logout("https://idp.example", None, "idp-sid", clock.now + 1)
+    clock.now += 8 * 3600 + 2
     cookies.revoke_session("unrelated")  # pruning happens on write
-    assert not cookies.is_revoked(_record(clock))
+    old = msgspec.structs.replace(_record(clock), created_at=clock.now - 8 * 3600)
+    assert not cookies.is_revoked(old)
+
+
+def test_logout_marks_are_bounded(
+    cookies: CookieSessionStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("asgi_sso.sessions.cookie.MAX_MARKS", 3)
+    for n in range(10):
+        cookies.revoke_logout("https://idp.example", f"user-{n}", None, clock.now)
+    assert len(cookies._logouts) == 3
+    assert not cookies.is_revoked(msgspec.structs.replace(_record(clock), subject="user-0"))
+    assert cookies.is_revoked(msgspec.structs.replace(_record(clock), subject="user-9"))
 
 
 def test_first_use_is_once_per_ttl(cookies: CookieSessionStore, clock: FakeClock) -> None:

@@ -15,6 +15,7 @@ from asgi_sso.errors import (
     DisallowedAlgorithm,
     ExpiredToken,
     InvalidAudience,
+    InvalidClaim,
     InvalidSignature,
     InvalidToken,
     KeysUnavailable,
@@ -226,6 +227,25 @@ async def test_templated_entra_issuer(client: httpx.AsyncClient, clock: FakeCloc
     other = "https://login.microsoftonline.com/other/v2.0"
     with pytest.raises(UnknownIssuer, match="not allowed"):
         await verifier.verify(mint(claims(iss=other, tid="other"), KEY))
+
+
+async def test_the_user_claim_is_the_subject_and_is_required(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    oid = "6f1c2b9e-0000-4000-8000-00000000a11c"
+    entra = Issuer(issuer=ISS, audience="api://x", jwks_uri=JWKS_URI, user_claim="oid")
+    verifier = make(client, clock, entra)
+    verified = await verifier.verify(mint(claims(sub="pairwise-Zx81", oid=oid), KEY))
+    assert verified.subject == oid
+    assert verified.claims["sub"] == "pairwise-Zx81"
+    with pytest.raises(InvalidClaim, match="no 'oid' claim"):
+        await verifier.verify(mint(claims(), KEY))
+    for bad in ("", 7, ["x"]):
+        with pytest.raises(InvalidClaim, match=r"'oid' claim .* non-empty string"):
+            await verifier.verify(mint(claims(oid=bad), KEY))
+    # A caller's own required claims (an ID or logout token) decide presence.
+    lenient = await verifier.verify(mint(claims(), KEY), required_claims=("iss",))
+    assert lenient.subject == ""
 
 
 async def test_typ_at_jwt_on_and_off(client: httpx.AsyncClient, clock: FakeClock) -> None:

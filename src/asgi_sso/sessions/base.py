@@ -40,13 +40,16 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
     Attributes:
         id: the local session id (random, URL-safe).
-        subject: the user's ``sub``.
+        subject: the user key: the sign-in issuer's ``user_claim`` (``sub`` by
+            default), as ``Principal.identity``; user revocations match it.
         issuer: the ID token's ``iss``.
         connection: the connection id (``Principal.tenant``).
         client_id: the OAuth client id of the app that signed the user in; with
             ``issuer`` it names the one app the session opens in.
         claims: the ID token and userinfo claims, minus bulky protocol ones.
         sid: the IdP session id (``sid`` claim), for back-channel logout.
+        sub: the ID token's ``sub`` when it differs from ``subject`` (``None``: the
+            same); back-channel logout matches :attr:`id_sub`.
         id_token: the raw ID token, for ``id_token_hint`` at logout (may be dropped).
         refresh_token: the refresh token (server-side stores only).
         created_at: wall-clock seconds when the user signed in.
@@ -63,12 +66,18 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     client_id: str = ""
     claims: dict[str, Any] = {}
     sid: str | None = None
+    sub: str | None = None
     id_token: str | None = None
     refresh_token: str | None = None
     created_at: float = 0.0
     last_seen: float = 0.0
     expires_at: float = 0.0
     refresh_at: float = 0.0
+
+    @property
+    def id_sub(self) -> str:
+        """The ID token's ``sub``: what a back-channel logout token names."""
+        return self.subject if self.sub is None else self.sub
 
     def __repr__(self) -> str:
         # Tokens and claims never reach a log line (STYLE.md rule 10).
@@ -107,8 +116,14 @@ class SessionStore(Protocol):
         """End every session of a user; return how many ended."""
         ...
 
-    async def delete_by_sid(self, sid: str) -> int:
-        """End every session carrying the IdP session id ``sid``; return how many ended."""
+    async def delete_by_provider(self, issuer: str, *, sub: str | None, sid: str | None) -> int:
+        """End the sessions a provider's back-channel logout names; return how many ended.
+
+        Only sessions signed in at ``issuer`` match (OIDC Back-Channel Logout 1.0
+        §2.7): with ``sid`` alone, those of that IdP session; with ``sub`` alone,
+        every session whose :attr:`SessionRecord.id_sub` is ``sub``; with both,
+        the sessions of that ``sid`` whose ``id_sub`` is ``sub``. Neither ends nothing.
+        """
         ...
 
     async def put_state(self, key: str, value: bytes, ttl: float) -> None:

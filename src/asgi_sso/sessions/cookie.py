@@ -1,13 +1,16 @@
 """The cookie-only session store (the default): the whole record travels in the encrypted cookie.
 
-Nothing is kept on the server but bounded, short-lived marks: which users and
-sessions were revoked (so a revocation ends cookie sessions in this process
-until they would have expired anyway) and which sign-in states were used once.
+Nothing is kept on the server but bounded, short-lived marks: which users,
+sessions and provider logouts were revoked (so a revocation ends cookie sessions
+in this process until they would have expired anyway) and which sign-in states
+were used once.
 A record too large for :data:`MAX_CHUNKS` cookies is trimmed: the ID token goes
 first, then every claim but a few identity ones.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 import msgspec
 
@@ -28,6 +31,7 @@ _KEPT_CLAIMS = frozenset(
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(SessionRecord)
+_K = TypeVar("_K")
 
 
 class CookieSessionStore:
@@ -45,6 +49,8 @@ class CookieSessionStore:
         self._lifetime = lifetime
         self._users: dict[tuple[str, str], float] = {}
         self._sessions: dict[str, float] = {}
+        # (issuer, sub or "", sid or ""): "" matches any (a logout names sub, sid or both).
+        self._logouts: dict[tuple[str, str, str], float] = {}
         self._used: dict[str, float] = {}
 
     def seal(self, record: SessionRecord) -> str:
@@ -79,19 +85,43 @@ class CookieSessionStore:
         self._bound(self._users)
 
     def revoke_session(self, session_id: str) -> None:
-        """End the session whose local id or IdP ``sid`` is ``session_id``."""
+        """End the session whose local id is ``session_id``."""
         self._prune()
         self._sessions[session_id] = self._clock.time()
         self._bound(self._sessions)
+
+    def revoke_logout(self, issuer: str, sub: str | None, sid: str | None, at: float) -> None:
+        """End the sessions signed in at ``issuer`` by ``at`` that a provider logout names.
+
+        As :meth:`~asgi_sso.sessions.SessionStore.delete_by_provider`: ``sub`` matches
+        :attr:`SessionRecord.id_sub`, ``sid`` the IdP session; given both, both must match.
+        """
+        if not sub and not sid:
+            return
+        self._prune()
+        key = (issuer, sub or "", sid or "")
+        self._logouts[key] = max(at, self._logouts.get(key, 0.0))
+        self._bound(self._logouts)
 
     def is_revoked(self, record: SessionRecord) -> bool:
         """Whether a revocation covers ``record``."""
         mark = self._users.get((record.connection, record.subject))
         if mark is not None and record.created_at <= mark:
             return True
-        return record.id in self._sessions or (
-            record.sid is not None and record.sid in self._sessions
-        )
+        if record.id in self._sessions:
+            return True
+        return bool(self._logouts) and self._logged_out(record)
+
+    def _logged_out(self, record: SessionRecord) -> bool:
+        sub, sid = record.id_sub, record.sid
+        keys = [(record.issuer, sub, "")]
+        if sid:
+            keys += [(record.issuer, "", sid), (record.issuer, sub, sid)]
+        for key in keys:
+            mark = self._logouts.get(key)
+            if mark is not None and record.created_at <= mark:
+                return True
+        return False
 
     def first_use(self, key: str, ttl: float) -> bool:
         """Record a one-time key; ``False`` if it was already used within ``ttl`` seconds."""
@@ -109,11 +139,16 @@ class CookieSessionStore:
 
     def _prune(self) -> None:
         horizon = self._clock.time() - self._lifetime
-        for marks in (self._users, self._sessions):
-            for key in [k for k, at in marks.items() if at < horizon]:
-                del marks[key]  # type: ignore[arg-type]
+        _drop_before(self._users, horizon)
+        _drop_before(self._sessions, horizon)
+        _drop_before(self._logouts, horizon)
 
     @staticmethod
-    def _bound(marks: dict[str, float] | dict[tuple[str, str], float]) -> None:
+    def _bound(marks: dict[_K, float]) -> None:
         while len(marks) > MAX_MARKS:
-            del marks[next(iter(marks))]  # type: ignore[arg-type]
+            del marks[next(iter(marks))]
+
+
+def _drop_before(marks: dict[_K, float], horizon: float) -> None:
+    for key in [k for k, at in marks.items() if at < horizon]:
+        del marks[key]

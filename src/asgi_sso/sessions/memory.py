@@ -76,9 +76,17 @@ class MemorySessionStore:
             del self._sessions[key]
         return len(doomed)
 
-    async def delete_by_sid(self, sid: str) -> int:
-        """End every session whose IdP ``sid`` is ``sid``."""
-        doomed = [key for key, record in self._sessions.items() if record.sid == sid]
+    async def delete_by_provider(self, issuer: str, *, sub: str | None, sid: str | None) -> int:
+        """End the sessions of ``issuer`` with that ``sub`` and/or ``sid`` (see the protocol)."""
+        if sub is None and sid is None:
+            return 0
+        doomed = [
+            key
+            for key, record in self._sessions.items()
+            if record.issuer == issuer
+            and (sid is None or record.sid == sid)
+            and (sub is None or record.id_sub == sub)
+        ]
         for key in doomed:
             del self._sessions[key]
         return len(doomed)

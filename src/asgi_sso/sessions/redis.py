@@ -3,10 +3,14 @@
 Keys (under a configurable prefix, default ``asgi_sso:``):
 
 * ``session:<digest(id)>`` - the record as JSON; Redis expires it at the session's end.
-* ``user:<digest(connection, sub)>`` and ``sid:<digest(sid)>`` - sets naming the
-  session keys of one user and of one IdP session, so deprovisioning and
-  back-channel logout end every session at once. A set lives as long as its
-  longest-lived member.
+* ``user:<digest(connection, subject)>`` - a set naming the session keys of one
+  user, so deprovisioning ends every session at once.
+* ``sub:<digest(issuer, sub)>`` and ``sid:<digest(issuer, sid)>`` - sets naming
+  the session keys of one ID-token subject and of one IdP session of an issuer,
+  so a back-channel logout ends exactly what it names (OIDC Back-Channel Logout
+  1.0 §2.7: ``sid`` is unique only within its issuer).
+
+A set lives as long as its longest-lived member.
 * ``state:<digest(key)>`` - one-time sign-in state, taken with ``GETDEL`` so a
   replayed callback fails on every host.
 * ``lease:<digest(key)>`` - a short lease (one worker refreshes a session's tokens).
@@ -47,13 +51,15 @@ end
 return 1
 """
 
-# KEYS[1] = an index set: delete every session it names, then the set.
+# KEYS = index sets: delete every session all of them name and drop it from each.
 _DELETE_INDEXED = """
 local n = 0
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for _, key in ipairs(redis.call('SINTER', unpack(KEYS))) do
   n = n + redis.call('DEL', key)
+  for i = 1, #KEYS do
+    redis.call('SREM', KEYS[i], key)
+  end
 end
-redis.call('DEL', KEYS[1])
 return n
 """
 
@@ -100,13 +106,17 @@ class RedisSessionStore:
         return f"RedisSessionStore(prefix={self._prefix!r})"
 
     async def create(self, record: SessionRecord) -> None:
-        """Store ``record`` until its ``expires_at`` and index it by user and ``sid``."""
+        """Store ``record`` until its ``expires_at``, indexed by user, ``sub`` and ``sid``."""
         ttl = self._ttl_ms(record)
         if ttl <= 0:
             return
-        keys = [self._session_key(record.id), self._user_key(record.connection, record.subject)]
+        keys = [
+            self._session_key(record.id),
+            self._user_key(record.connection, record.subject),
+            self._sub_key(record.issuer, record.id_sub),
+        ]
         if record.sid is not None:
-            keys.append(self._sid_key(record.sid))
+            keys.append(self._sid_key(record.issuer, record.sid))
         with unavailable(_WHAT):
             await self._create(keys=keys, args=[_encoder.encode(record), ttl])
 
@@ -148,8 +158,9 @@ class RedisSessionStore:
                 return
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.srem(self._user_key(record.connection, record.subject), key)
+                pipe.srem(self._sub_key(record.issuer, record.id_sub), key)
                 if record.sid is not None:
-                    pipe.srem(self._sid_key(record.sid), key)
+                    pipe.srem(self._sid_key(record.issuer, record.sid), key)
                 await pipe.execute()
 
     async def delete_user(self, connection: str, subject: str) -> int:
@@ -158,10 +169,15 @@ class RedisSessionStore:
             ended = await self._delete_indexed(keys=[self._user_key(connection, subject)])
         return int(ended)
 
-    async def delete_by_sid(self, sid: str) -> int:
-        """End every session carrying the IdP session id ``sid``; return how many ended."""
+    async def delete_by_provider(self, issuer: str, *, sub: str | None, sid: str | None) -> int:
+        """End the sessions of ``issuer`` with that ``sub`` and/or ``sid`` (one atomic script)."""
+        keys = [self._sub_key(issuer, sub)] if sub is not None else []
+        if sid is not None:
+            keys.append(self._sid_key(issuer, sid))
+        if not keys:
+            return 0
         with unavailable(_WHAT):
-            ended = await self._delete_indexed(keys=[self._sid_key(sid)])
+            ended = await self._delete_indexed(keys=keys)
         return int(ended)
 
     async def put_state(self, key: str, value: bytes, ttl: float) -> None:
@@ -214,8 +230,11 @@ class RedisSessionStore:
     def _user_key(self, connection: str, subject: str) -> str:
         return f"{self._prefix}user:{digest(connection, subject)}"
 
-    def _sid_key(self, sid: str) -> str:
-        return f"{self._prefix}sid:{digest(sid)}"
+    def _sub_key(self, issuer: str, sub: str) -> str:
+        return f"{self._prefix}sub:{digest(issuer, sub)}"
+
+    def _sid_key(self, issuer: str, sid: str) -> str:
+        return f"{self._prefix}sid:{digest(issuer, sid)}"
 
     def _state_key(self, key: str) -> str:
         return f"{self._prefix}state:{digest(key)}"

@@ -1,9 +1,10 @@
 """The ``UserStore`` protocol and the records it keeps.
 
-Users are keyed by ``(connection, subject)`` — the IdP connection and the token's
-``sub`` — never by email: the same email at two customers is two users, and an
-email can be reassigned. A store provisions a user the first time they are seen
-(just in time), keeps their profile current, and records whether they are active.
+Users are keyed by ``(connection, subject)`` — the IdP connection and the value
+of the issuer's ``user_claim`` (the token's ``sub`` by default) — never by email:
+the same email at two customers is two users, and an email can be reassigned. A
+store provisions a user the first time they are seen (just in time), keeps their
+profile current, and records whether they are active.
 Deleting (SCIM ``DELETE``) leaves a tombstone so an old token cannot provision
 the user again.
 """
@@ -48,7 +49,7 @@ class StoredUser(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         id: the store's opaque id (stable; what SCIM calls ``id``).
         connection: the connection id.
-        subject: the ``sub`` at that connection.
+        subject: the user key at that connection (the issuer's ``user_claim``).
         profile: the profile fields.
         active: whether the user may sign in; ``False`` after deprovisioning.
         deleted: a tombstone left by SCIM ``DELETE`` (always inactive).
@@ -102,7 +103,7 @@ class UserStore(Protocol):
 
         Args:
             connection: the connection id.
-            subject: the ``sub`` at that connection.
+            subject: the user key at that connection (the issuer's ``user_claim``).
             profile: the current profile (from the token's claims).
             update: write ``profile`` over a differing stored profile (never on a tombstone).
 

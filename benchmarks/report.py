@@ -273,6 +273,30 @@ def _memory_md(mem: dict[str, Any]) -> list[str]:
     ]
 
 
+def _refusals_md(refused: dict[str, Any]) -> list[str]:
+    lines = ["## What refused requests leave behind", ""]
+    if "requests" not in refused:
+        return [*lines, f"Not run: {refused.get('error', 'n/a')}"]
+    lines += [
+        f"Growth per 1,000 requests, measured over {refused['requests']:,} requests after "
+        f"{2 * refused['requests']:,} of the same kind (fresh process per kind).",
+        "",
+        "| kind | RSS / 1,000 | traced / 1,000 | µs / request |",
+        "|---|---:|---:|---:|",
+    ]
+    for kind, case in refused.items():
+        if not isinstance(case, dict):
+            continue
+        if "error" in case:
+            lines.append(f"| {kind} | not run: {case['error']} | | |")
+            continue
+        lines.append(
+            f"| {kind} | {case['rss_bytes_per_1000'] / 1024:,.1f} KiB "
+            f"| {case['traced_bytes_per_1000'] / 1024:,.1f} KiB | {case['us_per_request']:,.0f} |"
+        )
+    return lines
+
+
 def _build_line(compiled: list[str] | None) -> str:
     if compiled is None:
         return "asgi_sso build: not recorded."
@@ -336,6 +360,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [*_e2e_md(results["e2e"]), ""]
     if "memory" in results:
         lines += [*_memory_md(results["memory"]), ""]
+    if "refusals" in results:
+        lines += [*_refusals_md(results["refusals"]), ""]
     return "\n".join(lines)
 
 

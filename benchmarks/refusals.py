@@ -4,10 +4,11 @@ One :class:`~asgi_sso.SSOMiddleware` (an RS256 issuer, browser sign-in with a
 server-side :class:`~asgi_sso.sessions.MemorySessionStore`, an enabled
 :class:`~asgi_sso.audit.AuditLogger`) answers ``count`` requests of each kind
 below, every one different and every one refused (or, for ``/login``, a redirect
-that nobody follows). Reported per kind: RSS growth and ``tracemalloc`` growth
-per 1,000 requests, measured after ``2 * count`` requests of the same kind
-filled every bounded cache (so the figure is what *keeps* growing), and the
-mean wall time per request. A kind that costs constant memory shows about zero.
+that nobody follows). Reported per kind: what the process keeps after all
+``3 * count`` requests (RSS and ``tracemalloc``: the bounded caches, full), the
+growth per 1,000 requests over the last ``count`` of them (after ``2 * count``
+filled every bounded cache: what *keeps* growing, about zero for a kind that
+costs constant memory), and the mean wall time per request.
 
 Kinds: a malformed token; a bad signature under a random ``kid`` (unknown to the
 JWKS, so it meets the negative cache); a token from an unknown issuer; a ``kid``
@@ -163,15 +164,18 @@ async def _serve(app: Any, requests: list[tuple[str, bytes | None]]) -> dict[int
     return statuses
 
 
-def _measure(kind: str, count: int, memory: Callable[[], int]) -> tuple[int, float]:
-    """Growth of ``memory()`` over ``count`` requests after ``2 * count`` of the same kind
-    (enough to fill every bounded cache and let the dicts behind them reach their
-    steady size), and the wall time of those ``count`` requests."""
+def _measure(kind: str, count: int, memory: Callable[[], int]) -> tuple[int, int, float]:
+    """What ``memory()`` grew by over all ``3 * count`` requests (what refusals keep,
+    bounded caches full), over the last ``count`` alone (after ``2 * count`` filled
+    every bounded cache and let the dicts behind them reach their steady size), and
+    the wall time of those last ``count`` requests."""
     warmup = [_request(kind, n) for n in range(2 * count)]
     window = [_request(kind, n) for n in range(2 * count, 3 * count)]
     loop = asyncio.new_event_loop()
     app = _app()
     loop.run_until_complete(app.startup())
+    gc.collect()
+    start = memory()
     loop.run_until_complete(_serve(app, warmup))
     gc.collect()
     before = memory()
@@ -179,26 +183,28 @@ def _measure(kind: str, count: int, memory: Callable[[], int]) -> tuple[int, flo
     statuses = loop.run_until_complete(_serve(app, window))
     seconds = time.perf_counter() - started
     gc.collect()
-    grown = memory() - before
+    after = memory()
     if len(statuses) != 1 or (statuses.get(401) or statuses.get(302)) != count:
         raise RuntimeError(f"{kind}: unexpected answers {statuses}")
     loop.close()
-    return grown, seconds
+    return after - start, after - before, seconds
 
 
 def run_case(task: dict[str, Any]) -> dict[str, Any]:
     """Worker side: RSS growth, then traced growth, of one kind of refused request."""
     kind: str = task["kind"]
     count: int = task["count"]
-    rss, seconds = _measure(kind, count, _rss_bytes)
+    rss_kept, rss, seconds = _measure(kind, count, _rss_bytes)
     # Traced from before the app exists: an entry a bounded cache drops is then
     # subtracted when its replacement is counted.
     tracemalloc.start()
-    traced, _ = _measure(kind, count, lambda: tracemalloc.get_traced_memory()[0])
+    kept, traced, _ = _measure(kind, count, lambda: tracemalloc.get_traced_memory()[0])
     tracemalloc.stop()
     return {
         "kind": kind,
         "requests": count,
+        "rss_kept_bytes": rss_kept,
+        "traced_kept_bytes": kept,
         "rss_bytes_per_1000": rss * 1000 / count,
         "traced_bytes_per_1000": traced * 1000 / count,
         "us_per_request": seconds / count * 1e6,

@@ -1,4 +1,7 @@
-"""The runner: ``python -m benchmarks [verify|middleware|e2e|memory|all] [--quick] [--out DIR]``."""
+"""The runner: ``python -m benchmarks [SUITE|all] [--quick] [--out DIR]``.
+
+Suites: verify, middleware, e2e, memory, refusals.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import e2e, memory, middleware_cost, report, verify_cost
+from benchmarks import e2e, memory, middleware_cost, refusals, report, verify_cost
 from benchmarks.harness import Budget
 from benchmarks.quiet import CALIBRATION, QuietSpells
 
@@ -20,6 +23,7 @@ SUITES = {
     "middleware": middleware_cost.run,
     "e2e": e2e.run,
     "memory": memory.run,
+    "refusals": refusals.run,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

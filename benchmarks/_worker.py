@@ -21,6 +21,8 @@ def main() -> None:
             from benchmarks.middleware_cost import run_case
         elif suite == "memory":
             from benchmarks.memory import run_case
+        elif suite == "refusals":
+            from benchmarks.refusals import run_case
         else:
             raise ValueError(f"unknown suite {suite!r}")
         result = run_case(task)

@@ -273,6 +273,33 @@ def _memory_md(mem: dict[str, Any]) -> list[str]:
     ]
 
 
+def _refusals_md(refused: dict[str, Any]) -> list[str]:
+    lines = ["## What refused requests leave behind", ""]
+    if "requests" not in refused:
+        return [*lines, f"Not run: {refused.get('error', 'n/a')}"]
+    lines += [
+        f"A fresh process per kind serves {3 * refused['requests']:,} different requests of "
+        f"that kind. Kept: what the process holds after all of them (bounded caches full). "
+        f"Per 1,000: growth over the last {refused['requests']:,}.",
+        "",
+        "| kind | kept (traced) | kept (RSS) | traced / 1,000 | RSS / 1,000 | µs / request |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind, case in refused.items():
+        if not isinstance(case, dict):
+            continue
+        if "error" in case:
+            lines.append(f"| {kind} | not run: {case['error']} | | |")
+            continue
+        kib = {k: f"{v / 1024:,.1f} KiB" for k, v in case.items() if "bytes" in k}
+        lines.append(
+            f"| {kind} | {kib['traced_kept_bytes']} | {kib['rss_kept_bytes']} "
+            f"| {kib['traced_bytes_per_1000']} | {kib['rss_bytes_per_1000']} "
+            f"| {case['us_per_request']:,.0f} |"
+        )
+    return lines
+
+
 def _build_line(compiled: list[str] | None) -> str:
     if compiled is None:
         return "asgi_sso build: not recorded."
@@ -336,6 +363,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [*_e2e_md(results["e2e"]), ""]
     if "memory" in results:
         lines += [*_memory_md(results["memory"]), ""]
+    if "refusals" in results:
+        lines += [*_refusals_md(results["refusals"]), ""]
     return "\n".join(lines)
 
 

@@ -85,6 +85,8 @@ class DocumentCache(Generic[T]):
         emitter: where fetch events go.
         shared: a store shared with other workers, consulted before the IdP on
             every refresh except a forced one (an unknown ``kid``).
+        on_evict: called with a URL whose entry is dropped to make room, so a layer
+            above drops what it keeps about that URL too.
     """
 
     def __init__(
@@ -97,9 +99,11 @@ class DocumentCache(Generic[T]):
         clock: Clock,
         emitter: Emitter,
         shared: SharedDocuments | None = None,
+        on_evict: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
         self._shared = shared
+        self._on_evict = on_evict
         self._event_name = event_name
         self._what = what
         self._limits = limits
@@ -119,6 +123,8 @@ class DocumentCache(Generic[T]):
         for url, slot in self._slots.items():
             if slot.task is None:
                 del self._slots[url]
+                if self._on_evict is not None:
+                    self._on_evict(url)
                 return
 
     def cached(self, url: str) -> T | None:

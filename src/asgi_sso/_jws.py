@@ -46,6 +46,9 @@ _CLOSE: Final = (b'"', b'"', b'=="', b'="')
 _BASE64: Final = msgspec.json.Decoder(bytes).decode
 _JSON: Final = msgspec.json.Decoder().decode
 _HEADER_CACHE_SIZE: Final = 256
+# Real headers (alg, kid, typ, x5t, an Entra nonce) take 100-300 characters; a longer
+# segment is decoded every time rather than kept (the sender chose its size).
+_HEADER_CACHE_MAX_SEGMENT: Final = 1024
 _MISSING: Final = object()
 
 # A verifier returns False when the key cannot serve the algorithm and raises when
@@ -137,7 +140,7 @@ def _json_object(data: bytes, max_depth: int, what: str) -> dict[str, Any]:
     return value
 
 
-def _check_header(header: dict[str, Any]) -> tuple[str, str | None]:
+def _check_header(header: dict[str, Any], max_kid: int) -> tuple[str, str | None]:
     alg = header.get("alg")
     if not isinstance(alg, str) or not alg:
         raise MalformedToken("the token header has no 'alg'")
@@ -152,6 +155,9 @@ def _check_header(header: dict[str, Any]) -> tuple[str, str | None]:
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise MalformedToken("the token header 'kid' must be a string")
+    if kid is not None and len(kid) > max_kid:
+        # Refused here, so an over-long kid never reaches a cache key or a key lookup.
+        raise MalformedToken(f"the token header 'kid' is longer than {max_kid} characters")
     typ = header.get("typ", _MISSING)
     if typ is not _MISSING and not isinstance(typ, str):
         raise MalformedToken("the token header 'typ' must be a string")
@@ -169,11 +175,12 @@ class JWSParser:
         limits: the size and nesting limits.
     """
 
-    __slots__ = ("_headers", "_max_bytes", "_max_depth")
+    __slots__ = ("_headers", "_max_bytes", "_max_depth", "_max_kid")
 
     def __init__(self, limits: Limits) -> None:
         self._max_bytes = limits.max_token_bytes
         self._max_depth = limits.max_json_depth
+        self._max_kid = limits.max_kid_length
         self._headers: dict[str, tuple[dict[str, Any], str, str | None]] = {}
 
     def parse(self, token: object) -> ParsedToken:
@@ -201,10 +208,12 @@ class JWSParser:
         if cached is None:
             header_json = _b64decode(standard, token, 0, first)
             header = _json_object(header_json, self._max_depth, "header")
-            alg, kid = _check_header(header)
-            if len(self._headers) >= _HEADER_CACHE_SIZE:
-                self._headers.clear()
-            self._headers[head] = cached = (header, alg, kid)
+            alg, kid = _check_header(header, self._max_kid)
+            cached = (header, alg, kid)
+            if first <= _HEADER_CACHE_MAX_SEGMENT:
+                if len(self._headers) >= _HEADER_CACHE_SIZE:
+                    self._headers.clear()
+                self._headers[head] = cached
         end = len(token)
         if second == end - 1:
             raise MalformedToken("the token has no signature")

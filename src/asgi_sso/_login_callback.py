@@ -1,10 +1,14 @@
 """The two legs of an OIDC sign-in: send the browser to the provider, and take its answer.
 
 ``{prefix}/login`` starts a flow (PKCE S256, ``state``, ``nonce``) kept in an
-encrypted, path-scoped state cookie; ``{prefix}/callback`` checks and consumes
-that state once, exchanges the code, verifies the ID token, merges userinfo and
-opens the session. ``return_to`` values are paths as the browser sees them, so
-under an ASGI ``root_path`` (``/app``) they must lie below it.
+encrypted, path-scoped state cookie, one per flow (so sign-ins in several tabs
+proceed side by side) and at most :data:`MAX_PENDING_SIGNINS` per browser. A
+pending sign-in costs the server nothing: anonymous ``/login`` traffic writes no
+store and cannot push out anyone else's sign-in. ``{prefix}/callback`` checks the
+state against its cookie, marks it used once (a bounded, expiring mark), exchanges
+the code, verifies the ID token, merges userinfo and opens the session.
+``return_to`` values are paths as the browser sees them, so under an ASGI
+``root_path`` (``/app``) they must lie below it.
 """
 
 from __future__ import annotations
@@ -52,7 +56,10 @@ if TYPE_CHECKING:
     from asgi_sso.discovery import ProviderMetadata
     from asgi_sso.verify import TokenVerifier, VerifiedToken
 
-__all__ = ["SignInFlow", "send_error"]
+__all__ = ["MAX_PENDING_SIGNINS", "SignInFlow", "send_error"]
+
+MAX_PENDING_SIGNINS = 8
+"""State cookies one browser keeps at once; starting one more drops the oldest."""
 
 _flow_decoder = msgspec.json.Decoder(FlowState)
 _encoder = msgspec.json.Encoder()
@@ -116,12 +123,6 @@ class SignInFlow:
             expires_at=self._clock.time() + self.config.state_lifetime,
         )
         key = _state_key(flow.state)
-        if self._store is not None:
-            try:
-                await self._store.put_state(key, b"1", self.config.state_lifetime)
-            except AuthError as exc:
-                await send_error(scope, send, exc)
-                return
         url = authorize_url(
             metadata.authorization_endpoint or "",
             client_id=self.config.client_id,
@@ -129,14 +130,30 @@ class SignInFlow:
             flow=flow,
             extra=self.config.extra_authorize_params,
         )
-        cookie = web.set_cookie(
-            self._sessions.state_prefix + key,
-            self._state_codec.encode(_encoder.encode(flow)),
-            path=root + self.config.prefix,
-            max_age=int(self.config.state_lifetime),
-            secure=self.config.secure_cookies,
+        path = root + self.config.prefix
+        headers = self._drop_oldest_states(scope, path)
+        headers.append(
+            web.set_cookie(
+                self._sessions.state_prefix + key,
+                self._state_codec.encode(_encoder.encode(flow)),
+                path=path,
+                max_age=int(self.config.state_lifetime),
+                secure=self.config.secure_cookies,
+            )
         )
-        await web.send_redirect(send, url, [cookie], status=302)
+        await web.send_redirect(send, url, headers, status=302)
+
+    def _drop_oldest_states(self, scope: Any, path: str) -> list[tuple[bytes, bytes]]:
+        """Cookies clearing the oldest pending sign-ins, leaving room for one more.
+
+        Browsers send cookies of one path oldest first (RFC 6265 §5.4, step 2), so
+        the first state cookies in the header are the oldest flows.
+        """
+        prefix = self._sessions.state_prefix
+        pending = [name for name in web.parse_cookies(scope) if name.startswith(prefix)]
+        excess = max(0, len(pending) - MAX_PENDING_SIGNINS + 1)
+        secure = self.config.secure_cookies
+        return [web.clear_cookie(name, path=path, secure=secure) for name in pending[:excess]]
 
     async def callback(self, scope: Any, send: Any) -> None:
         """Finish a sign-in: open the session and redirect to ``return_to``."""
@@ -175,7 +192,10 @@ class SignInFlow:
         if flow.expires_at <= self._clock.time():
             raise SignInError("the sign-in state has expired; please sign in again")
         if self._store is not None:
-            first = await self._store.pop_state(key) is not None
+            # A mark that lives as long as the flow could still be replayed; written
+            # only for a state that matched its sealed cookie.
+            ttl = flow.expires_at - self._clock.time()
+            first = await self._store.claim(f"signin:{key}", ttl)
         else:
             first = self._sessions.first_use(key, self.config.state_lifetime)
         if not first:

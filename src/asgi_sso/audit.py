@@ -5,11 +5,13 @@
 ``connection``, ``subject``, ``client_ip`` and an allow-listed ``detail``), so a
 JSON formatter or any log pipeline routes them as structured data. A token, a
 cookie or a secret never reaches a record: only allow-listed detail keys are
-copied, every value is truncated, and anything shaped like a JWT is redacted.
+copied, every value is truncated, and anything shaped like a JWT is redacted
+(the truncation comes first: the work per record is bounded).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Iterable
@@ -34,21 +36,46 @@ SAFE_DETAIL_KEYS = frozenset(
 """Event ``detail`` keys copied into ``detail``; anything else is dropped."""
 
 _MAX_VALUE_LENGTH = 256
+_MAX_ITEMS = 32
+_MAX_DEPTH = 2
 _REDACTED = "[redacted]"
-# A compact JWS/JWE anywhere in a value: base64url JSON header "eyJ" then dot-separated parts.
-_TOKEN_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.")
+# A compact JWS/JWE: a base64url run holding a JSON header ("eyJ" and at least four
+# more characters), a dot, another run, a dot. A match starts only where a run starts
+# (the lookbehind) and runs are taken possessively, so each character is read at most
+# twice: linear time. Where "eyJ" sits in the run is checked afterwards, in
+# _looks_like_token (a pattern that searched for it inside the run would rescan the
+# run from every "eyJ" in it: quadratic).
+_TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]++)(?=\.[A-Za-z0-9_-]*+\.)")
 
 
-def _clean(value: Any) -> Any:
-    """A log-safe copy of one field value."""
+def _looks_like_token(text: str) -> bool:
+    for match in _TOKEN_SHAPE.finditer(text):
+        run = match.group(1)
+        start = run.find("eyJ")
+        if start >= 0 and len(run) - start >= 7:
+            return True
+    return False
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    """A log-safe copy of one field value.
+
+    Every value is cut to its limit before any pattern sees it, so the work per
+    value is bounded whatever a request sent (a 100 KB path costs what 256
+    characters cost). A cut value is checked as if the cut ended a token, so a
+    token split by the cut is redacted too.
+    """
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, list | tuple | set | frozenset):
-        return [_clean(item) for item in list(value)[:32]]
+        if depth >= _MAX_DEPTH:
+            return "[...]"
+        return [_clean(item, depth + 1) for item in itertools.islice(value, _MAX_ITEMS)]
     text = value if isinstance(value, str) else str(value)
-    if _TOKEN_SHAPE.search(text):
+    cut = text[:_MAX_VALUE_LENGTH]
+    if _looks_like_token(cut + ".." if len(text) > _MAX_VALUE_LENGTH else cut):
         return _REDACTED
-    return text[:_MAX_VALUE_LENGTH]
+    return cut
 
 
 class AuditLogger:

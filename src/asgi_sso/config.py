@@ -117,6 +117,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         jwks_cooldown: least time between two unknown-``kid`` refetches per issuer.
         jwks_stale_max_age: how long the last good keys keep serving while the IdP fails.
         unknown_kid_ttl: how long a ``kid`` still unknown after a refetch is refused at once.
+        max_kid_length: tokens whose header ``kid`` is longer are refused when parsed,
+            before any cache or key lookup (IdPs use ids of 20-64 characters).
+        max_unknown_kids: refused ``(kid, alg)`` pairs remembered for ``unknown_kid_ttl``,
+            in total across every JWKS URI (the oldest goes first).
         new_tenant_fetches: per templated issuer, how many never-seen tenants may cause
             a key or metadata fetch per ``jwks_cooldown`` (when the URL holds ``{tenant}``):
             a flood of random tenants costs the IdP a handful of calls, not one each.
@@ -137,6 +141,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     jwks_cooldown: float = 30.0
     jwks_stale_max_age: float = 24 * 3600.0
     unknown_kid_ttl: float = 5.0
+    max_kid_length: int = 256
+    max_unknown_kids: int = 4096
     new_tenant_fetches: int = 10
     token_cache_size: int = 10_000
     token_cache_ttl: float = 300.0
@@ -150,6 +156,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 raise ConfigurationError(f"Limits.{name} must not be negative, got {value!r}")
         if self.max_token_bytes < 64:
             raise ConfigurationError("Limits.max_token_bytes must be at least 64")
+        if self.max_kid_length < 1:
+            raise ConfigurationError("Limits.max_kid_length must be at least 1")
         if self.fetch_timeout <= 0:
             raise ConfigurationError("Limits.fetch_timeout must be positive")
         if self.jwks_min_ttl > self.jwks_max_ttl:

@@ -3,7 +3,9 @@
 Fresh key sets are served from memory; an unknown ``kid`` triggers at most one
 refetch per cooldown per JWKS URI, single-flight (concurrent requests wait on the
 same fetch), and a ``kid`` still unknown afterwards is refused at once for
-``Limits.unknown_kid_ttl``. While the IdP fails, the last good keys keep serving
+``Limits.unknown_kid_ttl``. Those refusals are remembered in one map bounded by
+``Limits.max_unknown_kids`` across every URI, and dropped with their URI's key set
+(replaced by a fetch, or evicted). While the IdP fails, the last good keys keep serving
 for ``Limits.jwks_stale_max_age`` (stale-if-error). Key rotation needs no restart.
 """
 
@@ -22,10 +24,8 @@ from asgi_sso.keys import KeySet, VerificationKey, parse_jwks
 
 __all__ = ["JWKSCache"]
 
-MAX_UNKNOWN_KIDS = 4096
-"""Negative-cache entries kept per JWKS URI; past this, expired ones are purged or all dropped."""
-
-_NegativeKey = tuple[str | None, str]
+# (JWKS URI, kid, alg) of a refused kid.
+_NegativeKey = tuple[str, str | None, str]
 
 
 class JWKSCache:
@@ -60,18 +60,27 @@ class JWKSCache:
             clock=clock,
             emitter=emitter,
             shared=shared,
+            on_evict=self._forget,
         )
-        self._unknown: dict[str, dict[_NegativeKey, float]] = {}
+        # Insertion order is expiry order (one TTL for all), so the first entry goes first.
+        self._unknown: dict[_NegativeKey, float] = {}
         self._skipped: dict[str, list[str]] = {}
 
     def _parser(self, uri: str) -> Callable[[bytes], KeySet]:
         def parse(body: bytes) -> KeySet:
             keys, skipped = parse_jwks(body)
+            self._forget(uri)  # a new set may hold kids refused before
             self._skipped[uri] = skipped
-            self._unknown.pop(uri, None)  # a new set may hold kids refused before
             return keys
 
         return parse
+
+    def _forget(self, uri: str) -> None:
+        """Drop what is remembered about ``uri``'s key set (replaced or evicted)."""
+        self._skipped.pop(uri, None)
+        doomed = [key for key in self._unknown if key[0] == uri]
+        for key in doomed:
+            del self._unknown[key]
 
     async def get(self, uri: str) -> KeySet:
         """Return the key set of ``uri``: fresh, refetched, or stale while the IdP fails.
@@ -102,27 +111,24 @@ class JWKSCache:
         if kid is not None and keys.has_kid(kid):
             # The kid is known but cannot verify this alg: a refetch would not change that.
             raise UnknownKey(f"the key {kid[:64]!r} cannot verify {alg}")
-        negative = (kid, alg)
-        refused = self._unknown.get(uri)
-        now = self._clock.monotonic()
-        if refused is not None and refused.get(negative, 0.0) > now:
+        negative = (uri, kid, alg)
+        if self._unknown.get(negative, 0.0) > self._clock.monotonic():
             raise UnknownKey()
         keys = await self._documents.refresh(uri, self._parser(uri))
         found = keys.candidates(kid, alg)
         if found:
             return found
-        self._remember_unknown(uri, negative)
+        self._remember_unknown(negative)
         raise UnknownKey()
 
-    def _remember_unknown(self, uri: str, negative: _NegativeKey) -> None:
-        now = self._clock.monotonic()
-        refused = self._unknown.setdefault(uri, {})
-        if len(refused) >= MAX_UNKNOWN_KIDS:
-            for key in [key for key, until in refused.items() if until <= now]:
-                del refused[key]
-            if len(refused) >= MAX_UNKNOWN_KIDS:
-                refused.clear()
-        refused[negative] = now + self._limits.unknown_kid_ttl
+    def _remember_unknown(self, negative: _NegativeKey) -> None:
+        unknown = self._unknown
+        unknown.pop(negative, None)
+        bound = self._limits.max_unknown_kids
+        while unknown and len(unknown) >= bound:
+            del unknown[next(iter(unknown))]
+        if bound:
+            unknown[negative] = self._clock.monotonic() + self._limits.unknown_kid_ttl
 
     def cached(self, uri: str) -> KeySet | None:
         """The key set of ``uri`` while fresh, else ``None`` (then call :meth:`find`); no I/O."""

@@ -29,6 +29,11 @@ also admits tokens: it reports a token's first sighting as a miss without hashin
 it, and the verifier stores a token only from its second sighting on (see
 :mod:`asgi_sso._sightings`). One-off tokens thus cost no digest, no insert and no
 memory, and cannot push out the tokens that come back.
+
+A remembered refusal is a small record (the error's class, its description and a
+deadline), never the exception itself: a raised exception keeps its traceback, and
+the traceback's frames keep the request (its scope, headers and token) alive. A
+hit builds a fresh error from the record.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ _FAILURE_CACHE_SIZE = 1024
 _DIGEST_SIZE = 15
 _RECENT_SIZE = 256
 _OWNERS_SIZE = 4096
+# Descriptions are ours and short; the cap keeps a record small whatever a
+# future description interpolates.
+_MAX_DESCRIPTION = 256
 
 
 class CacheEntry:
@@ -105,7 +113,7 @@ class VerifiedTokenCache(Generic[T]):
         self.failure_ttl = failure_ttl
         self._entries: OrderedDict[bytes, T] = OrderedDict()
         self._by_subject: dict[str, bytes | set[bytes]] = {}
-        self._failures: dict[bytes, tuple[AuthError, float]] = {}
+        self._failures: dict[bytes, tuple[type[AuthError], str, float]] = {}
         self._recent: dict[str, T] = {}
         self._recent_raw: dict[bytes, T] = {}
         self._owners: dict[tuple[str, str], tuple[str, str]] = {}
@@ -316,12 +324,14 @@ class VerifiedTokenCache(Generic[T]):
         return self.failure_by_key(self.key(token), now)
 
     def failure_by_key(self, key: bytes, now: float) -> AuthError | None:
-        """:meth:`failure` for a digest from :meth:`key`."""
+        """:meth:`failure` for a digest from :meth:`key`: a new error of the remembered
+        class and description (status and challenge follow from the class)."""
         remembered = self._failures.get(key)
         if remembered is None:
             return None
-        if now < remembered[1]:
-            return remembered[0]
+        kind, description, until = remembered
+        if now < until:
+            return kind(description)
         del self._failures[key]
         return None
 
@@ -330,9 +340,14 @@ class VerifiedTokenCache(Generic[T]):
         self.remember_failure_by_key(self.key(token), error, now)
 
     def remember_failure_by_key(self, key: bytes, error: AuthError, now: float) -> None:
-        """:meth:`remember_failure` for a digest from :meth:`key`."""
+        """:meth:`remember_failure` for a digest from :meth:`key`.
+
+        Keeps the class and description of ``error``, not ``error`` (see the module
+        docstring).
+        """
         if not self.failure_ttl or not self.max_size:
             return
         if len(self._failures) >= _FAILURE_CACHE_SIZE:
             del self._failures[next(iter(self._failures))]
-        self._failures[key] = (error, now + self.failure_ttl)
+        description = error.description[:_MAX_DESCRIPTION]
+        self._failures[key] = (type(error), description, now + self.failure_ttl)

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from _browser_env import APP, IDP, KEY_NEW, KEY_OLD, Env
 
+from asgi_sso._login_callback import MAX_PENDING_SIGNINS
 from asgi_sso.revocation import Revocation
 from asgi_sso.sessions import MemorySessionStore, SessionInvalid
 from asgi_sso.testing import DevUser, FakeClock
@@ -329,3 +330,29 @@ async def test_root_and_mounted_apps_keep_separate_session_cookies(clock: FakeCl
     mounted = Env(clock, root_path="/app")
     await mounted.sign_in("/app/x")
     assert set(root.session_cookies()).isdisjoint(mounted.session_cookies())
+
+
+async def test_anonymous_login_floods_store_nothing_and_evict_no_pending_sign_in(
+    clock: FakeClock,
+) -> None:
+    store = MemorySessionStore(clock=clock, max_states=2)
+    env = Env(clock, store=store)
+    url = await env.start("/mine")
+    for _ in range(50):  # strangers start sign-ins they never finish
+        anonymous = await env.app.get("/auth/login")
+        assert anonymous.status_code == 302
+    assert store._states == {}
+    assert store._leases == {}
+    assert (await env.callback(url)).headers["location"] == "/mine"
+
+
+async def test_a_browser_keeps_a_bounded_number_of_pending_sign_ins(env: Env) -> None:
+    urls = [await env.start(f"/tab{n}") for n in range(MAX_PENDING_SIGNINS + 3)]
+    states = [k for k in env.cookies if "sso_state" in k]
+    assert len(states) == MAX_PENDING_SIGNINS
+    # The newest tabs finish; the oldest ones were dropped and must start again.
+    for n in range(3, len(urls)):
+        assert (await env.callback(urls[n])).headers["location"] == f"/tab{n}"
+    stale = await env.callback(urls[0])
+    assert stale.status_code == 400
+    assert "missing" in stale.json()["error_description"]

@@ -16,6 +16,7 @@ from asgi_sso.sessions import SessionStore
 from asgi_sso.sessions.redis import RedisSessionStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
+from _browser_env import Env
 from _redis_server import free_port
 from test_session_store_contract import FakeClock, SessionStoreContract, record
 
@@ -154,3 +155,43 @@ def test_bad_configuration_fails_when_built() -> None:
 def test_repr_shows_neither_url_nor_password() -> None:
     store = RedisSessionStore("redis://:hunter2-secret@127.0.0.1:6379/0")
     assert "hunter2" not in repr(store)
+
+
+async def test_leases_are_bounded_in_total_and_expire_with_redis(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    clock = FakeClock()
+    store = RedisSessionStore(redis_client, prefix=redis_prefix, clock=clock, max_leases=3)
+    for n in range(10):
+        assert await store.claim(f"signin:{n}", 60 + n)
+    assert not await store.claim("signin:9", 60)  # the newest are held
+    keys = [key async for key in redis_client.scan_iter(match=redis_prefix + "*")]
+    assert keys == [(redis_prefix + "leases").encode()]
+    assert await redis_client.zcard(keys[0]) == 3
+    assert 68_000 < await redis_client.pttl(keys[0]) <= 69_000
+    clock.advance(70)  # every lease has ended: the set empties as the next one is taken
+    assert await store.claim("signin:0", 60)
+    assert await redis_client.zcard(keys[0]) == 1
+
+
+async def test_anonymous_logins_write_nothing_to_redis(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    clock = FakeClock()
+    store = RedisSessionStore(redis_client, prefix=redis_prefix, clock=clock)
+    env = Env(clock, store=store)
+    url = await env.start("/mine")
+    state_cookies = {k: v for k, v in env.cookies.items() if "sso_state" in k}
+    for _ in range(30):
+        assert (await env.app.get("/auth/login")).status_code == 302
+    assert [key async for key in redis_client.scan_iter(match=redis_prefix + "*")] == []
+    assert (await env.callback(url)).headers["location"] == "/mine"
+    env.cookies.update(state_cookies)  # a replay, on any worker sharing this Redis
+    replay = await env.callback(url)
+    assert replay.status_code == 400
+    assert "already used" in replay.json()["error_description"]
+
+
+def test_max_leases_must_be_positive() -> None:
+    with pytest.raises(ConfigurationError):
+        RedisSessionStore("redis://127.0.0.1:6379/0", max_leases=0)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Iterator
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from asgi_sso import audit
 from asgi_sso.audit import AUDIT_FIELDS, AuditLogger
 from asgi_sso.events import Emitter, Event
 from asgi_sso.testing import FakeClock
@@ -167,3 +172,83 @@ def test_records_format_as_json_with_a_plain_formatter(
         Emitter([sink]).emit(Event(name="deprovision", subject="u1", detail={"kind": "scim"}))
     line = JSONFormatter().format(records(caplog)[0])
     assert json.loads(line)["detail"] == {"kind": "scim"}
+
+
+# The token-shape pattern before it was made linear: the reference for what is redacted.
+_QUADRATIC_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.")
+
+
+@given(st.text(alphabet="eyJAa0_-./ ", max_size=40))
+@example("eyJeyJeyJ.x.")
+@example("aeyJabcd..")
+@example("eyJabc.x.")
+@example("x.eyJabcd.y.")
+def test_the_linear_token_search_finds_what_the_reference_pattern_finds(text: str) -> None:
+    assert audit._looks_like_token(text) == bool(_QUADRATIC_SHAPE.search(text))
+
+
+class _SpyPattern:
+    """Records the length of every text the token-shape pattern is run over."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.lengths: list[int] = []
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        self.lengths.append(len(text))
+        return self.pattern.finditer(text)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["/" + "eyJ" * 34_000, "/api/" + "a" * 100_000, "eyJhbGciOi" + "x" * 100_000 + ".y."],
+)
+def test_a_100_kb_value_is_cut_before_any_pattern_sees_it(
+    hostile: str,
+    logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spy = _SpyPattern(audit._TOKEN_SHAPE)
+    monkeypatch.setattr(audit, "_TOKEN_SHAPE", spy)
+    sink = AuditLogger(logger)
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        sink(
+            Event(
+                name="refusal",
+                outcome="refused",
+                reason=hostile,
+                client_ip=hostile,
+                detail={"path": hostile, "scopes": [hostile] * 1000},
+            )
+        )
+    (record,) = records(caplog)
+    assert spy.lengths
+    assert max(spy.lengths) <= audit._MAX_VALUE_LENGTH + 2
+    assert len(spy.lengths) == 4 + 32  # outcome, reason, client_ip, path, 32 of the scopes
+    assert len(record.__dict__["detail"]["path"]) <= audit._MAX_VALUE_LENGTH
+
+
+def test_a_token_cut_by_the_truncation_is_still_redacted(
+    logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = AuditLogger(logger)
+    for offset in (200, 240, 248):  # 248: "eyJhbGc" is all that is left of it
+        with caplog.at_level(logging.INFO, logger=logger.name):
+            sink(Event(name="refusal", outcome="refused", reason="p" * offset + " " + TOKEN))
+    assert [r.__dict__["reason"] for r in records(caplog)] == ["[redacted]"] * 3
+
+
+def test_nested_and_huge_collections_are_bounded(
+    logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    nested: list[object] = ["leaf"]
+    for _ in range(5000):
+        nested = [nested]
+    sink = AuditLogger(logger)
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        sink(Event(name="signin", detail={"scopes": nested, "count": 1}))
+        sink(Event(name="signin", detail={"scopes": set(range(1_000_000))}))
+    first, second = (r.__dict__["detail"]["scopes"] for r in records(caplog))
+    assert first == [["[...]"]]
+    assert len(second) == 32

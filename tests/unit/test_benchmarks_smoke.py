@@ -20,6 +20,8 @@ from benchmarks.apps import APPS, DIAGNOSTIC, STUBBED
 from benchmarks.e2e import CASES, TARGETS, available_stacks, judge, median_run
 from benchmarks.fixtures import Material, make_material
 from benchmarks.middleware_cost import _Exchange, _scope
+from benchmarks.refusals import KINDS
+from benchmarks.refusals import run_case as run_refusals_case
 from benchmarks.report import STEADY, disturbance, markdown
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,3 +261,12 @@ def test_a_reference_that_moved_between_rounds_flags_its_verdict(rounds: list[fl
     assert ("**disturbed:** the RS256 floor" in text) == (warning is not None)
     if warning is not None:
         assert f"{min(rounds):.1f} to {max(rounds):.1f} µs" in warning
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refusals_suite_measures_each_kind_of_refused_request(kind: str) -> None:
+    result = run_refusals_case({"kind": kind, "count": 30})
+    assert result["requests"] == 30
+    assert result["us_per_request"] > 0
+    text = markdown({"machine": MACHINE, "refusals": {"requests": 30, kind: result}})
+    assert f"| {kind} |" in text

@@ -75,6 +75,8 @@ def test_limits_validate() -> None:
         Limits(jwks_min_ttl=10, jwks_max_ttl=1)
     with pytest.raises(ConfigurationError):
         Limits(token_cache_size=-1)
+    with pytest.raises(ConfigurationError, match="max_kid_length"):
+        Limits(max_kid_length=0)
 
 
 def test_secret_never_prints_its_value() -> None:

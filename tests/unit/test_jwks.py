@@ -583,3 +583,29 @@ async def test_a_hanging_shared_store_costs_at_most_its_timeout(
     assert [e.reason for e in events if e.name == "shared_documents"] == [
         "TimeoutError in the shared store"
     ] * 2
+
+
+async def test_refused_kids_are_bounded_in_total_across_every_uri(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    cache = JWKSCache(client, clock=clock, limits=Limits(max_unknown_kids=3))
+    uris = [f"https://idp{n}.example.com/jwks" for n in range(4)]
+    for n, uri in enumerate(uris):
+        with pytest.raises(UnknownKey):
+            await cache.find(uri, f"random-{n}", "ES256")
+    assert list(cache._unknown) == [(uri, f"random-{n}", "ES256") for n, uri in enumerate(uris)][1:]
+
+
+async def test_refused_kids_go_with_their_evicted_key_set(
+    client: httpx.AsyncClient, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("asgi_sso._documents.MAX_CACHED_URLS", 2)
+    cache = JWKSCache(client, clock=clock)
+    first, second, third = (f"https://idp{n}.example.com/jwks" for n in range(3))
+    for uri in (first, second):
+        with pytest.raises(UnknownKey):
+            await cache.find(uri, "random", "ES256")
+    assert {key[0] for key in cache._unknown} == {first, second}
+    await cache.get(third)  # makes room by evicting the first URI's key set
+    assert {key[0] for key in cache._unknown} == {second}
+    assert first not in cache.health()

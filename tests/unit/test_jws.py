@@ -187,6 +187,28 @@ def test_kid_and_typ_must_be_strings(parser: JWSParser, member: dict[str, object
         parser.parse(compact({"alg": "RS256", **member}))
 
 
+@pytest.mark.parametrize("length", [257, 10_000])
+def test_an_over_long_kid_is_refused_when_parsed(parser: JWSParser, length: int) -> None:
+    with pytest.raises(MalformedToken, match="'kid' is longer than 256 characters"):
+        parser.parse(compact({"alg": "RS256", "kid": "k" * length}))
+    assert parser._headers == {}  # never remembered either
+
+
+def test_a_kid_up_to_the_limit_is_accepted() -> None:
+    parser = JWSParser(Limits(max_kid_length=8))
+    assert parser.parse(compact({"alg": "RS256", "kid": "k" * 8})).kid == "k" * 8
+    with pytest.raises(MalformedToken, match="longer than 8"):
+        parser.parse(compact({"alg": "RS256", "kid": "k" * 9}))
+
+
+def test_only_short_header_segments_are_remembered(parser: JWSParser) -> None:
+    parser.parse(compact({"alg": "RS256", "kid": "k1"}))
+    bulky = {"alg": "RS256", "x5c": ["A" * 2000]}
+    assert parser.parse(compact(bulky)).header == bulky
+    assert parser.parse(compact(bulky)).header == bulky
+    assert [len(head) for head in parser._headers] == [len(segment({"alg": "RS256", "kid": "k1"}))]
+
+
 def test_harmless_and_key_location_members_are_kept_but_unused(parser: JWSParser) -> None:
     header = {
         "alg": "RS256",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -103,11 +105,50 @@ def test_evict_subject_by_issuer_and_connection() -> None:
 
 def test_failures_are_remembered_briefly() -> None:
     cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300, failure_ttl=2)
-    error = InvalidSignature()
+    error = InvalidSignature("the signature does not match key k1")
     cache.remember_failure("bad", error, 50.0)
-    assert cache.failure("bad", 51.9) is error
+    rebuilt = cache.failure("bad", 51.9)
+    assert type(rebuilt) is InvalidSignature
+    assert rebuilt.description == error.description
+    assert rebuilt is not error
     assert cache.failure("bad", 52.0) is None
     assert cache.failure("bad", 51.0) is None  # forgotten once expired
+
+
+def test_a_remembered_failure_keeps_neither_the_error_nor_its_traceback_alive() -> None:
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300, failure_ttl=2)
+
+    class Request:
+        """Stands for what a refused request's frames hold (scope, headers, token)."""
+
+    def refuse(request: Request) -> None:
+        raise ExpiredToken()
+
+    request = Request()
+    alive = weakref.ref(request)
+    try:
+        refuse(request)
+    except ExpiredToken as exc:
+        error_alive = weakref.ref(exc)
+        cache.remember_failure("bad", exc, 0.0)
+    del request
+    gc.collect()
+    assert error_alive() is None
+    assert alive() is None
+    rebuilt = cache.failure("bad", 1.0)
+    assert isinstance(rebuilt, ExpiredToken)
+    assert rebuilt.__traceback__ is None
+
+
+def test_a_remembered_failure_is_a_short_record() -> None:
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300, failure_ttl=2)
+    cache.remember_failure("bad", InvalidSignature("x" * 100_000), 0.0)
+    rebuilt = cache.failure("bad", 1.0)
+    assert rebuilt is not None
+    assert len(rebuilt.description) <= 256
+    ((kind, description, _),) = cache._failures.values()
+    assert kind is InvalidSignature
+    assert description == rebuilt.description
 
 
 def test_failure_map_is_bounded_and_off_without_ttl() -> None:

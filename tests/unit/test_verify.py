@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -425,9 +427,36 @@ async def test_refusals_are_remembered_only_briefly(
     clock.now = START + 1  # even if time went back, the refusal is remembered ...
     with pytest.raises(ExpiredToken) as second:
         await verifier.verify(token)
-    assert second.value is first.value
+    assert type(second.value) is type(first.value)
+    assert second.value.description == first.value.description
+    assert second.value is not first.value  # a new error: no traceback of an old request
     clock.advance(Limits().failure_cache_ttl)  # ... but only for failure_cache_ttl
     assert await verifier.verify(token)
+
+
+class _TrackedToken(str):
+    """A token text that a weak reference can watch (plain ``str`` cannot be)."""
+
+
+async def test_a_remembered_refusal_keeps_no_token_or_traceback_alive(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    verifier = make(client, clock)
+    head, claims_part, _ = mint(claims(), KEY).split(".")
+    forged = mint(claims(sub="mallory"), KEY).split(".")[2]
+    token = _TrackedToken(f"{head}.{claims_part}.{forged}")
+    token_alive = weakref.ref(token)
+    errors = []
+    for _ in range(3):  # refused, remembered, then refused from memory
+        with pytest.raises(InvalidSignature) as refused:
+            await verifier.verify(token)
+        errors.append(weakref.ref(refused.value))
+        del refused
+    assert verifier.cache.has_failures
+    del token
+    gc.collect()
+    assert token_alive() is None
+    assert all(error() is None for error in errors)
 
 
 async def test_events_are_emitted_when_enabled(client: httpx.AsyncClient, clock: FakeClock) -> None:

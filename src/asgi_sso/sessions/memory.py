@@ -20,7 +20,8 @@ class MemorySessionStore:
     Args:
         clock: wall time for session expiry, monotonic time for state expiry.
         max_sessions: most sessions kept; the oldest is evicted beyond it.
-        max_states: most pending sign-in states kept; the oldest is evicted beyond it.
+        max_states: most one-time states and leases (refreshes in progress, sign-in
+            callbacks taken) kept each; expired ones go first, then the oldest.
     """
 
     def __init__(

@@ -13,7 +13,10 @@ Keys (under a configurable prefix, default ``asgi_sso:``):
 A set lives as long as its longest-lived member.
 * ``state:<digest(key)>`` - one-time sign-in state, taken with ``GETDEL`` so a
   replayed callback fails on every host.
-* ``lease:<digest(key)>`` - a short lease (one worker refreshes a session's tokens).
+* ``leases`` - one sorted set of short leases (one worker refreshes a session's
+  tokens; a sign-in callback is taken once), scored by their end. It holds at most
+  ``max_leases`` members: ended ones are dropped first, then those ending soonest,
+  so however many callbacks arrive, the set stays bounded.
 
 Multi-key writes run as Lua scripts, so they are atomic; the store needs a
 single Redis (or a primary with replicas), not Redis Cluster. Expiry is also
@@ -29,9 +32,13 @@ from redis.asyncio import Redis
 
 from asgi_sso._redis import DEFAULT_PREFIX, check_prefix, client_from, digest, unavailable
 from asgi_sso.config import Clock, SystemClock
+from asgi_sso.errors import ConfigurationError
 from asgi_sso.sessions.base import SessionRecord
 
-__all__ = ["RedisSessionStore"]
+__all__ = ["MAX_LEASES", "RedisSessionStore"]
+
+MAX_LEASES = 100_000
+"""Default bound on live leases (refreshes in progress, sign-in callbacks taken)."""
 
 _WHAT = "session store"
 _DEADLINE = struct.Struct(">d")
@@ -63,13 +70,21 @@ end
 return n
 """
 
-# KEYS[1] = the lease key; ARGV[1] = now, ARGV[2] = the lease's end, ARGV[3] = ttl in ms.
+# KEYS[1] = the lease set; ARGV[1] = now, ARGV[2] = the lease's end, ARGV[3] = ttl in ms,
+# ARGV[4] = the lease, ARGV[5] = most leases kept.
 _CLAIM = """
-local held = redis.call('GET', KEYS[1])
-if held and tonumber(held) > tonumber(ARGV[1]) then
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
   return 0
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5]) + 1
+if excess > 0 then
+  redis.call('ZPOPMIN', KEYS[1], excess)
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
 return 1
 """
 
@@ -82,6 +97,7 @@ class RedisSessionStore:
             client) or an existing :class:`redis.asyncio.Redis` (left open).
         prefix: prepended to every key, so several apps can share one Redis.
         clock: wall time for expiry.
+        max_leases: most leases kept at once (see ``leases`` above).
 
     Every method raises :class:`~asgi_sso.errors.StoreUnavailable` when Redis
     cannot be reached; the middleware answers 503 and redis-py reconnects by
@@ -94,7 +110,11 @@ class RedisSessionStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         clock: Clock | None = None,
+        max_leases: int = MAX_LEASES,
     ) -> None:
+        if max_leases < 1:
+            raise ConfigurationError("RedisSessionStore.max_leases must be positive")
+        self._max_leases = max_leases
         self._prefix = check_prefix(prefix)
         self._redis, self._owned = client_from(redis)
         self._clock: Clock = clock or SystemClock()
@@ -202,11 +222,20 @@ class RedisSessionStore:
         return bytes(raw[_DEADLINE.size :])
 
     async def claim(self, key: str, ttl: float) -> bool:
-        """Take the lease ``key`` for ``ttl`` seconds (atomic check-and-set): one caller wins."""
+        """Take the lease ``key`` for ``ttl`` seconds (atomic check-and-set): one caller wins.
+
+        Past ``max_leases`` live leases, the one ending soonest is dropped.
+        """
         now = self._clock.time()
-        args: list[str | int] = [repr(now), repr(now + ttl), max(1, int(ttl * 1000))]
+        args: list[str | int] = [
+            repr(now),
+            repr(now + ttl),
+            max(1, int(ttl * 1000)),
+            digest(key),
+            self._max_leases,
+        ]
         with unavailable(_WHAT):
-            taken = await self._claim(keys=[f"{self._prefix}lease:{digest(key)}"], args=args)
+            taken = await self._claim(keys=[f"{self._prefix}leases"], args=args)
         return bool(taken)
 
     async def ping(self) -> bool:

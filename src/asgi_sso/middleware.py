@@ -505,6 +505,14 @@ class SSOMiddleware:
         await send_http_error(send, error, self.realm, extra)
 
 
+# Sign-in needs the provider's discovery document, served for exact issuers only, and
+# the Issuer must learn the client id so that its ID tokens are never bearer tokens.
+_NOT_TRUSTED = (
+    "LoginConfig.issuer {!r} must be the issuer of one exact Issuer (not a template "
+    "and not absent): sign-in needs its discovery document"
+)
+
+
 def _name_sign_in_client(
     issuers: tuple[Issuer, ...], login: LoginConfig | None
 ) -> tuple[Issuer, ...]:
@@ -512,6 +520,8 @@ def _name_sign_in_client(
     # refuses that client's ID tokens (see asgi_sso.claims).
     if login is None:
         return issuers
+    if all(issuer.issuer != login.issuer for issuer in issuers):
+        raise ConfigurationError(_NOT_TRUSTED.format(login.issuer))
     named = []
     for issuer in issuers:
         if issuer.issuer == login.issuer:
@@ -527,7 +537,9 @@ def _name_sign_in_client(
 
 def _check_sign_in_client(verifier: TokenVerifier, login: LoginConfig) -> None:
     config = verifier.registry.find(login.issuer)
-    if config is not None and config.client_id != login.client_id:
+    if config is None or config.issuer != login.issuer:
+        raise ConfigurationError(_NOT_TRUSTED.format(login.issuer))
+    if config.client_id != login.client_id:
         raise ConfigurationError(
             f"the verifier's Issuer {config.label!r} needs client_id={login.client_id!r} "
             "(the sign-in client, whose ID tokens are never bearer tokens)"

@@ -166,7 +166,7 @@ async def test_leases_are_bounded_in_total_and_expire_with_redis(
         assert await store.claim(f"signin:{n}", 60 + n)
     assert not await store.claim("signin:9", 60)  # the newest are held
     keys = [key async for key in redis_client.scan_iter(match=redis_prefix + "*")]
-    assert keys == [(redis_prefix + "leases").encode()]
+    assert keys == [(redis_prefix + "leases:signin").encode()]
     assert await redis_client.zcard(keys[0]) == 3
     assert 68_000 < await redis_client.pttl(keys[0]) <= 69_000
     clock.advance(70)  # every lease has ended: the set empties as the next one is taken

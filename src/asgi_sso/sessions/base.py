@@ -14,7 +14,7 @@ import msgspec
 
 from asgi_sso.errors import InvalidToken
 
-__all__ = ["SessionInvalid", "SessionRecord", "SessionStore"]
+__all__ = ["SessionInvalid", "SessionRecord", "SessionStore", "lease_kind"]
 
 
 class SessionInvalid(InvalidToken):
@@ -137,6 +137,9 @@ class SessionStore(Protocol):
     async def claim(self, key: str, ttl: float) -> bool:
         """Take a short lease named ``key`` for ``ttl`` seconds.
 
+        A store may bound how many leases it keeps, but per :func:`lease_kind`: leases
+        of one kind never push out those of another.
+
         Returns:
             ``True`` for exactly one caller until the lease expires (set-if-absent),
             so one worker refreshes a session's tokens while the others wait.
@@ -146,3 +149,14 @@ class SessionStore(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+def lease_kind(key: str) -> str:
+    """The kind of the lease ``key``: its text before the first ``:``, or ``""``.
+
+    Stores bound their leases per kind, so a kind anyone can cause (``signin``: a
+    ``/login`` of one's own, then a callback) never pushes out another (``refresh``:
+    the one worker refreshing a session's tokens).
+    """
+    kind, sep, _ = key.partition(":")
+    return kind if sep and len(kind) <= 32 and kind.isascii() and kind.isalnum() else ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.sessions.base import SessionRecord
+from asgi_sso.sessions.base import SessionRecord, lease_kind
 
 __all__ = ["MemorySessionStore"]
 
@@ -20,8 +20,9 @@ class MemorySessionStore:
     Args:
         clock: wall time for session expiry, monotonic time for state expiry.
         max_sessions: most sessions kept; the oldest is evicted beyond it.
-        max_states: most one-time states and leases (refreshes in progress, sign-in
-            callbacks taken) kept each; expired ones go first, then the oldest.
+        max_states: most one-time states, and most leases of each kind (refreshes in
+            progress, sign-in callbacks taken), kept; expired ones go first, then the
+            oldest.
     """
 
     def __init__(
@@ -38,7 +39,7 @@ class MemorySessionStore:
         self._max_states = max_states
         self._sessions: dict[str, SessionRecord] = {}
         self._states: dict[str, tuple[float, bytes]] = {}
-        self._leases: dict[str, float] = {}
+        self._leases: dict[str, dict[str, float]] = {}  # lease_kind → key → end
 
     async def create(self, record: SessionRecord) -> None:
         """Store a new session, evicting the oldest past the limit."""
@@ -109,14 +110,16 @@ class MemorySessionStore:
     async def claim(self, key: str, ttl: float) -> bool:
         """Take the lease ``key`` unless someone holds it; it lapses after ``ttl`` seconds."""
         now = self._clock.monotonic()
-        held = self._leases.get(key)
+        leases = self._leases.setdefault(lease_kind(key), {})
+        held = leases.get(key)
         if held is not None and held > now:
             return False
-        if held is None and len(self._leases) >= self._max_states:
-            self._leases = {k: until for k, until in self._leases.items() if until > now}
-            while len(self._leases) >= self._max_states:
-                del self._leases[next(iter(self._leases))]
-        self._leases[key] = now + ttl
+        if held is None and len(leases) >= self._max_states:
+            for ended in [k for k, until in leases.items() if until <= now]:
+                del leases[ended]
+            while len(leases) >= self._max_states:
+                del leases[next(iter(leases))]
+        leases[key] = now + ttl
         return True
 
     async def close(self) -> None:

@@ -13,10 +13,11 @@ Keys (under a configurable prefix, default ``asgi_sso:``):
 A set lives as long as its longest-lived member.
 * ``state:<digest(key)>`` - one-time sign-in state, taken with ``GETDEL`` so a
   replayed callback fails on every host.
-* ``leases`` - one sorted set of short leases (one worker refreshes a session's
-  tokens; a sign-in callback is taken once), scored by their end. It holds at most
-  ``max_leases`` members: ended ones are dropped first, then those ending soonest,
-  so however many callbacks arrive, the set stays bounded.
+* ``leases:<kind>`` - a sorted set of short leases per kind (``refresh``: one worker
+  refreshes a session's tokens; ``signin``: a sign-in callback is taken once), scored
+  by their end. Each holds at most ``max_leases`` members: ended ones are dropped
+  first, then those ending soonest, so however many callbacks arrive, the sets stay
+  bounded, and callbacks never push out a refresh in progress.
 
 Multi-key writes run as Lua scripts, so they are atomic; the store needs a
 single Redis (or a primary with replicas), not Redis Cluster. Expiry is also
@@ -33,7 +34,7 @@ from redis.asyncio import Redis
 from asgi_sso._redis import DEFAULT_PREFIX, check_prefix, client_from, digest, unavailable
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.sessions.base import SessionRecord
+from asgi_sso.sessions.base import SessionRecord, lease_kind
 
 __all__ = ["MAX_LEASES", "RedisSessionStore"]
 
@@ -97,7 +98,7 @@ class RedisSessionStore:
             client) or an existing :class:`redis.asyncio.Redis` (left open).
         prefix: prepended to every key, so several apps can share one Redis.
         clock: wall time for expiry.
-        max_leases: most leases kept at once (see ``leases`` above).
+        max_leases: most leases of one kind kept at once (see ``leases:<kind>`` above).
 
     Every method raises :class:`~asgi_sso.errors.StoreUnavailable` when Redis
     cannot be reached; the middleware answers 503 and redis-py reconnects by
@@ -224,7 +225,8 @@ class RedisSessionStore:
     async def claim(self, key: str, ttl: float) -> bool:
         """Take the lease ``key`` for ``ttl`` seconds (atomic check-and-set): one caller wins.
 
-        Past ``max_leases`` live leases, the one ending soonest is dropped.
+        Past ``max_leases`` live leases of its :func:`~asgi_sso.sessions.base.lease_kind`,
+        the one of that kind ending soonest is dropped.
         """
         now = self._clock.time()
         args: list[str | int] = [
@@ -235,7 +237,8 @@ class RedisSessionStore:
             self._max_leases,
         ]
         with unavailable(_WHAT):
-            taken = await self._claim(keys=[f"{self._prefix}leases"], args=args)
+            leases = f"{self._prefix}leases:{lease_kind(key)}"
+            taken = await self._claim(keys=[leases], args=args)
         return bool(taken)
 
     async def ping(self) -> bool:

@@ -70,8 +70,8 @@ class ClaimPolicy:
         scope_claims: claims read for scopes.
         sign_in_clients: the issuer's sign-in client ids, whose ID tokens are refused
             as bearer tokens (empty: none known).
-        grant_claims: claims whose presence marks an access grant (scope claims and
-            ``roles``).
+        grant_claims: claims whose presence marks an access grant (the scope claims;
+            ``roles`` only beside an access-token marker, see :data:`ACCESS_MARKERS`).
     """
 
     __slots__ = (
@@ -98,8 +98,9 @@ class ClaimPolicy:
             _EMPTY if issuer.client_id is None else frozenset({issuer.client_id})
         )
         # What an access token grants and an ID token does not: scopes (RFC 6749 §3.3,
-        # Entra's delegated "scp") or app roles (Entra's app-only "roles").
-        self.grant_claims: tuple[str, ...] = tuple(dict.fromkeys((*self.scope_claims, "roles")))
+        # Entra's delegated "scp"). App roles alone do not tell: Entra puts a user's
+        # assigned roles in ID tokens too, so they count only beside ACCESS_MARKERS.
+        self.grant_claims: tuple[str, ...] = self.scope_claims
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | int:
@@ -177,6 +178,12 @@ def check_id_token_type(header: Mapping[str, Any]) -> None:
     )
 
 
+ACCESS_MARKERS: Final = frozenset({"client_id", "azpacr", "appidacr", "idtyp"})
+"""Claims only access tokens carry: ``client_id`` (RFC 9068 §2.2) and Entra's
+client-authentication claims (``azpacr`` v2, ``appidacr`` v1, ``idtyp`` for app-only
+tokens). With one of them, an app-only token granting ``roles`` is an access token."""
+
+
 def _refuse_id_token(
     claims: Mapping[str, Any], header: Mapping[str, Any], policy: ClaimPolicy
 ) -> None:
@@ -197,6 +204,8 @@ def _refuse_id_token(
         for name in policy.grant_claims:
             if claims.get(name):
                 return
+        if claims.get("roles") and not ACCESS_MARKERS.isdisjoint(claims):
+            return
     raise InvalidToken("an ID token is not accepted as a bearer token; send an access token")
 
 

@@ -236,6 +236,8 @@ def test_access_tokens_for_the_client_id_still_open_the_api(
     if grant != "at+jwt":
         claims[grant] = "user.read" if grant == "scp" else ["Reports.Read"]
         headers = {"typ": "JWT", "nonce": "entra-header-nonce"}
+    if grant == "roles":
+        claims["azpacr"] = "1"  # app-only: the client authenticated (Entra v2)
     token = mint(claims, IDP.keys.current, headers=headers)
     status, body = call(
         [(b"authorization", b"Bearer " + token.encode())], app=SIGN_IN_APPS[audience]

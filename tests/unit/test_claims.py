@@ -283,10 +283,13 @@ def test_a_nonce_outweighs_scope_claims() -> None:
         check(signed_in(scp="read"), sign_in_policy(audience=CLIENT))
 
 
-@pytest.mark.parametrize("grant", [{"scp": "user.read"}, {"roles": ["Reports.Read"]}])
+@pytest.mark.parametrize(
+    "grant", [{"scp": "user.read"}, {"roles": ["Reports.Read"], "azpacr": "1"}]
+)
 def test_entra_access_tokens_for_the_apps_own_api_are_accepted(grant: dict[str, Any]) -> None:
     # Entra ID access tokens for an app's own API: aud = its client id, no nonce claim
-    # (only a nonce header), scp (delegated) or roles (app-only).
+    # (only a nonce header), scp (delegated) or roles (app-only, with the v2 token's
+    # client-authentication claim azpacr).
     values = claims(aud=CLIENT, azp="caller", **grant)
     header = {"alg": "RS256", "typ": "JWT", "nonce": "entra-header-nonce"}
     assert check(values, sign_in_policy(audience=CLIENT), header=header) == NOW + 60

@@ -33,11 +33,6 @@ def refreshed_id_token(**kw: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ID-token signal lets a nonce-less token with a 'roles' claim through: "
-    "Entra puts assigned app roles in ID tokens, and refreshed ID tokens carry no nonce",
-)
 def test_a_refreshed_entra_id_token_with_app_roles_is_not_a_bearer_token() -> None:
     with pytest.raises(InvalidToken, match="ID token"):
         validate_claims(
@@ -49,3 +44,13 @@ def test_a_refreshed_entra_id_token_without_roles_is_refused() -> None:
     claims = {k: v for k, v in refreshed_id_token().items() if k != "roles"}
     with pytest.raises(InvalidToken, match="ID token"):
         validate_claims(claims, {"alg": "RS256", "typ": "JWT"}, ISS, entra_policy(), now=NOW)
+
+
+@pytest.mark.parametrize("marker", [{"azpacr": "1"}, {"appidacr": "1"}, {"idtyp": "app"},
+                                    {"client_id": CLIENT}])  # fmt: skip
+def test_an_app_only_access_token_granting_roles_opens_the_api(marker: dict[str, str]) -> None:
+    # Entra's app-only tokens for the app's own API: aud = the client id, app roles, no
+    # scp, and a client-authentication claim no ID token carries.
+    claims = {k: v for k, v in refreshed_id_token().items() if k not in ("sid", "name")}
+    validate_claims({**claims, **marker}, {"alg": "RS256", "typ": "JWT"}, ISS, entra_policy(),
+                    now=NOW)  # fmt: skip

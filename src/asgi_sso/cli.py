@@ -1,7 +1,8 @@
 """The ``asgi-sso`` command: serve the dev IdP, explain why a token verifies or not, list JWKS keys.
 
-Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 network or IdP
-unavailable. A token's signature is never printed.
+Exit codes: 0 ok, 1 verification failed, 2 usage, bad input or a missing extra, 3 network
+or IdP unavailable. A token's signature is never printed. ``verify`` and ``jwks`` need only
+the core dependencies; ``dev-idp`` needs the ``testing`` extra and says so when it is missing.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,13 +24,16 @@ import msgspec
 
 from asgi_sso.config import Issuer
 from asgi_sso.errors import AuthError, ConfigurationError, ServiceUnavailable
-from asgi_sso.testing.idp import DEMO_CLIENTS, DEMO_USERS, DevClient, DevIdP, DevUser
+
+if TYPE_CHECKING:
+    from asgi_sso.testing.idp import DevClient, DevIdP, DevUser
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _DISCOVERY = "/.well-known/openid-configuration"
+_T = TypeVar("_T")
 
 
 class _Usage(Exception):
@@ -40,33 +45,80 @@ class _Unavailable(Exception):
 
 
 class _DevIdPFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    users: list[DevUser] = msgspec.field(default_factory=list)
-    clients: list[DevClient] = msgspec.field(default_factory=list)
+    # Users and clients stay raw JSON until the test kit is imported (the `testing`
+    # extra): this module imports only the core, so `verify` and `jwks` run without it.
+    users: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    clients: list[msgspec.Raw] = msgspec.field(default_factory=list)
     algorithm: str | None = None
     auto_approve: bool | None = None
 
 
+# A subcommand's needs beyond the core: the extra that installs them and modules to import.
+_Extra = tuple[str, tuple[str, ...]]
+_TESTING: _Extra = ("testing", ("asgi_sso.testing.idp", "uvicorn"))
+
+
+def _require(extra: _Extra | None) -> None:
+    """Import what a subcommand needs beyond the core, or name the extra that installs it."""
+    if extra is None:
+        return
+    name, modules = extra
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or module).partition(".")[0]
+            if missing == "asgi_sso":  # a broken install of this package, not a missing extra
+                raise
+            raise _Usage(
+                f"needs the {name} extra ({missing} is not installed): "
+                f"pip install 'asgi-sso[{name}]'"
+            ) from exc
+
+
+def _decode_each(raws: list[msgspec.Raw], kind: type[_T], where: str) -> list[_T]:
+    out: list[_T] = []
+    for index, raw in enumerate(raws):
+        try:
+            out.append(msgspec.json.decode(raw, type=kind))
+        except msgspec.ValidationError as exc:
+            raise msgspec.ValidationError(f"{exc} - in {where}[{index}]") from exc
+    return out
+
+
 def _parse_user(spec: str) -> DevUser:
+    from asgi_sso.testing.idp import DevUser
+
     sub, _, rest = spec.partition(":")
     email, _, groups = rest.partition(":")
     return DevUser(sub=sub, email=email or None, groups=tuple(g for g in groups.split(",") if g))
 
 
+def _read_config(path: str | None) -> tuple[_DevIdPFile, list[DevUser], list[DevClient]]:
+    from asgi_sso.testing.idp import DevClient, DevUser
+
+    if path is None:
+        return _DevIdPFile(), [], []
+    try:
+        file = msgspec.json.decode(Path(path).read_bytes(), type=_DevIdPFile)
+        users = _decode_each(file.users, DevUser, "users")
+        clients = _decode_each(file.clients, DevClient, "clients")
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _Usage(f"cannot read {path}: {exc}") from exc
+    return file, users, clients
+
+
 def _build_idp(args: argparse.Namespace) -> DevIdP:
+    from asgi_sso.testing.idp import DEMO_CLIENTS, DEMO_USERS, DevClient, DevIdP
+
     host: str = args.host
     if host not in _LOOPBACK and not args.allow_remote:
         raise _Usage(f"refusing to listen on {host}: the dev IdP is for loopback only "
                      "(pass --allow-remote if you really mean it)")  # fmt: skip
     if not 0 <= args.port <= 65535:
         raise _Usage("--port must be between 0 and 65535")
-    file = _DevIdPFile()
-    if args.config is not None:
-        try:
-            file = msgspec.json.decode(Path(args.config).read_bytes(), type=_DevIdPFile)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise _Usage(f"cannot read {args.config}: {exc}") from exc
-    users = [*file.users, *(_parse_user(spec) for spec in args.user)]
-    clients = list(file.clients)
+    file, users, clients = _read_config(args.config)
+    users.extend(_parse_user(spec) for spec in args.user)
     if args.client_id:
         clients.append(
             DevClient(
@@ -253,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--audience")
     dev.add_argument("--algorithm", choices=["RS256", "ES256", "EdDSA", "Ed25519"])
     dev.add_argument("--auto-approve", action="store_true")
-    dev.set_defaults(handler=_cmd_dev_idp)
+    dev.set_defaults(handler=_cmd_dev_idp, extra=_TESTING)
 
     verify = commands.add_parser("verify", help="verify a token and say exactly why it fails")
     verify.add_argument("token", help="the JWT, or - to read it from stdin")
@@ -278,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (default ``sys.argv[1:]``).
 
     Returns:
-        The exit code: 0 ok, 1 verification failed, 2 bad input, 3 network or IdP unavailable.
+        The exit code: 0 ok, 1 verification failed, 2 bad input or a missing extra,
+        3 network or IdP unavailable.
     """
     parser = _parser()
     try:
@@ -286,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed the usage message
         return EXIT_OK if exc.code == 0 else EXIT_BAD_INPUT
     try:
+        _require(getattr(args, "extra", None))
         code: int = args.handler(args)
     except _Usage as exc:
         print(f"asgi-sso {args.command}: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _without import python_without
 
 from asgi_sso import cli
 from asgi_sso.testing import DevIdP, DevUser, free_port
@@ -209,6 +210,7 @@ def test_dev_idp_reads_a_json_file(
     code, _, err = run(capsys, "dev-idp", "--config", str(config))
     assert code == 2
     assert "cannot read" in err
+    assert "missing required field `sub` - in users[0]" in err
     assert run(capsys, "dev-idp", "--config", str(tmp_path / "missing.json"))[0] == 2
 
 
@@ -216,3 +218,29 @@ def test_parse_user_spec() -> None:
     user = cli._parse_user("eve")
     assert (user.sub, user.email, user.groups) == ("eve", None, ())
     assert isinstance(cli._parser().parse_args(["jwks", "x"]), argparse.Namespace)
+
+
+@pytest.mark.parametrize("missing", ["starlette", "uvicorn"])
+def test_dev_idp_without_the_testing_extra_names_it_in_one_line(
+    tmp_path: Path, missing: str
+) -> None:
+    code = "from asgi_sso.cli import main; raise SystemExit(main(['dev-idp', '--port', '0']))"
+    done = python_without({missing}, code, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"asgi-sso dev-idp: needs the testing extra ({missing} is not installed): "
+        "pip install 'asgi-sso[testing]'\n"
+    )
+
+
+def test_core_subcommands_run_without_the_testing_extra(tmp_path: Path) -> None:
+    code = (
+        "from asgi_sso.cli import main\n"
+        "print(main(['verify', 'a.b', '--issuer', 'https://idp.example']))\n"
+        "print(main(['jwks', 'ftp://idp.example']))\n"
+    )
+    done = python_without({"starlette", "uvicorn"}, code, cwd=tmp_path)
+    assert (done.returncode, done.stdout.split()) == (0, ["2", "2"]), done.stderr
+    assert "not a compact JWS" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from _without import python_without
 
 pytest_plugins = ["pytester"]
 
@@ -175,3 +178,18 @@ print("clean")
     result = pytester.run(__import__("sys").executable, "check.py")
     assert result.ret == 0, result.stderr.str()
     result.stdout.fnmatch_lines(["clean"])
+
+
+def test_pytest_starts_without_the_testing_extra_and_fixtures_name_it(tmp_path: Path) -> None:
+    (tmp_path / "test_app.py").write_text(
+        "def test_plain():\n    assert True\n\n"
+        "def test_with_fixture(dev_idp):\n    assert dev_idp\n"
+    )
+    code = "import pytest, sys; sys.exit(pytest.main(['-p', 'no:cacheprovider', '-rE']))"
+    done = python_without({"starlette"}, code, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr  # a test errored, pytest ran
+    assert "1 passed, 1 error" in done.stdout
+    assert (
+        "UsageError: the asgi_sso fixtures need the testing extra (starlette is not "
+        "installed): pip install 'asgi-sso[testing]'" in done.stdout
+    )

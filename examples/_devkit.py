@@ -64,11 +64,6 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
             algorithms=tuple(a for a in algorithms if a),
         )
 
-    @property
-    def api_audience(self) -> str | None:
-        """The audience bearer tokens must carry."""
-        return self.audience or self.client_id
-
 
 def is_loopback_http(url: str) -> bool:
     """Whether ``url`` is plain ``http://`` on this machine (where insecure cookies may go)."""

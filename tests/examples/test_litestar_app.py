@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from asgi_sso import ConfigurationError
 from asgi_sso.testing import DevClient, DevIdP, FakeClock
+from examples._devkit import OidcSettings
 from examples.litestar_app.app import AUDIENCE, CONTOSO_TENANT, DevIdPs, Shotter, create_app
 from examples.litestar_app.plans import LIMITS
 
@@ -201,3 +203,14 @@ async def test_openapi_declares_the_bearer_scheme(api: httpx.AsyncClient) -> Non
     spec = (await api.get("/schema/openapi.json")).json()
     assert spec["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
     assert spec["security"] == [{"BearerToken": []}]
+
+
+def test_a_real_provider_needs_the_api_audience_and_refuses_its_clients_id_tokens() -> None:
+    # The client id is the audience of ID tokens, not of the API's access tokens.
+    env = {"OIDC_ISSUER": "http://localhost:8080/realms/acme", "OIDC_CLIENT_ID": "cli"}
+    with pytest.raises(ConfigurationError, match="OIDC_AUDIENCE is required"):
+        create_app(OidcSettings.from_env(env))
+    shotter = create_app(OidcSettings.from_env({**env, "OIDC_AUDIENCE": "api://shotter"}))
+    issuer = shotter.app.verifier.registry.find("http://localhost:8080/realms/acme")
+    assert issuer is not None
+    assert (issuer.audience, issuer.client_id) == ("api://shotter", "cli")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _without import python_without
 
+from _without import python_without
 from asgi_sso import cli
 from asgi_sso.testing import DevIdP, DevUser, free_port
 

@@ -16,11 +16,11 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from _without import python_without
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 import asgi_sso
+from _without import python_without
 
 PACKAGE = Path(asgi_sso.__file__).parent
 PYPROJECT = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]

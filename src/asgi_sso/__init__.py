@@ -53,7 +53,7 @@ from asgi_sso.sessions import (
 )
 from asgi_sso.stores import MemoryUserStore, StoredUser, UserStore
 from asgi_sso.tiers import ConnectionTiers, PriorityTierMapper, Tier, TierDecision, TierMapper
-from asgi_sso.verify import TokenVerifier, VerifiedToken
+from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 __version__ = "0.1.0"
 

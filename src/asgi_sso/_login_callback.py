@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import httpx
 
     from asgi_sso.discovery import ProviderMetadata
-    from asgi_sso.verify import TokenVerifier, VerifiedToken
+    from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 __all__ = ["MAX_PENDING_SIGNINS", "SignInFlow", "send_error"]
 

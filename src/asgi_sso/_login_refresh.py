@@ -39,15 +39,15 @@ from asgi_sso._oidc import (
     token_lifetime,
     token_request,
 )
-from asgi_sso.claims import ID_TOKEN_CLAIMS
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError, ServiceUnavailable
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
+from asgi_sso.verify.claims import ID_TOKEN_CLAIMS
 
 if TYPE_CHECKING:
     import httpx
 
-    from asgi_sso.verify import TokenVerifier, VerifiedToken
+    from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 __all__ = [
     "DROPPED_CLAIMS",

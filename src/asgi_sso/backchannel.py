@@ -26,11 +26,11 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from asgi_sso._scim_input import ScimError, read_body
-from asgi_sso.claims import normalize_type
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import AuthError, ConfigurationError, ServiceUnavailable
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.revocation import Revocation, RevocationBus
+from asgi_sso.verify.claims import normalize_type
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "BackchannelConfig", "BackchannelLogoutApp"]
 
@@ -52,7 +52,7 @@ class _Verified(Protocol):
 
 
 class LogoutTokenVerifier(Protocol):
-    """What the endpoint needs of :class:`asgi_sso.verify.TokenVerifier`."""
+    """What the endpoint needs of :class:`asgi_sso.verify.verifier.TokenVerifier`."""
 
     async def verify(
         self,

@@ -41,7 +41,7 @@ from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 if TYPE_CHECKING:
     import httpx
 
-    from asgi_sso.verify import TokenVerifier
+    from asgi_sso.verify.verifier import TokenVerifier
 
 __all__ = [
     "BrowserLogin",

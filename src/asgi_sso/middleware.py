@@ -35,7 +35,7 @@ from asgi_sso.extract import ExtractedToken, Extractor
 from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
 from asgi_sso.responses import send_http_error, send_websocket_denial
 from asgi_sso.revocation import Revocation, RevocationBus
-from asgi_sso.verify import TokenVerifier, VerifiedToken
+from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
     from asgi_sso._documents import SharedDocuments
@@ -99,7 +99,7 @@ class SSOMiddleware:
         scim: the SCIM 2.0 deprovisioning endpoint configuration.
         revocations: the revocation bus (default: in-process; Redis for several workers).
         event_sinks: callables receiving every :class:`~asgi_sso.events.Event`.
-        verifier: a prepared :class:`~asgi_sso.verify.TokenVerifier` (advanced).
+        verifier: a prepared :class:`~asgi_sso.verify.verifier.TokenVerifier` (advanced).
         shared_documents: a JWKS/discovery cache shared by every worker (e.g.
             :class:`~asgi_sso.redis_documents.RedisDocumentCache`), so N workers
             do not each fetch on start-up; ignored when ``verifier`` is given.
@@ -509,7 +509,7 @@ def _name_sign_in_client(
     issuers: tuple[Issuer, ...], login: LoginConfig | None
 ) -> tuple[Issuer, ...]:
     # The sign-in provider's Issuer learns the client id, so that bearer verification
-    # refuses that client's ID tokens (see asgi_sso.claims).
+    # refuses that client's ID tokens (see asgi_sso.verify.claims).
     if login is None:
         return issuers
     named = []

@@ -18,9 +18,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from asgi_sso.claims import scopes_from
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.principal import Principal
+from asgi_sso.verify.claims import scopes_from
 
 __all__ = [
     "DEFAULT_CLAIM_PATHS",

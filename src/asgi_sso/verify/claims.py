@@ -18,7 +18,7 @@ from asgi_sso.errors import (
     InvalidToken,
     NotYetValid,
 )
-from asgi_sso.issuers import printable
+from asgi_sso.verify.issuers import printable
 
 __all__ = [
     "ID_TOKEN_CLAIMS",

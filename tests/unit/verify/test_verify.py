@@ -494,7 +494,7 @@ async def test_unexpected_exceptions_become_malformed_token(
     def explode(*args: object) -> None:
         raise RecursionError("boom")
 
-    monkeypatch.setattr("asgi_sso.verify.verify_signature", explode)
+    monkeypatch.setattr("asgi_sso.verify.verifier.verify_signature", explode)
     with pytest.raises(MalformedToken) as caught:
         await verifier.verify(mint(claims(), KEY))
     assert isinstance(caught.value.__cause__, RecursionError)

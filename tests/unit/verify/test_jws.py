@@ -11,11 +11,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
-from asgi_sso._jws import JWSParser, verify_signature
 from asgi_sso.config import Limits
 from asgi_sso.errors import InvalidSignature, MalformedToken, UnknownKey
 from asgi_sso.keys import VerificationKey, key_from_public, key_from_secret
 from asgi_sso.testing.tokens import b64url
+from asgi_sso.verify.jws import JWSParser, verify_signature
 
 CLAIMS = {"iss": "https://idp.test", "sub": "alice"}
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -13,8 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asgi_sso._jws import SignatureKey
-from asgi_sso._signature_batch import SignatureBatch
 from asgi_sso.config import Issuer
 from asgi_sso.errors import AuthError, InvalidSignature
 from asgi_sso.keys import key_from_secret
@@ -29,6 +27,8 @@ from asgi_sso.testing.tokens import (
     tamper_signature,
 )
 from asgi_sso.verify import TokenVerifier
+from asgi_sso.verify.jws import SignatureKey
+from asgi_sso.verify.signature_batch import SignatureBatch
 
 ISS = "https://idp.test"
 START = 1_700_000_000.0

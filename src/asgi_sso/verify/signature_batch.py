@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Final
 
-from asgi_sso._jws import SignatureKey, verify_signature
+from asgi_sso.verify.jws import SignatureKey, verify_signature
 
 __all__ = ["SignatureBatch"]
 
@@ -56,7 +56,7 @@ class SignatureBatch:
     def submit(
         self, alg: str, signing_input: bytes, signature: bytes, keys: Sequence[SignatureKey]
     ) -> asyncio.Future[SignatureKey] | None:
-        """Queue a check of :func:`~asgi_sso._jws.verify_signature`'s arguments.
+        """Queue a check of :func:`~asgi_sso.verify.jws.verify_signature`'s arguments.
 
         Returns ``None`` when the caller should check at once (always so outside
         a running event loop), otherwise a future holding the key that verified

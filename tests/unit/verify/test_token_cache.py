@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from asgi_sso.errors import ConfigurationError, ExpiredToken, InvalidSignature
-from asgi_sso.token_cache import CacheEntry, VerifiedTokenCache
+from asgi_sso.verify.token_cache import CacheEntry, VerifiedTokenCache
 
 NOW = 1_000.0
 

@@ -14,7 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from asgi_sso._connection_space import (
+from asgi_sso.config import Issuer
+from asgi_sso.errors import ConfigurationError, InvalidClaim, UnknownIssuer
+from asgi_sso.verify.connection_space import (
     CLAIM_CHARS,
     TENANT_CHARS,
     Space,
@@ -22,8 +24,6 @@ from asgi_sso._connection_space import (
     literal_atoms,
     meet,
 )
-from asgi_sso.config import Issuer
-from asgi_sso.errors import ConfigurationError, InvalidClaim, UnknownIssuer
 
 __all__ = ["IssuerRegistry", "ResolvedIssuer", "printable"]
 

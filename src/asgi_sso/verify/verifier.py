@@ -5,7 +5,7 @@ route by ``iss`` → algorithm allow-list → keys (JWKS, via discovery when nee
 a configured HMAC secret) → signature → claims → cache. Everything but the key
 lookup is synchronous and runs on pre-built per-issuer state; under concurrent
 load the signature checks of requests that arrive together run back to back at
-the end of their event-loop turn (:mod:`asgi_sso._signature_batch`).
+the end of their event-loop turn (:mod:`asgi_sso.verify.signature_batch`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ import httpx
 import msgspec
 
 from asgi_sso._documents import SharedDocuments
-from asgi_sso._issuer_keys import HMAC_ALGORITHMS, IssuerKeys
-from asgi_sso._jws import JWSParser, verify_signature
-from asgi_sso._signature_batch import SignatureBatch
-from asgi_sso.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
 from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.errors import (
@@ -34,10 +30,14 @@ from asgi_sso.errors import (
     UnknownIssuer,
 )
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
-from asgi_sso.issuers import IssuerRegistry, ResolvedIssuer
 from asgi_sso.jwks import JWKSCache
 from asgi_sso.keys import VerificationKey, key_from_secret
-from asgi_sso.token_cache import CacheEntry, VerifiedTokenCache
+from asgi_sso.verify.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
+from asgi_sso.verify.issuer_keys import HMAC_ALGORITHMS, IssuerKeys
+from asgi_sso.verify.issuers import IssuerRegistry, ResolvedIssuer
+from asgi_sso.verify.jws import JWSParser, verify_signature
+from asgi_sso.verify.signature_batch import SignatureBatch
+from asgi_sso.verify.token_cache import CacheEntry, VerifiedTokenCache
 
 __all__ = ["TokenVerifier", "VerifiedToken"]
 
@@ -278,7 +278,7 @@ class TokenVerifier:
                 (no await in between), empty for a first sighting: the lookup is not
                 repeated.
             id_token: verify an OIDC ID token (with ``audience`` the client id): the
-                ID-token ``typ`` rule (:func:`~asgi_sso.claims.check_id_token_type`)
+                ID-token ``typ`` rule (:func:`~asgi_sso.verify.claims.check_id_token_type`)
                 replaces the issuer's ``token_types``, and the cache is never used.
                 Without it and without ``audience``, an ID token of the issuer's
                 ``client_id`` is refused: it is never a bearer token.

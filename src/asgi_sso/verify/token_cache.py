@@ -27,7 +27,7 @@ eviction by subject.
 :meth:`VerifiedTokenCache.lookup`, the lookup of a verification about to happen,
 also admits tokens: it reports a token's first sighting as a miss without hashing
 it, and the verifier stores a token only from its second sighting on (see
-:mod:`asgi_sso._sightings`). One-off tokens thus cost no digest, no insert and no
+:mod:`asgi_sso.verify.sightings`). One-off tokens thus cost no digest, no insert and no
 memory, and cannot push out the tokens that come back.
 
 A remembered refusal is a small record (the error's class, its description and a
@@ -43,8 +43,8 @@ import secrets
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from asgi_sso._sightings import Sightings
 from asgi_sso.errors import AuthError, ConfigurationError
+from asgi_sso.verify.sightings import Sightings
 
 __all__ = ["CacheEntry", "VerifiedTokenCache"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from asgi_sso.config import Issuer
 from asgi_sso.errors import ConfigurationError, InvalidClaim, UnknownIssuer
-from asgi_sso.issuers import IssuerRegistry, printable
+from asgi_sso.verify.issuers import IssuerRegistry, printable
 
 ENTRA = "https://login.microsoftonline.com/{tenant}/v2.0"
 TID = "9188040d-6c67-4c5b-b112-36a304b66dad"

@@ -6,13 +6,6 @@ from typing import Any
 
 import pytest
 
-from asgi_sso.claims import (
-    ClaimPolicy,
-    check_id_token_type,
-    normalize_type,
-    scopes_from,
-    validate_claims,
-)
 from asgi_sso.config import AT_JWT_TYPES, Issuer
 from asgi_sso.errors import (
     ExpiredToken,
@@ -20,6 +13,13 @@ from asgi_sso.errors import (
     InvalidClaim,
     InvalidToken,
     NotYetValid,
+)
+from asgi_sso.verify.claims import (
+    ClaimPolicy,
+    check_id_token_type,
+    normalize_type,
+    scopes_from,
+    validate_claims,
 )
 
 ISS = "https://idp.test"

@@ -11,7 +11,6 @@ from asgi_sso._compiled import compiled_modules
 from asgi_sso.audit import AuditLogger
 from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
-from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.errors import (
     AuthError,
     ConfigurationError,
@@ -37,7 +36,8 @@ from asgi_sso.errors import (
 )
 from asgi_sso.events import Event, EventSink
 from asgi_sso.identity import IdentityConfig, IdentityResolver
-from asgi_sso.jwks import JWKSCache
+from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
+from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.login import LoginConfig
 from asgi_sso.metrics import PrometheusSink
 from asgi_sso.middleware import SSOMiddleware

@@ -53,7 +53,7 @@ from asgi_sso.sessions.codec import CookieCodec
 if TYPE_CHECKING:
     import httpx
 
-    from asgi_sso.discovery import ProviderMetadata
+    from asgi_sso.keys.discovery import ProviderMetadata
     from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 __all__ = ["MAX_PENDING_SIGNINS", "SignInFlow", "send_error"]

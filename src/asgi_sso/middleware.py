@@ -38,9 +38,9 @@ from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
-    from asgi_sso._documents import SharedDocuments
     from asgi_sso.backchannel import BackchannelLogoutApp
     from asgi_sso.identity import IdentityResolver
+    from asgi_sso.keys.documents import SharedDocuments
     from asgi_sso.login import BrowserLogin, LoginConfig
     from asgi_sso.scim import ScimApp, ScimConfig
     from asgi_sso.sessions.base import SessionStore
@@ -101,7 +101,7 @@ class SSOMiddleware:
         event_sinks: callables receiving every :class:`~asgi_sso.events.Event`.
         verifier: a prepared :class:`~asgi_sso.verify.verifier.TokenVerifier` (advanced).
         shared_documents: a JWKS/discovery cache shared by every worker (e.g.
-            :class:`~asgi_sso.redis_documents.RedisDocumentCache`), so N workers
+            :class:`~asgi_sso.keys.redis.RedisDocumentCache`), so N workers
             do not each fetch on start-up; ignored when ``verifier`` is given.
     """
 

@@ -25,7 +25,7 @@ from asgi_sso.stores._urls import async_database_url
 from asgi_sso.stores.memory import MemoryUserStore
 
 if TYPE_CHECKING:
-    from asgi_sso._documents import SharedDocuments
+    from asgi_sso.keys.documents import SharedDocuments
     from asgi_sso.sessions.base import SessionStore
     from asgi_sso.stores.base import UserStore
 
@@ -116,8 +116,8 @@ def from_env(environ: Mapping[str, str] | None = None, *, clock: Clock | None = 
             session_store=None, revocations=RevocationBus(), user_store=user_store, shared=False
         )
     try:
+        from asgi_sso.keys.redis import RedisDocumentCache
         from asgi_sso.redis_bus import RedisRevocationBus
-        from asgi_sso.redis_documents import RedisDocumentCache
         from asgi_sso.sessions.redis import RedisSessionStore
     except ImportError as exc:
         raise ConfigurationError(f"{REDIS_URL_ENV} needs: pip install 'asgi-sso[redis]'") from exc

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from asgi_sso.config import Issuer
 from asgi_sso.errors import AuthError, InvalidClaim, KeysUnavailable, UnknownKey
-from asgi_sso.keys import KeySet, key_from_public
+from asgi_sso.keys.jwk import KeySet, key_from_public
 from asgi_sso.testing import FakeClock
 from asgi_sso.testing.tokens import b64url, generate_key, mint
 from asgi_sso.verify import TokenVerifier

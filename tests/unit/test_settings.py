@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.redis import RedisDocumentCache
 from asgi_sso.redis_bus import RedisRevocationBus
-from asgi_sso.redis_documents import RedisDocumentCache
 from asgi_sso.revocation import RevocationBus
 from asgi_sso.sessions.redis import RedisSessionStore
 from asgi_sso.settings import Backends, database_url, from_env

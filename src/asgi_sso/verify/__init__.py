@@ -2,7 +2,7 @@
 
 :class:`TokenVerifier` is the API; the modules beside it are its implementation.
 Verification is a synchronous function of (token, keys, issuer policy, now); it
-awaits only :mod:`asgi_sso.keys` for keys it does not hold yet.
+awaits only :mod:`asgi_sso.keys.jwk` for keys it does not hold yet.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Final
 
 from asgi_sso.config import Clock, Limits, SystemClock
-from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.errors import DisallowedAlgorithm, KeysUnavailable
-from asgi_sso.jwks import JWKSCache
-from asgi_sso.keys import KeySet, VerificationKey
+from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
+from asgi_sso.keys.jwk import KeySet, VerificationKey
+from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.verify.issuers import ResolvedIssuer
 
 __all__ = ["HMAC_ALGORITHMS", "IssuerKeys"]

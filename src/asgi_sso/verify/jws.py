@@ -57,7 +57,7 @@ _Verify = Callable[[Any, bytes, bytes], bool]
 
 
 class SignatureKey(Protocol):
-    """What verification needs from a key (``asgi_sso.keys.VerificationKey`` fits)."""
+    """What verification needs from a key (``asgi_sso.keys.jwk.VerificationKey`` fits)."""
 
     @property
     def kid(self) -> str | None: ...

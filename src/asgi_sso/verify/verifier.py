@@ -17,9 +17,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from asgi_sso._documents import SharedDocuments
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
-from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.errors import (
     AuthError,
     ConfigurationError,
@@ -30,8 +28,10 @@ from asgi_sso.errors import (
     UnknownIssuer,
 )
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
-from asgi_sso.jwks import JWKSCache
-from asgi_sso.keys import VerificationKey, key_from_secret
+from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
+from asgi_sso.keys.documents import SharedDocuments
+from asgi_sso.keys.jwk import VerificationKey, key_from_secret
+from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.verify.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
 from asgi_sso.verify.issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso.verify.issuers import IssuerRegistry, ResolvedIssuer
@@ -143,7 +143,7 @@ class TokenVerifier:
         discovery: a metadata cache to share; built from ``client`` when not given.
         secrets: HMAC secrets by issuer string, for ``HS*`` issuers.
         shared_documents: a JWKS/discovery body store shared by every worker
-            (e.g. :class:`~asgi_sso.redis_documents.RedisDocumentCache`), used by
+            (e.g. :class:`~asgi_sso.keys.redis.RedisDocumentCache`), used by
             the caches built here.
 
     Raises:

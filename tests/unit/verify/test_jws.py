@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 
 from asgi_sso.config import Limits
 from asgi_sso.errors import InvalidSignature, MalformedToken, UnknownKey
-from asgi_sso.keys import VerificationKey, key_from_public, key_from_secret
+from asgi_sso.keys.jwk import VerificationKey, key_from_public, key_from_secret
 from asgi_sso.testing.tokens import b64url
 from asgi_sso.verify.jws import JWSParser, verify_signature
 

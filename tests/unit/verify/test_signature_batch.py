@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from asgi_sso.config import Issuer
 from asgi_sso.errors import AuthError, InvalidSignature
-from asgi_sso.keys import key_from_secret
+from asgi_sso.keys.jwk import key_from_secret
 from asgi_sso.testing import FakeClock
 from asgi_sso.testing.tokens import (
     alg_none,

@@ -1,4 +1,4 @@
-"""Tests for asgi_sso.keys: JWK parsing, thumbprints, algorithm fit and key sets."""
+"""Tests for asgi_sso.keys.jwk: JWK parsing, thumbprints, algorithm fit and key sets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x25519
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from asgi_sso.keys import (
+from asgi_sso.keys.jwk import (
     MAX_JWKS_KEYS,
     KeySet,
     key_from_public,

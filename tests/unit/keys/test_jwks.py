@@ -1,4 +1,4 @@
-"""Tests for asgi_sso.jwks and the fetch and cache machinery (_fetch, _documents).
+"""Tests for asgi_sso.keys.jwks and the fetch and cache machinery (_fetch, _documents).
 
 An httpx.MockTransport plays the IdP; a fake monotonic clock is advanced by hand.
 """
@@ -15,12 +15,12 @@ import msgspec
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from asgi_sso._documents import DocumentCache
-from asgi_sso._fetch import max_age_of
 from asgi_sso.config import Limits
 from asgi_sso.errors import KeysUnavailable, UnknownKey
 from asgi_sso.events import Emitter, Event
-from asgi_sso.jwks import JWKSCache
+from asgi_sso.keys import JWKSCache
+from asgi_sso.keys.documents import DocumentCache
+from asgi_sso.keys.fetch import max_age_of
 from asgi_sso.testing import FakeClock
 
 URI = "https://idp.example.com/jwks"
@@ -575,7 +575,7 @@ async def test_a_hanging_shared_store_costs_at_most_its_timeout(
     events: list[Event],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("asgi_sso._documents.SHARED_TIMEOUT", 0.01)
+    monkeypatch.setattr("asgi_sso.keys.documents.SHARED_TIMEOUT", 0.01)
     shared.hang = True
     async with asyncio.timeout(5):
         keys = await worker().get(URI)
@@ -599,7 +599,7 @@ async def test_refused_kids_are_bounded_in_total_across_every_uri(
 async def test_refused_kids_go_with_their_evicted_key_set(
     client: httpx.AsyncClient, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("asgi_sso._documents.MAX_CACHED_URLS", 2)
+    monkeypatch.setattr("asgi_sso.keys.documents.MAX_CACHED_URLS", 2)
     cache = JWKSCache(client, clock=clock)
     first, second, third = (f"https://idp{n}.example.com/jwks" for n in range(3))
     for uri in (first, second):

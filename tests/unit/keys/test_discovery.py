@@ -1,4 +1,4 @@
-"""Tests for asgi_sso.discovery: exact issuer match, jwks_uri rules, caching through the IdP."""
+"""Tests for asgi_sso.keys.discovery: exact issuer match, jwks_uri rules, caching via the IdP."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 from asgi_sso.config import Limits
-from asgi_sso.discovery import DiscoveryCache, ProviderMetadata, parse_metadata
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.events import Emitter, Event
+from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata, parse_metadata
 from asgi_sso.testing import FakeClock
 
 ISSUER = "https://idp.example.com"
@@ -182,7 +182,7 @@ async def test_stale_metadata_served_while_the_provider_fails(
 
 
 def test_shared_tenant_document_may_spell_the_placeholder_tenantid() -> None:
-    from asgi_sso.discovery import issuer_matches
+    from asgi_sso.keys.discovery import issuer_matches
 
     template = "https://login.microsoftonline.com/{tenant}/v2.0"
     assert issuer_matches("https://login.microsoftonline.com/{tenantid}/v2.0", template)

@@ -6,7 +6,7 @@ and the others read its body from Redis. Only the raw body and its wall-clock
 expiry are stored (under ``{prefix}doc:{sha256(url)}`` with a Redis TTL), and a
 reader parses and checks it exactly like a body from the IdP. Every call is
 bounded by a short timeout; a failure is raised to
-:class:`~asgi_sso._documents.DocumentCache`, which then asks the IdP itself.
+:class:`~asgi_sso.keys.documents.DocumentCache`, which then asks the IdP itself.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _ENVELOPE_BYTES = 64
 
 
 class RedisDocumentCache:
-    """A :class:`~asgi_sso._documents.SharedDocuments` store in Redis.
+    """A :class:`~asgi_sso.keys.documents.SharedDocuments` store in Redis.
 
     Args:
         redis: a ``redis://`` / ``rediss://`` URL (this object owns the client and

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 
-from asgi_sso._documents import DocumentCache, SharedDocuments
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable, UnknownKey
 from asgi_sso.events import NULL_EMITTER, Emitter
-from asgi_sso.keys import KeySet, VerificationKey, parse_jwks
+from asgi_sso.keys.documents import DocumentCache, SharedDocuments
+from asgi_sso.keys.jwk import KeySet, VerificationKey, parse_jwks
 
 __all__ = ["JWKSCache"]
 
@@ -37,7 +37,7 @@ class JWKSCache:
         clock: monotonic time for lifetimes (tests pass a fake clock).
         emitter: receives a ``jwks.fetch`` event per fetch (``ok``, ``stale`` or ``error``).
         shared: a store shared with other workers (e.g.
-            :class:`~asgi_sso.redis_documents.RedisDocumentCache`), read before the
+            :class:`~asgi_sso.keys.redis.RedisDocumentCache`), read before the
             IdP and written after each fetch; its bodies are checked like the IdP's.
     """
 

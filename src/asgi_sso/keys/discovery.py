@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from asgi_sso._documents import DocumentCache, SharedDocuments
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.events import NULL_EMITTER, Emitter
+from asgi_sso.keys.documents import DocumentCache, SharedDocuments
 
 __all__ = ["DiscoveryCache", "ProviderMetadata", "issuer_matches", "parse_metadata"]
 
@@ -139,7 +139,7 @@ class DiscoveryCache:
         clock: monotonic time for lifetimes.
         emitter: receives a ``discovery.fetch`` event per fetch.
         shared: a store shared with other workers (e.g.
-            :class:`~asgi_sso.redis_documents.RedisDocumentCache`), read before the
+            :class:`~asgi_sso.keys.redis.RedisDocumentCache`), read before the
             IdP and written after each fetch; its bodies are checked like the IdP's.
     """
 

@@ -16,10 +16,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from asgi_sso._fetch import FetchError, fetch_document, reason_of
 from asgi_sso.config import Clock, Limits
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.events import Emitter, Event
+from asgi_sso.keys.fetch import FetchError, fetch_document, reason_of
 
 __all__ = ["MAX_CACHED_URLS", "SHARED_TIMEOUT", "DocumentCache", "SharedDocuments"]
 

@@ -35,14 +35,22 @@ from asgi_sso.errors import (
     UserDeactivated,
 )
 from asgi_sso.events import Event, EventSink
-from asgi_sso.identity import IdentityConfig, IdentityResolver
+from asgi_sso.identity.resolver import IdentityConfig, IdentityResolver
+from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.identity.stores import MemoryUserStore, StoredUser, UserStore
+from asgi_sso.identity.tiers import (
+    ConnectionTiers,
+    PriorityTierMapper,
+    Tier,
+    TierDecision,
+    TierMapper,
+)
 from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.login import LoginConfig
 from asgi_sso.metrics import PrometheusSink
 from asgi_sso.middleware import SSOMiddleware
 from asgi_sso.principal import ANONYMOUS, AnonymousPrincipal, Credentials, Principal
-from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.scim import ScimApp, ScimConfig
 from asgi_sso.sessions import (
     CookieSessionStore,
@@ -51,8 +59,6 @@ from asgi_sso.sessions import (
     SessionRecord,
     SessionStore,
 )
-from asgi_sso.stores import MemoryUserStore, StoredUser, UserStore
-from asgi_sso.tiers import ConnectionTiers, PriorityTierMapper, Tier, TierDecision, TierMapper
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 __version__ = "0.1.0"

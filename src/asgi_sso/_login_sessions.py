@@ -18,8 +18,8 @@ import msgspec
 from asgi_sso import _login_http as web
 from asgi_sso._login_config import LoginConfig
 from asgi_sso.config import Clock
+from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.principal import Principal
-from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.sessions.codec import CookieCodec, join_chunks, split_chunks
 from asgi_sso.sessions.cookie import CHUNK_SIZE, MAX_CHUNKS, CookieSessionStore

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from asgi_sso.stores.base import Profile
+from asgi_sso.identity.stores.base import Profile
 
 __all__ = [
     "ScimError",

@@ -32,20 +32,20 @@ from asgi_sso.errors import (
 )
 from asgi_sso.events import Emitter, Event, EventSink
 from asgi_sso.extract import ExtractedToken, Extractor
+from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
 from asgi_sso.responses import send_http_error, send_websocket_denial
-from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
     from asgi_sso.backchannel import BackchannelLogoutApp
-    from asgi_sso.identity import IdentityResolver
+    from asgi_sso.identity.resolver import IdentityResolver
+    from asgi_sso.identity.stores.base import UserStore
+    from asgi_sso.identity.tiers import TierMapper
     from asgi_sso.keys.documents import SharedDocuments
     from asgi_sso.login import BrowserLogin, LoginConfig
     from asgi_sso.scim import ScimApp, ScimConfig
     from asgi_sso.sessions.base import SessionStore
-    from asgi_sso.stores.base import UserStore
-    from asgi_sso.tiers import TierMapper
 
 __all__ = ["SSOMiddleware"]
 
@@ -173,7 +173,7 @@ class SSOMiddleware:
         self.revocations.subscribe_gaps(self._on_revocation_gap)
         self.identity: IdentityResolver | None = None
         if tier_mapper is not None or user_store is not None:
-            from asgi_sso.identity import IdentityResolver
+            from asgi_sso.identity.resolver import IdentityResolver
 
             self.identity = IdentityResolver(
                 tier_mapper=tier_mapper,

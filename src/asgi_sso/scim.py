@@ -33,8 +33,8 @@ from asgi_sso._scim_input import ScimError, apply_patch, apply_put, filter_value
 from asgi_sso.config import Clock, Secret, SystemClock
 from asgi_sso.errors import ConfigurationError, ServiceUnavailable
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
-from asgi_sso.revocation import Revocation, RevocationBus
-from asgi_sso.stores.base import Profile, StoredUser, UserStore
+from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.identity.stores.base import Profile, StoredUser, UserStore
 
 __all__ = ["ScimApp", "ScimConfig"]
 

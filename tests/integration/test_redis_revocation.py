@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.events import Emitter, Event
-from asgi_sso.redis_bus import RedisRevocationBus
-from asgi_sso.revocation import Revocation
+from asgi_sso.identity.redis_bus import RedisRevocationBus
+from asgi_sso.identity.revocation import Revocation
 
 pytestmark = pytest.mark.redis
 

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from asgi_sso.errors import ConfigurationError, StoreUnavailable
-from asgi_sso.stores import Profile
-from asgi_sso.stores.sql import SCHEMA_VERSION, SQLUserStore
+from asgi_sso.identity.stores import Profile
+from asgi_sso.identity.stores.sql import SCHEMA_VERSION, SQLUserStore
 
 
 @pytest.fixture

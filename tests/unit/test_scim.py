@@ -11,11 +11,11 @@ import pytest
 from asgi_sso.config import Secret
 from asgi_sso.errors import ConfigurationError, UserDeactivated
 from asgi_sso.events import Emitter, Event
-from asgi_sso.identity import IdentityResolver
+from asgi_sso.identity.resolver import IdentityResolver
+from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.identity.stores import MemoryUserStore, Profile
 from asgi_sso.principal import Principal
-from asgi_sso.revocation import Revocation, RevocationBus
 from asgi_sso.scim import ScimApp, ScimConfig
-from asgi_sso.stores import MemoryUserStore, Profile
 
 ACME, GLOBEX = "acme-secret-0123456789", "globex-secret-0123456789"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.principal import Principal
-from asgi_sso.tiers import (
+from asgi_sso.identity.tiers import (
     ConnectionTiers,
     PriorityTierMapper,
     Tier,
@@ -15,6 +14,7 @@ from asgi_sso.tiers import (
     has_group_overage,
     read_claim_path,
 )
+from asgi_sso.principal import Principal
 
 MAPPER = PriorityTierMapper(
     tiers=["enterprise", "pro", "free"],

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.stores._urls import async_database_url
-from asgi_sso.stores.base import Profile
-from asgi_sso.stores.sql import SQLUserStore
+from asgi_sso.identity.stores import Profile
+from asgi_sso.identity.stores._urls import async_database_url
+from asgi_sso.identity.stores.sql import SQLUserStore
 
 
 @pytest.mark.parametrize(

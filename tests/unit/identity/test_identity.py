@@ -8,12 +8,12 @@ import pytest
 
 from asgi_sso.errors import StoreUnavailable, UserDeactivated
 from asgi_sso.events import Emitter, Event
-from asgi_sso.identity import OVERAGE_PROFILE_KEY, IdentityConfig, IdentityResolver
+from asgi_sso.identity.resolver import OVERAGE_PROFILE_KEY, IdentityConfig, IdentityResolver
+from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.identity.stores import MemoryUserStore, Profile
+from asgi_sso.identity.tiers import ConnectionTiers, PriorityTierMapper, TierDecision
 from asgi_sso.principal import Principal
-from asgi_sso.revocation import Revocation, RevocationBus
-from asgi_sso.stores import MemoryUserStore, Profile
 from asgi_sso.testing import FakeClock
-from asgi_sso.tiers import ConnectionTiers, PriorityTierMapper, TierDecision
 
 
 class CountingStore(MemoryUserStore):

@@ -27,10 +27,10 @@ import msgspec
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError, UserDeactivated
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
+from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.identity.stores.base import Profile, StoredUser, UserStore
+from asgi_sso.identity.tiers import TierDecision, TierMapper
 from asgi_sso.principal import Principal
-from asgi_sso.revocation import Revocation, RevocationBus
-from asgi_sso.stores.base import Profile, StoredUser, UserStore
-from asgi_sso.tiers import TierDecision, TierMapper
 
 __all__ = ["OVERAGE_PROFILE_KEY", "IdentityConfig", "IdentityResolver", "profile_from_claims"]
 

@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 from asgi_sso._redis import DEFAULT_PREFIX, check_prefix, client_from
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.events import NULL_EMITTER, Emitter, Event
-from asgi_sso.revocation import GapListener, Revocation, RevocationBus
+from asgi_sso.identity.revocation import GapListener, Revocation, RevocationBus
 
 __all__ = ["RedisRevocationBus"]
 
@@ -50,7 +50,7 @@ _START = "0-0"
 
 
 class RedisRevocationBus(RevocationBus):
-    """A :class:`~asgi_sso.revocation.RevocationBus` shared by every process through Redis.
+    """A :class:`~asgi_sso.identity.revocation.RevocationBus` shared by every process through Redis.
 
     Args:
         redis: a ``redis://`` / ``rediss://`` URL (the bus owns and closes the

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError, SSOError, StoreUnavailable
-from asgi_sso.stores._urls import async_database_url
-from asgi_sso.stores.base import MAX_PAGE_SIZE, Profile, StoredUser, UserPage
+from asgi_sso.identity.stores._urls import async_database_url
+from asgi_sso.identity.stores.base import MAX_PAGE_SIZE, Profile, StoredUser, UserPage
 
 __all__ = ["SCHEMA_VERSION", "SQLUserStore"]
 
@@ -171,7 +171,7 @@ class SQLUserStore:
     async def get_or_provision(
         self, connection: str, subject: str, profile: Profile, *, update: bool = True
     ) -> tuple[StoredUser, bool]:
-        """See :meth:`asgi_sso.stores.UserStore.get_or_provision`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.get_or_provision`."""
         user = await self.get_by_subject(connection, subject)
         if user is None:
             now = self._clock.time()
@@ -201,17 +201,17 @@ class SQLUserStore:
 
     @_guarded
     async def get(self, user_id: str) -> StoredUser | None:
-        """See :meth:`asgi_sso.stores.UserStore.get`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.get`."""
         return await self._one(sa.select(self.users).where(self.users.c.id == user_id))
 
     @_guarded
     async def get_by_subject(self, connection: str, subject: str) -> StoredUser | None:
-        """See :meth:`asgi_sso.stores.UserStore.get_by_subject`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.get_by_subject`."""
         return await self._one(self._by_key(connection, subject))
 
     @_guarded
     async def find_by_user_name(self, connection: str, user_name: str) -> StoredUser | None:
-        """See :meth:`asgi_sso.stores.UserStore.find_by_user_name`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.find_by_user_name`."""
         c = self.users.c
         stmt = (
             sa.select(self.users)
@@ -232,7 +232,7 @@ class SQLUserStore:
         active: bool | None = None,
         deleted: bool | None = None,
     ) -> StoredUser | None:
-        """See :meth:`asgi_sso.stores.UserStore.update`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.update`."""
         values: dict[str, Any] = {"updated_at": self._clock.time()}
         if profile is not None:
             values.update(_profile_columns(profile))
@@ -252,7 +252,7 @@ class SQLUserStore:
     async def list(
         self, connection: str, *, limit: int = 100, after: str | None = None
     ) -> UserPage:
-        """See :meth:`asgi_sso.stores.UserStore.list`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.list`."""
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         c = self.users.c
         stmt = sa.select(self.users).where(c.connection == connection)

@@ -12,7 +12,7 @@ import uuid
 import msgspec
 
 from asgi_sso.config import Clock, SystemClock
-from asgi_sso.stores.base import MAX_PAGE_SIZE, Profile, StoredUser, UserPage
+from asgi_sso.identity.stores.base import MAX_PAGE_SIZE, Profile, StoredUser, UserPage
 
 __all__ = ["MemoryUserStore"]
 
@@ -39,7 +39,7 @@ class MemoryUserStore:
     async def get_or_provision(
         self, connection: str, subject: str, profile: Profile, *, update: bool = True
     ) -> tuple[StoredUser, bool]:
-        """See :meth:`asgi_sso.stores.UserStore.get_or_provision`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.get_or_provision`."""
         user_id = self._by_key.get((connection, subject))
         if user_id is not None:
             user = self._by_id[user_id]
@@ -61,16 +61,16 @@ class MemoryUserStore:
         return user, True
 
     async def get(self, user_id: str) -> StoredUser | None:
-        """See :meth:`asgi_sso.stores.UserStore.get`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.get`."""
         return self._by_id.get(user_id)
 
     async def get_by_subject(self, connection: str, subject: str) -> StoredUser | None:
-        """See :meth:`asgi_sso.stores.UserStore.get_by_subject`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.get_by_subject`."""
         user_id = self._by_key.get((connection, subject))
         return None if user_id is None else self._by_id[user_id]
 
     async def find_by_user_name(self, connection: str, user_name: str) -> StoredUser | None:
-        """See :meth:`asgi_sso.stores.UserStore.find_by_user_name`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.find_by_user_name`."""
         wanted = user_name.casefold()
         for user_id in self._ids_by_conn.get(connection, ()):
             user = self._by_id[user_id]
@@ -87,7 +87,7 @@ class MemoryUserStore:
         active: bool | None = None,
         deleted: bool | None = None,
     ) -> StoredUser | None:
-        """See :meth:`asgi_sso.stores.UserStore.update`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.update`."""
         user = self._by_id.get(user_id)
         if user is None:
             return None
@@ -105,7 +105,7 @@ class MemoryUserStore:
     async def list(
         self, connection: str, *, limit: int = 100, after: str | None = None
     ) -> UserPage:
-        """See :meth:`asgi_sso.stores.UserStore.list`."""
+        """See :meth:`asgi_sso.identity.stores.UserStore.list`."""
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         ids = self._ids_by_conn.get(connection, [])
         start = 0 if after is None else bisect.bisect_right(ids, after)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_sso.revocation import Revocation, RevocationBus
+from asgi_sso.identity.revocation import Revocation, RevocationBus
 
 
 async def test_every_listener_runs_in_order_even_when_one_fails() -> None:

@@ -8,7 +8,6 @@ Wrap an ASGI app in :class:`SSOMiddleware` with one or more trusted
 from __future__ import annotations
 
 from asgi_sso._compiled import compiled_modules
-from asgi_sso.audit import AuditLogger
 from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
 from asgi_sso.errors import (
@@ -34,7 +33,6 @@ from asgi_sso.errors import (
     UnknownKey,
     UserDeactivated,
 )
-from asgi_sso.events import Event, EventSink
 from asgi_sso.identity.resolver import IdentityConfig, IdentityResolver
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores import MemoryUserStore, StoredUser, UserStore
@@ -48,8 +46,10 @@ from asgi_sso.identity.tiers import (
 from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.login import LoginConfig
-from asgi_sso.metrics import PrometheusSink
 from asgi_sso.middleware import SSOMiddleware
+from asgi_sso.observe.audit import AuditLogger
+from asgi_sso.observe.events import Event, EventSink
+from asgi_sso.observe.metrics import PrometheusSink
 from asgi_sso.principal import ANONYMOUS, AnonymousPrincipal, Credentials, Principal
 from asgi_sso.scim import ScimApp, ScimConfig
 from asgi_sso.sessions import (

@@ -28,8 +28,8 @@ import msgspec
 from asgi_sso._scim_input import ScimError, read_body
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import AuthError, ConfigurationError, ServiceUnavailable
-from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.verify.claims import normalize_type
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "BackchannelConfig", "BackchannelLogoutApp"]

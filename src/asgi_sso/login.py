@@ -33,8 +33,8 @@ from asgi_sso._oidc import ClientAuth, ProviderError, SignInError
 from asgi_sso._origin import OriginGuard, origins_of
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError
-from asgi_sso.events import Emitter, Event
 from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.principal import Principal
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 

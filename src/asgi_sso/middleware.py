@@ -30,9 +30,9 @@ from asgi_sso.errors import (
     InvalidRequest,
     ServiceUnavailable,
 )
-from asgi_sso.events import Emitter, Event, EventSink
 from asgi_sso.extract import ExtractedToken, Extractor
 from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.observe.events import Emitter, Event, EventSink
 from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
 from asgi_sso.responses import send_http_error, send_websocket_denial
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
@@ -98,7 +98,7 @@ class SSOMiddleware:
         user_store: provisions users just in time and tracks ``is_active``.
         scim: the SCIM 2.0 deprovisioning endpoint configuration.
         revocations: the revocation bus (default: in-process; Redis for several workers).
-        event_sinks: callables receiving every :class:`~asgi_sso.events.Event`.
+        event_sinks: callables receiving every :class:`~asgi_sso.observe.events.Event`.
         verifier: a prepared :class:`~asgi_sso.verify.verifier.TokenVerifier` (advanced).
         shared_documents: a JWKS/discovery cache shared by every worker (e.g.
             :class:`~asgi_sso.keys.redis.RedisDocumentCache`), so N workers

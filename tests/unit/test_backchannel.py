@@ -13,8 +13,8 @@ import pytest
 
 from asgi_sso.backchannel import BACKCHANNEL_LOGOUT_EVENT, BackchannelConfig, BackchannelLogoutApp
 from asgi_sso.errors import ConfigurationError, StoreUnavailable
-from asgi_sso.events import Emitter, Event
 from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.testing import DevIdP
 from asgi_sso.verify import TokenVerifier
 

@@ -19,9 +19,9 @@ import pytest
 from asgi_sso._oidc import FlowState, TokenSet
 from asgi_sso.config import AT_JWT_TYPES, Secret
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.events import NULL_EMITTER
 from asgi_sso.identity.revocation import RevocationBus
 from asgi_sso.login import BrowserLogin, LoginConfig
+from asgi_sso.observe.events import NULL_EMITTER
 from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
 from asgi_sso.verify import TokenVerifier
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_sso import ConfigurationError, Issuer, Limits, LoginConfig, Secret, SSOMiddleware
-from asgi_sso.events import Event
+from asgi_sso.observe.events import Event
 from asgi_sso.testing import DevClient, DevIdP, DevUser
 from asgi_sso.verify import TokenVerifier
 

@@ -38,8 +38,8 @@ from redis.asyncio import Redis
 
 from asgi_sso._redis import DEFAULT_PREFIX, check_prefix, client_from
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.identity.revocation import GapListener, Revocation, RevocationBus
+from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 
 __all__ = ["RedisRevocationBus"]
 

@@ -26,10 +26,10 @@ import msgspec
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError, UserDeactivated
-from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores.base import Profile, StoredUser, UserStore
 from asgi_sso.identity.tiers import TierDecision, TierMapper
+from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.principal import Principal
 
 __all__ = ["OVERAGE_PROFILE_KEY", "IdentityConfig", "IdentityResolver", "profile_from_claims"]

@@ -18,8 +18,8 @@ import msgspec
 
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable
-from asgi_sso.events import NULL_EMITTER, Emitter
 from asgi_sso.keys.documents import DocumentCache, SharedDocuments
+from asgi_sso.observe.events import NULL_EMITTER, Emitter
 
 __all__ = ["DiscoveryCache", "ProviderMetadata", "issuer_matches", "parse_metadata"]
 

@@ -18,8 +18,8 @@ import httpx
 
 from asgi_sso.config import Clock, Limits
 from asgi_sso.errors import KeysUnavailable
-from asgi_sso.events import Emitter, Event
 from asgi_sso.keys.fetch import FetchError, fetch_document, reason_of
+from asgi_sso.observe.events import Emitter, Event
 
 __all__ = ["MAX_CACHED_URLS", "SHARED_TIMEOUT", "DocumentCache", "SharedDocuments"]
 
@@ -78,7 +78,7 @@ class DocumentCache(Generic[T]):
 
     Args:
         client: the shared HTTP client (never created here).
-        event_name: the :class:`~asgi_sso.events.Event` name of each fetch.
+        event_name: the :class:`~asgi_sso.observe.events.Event` name of each fetch.
         what: names the document in a refusal's description ("keys", "metadata").
         limits: TTL bounds, cooldown, stale window, deadline and size cap.
         clock: monotonic time for lifetimes, wall time for the shared store's expiries.

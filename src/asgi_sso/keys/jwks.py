@@ -18,9 +18,9 @@ import httpx
 
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import KeysUnavailable, UnknownKey
-from asgi_sso.events import NULL_EMITTER, Emitter
 from asgi_sso.keys.documents import DocumentCache, SharedDocuments
 from asgi_sso.keys.jwk import KeySet, VerificationKey, parse_jwks
+from asgi_sso.observe.events import NULL_EMITTER, Emitter
 
 __all__ = ["JWKSCache"]
 

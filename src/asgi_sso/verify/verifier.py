@@ -27,11 +27,11 @@ from asgi_sso.errors import (
     ServiceUnavailable,
     UnknownIssuer,
 )
-from asgi_sso.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.keys.documents import SharedDocuments
 from asgi_sso.keys.jwk import VerificationKey, key_from_secret
 from asgi_sso.keys.jwks import JWKSCache
+from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.verify.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
 from asgi_sso.verify.issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso.verify.issuers import IssuerRegistry, ResolvedIssuer

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from asgi_sso.errors import StoreUnavailable, UserDeactivated
-from asgi_sso.events import Emitter, Event
 from asgi_sso.identity.resolver import OVERAGE_PROFILE_KEY, IdentityConfig, IdentityResolver
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores import MemoryUserStore, Profile
 from asgi_sso.identity.tiers import ConnectionTiers, PriorityTierMapper, TierDecision
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.principal import Principal
 from asgi_sso.testing import FakeClock
 

@@ -12,8 +12,8 @@ import pytest
 
 from asgi_sso.config import Limits
 from asgi_sso.errors import KeysUnavailable
-from asgi_sso.events import Emitter, Event
 from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata, parse_metadata
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.testing import FakeClock
 
 ISSUER = "https://idp.example.com"

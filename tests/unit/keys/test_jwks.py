@@ -17,10 +17,10 @@ from joserfc.jwk import ECKey, RSAKey
 
 from asgi_sso.config import Limits
 from asgi_sso.errors import KeysUnavailable, UnknownKey
-from asgi_sso.events import Emitter, Event
 from asgi_sso.keys import JWKSCache
 from asgi_sso.keys.documents import DocumentCache
 from asgi_sso.keys.fetch import max_age_of
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.testing import FakeClock
 
 URI = "https://idp.example.com/jwks"

@@ -25,7 +25,7 @@ from asgi_sso.errors import (
     UnknownIssuer,
     UnknownKey,
 )
-from asgi_sso.events import Emitter, Event
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.testing import FakeClock
 from asgi_sso.testing.tokens import (
     alg_none,

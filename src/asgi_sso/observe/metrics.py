@@ -1,4 +1,4 @@
-"""Prometheus metrics: an event sink that turns :class:`~asgi_sso.events.Event` into counters.
+"""Prometheus metrics: an event sink that turns :class:`~asgi_sso.Event` into counters.
 
 Optional: needs the ``prometheus`` extra (``pip install asgi-sso[prometheus]``).
 ``prometheus_client`` is imported only when a :class:`PrometheusSink` is built, so
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.events import Event
+from asgi_sso.observe.events import Event
 
 __all__ = ["DEFAULT_FETCH_BUCKETS", "DEFAULT_VERIFY_BUCKETS", "PrometheusSink"]
 

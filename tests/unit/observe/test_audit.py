@@ -11,9 +11,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso import audit
-from asgi_sso.audit import AUDIT_FIELDS, AuditLogger
-from asgi_sso.events import Emitter, Event
+from asgi_sso.observe import audit
+from asgi_sso.observe.audit import AUDIT_FIELDS, AuditLogger
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.testing import FakeClock
 
 TOKEN = (

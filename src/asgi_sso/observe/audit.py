@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from asgi_sso.config import Clock, SystemClock
-from asgi_sso.events import Event
+from asgi_sso.observe.events import Event
 
 __all__ = ["AUDITED_EVENTS", "AUDIT_FIELDS", "SAFE_DETAIL_KEYS", "AuditLogger"]
 

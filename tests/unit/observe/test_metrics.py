@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.events import Emitter, Event
-from asgi_sso.metrics import PrometheusSink
+from asgi_sso.observe.events import Emitter, Event
+from asgi_sso.observe.metrics import PrometheusSink
 
 
 @pytest.fixture
@@ -155,7 +155,10 @@ async def test_asgi_app_serves_the_text_format(
 
 
 def test_importing_the_module_does_not_import_prometheus_client() -> None:
-    code = "import sys, asgi_sso.metrics, asgi_sso.events;print('prometheus_client' in sys.modules)"
+    code = (
+        "import sys, asgi_sso.observe.metrics, asgi_sso.observe.events;"
+        "print('prometheus_client' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )

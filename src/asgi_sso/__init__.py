@@ -8,8 +8,9 @@ Wrap an ASGI app in :class:`SSOMiddleware` with one or more trusted
 from __future__ import annotations
 
 from asgi_sso._compiled import compiled_modules
-from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
+from asgi_sso.deprovision.backchannel import BackchannelConfig, BackchannelLogoutApp
+from asgi_sso.deprovision.scim import ScimApp, ScimConfig
 from asgi_sso.errors import (
     AuthError,
     ConfigurationError,
@@ -51,7 +52,6 @@ from asgi_sso.observe.audit import AuditLogger
 from asgi_sso.observe.events import Event, EventSink
 from asgi_sso.observe.metrics import PrometheusSink
 from asgi_sso.principal import ANONYMOUS, AnonymousPrincipal, Credentials, Principal
-from asgi_sso.scim import ScimApp, ScimConfig
 from asgi_sso.sessions import (
     CookieSessionStore,
     MemorySessionStore,

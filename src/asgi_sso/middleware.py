@@ -38,13 +38,13 @@ from asgi_sso.responses import send_http_error, send_websocket_denial
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
-    from asgi_sso.backchannel import BackchannelLogoutApp
+    from asgi_sso.deprovision.backchannel import BackchannelLogoutApp
+    from asgi_sso.deprovision.scim import ScimApp, ScimConfig
     from asgi_sso.identity.resolver import IdentityResolver
     from asgi_sso.identity.stores.base import UserStore
     from asgi_sso.identity.tiers import TierMapper
     from asgi_sso.keys.documents import SharedDocuments
     from asgi_sso.login import BrowserLogin, LoginConfig
-    from asgi_sso.scim import ScimApp, ScimConfig
     from asgi_sso.sessions.base import SessionStore
 
 __all__ = ["SSOMiddleware"]
@@ -208,7 +208,7 @@ class SSOMiddleware:
 
                 raise ConfigurationError("SCIM deprovisioning needs a user_store")
             self._check_scim_connections(scim)
-            from asgi_sso.scim import ScimApp
+            from asgi_sso.deprovision.scim import ScimApp
 
             self.scim = ScimApp(
                 scim,
@@ -220,7 +220,7 @@ class SSOMiddleware:
             self._mounts.append((PathMatcher([scim.prefix.rstrip("/") + "/*"]), self.scim))
         self.backchannel: BackchannelLogoutApp | None = None
         if login is not None:
-            from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
+            from asgi_sso.deprovision.backchannel import BackchannelConfig, BackchannelLogoutApp
 
             self.backchannel = BackchannelLogoutApp(
                 BackchannelConfig(client_id=login.client_id, issuer=login.issuer),

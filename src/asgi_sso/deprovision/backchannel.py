@@ -25,8 +25,8 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from asgi_sso._scim_input import ScimError, read_body
 from asgi_sso.config import Clock, SystemClock
+from asgi_sso.deprovision.scim_input import ScimError, read_body
 from asgi_sso.errors import AuthError, ConfigurationError, ServiceUnavailable
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event

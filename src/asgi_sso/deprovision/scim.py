@@ -29,8 +29,14 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from asgi_sso._login_http import route_path
-from asgi_sso._scim_input import ScimError, apply_patch, apply_put, filter_value, read_json
 from asgi_sso.config import Clock, Secret, SystemClock
+from asgi_sso.deprovision.scim_input import (
+    ScimError,
+    apply_patch,
+    apply_put,
+    filter_value,
+    read_json,
+)
 from asgi_sso.errors import ConfigurationError, ServiceUnavailable
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores.base import Profile, StoredUser, UserStore

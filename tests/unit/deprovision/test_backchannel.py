@@ -11,7 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from asgi_sso.backchannel import BACKCHANNEL_LOGOUT_EVENT, BackchannelConfig, BackchannelLogoutApp
+from asgi_sso.deprovision.backchannel import (
+    BACKCHANNEL_LOGOUT_EVENT,
+    BackchannelConfig,
+    BackchannelLogoutApp,
+)
 from asgi_sso.errors import ConfigurationError, StoreUnavailable
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.observe.events import Emitter, Event

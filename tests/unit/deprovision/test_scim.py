@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from asgi_sso.config import Secret
+from asgi_sso.deprovision.scim import ScimApp, ScimConfig
 from asgi_sso.errors import ConfigurationError, UserDeactivated
 from asgi_sso.identity.resolver import IdentityResolver
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores import MemoryUserStore, Profile
 from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.principal import Principal
-from asgi_sso.scim import ScimApp, ScimConfig
 
 ACME, GLOBEX = "acme-secret-0123456789", "globex-secret-0123456789"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

@@ -46,7 +46,7 @@ from asgi_sso.identity.tiers import (
 )
 from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
 from asgi_sso.keys.jwks import JWKSCache
-from asgi_sso.login import LoginConfig
+from asgi_sso.login.app import LoginConfig
 from asgi_sso.middleware import SSOMiddleware
 from asgi_sso.observe.audit import AuditLogger
 from asgi_sso.observe.events import Event, EventSink

@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgi_sso._login_http import header, request_origin
 from asgi_sso.errors import ConfigurationError, CrossOriginRequest
+from asgi_sso.login.http import header, request_origin
 
 __all__ = ["SAFE_METHODS", "OriginGuard", "origin_of", "origins_of"]
 

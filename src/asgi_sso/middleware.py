@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from asgi_sso.identity.stores.base import UserStore
     from asgi_sso.identity.tiers import TierMapper
     from asgi_sso.keys.documents import SharedDocuments
-    from asgi_sso.login import BrowserLogin, LoginConfig
+    from asgi_sso.login.app import BrowserLogin, LoginConfig
     from asgi_sso.sessions.base import SessionStore
 
 __all__ = ["SSOMiddleware"]
@@ -187,7 +187,7 @@ class SSOMiddleware:
         )
         self.login: BrowserLogin | None = None
         if login is not None:
-            from asgi_sso.login import BrowserLogin
+            from asgi_sso.login.app import BrowserLogin
 
             self.login = BrowserLogin(
                 login,

@@ -16,11 +16,11 @@ import httpx
 import msgspec
 import pytest
 
-from asgi_sso._oidc import FlowState, TokenSet
 from asgi_sso.config import AT_JWT_TYPES, Secret
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.revocation import RevocationBus
 from asgi_sso.login import BrowserLogin, LoginConfig
+from asgi_sso.login.oidc import FlowState, TokenSet
 from asgi_sso.observe.events import NULL_EMITTER
 from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
 from asgi_sso.verify import TokenVerifier
@@ -414,7 +414,7 @@ async def test_idp_error_description_is_cleaned() -> None:
     ],
 )
 def test_route_path_handles_both_root_path_conventions(root: str, path: str, route: str) -> None:
-    from asgi_sso._login_http import route_path
+    from asgi_sso.login.http import route_path
 
     assert route_path({"root_path": root, "path": path}) == route
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_sso._return_to import safe_return_to
+from asgi_sso.login.return_to import safe_return_to
 
 
 @pytest.mark.parametrize(

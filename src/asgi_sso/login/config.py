@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from asgi_sso._return_to import safe_return_to
 from asgi_sso.config import Secret
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.login.return_to import safe_return_to
 from asgi_sso.sessions.codec import MIN_SECRET_BYTES
 
 __all__ = ["LoginConfig"]

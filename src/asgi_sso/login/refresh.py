@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from asgi_sso._login_config import LoginConfig
-from asgi_sso._oidc import (
+from asgi_sso.config import Clock
+from asgi_sso.errors import AuthError, ServiceUnavailable
+from asgi_sso.login.config import LoginConfig
+from asgi_sso.login.oidc import (
     ClientAuth,
     ProviderError,
     TokenRefused,
@@ -39,8 +41,6 @@ from asgi_sso._oidc import (
     token_lifetime,
     token_request,
 )
-from asgi_sso.config import Clock
-from asgi_sso.errors import AuthError, ServiceUnavailable
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.verify.claims import ID_TOKEN_CLAIMS
 

@@ -21,18 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from asgi_sso import _login_http as web
-from asgi_sso._login_config import LoginConfig
-from asgi_sso._login_refresh import (
-    DROPPED_CLAIMS,
-    MAX_RESPONSE,
-    Emit,
-    fetch_claims,
-    refresh_due_at,
-    verify_id_token,
-)
-from asgi_sso._login_sessions import SessionCookies, principal_from
-from asgi_sso._oidc import (
+from asgi_sso.config import Clock
+from asgi_sso.errors import AuthError
+from asgi_sso.login import http as web
+from asgi_sso.login.config import LoginConfig
+from asgi_sso.login.oidc import (
     ClientAuth,
     FlowState,
     ProviderError,
@@ -43,9 +36,16 @@ from asgi_sso._oidc import (
     new_flow,
     token_request,
 )
-from asgi_sso._return_to import safe_return_to
-from asgi_sso.config import Clock
-from asgi_sso.errors import AuthError
+from asgi_sso.login.refresh import (
+    DROPPED_CLAIMS,
+    MAX_RESPONSE,
+    Emit,
+    fetch_claims,
+    refresh_due_at,
+    verify_id_token,
+)
+from asgi_sso.login.return_to import safe_return_to
+from asgi_sso.login.sessions import SessionCookies, principal_from
 from asgi_sso.principal import Principal
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.sessions.codec import CookieCodec

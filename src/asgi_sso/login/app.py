@@ -6,8 +6,8 @@
 the encrypted cookie (default) or in a server-side
 :class:`~asgi_sso.sessions.SessionStore`.
 
-The sign-in legs live in :mod:`asgi_sso._login_callback`, the cookies in
-:mod:`asgi_sso._login_sessions`, token refresh in :mod:`asgi_sso._login_refresh`.
+The sign-in legs live in :mod:`asgi_sso.login.callback`, the cookies in
+:mod:`asgi_sso.login.sessions`, token refresh in :mod:`asgi_sso.login.refresh`.
 Under an ASGI ``root_path`` the routes are ``{root_path}{prefix}/…`` and the
 derived redirect URI, cookie paths and redirects all include the mount point.
 
@@ -24,16 +24,16 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from asgi_sso import _login_http as web
-from asgi_sso._login_callback import SignInFlow
-from asgi_sso._login_config import LoginConfig
-from asgi_sso._login_refresh import SessionRefresher
-from asgi_sso._login_sessions import SessionCookies, principal_from
-from asgi_sso._oidc import ClientAuth, ProviderError, SignInError
 from asgi_sso._origin import OriginGuard, origins_of
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError
 from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.login import http as web
+from asgi_sso.login.callback import SignInFlow
+from asgi_sso.login.config import LoginConfig
+from asgi_sso.login.oidc import ClientAuth, ProviderError, SignInError
+from asgi_sso.login.refresh import SessionRefresher
+from asgi_sso.login.sessions import SessionCookies, principal_from
 from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.principal import Principal
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore

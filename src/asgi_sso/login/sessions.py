@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from asgi_sso import _login_http as web
-from asgi_sso._login_config import LoginConfig
 from asgi_sso.config import Clock
 from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.login import http as web
+from asgi_sso.login.config import LoginConfig
 from asgi_sso.principal import Principal
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.sessions.codec import CookieCodec, join_chunks, split_chunks
 from asgi_sso.sessions.cookie import CHUNK_SIZE, MAX_CHUNKS, CookieSessionStore
 
 if TYPE_CHECKING:
-    from asgi_sso._login_refresh import SessionRefresher
+    from asgi_sso.login.refresh import SessionRefresher
 
 __all__ = ["SessionCookies", "principal_from"]
 
@@ -58,7 +58,7 @@ def principal_from(record: SessionRecord) -> Principal:
 
 
 class SessionCookies:
-    """The session cookie(s) of one :class:`~asgi_sso.login.BrowserLogin`."""
+    """The session cookie(s) of one :class:`~asgi_sso.login.app.BrowserLogin`."""
 
     def __init__(
         self,

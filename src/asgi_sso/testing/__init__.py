@@ -6,9 +6,9 @@ strategies (:mod:`asgi_sso.testing.strategies`) are imported separately.
 
 from __future__ import annotations
 
-from asgi_sso.testing._idp_server import free_port
 from asgi_sso.testing.clock import FakeClock
 from asgi_sso.testing.idp import BACKCHANNEL_LOGOUT_EVENT, DevClient, DevIdP, DevUser
+from asgi_sso.testing.idp.server import free_port
 from asgi_sso.testing.tokens import (
     TokenFactory,
     alg_none,

@@ -20,8 +20,8 @@ from starlette.types import Receive, Scope, Send
 
 from asgi_sso.config import Clock, Issuer, SystemClock
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.testing import _idp_endpoints
-from asgi_sso.testing._idp_model import (
+from asgi_sso.testing.idp import endpoints as _idp_endpoints
+from asgi_sso.testing.idp.model import (
     DEMO_AUDIENCE,
     DEMO_CLIENTS,
     DEMO_USERS,
@@ -31,7 +31,7 @@ from asgi_sso.testing._idp_model import (
     KeyRing,
     new_secret,
 )
-from asgi_sso.testing._idp_server import free_port, serve_in_thread
+from asgi_sso.testing.idp.server import free_port, serve_in_thread
 from asgi_sso.testing.tokens import TokenFactory, merge_claims, mint
 
 __all__ = [

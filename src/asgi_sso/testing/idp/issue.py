@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from asgi_sso.testing._idp_model import DevClient, Grant, new_secret
+from asgi_sso.testing.idp.model import DevClient, Grant, new_secret
 from asgi_sso.testing.tokens import b64url, mint
 
 if TYPE_CHECKING:
-    from asgi_sso.testing.idp import DevIdP
+    from asgi_sso.testing.idp.provider import DevIdP
 
 __all__ = ["token_response"]
 

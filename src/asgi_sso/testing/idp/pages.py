@@ -7,7 +7,7 @@ from html import escape
 
 from starlette.responses import HTMLResponse
 
-from asgi_sso.testing._idp_model import DevUser
+from asgi_sso.testing.idp.model import DevUser
 
 __all__ = ["error_page", "login_page", "message_page"]
 

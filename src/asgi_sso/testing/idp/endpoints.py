@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from asgi_sso.testing._idp_issue import token_response
-from asgi_sso.testing._idp_logout import end_session
-from asgi_sso.testing._idp_model import DevClient, DevUser, Grant, new_secret, verify_own
-from asgi_sso.testing._idp_pages import error_page, login_page
-from asgi_sso.testing._idp_requests import (
+from asgi_sso.testing.idp.issue import token_response
+from asgi_sso.testing.idp.logout import end_session
+from asgi_sso.testing.idp.model import DevClient, DevUser, Grant, new_secret, verify_own
+from asgi_sso.testing.idp.pages import error_page, login_page
+from asgi_sso.testing.idp.requests import (
     NO_STORE,
     BadRequest,
     Params,
@@ -35,7 +35,7 @@ from asgi_sso.testing._idp_requests import (
 from asgi_sso.testing.tokens import b64url
 
 if TYPE_CHECKING:
-    from asgi_sso.testing.idp import DevIdP
+    from asgi_sso.testing.idp.provider import DevIdP
 
 __all__ = ["dispatch", "lifespan"]
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from asgi_sso.testing._idp_model import verify_own
-from asgi_sso.testing._idp_pages import error_page, message_page
-from asgi_sso.testing._idp_requests import read_params, with_query
+from asgi_sso.testing.idp.model import verify_own
+from asgi_sso.testing.idp.pages import error_page, message_page
+from asgi_sso.testing.idp.requests import read_params, with_query
 
 if TYPE_CHECKING:
-    from asgi_sso.testing.idp import DevIdP
+    from asgi_sso.testing.idp.provider import DevIdP
 
 __all__ = ["end_session", "notify_relying_parties"]
 

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
-from asgi_sso._origin import OriginGuard, origins_of
-from asgi_sso._paths import (
+from asgi_sso._asgi import (
     PathMatcher,
     RoutePaths,
     ScopeRules,
@@ -21,6 +20,7 @@ from asgi_sso._paths import (
     check_root_path,
     framework_of,
 )
+from asgi_sso._origin import OriginGuard, origins_of
 from asgi_sso.config import Clock, Issuer, Limits, SystemClock, issuers_from
 from asgi_sso.errors import (
     AuthError,

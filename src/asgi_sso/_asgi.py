@@ -1,4 +1,13 @@
-"""Path matching built once at start-up: exact paths in a set, anchored prefixes.
+"""Shared ASGI/HTTP helpers: read a request, tell where it came from, match its path.
+
+Every concern that reads a request (sign-in, SCIM, the middleware) uses these;
+none borrows another concern's helpers. All are functions of the ASGI scope, or
+objects built once at start-up whose checks are set and dict look-ups.
+
+* Request readers: headers, cookies, the query string, ``root_path`` and the
+  route path below it, the origin the browser addressed.
+* Same-origin proof for cookie-authenticated requests (:class:`OriginGuard`).
+* Path rules, built once at start-up: exact paths in a set, anchored prefixes.
 
 ``"/health"`` matches only ``/health`` (and ``/health/``); ``"/static/*"`` matches
 ``/static`` and everything below it. Never ``/admin/health-report``. Rules are
@@ -11,17 +20,225 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from asgi_sso.errors import ConfigurationError
+from asgi_sso.errors import ConfigurationError, CrossOriginRequest
 
 __all__ = [
+    "SAFE_METHODS",
+    "OriginGuard",
     "PathMatcher",
     "RoutePaths",
     "ScopeRules",
     "ambiguous",
     "check_root_path",
+    "client_ip",
     "framework_of",
+    "header",
+    "origin_of",
+    "origins_of",
+    "parse_cookies",
+    "query_params",
+    "request_origin",
+    "root_path",
+    "route_path",
+    "wants_html",
 ]
+
+_MAX_QUERY = 8192
+
+
+def header(scope: Any, name: bytes) -> str | None:
+    """The first value of request header ``name`` (lower-case), decoded as latin-1."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def parse_cookies(scope: Any) -> dict[str, str]:
+    """Every cookie of the request; the first occurrence of a name wins."""
+    cookies: dict[str, str] = {}
+    for key, value in scope.get("headers", ()):
+        if key != b"cookie":
+            continue
+        for part in bytes(value).decode("latin-1").split(";"):
+            name, sep, val = part.strip().partition("=")
+            if sep and name and name not in cookies:
+                cookies[name] = val.strip().strip('"')
+    return cookies
+
+
+def query_params(scope: Any) -> dict[str, list[str]] | None:
+    """The query string as name → values; ``None`` when it is too long or undecodable."""
+    raw = bytes(scope.get("query_string", b""))
+    if len(raw) > _MAX_QUERY:
+        return None
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    params: dict[str, list[str]] = {}
+    for name, value in pairs:
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def request_origin(scope: Any) -> str:
+    """``scheme://host`` of the request as the browser addressed it."""
+    scheme = scope.get("scheme") or "http"
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    host = header(scope, b"host")
+    if not host:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else "localhost"
+    return f"{scheme}://{host}"
+
+
+def client_ip(scope: Any) -> str | None:
+    """The peer address of the request, when the server reports one (for audit events)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def root_path(scope: Any) -> str:
+    """The ASGI ``root_path`` (where the app is mounted) without a trailing ``/``, or ``""``."""
+    root = scope.get("root_path") or ""
+    return root.rstrip("/") if isinstance(root, str) else ""
+
+
+def route_path(scope: Any) -> str:
+    """The request path below ``root_path``.
+
+    Servers differ: some put the mount point in ``path`` as well (the ASGI spec's
+    reading since uvicorn 0.26 and Starlette 0.33), others leave it out. Both work.
+    """
+    path: str = scope.get("path", "/")
+    root = root_path(scope)
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
+def wants_html(scope: Any) -> bool:
+    """Whether the client accepts HTML (a browser navigation rather than an API call)."""
+    accept = header(scope, b"accept") or ""
+    return "text/html" in accept.lower()
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+"""RFC 9110 §9.2.1: methods that must not change state; every other method is checked."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str | None:
+    """The serialized origin (RFC 6454 §6.2) of an http(s) URL or origin, or ``None``.
+
+    Lower-cased scheme and host, default port dropped, so ``https://App.example:443``
+    and ``https://app.example`` compare equal.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # a port out of range, an unclosed IPv6 bracket
+        return None
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def origins_of(urls: Iterable[str | None]) -> tuple[str, ...]:
+    """The origins of those ``urls`` that are http(s) URLs (e.g. a configured redirect URI)."""
+    found = (origin_of(url) for url in urls if url is not None)
+    return tuple(origin for origin in found if origin is not None)
+
+
+class OriginGuard:
+    """Decides whether a request shows the app's own origin (or an allowed one).
+
+    A browser attaches cookies to requests that other sites' pages make, so a
+    cookie alone does not show that the app's own pages sent a request. An unsafe
+    request (RFC 9110 §9.2.1) or a WebSocket handshake (RFC 6455 §10.2: servers
+    check ``Origin``; the handshake is not subject to CORS) authenticated by a
+    cookie must therefore show the app's origin. Bearer tokens are never attached
+    by the browser on its own and need no such proof.
+
+    The rule, in order (first match decides):
+
+    1. ``Origin: null`` (sandboxed page, opaque or cross-site redirect) - refused.
+    2. ``Sec-Fetch-Site: same-origin`` - allowed: browsers set it and no page can
+       (a forbidden header name, Fetch Metadata), and it holds behind proxies that
+       rewrite ``Host``.
+    3. ``Origin`` present - allowed only if it is the request's own origin or a
+       configured allowed origin.
+    4. ``Sec-Fetch-Site`` present (``same-site``, ``cross-site``, ``none``) without
+       ``Origin`` - refused: the browser says another site sent it.
+    5. ``Referer`` (from browsers older than both headers) - its origin must be the
+       app's or an allowed one.
+    6. Nothing - refused.
+
+    Args:
+        allowed: further origins (``https://admin.example.com``) whose pages may send
+            cookie-authenticated requests; the request's own origin is always allowed.
+        enabled: ``False`` turns :meth:`check` into a no-op (the logout route's
+            :meth:`allows` stays on).
+    """
+
+    __slots__ = ("_allowed", "enabled")
+
+    def __init__(self, allowed: Iterable[str] = (), *, enabled: bool = True) -> None:
+        origins: set[str] = set()
+        for value in allowed:
+            origin = origin_of(value)
+            if origin is None or urlsplit(value).path not in ("", "/") or "@" in value:
+                raise ConfigurationError(
+                    f"allowed origin {value!r} must be scheme://host[:port] (http or https)"
+                )
+            origins.add(origin)
+        self._allowed = frozenset(origins)
+        self.enabled = enabled
+
+    def allows(self, scope: Any) -> bool:
+        """Whether the request comes from the app's own pages or an allowed origin."""
+        origin = header(scope, b"origin")
+        if origin is not None and origin.strip().lower() == "null":
+            return False
+        site = header(scope, b"sec-fetch-site")
+        if site is not None and site.strip().lower() == "same-origin":
+            return True
+        if origin is not None:
+            return self._trusted(scope, origin)
+        if site is not None:
+            return False
+        referer = header(scope, b"referer")
+        return bool(referer) and self._trusted(scope, referer or "")
+
+    def check(self, scope: Any) -> None:
+        """Refuse a cookie-authenticated WebSocket or unsafe request from another origin.
+
+        Raises:
+            CrossOriginRequest: the check is on, the request is a WebSocket handshake or
+                uses an unsafe method, and :meth:`allows` is false.
+        """
+        if not self.enabled:
+            return
+        if scope["type"] == "http" and scope.get("method") in SAFE_METHODS:
+            return
+        if not self.allows(scope):
+            raise CrossOriginRequest()
+
+    def _trusted(self, scope: Any, url: str) -> bool:
+        origin = origin_of(url)
+        if origin is None:
+            return False
+        return origin in self._allowed or origin == origin_of(request_origin(scope))
 
 
 def ambiguous(path: str) -> bool:

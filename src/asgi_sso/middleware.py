@@ -13,14 +13,15 @@ import httpx
 import msgspec
 
 from asgi_sso._asgi import (
+    OriginGuard,
     PathMatcher,
     RoutePaths,
     ScopeRules,
     ambiguous,
     check_root_path,
     framework_of,
+    origins_of,
 )
-from asgi_sso._origin import OriginGuard, origins_of
 from asgi_sso.config import Clock, Issuer, Limits, SystemClock, issuers_from
 from asgi_sso.errors import (
     AuthError,

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from asgi_sso._asgi import route_path
 from asgi_sso.config import Clock, Secret, SystemClock
 from asgi_sso.deprovision.scim_input import (
     ScimError,
@@ -39,7 +40,6 @@ from asgi_sso.deprovision.scim_input import (
 from asgi_sso.errors import ConfigurationError, ServiceUnavailable
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores.base import Profile, StoredUser, UserStore
-from asgi_sso.login.http import route_path
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 
 __all__ = ["ScimApp", "ScimConfig"]

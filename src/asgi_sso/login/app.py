@@ -11,7 +11,7 @@ The sign-in legs live in :mod:`asgi_sso.login.callback`, the cookies in
 Under an ASGI ``root_path`` the routes are ``{root_path}{prefix}/…`` and the
 derived redirect URI, cookie paths and redirects all include the mount point.
 
-Logout is CSRF-safe by origin checking (:mod:`asgi_sso._origin`): a POST is
+Logout is CSRF-safe by origin checking (:mod:`asgi_sso._asgi`): a POST is
 accepted only with ``Sec-Fetch-Site: same-origin`` or an ``Origin`` (else
 ``Referer``) equal to the app's own origin or an allowed one. No token is needed
 in the page. A session-cookie-authenticated WebSocket or unsafe request passes
@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from asgi_sso._origin import OriginGuard, origins_of
+from asgi_sso import _asgi
+from asgi_sso._asgi import OriginGuard, origins_of
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError
 from asgi_sso.identity.revocation import Revocation, RevocationBus
@@ -138,7 +139,7 @@ class BrowserLogin:
 
     def handles(self, scope: Any) -> bool:
         """Whether the request is for one of the sign-in routes, minding ``root_path``."""
-        return web.route_path(scope) in self._routes
+        return _asgi.route_path(scope) in self._routes
 
     async def start(self) -> None:
         """Prefetch the provider metadata; a provider that is down now is retried per request."""
@@ -164,7 +165,7 @@ class BrowserLogin:
             prefix + "/callback": (("GET",), self._flow.callback),
             prefix + "/logout": (("POST",), self._logout),
         }
-        route = routes.get(web.route_path(scope))
+        route = routes.get(_asgi.route_path(scope))
         if route is None:
             await web.send_page(scope, send, 404, "not_found", "no such sign-in route")
             return
@@ -190,8 +191,8 @@ class BrowserLogin:
             CrossOriginRequest: an unsafe request or WebSocket from another origin.
             StoreUnavailable: the server-side store cannot be reached.
         """
-        cookies = web.parse_cookies(scope)
-        root = web.root_path(scope)
+        cookies = _asgi.parse_cookies(scope)
+        root = _asgi.root_path(scope)
         try:
             value = self._sessions.value(cookies, root)
             if value is None:
@@ -227,17 +228,17 @@ class BrowserLogin:
         """Whether an unauthenticated request is a browser page navigation (GET, HTML, not XHR)."""
         if scope.get("type") != "http" or scope.get("method") not in ("GET", "HEAD"):
             return False
-        if self.handles(scope) or not web.wants_html(scope):
+        if self.handles(scope) or not _asgi.wants_html(scope):
             return False
-        if (web.header(scope, b"x-requested-with") or "").lower() == "xmlhttprequest":
+        if (_asgi.header(scope, b"x-requested-with") or "").lower() == "xmlhttprequest":
             return False
-        mode = web.header(scope, b"sec-fetch-mode")
+        mode = _asgi.header(scope, b"sec-fetch-mode")
         return mode is None or mode == "navigate"
 
     async def redirect_to_login(self, scope: Any, send: Any) -> None:
         """Send the browser to ``{root_path}{prefix}/login?return_to=<this path and query>``."""
-        root = web.root_path(scope)
-        target = quote(root + web.route_path(scope), safe="/:@!$&'()*+,;=-._~%")
+        root = _asgi.root_path(scope)
+        target = quote(root + _asgi.route_path(scope), safe="/:@!$&'()*+,;=-._~%")
         query = bytes(scope.get("query_string", b"")).decode("latin-1")
         if query:
             target += "?" + query
@@ -252,8 +253,8 @@ class BrowserLogin:
                 scope, send, 403, "forbidden", "logout must come from this site's own pages"
             )
             return
-        cookies = web.parse_cookies(scope)
-        root = web.root_path(scope)
+        cookies = _asgi.parse_cookies(scope)
+        root = _asgi.root_path(scope)
         record = await self._sessions.end(cookies, root)
         headers = self._sessions.clear(cookies, root)
         location = self.config.post_logout_redirect_uri or root + self.config.default_return_to
@@ -263,7 +264,7 @@ class BrowserLogin:
             "logout",
             connection=record.connection if record else None,
             subject=record.subject if record else None,
-            client_ip=web.client_ip(scope),
+            client_ip=_asgi.client_ip(scope),
         )
         await web.send_redirect(send, location, headers)
 

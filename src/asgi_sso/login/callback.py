@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from asgi_sso import _asgi
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError
 from asgi_sso.login import http as web
@@ -106,8 +107,8 @@ class SignInFlow:
 
     async def login(self, scope: Any, send: Any) -> None:
         """Start a sign-in: set the state cookie and redirect to the provider."""
-        root = web.root_path(scope)
-        params = web.query_params(scope) or {}
+        root = _asgi.root_path(scope)
+        params = _asgi.query_params(scope) or {}
         return_to = _inside(root, safe_return_to(_single(params, "return_to")))
         try:
             metadata = await self.metadata()
@@ -115,7 +116,7 @@ class SignInFlow:
             await send_error(scope, send, exc)
             return
         redirect_uri = self.config.redirect_uri or (
-            web.request_origin(scope) + root + self._callback_route
+            _asgi.request_origin(scope) + root + self._callback_route
         )
         flow = new_flow(
             return_to=return_to or root + self.config.default_return_to,
@@ -150,7 +151,7 @@ class SignInFlow:
         the first state cookies in the header are the oldest flows.
         """
         prefix = self._sessions.state_prefix
-        pending = [name for name in web.parse_cookies(scope) if name.startswith(prefix)]
+        pending = [name for name in _asgi.parse_cookies(scope) if name.startswith(prefix)]
         excess = max(0, len(pending) - MAX_PENDING_SIGNINS + 1)
         secure = self.config.secure_cookies
         return [web.clear_cookie(name, path=path, secure=secure) for name in pending[:excess]]
@@ -163,14 +164,14 @@ class SignInFlow:
             location = await self._finish(scope, flow, headers)
         except AuthError as exc:
             self._emit(
-                "signin", outcome="refused", reason=exc.reason, client_ip=web.client_ip(scope)
+                "signin", outcome="refused", reason=exc.reason, client_ip=_asgi.client_ip(scope)
             )
             await send_error(scope, send, exc, headers)
             return
         await web.send_redirect(send, location, headers)
 
     async def _take_flow(self, scope: Any, headers: list[tuple[bytes, bytes]]) -> FlowState:
-        params = web.query_params(scope)
+        params = _asgi.query_params(scope)
         if params is None or any(len(v) > 1 for v in params.values()):
             raise SignInError("the callback parameters are malformed")
         state = _single(params, "state")
@@ -178,9 +179,9 @@ class SignInFlow:
             raise SignInError("the callback has no state; please sign in again")
         key = _state_key(state)
         name = self._sessions.state_prefix + key
-        path = web.root_path(scope) + self.config.prefix
+        path = _asgi.root_path(scope) + self.config.prefix
         headers.append(web.clear_cookie(name, path=path, secure=self.config.secure_cookies))
-        sealed = web.parse_cookies(scope).get(name)
+        sealed = _asgi.parse_cookies(scope).get(name)
         if sealed is None:
             raise SignInError("the sign-in state is missing or has expired; please sign in again")
         try:
@@ -211,7 +212,7 @@ class SignInFlow:
         return flow
 
     async def _finish(self, scope: Any, flow: FlowState, headers: list[tuple[bytes, bytes]]) -> str:
-        params = web.query_params(scope) or {}
+        params = _asgi.query_params(scope) or {}
         metadata = await self.metadata()
         iss = _single(params, "iss")
         # RFC 9207 §2.4: required when advertised, compared whenever present.
@@ -272,8 +273,8 @@ class SignInFlow:
         )
         if self._on_signin is not None:
             await self._on_signin(principal_from(record))
-        cookies = web.parse_cookies(scope)
-        root = web.root_path(scope)
+        cookies = _asgi.parse_cookies(scope)
+        root = _asgi.root_path(scope)
         await self._sessions.end(cookies, root)
         if self._store is not None:
             await self._store.create(record)
@@ -282,7 +283,7 @@ class SignInFlow:
             "signin",
             connection=record.connection,
             subject=record.subject,
-            client_ip=web.client_ip(scope),
+            client_ip=_asgi.client_ip(scope),
         )
         self._emit("session.created", connection=record.connection, subject=record.subject)
         return flow.return_to

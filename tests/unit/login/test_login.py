@@ -414,7 +414,7 @@ async def test_idp_error_description_is_cleaned() -> None:
     ],
 )
 def test_route_path_handles_both_root_path_conventions(root: str, path: str, route: str) -> None:
-    from asgi_sso.login.http import route_path
+    from asgi_sso._asgi import route_path
 
     assert route_path({"root_path": root, "path": path}) == route
 

@@ -3,14 +3,18 @@
 Wrap an ASGI app in :class:`SSOMiddleware` with one or more trusted
 :class:`Issuer` objects; every request then carries a verified
 :class:`Principal` in ``scope["user"]`` and its scopes in ``scope["auth"]``.
+
+This namespace holds what an application author touches: the middleware and its
+settings, the principal, the errors, the stores and sinks. Internals live in the
+subpackages (``verify``, ``keys``, ``identity``, ``sessions``, ``login``,
+``deprovision``, ``observe``), each with a small API of its own.
 """
 
 from __future__ import annotations
 
 from asgi_sso._compiled import compiled_modules
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
-from asgi_sso.deprovision.backchannel import BackchannelConfig, BackchannelLogoutApp
-from asgi_sso.deprovision.scim import ScimApp, ScimConfig
+from asgi_sso.deprovision import ScimConfig
 from asgi_sso.errors import (
     AuthError,
     ConfigurationError,
@@ -34,23 +38,19 @@ from asgi_sso.errors import (
     UnknownKey,
     UserDeactivated,
 )
-from asgi_sso.identity.resolver import IdentityConfig, IdentityResolver
-from asgi_sso.identity.revocation import Revocation, RevocationBus
-from asgi_sso.identity.stores import MemoryUserStore, StoredUser, UserStore
-from asgi_sso.identity.tiers import (
+from asgi_sso.identity import (
     ConnectionTiers,
     PriorityTierMapper,
+    Revocation,
+    RevocationBus,
     Tier,
     TierDecision,
     TierMapper,
 )
-from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
-from asgi_sso.keys.jwks import JWKSCache
-from asgi_sso.login.app import LoginConfig
+from asgi_sso.identity.stores import MemoryUserStore, StoredUser, UserStore
+from asgi_sso.login import LoginConfig
 from asgi_sso.middleware import SSOMiddleware
-from asgi_sso.observe.audit import AuditLogger
-from asgi_sso.observe.events import Event, EventSink
-from asgi_sso.observe.metrics import PrometheusSink
+from asgi_sso.observe import AuditLogger, Event, EventSink, PrometheusSink
 from asgi_sso.principal import ANONYMOUS, AnonymousPrincipal, Credentials, Principal
 from asgi_sso.sessions import (
     CookieSessionStore,
@@ -59,7 +59,7 @@ from asgi_sso.sessions import (
     SessionRecord,
     SessionStore,
 )
-from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
+from asgi_sso.verify import TokenVerifier
 
 __version__ = "0.1.0"
 
@@ -68,8 +68,6 @@ __all__ = [
     "AnonymousPrincipal",
     "AuditLogger",
     "AuthError",
-    "BackchannelConfig",
-    "BackchannelLogoutApp",
     "Clock",
     "ConfigurationError",
     "ConnectionTiers",
@@ -78,12 +76,9 @@ __all__ = [
     "CredentialsMissing",
     "CrossOriginRequest",
     "DisallowedAlgorithm",
-    "DiscoveryCache",
     "Event",
     "EventSink",
     "ExpiredToken",
-    "IdentityConfig",
-    "IdentityResolver",
     "InsufficientScope",
     "InvalidAudience",
     "InvalidClaim",
@@ -91,7 +86,6 @@ __all__ = [
     "InvalidSignature",
     "InvalidToken",
     "Issuer",
-    "JWKSCache",
     "KeysUnavailable",
     "Limits",
     "LoginConfig",
@@ -102,12 +96,10 @@ __all__ = [
     "Principal",
     "PriorityTierMapper",
     "PrometheusSink",
-    "ProviderMetadata",
     "Revocation",
     "RevocationBus",
     "SSOError",
     "SSOMiddleware",
-    "ScimApp",
     "ScimConfig",
     "Secret",
     "ServiceUnavailable",
@@ -125,6 +117,5 @@ __all__ = [
     "UnknownKey",
     "UserDeactivated",
     "UserStore",
-    "VerifiedToken",
     "compiled_modules",
 ]

@@ -333,7 +333,7 @@ class TokenVerifier:
                 keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
                 now = self._clock.time()  # a fetch may take a while: check claims after it
             # Signature (with those of concurrent requests when they arrive together,
-            # see _signature_batch), then claims.
+            # see signature_batch), then claims.
             queued = self._signatures.submit(
                 parsed.alg, parsed.signing_input, parsed.signature, keys
             )

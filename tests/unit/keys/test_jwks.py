@@ -1,4 +1,4 @@
-"""Tests for asgi_sso.keys.jwks and the fetch and cache machinery (_fetch, _documents).
+"""Tests for asgi_sso.keys.jwks and the fetch and cache machinery (keys.fetch, keys.documents).
 
 An httpx.MockTransport plays the IdP; a fake monotonic clock is advanced by hand.
 """

@@ -1,7 +1,7 @@
 """The dev IdP's data: configured users and clients, rotating keys, grants and sessions.
 
-Pure state with no I/O, shared by the endpoints (:mod:`._idp_endpoints`) and the
-public :class:`~asgi_sso.testing.idp.provider.DevIdP` façade.
+Pure state with no I/O, shared by the endpoints (:mod:`asgi_sso.testing.idp.endpoints`) and the
+public :class:`~asgi_sso.testing.idp.DevIdP` façade.
 """
 
 from __future__ import annotations

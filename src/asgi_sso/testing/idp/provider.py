@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from asgi_sso.config import Clock, Issuer, SystemClock
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.testing.idp import endpoints as _idp_endpoints
+from asgi_sso.testing.idp import endpoints
 from asgi_sso.testing.idp.model import (
     DEMO_AUDIENCE,
     DEMO_CLIENTS,
@@ -335,9 +335,9 @@ class DevIdP:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the provider's endpoints (ASGI)."""
         if scope["type"] == "lifespan":
-            await _idp_endpoints.lifespan(receive, send)
+            await endpoints.lifespan(receive, send)
         elif scope["type"] == "http":
-            await _idp_endpoints.dispatch(self, scope, receive, send)
+            await endpoints.dispatch(self, scope, receive, send)
 
     def http_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` that reaches this IdP in process (other URLs go out)."""

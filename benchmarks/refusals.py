@@ -2,7 +2,7 @@
 
 One :class:`~asgi_sso.SSOMiddleware` (an RS256 issuer, browser sign-in with a
 server-side :class:`~asgi_sso.sessions.MemorySessionStore`, an enabled
-:class:`~asgi_sso.observe.audit.AuditLogger`) answers ``count`` requests of each kind
+:class:`~asgi_sso.audit.AuditLogger`) answers ``count`` requests of each kind
 below, every one different and every one refused (or, for ``/login``, a redirect
 that nobody follows). Reported per kind: what the process keeps after all
 ``3 * count`` requests (RSS and ``tracemalloc``: the bounded caches, full), the

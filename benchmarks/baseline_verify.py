@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from asgi_sso.config import Issuer, Limits
-from asgi_sso.jwks import JWKSCache
+from asgi_sso.keys import JWKSCache
 from asgi_sso.testing.tokens import generate_key, mint, public_jwk
 from asgi_sso.verify import TokenVerifier
 

@@ -55,9 +55,9 @@ def _rss_bytes() -> int:
 
 def _app() -> Any:
     from asgi_sso import Issuer, SSOMiddleware
-    from asgi_sso.audit import AuditLogger
     from asgi_sso.config import Secret
     from asgi_sso.login import LoginConfig
+    from asgi_sso.observe.audit import AuditLogger
     from asgi_sso.sessions import MemorySessionStore
     from asgi_sso.testing.tokens import generate_key, public_jwk
 

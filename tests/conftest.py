@@ -26,10 +26,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     package = Path(asgi_sso.__path__[0])
     for name in HOT_MODULES:
-        short = name.rsplit(".", 1)[1]
-        source = package / f"{short}.py"
+        stem = package.joinpath(*name.split(".")[1:])
+        source = stem.with_suffix(".py")
         for suffix in EXTENSION_SUFFIXES:
-            built = package / f"{short}{suffix}"
+            built = stem.parent / f"{stem.name}{suffix}"
             if built.exists() and source.stat().st_mtime > built.stat().st_mtime:
                 raise pytest.UsageError(
                     f"{built.name} is older than {source.name}: the tests would run stale "

@@ -41,7 +41,7 @@ from asgi_sso import (
     UserStore,
 )
 from asgi_sso.fastapi import CurrentUser, require_scopes
-from asgi_sso.stores.sql import SQLUserStore
+from asgi_sso.identity.stores.sql import SQLUserStore
 from asgi_sso.testing import DevClient, DevIdP, DevUser
 from examples._devkit import (
     OidcSettings,

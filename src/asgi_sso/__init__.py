@@ -3,15 +3,18 @@
 Wrap an ASGI app in :class:`SSOMiddleware` with one or more trusted
 :class:`Issuer` objects; every request then carries a verified
 :class:`Principal` in ``scope["user"]`` and its scopes in ``scope["auth"]``.
+
+This namespace holds what an application author touches: the middleware and its
+settings, the principal, the errors, the stores and sinks. Internals live in the
+subpackages (``verify``, ``keys``, ``identity``, ``sessions``, ``login``,
+``deprovision``, ``observe``), each with a small API of its own.
 """
 
 from __future__ import annotations
 
 from asgi_sso._compiled import compiled_modules
-from asgi_sso.audit import AuditLogger
-from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
-from asgi_sso.discovery import DiscoveryCache, ProviderMetadata
+from asgi_sso.deprovision import ScimConfig
 from asgi_sso.errors import (
     AuthError,
     ConfigurationError,
@@ -35,15 +38,20 @@ from asgi_sso.errors import (
     UnknownKey,
     UserDeactivated,
 )
-from asgi_sso.events import Event, EventSink
-from asgi_sso.identity import IdentityConfig, IdentityResolver
-from asgi_sso.jwks import JWKSCache
+from asgi_sso.identity import (
+    ConnectionTiers,
+    PriorityTierMapper,
+    Revocation,
+    RevocationBus,
+    Tier,
+    TierDecision,
+    TierMapper,
+)
+from asgi_sso.identity.stores import MemoryUserStore, StoredUser, UserStore
 from asgi_sso.login import LoginConfig
-from asgi_sso.metrics import PrometheusSink
 from asgi_sso.middleware import SSOMiddleware
+from asgi_sso.observe import AuditLogger, Event, EventSink, PrometheusSink
 from asgi_sso.principal import ANONYMOUS, AnonymousPrincipal, Credentials, Principal
-from asgi_sso.revocation import Revocation, RevocationBus
-from asgi_sso.scim import ScimApp, ScimConfig
 from asgi_sso.sessions import (
     CookieSessionStore,
     MemorySessionStore,
@@ -51,9 +59,7 @@ from asgi_sso.sessions import (
     SessionRecord,
     SessionStore,
 )
-from asgi_sso.stores import MemoryUserStore, StoredUser, UserStore
-from asgi_sso.tiers import ConnectionTiers, PriorityTierMapper, Tier, TierDecision, TierMapper
-from asgi_sso.verify import TokenVerifier, VerifiedToken
+from asgi_sso.verify import TokenVerifier
 
 __version__ = "0.1.0"
 
@@ -62,8 +68,6 @@ __all__ = [
     "AnonymousPrincipal",
     "AuditLogger",
     "AuthError",
-    "BackchannelConfig",
-    "BackchannelLogoutApp",
     "Clock",
     "ConfigurationError",
     "ConnectionTiers",
@@ -72,12 +76,9 @@ __all__ = [
     "CredentialsMissing",
     "CrossOriginRequest",
     "DisallowedAlgorithm",
-    "DiscoveryCache",
     "Event",
     "EventSink",
     "ExpiredToken",
-    "IdentityConfig",
-    "IdentityResolver",
     "InsufficientScope",
     "InvalidAudience",
     "InvalidClaim",
@@ -85,7 +86,6 @@ __all__ = [
     "InvalidSignature",
     "InvalidToken",
     "Issuer",
-    "JWKSCache",
     "KeysUnavailable",
     "Limits",
     "LoginConfig",
@@ -96,12 +96,10 @@ __all__ = [
     "Principal",
     "PriorityTierMapper",
     "PrometheusSink",
-    "ProviderMetadata",
     "Revocation",
     "RevocationBus",
     "SSOError",
     "SSOMiddleware",
-    "ScimApp",
     "ScimConfig",
     "Secret",
     "ServiceUnavailable",
@@ -119,6 +117,5 @@ __all__ = [
     "UnknownKey",
     "UserDeactivated",
     "UserStore",
-    "VerifiedToken",
     "compiled_modules",
 ]

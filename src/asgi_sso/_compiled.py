@@ -14,11 +14,11 @@ from typing import Final
 __all__ = ["HOT_MODULES", "compiled_modules"]
 
 HOT_MODULES: Final = (
-    "asgi_sso._jws",
-    "asgi_sso._sightings",
-    "asgi_sso._issuer_keys",
-    "asgi_sso.claims",
-    "asgi_sso.issuers",
+    "asgi_sso.verify.jws",
+    "asgi_sso.verify.sightings",
+    "asgi_sso.verify.issuer_keys",
+    "asgi_sso.verify.claims",
+    "asgi_sso.verify.issuers",
 )
 """The modules the wheel build compiles (``pyproject.toml`` names the same files)."""
 

@@ -35,7 +35,7 @@ def tiers_from(minimum: str, ranking: Sequence[str] | None) -> frozenset[str]:
     Args:
         minimum: the lowest acceptable tier.
         ranking: tier names listed highest first (as given to
-            :class:`~asgi_sso.tiers.PriorityTierMapper`); ``None`` accepts ``minimum`` only.
+            :class:`~asgi_sso.PriorityTierMapper`); ``None`` accepts ``minimum`` only.
 
     Raises:
         ConfigurationError: ``minimum`` is not one of the ranked tiers.

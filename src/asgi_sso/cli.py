@@ -200,7 +200,7 @@ async def _verify(args: argparse.Namespace, token: str) -> AuthError | None:
         jwks_uri=args.jwks_uri,
         algorithms=tuple(args.algorithm or ("RS256",)),
     )
-    from asgi_sso.verify import TokenVerifier
+    from asgi_sso.verify.verifier import TokenVerifier
 
     async with httpx.AsyncClient(timeout=args.timeout) as client:
         verifier = TokenVerifier([issuer], client=client)

@@ -191,7 +191,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             is a literal name; on a template, or with ``connection_claim``, it must
             hold one ``{tenant}``, filled with the template's tenant or the claim's
             value (e.g. ``"entra:{tenant}"``). Ids of two different issuers can never
-            be equal: :class:`~asgi_sso.issuers.IssuerRegistry` refuses such a set.
+            be equal: :class:`~asgi_sso.verify.issuers.IssuerRegistry` refuses such a set.
         connection_claim: a broker's claim naming the connection within this (exact)
             issuer, e.g. ``connection_id``. Its value must be 1-128 characters of
             ``A-Z a-z 0-9 . _ ~ -`` or the token is refused; without the claim the

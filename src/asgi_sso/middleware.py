@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
-from asgi_sso._origin import OriginGuard, origins_of
-from asgi_sso._paths import (
+from asgi_sso._asgi import (
+    OriginGuard,
     PathMatcher,
     RoutePaths,
     ScopeRules,
     ambiguous,
     check_root_path,
     framework_of,
+    origins_of,
 )
 from asgi_sso.config import Clock, Issuer, Limits, SystemClock, issuers_from
 from asgi_sso.errors import (
@@ -30,22 +31,22 @@ from asgi_sso.errors import (
     InvalidRequest,
     ServiceUnavailable,
 )
-from asgi_sso.events import Emitter, Event, EventSink
 from asgi_sso.extract import ExtractedToken, Extractor
+from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.observe.events import Emitter, Event, EventSink
 from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
 from asgi_sso.responses import send_http_error, send_websocket_denial
-from asgi_sso.revocation import Revocation, RevocationBus
-from asgi_sso.verify import TokenVerifier, VerifiedToken
+from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
-    from asgi_sso._documents import SharedDocuments
-    from asgi_sso.backchannel import BackchannelLogoutApp
-    from asgi_sso.identity import IdentityResolver
-    from asgi_sso.login import BrowserLogin, LoginConfig
-    from asgi_sso.scim import ScimApp, ScimConfig
+    from asgi_sso.deprovision.backchannel import BackchannelLogoutApp
+    from asgi_sso.deprovision.scim import ScimApp, ScimConfig
+    from asgi_sso.identity.resolver import IdentityResolver
+    from asgi_sso.identity.stores.base import UserStore
+    from asgi_sso.identity.tiers import TierMapper
+    from asgi_sso.keys.documents import SharedDocuments
+    from asgi_sso.login.app import BrowserLogin, LoginConfig
     from asgi_sso.sessions.base import SessionStore
-    from asgi_sso.stores.base import UserStore
-    from asgi_sso.tiers import TierMapper
 
 __all__ = ["SSOMiddleware"]
 
@@ -98,10 +99,10 @@ class SSOMiddleware:
         user_store: provisions users just in time and tracks ``is_active``.
         scim: the SCIM 2.0 deprovisioning endpoint configuration.
         revocations: the revocation bus (default: in-process; Redis for several workers).
-        event_sinks: callables receiving every :class:`~asgi_sso.events.Event`.
-        verifier: a prepared :class:`~asgi_sso.verify.TokenVerifier` (advanced).
+        event_sinks: callables receiving every :class:`~asgi_sso.observe.events.Event`.
+        verifier: a prepared :class:`~asgi_sso.verify.verifier.TokenVerifier` (advanced).
         shared_documents: a JWKS/discovery cache shared by every worker (e.g.
-            :class:`~asgi_sso.redis_documents.RedisDocumentCache`), so N workers
+            :class:`~asgi_sso.keys.redis.RedisDocumentCache`), so N workers
             do not each fetch on start-up; ignored when ``verifier`` is given.
     """
 
@@ -173,7 +174,7 @@ class SSOMiddleware:
         self.revocations.subscribe_gaps(self._on_revocation_gap)
         self.identity: IdentityResolver | None = None
         if tier_mapper is not None or user_store is not None:
-            from asgi_sso.identity import IdentityResolver
+            from asgi_sso.identity.resolver import IdentityResolver
 
             self.identity = IdentityResolver(
                 tier_mapper=tier_mapper,
@@ -187,7 +188,7 @@ class SSOMiddleware:
         )
         self.login: BrowserLogin | None = None
         if login is not None:
-            from asgi_sso.login import BrowserLogin
+            from asgi_sso.login.app import BrowserLogin
 
             self.login = BrowserLogin(
                 login,
@@ -208,7 +209,7 @@ class SSOMiddleware:
 
                 raise ConfigurationError("SCIM deprovisioning needs a user_store")
             self._check_scim_connections(scim)
-            from asgi_sso.scim import ScimApp
+            from asgi_sso.deprovision.scim import ScimApp
 
             self.scim = ScimApp(
                 scim,
@@ -220,7 +221,7 @@ class SSOMiddleware:
             self._mounts.append((PathMatcher([scim.prefix.rstrip("/") + "/*"]), self.scim))
         self.backchannel: BackchannelLogoutApp | None = None
         if login is not None:
-            from asgi_sso.backchannel import BackchannelConfig, BackchannelLogoutApp
+            from asgi_sso.deprovision.backchannel import BackchannelConfig, BackchannelLogoutApp
 
             self.backchannel = BackchannelLogoutApp(
                 BackchannelConfig(client_id=login.client_id, issuer=login.issuer),
@@ -517,7 +518,7 @@ def _name_sign_in_client(
     issuers: tuple[Issuer, ...], login: LoginConfig | None
 ) -> tuple[Issuer, ...]:
     # The sign-in provider's Issuer learns the client id, so that bearer verification
-    # refuses that client's ID tokens (see asgi_sso.claims).
+    # refuses that client's ID tokens (see asgi_sso.verify.claims).
     if login is None:
         return issuers
     if all(issuer.issuer != login.issuer for issuer in issuers):

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.revocation import RevocationBus
-from asgi_sso.stores._urls import async_database_url
-from asgi_sso.stores.memory import MemoryUserStore
+from asgi_sso.identity.revocation import RevocationBus
+from asgi_sso.identity.stores._urls import async_database_url
+from asgi_sso.identity.stores.memory import MemoryUserStore
 
 if TYPE_CHECKING:
-    from asgi_sso._documents import SharedDocuments
+    from asgi_sso.identity.stores.base import UserStore
+    from asgi_sso.keys.documents import SharedDocuments
     from asgi_sso.sessions.base import SessionStore
-    from asgi_sso.stores.base import UserStore
 
 __all__ = ["DATABASE_URL_ENV", "REDIS_PREFIX_ENV", "REDIS_URL_ENV", "Backends", "from_env"]
 
@@ -102,7 +102,7 @@ def from_env(environ: Mapping[str, str] | None = None, *, clock: Clock | None = 
     if db_url:
         url = database_url(db_url)
         try:
-            from asgi_sso.stores.sql import SQLUserStore
+            from asgi_sso.identity.stores.sql import SQLUserStore
         except ImportError as exc:
             raise ConfigurationError(
                 f"{DATABASE_URL_ENV} needs: pip install 'asgi-sso[sql]'"
@@ -116,8 +116,8 @@ def from_env(environ: Mapping[str, str] | None = None, *, clock: Clock | None = 
             session_store=None, revocations=RevocationBus(), user_store=user_store, shared=False
         )
     try:
-        from asgi_sso.redis_bus import RedisRevocationBus
-        from asgi_sso.redis_documents import RedisDocumentCache
+        from asgi_sso.identity.redis_bus import RedisRevocationBus
+        from asgi_sso.keys.redis import RedisDocumentCache
         from asgi_sso.sessions.redis import RedisSessionStore
     except ImportError as exc:
         raise ConfigurationError(f"{REDIS_URL_ENV} needs: pip install 'asgi-sso[redis]'") from exc

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from asgi_sso.stores import MemoryUserStore, Profile, UserStore
-from asgi_sso.stores.sql import SQLUserStore
+from asgi_sso.identity.stores import MemoryUserStore, Profile, UserStore
+from asgi_sso.identity.stores.sql import SQLUserStore
 
 ALICE = Profile(email="alice@acme.example", name="Alice", user_name="alice@acme.example")
 

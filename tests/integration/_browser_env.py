@@ -15,9 +15,9 @@ import msgspec
 
 from asgi_sso.config import Secret
 from asgi_sso.errors import AuthError
-from asgi_sso.events import Emitter, Event
+from asgi_sso.identity.revocation import RevocationBus
 from asgi_sso.login import BrowserLogin, LoginConfig
-from asgi_sso.revocation import RevocationBus
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.sessions import SessionStore
 from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
 from asgi_sso.verify import TokenVerifier

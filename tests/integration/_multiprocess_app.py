@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_sso import Issuer, LoginConfig, ScimConfig, Secret, SSOMiddleware
-from asgi_sso.redis_bus import RedisRevocationBus
+from asgi_sso.identity.redis_bus import RedisRevocationBus
 from asgi_sso.settings import from_env
 
 PROCESS = os.environ.get("MP_NAME", "?")

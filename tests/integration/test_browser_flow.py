@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from _browser_env import APP, IDP, KEY_NEW, KEY_OLD, Env
 
-from asgi_sso._login_callback import MAX_PENDING_SIGNINS
-from asgi_sso.revocation import Revocation
+from asgi_sso.identity.revocation import Revocation
+from asgi_sso.login.callback import MAX_PENDING_SIGNINS
 from asgi_sso.sessions import MemorySessionStore, SessionInvalid
 from asgi_sso.testing import DevUser, FakeClock
 

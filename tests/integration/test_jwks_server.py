@@ -17,10 +17,9 @@ from _jwks_server import JWKSServer
 from joserfc.jwk import ECKey
 
 from asgi_sso.config import Limits
-from asgi_sso.discovery import DiscoveryCache
 from asgi_sso.errors import KeysUnavailable, UnknownKey
-from asgi_sso.events import Emitter, Event
-from asgi_sso.jwks import JWKSCache
+from asgi_sso.keys import DiscoveryCache, JWKSCache
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.testing import FakeClock
 
 

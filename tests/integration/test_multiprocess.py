@@ -26,7 +26,7 @@ from redis import Redis as SyncRedis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from asgi_sso.stores.sql import SQLUserStore
+from asgi_sso.identity.stores.sql import SQLUserStore
 from asgi_sso.testing import DevClient, DevIdP, DevUser
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from asgi_sso.config import Limits
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.events import Emitter, Event
-from asgi_sso.redis_documents import RedisDocumentCache
+from asgi_sso.keys.redis import RedisDocumentCache
+from asgi_sso.observe.events import Emitter, Event
 from asgi_sso.testing import DevIdP, FakeClock
 from asgi_sso.verify import TokenVerifier
 

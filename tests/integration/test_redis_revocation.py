@@ -10,9 +10,9 @@ from _redis_server import RedisServer, free_port
 from redis.asyncio import Redis
 
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.events import Emitter, Event
-from asgi_sso.redis_bus import RedisRevocationBus
-from asgi_sso.revocation import Revocation
+from asgi_sso.identity.redis_bus import RedisRevocationBus
+from asgi_sso.identity.revocation import Revocation
+from asgi_sso.observe.events import Emitter, Event
 
 pytestmark = pytest.mark.redis
 

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from asgi_sso.errors import ConfigurationError, StoreUnavailable
-from asgi_sso.stores import Profile
-from asgi_sso.stores.sql import SCHEMA_VERSION, SQLUserStore
+from asgi_sso.identity.stores import Profile
+from asgi_sso.identity.stores.sql import SCHEMA_VERSION, SQLUserStore
 
 
 @pytest.fixture
@@ -173,7 +173,7 @@ async def test_postgres_scim_filter_with_bad_characters_is_400_not_503(
     import httpx
 
     from asgi_sso.config import Secret
-    from asgi_sso.scim import ScimApp, ScimConfig
+    from asgi_sso.deprovision.scim import ScimApp, ScimConfig
 
     await pg_store.get_or_provision("acme", "alice-sub", Profile(user_name="alice"))
     app = ScimApp(ScimConfig(tokens={"acme": Secret("acme-secret-0123456789")}), pg_store)

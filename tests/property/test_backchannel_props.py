@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from asgi_sso._login_sessions import SessionCookies
 from asgi_sso.config import Secret
+from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.login import LoginConfig
-from asgi_sso.revocation import Revocation, RevocationBus
+from asgi_sso.login.sessions import SessionCookies
 from asgi_sso.sessions import MemorySessionStore, SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.testing import FakeClock
 

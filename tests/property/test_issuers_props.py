@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from asgi_sso._connection_space import meet
 from asgi_sso.config import Issuer
 from asgi_sso.errors import AuthError, ConfigurationError
-from asgi_sso.issuers import IssuerRegistry
+from asgi_sso.verify.connection_space import meet
+from asgi_sso.verify.issuers import IssuerRegistry
 
 # Few characters, in and out of both charsets, so that collisions are easy to reach.
 ALPHABET = "ab.:/#~"
@@ -87,7 +87,7 @@ def test_the_attack_configuration_is_refused() -> None:
 def test_meet_agrees_with_the_regex(prefix: str, suffix: str, literal: str) -> None:
     import re
 
-    from asgi_sso._connection_space import literal_atoms
+    from asgi_sso.verify.connection_space import literal_atoms
 
     run = frozenset("a")
     atoms = (*literal_atoms(prefix), (run, False), (run, True), *literal_atoms(suffix))

@@ -14,7 +14,7 @@ from joserfc.jwk import ECKey
 
 from asgi_sso.config import Limits
 from asgi_sso.errors import UnknownKey
-from asgi_sso.jwks import JWKSCache
+from asgi_sso.keys import JWKSCache
 from asgi_sso.testing import FakeClock
 
 URIS = tuple(f"https://idp{n}.example.com/jwks" for n in range(4))

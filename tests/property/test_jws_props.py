@@ -13,10 +13,10 @@ import re
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso._jws import JWSParser, ParsedToken
 from asgi_sso.config import Limits
 from asgi_sso.errors import MalformedToken
 from asgi_sso.testing.tokens import b64url
+from asgi_sso.verify.jws import JWSParser, ParsedToken
 
 _STRICT = re.compile(r"[A-Za-z0-9_-]*\Z")
 _HEADER = b64url(json.dumps({"alg": "RS256"}).encode())

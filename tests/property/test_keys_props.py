@@ -10,8 +10,8 @@ import msgspec
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso._fetch import max_age_of
-from asgi_sso.keys import KeySet, parse_jwk, parse_jwks
+from asgi_sso.keys.fetch import max_age_of
+from asgi_sso.keys.jwk import KeySet, parse_jwk, parse_jwks
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(

@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from asgi_sso import LoginConfig, Secret, SSOMiddleware
-from asgi_sso._origin import origin_of
+from asgi_sso._asgi import origin_of
 from asgi_sso.testing import DevClient, DevIdP, DevUser
 
 APP = "http://app.test"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from litestar.utils.path import normalize_path
 from starlette._utils import get_route_path
 
-from asgi_sso._paths import PathMatcher, RoutePaths, ScopeRules, ambiguous
+from asgi_sso._asgi import PathMatcher, RoutePaths, ScopeRules, ambiguous
 
 PUBLIC = PathMatcher(["/health", "/static/*", "/api"])
 RULES = ScopeRules({"/admin/*": ["admin"], "/api/*": ["api"], "/static/admin/*": ["admin"]})

@@ -7,7 +7,7 @@ from urllib.parse import quote, unquote, urlsplit
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso._return_to import safe_return_to
+from asgi_sso.login.return_to import safe_return_to
 
 _HOSTS = st.sampled_from(["evil.example", "evil.example:443", "user@evil.example", "127.0.0.1"])
 _LEADS = st.sampled_from(

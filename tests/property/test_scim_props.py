@@ -12,10 +12,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso._scim_input import ScimError, filter_value
 from asgi_sso.config import Secret
-from asgi_sso.scim import ScimApp, ScimConfig
-from asgi_sso.stores import MemoryUserStore
+from asgi_sso.deprovision.scim import ScimApp, ScimConfig
+from asgi_sso.deprovision.scim_input import ScimError, filter_value
+from asgi_sso.identity.stores import MemoryUserStore
 
 SECRET = "acme-secret-0123456789"
 APP = ScimApp(ScimConfig(tokens={"acme": Secret(SECRET)}), MemoryUserStore())

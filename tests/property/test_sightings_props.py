@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_sso._sightings import Sightings
+from asgi_sso.verify.sightings import Sightings
 
 
 @given(

@@ -64,7 +64,7 @@ def test_group_lists_are_lists_of_non_empty_strings(groups: list[str]) -> None:
 
 @given(value=sso_st.hostile_return_to())
 def test_hostile_return_to_values_are_refused_by_the_login_guard(value: str) -> None:
-    from asgi_sso._return_to import safe_return_to
+    from asgi_sso.login.return_to import safe_return_to
 
     assert safe_return_to(value) is None
 

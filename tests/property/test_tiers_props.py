@@ -7,7 +7,7 @@ import random
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso.tiers import ConnectionTiers, PriorityTierMapper
+from asgi_sso.identity.tiers import ConnectionTiers, PriorityTierMapper
 
 TIERS = ["enterprise", "pro", "team", "free"]
 KNOWN = {"g-ent": "enterprise", "g-pro": "pro", "g-team": "team", "g-free": "free"}

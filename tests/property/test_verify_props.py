@@ -10,13 +10,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso._jws import der_signature
 from asgi_sso.config import Issuer
 from asgi_sso.errors import AuthError, InvalidClaim, KeysUnavailable, UnknownKey
-from asgi_sso.keys import KeySet, key_from_public
+from asgi_sso.keys.jwk import KeySet, key_from_public
 from asgi_sso.testing import FakeClock
 from asgi_sso.testing.tokens import b64url, generate_key, mint
 from asgi_sso.verify import TokenVerifier
+from asgi_sso.verify.jws import der_signature
 
 T = TypeVar("T")
 ISS = "https://idp.test"

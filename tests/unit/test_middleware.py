@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_sso import ConfigurationError, Issuer, Limits, LoginConfig, Secret, SSOMiddleware
-from asgi_sso.events import Event
+from asgi_sso.observe.events import Event
 from asgi_sso.testing import DevClient, DevIdP, DevUser
 from asgi_sso.verify import TokenVerifier
 
@@ -397,7 +397,7 @@ async def test_a_revocation_gap_drops_cached_verifications(
 async def test_user_revocation_evicts_that_users_cached_tokens(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    from asgi_sso.revocation import Revocation
+    from asgi_sso.identity.revocation import Revocation
 
     app = sso(idp, idp_http)
     token = idp.issue_token("alice", audience=AUD)
@@ -434,7 +434,7 @@ async def test_warm_requests_get_their_own_principal_and_claims(
 async def test_eviction_reaches_tokens_served_from_the_recent_map(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    from asgi_sso.revocation import Revocation
+    from asgi_sso.identity.revocation import Revocation
 
     app = sso(idp, idp_http)
     token = idp.issue_token("alice", audience=AUD)
@@ -463,7 +463,7 @@ async def test_a_user_store_that_cannot_start_gives_503_then_recovers(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
     from asgi_sso.errors import StoreUnavailable
-    from asgi_sso.stores import MemoryUserStore
+    from asgi_sso.identity.stores import MemoryUserStore
 
     class FlakyStore(MemoryUserStore):
         down = True
@@ -530,7 +530,7 @@ async def test_repeat_requests_still_expire_and_still_refuse_a_second_header(
 async def test_a_revoked_users_repeat_request_is_verified_again(
     idp: DevIdP, idp_http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from asgi_sso.revocation import Revocation
+    from asgi_sso.identity.revocation import Revocation
 
     app = sso(idp, idp_http)
     calls: list[str] = []
@@ -586,7 +586,7 @@ async def test_every_request_counts_as_one_cache_hit_or_miss(
 async def test_cache_hits_are_counted_with_an_identity_layer_too(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    from asgi_sso.stores.memory import MemoryUserStore
+    from asgi_sso.identity.stores.memory import MemoryUserStore
 
     events: list[Event] = []
     app = sso(idp, idp_http, event_sinks=[events.append], user_store=MemoryUserStore())
@@ -603,7 +603,7 @@ def test_a_scim_secret_for_a_connection_no_issuer_produces_is_refused_at_start_u
     idp: DevIdP,
 ) -> None:
     from asgi_sso import ConfigurationError, ScimConfig, Secret
-    from asgi_sso.stores.memory import MemoryUserStore
+    from asgi_sso.identity.stores.memory import MemoryUserStore
 
     broker = idp.issuer_config(audience=AUD, connection_claim="connection_id")
 

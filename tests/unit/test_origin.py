@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from asgi_sso._origin import OriginGuard, origin_of, origins_of
+from asgi_sso._asgi import OriginGuard, origin_of, origins_of
 from asgi_sso.errors import ConfigurationError, CrossOriginRequest
 
 APP = "https://app.example"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_sso._paths import PathMatcher, ScopeRules, ambiguous
+from asgi_sso._asgi import PathMatcher, ScopeRules, ambiguous
 from asgi_sso.errors import ConfigurationError
 
 
@@ -83,7 +83,7 @@ def test_framework_is_found_through_middleware_wrappers() -> None:
     from starlette.applications import Starlette
     from starlette.middleware.cors import CORSMiddleware
 
-    from asgi_sso._paths import framework_of
+    from asgi_sso._asgi import framework_of
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # FastAPI deprecates its own root_path

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.redis_bus import RedisRevocationBus
-from asgi_sso.redis_documents import RedisDocumentCache
-from asgi_sso.revocation import RevocationBus
+from asgi_sso.identity.redis_bus import RedisRevocationBus
+from asgi_sso.identity.revocation import RevocationBus
+from asgi_sso.identity.stores.memory import MemoryUserStore
+from asgi_sso.identity.stores.sql import SQLUserStore
+from asgi_sso.keys.redis import RedisDocumentCache
 from asgi_sso.sessions.redis import RedisSessionStore
 from asgi_sso.settings import Backends, database_url, from_env
-from asgi_sso.stores.memory import MemoryUserStore
-from asgi_sso.stores.sql import SQLUserStore
 
 
 async def close(backends: Backends) -> None:

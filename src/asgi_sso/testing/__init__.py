@@ -14,9 +14,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from asgi_sso.testing._idp_server import free_port
     from asgi_sso.testing.clock import FakeClock
     from asgi_sso.testing.idp import BACKCHANNEL_LOGOUT_EVENT, DevClient, DevIdP, DevUser
+    from asgi_sso.testing.idp.server import free_port
     from asgi_sso.testing.tokens import (
         TokenFactory,
         alg_none,
@@ -54,7 +54,7 @@ _HOMES = {
     "FakeClock": "asgi_sso.testing.clock",
     "TokenFactory": _TOKENS,
     "alg_none": _TOKENS,
-    "free_port": "asgi_sso.testing._idp_server",
+    "free_port": "asgi_sso.testing.idp.server",
     "generate_key": _TOKENS,
     "hs256_with_public_key": _TOKENS,
     "mint": _TOKENS,

@@ -1,0 +1,13 @@
+"""Browser sign-in as an ASGI app: OIDC authorization code + PKCE, session cookies, refresh.
+
+:class:`BrowserLogin` (mounted by ``SSOMiddleware`` from ``login=LoginConfig(...)``)
+is the API; the flow's legs, the OIDC client, the cookies and ``return_to``
+checks are the modules beside it.
+"""
+
+from __future__ import annotations
+
+from asgi_sso.login.app import BrowserLogin
+from asgi_sso.login.config import LoginConfig
+
+__all__ = ["BrowserLogin", "LoginConfig"]

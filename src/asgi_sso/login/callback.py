@@ -1,0 +1,320 @@
+"""The two legs of an OIDC sign-in: send the browser to the provider, and take its answer.
+
+``{prefix}/login`` starts a flow (PKCE S256, ``state``, ``nonce``) kept in an
+encrypted, path-scoped state cookie, one per flow (so sign-ins in several tabs
+proceed side by side) and at most :data:`MAX_PENDING_SIGNINS` per browser. A
+pending sign-in costs the server nothing: anonymous ``/login`` traffic writes no
+store and cannot push out anyone else's sign-in. ``{prefix}/callback`` checks the
+state against its cookie, marks it used once (a bounded, expiring mark), exchanges
+the code, verifies the ID token, merges userinfo and opens the session.
+``return_to`` values are paths as the browser sees them, so under an ASGI
+``root_path`` (``/app``) they must lie below it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from asgi_sso import _asgi
+from asgi_sso.config import Clock
+from asgi_sso.errors import AuthError
+from asgi_sso.login import http as web
+from asgi_sso.login.config import LoginConfig
+from asgi_sso.login.oidc import (
+    ClientAuth,
+    FlowState,
+    ProviderError,
+    SignInError,
+    authorize_url,
+    clean_text,
+    merge_claims,
+    new_flow,
+    token_request,
+)
+from asgi_sso.login.refresh import (
+    DROPPED_CLAIMS,
+    MAX_RESPONSE,
+    Emit,
+    fetch_claims,
+    refresh_due_at,
+    verify_id_token,
+)
+from asgi_sso.login.return_to import safe_return_to
+from asgi_sso.login.sessions import SessionCookies, principal_from
+from asgi_sso.principal import Principal
+from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
+from asgi_sso.sessions.codec import CookieCodec
+
+if TYPE_CHECKING:
+    import httpx
+
+    from asgi_sso.keys.discovery import ProviderMetadata
+    from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
+
+__all__ = ["MAX_PENDING_SIGNINS", "SignInFlow", "send_error"]
+
+MAX_PENDING_SIGNINS = 8
+"""State cookies one browser keeps at once; starting one more drops the oldest."""
+
+_flow_decoder = msgspec.json.Decoder(FlowState)
+_encoder = msgspec.json.Encoder()
+
+
+class SignInFlow:
+    """Serves ``{prefix}/login`` and ``{prefix}/callback`` for one :class:`BrowserLogin`."""
+
+    def __init__(
+        self,
+        config: LoginConfig,
+        *,
+        verifier: TokenVerifier,
+        client: httpx.AsyncClient,
+        store: SessionStore | None,
+        clock: Clock,
+        sessions: SessionCookies,
+        auth: ClientAuth,
+        emit: Emit,
+        on_signin: Callable[[Principal], Awaitable[Principal]] | None,
+    ) -> None:
+        self.config = config
+        self._verifier = verifier
+        self._client = client
+        self._store = store
+        self._clock = clock
+        self._sessions = sessions
+        self._auth = auth
+        self._emit = emit
+        self._on_signin = on_signin
+        self._state_codec = CookieCodec(
+            config.cookie_secrets,
+            purpose="asgi_sso state",
+            binding=(config.issuer, config.client_id),
+        )
+        self._callback_route = config.prefix + "/callback"
+
+    async def metadata(self) -> ProviderMetadata:
+        """The provider metadata, which must name the authorization and token endpoints."""
+        metadata = await self._verifier.metadata(self.config.issuer)
+        if not metadata.authorization_endpoint or not metadata.token_endpoint:
+            raise ProviderError("the provider metadata lacks authorization or token endpoints")
+        return metadata
+
+    async def login(self, scope: Any, send: Any) -> None:
+        """Start a sign-in: set the state cookie and redirect to the provider."""
+        root = _asgi.root_path(scope)
+        params = _asgi.query_params(scope) or {}
+        return_to = _inside(root, safe_return_to(_single(params, "return_to")))
+        try:
+            metadata = await self.metadata()
+        except AuthError as exc:
+            await send_error(scope, send, exc)
+            return
+        redirect_uri = self.config.redirect_uri or (
+            _asgi.request_origin(scope) + root + self._callback_route
+        )
+        flow = new_flow(
+            return_to=return_to or root + self.config.default_return_to,
+            redirect_uri=redirect_uri,
+            expires_at=self._clock.time() + self.config.state_lifetime,
+        )
+        key = _state_key(flow.state)
+        url = authorize_url(
+            metadata.authorization_endpoint or "",
+            client_id=self.config.client_id,
+            scopes=self.config.scopes,
+            flow=flow,
+            extra=self.config.extra_authorize_params,
+        )
+        path = root + self.config.prefix
+        headers = self._drop_oldest_states(scope, path)
+        headers.append(
+            web.set_cookie(
+                self._sessions.state_prefix + key,
+                self._state_codec.encode(_encoder.encode(flow)),
+                path=path,
+                max_age=int(self.config.state_lifetime),
+                secure=self.config.secure_cookies,
+            )
+        )
+        await web.send_redirect(send, url, headers, status=302)
+
+    def _drop_oldest_states(self, scope: Any, path: str) -> list[tuple[bytes, bytes]]:
+        """Cookies clearing the oldest pending sign-ins, leaving room for one more.
+
+        Browsers send cookies of one path oldest first (RFC 6265 §5.4, step 2), so
+        the first state cookies in the header are the oldest flows.
+        """
+        prefix = self._sessions.state_prefix
+        pending = [name for name in _asgi.parse_cookies(scope) if name.startswith(prefix)]
+        excess = max(0, len(pending) - MAX_PENDING_SIGNINS + 1)
+        secure = self.config.secure_cookies
+        return [web.clear_cookie(name, path=path, secure=secure) for name in pending[:excess]]
+
+    async def callback(self, scope: Any, send: Any) -> None:
+        """Finish a sign-in: open the session and redirect to ``return_to``."""
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            flow = await self._take_flow(scope, headers)
+            location = await self._finish(scope, flow, headers)
+        except AuthError as exc:
+            self._emit(
+                "signin", outcome="refused", reason=exc.reason, client_ip=_asgi.client_ip(scope)
+            )
+            await send_error(scope, send, exc, headers)
+            return
+        await web.send_redirect(send, location, headers)
+
+    async def _take_flow(self, scope: Any, headers: list[tuple[bytes, bytes]]) -> FlowState:
+        params = _asgi.query_params(scope)
+        if params is None or any(len(v) > 1 for v in params.values()):
+            raise SignInError("the callback parameters are malformed")
+        state = _single(params, "state")
+        if not state:
+            raise SignInError("the callback has no state; please sign in again")
+        key = _state_key(state)
+        name = self._sessions.state_prefix + key
+        path = _asgi.root_path(scope) + self.config.prefix
+        headers.append(web.clear_cookie(name, path=path, secure=self.config.secure_cookies))
+        sealed = _asgi.parse_cookies(scope).get(name)
+        if sealed is None:
+            raise SignInError("the sign-in state is missing or has expired; please sign in again")
+        try:
+            flow = _flow_decoder.decode(self._state_codec.decode(sealed))
+        except (SessionInvalid, msgspec.DecodeError) as exc:
+            raise SignInError("the sign-in state is invalid; please sign in again") from exc
+        if not hmac.compare_digest(flow.state.encode(), state.encode()):
+            raise SignInError("the sign-in state does not match")
+        if flow.expires_at <= self._clock.time():
+            raise SignInError("the sign-in state has expired; please sign in again")
+        if self._store is not None:
+            # A mark that lives as long as the flow could still be replayed; written
+            # only for a state that matched its sealed cookie.
+            ttl = flow.expires_at - self._clock.time()
+            first = await self._store.claim(f"signin:{key}", ttl)
+        else:
+            first = self._sessions.first_use(key, self.config.state_lifetime)
+        if not first:
+            raise SignInError("this sign-in response was already used")
+        error = _single(params, "error")
+        if error is not None:
+            # RFC 6749 §4.1.2.1 limits both to printable ASCII; providers do not all comply.
+            code = clean_text(error, 64) or "error"
+            detail = clean_text(_single(params, "error_description") or "", 300)
+            raise SignInError(
+                f"the identity provider answered {code}" + (f": {detail}" if detail else "")
+            )
+        return flow
+
+    async def _finish(self, scope: Any, flow: FlowState, headers: list[tuple[bytes, bytes]]) -> str:
+        params = _asgi.query_params(scope) or {}
+        metadata = await self.metadata()
+        iss = _single(params, "iss")
+        # RFC 9207 §2.4: required when advertised, compared whenever present.
+        if iss is None and metadata.authorization_response_iss_parameter_supported:
+            raise SignInError("the authorization response lacks the iss parameter")
+        if iss is not None and iss != metadata.issuer:
+            raise SignInError("the authorization response comes from another issuer")
+        code = _single(params, "code")
+        if not code:
+            raise SignInError("the callback has no authorization code")
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": flow.redirect_uri,
+            "code_verifier": flow.verifier,
+        }
+        tokens = await token_request(
+            self._client,
+            metadata.token_endpoint or "",
+            form,
+            self._auth,
+            deadline=self.config.http_timeout,
+            max_bytes=MAX_RESPONSE,
+        )
+        if not tokens.id_token:
+            raise ProviderError("the token response has no id_token")
+        verified = await verify_id_token(self._verifier, self.config, tokens, nonce=flow.nonce)
+        claims = dict(verified.claims)
+        if self.config.use_userinfo and metadata.userinfo_endpoint and tokens.access_token:
+            userinfo = await fetch_claims(
+                self._client, self.config, metadata.userinfo_endpoint, tokens.access_token
+            )
+            claims = merge_claims(claims, userinfo, user_claim=verified.issuer.config.user_claim)
+        now = self._clock.time()
+        sid = claims.get("sid")
+        # The refresh token is kept server-side only, never in a cookie.
+        refresh_token = tokens.refresh_token if self._store is not None else None
+        refreshing = self.config.refresh and refresh_token is not None
+        record = SessionRecord(
+            id=secrets.token_urlsafe(24),
+            subject=verified.subject,
+            issuer=self.config.issuer,
+            connection=verified.connection,
+            client_id=self.config.client_id,
+            claims={k: v for k, v in claims.items() if k not in DROPPED_CLAIMS},
+            sid=sid if isinstance(sid, str) else None,
+            sub=_raw_sub(verified),
+            id_token=tokens.id_token,
+            refresh_token=refresh_token if refreshing else None,
+            created_at=now,
+            last_seen=now,
+            expires_at=now + self.config.session_lifetime,
+            refresh_at=(
+                refresh_due_at(self.config, now, tokens, verified.claims.get("exp"))
+                if refreshing
+                else 0.0
+            ),
+        )
+        if self._on_signin is not None:
+            await self._on_signin(principal_from(record))
+        cookies = _asgi.parse_cookies(scope)
+        root = _asgi.root_path(scope)
+        await self._sessions.end(cookies, root)
+        if self._store is not None:
+            await self._store.create(record)
+        headers.extend(self._sessions.issue(record, cookies, root))
+        self._emit(
+            "signin",
+            connection=record.connection,
+            subject=record.subject,
+            client_ip=_asgi.client_ip(scope),
+        )
+        self._emit("session.created", connection=record.connection, subject=record.subject)
+        return flow.return_to
+
+
+def _raw_sub(verified: VerifiedToken) -> str | None:
+    """The ID token's ``sub`` when the user key is another claim (checked by check_id_token)."""
+    sub = verified.claims.get("sub")
+    return sub if isinstance(sub, str) and sub != verified.subject else None
+
+
+def _inside(root: str, path: str | None) -> str | None:
+    """``path`` if it lies under the mount point ``root`` (or ``root`` is empty)."""
+    if path is None or not root:
+        return path
+    return path if path == root or path.startswith(root + "/") else None
+
+
+def _single(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    return values[0] if values else None
+
+
+def _state_key(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()[:32]
+
+
+async def send_error(
+    scope: Any, send: Any, exc: AuthError, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """The error page for ``exc`` (HTML for browsers, JSON otherwise)."""
+    await web.send_page(
+        scope, send, exc.status, exc.error or exc.reason, exc.description, headers or []
+    )

@@ -1,0 +1,147 @@
+"""Browser sign-in settings: :class:`LoginConfig`, validated when built."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from asgi_sso.config import Secret
+from asgi_sso.errors import ConfigurationError
+from asgi_sso.login.return_to import safe_return_to
+from asgi_sso.sessions.codec import MIN_SECRET_BYTES
+
+__all__ = ["LoginConfig"]
+
+_RESERVED_PARAMS = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+     "code_challenge", "code_challenge_method"}
+)  # fmt: skip
+_COOKIE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Browser sign-in settings.
+
+    Attributes:
+        issuer: the sign-in provider: exactly one configured (non-template) ``Issuer.issuer``.
+        client_id: this app's OAuth client id at the provider.
+        client_secret: the client secret (``None`` for a public client with ``"none"``).
+        redirect_uri: the registered callback URL; ``None`` derives it from the request's
+            scheme and host plus ``{prefix}/callback``.
+        scopes: requested scopes; must contain ``openid``.
+        prefix: where the routes live: ``{prefix}/login``, ``/callback``, ``/logout``.
+        cookie_secrets: cookie encryption secrets, oldest to newest (each >= 32 bytes);
+            the newest encrypts, all decrypt.
+        secure_cookies: ``Secure`` cookies with the ``__Host-``/``__Secure-`` prefixes. Set
+            ``False`` only for ``http://localhost`` development.
+        session_lifetime: how long a session lasts after the provider last vouched for the
+            user (the sign-in, or a successful refresh when ``max_session_lifetime`` allows
+            extending), seconds.
+        idle_timeout: a session unused this long ends, seconds.
+        state_lifetime: how long a started sign-in may take, seconds.
+        token_endpoint_auth: ``client_secret_basic``, ``client_secret_post`` or ``none``.
+        use_userinfo: merge the UserInfo claims (groups and email often live only there).
+        end_session: continue logout at the provider's ``end_session_endpoint``.
+        post_logout_redirect_uri: absolute URL the provider returns to after logout.
+        default_return_to: where to land after sign-in without a valid ``return_to``.
+        extra_authorize_params: extra authorization request parameters (``prompt``,
+            ``domain_hint``, ``organization`` …); cannot override the protocol ones.
+        session_cookie: the session cookie's base name.
+        state_cookie: the state cookies' base name.
+        http_timeout: overall deadline of one token or userinfo call, seconds.
+        touch_interval: the idle clock is advanced at most this often, seconds.
+        refresh: use the provider's refresh token (kept only in a server-side store, never
+            in a cookie) when the access/ID token nears its end: the user's claims are
+            renewed, a user the provider has disabled is signed out (``invalid_grant``),
+            and the session may be extended up to ``max_session_lifetime``. Most providers
+            issue refresh tokens only for the ``offline_access`` scope (Google wants
+            ``access_type=offline`` in ``extra_authorize_params``).
+        max_session_lifetime: the absolute cap on a session since sign-in, however often
+            it is refreshed, seconds. ``None`` makes it ``session_lifetime``: refreshes then
+            revalidate the user but never extend the session.
+        refresh_leeway: refresh this long before the tokens expire (and never more often),
+            seconds.
+        refresh_retry: after a failed attempt (provider down or answering garbage), wait
+            this long before trying again; the session lives on meanwhile, seconds.
+    """
+
+    issuer: str
+    client_id: str
+    cookie_secrets: tuple[Secret, ...]
+    client_secret: Secret | None = None
+    redirect_uri: str | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    prefix: str = "/auth"
+    secure_cookies: bool = True
+    session_lifetime: float = 8 * 3600.0
+    idle_timeout: float = 3600.0
+    state_lifetime: float = 600.0
+    token_endpoint_auth: Literal["client_secret_basic", "client_secret_post", "none"] = (
+        "client_secret_basic"
+    )
+    use_userinfo: bool = True
+    end_session: bool = True
+    post_logout_redirect_uri: str | None = None
+    default_return_to: str = "/"
+    extra_authorize_params: dict[str, str] = {}
+    session_cookie: str = "sso_session"
+    state_cookie: str = "sso_state"
+    http_timeout: float = 10.0
+    touch_interval: float = 60.0
+    refresh: bool = True
+    max_session_lifetime: float | None = None
+    refresh_leeway: float = 60.0
+    refresh_retry: float = 60.0
+
+    def __post_init__(self) -> None:
+        fail = ConfigurationError
+        if not self.issuer or "{tenant}" in self.issuer:
+            raise fail("LoginConfig.issuer must be one exact issuer URL, not a template")
+        if not self.client_id:
+            raise fail("LoginConfig.client_id must not be empty")
+        if not self.cookie_secrets:
+            raise fail("LoginConfig.cookie_secrets needs at least one secret")
+        if any(len(s.reveal()) < MIN_SECRET_BYTES for s in self.cookie_secrets):
+            raise fail(f"every LoginConfig.cookie_secrets entry needs >= {MIN_SECRET_BYTES} bytes")
+        if self.token_endpoint_auth == "none" and self.client_secret is not None:
+            raise fail("token_endpoint_auth='none' must not be given a client_secret")
+        if self.token_endpoint_auth != "none" and self.client_secret is None:
+            raise fail(f"token_endpoint_auth={self.token_endpoint_auth!r} needs client_secret")
+        if "openid" not in self.scopes:
+            raise fail("LoginConfig.scopes must include 'openid'")
+        if not self.prefix.startswith("/") or self.prefix.endswith("/"):
+            raise fail("LoginConfig.prefix must start with '/' and not end with '/'")
+        for name in ("session_lifetime", "idle_timeout", "state_lifetime", "http_timeout",
+                     "refresh_leeway", "refresh_retry"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise fail(f"LoginConfig.{name} must be positive")
+        cap = self.max_session_lifetime
+        if cap is not None and cap < self.session_lifetime:
+            raise fail("LoginConfig.max_session_lifetime must not be below session_lifetime")
+        if self.idle_timeout > self.session_lifetime:
+            raise fail("LoginConfig.idle_timeout must not exceed session_lifetime")
+        if not 0 <= self.touch_interval < self.idle_timeout:
+            raise fail("LoginConfig.touch_interval must be >= 0 and below idle_timeout")
+        for name in ("redirect_uri", "post_logout_redirect_uri"):
+            value = getattr(self, name)
+            if value is not None and (
+                urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
+            ):
+                raise fail(f"LoginConfig.{name} must be an absolute http(s) URL")
+        if safe_return_to(self.default_return_to) != self.default_return_to:
+            raise fail("LoginConfig.default_return_to must be a path inside the app")
+        clash = _RESERVED_PARAMS.intersection(self.extra_authorize_params)
+        if clash:
+            raise fail(f"extra_authorize_params cannot set {sorted(clash)}")
+        for name in (self.session_cookie, self.state_cookie):
+            if not name or not set(name) <= _COOKIE_NAME_CHARS or name.startswith("__"):
+                raise fail(f"cookie name {name!r} must be letters, digits, '_' or '-'")
+        if self.session_cookie == self.state_cookie:
+            raise fail("session_cookie and state_cookie must differ")
+
+    @property
+    def session_cap(self) -> float:
+        """The absolute session lifetime since sign-in, seconds."""
+        return self.max_session_lifetime or self.session_lifetime

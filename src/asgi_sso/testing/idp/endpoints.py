@@ -1,0 +1,345 @@
+"""The dev IdP's HTTP endpoints: discovery, JWKS, authorize, token, userinfo, end_session.
+
+Every refusal follows its spec: RFC 6749 §4.1.2.1 / §5.2 for OAuth errors, an
+error page (never a redirect) for a bad ``client_id`` or ``redirect_uri``
+(OIDC Core §3.1.2.6), RFC 6750 §3 for the userinfo endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from asgi_sso.testing.idp.issue import token_response
+from asgi_sso.testing.idp.logout import end_session
+from asgi_sso.testing.idp.model import DevClient, DevUser, Grant, new_secret, verify_own
+from asgi_sso.testing.idp.pages import error_page, login_page
+from asgi_sso.testing.idp.requests import (
+    NO_STORE,
+    BadRequest,
+    Params,
+    bearer_error,
+    oauth_error,
+    read_params,
+    with_query,
+)
+from asgi_sso.testing.tokens import b64url
+
+if TYPE_CHECKING:
+    from asgi_sso.testing.idp.provider import DevIdP
+
+__all__ = ["dispatch", "lifespan"]
+
+_PKCE = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1 / §4.2
+_CLAIMS = (
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash", "email",
+    "email_verified", "name", "given_name", "family_name", "groups", "roles", "tid",
+    "connection_id",
+)  # fmt: skip
+
+
+def _unavailable(idp: DevIdP) -> Response | None:
+    if idp.outage_status is None:
+        return None
+    return JSONResponse(
+        {"error": "temporarily_unavailable"},
+        status_code=idp.outage_status,
+        headers={"Retry-After": "5", "Cache-Control": "no-store"},
+    )
+
+
+async def discovery(idp: DevIdP, request: Request) -> Response:
+    """OIDC Discovery 1.0 §3 provider metadata."""
+    down = _unavailable(idp)
+    if down is not None:
+        return down
+    doc = {
+        "issuer": idp.issuer,
+        "authorization_endpoint": idp.url("/authorize"),
+        "token_endpoint": idp.url("/token"),
+        "userinfo_endpoint": idp.url("/userinfo"),
+        "jwks_uri": idp.jwks_uri,
+        "end_session_endpoint": idp.url("/end_session"),
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(idp.keys.algorithms),  # RS256 always
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "claims_supported": list(_CLAIMS),
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+    }
+    return JSONResponse(doc, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def jwks(idp: DevIdP, request: Request) -> Response:
+    """The public JWK Set, cacheable for five minutes."""
+    down = _unavailable(idp)
+    if down is not None:
+        return down
+    await idp.wait_jwks_delay()
+    return JSONResponse(idp.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+def _authorize_client(idp: DevIdP, params: Params) -> tuple[DevClient, str] | Response:
+    client = idp.clients.get(params.get("client_id", ""))
+    if client is None:
+        return error_page("invalid_request", "unknown client_id")
+    redirect_uri = params.get("redirect_uri", "")
+    if redirect_uri not in client.redirect_uris:  # OIDC Core §3.1.2.1: exact match
+        return error_page("invalid_request", "redirect_uri is not registered for this client")
+    return client, redirect_uri
+
+
+def _authorize_problem(params: Params) -> tuple[str, str] | None:
+    if params.get("response_type") != "code":
+        return "unsupported_response_type", "only response_type=code is supported"
+    if params.get("code_challenge_method") != "S256":
+        return "invalid_request", "PKCE with code_challenge_method=S256 is required"
+    if not _PKCE.fullmatch(params.get("code_challenge", "")):
+        return "invalid_request", "code_challenge is missing or malformed"
+    if "openid" not in params.get("scope", "").split():
+        return "invalid_scope", "the scope must include openid"
+    return None
+
+
+def _chosen_user(idp: DevIdP, params: Params, posted: bool) -> DevUser | None:
+    login = params.get("login", "").strip() if posted else ""
+    if login:
+        user = idp.find_user(login)
+        if user is None:  # a typed-in identity becomes an ad hoc user
+            user = DevUser(sub=login, email=login if "@" in login else None)
+            idp.add_user(user)
+        return user
+    hint = params.get("login_hint", "")
+    if hint and idp.find_user(hint) is not None:
+        return idp.find_user(hint)
+    if idp.auto_approve and idp.users:
+        return next(iter(idp.users.values()))
+    return None
+
+
+async def authorize(idp: DevIdP, request: Request) -> Response:
+    """The authorization endpoint (OIDC Core §3.1.2)."""
+    params = await read_params(request)
+    checked = _authorize_client(idp, params)
+    if isinstance(checked, Response):
+        return checked
+    client, redirect_uri = checked
+    reply = {"state": params["state"]} if "state" in params else {}
+    reply["iss"] = idp.issuer  # RFC 9207 §2
+    problem = _authorize_problem(params)
+    user = None if problem else _chosen_user(idp, params, request.method == "POST")
+    if problem is None and user is None and "none" in params.get("prompt", "").split():
+        problem = ("login_required", "prompt=none but nobody is signed in")
+    if problem is not None:
+        error = {"error": problem[0], "error_description": problem[1]}
+        return RedirectResponse(with_query(redirect_uri, {**error, **reply}), status_code=302)
+    if user is None:
+        keep = {k: v for k, v in params.items() if k != "login"}
+        return login_page(idp.url("/authorize"), keep, idp.users.values())
+    now = int(idp.clock.time())
+    sid = new_secret()
+    idp.sessions[sid] = user.sub
+    idp.session_clients.setdefault(sid, set()).add(client.client_id)
+    code = new_secret()
+    idp.codes[code] = Grant(
+        client_id=client.client_id,
+        sub=user.sub,
+        scope=params.get("scope", ""),
+        sid=sid,
+        auth_time=now,
+        expires_at=now + idp.code_ttl,
+        redirect_uri=redirect_uri,
+        nonce=params.get("nonce"),
+        code_challenge=params["code_challenge"],
+    )
+    return RedirectResponse(with_query(redirect_uri, {"code": code, **reply}), status_code=302)
+
+
+def _authenticate_client(idp: DevIdP, request: Request, params: Params) -> DevClient | Response:
+    header = request.headers.get("authorization", "")
+    basic = header[:6].lower() == "basic "
+    challenge = {"WWW-Authenticate": 'Basic realm="dev-idp"'} if basic else {}
+    if basic:
+        if "client_secret" in params:
+            return oauth_error("invalid_request", "use one client authentication method")
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+            raw_id, raw_secret = decoded.split(":", 1)
+        except Exception:  # malformed Basic credentials
+            return oauth_error("invalid_client", "malformed Basic credentials", 401, challenge)
+        client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)  # RFC 6749 §2.3.1
+        if params.get("client_id", client_id) != client_id:
+            return oauth_error("invalid_request", "client_id does not match the credentials")
+    else:
+        client_id = params.get("client_id", "")
+        secret = params.get("client_secret", "")
+    client = idp.clients.get(client_id)
+    if client is None:
+        return oauth_error("invalid_client", "unknown client", 401, challenge)
+    if client.client_secret is None:
+        if secret:
+            return oauth_error("invalid_client", "a public client has no secret", 401, challenge)
+        return client
+    if not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
+        return oauth_error("invalid_client", "client authentication failed", 401, challenge)
+    return client
+
+
+def _code_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
+    grant = idp.codes.pop(params.get("code", ""), None)  # one use only, even when it fails
+    if grant is None or grant.client_id != client.client_id:
+        return oauth_error("invalid_grant", "the code is invalid, used or for another client")
+    if idp.clock.time() >= grant.expires_at:
+        return oauth_error("invalid_grant", "the code has expired")
+    if params.get("redirect_uri") != grant.redirect_uri:
+        return oauth_error("invalid_grant", "redirect_uri does not match the authorization")
+    verifier = params.get("code_verifier", "")
+    if not _PKCE.fullmatch(verifier):
+        return oauth_error("invalid_grant", "code_verifier is missing or malformed")
+    challenge = b64url(hashlib.sha256(verifier.encode("ascii")).digest())  # RFC 7636 §4.6
+    if not hmac.compare_digest(challenge, grant.code_challenge):
+        return oauth_error("invalid_grant", "PKCE verification failed")
+    return JSONResponse(token_response(idp, grant, client, nonce=True), headers=NO_STORE)
+
+
+def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
+    grant = idp.refresh_tokens.pop(params.get("refresh_token", ""), None)  # rotated
+    if grant is None or grant.client_id != client.client_id:
+        return oauth_error("invalid_grant", "the refresh token is invalid or was already used")
+    if idp.clock.time() >= grant.expires_at:
+        return oauth_error("invalid_grant", "the refresh token has expired")
+    if "scope" in params:  # RFC 6749 §6: may narrow, never widen
+        asked = params["scope"].split()
+        if not set(asked) <= set(grant.scope.split()):
+            return oauth_error("invalid_scope", "the scope exceeds the original grant")
+        grant.scope = " ".join(asked)
+    return JSONResponse(token_response(idp, grant, client, nonce=False), headers=NO_STORE)
+
+
+def _client_credentials(idp: DevIdP, client: DevClient, params: Params) -> Response:
+    audience = params.get("audience") or params.get("resource") or client.token_audience
+    scope = params.get("scope", " ".join(client.scopes))
+    claims = idp.access_token_claims(
+        client.client_id, client_id=client.client_id, audience=audience, scope=scope
+    )
+    body: dict[str, Any] = {
+        "access_token": idp.sign(claims, "at+jwt"),
+        "token_type": "Bearer",
+        "expires_in": idp.access_token_ttl,
+    }
+    if scope:
+        body["scope"] = scope
+    return JSONResponse(body, headers=NO_STORE)
+
+
+_GRANTS = {
+    "authorization_code": _code_grant,
+    "refresh_token": _refresh_grant,
+    "client_credentials": _client_credentials,
+}
+
+
+async def token(idp: DevIdP, request: Request) -> Response:
+    """The token endpoint (RFC 6749 §3.2, OIDC Core §3.1.3)."""
+    if request.method != "POST":
+        return oauth_error("invalid_request", "the token endpoint takes POST only", 405)
+    params = await read_params(request)
+    client = _authenticate_client(idp, request, params)
+    if isinstance(client, Response):
+        return client
+    grant_type = params.get("grant_type", "")
+    handler = _GRANTS.get(grant_type)
+    if handler is None:
+        return oauth_error("unsupported_grant_type", "unknown or missing grant_type")
+    if grant_type not in client.grant_types:
+        return oauth_error("unauthorized_client", f"the client may not use {grant_type}")
+    return handler(idp, client, params)
+
+
+async def userinfo(idp: DevIdP, request: Request) -> Response:
+    """The UserInfo endpoint (OIDC Core §5.3), for this IdP's access tokens with ``openid``."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() != "bearer ":
+        return JSONResponse(
+            {"error": "invalid_request"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="dev-idp"'},
+        )
+    verified = verify_own(auth[7:].strip(), idp.keys)
+    if verified is None:
+        return bearer_error("invalid_token", "the token was not issued by this IdP")
+    header, claims = verified
+    if header.get("typ") != "at+jwt" or claims.get("iss") != idp.issuer:
+        return bearer_error("invalid_token", "not an access token of this IdP")
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or idp.clock.time() >= exp:
+        return bearer_error("invalid_token", "the token has expired")
+    if "openid" not in str(claims.get("scope", "")).split():
+        return bearer_error("insufficient_scope", "the token lacks the openid scope", 403)
+    sub = str(claims.get("sub", ""))
+    user = idp.users.get(sub)
+    scopes = str(claims.get("scope", "")).split()
+    body = {"sub": sub, **(user.claims_for(scopes) if user is not None else {})}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+Handler = Callable[["DevIdP", Request], Awaitable[Response]]
+_ROUTES: dict[str, Handler] = {
+    "/.well-known/openid-configuration": discovery,
+    "/jwks": jwks,
+    "/authorize": authorize,
+    "/token": token,
+    "/userinfo": userinfo,
+    "/end_session": end_session,
+}
+
+
+async def dispatch(idp: DevIdP, scope: Scope, receive: Receive, send: Send) -> None:
+    """Route one HTTP request to its endpoint."""
+    path: str = scope["path"]
+    handler = None
+    if path.startswith(idp.path_prefix):
+        handler = _ROUTES.get(path[len(idp.path_prefix) :])
+    if handler is None:
+        response: Response = JSONResponse({"error": "not_found"}, status_code=404)
+    else:
+        idp.requests[path[len(idp.path_prefix) :]] += 1
+        try:
+            response = await handler(idp, Request(scope, receive))
+        except BadRequest as exc:
+            response = oauth_error("invalid_request", exc.description)
+    await response(scope, receive, send)
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge ASGI lifespan events; the IdP has nothing to start."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

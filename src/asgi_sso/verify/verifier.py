@@ -1,0 +1,485 @@
+"""Turn a bearer token into a :class:`VerifiedToken`, or refuse it with an ``AuthError``.
+
+Order of one cold verification: size check → strict parse (header and claims) →
+route by ``iss`` → algorithm allow-list → keys (JWKS, via discovery when needed, or
+a configured HMAC secret) → signature → claims → cache. Everything but the key
+lookup is synchronous and runs on pre-built per-issuer state; under concurrent
+load the signature checks of requests that arrive together run back to back at
+the end of their event-loop turn (:mod:`asgi_sso.verify.signature_batch`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import msgspec
+
+from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
+from asgi_sso.errors import (
+    AuthError,
+    ConfigurationError,
+    DisallowedAlgorithm,
+    InvalidClaim,
+    MalformedToken,
+    ServiceUnavailable,
+    UnknownIssuer,
+)
+from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
+from asgi_sso.keys.documents import SharedDocuments
+from asgi_sso.keys.jwk import VerificationKey, key_from_secret
+from asgi_sso.keys.jwks import JWKSCache
+from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
+from asgi_sso.verify.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
+from asgi_sso.verify.issuer_keys import HMAC_ALGORITHMS, IssuerKeys
+from asgi_sso.verify.issuers import IssuerRegistry, ResolvedIssuer
+from asgi_sso.verify.jws import JWSParser, verify_signature
+from asgi_sso.verify.signature_batch import SignatureBatch
+from asgi_sso.verify.token_cache import CacheEntry, VerifiedTokenCache
+
+__all__ = ["TokenVerifier", "VerifiedToken"]
+
+
+class VerifiedToken(CacheEntry):
+    """A token whose signature and claims were checked.
+
+    The claim set is kept as its JSON bytes (cached entries stay small); each read
+    of :attr:`claims` decodes a fresh dict.
+
+    Attributes:
+        payload: the claim set's JSON bytes, as signed.
+        header: the protected header (shared by tokens with the same header; do not mutate).
+        issuer: the issuer configuration bound to the token's ``iss``.
+        subject: the user key: the issuer's ``user_claim`` (``sub`` by default);
+            empty when that claim is absent and not required (a logout token's
+            ``sub``-less form, an ID token checked by the caller).
+        connection: the connection id of the user.
+        scopes: the scopes granted by the token's scope claims.
+        expires_at: ``exp`` (wall-clock seconds), ``inf`` when the token has none.
+        key_id: the ``kid`` of the key that verified the signature, if any.
+    """
+
+    __slots__ = (
+        "connection",
+        "expires_at",
+        "header",
+        "issuer",
+        "key_id",
+        "payload",
+        "scopes",
+        "subject",
+    )
+
+    # Positional parameters: building an object with eight keywords costs 2.5x more,
+    # and one is built per cold verification.
+    def __init__(
+        self,
+        payload: bytes,
+        header: dict[str, Any],
+        issuer: ResolvedIssuer,
+        subject: str,
+        connection: str,
+        scopes: frozenset[str],
+        expires_at: float,
+        key_id: str | None,
+    ) -> None:
+        self.payload = payload
+        self.header = header
+        self.issuer = issuer
+        self.subject = subject
+        self.connection = connection
+        self.scopes = scopes
+        self.expires_at = expires_at
+        self.key_id = key_id
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """The claim set (a new dict on each read; it was validated as a JSON object)."""
+        claims: dict[str, Any] = msgspec.json.decode(self.payload)
+        return claims
+
+    def __repr__(self) -> str:
+        return (
+            f"VerifiedToken(iss={self.issuer.iss!r}, subject={self.subject!r}, "
+            f"connection={self.connection!r})"
+        )
+
+
+class _IssuerState:
+    """What verification pre-computes per configured issuer."""
+
+    __slots__ = ("algorithms", "hmac_key", "policy", "user_claim")
+
+    def __init__(self, issuer: Issuer, secret: Secret | None) -> None:
+        self.algorithms = frozenset(issuer.algorithms)
+        self.policy = ClaimPolicy(issuer)
+        self.user_claim = issuer.user_claim
+        self.hmac_key: VerificationKey | None = None
+        uses_hmac = not self.algorithms.isdisjoint(HMAC_ALGORITHMS)
+        if secret is not None:
+            try:
+                self.hmac_key = key_from_secret(secret.reveal())
+            except ValueError as exc:
+                raise ConfigurationError(f"the secret of issuer {issuer.label!r}: {exc}") from exc
+        elif uses_hmac:
+            raise ConfigurationError(
+                f"issuer {issuer.label!r} allows HS* algorithms but has no secret"
+            )
+
+
+class TokenVerifier:
+    """Verifies JWTs from the configured issuers; share one per application.
+
+    Args:
+        issuers: the trusted issuers.
+        client: the HTTP client for discovery and JWKS; created (and closed by
+            :meth:`aclose`) when needed and not given.
+        limits: named limits (token size, nesting, cache sizes and lifetimes).
+        clock: wall time for claims, monotonic time for caches.
+        emitter: receives ``verify``, ``cache.hit`` and ``cache.miss`` events.
+        jwks: a key cache to share; built from ``client`` when not given.
+        discovery: a metadata cache to share; built from ``client`` when not given.
+        secrets: HMAC secrets by issuer string, for ``HS*`` issuers.
+        shared_documents: a JWKS/discovery body store shared by every worker
+            (e.g. :class:`~asgi_sso.keys.redis.RedisDocumentCache`), used by
+            the caches built here.
+
+    Raises:
+        ConfigurationError: the issuers or secrets are inconsistent.
+    """
+
+    def __init__(
+        self,
+        issuers: Sequence[Issuer],
+        *,
+        client: httpx.AsyncClient | None = None,
+        limits: Limits = Limits(),  # noqa: B008 - a frozen Struct is a safe default
+        clock: Clock = SystemClock(),  # noqa: B008 - stateless
+        emitter: Emitter = NULL_EMITTER,
+        jwks: JWKSCache | None = None,
+        discovery: DiscoveryCache | None = None,
+        secrets: Mapping[str, Secret] | None = None,
+        shared_documents: SharedDocuments | None = None,
+    ) -> None:
+        self._registry = IssuerRegistry(issuers)
+        secrets = dict(secrets or {})
+        unknown = set(secrets) - {i.issuer for i in self._registry.issuers}
+        if unknown:
+            raise ConfigurationError(f"secrets given for unconfigured issuers: {sorted(unknown)}")
+        self._states = {i.issuer: _IssuerState(i, secrets.get(i.issuer)) for i in issuers}
+        self._limits = limits
+        self._clock = clock
+        self._emitter = emitter
+        self._parser = JWSParser(limits)
+        self._signatures = SignatureBatch()
+        self._scope_sets = ScopeSets()
+        self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
+            limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
+        )
+        self._owns_client = client is None and (jwks is None or discovery is None)
+        if self._owns_client:
+            client = httpx.AsyncClient(timeout=limits.fetch_timeout)
+        self._client = client
+        if jwks is None or discovery is None:
+            assert client is not None
+            common: dict[str, Any] = {
+                "limits": limits,
+                "clock": clock,
+                "emitter": emitter,
+                "shared": shared_documents,
+            }
+            jwks = jwks or JWKSCache(client, **common)
+            discovery = discovery or DiscoveryCache(client, **common)
+        self._jwks = jwks
+        self._discovery = discovery
+        self._keys = IssuerKeys(
+            jwks,
+            discovery,
+            {name: state.hmac_key for name, state in self._states.items()},
+            limits=limits,
+            clock=clock,
+        )
+
+    @property
+    def clock(self) -> Clock:
+        """The clock (wall time for claims and the verified-token cache)."""
+        return self._clock
+
+    @property
+    def registry(self) -> IssuerRegistry:
+        """The trusted issuers."""
+        return self._registry
+
+    @property
+    def jwks(self) -> JWKSCache:
+        """The key cache."""
+        return self._jwks
+
+    @property
+    def discovery(self) -> DiscoveryCache:
+        """The provider metadata cache."""
+        return self._discovery
+
+    @property
+    def cache(self) -> VerifiedTokenCache[VerifiedToken]:
+        """The verified-token cache."""
+        return self._cache
+
+    @property
+    def emits(self) -> bool:
+        """Whether this verifier has event sinks (callers skip reporting otherwise)."""
+        return self._emitter.enabled
+
+    def record_hit(self, verified: VerifiedToken) -> None:
+        """Report a hit found by a caller's own cache lookup (a ``cache.hit`` event).
+
+        The middleware looks tokens up itself, so hits never reach :meth:`verify`;
+        this keeps the hit ratio true. Misses are reported by :meth:`verify`.
+        """
+        if self._emitter.enabled:
+            self._emit_cache("cache.hit", verified.issuer.config.label)
+
+    def cached(self, token: object) -> VerifiedToken | None:
+        """Return the cached verification of ``token`` if still valid (no I/O, no parsing).
+
+        ``None`` for anything but text (such a token is never verified either).
+        """
+        if not isinstance(token, str):
+            return None
+        return self._cache.get(token, self._clock.time())
+
+    async def verify(
+        self,
+        token: str,
+        *,
+        audience: str | None = None,
+        token_types: tuple[str, ...] | None = None,
+        required_claims: tuple[str, ...] | None = None,
+        use_cache: bool = True,
+        cache_key: bytes | None = None,
+        id_token: bool = False,
+    ) -> VerifiedToken:
+        """Verify ``token`` completely.
+
+        Args:
+            token: the compact JWS (untrusted).
+            audience: the one audience to require instead of the issuer's (e.g. a client
+                id for ID tokens and logout tokens).
+            token_types: accepted ``typ`` values instead of the issuer's (``()``: no
+                ``typ`` check, for callers that check it themselves).
+            required_claims: claims that must be present instead of the issuer's.
+            use_cache: read and fill the verified-token cache (a token is stored from its
+                second sighting on, see :meth:`VerifiedTokenCache.lookup`). Verifications
+                with an override never use the cache, so a token accepted under one
+                policy is never served under another.
+            cache_key: the digest from a ``cache.lookup(token, now)`` that has just missed
+                (no await in between), empty for a first sighting: the lookup is not
+                repeated.
+            id_token: verify an OIDC ID token (with ``audience`` the client id): the
+                ID-token ``typ`` rule (:func:`~asgi_sso.verify.claims.check_id_token_type`)
+                replaces the issuer's ``token_types``, and the cache is never used.
+                Without it and without ``audience``, an ID token of the issuer's
+                ``client_id`` is refused: it is never a bearer token.
+
+        Raises:
+            AuthError: a subclass saying why the token is refused (never anything else).
+        """
+        cacheable = (
+            use_cache
+            and audience is None
+            and token_types is None
+            and required_claims is None
+            and not id_token
+            # Untrusted input: anything but text is refused by the parser below and
+            # never hashed or looked up (a list is unhashable, and the compiled cache
+            # takes text only).
+            and isinstance(token, str)
+        )
+        emitting = self._emitter.enabled
+        cache = self._cache
+        key = b""
+        now = self._clock.time()
+        if cacheable:
+            if cache_key is None:
+                hit, key = cache.lookup(token, now)
+                if hit is not None:
+                    if emitting:
+                        self._emit_cache("cache.hit", hit.issuer.config.label)
+                    return hit
+            else:
+                key = cache_key
+            if key and cache.has_failures:
+                remembered = cache.failure_by_key(key, self._clock.monotonic())
+                if remembered is not None:
+                    raise remembered.with_traceback(None)
+            if emitting:
+                self._emit_cache("cache.miss", None)
+        started = time.perf_counter() if emitting else 0.0
+        try:
+            # Parse, route by iss, algorithm allow-list: synchronous, before the keys.
+            parsed = self._parser.parse(token)
+            claims = parsed.claims
+            resolved = self._registry.resolve(claims.get("iss"), claims)
+            state = self._states[resolved.config.issuer]
+            if parsed.alg not in state.algorithms:
+                raise DisallowedAlgorithm(
+                    f"the token's algorithm is not allowed for this issuer; "
+                    f"expected {' or '.join(sorted(state.algorithms))}"
+                )
+            keys = self._keys.warm(resolved, parsed.kid, parsed.alg)
+            if keys is None:
+                keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
+                now = self._clock.time()  # a fetch may take a while: check claims after it
+            # Signature (with those of concurrent requests when they arrive together,
+            # see signature_batch), then claims.
+            queued = self._signatures.submit(
+                parsed.alg, parsed.signing_input, parsed.signature, keys
+            )
+            if queued is None:
+                signer = verify_signature(parsed.alg, parsed.signing_input, parsed.signature, keys)
+            else:
+                signer = await queued
+            expires_at = validate_claims(
+                claims,
+                parsed.header,
+                resolved.iss,
+                state.policy,
+                now=now,
+                audiences=None if audience is None else frozenset({audience}),
+                token_types=None
+                if token_types is None
+                else frozenset(normalize_type(t) for t in token_types),
+                required=required_claims,
+                id_token=id_token,
+            )
+            user = claims.get(state.user_claim)
+            if type(user) is not str or not user:
+                user = _user_key(user, state.user_claim, required=id_token)
+            verified = VerifiedToken(
+                parsed.payload,
+                parsed.header,
+                resolved,
+                user,
+                resolved.connection,
+                self._scope_sets(claims, state.policy.scope_claims),
+                expires_at,
+                signer.kid,
+            )
+        except AuthError as error:
+            # Transient outages are not remembered; malformed input is cheap to refuse again.
+            if cacheable and not isinstance(error, ServiceUnavailable | MalformedToken):
+                # Also on a first sighting: a refused token that comes back is refused
+                # from memory.
+                cache.remember_failure_by_key(
+                    key or cache.key(token), error, self._clock.monotonic()
+                )
+            if emitting:
+                self._emit_verify(None, error, started)
+            raise
+        except Exception as exc:
+            # The one boundary where hostile input meets parsers and crypto libraries.
+            malformed = MalformedToken()
+            if emitting:
+                self._emit_verify(None, malformed, started)
+            raise malformed from exc
+        if key:  # not on a first sighting
+            cache.put_by_key(
+                key,
+                verified,
+                until=verified.expires_at + verified.issuer.config.leeway,
+                now=now,
+                issuer=verified.issuer.iss,
+                connection=verified.connection,
+            )
+        if emitting:
+            self._emit_verify(verified, None, started)
+        return verified
+
+    async def keys_for(
+        self, resolved: ResolvedIssuer, kid: str | None, alg: str
+    ) -> tuple[VerificationKey, ...]:
+        """Return the candidate keys of ``resolved`` for ``kid`` and ``alg``.
+
+        HMAC algorithms use the issuer's configured secret; others its JWKS, found
+        through discovery when no ``jwks_uri`` is configured.
+
+        Raises:
+            UnknownKey: no key fits.
+            KeysUnavailable: keys or metadata cannot be fetched.
+        """
+        return await self._keys.find(resolved, kid, alg)
+
+    async def metadata(self, issuer: str) -> ProviderMetadata:
+        """Return the discovery metadata of an exact configured issuer.
+
+        Raises:
+            UnknownIssuer: ``issuer`` is not an exact configured issuer.
+            KeysUnavailable: the document cannot be fetched.
+        """
+        config = self._registry.find(issuer)
+        if config is None or config.is_template:
+            raise UnknownIssuer(f"{issuer!r} is not an exact configured issuer")
+        return await self._discovery.get(config.discovery_document_url, expected_issuer=issuer)
+
+    async def prefetch(self) -> None:
+        """Fetch discovery and keys of every exact issuer that needs them; never raises."""
+        for config in self._registry.issuers:
+            if config.is_template and config.jwks_uri is None:
+                continue
+            if self._states[config.issuer].algorithms <= HMAC_ALGORITHMS:
+                continue
+            try:
+                uri = config.jwks_uri or (await self.metadata(config.issuer)).jwks_uri
+                if "{tenant}" not in uri:
+                    await self._jwks.prefetch(uri)
+            except Exception:  # noqa: S112 - prefetch is best effort; events report it
+                continue
+
+    def evict_subject(
+        self, *, subject: str, issuer: str | None = None, connection: str | None = None
+    ) -> int:
+        """Drop cached verifications of ``subject`` (e.g. on deprovisioning); return how many."""
+        return self._cache.evict_subject(subject=subject, issuer=issuer, connection=connection)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this verifier created it."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+
+    def _emit_cache(self, name: str, issuer: str | None) -> None:
+        self._emitter.emit(Event(name=name, time=self._clock.time(), issuer=issuer))
+
+    def _emit_verify(
+        self, verified: VerifiedToken | None, error: AuthError | None, started: float
+    ) -> None:
+        duration = time.perf_counter() - started
+        if verified is not None:
+            event = Event(
+                name="verify",
+                outcome="ok",
+                time=self._clock.time(),
+                issuer=verified.issuer.config.label,
+                connection=verified.connection,
+                subject=verified.subject,
+                duration=duration,
+            )
+        else:
+            event = Event(
+                name="verify",
+                outcome="refused",
+                reason=error.reason if error is not None else None,
+                time=self._clock.time(),
+                duration=duration,
+            )
+        self._emitter.emit(event)
+
+
+def _user_key(value: object, claim: str, *, required: bool) -> str:
+    # ``sub`` was type-checked by validate_claims; another user claim is checked here.
+    # An ID token always names its user (a sign-in makes a session for them); a
+    # logout token may name only a ``sid``.
+    if value is None and not required:
+        return ""
+    raise InvalidClaim(f"the {claim!r} claim (the user's identifier) must be a non-empty string")

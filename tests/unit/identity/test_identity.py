@@ -1,0 +1,154 @@
+"""IdentityResolver: tiers, JIT provisioning, the cache and immediate deactivation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from asgi_sso.errors import StoreUnavailable, UserDeactivated
+from asgi_sso.identity.resolver import OVERAGE_PROFILE_KEY, IdentityConfig, IdentityResolver
+from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.identity.stores import MemoryUserStore, Profile
+from asgi_sso.identity.tiers import ConnectionTiers, PriorityTierMapper, TierDecision
+from asgi_sso.observe.events import Emitter, Event
+from asgi_sso.principal import Principal
+from asgi_sso.testing import FakeClock
+
+
+class CountingStore(MemoryUserStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.fail = False
+
+    async def get_or_provision(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.fail:
+            raise StoreUnavailable()
+        return await super().get_or_provision(*args, **kwargs)
+
+
+MAPPER = PriorityTierMapper(
+    tiers=["enterprise", "pro", "free"],
+    scopes={"pro": ["shots:pro"], "free": ["shots:basic"], "enterprise": ["shots:all"]},
+    connections={"acme": ConnectionTiers(default_tier="free", groups={"screenshot-pro": "pro"})},
+)
+
+
+def principal(sub: str = "alice", tenant: str = "acme", **claims: Any) -> Principal:
+    return Principal(
+        identity=sub, claims={"sub": sub, **claims}, issuer="https://idp", tenant=tenant
+    )
+
+
+@pytest.fixture
+def setup() -> tuple[IdentityResolver, CountingStore, RevocationBus, FakeClock, list[Event]]:
+    store, bus, clock, events = CountingStore(), RevocationBus(), FakeClock(), []
+    resolver = IdentityResolver(
+        tier_mapper=MAPPER, user_store=store, revocations=bus, clock=clock,
+        emitter=Emitter([events.append]),
+    )  # fmt: skip
+    return resolver, store, bus, clock, events
+
+
+async def test_scenario_pro_group_default_tier_and_two_connections(setup: Any) -> None:
+    resolver, _, _, _, events = setup
+    pro = await resolver.resolve(
+        principal("alice", groups=["screenshot-pro"], email="a@acme.example")
+    )
+    assert pro.tier == "pro"
+    assert "shots:pro" in pro.scopes
+    assert pro.user_id is not None
+    assert pro.profile["email"] == "a@acme.example"
+    other = await resolver.resolve(principal("bob", groups=["sales"]))
+    assert other.tier == "free"
+    assert other.scopes == {"shots:basic"}
+    elsewhere = await resolver.resolve(principal("alice", tenant="globex"))
+    assert elsewhere.user_id != pro.user_id
+    assert [e.name for e in events] == ["provision"] * 3
+
+
+async def test_unchanged_token_is_served_from_the_cache(setup: Any) -> None:
+    resolver, store, _, clock, _ = setup
+    await resolver.resolve(principal())
+    await resolver.resolve(principal())
+    assert store.calls == 1
+    clock.now += 11
+    await resolver.resolve(principal())
+    assert store.calls == 2
+
+
+async def test_changed_claims_update_the_stored_profile(setup: Any) -> None:
+    resolver, store, _, _, _ = setup
+    first = await resolver.resolve(principal(email="old@acme.example"))
+    second = await resolver.resolve(principal(email="new@acme.example"))
+    assert store.calls == 2
+    stored = await store.get(first.user_id)
+    assert stored.profile.email == "new@acme.example"
+    assert second.user_id == first.user_id
+
+
+async def test_deactivation_bites_on_the_next_request(setup: Any) -> None:
+    resolver, store, bus, _, _ = setup
+    p = await resolver.resolve(principal())
+    await store.update(p.user_id, active=False)
+    await bus.publish(Revocation(kind="user", connection="acme", subject="alice"))
+    with pytest.raises(UserDeactivated):
+        await resolver.resolve(principal())
+    await store.update(p.user_id, active=True)
+    await bus.publish(Revocation(kind="reactivate", connection="acme", subject="alice"))
+    assert (await resolver.resolve(principal())).user_id == p.user_id
+
+
+async def test_session_revocation_does_not_evict_the_user(setup: Any) -> None:
+    resolver, store, bus, _, _ = setup
+    await resolver.resolve(principal())
+    await bus.publish(
+        Revocation(kind="session", connection="acme", subject="alice", session_id="s")
+    )
+    await resolver.resolve(principal())
+    assert store.calls == 1
+
+
+async def test_signin_always_reads_the_store(setup: Any) -> None:
+    resolver, store, _, _, _ = setup
+    await resolver.signin(principal())
+    await resolver.signin(principal())
+    assert store.calls == 2
+
+
+async def test_store_failure_is_store_unavailable(setup: Any) -> None:
+    resolver, store, _, _, _ = setup
+    store.fail = True
+    with pytest.raises(StoreUnavailable):
+        await resolver.resolve(principal())
+
+
+async def test_async_mapper_and_overage_flag() -> None:
+    class AsyncMapper:
+        async def map(self, p: Principal) -> TierDecision:
+            return TierDecision(tier="gold", scopes=frozenset({"g"}), overage=True)
+
+    events: list[Event] = []
+    resolver = IdentityResolver(tier_mapper=AsyncMapper(), emitter=Emitter([events.append]))
+    result = await resolver.resolve(principal())
+    assert result.tier == "gold"
+    assert result.scopes == {"g"}
+    assert result.profile[OVERAGE_PROFILE_KEY] is True
+    assert events[0].reason == "group_overage"
+
+
+async def test_without_jit_unknown_users_are_refused() -> None:
+    store = MemoryUserStore()
+    await store.get_or_provision("acme", "known", Profile())
+    resolver = IdentityResolver(user_store=store, config=IdentityConfig(provision=False))
+    assert (await resolver.resolve(principal("known"))).user_id is not None
+    with pytest.raises(UserDeactivated):
+        await resolver.resolve(principal("stranger"))
+
+
+async def test_no_mapper_keeps_token_scopes() -> None:
+    resolver = IdentityResolver(user_store=MemoryUserStore())
+    p = Principal(identity="u", claims={}, issuer="i", tenant="t", scopes=frozenset({"s"}))
+    assert (await resolver.resolve(p)).scopes == {"s"}

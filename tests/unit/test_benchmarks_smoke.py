@@ -63,6 +63,15 @@ def test_material_round_trips_and_tampered_token_differs(tmp_path: Path) -> None
     assert loaded.tampered() not in (*loaded.tokens, *loaded.warmup)
 
 
+def test_every_suite_of_one_run_checks_its_peers_against_its_own_keys() -> None:
+    # The parent checks the verify suite's RS256 material, then the middleware suite's
+    # (a new key, the same label): each PyJWT peer must get the key set it was given.
+    first, second = make_material("RS256", 1)[0], make_material("RS256", 1)[0]
+    for material in (first, second):
+        assert verify_cost.check(material, "pyjwt_", "cold") == {"name": "PyJWT + PyJWKClient"}
+        assert middleware_cost.check(material, "starlette_pyjwt") == {}
+
+
 @pytest.mark.slow
 def test_verify_suite_runs_on_pyperf(tmp_path: Path) -> None:
     out = tmp_path / "results"

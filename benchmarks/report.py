@@ -373,7 +373,7 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     left.axhline(1.0, color="black", linewidth=0.8)
     left.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(labels))], labels)
     left.set_ylabel("throughput / raw-crypto floor (1.0 = only the signature check)")
-    left.set_title("Cold verification, CPU time (higher is better)")
+    left.set_title("Cold verification, pyperf mean (higher is better)")
     left.legend(fontsize=8)
     keys = list(e2e)
     colors = ["tab:green" if k.startswith("asgi_sso") else "tab:gray" for k in keys]

@@ -1,6 +1,8 @@
 """The runner: ``python -m benchmarks [SUITE|all] [--quick] [--out DIR]``.
 
-Suites: verify, middleware, e2e, memory, refusals.
+Suites: verify, middleware, e2e, memory, refusals. ``verify`` and ``middleware`` run
+on pyperf; their pyperf JSON files are kept in ``OUT/pyperf/`` for
+``python -m pyperf compare_to``.
 """
 
 from __future__ import annotations
@@ -8,23 +10,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks import e2e, memory, middleware_cost, refusals, report, verify_cost
-from benchmarks.harness import Budget
-from benchmarks.quiet import CALIBRATION, QuietSpells
+from benchmarks.harness import Budget, keep_pyperf
 
-SUITES = {
+PYPERF_SUITES: dict[str, Callable[[Budget, Path], tuple[dict[str, Any], Path]]] = {
     "verify": verify_cost.run,
     "middleware": middleware_cost.run,
+}
+OTHER_SUITES: dict[str, Callable[[Budget, Path], dict[str, Any]]] = {
     "e2e": e2e.run,
     "memory": memory.run,
     "refusals": refusals.run,
 }
+SUITES = [*PYPERF_SUITES, *OTHER_SUITES]
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -32,18 +38,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("suite", nargs="?", default="all", choices=[*SUITES, "all"])
-    parser.add_argument("--quick", action="store_true", help="a small budget (well under a minute)")
+    parser.add_argument("--quick", action="store_true", help="a small budget (a few minutes)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go")
-    parser.add_argument("--tokens", type=int, help="override: cold tokens / requests per repeat")
-    parser.add_argument("--repeats", type=int, help="override: repeats per case")
-    parser.add_argument("--rounds", type=int, help="override: verify/middleware rounds")
-    parser.add_argument("--duration", type=float, help="override: seconds of wrk per e2e case")
-    parser.add_argument("--memory-tokens", type=int, help="override: tokens in the memory test")
+    parser.add_argument("--tokens", type=int, help="override: cold tokens per fresh verifier/app")
     parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        help="override: seconds each suite may wait for quiet spells (0: never wait)",
+        "--pyperf",
+        help='override: pyperf options, e.g. "--rigorous" or "--debug-single-value"',
     )
+    parser.add_argument("--duration", type=float, help="override: seconds of wrk per e2e run")
+    parser.add_argument("--memory-tokens", type=int, help="override: tokens in the memory test")
     return parser.parse_args(argv)
 
 
@@ -52,18 +55,13 @@ def budget_from(args: argparse.Namespace) -> Budget:
     budget = Budget.quick() if args.quick else Budget()
     changes: dict[str, Any] = {}
     if args.tokens:
-        changes.update(tokens=args.tokens, mw_requests=args.tokens, e2e_tokens=args.tokens * 5,
-                       warm_ops=args.tokens * 10, mw_warm_requests=args.tokens * 10)  # fmt: skip
-    if args.repeats:
-        changes.update(repeats=args.repeats, e2e_repeats=args.repeats)
-    if args.rounds:
-        changes["rounds"] = args.rounds
+        changes.update(tokens=args.tokens, mw_requests=args.tokens, e2e_tokens=args.tokens * 5)
+    if args.pyperf is not None:
+        changes["pyperf"] = tuple(shlex.split(args.pyperf))
     if args.duration:
         changes["duration"] = args.duration
     if args.memory_tokens:
         changes["memory_tokens"] = args.memory_tokens
-    if args.quiet_wait is not None:
-        changes["quiet_wait"] = args.quiet_wait
     return dataclasses.replace(budget, **changes)
 
 
@@ -71,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen suites, merge into ``OUT/results.json``, write the report."""
     args = parse(argv)
     budget = budget_from(args)
-    suites = list(SUITES) if args.suite == "all" else [args.suite]
+    suites = SUITES if args.suite == "all" else [args.suite]
     previous = args.out / "results.json"
     results: dict[str, Any] = {}
     if args.suite != "all" and previous.exists():
@@ -80,14 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     results["budget_name"] = "quick" if args.quick else "full"
     results["budget"] = dataclasses.asdict(budget)
     started = time.perf_counter()
-    spells = QuietSpells(budget.quiet_wait, min(CALIBRATION, budget.quiet_wait))
     with tempfile.TemporaryDirectory(prefix="asgi-sso-bench-") as tmp:
         for suite in suites:
-            results[suite] = SUITES[suite](budget, Path(tmp), spells)
-    quiet = spells.summary()
-    if args.suite != "all" and "quiet" in results:
-        quiet["suites"] = {**results["quiet"].get("suites", {}), **quiet["suites"]}
-    results["quiet"] = quiet
+            if suite in PYPERF_SUITES:
+                results[suite], raw = PYPERF_SUITES[suite](budget, Path(tmp))
+                results.setdefault("pyperf_files", {})[suite] = keep_pyperf(raw, args.out, suite)
+            else:
+                results[suite] = OTHER_SUITES[suite](budget, Path(tmp))
     results["seconds"] = round(time.perf_counter() - started, 1)
     for path in report.write(results, args.out):
         print(f"wrote {path}", file=sys.stderr)

@@ -1,4 +1,7 @@
-"""One benchmark case in a fresh interpreter: reads a JSON task on stdin, prints a JSON result."""
+"""One memory case in a fresh interpreter: reads a JSON task on stdin, prints a JSON result.
+
+The timed suites run in pyperf's worker processes instead; these suites count bytes.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +18,7 @@ def main() -> None:
     task: dict[str, Any] = json.loads(sys.stdin.read())
     suite = task["suite"]
     try:
-        if suite == "verify":
-            from benchmarks.verify_cost import run_case
-        elif suite == "middleware":
-            from benchmarks.middleware_cost import run_case
-        elif suite == "memory":
+        if suite == "memory":
             from benchmarks.memory import run_case
         elif suite == "refusals":
             from benchmarks.refusals import run_case

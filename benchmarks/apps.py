@@ -45,8 +45,7 @@ def starlette_bare(material: Material) -> Any:
 
 def asgi_sso(material: Material) -> Any:
     """asgi_sso's ``SSOMiddleware`` around the bare Starlette app."""
-    from asgi_sso.config import Limits
-    from asgi_sso.middleware import SSOMiddleware
+    from benchmarks._asgi_sso import Limits, SSOMiddleware
     from benchmarks.candidates.asgi_sso_ import issuer, jwks_client
 
     return SSOMiddleware(
@@ -66,17 +65,20 @@ def asgi_sso_stubbed(material: Material) -> Any:
     """
     import asyncio
 
+    from benchmarks._asgi_sso import middleware_verify, replace_verification
+
     app = asgi_sso(material)
     loop = asyncio.new_event_loop()
     try:
-        verified = loop.run_until_complete(app.verifier.verify(material.warmup[0], use_cache=False))
+        verify = middleware_verify(app)
+        verified = loop.run_until_complete(verify(material.warmup[0], use_cache=False))
     finally:
         loop.close()
 
     async def stub(token: str, **options: Any) -> Any:
         return verified
 
-    app.verifier.verify = stub
+    replace_verification(app, stub)
     return app
 
 
@@ -87,17 +89,18 @@ def asgi_sso_signature_only(material: Material) -> Any:
     Its overhead over bare Starlette, divided by the raw-crypto floor, is the
     lowest cold ratio any verifier could reach inside this middleware.
     """
+    from benchmarks._asgi_sso import middleware_verify, replace_verification
     from benchmarks.candidates import raw_crypto
 
     app = asgi_sso_stubbed(material)
-    stub = app.verifier.verify
+    stub = middleware_verify(app)
     check = raw_crypto.setup(material, "cold")
 
     async def signature_only(token: str, **options: Any) -> Any:
         check((token,))
         return await stub(token)
 
-    app.verifier.verify = signature_only
+    replace_verification(app, signature_only)
     return app
 
 
@@ -109,7 +112,7 @@ def verify_then_starlette(material: Material) -> Any:
     loop, the same work as the verify suite's ``asgi_sso:cold`` but interleaved with
     the framework's own work on every request.
     """
-    from asgi_sso.errors import AuthError
+    from benchmarks._asgi_sso import AuthError
     from benchmarks.candidates.asgi_sso_ import verifier
 
     app = starlette_bare(material)

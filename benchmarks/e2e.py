@@ -1,14 +1,13 @@
-"""Suite ``e2e``: requests/s behind uvicorn (one worker) with ``wrk`` on 127.0.0.1.
+"""Suite ``e2e``: throughput and latency behind uvicorn (one worker), driven by ``wrk``.
 
-Each app runs in its own uvicorn process; ``wrk`` drives it for a bounded time,
-with the same token every request (warm) or a Lua script cycling through
-pre-minted RS256 tokens (unique). Besides wall-clock requests/s, the server's
-own CPU time (from ``/proc/<pid>/stat``) gives requests per server CPU-second,
-which other load on a shared machine disturbs less.
-
-Rounds go over every case in turn; each judged ratio (asgi_sso against a peer) is
-taken within a round, between runs minutes apart at most, and the median round's
-ratio is reported with the spread, as in the other suites.
+Each app runs in a fresh uvicorn process per case and connection count; ``wrk``
+drives it for a bounded time at 1 connection (latency of one client at a time) and
+at 32 (a loaded server), with the same token every request (warm) or a Lua script
+cycling through pre-minted RS256 tokens (unique). Reported per run: wall-clock
+requests/s, requests per server CPU-second (the server's own CPU time, from
+``/proc/<pid>/stat``, which other load on a shared machine disturbs less), and the
+p50 and p99 latency (``wrk --latency``). The judged ratios (asgi_sso against a
+peer) compare requests per server CPU-second at 32 connections, within one run.
 
 Every case runs on two uvicorn stacks: ``httptools+uvloop`` (what
 ``uvicorn[standard]`` installs and production deployments run; the targets are
@@ -32,8 +31,7 @@ from typing import Any
 import httpx
 
 from benchmarks.fixtures import Material, make_material
-from benchmarks.harness import ROOT, Budget, Progress, median_round
-from benchmarks.quiet import Gate, QuietSpells
+from benchmarks.harness import ROOT, Budget, Progress, failure
 
 STACKS = {
     "httptools+uvloop": ("--http", "httptools", "--loop", "uvloop"),
@@ -52,12 +50,18 @@ CASES = (
     ("fastapi_pyjwt", "unique"),
 )
 
+CONNECTIONS = (1, 32)
+"""wrk connection counts: one client at a time, and a loaded server."""
+JUDGED = "c32"
+"""The connection count whose throughput the targets judge."""
+
 TARGETS: tuple[tuple[str, str, float, str], ...] = (
     ("asgi_sso:warm", "starlette:warm", 0.85, "warm >= 0.85 of bare Starlette"),
     ("asgi_sso:unique", "litestar_jwt:unique", 3.0, "unique >= 3x Litestar JWTAuth"),
     ("asgi_sso:unique", "fastapi_pyjwt:unique", 3.0, "unique >= 3x FastAPI Depends+PyJWT"),
 )
-"""(case, peer, least ratio, text): the judged ratios of requests per server CPU-second."""
+"""(case, peer, least ratio, text): the judged ratios of requests per server CPU-second
+at 32 connections."""
 
 _LUA_DONE = """
 done = function(summary, latency, requests)
@@ -132,12 +136,9 @@ def run_case(
     script: Path,
     budget: Budget,
     stack: str,
-    gate: Gate | None = None,
+    connections: int,
 ) -> dict[str, Any]:
-    """Start uvicorn with ``app`` on ``stack``, warm it up, run wrk against it, stop it.
-
-    With a ``gate``, wrk starts once the gate finds the machine quiet (the server up).
-    """
+    """Start uvicorn with ``app`` on ``stack``, warm it up, run wrk against it, stop it."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "BENCH_APP": app, "BENCH_MATERIAL": str(material_path)}
@@ -149,12 +150,10 @@ def run_case(
     try:
         material = Material.load(material_path)
         _wait_ready(url, material.warmup[0], proc)
-        if gate is not None:
-            gate.wait()
         cpu0 = _cpu_seconds(proc.pid)
         wrk = subprocess.run(
-            ["wrk", "-t1", f"-c{budget.connections}", f"-d{max(1, round(budget.duration))}s",
-             "-s", str(script), url],
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(budget.duration))}s",
+             "--latency", "-s", str(script), url],
             capture_output=True, text=True, timeout=budget.duration + 60, check=True,
         )  # fmt: skip
         cpu = _cpu_seconds(proc.pid) - cpu0
@@ -176,8 +175,8 @@ def run_case(
     return stats
 
 
-def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
-    """Parent side: every app behind its own uvicorn, then ratios."""
+def run(budget: Budget, workdir: Path) -> dict[str, Any]:
+    """Parent side: every app behind a fresh uvicorn per connection count, then ratios."""
     if shutil.which("wrk") is None:
         message = "wrk is not installed: apt-get install -y wrk"
         print(f"e2e skipped: {message}", file=sys.stderr)
@@ -189,71 +188,40 @@ def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
     warm, unique = workdir / "warm.lua", workdir / "unique.lua"
     warm.write_text(_LUA_WARM.format(token=material.warmup[0]) + _LUA_DONE)
     unique.write_text(_LUA_UNIQUE.format(path=workdir / "tokens.txt") + _LUA_DONE)
-    # Rounds in turn (see the module docstring): a drift touches every case alike.
-    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    results: dict[str, Any] = {}
     plan = [
-        (round_, stack, app, mode)
-        for round_ in range(budget.e2e_repeats)
+        (stack, app, mode, connections)
         for stack in available_stacks()
         for app, mode in CASES
+        for connections in CONNECTIONS
     ]
     progress = Progress(len(plan), "e2e")
-    for _, stack, app, mode in progress.over(plan, lambda c: f"{c[1]} {c[2]} {c[3]}"):
-        gate = spells.gate("e2e")
+    for stack, app, mode, connections in progress.over(
+        plan, lambda c: f"{c[0]} {c[1]} {c[2]} c{c[3]}"
+    ):
+        script = warm if mode == "warm" else unique
         try:
-            script = warm if mode == "warm" else unique
-            outcome = run_case(app, mode, path, script, budget, stack, gate)
+            outcome = run_case(app, mode, path, script, budget, stack, connections)
         except Exception as exc:
-            outcome = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-        spells.absorb("e2e", gate.stats())
-        runs.setdefault((stack, f"{app}:{mode}"), []).append(outcome)
-    return judge(runs)
+            outcome = failure(exc)
+        results.setdefault(stack, {}).setdefault(f"{app}:{mode}", {})[f"c{connections}"] = outcome
+    return judge(results)
 
 
-def judge(runs: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per stack and case, the median round; the judged ratios taken within rounds.
+def judge(results: dict[str, Any]) -> dict[str, Any]:
+    """Add to each case in :data:`TARGETS` its ratios to the peer at 32 connections.
 
-    ``runs`` maps ``(stack, "app:mode")`` to one outcome per round, in round order.
-    A case in :data:`TARGETS` gets ``ratios[peer]`` (see :func:`within_rounds`).
+    ``results`` maps stack -> ``"app:mode"`` -> ``"c1"``/``"c32"`` -> wrk figures.
+    ``ratios[peer]`` holds ``cpu`` (requests per server CPU-second, judged) and ``wall``
+    (requests per second); none when either run failed or measured no CPU time.
     """
-    results: dict[str, Any] = {}
-    for (stack, key), outcomes in runs.items():
-        results.setdefault(stack, {})[key] = median_run(outcomes)
-    for stack, cases in results.items():
+    for cases in results.values():
         for key, peer, _, _ in TARGETS:
-            ours, theirs = runs.get((stack, key)), runs.get((stack, peer))
-            if ours and theirs and "error" not in cases[key]:
-                ratios = within_rounds(ours, theirs)
-                if ratios is not None:
-                    cases[key].setdefault("ratios", {})[peer] = ratios
+            ours = cases.get(key, {}).get(JUDGED, {})
+            theirs = cases.get(peer, {}).get(JUDGED, {})
+            if ours.get("requests_per_cpu_s") and theirs.get("requests_per_cpu_s"):
+                cases[key].setdefault("ratios", {})[peer] = {
+                    "cpu": ours["requests_per_cpu_s"] / theirs["requests_per_cpu_s"],
+                    "wall": ours["requests_per_s"] / theirs["requests_per_s"],
+                }
     return results
-
-
-def within_rounds(
-    ours: list[dict[str, Any]], theirs: list[dict[str, Any]]
-) -> dict[str, Any] | None:
-    """The ratio of ``ours`` to ``theirs`` in each round: the median round's, and the spread.
-
-    ``cpu`` compares requests per server CPU-second (judged), ``wall`` is that round's
-    ratio of requests per second. ``None`` when a round of either failed or measured
-    no CPU time.
-    """
-    pairs = list(zip(ours, theirs, strict=True))
-    if any(not o.get("requests_per_cpu_s") or not t.get("requests_per_cpu_s") for o, t in pairs):
-        return None
-    walls = [{"wall": o["requests_per_s"] / t["requests_per_s"]} for o, t in pairs]
-    cpu = [o["requests_per_cpu_s"] / t["requests_per_cpu_s"] for o, t in pairs]
-    return median_round(walls, cpu, "cpu")
-
-
-def median_run(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round with the median requests per server CPU-second, plus the spread.
-
-    Any failed round makes the case an error (a flaky app is not averaged away).
-    """
-    rates = [o.get("requests_per_cpu_s") or 0.0 for o in outcomes]
-    chosen = median_round(outcomes, rates, "requests_per_cpu_s")
-    if "error" not in chosen:
-        chosen["cpu_min"] = chosen.pop("requests_per_cpu_s_min")
-        chosen["cpu_max"] = chosen.pop("requests_per_cpu_s_max")
-    return chosen

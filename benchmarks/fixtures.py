@@ -223,13 +223,15 @@ def serve_jwks(material: Material) -> str:
     PyJWKClient only fetches over HTTP, so the peers get a real (local) server;
     it is fetched once during warm-up and then served from PyJWKClient's cache.
     """
-    if material.label in _SERVERS:
-        return _SERVERS[material.label]
-    handler = type("Handler", (_JWKSHandler,), {"body": json.dumps(material.jwks).encode()})
+    # Keyed by the key set itself: one process may check several materials of one label.
+    body = json.dumps(material.jwks, sort_keys=True)
+    if body in _SERVERS:
+        return _SERVERS[body]
+    handler = type("Handler", (_JWKSHandler,), {"body": body.encode()})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    _SERVERS[material.label] = url
+    _SERVERS[body] = url
     return url
 
 

@@ -1,11 +1,16 @@
-"""Measuring: timed repeats, one process per candidate, and a plain stderr progress bar."""
+"""Measuring: the budget, pyperf suites run from the parent, isolated memory cases, progress.
+
+The timed in-process suites (``verify``, ``middleware``) are pyperf scripts: pyperf
+spawns the worker processes, calibrates the loop count, and keeps every value with
+its metadata in a JSON file that ``python -m pyperf compare_to`` reads. The parent
+mints the tokens, checks each case once, runs the script and reads its JSON back.
+"""
 
 from __future__ import annotations
 
-import gc
 import json
 import os
-import statistics
+import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks.quiet import Gate
+import pyperf
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -22,115 +27,108 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Budget:
-    """How much work each case does; ``--quick`` shrinks it ~10x."""
+    """How much work each suite does; ``--quick`` shrinks it."""
 
-    tokens: int = 2000
-    warm_ops: int = 200_000
-    repeats: int = 5
-    rounds: int = 5  # verify and middleware: every case once per round, in turn
-    mw_requests: int = 2000
-    mw_warm_requests: int = 20_000
-    duration: float = 4.0
-    connections: int = 16
-    e2e_tokens: int = 60_000  # more than ~10k requests/s for 4 s: unique means unique
-    e2e_repeats: int = 5  # e2e figures move most between rounds: five, shorter
+    tokens: int = 2000  # verify: tokens per fresh verifier (cold means never seen)
+    mw_requests: int = 2000  # middleware: requests per fresh app (cold)
+    pyperf: tuple[str, ...] = ()  # pyperf's own defaults: 20 worker processes x 3 values
+    duration: float = 4.0  # e2e: seconds of wrk per case and connection count
+    e2e_tokens: int = 60_000  # more than a 4 s run sends: unique means unique
     memory_tokens: int = 100_000
-    quiet_wait: float = 600.0  # seconds a suite may wait for quiet spells (benchmarks.quiet)
 
     @classmethod
     def quick(cls) -> Budget:
-        """A run in well under a minute: same shape, smaller numbers."""
+        """A run of a few minutes: same shape, smaller numbers, fewer worker processes."""
         return cls(
             tokens=200,
-            warm_ops=20_000,
-            repeats=3,
-            rounds=1,
             mw_requests=200,
-            mw_warm_requests=2000,
+            pyperf=("--processes", "3", "--values", "3"),
             duration=1.0,
-            e2e_tokens=1000,
-            e2e_repeats=1,
+            e2e_tokens=5000,
             memory_tokens=10_000,
-            quiet_wait=0.0,
         )
 
 
-def summarize(samples: list[float], ops: int) -> dict[str, float]:
-    """Median/min/max of per-operation microseconds and operations per second."""
-    per_op = sorted(s / ops * 1e6 for s in samples)
-    median = statistics.median(per_op)
-    return {
-        "median_us": median,
-        "min_us": per_op[0],
-        "max_us": per_op[-1],
-        "per_second": 1e6 / median if median else float("inf"),
-    }
+def suite_runner(module: str) -> tuple[pyperf.Runner, Any]:
+    """A pyperf runner for the script ``python -m module`` and its parsed arguments.
 
-
-def measure(
-    setup: Callable[[], Callable[[], object]], ops: int, repeats: int, gate: Gate | None = None
-) -> dict[str, Any]:
-    """Time ``repeats`` runs of ``setup()()`` (setup untimed), in CPU and wall time.
-
-    With a ``gate``, each run starts once the gate finds the machine quiet (or its wait
-    budget is spent).
-
-    Returns:
-        ``{"ops", "repeats", "cpu": summary, "wall": summary}``, plus ``"quiet"`` (the
-        gate's tally) with a gate; ``cpu`` counts :func:`time.process_time`, so other
-        load on a shared machine skews it less.
+    The script's own options (``--material-dir DIR``, ``--case NAME`` repeated) are
+    passed on to every worker process, which runs the case pyperf gives it.
     """
-    cpu: list[float] = []
-    wall: list[float] = []
-    for _ in range(repeats):
-        run = setup()
-        gc.collect()
-        if gate is not None:
-            gate.wait()
-        c0, w0 = time.process_time(), time.perf_counter()
-        run()
-        c1, w1 = time.process_time(), time.perf_counter()
-        cpu.append(c1 - c0)
-        wall.append(w1 - w0)
-    result = {
-        "ops": ops,
-        "repeats": repeats,
-        "cpu": summarize(cpu, ops),
-        "wall": summarize(wall, ops),
-    }
-    if gate is not None:
-        result["quiet"] = gate.stats()
-    return result
+
+    def forward(cmd: list[str], args: Any) -> None:
+        cmd.extend(("--material-dir", args.material_dir))
+        for case in args.case:
+            cmd.extend(("--case", case))
+
+    runner = pyperf.Runner(program_args=("-m", module), add_cmdline_args=forward)
+    runner.argparser.add_argument("--material-dir", required=True)
+    runner.argparser.add_argument("--case", action="append", required=True)
+    return runner, runner.parse_args()
 
 
-def median_round(outcomes: list[dict[str, Any]], values: list[float], name: str) -> dict[str, Any]:
-    """The outcome of the round whose value is the median of ``values`` (one per round).
+def run_pyperf(module: str, workdir: Path, cases: list[str], options: Iterable[str]) -> Path:
+    """Run the pyperf script ``module`` over ``cases``; return its JSON file (maybe partial).
 
-    Adds ``name`` (that value), ``name_min``, ``name_max`` and ``rounds``. A failed or
-    unsupported round decides the case (a flaky candidate is not averaged away).
+    pyperf's own report (mean +- std dev, warnings) goes to stderr as progress.
     """
-    failed = [o for o in outcomes if "error" in o or "unsupported" in o]
-    if failed:
-        return failed[0]
-    order = sorted(range(len(values)), key=values.__getitem__)
-    pick = order[(len(order) - 1) // 2]
-    chosen = dict(outcomes[pick])
-    chosen.update({
-        name: values[pick],
-        f"{name}_min": values[order[0]],
-        f"{name}_max": values[order[-1]],
-        "rounds": len(values),
-    })  # fmt: skip
-    return chosen
+    out = workdir / f"{module.rsplit('.', 1)[-1]}.pyperf.json"
+    out.unlink(missing_ok=True)
+    command = [sys.executable, "-m", module, "--material-dir", str(workdir),
+               *[arg for case in cases for arg in ("--case", case)], *options,
+               "--inherit-environ", "ASGI_SSO_BUILD,PYTHONWARNINGS",
+               "--output", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # peers' deprecation notices
+    subprocess.run(command, cwd=ROOT, env=env, stdout=sys.stderr, check=False)
+    return out
 
 
-def run_isolated(task: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
-    """Run one case in a fresh interpreter (``python -m benchmarks._worker``).
+def _warnings(bench: pyperf.Benchmark) -> list[str]:
+    """pyperf's instability warnings for ``bench`` (what ``pyperf check`` prints)."""
+    try:
+        from pyperf._cli import format_checks  # the checks behind `pyperf check`
+    except ImportError:
+        return []
+    return [line[2:] for line in format_checks(bench) if line.startswith("* ")]
+
+
+def read_pyperf(path: Path) -> dict[str, dict[str, Any]]:
+    """Per benchmark name: mean, std dev and median (µs per loop), counts and warnings."""
+    if not path.exists():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for bench in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks():
+        values = bench.get_values()
+        mean = bench.mean()
+        out[bench.get_name()] = {
+            "mean_us": mean * 1e6,
+            "stdev_us": (bench.stdev() if len(values) > 1 else 0.0) * 1e6,
+            "median_us": bench.median() * 1e6,
+            "per_second": 1 / mean if mean else float("inf"),
+            "values": len(values),
+            "processes": sum(1 for run in bench.get_runs() if run.values),
+            "warnings": _warnings(bench),
+        }
+    return out
+
+
+def keep_pyperf(path: Path, out: Path, suite: str) -> str | None:
+    """Copy a suite's pyperf JSON to ``out/pyperf/<suite>.json``; its path relative to ``out``."""
+    if not path.exists():
+        return None
+    target = out / "pyperf" / f"{suite}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return str(target.relative_to(out))
+
+
+def run_isolated(task: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+    """Run one memory case in a fresh interpreter (``python -m benchmarks._worker``).
 
     Returns:
         The worker's JSON result, or ``{"error": ...}`` when it failed.
     """
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks._worker"],
@@ -149,6 +147,11 @@ def run_isolated(task: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]
         return {"error": f"worker failed: {tail[:300]}"}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def failure(exc: BaseException) -> dict[str, str]:
+    """A case's result when it could not run."""
+    return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 class Progress:

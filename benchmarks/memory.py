@@ -21,11 +21,10 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from asgi_sso.config import Limits
+from benchmarks._asgi_sso import Limits, cache_footprint
 from benchmarks.candidates.asgi_sso_ import verifier
 from benchmarks.fixtures import _mint_range, make_material
 from benchmarks.harness import Budget, Progress, run_isolated
-from benchmarks.quiet import QuietSpells
 
 
 def _rss_bytes() -> int:
@@ -57,9 +56,9 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
     loop.run_until_complete(fill(v, first))
     gc.collect()
     rss = _rss_bytes() - rss0
-    cached = len(v.cache)
+    cached, _ = cache_footprint(v)
     loop.run_until_complete(fill(v, tokens[count:]))
-    bounded = len(v.cache)
+    bounded, _ = cache_footprint(v)
     del v
     gc.collect()
 
@@ -72,6 +71,7 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
+    filter_bytes = cache_footprint(v)[1]
     return {
         "tokens": count,
         "cached": cached,
@@ -80,13 +80,13 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
         "rss_bytes": rss,
         "traced_bytes": traced,
         "bytes_per_token": traced / count,
-        "filter_bytes": v.cache.filter_bytes,
-        "projected_100k_mb": (traced / count * 100_000 + v.cache.filter_bytes) / 2**20,
+        "filter_bytes": filter_bytes,
+        "projected_100k_mb": (traced / count * 100_000 + filter_bytes) / 2**20,
     }
 
 
-def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
-    """Parent side: one fresh process (bytes are counted, not timed: no quiet gate)."""
+def run(budget: Budget, workdir: Path) -> dict[str, Any]:
+    """Parent side: one fresh process (bytes are counted, not timed)."""
     progress = Progress(1, "memory")
     for count in progress.over([budget.memory_tokens], lambda c: f"{c} cached tokens"):
         return run_isolated({"suite": "memory", "count": count}, timeout=600)

@@ -1,8 +1,8 @@
 """Suite ``refusals``: what refused requests leave behind, measured in a fresh process.
 
 One :class:`~asgi_sso.SSOMiddleware` (an RS256 issuer, browser sign-in with a
-server-side :class:`~asgi_sso.sessions.MemorySessionStore`, an enabled
-:class:`~asgi_sso.audit.AuditLogger`) answers ``count`` requests of each kind
+server-side :class:`~asgi_sso.MemorySessionStore`, an enabled
+:class:`~asgi_sso.AuditLogger`) answers ``count`` requests of each kind
 below, every one different and every one refused (or, for ``/login``, a redirect
 that nobody follows). Reported per kind: what the process keeps after all
 ``3 * count`` requests (RSS and ``tracemalloc``: the bounded caches, full), the
@@ -34,7 +34,6 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import Budget, Progress, run_isolated
-from benchmarks.quiet import QuietSpells
 
 ISS = "https://idp.bench"
 KINDS = (
@@ -54,12 +53,16 @@ def _rss_bytes() -> int:
 
 
 def _app() -> Any:
-    from asgi_sso import Issuer, SSOMiddleware
-    from asgi_sso.config import Secret
-    from asgi_sso.login import LoginConfig
-    from asgi_sso.observe.audit import AuditLogger
-    from asgi_sso.sessions import MemorySessionStore
-    from asgi_sso.testing.tokens import generate_key, public_jwk
+    from benchmarks._asgi_sso import (
+        AuditLogger,
+        Issuer,
+        LoginConfig,
+        MemorySessionStore,
+        Secret,
+        SSOMiddleware,
+        generate_key,
+        public_jwk,
+    )
 
     key = generate_key("RS256", kid="k1")
     discovery = {
@@ -211,7 +214,7 @@ def run_case(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
+def run(budget: Budget, workdir: Path) -> dict[str, Any]:
     """Parent side: one fresh process per kind (bytes are counted; times are indicative)."""
     count = max(1000, budget.memory_tokens // 10)
     progress = Progress(len(KINDS), "refusals")

@@ -10,18 +10,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from asgi_sso import compiled_modules
-from benchmarks.e2e import TARGETS
+from benchmarks._asgi_sso import compiled_modules
+from benchmarks.e2e import CONNECTIONS, JUDGED, TARGETS
 
 PACKAGES = ("asgi-sso", "cryptography", "joserfc", "PyJWT", "python-jose", "Authlib",
             "starlette", "litestar", "fastapi", "uvicorn")  # fmt: skip
 
 TARGETS_COLD = {"RS256": 0.70, "ES256": 0.80, "Ed25519": 0.85}
-
-STEADY = 0.10
-"""How far a reference case (the floor, a bare framework) may move between rounds before
-the report calls its figures disturbed: its code is the same in every round, so what it
-moves is the machine's doing, and the verdicts judged against it may be too."""
 
 
 def machine() -> dict[str, Any]:
@@ -69,49 +64,29 @@ def _cell(case: dict[str, Any] | None) -> str:
         return "-"
     if "unsupported" in case:
         return "unsupported"
-    if "error" in case:
+    if "mean_us" not in case:
         return "error"
-    cpu = case["cpu"]
-    return f"{cpu['per_second']:,.0f} ({cpu['min_us']:.1f}-{cpu['max_us']:.1f} µs)"
+    flag = " (unstable)" if case.get("warnings") else ""
+    return f"{case['per_second']:,.0f} ({case['mean_us']:.1f} ± {case['stdev_us']:.1f} µs){flag}"
 
 
-def _spread(case: dict[str, Any] | None) -> str:
-    """`` [min-max over N rounds]`` of a case's judged figure, when it ran several rounds."""
-    if not case or case.get("rounds", 1) < 2:
-        return ""
-    for name, fmt in (("overhead_us", "{:+.1f}"), ("ratio_to_floor", "{:.2f}")):
-        if f"{name}_min" in case:
-            low, high = (fmt.format(case[f"{name}_{end}"]) for end in ("min", "max"))
-            return f" [{low} to {high} over {case['rounds']} rounds]"
-    return ""
-
-
-def disturbance(reference: dict[str, Any] | None, what: str) -> str | None:
-    """A warning when ``reference`` (a case judged by its time per round) moved more than
-    :data:`STEADY` between its fastest and slowest round; ``None`` when it held steady."""
-    if not reference or reference.get("rounds", 1) < 2:
-        return None
-    low, high = reference.get("round_us_min"), reference.get("round_us_max")
-    if not low or high is None or high / low - 1 <= STEADY:
-        return None
-    return (
-        f"  * **disturbed:** {what} took {low:.1f} to {high:.1f} µs in different rounds "
-        f"({high / low - 1:.1%} apart), with the same code in each: the machine moved it; "
-        "run again on a quieter machine before trusting this verdict"
-    )
-
-
-def _flagged(reference: dict[str, Any] | None, what: str) -> list[str]:
-    warning = disturbance(reference, what)
-    return [warning] if warning else []
+def _errors_and_warnings(cases: dict[str, dict[str, Any] | None]) -> list[str]:
+    """A case that failed, and pyperf's instability warnings, one line each."""
+    lines = []
+    for name, case in cases.items():
+        if case and "error" in case:
+            lines.append(f"* {name}: not run: {case['error']}")
+        for warning in (case or {}).get("warnings", ()):
+            lines.append(f"* {name}: pyperf: {warning}")
+    return ["", "Failures and pyperf's instability warnings:", "", *lines] if lines else []
 
 
 def _verify_md(verify: dict[str, Any]) -> list[str]:
     labels = list(verify)
     names = list(dict.fromkeys(k for row in verify.values() for k in row))
     lines = [
-        "## Verification (tokens per CPU-second, median; per-token CPU µs min-max; "
-        "ratio to the raw-crypto floor)",
+        "## Verification (tokens per second; mean ± std dev per token; ratio to the "
+        "raw-crypto floor)",
         "",
         "| candidate | " + " | ".join(labels) + " |",
         "|---" * (len(labels) + 1) + "|",
@@ -121,16 +96,18 @@ def _verify_md(verify: dict[str, Any]) -> list[str]:
         for label in labels:
             case = verify[label].get(name)
             ratio = _get(case or {}, "ratio_to_floor")
-            cells.append(_cell(case) + (f" **{ratio:.2f}x**" if ratio else "") + _spread(case))
+            cells.append(_cell(case) + (f" **{ratio:.2f}x**" if ratio else ""))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _errors_and_warnings(
+        {f"{label} {name}": case for label, row in verify.items() for name, case in row.items()}
+    )
     lines += ["", "Targets:", ""]
     for label, target in TARGETS_COLD.items():
         ratio = _get(verify, label, "asgi_sso:cold", "ratio_to_floor")
         shown = f"{ratio:.2f}" if ratio else "n/a"
         verdict = _verdict(ratio >= target if ratio else None)
         lines.append(f"* cold {label} >= {target:.2f} of floor: {shown} — {verdict}")
-        lines += _flagged(_get(verify, label, "raw_crypto:cold"), f"the {label} floor")
-    warm = _get(verify, "RS256", "asgi_sso:warm", "cpu", "per_second")
+    warm = _get(verify, "RS256", "asgi_sso:warm", "per_second")
     lines.append(
         f"* warm >= 500,000/s: {warm:,.0f}/s — {_verdict(warm >= 500_000)}"
         if warm
@@ -141,60 +118,65 @@ def _verify_md(verify: dict[str, Any]) -> list[str]:
 
 def _middleware_md(mw: dict[str, Any], verify: dict[str, Any]) -> list[str]:
     lines = [
-        "## Middleware cost in-process (RS256; CPU µs per request, median [min-max])",
+        "## Middleware cost in-process (RS256; µs per request, mean ± std dev)",
         "",
         "| app:mode | µs/request | overhead over its bare framework |",
         "|---|---|---|",
     ]
     for key, case in mw.items():
-        if "cpu" not in case:
+        if "mean_us" not in case:
             lines.append(f"| {key} | {case.get('error', '-')} | |")
             continue
-        cpu = case["cpu"]
         over = case.get("overhead_us")
         over_s = "(baseline)"
         if over is not None:
-            over_s = f"{over:+.1f} µs vs {case['baseline']}{_spread(case)}"
-        spread = f"{cpu['median_us']:.1f} [{cpu['min_us']:.1f}-{cpu['max_us']:.1f}]"
-        lines.append(f"| {key} | {spread} | {over_s} |")
+            over_s = f"{over:+.1f} ± {case['overhead_stdev_us']:.1f} µs vs {case['baseline']}"
+        flag = " (unstable)" if case.get("warnings") else ""
+        lines.append(f"| {key} | {case['mean_us']:.1f} ± {case['stdev_us']:.1f}{flag} | {over_s} |")
+    lines += _errors_and_warnings(mw)
     warm = _get(mw, "asgi_sso:warm", "overhead_us")
     cold = _get(mw, "asgi_sso:cold", "overhead_us")
-    verify_us = _get(verify, "RS256", "asgi_sso:cold", "cpu", "median_us")
+    verify_us = _get(verify, "RS256", "asgi_sso:cold", "mean_us")
     lines += ["", "Targets:", ""]
     lines.append(
         f"* warm <= 5 µs over bare Starlette: {warm:.1f} µs — {_verdict(warm <= 5)}"
         if warm is not None else "* warm: n/a"
     )  # fmt: skip
-    lines += _flagged(_get(mw, "starlette:warm"), "bare Starlette (the baseline of both)")
     if cold is not None and verify_us:
         ratio = cold / verify_us
         lines.append(
             f"* cold <= 1.25x the cold verification cost ({verify_us:.1f} µs): "
             f"{cold:.1f} µs = {ratio:.2f}x — {_verdict(ratio <= 1.25)}"
         )
-        lines += _flagged(_get(verify, "RS256", "raw_crypto:cold"), "the RS256 floor")
-        own = _get(mw, "asgi_sso_stubbed:cold", "overhead_us")
-        if own is not None:
-            lines.append(
-                f"  * of which the middleware's own steps (verification stubbed): {own:.1f} µs; "
-                f"verification inside the request loop: {cold - own:.1f} µs "
-                f"(alone, in a tight loop: {verify_us:.1f} µs)"
-            )
-        by_hand = _get(mw, "verify_then_starlette:cold", "overhead_us")
-        if by_hand is not None and by_hand > 0:
-            lines.append(
-                f"  * the same verifier called by hand before bare Starlette (no middleware): "
-                f"{by_hand:.1f} µs = {by_hand / verify_us:.2f}x its tight-loop cost; against "
-                f"that in-loop cost the middleware's overhead is {cold / by_hand:.2f}x"
-            )
-        floor_us = _get(verify, "RS256", "raw_crypto:cold", "cpu", "median_us")
-        bound = _get(mw, "asgi_sso_signature_only:cold", "overhead_us")
-        if bound is not None and floor_us:
-            lines.append(
-                f"  * a verifier doing nothing but the floor's signature check: {bound:.1f} µs "
-                f"= {bound / floor_us:.2f}x the floor ({floor_us:.1f} µs), the least any "
-                "verifier could reach here"
-            )
+        lines += _cold_parts(mw, verify, cold, verify_us)
+    return lines
+
+
+def _cold_parts(mw: dict[str, Any], verify: dict[str, Any], cold: float, alone: float) -> list[str]:
+    """What the diagnostic apps say about the cold overhead."""
+    lines = []
+    own = _get(mw, "asgi_sso_stubbed:cold", "overhead_us")
+    if own is not None:
+        lines.append(
+            f"  * of which the middleware's own steps (verification stubbed): {own:.1f} µs; "
+            f"verification inside the request loop: {cold - own:.1f} µs "
+            f"(alone, in a tight loop: {alone:.1f} µs)"
+        )
+    by_hand = _get(mw, "verify_then_starlette:cold", "overhead_us")
+    if by_hand is not None and by_hand > 0:
+        lines.append(
+            f"  * the same verifier called by hand before bare Starlette (no middleware): "
+            f"{by_hand:.1f} µs = {by_hand / alone:.2f}x its tight-loop cost; against "
+            f"that in-loop cost the middleware's overhead is {cold / by_hand:.2f}x"
+        )
+    floor_us = _get(verify, "RS256", "raw_crypto:cold", "mean_us")
+    bound = _get(mw, "asgi_sso_signature_only:cold", "overhead_us")
+    if bound is not None and floor_us:
+        lines.append(
+            f"  * a verifier doing nothing but the floor's signature check: {bound:.1f} µs "
+            f"= {bound / floor_us:.2f}x the floor ({floor_us:.1f} µs), the least any "
+            "verifier could reach here"
+        )
     return lines
 
 
@@ -213,28 +195,34 @@ def _e2e_md(stacks: dict[str, Any]) -> list[str]:
     return lines[:-1]
 
 
+def _e2e_run(run: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(requests/s, requests per server CPU-s, p50 / p99 ms) of one wrk run."""
+    if not run or "requests" not in run:
+        return ((run or {}).get("error", "-"), "", "")
+    reused = " (tokens reused)" if run.get("tokens_reused") else ""
+    errors = f", {run['non2xx'] + run['errors']} failed" if run["non2xx"] + run["errors"] else ""
+    cpu = run["requests_per_cpu_s"]
+    return (
+        f"{run['requests_per_s']:,.0f}{reused}{errors}",
+        f"{cpu:,.0f}" if cpu else "-",
+        f"{run['p50_us'] / 1000:.2f} / {run['p99_us'] / 1000:.2f}",
+    )
+
+
 def _e2e_stack_md(e2e: dict[str, Any]) -> list[str]:
     lines = [
-        "| app:tokens | requests/s (wall) | requests per server CPU-s [min-max] "
-        "| p50 / p99 ms | non-2xx |",
-        "|---|---|---|---|---|",
+        "| app:tokens | connections | requests/s (wall) | requests per server CPU-s "
+        "| p50 / p99 latency (ms) |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for key, case in e2e.items():
-        if "requests" not in case:
-            lines.append(f"| {key} | {case.get('error', '-')} | | | |")
-            continue
-        reused = " (tokens reused)" if case.get("tokens_reused") else ""
-        cpu = case["requests_per_cpu_s"]
-        spread = f" [{case['cpu_min']:,.0f}-{case['cpu_max']:,.0f}]" if "cpu_min" in case else ""
-        lines.append(
-            f"| {key}{reused} | {case['requests_per_s']:,.0f} | {cpu:,.0f}{spread} | "
-            f"{case['p50_us'] / 1000:.1f} / {case['p99_us'] / 1000:.1f} | {case['non2xx']} |"
-        )
-
+    for key, runs in e2e.items():
+        for connections in CONNECTIONS:
+            cells = _e2e_run(runs.get(f"c{connections}"))
+            lines.append(f"| {key} | {connections} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Targets (ratio of requests per server CPU-second, taken within each round: the "
-        "median round's [spread over rounds]; the wall-clock ratio after it):",
+        f"Targets (ratio of requests per server CPU-second at {JUDGED[1:]} connections, "
+        "same run; the wall-clock ratio after it):",
         "",
     ]
     for case, peer, target, text in TARGETS:
@@ -243,8 +231,7 @@ def _e2e_stack_md(e2e: dict[str, Any]) -> list[str]:
             lines.append(f"* {text}: n/a — n/a")
             continue
         lines.append(
-            f"* {text}: {judged['cpu']:.2f} [{judged['cpu_min']:.2f} to {judged['cpu_max']:.2f} "
-            f"over {judged['rounds']} rounds]; wall {judged['wall']:.2f} — "
+            f"* {text}: {judged['cpu']:.2f}; wall {judged['wall']:.2f} — "
             f"{_verdict(judged['cpu'] >= target)}"
         )
     return lines
@@ -308,28 +295,14 @@ def _build_line(compiled: list[str] | None) -> str:
     return "asgi_sso build: compiled with mypyc (" + ", ".join(f"`{c}`" for c in compiled) + ")."
 
 
-def quiet_md(quiet: dict[str, Any] | None) -> list[str]:
-    """How many timed repeats started in a quiet spell, per suite (``benchmarks.quiet``)."""
-    if not quiet or not quiet.get("suites"):
-        return []
-    parts = []
-    unquiet = 0
-    for suite, tally in quiet["suites"].items():
-        total = int(tally["quiet"] + tally["unquiet"])
-        unquiet += int(tally["unquiet"])
-        parts.append(f"{suite} {int(tally['quiet'])} of {total} (waited {tally['waited_s']:.0f} s)")
-    lines = [
-        "Quiet spells: each timed repeat started once a 2 ms probe of interpreted Python ran "
-        f"within {quiet['tolerance']:.0%} of the run's quickest "
-        f"({quiet['reference_probe_us']:,.0f} µs), waiting up to {quiet['budget_s']:.0f} s "
-        "per suite; repeats that started quiet: " + "; ".join(parts) + ".",
-    ]
-    if unquiet:
-        lines.append(
-            f"  * **{unquiet} repeats started in a slow spell** (the wait budget was spent): "
-            "their figures are slower than the machine's quiet speed"
-        )
-    return [*lines, ""]
+def _pyperf_options(results: dict[str, Any]) -> str:
+    options = _get(results, "budget", "pyperf")
+    return f"`{' '.join(options)}`" if options else "pyperf's defaults"
+
+
+def _pyperf_files(results: dict[str, Any]) -> str:
+    files = [f"`{p}`" for p in (results.get("pyperf_files") or {}).values() if p]
+    return ", ".join(files) if files else "none"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -346,13 +319,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         _build_line(m.get("asgi_sso_compiled")),
         "",
-        "Every case ran in its own process; figures are medians of repeats, CPU time "
-        "(`time.process_time`), since the machine is shared. The verify and middleware "
-        "suites run every case once per round, in turn; ratios and overheads are taken "
-        "against the floor or baseline of the same round, and each case reports its median "
-        "round, with the spread over rounds in brackets.",
+        "The verify and middleware suites ran on pyperf (each case in its own worker "
+        f"processes, loops calibrated; options: {_pyperf_options(results)}): figures are "
+        "pyperf's mean ± standard deviation, ratios and overheads are taken against the "
+        "floor or baseline of the same run, and a case pyperf finds unstable is marked. "
+        "Their pyperf files: " + _pyperf_files(results) + ".",
         "",
-        *quiet_md(results.get("quiet")),
     ]
     verify = results.get("verify", {})
     if verify:
@@ -381,7 +353,9 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     stacks = results.get("e2e", {})
     stack = next((name for name, cases in stacks.items() if isinstance(cases, dict)), "")
     e2e = {
-        k: v for k, v in stacks.get(stack, {}).items() if isinstance(v, dict) and "requests" in v
+        k: v[JUDGED]
+        for k, v in stacks.get(stack, {}).items()
+        if isinstance(v, dict) and "requests" in v.get(JUDGED, {})
     }
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
     labels = list(verify)
@@ -399,14 +373,14 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     left.axhline(1.0, color="black", linewidth=0.8)
     left.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(labels))], labels)
     left.set_ylabel("throughput / raw-crypto floor (1.0 = only the signature check)")
-    left.set_title("Cold verification, CPU time (higher is better)")
+    left.set_title("Cold verification, pyperf mean (higher is better)")
     left.legend(fontsize=8)
     keys = list(e2e)
     colors = ["tab:green" if k.startswith("asgi_sso") else "tab:gray" for k in keys]
     right.barh(keys, [e2e[k]["requests_per_cpu_s"] or 0 for k in keys], color=colors)
     right.invert_yaxis()
     right.set_xlabel("requests per server CPU-second (higher is better)")
-    right.set_title(f"End to end behind uvicorn ({stack}) + wrk (RS256)")
+    right.set_title(f"End to end behind uvicorn ({stack}) + wrk, {JUDGED[1:]} connections")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

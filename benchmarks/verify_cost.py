@@ -1,23 +1,28 @@
-"""Suite ``verify``: tokens per CPU-second of each candidate, per algorithm, in one run.
+"""Suite ``verify``: tokens per second of each candidate, per algorithm, on pyperf.
 
-Every (candidate, algorithm, mode) case runs in a fresh process on the same
-pre-minted tokens, once per round; ratios divide by the raw-``cryptography``
-floor measured in the same round, and each case reports its median round.
+The parent mints one material file per algorithm and checks every case once
+(a tampered token must be refused); ``python -m benchmarks.verify_cost`` is the
+pyperf script that times them, each case in pyperf's own worker processes. A loop
+is one token: cold cases go through the pre-minted tokens with a fresh candidate
+(set up untimed) for every pass, so no timed token was seen before; warm asks
+asgi_sso's verified-token cache for the same token every loop. Ratios divide the
+floor's mean time per token by the case's, both measured in the same run.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyperf
+
 from benchmarks.candidates import CANDIDATES, Unsupported
 from benchmarks.fixtures import ALGORITHMS, Material, check_refuses, make_material
-from benchmarks.harness import Budget, Progress, measure, median_round, run_isolated
-from benchmarks.quiet import Gate, QuietSpells
+from benchmarks.harness import Budget, failure, read_pyperf, run_pyperf, suite_runner
 
-FLOOR = "raw_crypto"
+FLOOR = "raw_crypto:cold"
 
 
 def cases() -> list[tuple[str, str]]:
@@ -27,75 +32,101 @@ def cases() -> list[tuple[str, str]]:
     return out
 
 
-def run_case(task: dict[str, Any]) -> dict[str, Any]:
-    """Worker side: measure one candidate on one algorithm."""
-    material = Material.load(task["material"])
-    module = importlib.import_module(f"benchmarks.candidates.{task['candidate']}")
-    mode: str = task["mode"]
+def key(candidate: str, mode: str) -> str:
+    """The report's name of a case, e.g. ``asgi_sso:cold``."""
+    return f"{candidate.rstrip('_')}:{mode}"
+
+
+def _candidate(material: Material, candidate: str, mode: str) -> Callable[[Sequence[str]], object]:
+    """The candidate's batch verifier, with keys fetched and caches primed (untimed)."""
+    module = importlib.import_module(f"benchmarks.candidates.{candidate}")
+    batch: Callable[[Sequence[str]], object] = module.setup(material, mode)
+    batch(material.warmup[:1])  # warm: the token now cached
+    return batch
+
+
+def time_func(material: Material, candidate: str, mode: str) -> Callable[[int], float]:
+    """pyperf's ``time_func(loops)``: seconds spent verifying ``loops`` tokens."""
+    warm: list[Callable[[Sequence[str]], object]] = []
+
+    def timed(loops: int) -> float:
+        if mode == "warm":
+            if not warm:  # one cache per worker process, primed once
+                warm.append(_candidate(material, candidate, mode))
+            tokens = [material.warmup[0]] * loops
+            started = pyperf.perf_counter()
+            warm[0](tokens)
+            return pyperf.perf_counter() - started
+        total, size = 0.0, len(material.tokens)
+        for start in range(0, loops, size):
+            batch = _candidate(material, candidate, mode)  # fresh: nothing seen before
+            chunk = material.tokens[: min(size, loops - start)]
+            started = pyperf.perf_counter()
+            batch(chunk)
+            total += pyperf.perf_counter() - started
+        return total
+
+    return timed
+
+
+def main() -> None:
+    """The pyperf script: ``--case "RS256 asgi_sso_:cold"`` for each case to time."""
+    runner, args = suite_runner("benchmarks.verify_cost")
+    materials: dict[str, Material] = {}
+    for case in args.case:
+        label, _, spec = case.partition(" ")
+        candidate, _, mode = spec.partition(":")
+        if label not in materials:
+            materials[label] = Material.load(Path(args.material_dir) / f"material-{label}.json")
+        runner.bench_time_func(case, time_func(materials[label], candidate, mode))
+
+
+def check(material: Material, candidate: str, mode: str) -> dict[str, Any]:
+    """Parent side, before timing: the candidate's name, or why the case cannot run."""
+    module = importlib.import_module(f"benchmarks.candidates.{candidate}")
     try:
-        module.setup(material, mode)
+        check_refuses(module.setup(material, mode), material)
+        _candidate(material, candidate, mode)(material.tokens[:1])
     except Unsupported as exc:
         return {"name": module.NAME, "unsupported": str(exc)}
-    tokens: Sequence[str]
-    tokens = [material.warmup[0]] * task["warm_ops"] if mode == "warm" else material.tokens
-
-    def prepared() -> Any:
-        batch = module.setup(material, mode)
-        batch(material.warmup[:1])  # keys fetched, caches primed (warm: the token cached)
-        return lambda: batch(tokens)
-
-    check_refuses(module.setup(material, mode), material)
-    result = measure(prepared, len(tokens), task["repeats"], Gate.from_task(task))
-    return {"name": module.NAME, **result}
+    except Exception as exc:
+        return {"name": module.NAME, **failure(exc)}
+    return {"name": module.NAME}
 
 
-def run(budget: Budget, workdir: Path, spells: QuietSpells) -> dict[str, Any]:
-    """Parent side: mint, then run every case in its own process, round after round."""
-    materials = {}
+def run(budget: Budget, workdir: Path) -> tuple[dict[str, Any], Path]:
+    """Parent side: mint, check every case, time them on pyperf, judge against the floor."""
+    results: dict[str, dict[str, Any]] = {}
+    ready: list[str] = []
     for label in ALGORITHMS:
         material, _ = make_material(label, budget.tokens)
-        path = workdir / f"material-{label}.json"
-        material.save(path)
-        materials[label] = path
-    # Rounds go over every case in turn, so a drift in the machine's speed touches every
-    # case alike; ratios are taken within a round, against the floor measured in it.
-    plan = [
-        (round_, label, cand, mode)
-        for round_ in range(budget.rounds)
-        for label in ALGORITHMS
-        for cand, mode in cases()
-    ]
-    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    progress = Progress(len(plan), "verify")
-    for _, label, cand, mode in progress.over(plan, lambda c: f"{c[1]} {c[2]} {c[3]}"):
-        task = {
-            "suite": "verify",
-            "material": str(materials[label]),
-            "candidate": cand,
-            "mode": mode,
-            "repeats": budget.repeats,
-            "warm_ops": budget.warm_ops,
-            **spells.task("verify"),
-        }
-        outcome = run_isolated(task)
-        spells.absorb("verify", outcome.get("quiet"))
-        runs.setdefault((label, f"{cand.rstrip('_')}:{mode}"), []).append(outcome)
-    return judge(runs)
+        material.save(workdir / f"material-{label}.json")
+        for candidate, mode in cases():
+            results.setdefault(label, {})[key(candidate, mode)] = outcome = check(
+                material, candidate, mode
+            )
+            if set(outcome) == {"name"}:
+                ready.append(f"{label} {candidate}:{mode}")
+    path = run_pyperf("benchmarks.verify_cost", workdir, ready, budget.pyperf)
+    return judge(results, ready, read_pyperf(path)), path
 
 
-def judge(runs: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per (algorithm, case), the median round by its ratio to the same round's floor."""
-    results: dict[str, Any] = {}
-    for (label, key), outcomes in runs.items():
-        floors = runs[(label, f"{FLOOR}:cold")]
-        times = [o.get("cpu", {}).get("median_us", 0.0) for o in outcomes]
-        if key == f"{FLOOR}:cold" or not all("cpu" in o for o in (*floors, *outcomes)):
-            # The floor's median round by time (its ratio is 1); a failed round decides.
-            case = median_round(outcomes, times, "round_us")
-            if key == f"{FLOOR}:cold" and "cpu" in case:
-                case["ratio_to_floor"] = 1.0
-        else:
-            ratios = [f["cpu"]["median_us"] / t for f, t in zip(floors, times, strict=True)]
-            case = median_round(outcomes, ratios, "ratio_to_floor")
-        results.setdefault(label, {})[key] = case
+def judge(
+    results: dict[str, dict[str, Any]], ready: list[str], timed: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Merge pyperf's figures into ``results``; each case's ratio to its floor's mean."""
+    for case in ready:
+        label, _, spec = case.partition(" ")
+        candidate, _, mode = spec.partition(":")
+        figures = timed.get(case, {"error": "pyperf produced no values (see its output)"})
+        results[label][key(candidate, mode)].update(figures)
+    for row in results.values():
+        floor = row.get(FLOOR, {}).get("mean_us")
+        for case in row.values():
+            if floor and case.get("mean_us"):
+                case["ratio_to_floor"] = floor / case["mean_us"]
     return results
+
+
+if __name__ == "__main__":
+    main()

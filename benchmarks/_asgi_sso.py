@@ -1,0 +1,64 @@
+"""Every name the benchmarks take from asgi_sso, in one place.
+
+Public names come from ``asgi_sso``; the few internals a benchmark reaches for
+(the verifier's cache lookup and size, replacing verification in the diagnostic
+apps) are wrapped here, so a move inside the package is fixed in this module alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgi_sso import (
+    AuditLogger,
+    AuthError,
+    Issuer,
+    Limits,
+    LoginConfig,
+    MemorySessionStore,
+    Secret,
+    SSOMiddleware,
+    TokenVerifier,
+    compiled_modules,
+)
+from asgi_sso.testing.tokens import generate_key, public_jwk
+
+__all__ = [
+    "AuditLogger",
+    "AuthError",
+    "Issuer",
+    "Limits",
+    "LoginConfig",
+    "MemorySessionStore",
+    "SSOMiddleware",
+    "Secret",
+    "TokenVerifier",
+    "cache_footprint",
+    "cached_lookup",
+    "compiled_modules",
+    "generate_key",
+    "middleware_verify",
+    "public_jwk",
+    "replace_verification",
+]
+
+
+def cached_lookup(verifier: Any) -> Callable[[str], object]:
+    """The verifier's verified-token cache lookup (the middleware's first step)."""
+    return verifier.cached  # type: ignore[no-any-return]
+
+
+def cache_footprint(verifier: Any) -> tuple[int, int]:
+    """(entries in the verified-token cache, bytes of its fixed admission filter)."""
+    return len(verifier.cache), int(verifier.cache.filter_bytes)
+
+
+def middleware_verify(app: Any) -> Callable[..., Awaitable[Any]]:
+    """The verification step an ``SSOMiddleware`` awaits for a token it has not cached."""
+    return app.verifier.verify  # type: ignore[no-any-return]
+
+
+def replace_verification(app: Any, verify: Callable[..., Awaitable[Any]]) -> None:
+    """Swap the middleware's verification step (diagnostic apps only)."""
+    app.verifier.verify = verify

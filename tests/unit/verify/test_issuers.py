@@ -215,7 +215,7 @@ def test_a_broker_claim_naming_another_issuers_connection_keeps_its_own_namespac
              Issuer(issuer="https://b.test", connection="acme")],
             ("https://a.test", "https://b.test"),
         ),
-        # A bare tenant (as connection ids used to be) against an operator-chosen name.
+        # A bare-tenant connection id against an operator-chosen name.
         (
             [Issuer(issuer="https://a.test", connection="acme"), entra(connection="{tenant}")],
             ("https://a.test", ENTRA),

@@ -13,6 +13,7 @@ from typing import Any
 from asgi_sso import (
     AuditLogger,
     AuthError,
+    Backends,
     Issuer,
     Limits,
     LoginConfig,
@@ -27,6 +28,7 @@ from asgi_sso.testing.tokens import generate_key, public_jwk
 __all__ = [
     "AuditLogger",
     "AuthError",
+    "Backends",
     "Issuer",
     "Limits",
     "LoginConfig",

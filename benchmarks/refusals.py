@@ -55,6 +55,7 @@ def _rss_bytes() -> int:
 def _app() -> Any:
     from benchmarks._asgi_sso import (
         AuditLogger,
+        Backends,
         Issuer,
         LoginConfig,
         MemorySessionStore,
@@ -96,7 +97,7 @@ def _app() -> Any:
             client_secret=Secret(secrets.token_bytes(32)),
             cookie_secrets=(Secret(secrets.token_bytes(32)),),
         ),
-        session_store=MemorySessionStore(),
+        backends=Backends(sessions=MemorySessionStore()),
         event_sinks=[AuditLogger(logger)],
     )
 

@@ -33,18 +33,17 @@ def issuer(material: Material) -> Issuer:
         audience=material.audience,
         jwks_uri=None if material.label == "HS256" else JWKS_URI,
         algorithms=(material.alg,),
+        secret=Secret(hs_secret(material)) if material.label == "HS256" else None,
         required_claims=("iss", "sub", "aud", "exp", "nbf", "iat"),
     )
 
 
 def verifier(material: Material, limits: Limits | None = None) -> TokenVerifier:
     """A verifier for ``material`` (call :func:`prime` before timing)."""
-    secrets = {material.issuer: Secret(hs_secret(material))} if material.label == "HS256" else None
     return TokenVerifier(
         [issuer(material)],
         client=jwks_client(material),
         limits=limits or Limits(token_cache_size=100_000),
-        secrets=secrets,
     )
 
 

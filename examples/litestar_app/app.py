@@ -29,7 +29,9 @@ from asgi_sso import (
     Clock,
     ConfigurationError,
     ConnectionTiers,
+    IdentityConfig,
     Issuer,
+    PathRules,
     Principal,
     PriorityTierMapper,
     SSOMiddleware,
@@ -172,8 +174,8 @@ class Shotter:
         self.app = SSOMiddleware(
             _api(self, banner),
             issuers=issuers,
-            public_paths=["/health", "/schema/*"],
-            tier_mapper=mapper,
+            paths=PathRules(public=["/health", "/schema/*"]),
+            identity=IdentityConfig(tier_mapper=mapper),
             http_client=in_process_client(idps.all) if idps is not None else None,
             clock=clock,
         )

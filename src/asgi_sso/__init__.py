@@ -40,6 +40,7 @@ from asgi_sso.errors import (
 )
 from asgi_sso.identity import (
     ConnectionTiers,
+    IdentityConfig,
     PriorityTierMapper,
     Revocation,
     RevocationBus,
@@ -59,6 +60,7 @@ from asgi_sso.sessions import (
     SessionRecord,
     SessionStore,
 )
+from asgi_sso.settings import Backends, CredentialSources, PathRules
 from asgi_sso.verify import TokenVerifier
 
 __version__ = "0.1.0"
@@ -68,10 +70,12 @@ __all__ = [
     "AnonymousPrincipal",
     "AuditLogger",
     "AuthError",
+    "Backends",
     "Clock",
     "ConfigurationError",
     "ConnectionTiers",
     "CookieSessionStore",
+    "CredentialSources",
     "Credentials",
     "CredentialsMissing",
     "CrossOriginRequest",
@@ -79,6 +83,7 @@ __all__ = [
     "Event",
     "EventSink",
     "ExpiredToken",
+    "IdentityConfig",
     "InsufficientScope",
     "InvalidAudience",
     "InvalidClaim",
@@ -93,6 +98,7 @@ __all__ = [
     "MemorySessionStore",
     "MemoryUserStore",
     "NotYetValid",
+    "PathRules",
     "Principal",
     "PriorityTierMapper",
     "PrometheusSink",

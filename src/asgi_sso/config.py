@@ -33,7 +33,9 @@ SUPPORTED_ALGORITHMS = frozenset(
         "HS256", "HS384", "HS512",
     }
 )  # fmt: skip
-ASYMMETRIC_ALGORITHMS = SUPPORTED_ALGORITHMS - {"HS256", "HS384", "HS512"}
+# RFC 7518 §3.2: an HMAC key is at least as long as the hash output.
+_HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+ASYMMETRIC_ALGORITHMS = SUPPORTED_ALGORITHMS - set(_HMAC_MIN_BYTES)
 
 AT_JWT_TYPES = ("at+jwt", "application/at+jwt")  # RFC 9068 §2.1
 _TENANT = "{tenant}"
@@ -176,6 +178,9 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             discovery URL must be given as ``discovery_url`` or ``jwks_uri`` set).
         discovery_url: the discovery document URL, when not derived from ``issuer``.
         algorithms: the allow-list; the token header never widens it.
+        secret: the shared HMAC key of an issuer that signs with ``HS256``, ``HS384``
+            or ``HS512`` (at least 32, 48 or 64 bytes, RFC 7518 §3.2). Required when
+            ``algorithms`` holds one of them, refused otherwise.
         leeway: seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
         required_claims: claims that must be present; ``None`` means ``iss``,
             ``sub``, ``exp`` and ``aud`` when an audience is set. A ``user_claim``
@@ -215,6 +220,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     jwks_uri: str | None = None
     discovery_url: str | None = None
     algorithms: tuple[str, ...] = ("RS256",)
+    secret: Secret | None = None
     leeway: float = 60.0
     required_claims: tuple[str, ...] | None = None
     token_types: tuple[str, ...] | None = None
@@ -236,12 +242,17 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ConfigurationError(
                 f"Issuer.issuer {self.issuer!r} may hold at most one '{{tenant}}' placeholder"
             )
-        if self.is_template and self.jwks_uri is None and self.discovery_url is None:
+        if not self.algorithms:
+            raise ConfigurationError("Issuer.algorithms must not be empty")
+        if (
+            self.is_template
+            and self.jwks_uri is None
+            and self.discovery_url is None
+            and not self._hmac_only
+        ):
             raise ConfigurationError(
                 f"templated issuer {self.issuer!r} needs jwks_uri or discovery_url"
             )
-        if not self.algorithms:
-            raise ConfigurationError("Issuer.algorithms must not be empty")
         if not self.user_claim:
             raise ConfigurationError("Issuer.user_claim must name a claim")
         for alg in self.algorithms:
@@ -254,7 +265,41 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ConfigurationError("Issuer.leeway must be between 0 and 600 seconds")
         if isinstance(self.audience, tuple) and not self.audience:
             raise ConfigurationError("Issuer.audience must not be an empty list")
+        self._check_secret()
         self._check_connection()
+
+    @property
+    def _hmac_only(self) -> bool:
+        return all(alg in _HMAC_MIN_BYTES for alg in self.algorithms)
+
+    def _check_secret(self) -> None:
+        # An HMAC issuer has no JWKS: its one key is the secret given here.
+        hmac_algs = [alg for alg in self.algorithms if alg in _HMAC_MIN_BYTES]
+        if self.secret is None:
+            if hmac_algs:
+                raise ConfigurationError(
+                    f"issuer {self.label!r} allows {', '.join(hmac_algs)} but has no "
+                    "secret: set Issuer.secret=Secret(...) to the shared HMAC key, "
+                    "or remove the HS* algorithms"
+                )
+            return
+        if not hmac_algs:
+            raise ConfigurationError(
+                f"Issuer.secret of {self.label!r} is an HMAC key, used only with HS256, "
+                "HS384 or HS512: add one to Issuer.algorithms or remove the secret"
+            )
+        if self.jwks_uri is not None and self._hmac_only:
+            raise ConfigurationError(
+                f"issuer {self.label!r} signs only with HS* algorithms, whose key is "
+                "Issuer.secret: remove jwks_uri, which nothing would read"
+            )
+        size = len(self.secret.reveal())
+        for alg in hmac_algs:
+            if size < _HMAC_MIN_BYTES[alg]:
+                raise ConfigurationError(
+                    f"Issuer.secret of {self.label!r} has {size} bytes; {alg} needs at "
+                    f"least {_HMAC_MIN_BYTES[alg]} (RFC 7518 §3.2)"
+                )
 
     def _check_connection(self) -> None:
         # `sub` is unique only within its issuer (RFC 7519 §4.1.2): a connection id

@@ -75,7 +75,7 @@ async def current_user(request: Request, _documented: _Documented = None) -> Pri
 
     Raises:
         HTTPException: 401 for an anonymous request (only possible on public paths
-            or with ``SSOMiddleware(optional=True)``).
+            or with ``PathRules(optional=True)``).
     """
     return _enforce(_AUTHENTICATED, request, DEFAULT_REALM)
 

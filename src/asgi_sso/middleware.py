@@ -6,7 +6,7 @@ Wiring only: each step lives in its own module and nothing there imports this on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -36,15 +36,13 @@ from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.observe.events import Emitter, Event, EventSink
 from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
 from asgi_sso.responses import send_http_error, send_websocket_denial
+from asgi_sso.settings import Backends, CredentialSources, PathRules
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
     from asgi_sso.deprovision.backchannel import BackchannelLogoutApp
     from asgi_sso.deprovision.scim import ScimApp, ScimConfig
-    from asgi_sso.identity.resolver import IdentityResolver
-    from asgi_sso.identity.stores.base import UserStore
-    from asgi_sso.identity.tiers import TierMapper
-    from asgi_sso.keys.documents import SharedDocuments
+    from asgi_sso.identity.resolver import IdentityConfig, IdentityResolver
     from asgi_sso.login.app import BrowserLogin, LoginConfig
     from asgi_sso.sessions.base import SessionStore
 
@@ -64,46 +62,28 @@ class SSOMiddleware:
 
     Args:
         app: the ASGI app to protect.
-        issuers: the trusted issuer(s).
-        public_paths: paths served without credentials: exact (``"/health"``) or
-            anchored prefixes (``"/static/*"``).
-        optional: let requests without credentials through as anonymous (a
-            presented but invalid credential is still refused).
-        scope_rules: scopes required by path pattern (the longest pattern wins),
-            refused with 403 ``insufficient_scope``.
-        root_path: the ``root_path`` the wrapped framework applies itself, replacing
-            the server's (``FastAPI(root_path="/api")``; read from a FastAPI app when
-            not given; ``""``: the framework applies the server's). Public paths and
-            scope rules match the path the framework routes below it; a request
-            whose route path cannot be told unambiguously is refused with a 400.
-        cookie_names: cookies that may carry an IdP-issued JWT.
-        allow_query_token: accept ``?access_token=`` (RFC 6750 §2.3; off by default).
-        allowed_origins: origins (``https://admin.example.com``) besides the app's own
-            whose pages may send cookie-authenticated unsafe requests and WebSockets
-            (and log out); the origin of ``login.redirect_uri`` is always allowed.
-        check_origin: refuse (403) a WebSocket handshake or an unsafe request (not
-            GET/HEAD/OPTIONS/TRACE) authenticated by a cookie (the session cookie or a
-            JWT in ``cookie_names``) unless ``Origin`` or ``Sec-Fetch-Site`` shows the
-            app's own origin or an allowed one (RFC 6455 §10.2; cross-site request
-            forgery). Bearer requests are never checked. Turn off only when something
-            in front of the app already does this check.
-        realm: the ``realm`` of the ``WWW-Authenticate`` challenge.
+        issuers: the trusted issuer(s); an HMAC issuer carries its ``secret``.
+        paths: what each path requires: public paths, scope rules, optional mode,
+            the framework's ``root_path``, the challenge's realm.
+        sources: where a credential may come from besides the ``Authorization``
+            header (cookies, the query), and which origins may send cookie-
+            authenticated requests.
+        login: browser sign-in (OIDC code + PKCE); mounts its routes and the
+            back-channel logout endpoint.
+        identity: the tier mapper and the user store, run after verification.
+        scim: the SCIM 2.0 deprovisioning endpoint; needs ``identity.user_store``.
+        backends: what several workers share: sessions, revocations, key documents.
+        event_sinks: callables receiving every :class:`~asgi_sso.observe.events.Event`.
         limits: named limits and timeouts.
-        clock: the clock (tests inject one).
         http_client: the one ``httpx.AsyncClient`` for JWKS, discovery and token
             calls; created (and closed) by the middleware when not given.
+        clock: the clock (tests inject one).
         prefetch: fetch discovery and JWKS of exact issuers at start-up.
-        login: browser sign-in (OIDC code + PKCE) configuration.
-        session_store: server-side session store (default: the cookie holds the session).
-        tier_mapper: maps IdP groups/roles to a product tier and scopes.
-        user_store: provisions users just in time and tracks ``is_active``.
-        scim: the SCIM 2.0 deprovisioning endpoint configuration.
-        revocations: the revocation bus (default: in-process; Redis for several workers).
-        event_sinks: callables receiving every :class:`~asgi_sso.observe.events.Event`.
-        verifier: a prepared :class:`~asgi_sso.verify.verifier.TokenVerifier` (advanced).
-        shared_documents: a JWKS/discovery cache shared by every worker (e.g.
-            :class:`~asgi_sso.keys.redis.RedisDocumentCache`), so N workers
-            do not each fetch on start-up; ignored when ``verifier`` is given.
+
+    Raises:
+        ConfigurationError: a setting would be ignored in this combination (a session
+            store without ``login``, SCIM without a user store, origin settings with no
+            cookie to check) or contradicts another; the message names the fix.
     """
 
     def __init__(
@@ -111,129 +91,49 @@ class SSOMiddleware:
         app: Any,
         issuers: Issuer | Sequence[Issuer],
         *,
-        public_paths: Sequence[str] = (),
-        optional: bool = False,
-        scope_rules: Mapping[str, Sequence[str]] | None = None,
-        root_path: str | None = None,
-        cookie_names: Sequence[str] = (),
-        allow_query_token: bool = False,
-        allowed_origins: Sequence[str] = (),
-        check_origin: bool = True,
-        realm: str = "api",
-        limits: Limits | None = None,
-        clock: Clock | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        prefetch: bool = True,
+        paths: PathRules | None = None,
+        sources: CredentialSources | None = None,
         login: LoginConfig | None = None,
-        session_store: SessionStore | None = None,
-        tier_mapper: TierMapper | None = None,
-        user_store: UserStore | None = None,
+        identity: IdentityConfig | None = None,
         scim: ScimConfig | None = None,
-        revocations: RevocationBus | None = None,
+        backends: Backends | None = None,
         event_sinks: Sequence[EventSink] = (),
-        verifier: TokenVerifier | None = None,
-        shared_documents: SharedDocuments | None = None,
+        limits: Limits | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+        prefetch: bool = True,
     ) -> None:
+        paths = paths or PathRules()
+        sources = sources or CredentialSources()
+        backends = backends or Backends()
+        _check_combinations(sources, login, identity, scim, backends)
         self.app = app
         self.limits = limits or Limits()
         self.clock = clock or SystemClock()
-        self.realm = realm
-        self.optional = optional
         self.prefetch = prefetch
-        self._issuers = _name_sign_in_client(issuers_from(issuers), login)
-        self._public = PathMatcher(public_paths)
-        self._scope_rules = ScopeRules(scope_rules or {})
-        framework, app_root = framework_of(app)
-        if root_path is not None:
-            app_root = check_root_path(root_path) or None
-        self._routes = RoutePaths(framework, app_root, self._decision)
-        self._fixed_root = self._routes.fixed_root
-        self._extractor = Extractor(
-            cookie_names=cookie_names,
-            allow_query_token=allow_query_token,
-            max_token_bytes=self.limits.max_token_bytes,
-        )
         self.emitter = Emitter(event_sinks)
         self._own_client = http_client is None
         self.http_client = http_client or httpx.AsyncClient(
             timeout=self.limits.fetch_timeout, follow_redirects=False
         )
-        if verifier is not None and login is not None:
-            _check_sign_in_client(verifier, login)
-        self.verifier = verifier or TokenVerifier(
-            self._issuers,
+        self.verifier = TokenVerifier(
+            _name_sign_in_client(issuers_from(issuers), login),
             client=self.http_client,
             limits=self.limits,
             clock=self.clock,
             emitter=self.emitter,
-            shared_documents=shared_documents,
+            shared_documents=backends.documents,
         )
-        self._shared_documents = shared_documents
-        self.revocations = revocations or RevocationBus()
-        self.revocations.subscribe(self._on_revocation)
-        self.revocations.subscribe_gaps(self._on_revocation_gap)
-        self.identity: IdentityResolver | None = None
-        if tier_mapper is not None or user_store is not None:
-            from asgi_sso.identity.resolver import IdentityResolver
-
-            self.identity = IdentityResolver(
-                tier_mapper=tier_mapper,
-                user_store=user_store,
-                emitter=self.emitter,
-                revocations=self.revocations,
-            )
-        self._origins = OriginGuard(
-            [*allowed_origins, *origins_of([login.redirect_uri if login else None])],
-            enabled=check_origin,
-        )
-        self.login: BrowserLogin | None = None
-        if login is not None:
-            from asgi_sso.login.app import BrowserLogin
-
-            self.login = BrowserLogin(
-                login,
-                verifier=self.verifier,
-                client=self.http_client,
-                session_store=session_store,
-                clock=self.clock,
-                emitter=self.emitter,
-                revocations=self.revocations,
-                on_signin=self.identity.signin if self.identity is not None else None,
-                origins=self._origins,
-            )
-        self._mounts: list[tuple[PathMatcher, Any]] = []
-        self.scim: ScimApp | None = None
-        if scim is not None:
-            if user_store is None:
-                from asgi_sso.errors import ConfigurationError
-
-                raise ConfigurationError("SCIM deprovisioning needs a user_store")
-            self._check_scim_connections(scim)
-            from asgi_sso.deprovision.scim import ScimApp
-
-            self.scim = ScimApp(
-                scim,
-                user_store,
-                revocations=self.revocations,
-                emitter=self.emitter,
-                clock=self.clock,
-            )
-            self._mounts.append((PathMatcher([scim.prefix.rstrip("/") + "/*"]), self.scim))
-        self.backchannel: BackchannelLogoutApp | None = None
-        if login is not None:
-            from asgi_sso.deprovision.backchannel import BackchannelConfig, BackchannelLogoutApp
-
-            self.backchannel = BackchannelLogoutApp(
-                BackchannelConfig(client_id=login.client_id, issuer=login.issuer),
-                self.verifier,
-                revocations=self.revocations,
-                clock=self.clock,
-                emitter=self.emitter,
-            )
-            path = login.prefix.rstrip("/") + "/backchannel-logout"
-            self._mounts.append((PathMatcher([path]), self.backchannel))
+        self._shared_documents = backends.documents
+        self._wire_paths(app, paths)
+        self._wire_sources(sources, login)
+        self._wire_identity(backends.revocations, identity)
+        self._wire_own_routes(login, backends.sessions, scim, identity)
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._bind_hot_path(sources)
+
+    def _bind_hot_path(self, sources: CredentialSources) -> None:
         # The hot path reads these flags and bound methods instead of asking each step.
         self._own_routes = self.login is not None or bool(self._mounts)
         self._has_public = bool(self._public)
@@ -241,7 +141,7 @@ class SSOMiddleware:
         self._extract = self._extractor.extract
         self._from_header = self._extractor.from_authorization
         # Only JWTs found in cookies pay for the origin check; header tokens never reach it.
-        self._check_cookie_tokens = check_origin and bool(cookie_names)
+        self._check_cookie_tokens = sources.check_origin and bool(sources.cookie_names)
         self._credentials: dict[frozenset[str], Credentials] = {}
         self._lookup = self.verifier.cache.lookup
         self._lookup_raw = self.verifier.cache.lookup_raw
@@ -253,6 +153,97 @@ class SSOMiddleware:
         self._on_hit = self.verifier.record_hit if self.verifier.emits else None
         self._now = self.verifier.clock.time
 
+    # -- wiring ----------------------------------------------------------------------------
+
+    def _wire_paths(self, app: Any, paths: PathRules) -> None:
+        self.realm = paths.realm
+        self.optional = paths.optional
+        self._public = PathMatcher(paths.public)
+        self._scope_rules = ScopeRules(paths.scope_rules)
+        framework, app_root = framework_of(app)
+        if paths.root_path is not None:
+            app_root = check_root_path(paths.root_path) or None
+        self._routes = RoutePaths(framework, app_root, self._decision)
+        self._fixed_root = self._routes.fixed_root
+
+    def _wire_sources(self, sources: CredentialSources, login: LoginConfig | None) -> None:
+        self._extractor = Extractor(
+            cookie_names=sources.cookie_names,
+            allow_query_token=sources.allow_query_token,
+            max_token_bytes=self.limits.max_token_bytes,
+        )
+        self._origins = OriginGuard(
+            [*sources.allowed_origins, *origins_of([login.redirect_uri if login else None])],
+            enabled=sources.check_origin,
+        )
+
+    def _wire_identity(
+        self, revocations: RevocationBus | None, identity: IdentityConfig | None
+    ) -> None:
+        # The middleware subscribes first: its cached tokens go before the identity cache.
+        self.revocations = revocations or RevocationBus()
+        self.revocations.subscribe(self._on_revocation)
+        self.revocations.subscribe_gaps(self._on_revocation_gap)
+        self.identity: IdentityResolver | None = None
+        if identity is not None:
+            from asgi_sso.identity.resolver import IdentityResolver
+
+            self.identity = IdentityResolver(
+                identity, emitter=self.emitter, revocations=self.revocations, clock=self.clock
+            )
+
+    def _wire_own_routes(
+        self,
+        login: LoginConfig | None,
+        sessions: SessionStore | None,
+        scim: ScimConfig | None,
+        identity: IdentityConfig | None,
+    ) -> None:
+        # The routes the middleware serves itself: sign-in, SCIM, back-channel logout.
+        self.login: BrowserLogin | None = None
+        self.backchannel: BackchannelLogoutApp | None = None
+        self.scim: ScimApp | None = None
+        self._mounts: list[tuple[PathMatcher, Any]] = []
+        if scim is not None and identity is not None and identity.user_store is not None:
+            self._check_scim_connections(scim)
+            from asgi_sso.deprovision.scim import ScimApp
+
+            self.scim = ScimApp(
+                scim,
+                identity.user_store,
+                revocations=self.revocations,
+                emitter=self.emitter,
+                clock=self.clock,
+            )
+            self._mounts.append((PathMatcher([scim.prefix.rstrip("/") + "/*"]), self.scim))
+        if login is not None:
+            self._wire_login(login, sessions)
+
+    def _wire_login(self, login: LoginConfig, sessions: SessionStore | None) -> None:
+        from asgi_sso.deprovision.backchannel import BackchannelConfig, BackchannelLogoutApp
+        from asgi_sso.login.app import BrowserLogin
+
+        self.login = BrowserLogin(
+            login,
+            verifier=self.verifier,
+            client=self.http_client,
+            session_store=sessions,
+            clock=self.clock,
+            emitter=self.emitter,
+            revocations=self.revocations,
+            on_signin=self.identity.signin if self.identity is not None else None,
+            origins=self._origins,
+        )
+        self.backchannel = BackchannelLogoutApp(
+            BackchannelConfig(client_id=login.client_id, issuer=login.issuer),
+            self.verifier,
+            revocations=self.revocations,
+            clock=self.clock,
+            emitter=self.emitter,
+        )
+        path = login.prefix.rstrip("/") + "/backchannel-logout"
+        self._mounts.append((PathMatcher([path]), self.backchannel))
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def _check_scim_connections(self, scim: ScimConfig) -> None:
@@ -261,8 +252,6 @@ class SSOMiddleware:
         registry = self.verifier.registry
         for connection in scim.tokens:
             if not registry.produces(connection):
-                from asgi_sso.errors import ConfigurationError
-
                 raise ConfigurationError(
                     f"ScimConfig.tokens names the connection {connection!r}, which no trusted "
                     "issuer gives its users; a connection id is the token's iss, or the "
@@ -506,6 +495,34 @@ class SSOMiddleware:
         await send_http_error(send, error, self.realm, extra)
 
 
+def _check_combinations(
+    sources: CredentialSources,
+    login: LoginConfig | None,
+    identity: IdentityConfig | None,
+    scim: ScimConfig | None,
+    backends: Backends,
+) -> None:
+    # Settings that would be silently ignored in this combination are refused.
+    if backends.sessions is not None and login is None:
+        raise ConfigurationError(
+            "Backends.sessions keeps browser sign-in sessions, but there is no sign-in: "
+            "pass login=LoginConfig(...), or leave sessions unset "
+            "(from_env().backends(sessions=False))"
+        )
+    if scim is not None and (identity is None or identity.user_store is None):
+        raise ConfigurationError(
+            "SCIM deprovisioning writes to a user store: pass "
+            "identity=IdentityConfig(user_store=...)"
+        )
+    reads_cookies = login is not None or bool(sources.cookie_names)
+    if not reads_cookies and (sources.allowed_origins or not sources.check_origin):
+        raise ConfigurationError(
+            "CredentialSources.allowed_origins and check_origin govern cookie-authenticated "
+            "requests, and nothing here reads a cookie: add login=LoginConfig(...) or "
+            "cookie_names, or leave them at their defaults"
+        )
+
+
 # Sign-in needs the provider's discovery document, served for exact issuers only, and
 # the Issuer must learn the client id so that its ID tokens are never bearer tokens.
 _NOT_TRUSTED = (
@@ -534,17 +551,6 @@ def _name_sign_in_client(
             issuer = msgspec.structs.replace(issuer, client_id=login.client_id)
         named.append(issuer)
     return tuple(named)
-
-
-def _check_sign_in_client(verifier: TokenVerifier, login: LoginConfig) -> None:
-    config = verifier.registry.find(login.issuer)
-    if config is None or config.issuer != login.issuer:
-        raise ConfigurationError(_NOT_TRUSTED.format(login.issuer))
-    if config.client_id != login.client_id:
-        raise ConfigurationError(
-            f"the verifier's Issuer {config.label!r} needs client_id={login.client_id!r} "
-            "(the sign-in client, whose ID tokens are never bearer tokens)"
-        )
 
 
 def _principal_from(verified: VerifiedToken, source: str) -> Principal:

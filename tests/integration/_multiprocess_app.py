@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_sso import Issuer, LoginConfig, ScimConfig, Secret, SSOMiddleware
+from asgi_sso import Issuer, LoginConfig, PathRules, ScimConfig, Secret, SSOMiddleware
 from asgi_sso.identity.redis_bus import RedisRevocationBus
 from asgi_sso.settings import from_env
 
@@ -38,13 +38,13 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
-backends = from_env()
+env = from_env()
 issuer = os.environ["MP_ISSUER"]
 client_id = os.environ["MP_CLIENT_ID"]
 middleware = SSOMiddleware(
     Starlette(routes=[Route("/healthz", health), Route("/me", me)]),
     [Issuer(issuer=issuer, audience=("api://mp", client_id), connection_claim="connection_id")],
-    public_paths=["/healthz"],
+    paths=PathRules(public=["/healthz"]),
     login=LoginConfig(
         issuer=issuer,
         client_id=client_id,
@@ -55,7 +55,8 @@ middleware = SSOMiddleware(
     scim=ScimConfig(
         tokens={f"{issuer}#{os.environ['MP_CONNECTION']}": Secret(os.environ["MP_SCIM_SECRET"])}
     ),
-    **backends.middleware_kwargs(),
+    identity=env.identity(),
+    backends=env.backends(),
 )
 if isinstance(middleware.revocations, RedisRevocationBus):
     # Revocations may have been lost (a Redis without persistence restarted): check

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_sso import LoginConfig, MemorySessionStore, Secret, SSOMiddleware
+from asgi_sso import Backends, LoginConfig, MemorySessionStore, Secret, SSOMiddleware
 from asgi_sso.sessions import SessionStore
 from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
 
@@ -78,7 +78,7 @@ class Site:
                 cookie_secrets=(Secret(b"k" * 32),),
                 secure_cookies=False,
             ),
-            session_store=store,
+            backends=Backends(sessions=store),
         )
         self.browsers: list[httpx.AsyncClient] = []
 

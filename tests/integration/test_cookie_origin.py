@@ -13,7 +13,14 @@ import httpx
 import msgspec
 import pytest
 
-from asgi_sso import LoginConfig, MemorySessionStore, Secret, SSOMiddleware
+from asgi_sso import (
+    Backends,
+    CredentialSources,
+    LoginConfig,
+    MemorySessionStore,
+    Secret,
+    SSOMiddleware,
+)
 from asgi_sso.testing import DevClient, DevIdP, DevUser
 
 APP = "http://app.test"
@@ -42,7 +49,7 @@ def idp() -> DevIdP:
                   auto_approve=True)  # fmt: skip
 
 
-def build(idp: DevIdP, *, store: bool = False, **kw: Any) -> SSOMiddleware:
+def build(idp: DevIdP, *, store: bool = False, **sources: Any) -> SSOMiddleware:
     login = LoginConfig(
         issuer=idp.issuer,
         client_id="web",
@@ -55,8 +62,8 @@ def build(idp: DevIdP, *, store: bool = False, **kw: Any) -> SSOMiddleware:
         [idp.issuer_config(audience=("web", "api://test"))],
         http_client=idp.http_client(),
         login=login,
-        session_store=MemorySessionStore() if store else None,
-        **kw,
+        sources=CredentialSources(**sources),
+        backends=Backends(sessions=MemorySessionStore() if store else None),
     )
 
 

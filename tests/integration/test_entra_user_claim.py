@@ -18,6 +18,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_sso import (
+    Backends,
+    IdentityConfig,
     LoginConfig,
     MemorySessionStore,
     MemoryUserStore,
@@ -76,8 +78,8 @@ class Site:
                 cookie_secrets=(Secret(b"k" * 32),),
                 secure_cookies=False,
             ),
-            session_store=store,
-            user_store=self.users,
+            backends=Backends(sessions=store),
+            identity=IdentityConfig(user_store=self.users),
             scim=ScimConfig(tokens={"contoso": Secret(SCIM_SECRET)}),
         )
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url=APP)

@@ -22,16 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_sso import SSOMiddleware
+from asgi_sso import PathRules, SSOMiddleware
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.testing import DevIdP, DevUser
 
 AUD = "api://roots"
 ROUTES = ("/health", "/static/app.js", "/admin/users", "/items")
-RULES: dict[str, Any] = {
-    "public_paths": ["/health", "/static/*"],
-    "scope_rules": {"/admin/*": ["admin"]},
-}
+RULES: dict[str, Any] = {"public": ["/health", "/static/*"], "scope_rules": {"/admin/*": ["admin"]}}
 
 
 def _body(route: str, user: Any) -> dict[str, Any]:
@@ -86,7 +83,7 @@ async def idp_http(idp: DevIdP) -> AsyncIterator[httpx.AsyncClient]:
 class Caller:
     def __init__(self, app: Any, idp: DevIdP, http: httpx.AsyncClient, root: str, **kw: Any):
         middleware = SSOMiddleware(
-            app, [idp.issuer_config(audience=AUD)], http_client=http, **RULES, **kw
+            app, [idp.issuer_config(audience=AUD)], http_client=http, paths=PathRules(**RULES, **kw)
         )
         transport = httpx.ASGITransport(app=middleware, root_path=root)
         self.client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
@@ -197,4 +194,4 @@ async def test_unknown_framework_with_an_ambiguous_path_is_refused(
 @pytest.mark.parametrize("bad", ["api", "/api/", "/a//b", "/a*"])
 def test_bad_root_path_fails_at_start_up(idp: DevIdP, bad: str) -> None:
     with pytest.raises(ConfigurationError):
-        SSOMiddleware(starlette_app(), [idp.issuer_config(audience=AUD)], root_path=bad)
+        PathRules(root_path=bad)

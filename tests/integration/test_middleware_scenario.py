@@ -19,7 +19,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from asgi_sso import (
+    Backends,
     ConnectionTiers,
+    IdentityConfig,
     LoginConfig,
     MemorySessionStore,
     MemoryUserStore,
@@ -78,9 +80,8 @@ def build(idp: DevIdP, store: MemoryUserStore, **kw: Any) -> SSOMiddleware:
             cookie_secrets=(Secret(b"k" * 32),),
             secure_cookies=False,
         ),
-        session_store=MemorySessionStore(),
-        tier_mapper=mapper,
-        user_store=store,
+        backends=Backends(sessions=MemorySessionStore()),
+        identity=IdentityConfig(tier_mapper=mapper, user_store=store),
         scim=ScimConfig(tokens={ACME: Secret(SCIM_SECRET)}),
         **kw,
     )

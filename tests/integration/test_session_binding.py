@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from asgi_sso import LoginConfig, MemorySessionStore, Secret, SSOMiddleware
+from asgi_sso import Backends, LoginConfig, MemorySessionStore, Secret, SSOMiddleware
 from asgi_sso.sessions import SessionStore
 from asgi_sso.sessions.redis import RedisSessionStore
 from asgi_sso.testing import DevClient, DevIdP, DevUser
@@ -91,7 +91,7 @@ def app(
         [idp.issuer_config(audience=(client_id,))],
         http_client=idp.http_client(),
         login=login,
-        session_store=stores(),
+        backends=Backends(sessions=stores()),
     )
 
 

@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from asgi_sso import LoginConfig, Secret, SSOMiddleware
+from asgi_sso import CredentialSources, LoginConfig, Secret, SSOMiddleware
 from asgi_sso.testing import DevIdP, DevUser
 from asgi_sso.testing.tokens import mint
 
@@ -30,8 +30,7 @@ def build() -> SSOMiddleware:
         ok,
         [IDP.issuer_config(audience=AUD)],
         http_client=IDP.http_client(),
-        cookie_names=["access_token"],
-        allow_query_token=True,
+        sources=CredentialSources(cookie_names=["access_token"], allow_query_token=True),
     )
 
 

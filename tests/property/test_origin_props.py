@@ -15,7 +15,7 @@ import httpx
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso import LoginConfig, Secret, SSOMiddleware
+from asgi_sso import CredentialSources, LoginConfig, Secret, SSOMiddleware
 from asgi_sso._asgi import origin_of
 from asgi_sso.testing import DevClient, DevIdP, DevUser
 
@@ -42,8 +42,7 @@ SSO = SSOMiddleware(
     ok,
     [IDP.issuer_config(audience=("web", "api://props"))],
     http_client=IDP.http_client(),
-    cookie_names=["access_token"],
-    allowed_origins=[ALLOWED],
+    sources=CredentialSources(cookie_names=["access_token"], allowed_origins=[ALLOWED]),
     login=LoginConfig(issuer=IDP.issuer, client_id="web",
                       client_secret=Secret("web-secret-web-secret"),
                       cookie_secrets=(Secret(b"k" * 32),), secure_cookies=False),

@@ -52,6 +52,36 @@ def test_bad_issuer_fails_when_built(kwargs: dict[str, object], message: str) ->
         Issuer(**kwargs)  # type: ignore[arg-type]
 
 
+KEY32 = Secret(b"k" * 32)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"algorithms": ("HS256",)}, r"allows HS256 but has no secret: set Issuer\.secret"),
+        ({"algorithms": ("RS256", "HS384")}, "allows HS384 but has no secret"),
+        ({"secret": KEY32}, r"used only with HS256.*add one to Issuer\.algorithms"),
+        ({"algorithms": ("HS256",), "secret": Secret(b"k" * 31)}, "31 bytes; HS256 needs"),
+        ({"algorithms": ("HS512",), "secret": KEY32}, "32 bytes; HS512 needs at least 64"),
+        ({"algorithms": ("HS256",), "secret": KEY32, "jwks_uri": "https://k"}, "remove jwks_uri"),
+    ],
+)
+def test_an_hmac_secret_and_hs_algorithms_come_together(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        Issuer(issuer="https://x", **kwargs)  # type: ignore[arg-type]
+    assert "kkkk" not in str(caught.value)
+
+
+def test_an_hmac_issuer_holds_its_secret_redacted() -> None:
+    issuer = Issuer(issuer="https://x", algorithms=("HS256", "RS256"), secret=KEY32)
+    assert issuer.secret == KEY32
+    assert "kkkk" not in repr(issuer)
+    # A template signed with HS* alone has no keys to discover.
+    assert Issuer(issuer="https://x/{tenant}", algorithms=("HS384",), secret=Secret(b"k" * 48))
+
+
 def test_issuer_is_frozen_and_forbids_unknown_fields() -> None:
     issuer = Issuer(issuer="https://x")
     with pytest.raises(AttributeError):

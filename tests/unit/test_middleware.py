@@ -13,10 +13,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_sso import ConfigurationError, Issuer, Limits, LoginConfig, Secret, SSOMiddleware
+from asgi_sso import (
+    Backends,
+    ConfigurationError,
+    CredentialSources,
+    IdentityConfig,
+    Issuer,
+    Limits,
+    LoginConfig,
+    MemorySessionStore,
+    MemoryUserStore,
+    PathRules,
+    ScimConfig,
+    Secret,
+    SSOMiddleware,
+)
 from asgi_sso.observe.events import Event
 from asgi_sso.testing import DevClient, DevIdP, DevUser
-from asgi_sso.verify import TokenVerifier
 
 AUD = "api://test"
 
@@ -163,7 +176,7 @@ async def test_two_authorization_headers_are_a_bad_request(
 async def test_public_paths_are_anonymous_and_anchored(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    app = sso(idp, idp_http, public_paths=["/health", "/static/*"])
+    app = sso(idp, idp_http, paths=PathRules(public=["/health", "/static/*"]))
     async with client_for(app) as c:
         r = await c.get("/health")
         assert r.status_code == 200
@@ -176,7 +189,7 @@ async def test_public_paths_are_anonymous_and_anchored(
 async def test_optional_mode_lets_anonymous_in_but_refuses_bad_tokens(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    app = sso(idp, idp_http, optional=True)
+    app = sso(idp, idp_http, paths=PathRules(optional=True))
     factory = idp.tokens
     factory.audience = AUD
     async with client_for(app) as c:
@@ -190,7 +203,7 @@ async def test_optional_mode_lets_anonymous_in_but_refuses_bad_tokens(
 async def test_scope_rules_give_403_insufficient_scope(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    app = sso(idp, idp_http, scope_rules={"/admin/*": ["admin"]})
+    app = sso(idp, idp_http, paths=PathRules(scope_rules={"/admin/*": ["admin"]}))
     token = idp.issue_token("alice", audience=AUD, scopes=["read"])
     async with client_for(app) as c:
         r = await c.get("/admin/users", headers={"Authorization": f"Bearer {token}"})
@@ -206,7 +219,9 @@ async def test_scope_rules_and_public_paths_apply_below_a_root_path(
 ) -> None:
     # Servers that put the mount point in ``path`` too (uvicorn --root-path,
     # Starlette Mount, httpx) must not make path rules silently stop matching.
-    app = sso(idp, idp_http, scope_rules={"/admin/*": ["admin"]}, public_paths=["/health"])
+    app = sso(
+        idp, idp_http, paths=PathRules(scope_rules={"/admin/*": ["admin"]}, public=["/health"])
+    )
     token = idp.issue_token("alice", audience=AUD, scopes=["read"])
     transport = httpx.ASGITransport(app=app, root_path="/app")
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
@@ -223,7 +238,7 @@ async def test_public_prefix_with_dot_segments_still_needs_credentials(
 ) -> None:
     # "%2E%2E" reaches the app as ".." (ASGI paths are decoded); an app or proxy
     # resolving it would serve /admin anonymously.
-    app = sso(idp, idp_http, public_paths=["/static/*"])
+    app = sso(idp, idp_http, paths=PathRules(public=["/static/*"]))
     async with client_for(app) as c:
         assert (await c.get("/static/%2E%2E/admin")).status_code == 401
         assert (await c.get("/static//admin")).status_code == 401
@@ -232,7 +247,9 @@ async def test_public_prefix_with_dot_segments_still_needs_credentials(
 
 async def test_cookie_carried_jwt_is_verified(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
     token = idp.issue_token("alice", audience=AUD)
-    async with client_for(sso(idp, idp_http, cookie_names=["access_token"])) as c:
+    async with client_for(
+        sso(idp, idp_http, sources=CredentialSources(cookie_names=["access_token"]))
+    ) as c:
         r = await c.get("/x", headers={"Cookie": f"access_token={token}"})
     assert r.status_code == 200
     assert r.json()["source"] == "cookie"
@@ -463,7 +480,6 @@ async def test_a_user_store_that_cannot_start_gives_503_then_recovers(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
     from asgi_sso.errors import StoreUnavailable
-    from asgi_sso.identity.stores import MemoryUserStore
 
     class FlakyStore(MemoryUserStore):
         down = True
@@ -473,7 +489,7 @@ async def test_a_user_store_that_cannot_start_gives_503_then_recovers(
                 raise StoreUnavailable("the user store is unavailable (test)")
 
     store = FlakyStore()
-    app = sso(idp, idp_http, user_store=store)
+    app = sso(idp, idp_http, identity=IdentityConfig(user_store=store))
     token = idp.issue_token("alice", audience=AUD)
     async with client_for(app) as c:
         r = await c.get("/x", headers={"Authorization": f"Bearer {token}"})
@@ -500,7 +516,7 @@ async def test_shutdown_closes_the_shared_document_store(
             self.closed = True
 
     shared = Shared()
-    app = sso(idp, idp_http, shared_documents=shared)
+    app = sso(idp, idp_http, backends=Backends(documents=shared))
     await app.startup(warm=False)
     await app.shutdown()
     assert shared.closed
@@ -557,7 +573,7 @@ async def test_a_revoked_users_repeat_request_is_verified_again(
 async def test_with_query_tokens_allowed_a_remembered_header_plus_a_query_token_is_refused(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    app = sso(idp, idp_http, allow_query_token=True)
+    app = sso(idp, idp_http, sources=CredentialSources(allow_query_token=True))
     token = idp.issue_token("alice", audience=AUD)
     headers = {"Authorization": f"Bearer {token}"}
     async with client_for(app) as c:
@@ -586,10 +602,13 @@ async def test_every_request_counts_as_one_cache_hit_or_miss(
 async def test_cache_hits_are_counted_with_an_identity_layer_too(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    from asgi_sso.identity.stores.memory import MemoryUserStore
-
     events: list[Event] = []
-    app = sso(idp, idp_http, event_sinks=[events.append], user_store=MemoryUserStore())
+    app = sso(
+        idp,
+        idp_http,
+        event_sinks=[events.append],
+        identity=IdentityConfig(user_store=MemoryUserStore()),
+    )
     token = idp.issue_token("alice", audience=AUD)
     async with client_for(app) as c:
         for _ in range(3):
@@ -602,14 +621,13 @@ async def test_cache_hits_are_counted_with_an_identity_layer_too(
 def test_a_scim_secret_for_a_connection_no_issuer_produces_is_refused_at_start_up(
     idp: DevIdP,
 ) -> None:
-    from asgi_sso import ConfigurationError, ScimConfig, Secret
-    from asgi_sso.identity.stores.memory import MemoryUserStore
-
     broker = idp.issuer_config(audience=AUD, connection_claim="connection_id")
 
     def build(connection: str) -> SSOMiddleware:
         scim = ScimConfig(tokens={connection: Secret("scim-secret-0123456789")})
-        return SSOMiddleware(inner, broker, user_store=MemoryUserStore(), scim=scim)
+        return SSOMiddleware(
+            inner, broker, identity=IdentityConfig(user_store=MemoryUserStore()), scim=scim
+        )
 
     # The bare claim value names the connection only within the broker.
     with pytest.raises(ConfigurationError, match="'acme', which no trusted issuer"):
@@ -647,13 +665,108 @@ def test_a_sign_in_client_id_that_contradicts_the_issuer_fails_at_start_up(
         SSOMiddleware(inner, [issuer], http_client=idp_http, login=_login(idp))
 
 
-def test_a_prepared_verifier_must_know_the_sign_in_client(
+# -- the constructor: settings that would be ignored are refused ---------------------------
+
+
+def _sessions() -> Backends:
+    return Backends(sessions=MemorySessionStore())
+
+
+def _scim() -> ScimConfig:
+    return ScimConfig(tokens={"http://idp.test": Secret("scim-secret-0123456789")})
+
+
+@pytest.mark.parametrize(
+    ("settings", "fix"),
+    [
+        ({"backends": _sessions()}, r"no sign-in: pass login=LoginConfig\(\.\.\.\)"),
+        ({"scim": _scim()}, r"pass identity=IdentityConfig\(user_store=\.\.\.\)"),
+        (
+            {"scim": _scim(), "identity": IdentityConfig(tier_mapper=lambda p: None)},  # type: ignore[arg-type]
+            r"pass identity=IdentityConfig\(user_store=\.\.\.\)",
+        ),
+        (
+            {"sources": CredentialSources(allowed_origins=["https://admin.example"])},
+            r"nothing here reads a cookie: add login=LoginConfig\(\.\.\.\) or cookie_names",
+        ),
+        ({"sources": CredentialSources(check_origin=False)}, "nothing here reads a cookie"),
+    ],
+)
+def test_a_setting_this_combination_would_ignore_is_refused_naming_the_fix(
+    idp: DevIdP, idp_http: httpx.AsyncClient, settings: dict[str, Any], fix: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=fix):
+        sso(idp, idp_http, **settings)
+
+
+def test_the_same_settings_work_beside_what_they_need(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:
-    issuer = idp.issuer_config(audience=AUD)
-    unnamed = TokenVerifier([issuer], client=idp_http)
-    with pytest.raises(ConfigurationError, match="needs client_id='web'"):
-        SSOMiddleware(inner, issuer, http_client=idp_http, login=_login(idp), verifier=unnamed)
-    named = TokenVerifier([idp.issuer_config(audience=AUD, client_id="web")], client=idp_http)
-    app = SSOMiddleware(inner, issuer, http_client=idp_http, login=_login(idp), verifier=named)
-    assert app.verifier is named
+    app = sso(
+        idp,
+        idp_http,
+        login=_login(idp),
+        backends=_sessions(),
+        identity=IdentityConfig(user_store=MemoryUserStore()),
+        scim=_scim(),
+        sources=CredentialSources(allowed_origins=["https://admin.example"]),
+    )
+    assert app.login is not None
+    assert app.scim is not None
+    assert app.identity is not None
+    cookies = sso(idp, idp_http, sources=CredentialSources(cookie_names=["t"], check_origin=False))
+    assert not cookies._check_cookie_tokens
+
+
+def test_the_verifier_is_always_built_from_the_issuers(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    with pytest.raises(TypeError, match="verifier"):
+        SSOMiddleware(inner, [idp.issuer_config(audience=AUD)], verifier=object())  # type: ignore[call-arg]
+
+
+async def test_an_hmac_issuer_is_trusted_with_its_secret(idp_http: httpx.AsyncClient) -> None:
+    import hashlib
+    import hmac
+
+    from asgi_sso.testing.tokens import b64url
+
+    key = b"an HMAC key of at least 32 bytes"
+    issuer = Issuer(
+        issuer="https://hs.test", audience=AUD, algorithms=("HS256",), secret=Secret(key)
+    )
+    head = b64url(b'{"alg":"HS256","typ":"JWT"}')
+    claims = {"iss": "https://hs.test", "sub": "svc", "aud": AUD, "exp": int(time.time()) + 60}
+    body = b64url(msgspec.json.encode(claims))
+    signature = b64url(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    app = SSOMiddleware(inner, [issuer], http_client=idp_http)
+    async with client_for(app) as c:
+        good = await c.get("/x", headers={"Authorization": f"Bearer {head}.{body}.{signature}"})
+        forged = await c.get("/x", headers={"Authorization": f"Bearer {head}.{body}.{b64url(key)}"})
+    assert good.status_code == 200
+    assert good.json()["identity"] == "svc"
+    assert forged.status_code == 401
+
+
+async def test_the_identity_cache_runs_on_the_injected_clock(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    from asgi_sso.testing import FakeClock
+
+    class CountingStore(MemoryUserStore):
+        calls = 0
+
+        async def get_or_provision(self, *args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return await super().get_or_provision(*args, **kwargs)
+
+    clock, store = FakeClock(start=time.time()), CountingStore()
+    app = sso(idp, idp_http, clock=clock, identity=IdentityConfig(user_store=store, cache_ttl=10))
+    headers = {"Authorization": f"Bearer {idp.issue_token('alice', audience=AUD)}"}
+    async with client_for(app) as c:
+        for _ in range(2):
+            assert (await c.get("/x", headers=headers)).status_code == 200
+        assert store.calls == 1
+        clock.advance(11)
+        assert (await c.get("/x", headers=headers)).status_code == 200
+    assert store.calls == 2

@@ -16,10 +16,14 @@ import asgi_sso
 FRONT_DOOR = {
     "SSOMiddleware",
     # settings an entry point accepts
+    "Backends",
     "Clock",
+    "CredentialSources",
+    "IdentityConfig",
     "Issuer",
     "Limits",
     "LoginConfig",
+    "PathRules",
     "ScimConfig",
     "Secret",
     "SystemClock",
@@ -95,7 +99,7 @@ def test_the_front_door_holds_what_an_application_touches() -> None:
 
 @pytest.mark.parametrize(
     "internal",
-    ["IdentityConfig", "IdentityResolver", "BackchannelConfig", "BackchannelLogoutApp", "ScimApp"],
+    ["IdentityResolver", "BackchannelConfig", "BackchannelLogoutApp", "ScimApp", "Environment"],
 )
 def test_nothing_no_entry_point_accepts_is_exported(internal: str) -> None:
     assert internal not in asgi_sso.__all__

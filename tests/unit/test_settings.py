@@ -1,66 +1,77 @@
-"""from_env(): one URL each for Redis and the user database; zero-config defaults."""
+"""The grouped settings, and from_env(): one URL each for Redis and the user database."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.redis_bus import RedisRevocationBus
-from asgi_sso.identity.revocation import RevocationBus
 from asgi_sso.identity.stores.memory import MemoryUserStore
 from asgi_sso.identity.stores.sql import SQLUserStore
 from asgi_sso.keys.redis import RedisDocumentCache
 from asgi_sso.sessions.redis import RedisSessionStore
-from asgi_sso.settings import Backends, database_url, from_env
+from asgi_sso.settings import (
+    Backends,
+    CredentialSources,
+    Environment,
+    PathRules,
+    database_url,
+    from_env,
+)
 
 
-async def close(backends: Backends) -> None:
-    if backends.session_store is not None:
-        await backends.session_store.close()
-    await backends.revocations.close()
-    await backends.user_store.close()
-    if isinstance(backends.shared_documents, RedisDocumentCache):
-        await backends.shared_documents.aclose()
+async def close(env: Environment) -> None:
+    if env.sessions is not None:
+        await env.sessions.close()
+    if env.revocations is not None:
+        await env.revocations.close()
+    await env.user_store.close()
+    if isinstance(env.documents, RedisDocumentCache):
+        await env.documents.aclose()
 
 
 async def test_no_variables_keep_everything_in_process() -> None:
-    backends = from_env({})
-    assert backends.session_store is None
-    assert type(backends.revocations) is RevocationBus
-    assert isinstance(backends.user_store, MemoryUserStore)
-    assert not backends.shared
-    assert backends.shared_documents is None
-    assert backends.middleware_kwargs() == {
-        "session_store": None,
-        "revocations": backends.revocations,
-        "user_store": backends.user_store,
-        "shared_documents": None,
-    }
+    env = from_env({})
+    assert isinstance(env.user_store, MemoryUserStore)
+    assert not env.shared
+    # Nothing shared: the middleware keeps cookie sessions, its own bus and key caches.
+    assert env.backends() == Backends()
+    identity = env.identity()
+    assert identity.user_store is env.user_store
+    assert identity.tier_mapper is None
 
 
 async def test_redis_url_shares_sessions_state_and_revocations() -> None:
-    backends = from_env(
+    env = from_env(
         {
             "ASGI_SSO_REDIS_URL": "redis://:pw-secret@127.0.0.1:6379/0",
             "ASGI_SSO_REDIS_PREFIX": "app1:",
         }
     )
-    assert isinstance(backends.session_store, RedisSessionStore)
+    backends = env.backends()
+    assert isinstance(backends.sessions, RedisSessionStore)
     assert isinstance(backends.revocations, RedisRevocationBus)
-    assert isinstance(backends.shared_documents, RedisDocumentCache)
-    assert backends.middleware_kwargs()["shared_documents"] is backends.shared_documents
-    assert backends.shared
-    assert "app1:" in repr(backends.session_store)
-    assert backends.shared_documents.key("https://idp/jwks").startswith("app1:doc:")
-    assert "pw-secret" not in repr(backends.shared_documents)
-    assert "pw-secret" not in repr(backends)
-    await close(backends)
+    assert isinstance(backends.documents, RedisDocumentCache)
+    assert env.shared
+    assert "app1:" in repr(backends.sessions)
+    assert backends.documents.key("https://idp/jwks").startswith("app1:doc:")
+    assert "pw-secret" not in repr(backends.documents)
+    assert "pw-secret" not in repr(env)
+    # An app without browser sign-in shares revocations and keys, but has no sessions.
+    api_only = env.backends(sessions=False)
+    assert api_only.sessions is None
+    assert api_only.revocations is backends.revocations
+    assert api_only.documents is backends.documents
+    await close(env)
 
 
 async def test_database_url_selects_the_sql_store() -> None:
-    backends = from_env({"ASGI_SSO_DATABASE_URL": "sqlite:///:memory:"})
-    assert isinstance(backends.user_store, SQLUserStore)
-    await close(backends)
+    env = from_env({"ASGI_SSO_DATABASE_URL": "sqlite:///:memory:"})
+    assert isinstance(env.user_store, SQLUserStore)
+    assert env.identity().user_store is env.user_store
+    await close(env)
 
 
 @pytest.mark.parametrize(
@@ -89,3 +100,48 @@ def test_bad_urls_fail_at_start_up_without_echoing_secrets(env: dict[str, str]) 
     with pytest.raises(ConfigurationError) as caught:
         from_env(env)
     assert "secret-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: PathRules(public="/health"), r"list of strings, got the string '/health'"),
+        (lambda: PathRules(public=["health"]), "must start with '/'"),
+        (lambda: PathRules(scope_rules={"/a/*": "admin"}), "got the string 'admin'"),
+        (lambda: PathRules(root_path="/api/"), "root_path"),
+        (
+            lambda: PathRules(public=["/static/*"], scope_rules={"/static/admin/*": ["a"]}),
+            r"'/static/admin/\*' lies within PathRules.public",
+        ),
+        (
+            lambda: PathRules(public=["/*"], scope_rules={"/admin": ["a"]}),
+            "'/admin' lies within PathRules.public",
+        ),
+        (lambda: CredentialSources(cookie_names="token"), "got the string 'token'"),
+        (lambda: CredentialSources(cookie_names=["a;b"]), "not a cookie token"),
+        (lambda: CredentialSources(allowed_origins=["https://a.example/x"]), "scheme://host"),
+        (
+            lambda: CredentialSources(allowed_origins=["https://a.example"], check_origin=False),
+            "check_origin=False turns off: drop one of them",
+        ),
+    ],
+)
+def test_bad_grouped_settings_fail_when_built(build: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        build()
+
+
+def test_a_scope_rule_may_carve_into_public_paths_but_not_lie_within_them() -> None:
+    # A public exception inside a protected prefix, and a rule beside a public prefix.
+    PathRules(public=["/admin/health"], scope_rules={"/admin/*": ["admin"]})
+    PathRules(public=["/static/*"], scope_rules={"/statistics/*": ["stats"]})
+    PathRules(public=["/a/b/*"], scope_rules={"/a/*": ["x"]})
+
+
+def test_grouped_settings_are_frozen_and_forbid_unknown_fields() -> None:
+    rules = PathRules(public=["/health"])
+    with pytest.raises(AttributeError):
+        rules.optional = True  # type: ignore[misc]
+    for kind in (PathRules, CredentialSources, Backends):
+        with pytest.raises(TypeError):
+            kind(public_paths=["/x"])  # type: ignore[call-arg]

@@ -39,23 +39,43 @@ OVERAGE_PROFILE_KEY = "groups_overage"
 
 
 class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How users are resolved.
+    """Who a verified user is: their tier and scopes, and their stored record.
 
     Attributes:
+        tier_mapper: maps IdP groups/roles to a product tier and scopes; ``None``
+            keeps the token's scopes.
+        user_store: provisions users just in time and tracks ``is_active``
+            (SCIM deprovisioning writes to it); ``None`` keeps no user records.
         cache_ttl: seconds a resolved user is reused without asking the store
             (0 turns the cache off).
         cache_size: users kept in the cache at most.
         provision: create unknown users on first sight (just in time); with
             ``False`` only users provisioned ahead (SCIM ``POST``) are let in.
+
+    Raises:
+        ConfigurationError: neither a tier mapper nor a user store is given, or
+            ``provision=False`` has no store to look users up in.
     """
 
+    tier_mapper: TierMapper | None = None
+    user_store: UserStore | None = None
     cache_ttl: float = 10.0
     cache_size: int = 10_000
     provision: bool = True
 
     def __post_init__(self) -> None:
+        if self.tier_mapper is None and self.user_store is None:
+            raise ConfigurationError(
+                "IdentityConfig needs a tier_mapper or a user_store; without either, "
+                "leave identity unset"
+            )
         if self.cache_ttl < 0 or self.cache_size < 0:
             raise ConfigurationError("IdentityConfig.cache_ttl and cache_size must not be negative")
+        if not self.provision and self.user_store is None:
+            raise ConfigurationError(
+                "IdentityConfig(provision=False) admits only users already in the store: "
+                "give it a user_store"
+            )
 
 
 def profile_from_claims(claims: Mapping[str, Any], decision: TierDecision | None) -> Profile:
@@ -83,29 +103,25 @@ class IdentityResolver:
     """Fills a verified principal's tier, scopes, roles, ``user_id`` and profile.
 
     Args:
-        tier_mapper: decides tier, scopes and roles; ``None`` keeps the token's scopes.
-        user_store: keeps users; ``None`` means no user records and no deactivation.
+        config: the tier mapper, the user store, cache and provisioning settings.
         emitter: receives ``provision`` and ``tier`` (group overage) events.
         revocations: the bus whose ``user`` / ``reactivate`` revocations evict the cache.
         clock: monotonic time for the cache.
-        config: cache and provisioning settings.
     """
 
     def __init__(
         self,
+        config: IdentityConfig,
         *,
-        tier_mapper: TierMapper | None = None,
-        user_store: UserStore | None = None,
         emitter: Emitter = NULL_EMITTER,
         revocations: RevocationBus | None = None,
         clock: Clock | None = None,
-        config: IdentityConfig | None = None,
     ) -> None:
-        self.tier_mapper = tier_mapper
-        self.user_store = user_store
+        self.tier_mapper = config.tier_mapper
+        self.user_store = config.user_store
         self._emitter = emitter
         self._clock = clock or SystemClock()
-        self._config = config or IdentityConfig()
+        self._config = config
         self._cache: OrderedDict[tuple[str, str], tuple[float, Profile, StoredUser]] = OrderedDict()
         # Bumped by every eviction: a store read that began before a revocation
         # must not put its (possibly stale) result into the cache.

@@ -11,13 +11,13 @@ the end of their event-loop turn (:mod:`asgi_sso.verify.signature_batch`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import msgspec
 
-from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
+from asgi_sso.config import Clock, Issuer, Limits, SystemClock
 from asgi_sso.errors import (
     AuthError,
     ConfigurationError,
@@ -112,21 +112,17 @@ class _IssuerState:
 
     __slots__ = ("algorithms", "hmac_key", "policy", "user_claim")
 
-    def __init__(self, issuer: Issuer, secret: Secret | None) -> None:
+    def __init__(self, issuer: Issuer) -> None:
         self.algorithms = frozenset(issuer.algorithms)
         self.policy = ClaimPolicy(issuer)
         self.user_claim = issuer.user_claim
         self.hmac_key: VerificationKey | None = None
-        uses_hmac = not self.algorithms.isdisjoint(HMAC_ALGORITHMS)
-        if secret is not None:
+        # Issuer checked when built that a secret comes with HS* algorithms and only with them.
+        if issuer.secret is not None:
             try:
-                self.hmac_key = key_from_secret(secret.reveal())
+                self.hmac_key = key_from_secret(issuer.secret.reveal())
             except ValueError as exc:
                 raise ConfigurationError(f"the secret of issuer {issuer.label!r}: {exc}") from exc
-        elif uses_hmac:
-            raise ConfigurationError(
-                f"issuer {issuer.label!r} allows HS* algorithms but has no secret"
-            )
 
 
 class TokenVerifier:
@@ -141,13 +137,12 @@ class TokenVerifier:
         emitter: receives ``verify``, ``cache.hit`` and ``cache.miss`` events.
         jwks: a key cache to share; built from ``client`` when not given.
         discovery: a metadata cache to share; built from ``client`` when not given.
-        secrets: HMAC secrets by issuer string, for ``HS*`` issuers.
         shared_documents: a JWKS/discovery body store shared by every worker
             (e.g. :class:`~asgi_sso.keys.redis.RedisDocumentCache`), used by
             the caches built here.
 
     Raises:
-        ConfigurationError: the issuers or secrets are inconsistent.
+        ConfigurationError: the issuers are inconsistent.
     """
 
     def __init__(
@@ -160,15 +155,10 @@ class TokenVerifier:
         emitter: Emitter = NULL_EMITTER,
         jwks: JWKSCache | None = None,
         discovery: DiscoveryCache | None = None,
-        secrets: Mapping[str, Secret] | None = None,
         shared_documents: SharedDocuments | None = None,
     ) -> None:
         self._registry = IssuerRegistry(issuers)
-        secrets = dict(secrets or {})
-        unknown = set(secrets) - {i.issuer for i in self._registry.issuers}
-        if unknown:
-            raise ConfigurationError(f"secrets given for unconfigured issuers: {sorted(unknown)}")
-        self._states = {i.issuer: _IssuerState(i, secrets.get(i.issuer)) for i in issuers}
+        self._states = {i.issuer: _IssuerState(i) for i in issuers}
         self._limits = limits
         self._clock = clock
         self._emitter = emitter

@@ -11,7 +11,7 @@ import pytest
 from asgi_sso.config import Secret
 from asgi_sso.deprovision.scim import ScimApp, ScimConfig
 from asgi_sso.errors import ConfigurationError, UserDeactivated
-from asgi_sso.identity.resolver import IdentityResolver
+from asgi_sso.identity.resolver import IdentityConfig, IdentityResolver
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores import MemoryUserStore, Profile
 from asgi_sso.observe.events import Emitter, Event
@@ -28,7 +28,9 @@ class Env:
         self.revoked: list[Revocation] = []
         self.bus.subscribe(self.revoked.append)
         self.events: list[Event] = []
-        self.resolver = IdentityResolver(user_store=self.store, revocations=self.bus)
+        self.resolver = IdentityResolver(
+            IdentityConfig(user_store=self.store), revocations=self.bus
+        )
         config = ScimConfig(
             tokens={"acme": Secret(ACME), "globex": Secret(GLOBEX)}, max_body_bytes=4096
         )

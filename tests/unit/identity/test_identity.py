@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from asgi_sso.errors import StoreUnavailable, UserDeactivated
+from asgi_sso.errors import ConfigurationError, StoreUnavailable, UserDeactivated
 from asgi_sso.identity.resolver import OVERAGE_PROFILE_KEY, IdentityConfig, IdentityResolver
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores import MemoryUserStore, Profile
@@ -46,7 +46,7 @@ def principal(sub: str = "alice", tenant: str = "acme", **claims: Any) -> Princi
 def setup() -> tuple[IdentityResolver, CountingStore, RevocationBus, FakeClock, list[Event]]:
     store, bus, clock, events = CountingStore(), RevocationBus(), FakeClock(), []
     resolver = IdentityResolver(
-        tier_mapper=MAPPER, user_store=store, revocations=bus, clock=clock,
+        IdentityConfig(tier_mapper=MAPPER, user_store=store), revocations=bus, clock=clock,
         emitter=Emitter([events.append]),
     )  # fmt: skip
     return resolver, store, bus, clock, events
@@ -131,7 +131,9 @@ async def test_async_mapper_and_overage_flag() -> None:
             return TierDecision(tier="gold", scopes=frozenset({"g"}), overage=True)
 
     events: list[Event] = []
-    resolver = IdentityResolver(tier_mapper=AsyncMapper(), emitter=Emitter([events.append]))
+    resolver = IdentityResolver(
+        IdentityConfig(tier_mapper=AsyncMapper()), emitter=Emitter([events.append])
+    )
     result = await resolver.resolve(principal())
     assert result.tier == "gold"
     assert result.scopes == {"g"}
@@ -142,13 +144,28 @@ async def test_async_mapper_and_overage_flag() -> None:
 async def test_without_jit_unknown_users_are_refused() -> None:
     store = MemoryUserStore()
     await store.get_or_provision("acme", "known", Profile())
-    resolver = IdentityResolver(user_store=store, config=IdentityConfig(provision=False))
+    resolver = IdentityResolver(IdentityConfig(user_store=store, provision=False))
     assert (await resolver.resolve(principal("known"))).user_id is not None
     with pytest.raises(UserDeactivated):
         await resolver.resolve(principal("stranger"))
 
 
 async def test_no_mapper_keeps_token_scopes() -> None:
-    resolver = IdentityResolver(user_store=MemoryUserStore())
+    resolver = IdentityResolver(IdentityConfig(user_store=MemoryUserStore()))
     p = Principal(identity="u", claims={}, issuer="i", tenant="t", scopes=frozenset({"s"}))
     assert (await resolver.resolve(p)).scopes == {"s"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "needs a tier_mapper or a user_store"),
+        ({"tier_mapper": MAPPER, "provision": False}, r"provision=False\).*give it a user_store"),
+        ({"user_store": MemoryUserStore(), "cache_ttl": -1}, "must not be negative"),
+    ],
+)
+def test_an_identity_config_that_would_do_nothing_is_refused(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        IdentityConfig(**kwargs)

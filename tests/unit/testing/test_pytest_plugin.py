@@ -94,7 +94,9 @@ async def test_token_factory_tokens_are_accepted(sso_client, token_factory):
     assert response.json()["sub"] == "bob"
 
 async def test_middleware_options_pass_through(sso_client):
-    async with sso_client(app, public_paths=("/",)) as client:
+    from asgi_sso import PathRules
+
+    async with sso_client(app, paths=PathRules(public=("/",))) as client:
         response = await client.get("/")
     assert response.json() == {"sub": "", "authenticated": False}
 """,

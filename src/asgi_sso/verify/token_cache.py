@@ -98,7 +98,6 @@ class VerifiedTokenCache(Generic[T]):
         "_hasher",
         "_owners",
         "_recent",
-        "_recent_raw",
         "_sightings",
         "failure_ttl",
         "max_size",
@@ -115,7 +114,6 @@ class VerifiedTokenCache(Generic[T]):
         self._by_subject: dict[str, bytes | set[bytes]] = {}
         self._failures: dict[bytes, tuple[type[AuthError], str, float]] = {}
         self._recent: dict[str, T] = {}
-        self._recent_raw: dict[bytes, T] = {}
         self._owners: dict[tuple[str, str], tuple[str, str]] = {}
         # One full SHA-256 block of key: each digest starts from a copy of this state.
         self._hasher = hashlib.sha256(secrets.token_bytes(64))
@@ -173,32 +171,6 @@ class VerifiedTokenCache(Generic[T]):
         self._remove(key)
         return None
 
-    def lookup_raw(self, raw: bytes, now: float) -> T | None:
-        """A recent hit remembered by :meth:`remember_raw` under the exact bytes a
-        credential arrived in (e.g. an ``Authorization`` header value), if still valid.
-
-        Skips extracting, decoding and hashing the token on a repeat request; the
-        entries and their deadlines are those of the main cache.
-        """
-        entry = self._recent_raw.get(raw)
-        if entry is not None and now < entry.cache_until:
-            return entry
-        return None
-
-    def remember_raw(self, raw: bytes, entry: T) -> None:
-        """Let :meth:`lookup_raw` find ``entry`` (a cache hit) by ``raw``.
-
-        Only for bytes from which the token is extracted deterministically, and
-        only with an entry this cache returned (it carries the deadline).
-        """
-        if len(self._recent_raw) >= _RECENT_SIZE:
-            self._recent_raw.clear()
-        self._recent_raw[raw] = entry
-
-    def _recent_clear(self) -> None:
-        self._recent.clear()
-        self._recent_raw.clear()
-
     def put(
         self,
         token: str,
@@ -250,7 +222,7 @@ class VerifiedTokenCache(Generic[T]):
         entries = self._entries
         if key in entries:
             self._remove(key)
-            self._recent_clear()
+            self._recent.clear()
         while len(entries) >= self.max_size:
             self._remove(next(iter(entries)))
         owner = self._owners.get((issuer, connection))
@@ -290,7 +262,7 @@ class VerifiedTokenCache(Generic[T]):
         """
         held = self._by_subject.get(subject)
         if held is None:
-            self._recent_clear()
+            self._recent.clear()
             return 0
         keys = [held] if isinstance(held, bytes) else list(held)
         dropped = 0
@@ -302,14 +274,14 @@ class VerifiedTokenCache(Generic[T]):
                 self._remove(key)
                 dropped += 1
         # Always: a recent hit may outlive its main entry (pushed out by the size bound).
-        self._recent_clear()
+        self._recent.clear()
         return dropped
 
     def clear(self) -> None:
         """Forget everything (sightings included)."""
         self._sightings.clear()
         self._entries.clear()
-        self._recent_clear()
+        self._recent.clear()
         self._owners.clear()
         self._by_subject.clear()
         self._failures.clear()

@@ -15,7 +15,6 @@ __all__ = ["HOT_MODULES", "compiled_modules"]
 
 HOT_MODULES: Final = (
     "asgi_sso.verify.jws",
-    "asgi_sso.verify.sightings",
     "asgi_sso.verify.issuer_keys",
     "asgi_sso.verify.claims",
     "asgi_sso.verify.issuers",

@@ -39,7 +39,6 @@ from asgi_sso.principal import (
     AnonymousPrincipal,
     Credentials,
     Principal,
-    token_principal,
 )
 from asgi_sso.responses import send_http_error, send_websocket_denial
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
     from asgi_sso.sessions.base import SessionStore
 
 __all__ = ["SSOMiddleware"]
-
-_CREDENTIALS_SIZE = 1024
 
 
 class SSOMiddleware:
@@ -245,7 +242,6 @@ class SSOMiddleware:
         self._has_scope_rules = bool(self._scope_rules)
         # Only JWTs found in cookies pay for the origin check; header tokens never reach it.
         self._check_cookie_tokens = check_origin and bool(cookie_names)
-        self._credentials: dict[frozenset[str], Credentials] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -362,7 +358,7 @@ class SSOMiddleware:
             await self._refuse(scope, receive, send, exc)
             return
         scope["user"] = principal
-        scope["auth"] = self._credentials_for(principal.scopes)
+        scope["auth"] = Credentials(principal.scopes)
         if extra_headers:
             send = _with_headers(send, extra_headers)
         if self.login is not None:
@@ -419,15 +415,6 @@ class SSOMiddleware:
             raise InsufficientScope(
                 f"this resource requires the scope(s): {' '.join(missing)}", scopes=required
             )
-
-    def _credentials_for(self, scopes: frozenset[str]) -> Credentials:
-        # Credentials are read-only: one object serves every request with these scopes.
-        credentials = self._credentials.get(scopes)
-        if credentials is None:
-            if len(self._credentials) >= _CREDENTIALS_SIZE:
-                self._credentials.clear()
-            credentials = self._credentials[scopes] = Credentials(scopes)
-        return credentials
 
     def _decision(self, path: str) -> tuple[bool, tuple[str, ...]]:
         # What the path rules decide for a route path: served anonymously? which scopes?
@@ -507,13 +494,13 @@ def _check_sign_in_client(verifier: TokenVerifier, login: LoginConfig) -> None:
 def _principal_from(verified: VerifiedToken, source: str) -> Principal:
     # Claims stay JSON bytes until the app reads them (one decode per request at most);
     # each request gets its own principal, so nothing an app does to it is shared.
-    return token_principal(
-        verified.subject,
-        verified.payload,
-        verified.issuer.iss,
-        verified.connection,
-        verified.scopes,
-        source,
+    return Principal(
+        identity=verified.subject,
+        payload=verified.payload,
+        issuer=verified.issuer.iss,
+        tenant=verified.connection,
+        scopes=verified.scopes,
+        source=source,
     )
 
 

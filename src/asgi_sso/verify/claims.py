@@ -24,7 +24,6 @@ __all__ = [
     "ID_TOKEN_CLAIMS",
     "ID_TOKEN_TYPES",
     "ClaimPolicy",
-    "ScopeSets",
     "check_id_token_type",
     "check_type",
     "normalize_type",
@@ -39,7 +38,6 @@ _MAX_INT_TIME: Final = 10**15
 _MAX_TIME: Final = float(_MAX_INT_TIME)
 _EMPTY: Final[frozenset[str]] = frozenset()
 _ACCESS_TOKEN_TYPE: Final = "at+jwt"  # RFC 9068 §2.1
-_SCOPE_SETS_SIZE: Final = 1024
 
 ID_TOKEN_TYPES: Final = frozenset({"jwt"})
 """The normalized ``typ`` values an ID token may carry besides none (RFC 7519 §5.1).
@@ -309,40 +307,3 @@ def scopes_from(
         elif isinstance(value, list):
             found.update(item for item in value[:max_items] if isinstance(item, str) and item)
     return frozenset(found) if found else _EMPTY
-
-
-class ScopeSets:
-    """:func:`scopes_from`, with equal scope sets shared between tokens.
-
-    Most tokens of an application carry the same few scope sets: sharing them keeps
-    cached verifications small, and looking them up by the claims' texts (the usual
-    ``"scope": "read write"``) skips splitting. Both maps are bounded.
-    """
-
-    __slots__ = ("_sets", "_texts")
-
-    def __init__(self) -> None:
-        self._sets: dict[frozenset[str], frozenset[str]] = {}
-        self._texts: dict[tuple[Any, ...], frozenset[str]] = {}
-
-    def __call__(self, claims: Mapping[str, Any], names: tuple[str, ...]) -> frozenset[str]:
-        """The scopes granted by ``claims`` (already validated) under the claim ``names``."""
-        texts = tuple(map(claims.get, names))
-        try:
-            shared = self._texts.get(texts)
-        except TypeError:  # a list value: unhashable, collect it
-            return self._shared(scopes_from(claims, names))
-        if shared is None:
-            if len(self._texts) >= _SCOPE_SETS_SIZE:
-                self._texts.clear()
-            shared = self._texts[texts] = self._shared(scopes_from(claims, names))
-        return shared
-
-    def _shared(self, scopes: frozenset[str]) -> frozenset[str]:
-        shared = self._sets.get(scopes)
-        if shared is not None:
-            return shared
-        if len(self._sets) >= _SCOPE_SETS_SIZE:
-            self._sets.clear()
-        self._sets[scopes] = scopes
-        return scopes

@@ -32,7 +32,7 @@ from asgi_sso.keys.documents import SharedDocuments
 from asgi_sso.keys.jwk import VerificationKey, key_from_secret
 from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
-from asgi_sso.verify.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
+from asgi_sso.verify.claims import ClaimPolicy, normalize_type, scopes_from, validate_claims
 from asgi_sso.verify.issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso.verify.issuers import IssuerRegistry, ResolvedIssuer
 from asgi_sso.verify.jws import JWSParser, ParsedToken, verify_signature
@@ -50,7 +50,7 @@ class VerifiedToken(CacheEntry):
 
     Attributes:
         payload: the claim set's JSON bytes, as signed.
-        header: the protected header (shared by tokens with the same header; do not mutate).
+        header: the protected header.
         issuer: the issuer configuration bound to the token's ``iss``.
         subject: the user key: the issuer's ``user_claim`` (``sub`` by default);
             empty when that claim is absent and not required (a logout token's
@@ -198,7 +198,6 @@ class TokenVerifier:
         self._emitter = emitter
         self._parser = JWSParser(limits)
         self._signatures = SignatureBatch()
-        self._scope_sets = ScopeSets()
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
             limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
         )
@@ -414,7 +413,7 @@ class TokenVerifier:
             resolved,
             user,
             resolved.connection,
-            self._scope_sets(claims, state.policy.scope_claims),
+            scopes_from(claims, state.policy.scope_claims),
             expires_at,
             kid,
         )

@@ -73,7 +73,6 @@ FRONT_DOOR = {
     "EventSink",
     "PrometheusSink",
     # diagnostics
-    "compiled_modules",
 }
 
 SUBPACKAGES = [

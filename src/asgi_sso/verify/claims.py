@@ -102,9 +102,7 @@ class ClaimPolicy:
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | int:
-    # Called for a claim that is present. object, not the declared result: the value
-    # is untrusted JSON until tested (a compiled build checks declared types on
-    # assignment).
+    # Called for a claim that is present; the value is untrusted JSON until tested.
     value: object = claims.get(name)
     # An exact type test: bool is an int subclass, and RFC 7519 §2 NumericDate is a
     # number (null is not one: a present null is refused, never read as absent).

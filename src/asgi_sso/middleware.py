@@ -154,6 +154,7 @@ class SSOMiddleware:
             cookie_names=cookie_names,
             allow_query_token=allow_query_token,
             max_token_bytes=self.limits.max_token_bytes,
+            recent=self.limits.recent_credentials,
         )
         self.emitter = Emitter(event_sinks)
         self._own_client = http_client is None

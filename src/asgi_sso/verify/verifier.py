@@ -199,7 +199,11 @@ class TokenVerifier:
         self._parser = JWSParser(limits)
         self._signatures = SignatureBatch()
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
-            limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
+            limits.token_cache_size,
+            limits.token_cache_ttl,
+            failure_ttl=limits.failure_cache_ttl,
+            failure_size=limits.failure_cache_size,
+            recent=limits.recent_credentials,
         )
         self._owns_client = client is None and (jwks is None or discovery is None)
         if self._owns_client:

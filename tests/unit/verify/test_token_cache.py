@@ -267,3 +267,19 @@ def test_a_disabled_cache_never_hashes() -> None:
     off: VerifiedTokenCache[Value] = VerifiedTokenCache(0, 300)
     for _ in range(3):
         assert off.lookup("t1", NOW) == (None, b"")
+
+
+def test_the_recent_map_and_the_remembered_refusals_keep_their_limits() -> None:
+    from asgi_sso.errors import InvalidSignature
+
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(
+        5000, 300, failure_ttl=10, failure_size=3, recent=4
+    )
+    for n in range(10):
+        put(cache, f"t{n}", subject=f"s{n}")
+        assert cache.get(f"t{n}", NOW) == f"value-t{n}"
+        cache.remember_failure(f"bad{n}", InvalidSignature("no"), NOW)
+    assert 0 < len(cache._recent) <= 4
+    assert len(cache._failures) == 3
+    assert cache.failure("bad9", NOW) is not None
+    assert cache.failure("bad0", NOW) is None  # the oldest went first

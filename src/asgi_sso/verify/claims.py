@@ -249,27 +249,7 @@ def validate_claims(
     sub = claims.get("sub")
     if sub is not None and (type(sub) is not str or not sub):
         raise InvalidClaim("the 'sub' claim must be a non-empty string")
-    leeway = policy.leeway
-    # Exact int tests first (the common case); _number gives the precise refusal when
-    # a quick test fails.
-    exp: Any = claims.get("exp")
-    if exp is not None or "exp" in claims:
-        if type(exp) is not int or not -_MAX_INT_TIME < exp < _MAX_INT_TIME:
-            exp = _number(claims, "exp")
-        if now >= exp + leeway:
-            raise ExpiredToken(f"the token expired {max(int(now - exp), 0)} s ago")
-    nbf: Any = claims.get("nbf")
-    if nbf is not None or "nbf" in claims:
-        if type(nbf) is not int or not -_MAX_INT_TIME < nbf < _MAX_INT_TIME:
-            nbf = _number(claims, "nbf")
-        if now + leeway < nbf:
-            raise NotYetValid(f"the token is not valid for another {int(nbf - now)} s")
-    iat: Any = claims.get("iat")
-    if iat is not None or "iat" in claims:
-        if type(iat) is not int or not -_MAX_INT_TIME < iat < _MAX_INT_TIME:
-            iat = _number(claims, "iat")
-        if now + leeway < iat:
-            raise NotYetValid(f"the token was issued {int(iat - now)} s in the future")
+    exp = _check_times(claims, now, policy.leeway)
     accepted = policy.audiences if audiences is None else audiences
     aud = claims.get("aud")
     if type(aud) is not str or aud not in accepted:
@@ -287,6 +267,31 @@ def validate_claims(
         if policy.sign_in_clients and audiences is None:
             _refuse_id_token(claims, header, policy)
     return float("inf") if exp is None else float(exp)
+
+
+def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float | int | None:
+    # RFC 7519 §4.1.4-6, each with the issuer's leeway; returns exp (None when absent).
+    exp = _time(claims, "exp")
+    if exp is not None and now >= exp + leeway:
+        raise ExpiredToken(f"the token expired {max(int(now - exp), 0)} s ago")
+    nbf = _time(claims, "nbf")
+    if nbf is not None and now + leeway < nbf:
+        raise NotYetValid(f"the token is not valid for another {int(nbf - now)} s")
+    iat = _time(claims, "iat")
+    if iat is not None and now + leeway < iat:
+        raise NotYetValid(f"the token was issued {int(iat - now)} s in the future")
+    return exp
+
+
+def _time(claims: Mapping[str, Any], name: str) -> float | int | None:
+    # None when absent. An exact int test first (the common case); _number gives the
+    # precise refusal when it fails (a present null included).
+    value: Any = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if type(value) is not int or not -_MAX_INT_TIME < value < _MAX_INT_TIME:
+        return _number(claims, name)
+    return int(value)
 
 
 def scopes_from(

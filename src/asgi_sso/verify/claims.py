@@ -258,15 +258,29 @@ def validate_claims(
         value = claims.get(name)
         if value is not None and type(value) is not str:
             _check_strings(claims, (name,))
+    _check_kind(claims, header, policy, token_types, bearer=audiences is None, id_token=id_token)
+    return float("inf") if exp is None else float(exp)
+
+
+def _check_kind(
+    claims: Mapping[str, Any],
+    header: Mapping[str, Any],
+    policy: ClaimPolicy,
+    token_types: frozenset[str] | None,
+    *,
+    bearer: bool,
+    id_token: bool,
+) -> None:
+    # The kind of token: an ID token by its own typ rule; any other by the accepted
+    # typ values, and never a sign-in client's ID token when used as a bearer token.
     if id_token:
         check_id_token_type(header)
-    else:
-        types = policy.token_types if token_types is None else token_types
-        if types:
-            check_type(header, types)
-        if policy.sign_in_clients and audiences is None:
-            _refuse_id_token(claims, header, policy)
-    return float("inf") if exp is None else float(exp)
+        return
+    types = policy.token_types if token_types is None else token_types
+    if types:
+        check_type(header, types)
+    if policy.sign_in_clients and bearer:
+        _refuse_id_token(claims, header, policy)
 
 
 def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float | int | None:

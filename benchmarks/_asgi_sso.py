@@ -47,9 +47,9 @@ def cached_lookup(verifier: Any) -> Callable[[str], object]:
     return verifier.cached  # type: ignore[no-any-return]
 
 
-def cache_footprint(verifier: Any) -> int:
-    """The entries in the verified-token cache."""
-    return len(verifier.cache)
+def cache_footprint(verifier: Any) -> tuple[int, int]:
+    """(entries in the verified-token cache, bytes of its fixed admission filter)."""
+    return len(verifier.cache), int(verifier.cache.filter_bytes)
 
 
 def middleware_verify(app: Any) -> Callable[..., Awaitable[Any]]:

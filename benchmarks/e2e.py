@@ -112,7 +112,7 @@ def _wait_ready(url: str, token: str, proc: subprocess.Popen[bytes]) -> None:
             continue
         if answer.status_code != 200:
             raise RuntimeError(f"warm-up answered {answer.status_code}")
-        # A second request, served from asgi_sso's verified-token cache.
+        # A second request: asgi_sso stores a token from its second sighting on.
         answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2.0)
         if answer.status_code != 200:
             raise RuntimeError(f"warm-up answered {answer.status_code}")

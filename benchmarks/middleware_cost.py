@@ -110,7 +110,8 @@ class Driver:
         return seconds
 
     def app(self) -> Any:
-        """A fresh app, warmed up (twice: the second request is served cached)."""
+        """A fresh app, warmed up: twice, since asgi_sso stores a token from its second
+        sighting on."""
         app = APPS[self.name](self.material)
         self.serve(app, [_scope(self.material.warmup[0]) for _ in range(2)])
         return app

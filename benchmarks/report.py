@@ -243,7 +243,12 @@ def _memory_md(mem: dict[str, Any]) -> list[str]:
     return [
         *lines,
         f"* {mem['tokens']:,} cached tokens: {mb:.1f} MB traced (tracemalloc), "
-        f"{mem['rss_bytes'] / 2**20:.1f} MB RSS delta, {mem['bytes_per_token']:,.0f} B/token",
+        f"{mem['rss_bytes'] / 2**20:.1f} MB RSS delta, {mem['bytes_per_token']:,.0f} B/token"
+        + (
+            f", plus the admission filter's fixed {mem['filter_bytes'] / 2**20:.0f} MB"
+            if "filter_bytes" in mem
+            else ""
+        ),
         f"* bounded: {mem['after_overflow']:,} entries after {mem['tokens'] * 3 // 2:,} tokens "
         f"into a cache of {mem['cache_size']:,}",
         f"* target 100k tokens <= 64 MB: projected {mem['projected_100k_mb']:.1f} MB — "

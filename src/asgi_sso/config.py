@@ -124,7 +124,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         new_tenant_fetches: per templated issuer, how many never-seen tenants may cause
             a key or metadata fetch per ``jwks_cooldown`` (when the URL holds ``{tenant}``):
             a flood of random tenants costs the IdP a handful of calls, not one each.
-        token_cache_size: entries in the verified-token cache (0 turns it off).
+        token_cache_size: entries in the verified-token cache (0 turns it off); a
+            token is stored from its second sighting on.
         token_cache_ttl: longest life of a verified-token cache entry.
         failure_cache_ttl: how long a refused token is remembered as refused.
         failure_cache_size: refused tokens remembered at most (the oldest goes first).

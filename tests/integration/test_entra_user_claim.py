@@ -129,7 +129,7 @@ async def test_scim_deactivation_by_external_id_oid_cuts_off_token_and_session(
     site: Site,
 ) -> None:
     auth = site.api_token()
-    for _ in range(2):  # the second is served from the verified-token cache
+    for _ in range(2):  # the second sighting is served from the verified-token cache
         assert (await site.client.get("/me", headers=auth)).status_code == 200
     await site.sign_in()
     assert (await site.session_me()).status_code == 200

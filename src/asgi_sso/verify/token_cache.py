@@ -24,6 +24,12 @@ one pushed out of the main map by the size bound may still be served from there
 until its deadline, which only ever concerns a valid token, and never after an
 eviction by subject.
 
+:meth:`VerifiedTokenCache.lookup`, the lookup of a verification about to happen,
+also admits tokens: it reports a token's first sighting as a miss without hashing
+it, and the verifier stores a token only from its second sighting on (see
+:mod:`asgi_sso.verify.sightings`). One-off tokens thus cost no digest, no insert and no
+memory, and cannot push out the tokens that come back.
+
 A remembered refusal is a small record (the error's class, its description and a
 deadline), never the exception itself: a raised exception keeps its traceback, and
 the traceback's frames keep the request (its scope, headers and token) alive. A
@@ -38,6 +44,7 @@ from collections import OrderedDict
 from typing import Generic, TypeVar
 
 from asgi_sso.errors import AuthError, ConfigurationError
+from asgi_sso.verify.sightings import Sightings
 
 __all__ = ["CacheEntry", "VerifiedTokenCache"]
 
@@ -90,6 +97,7 @@ class VerifiedTokenCache(Generic[T]):
         "_hasher",
         "_owners",
         "_recent",
+        "_sightings",
         "failure_size",
         "failure_ttl",
         "max_size",
@@ -120,9 +128,15 @@ class VerifiedTokenCache(Generic[T]):
         self._owners: dict[tuple[str, str], tuple[str, str]] = {}
         # One full SHA-256 block of key: each digest starts from a copy of this state.
         self._hasher = hashlib.sha256(secrets.token_bytes(64))
+        self._sightings = Sightings()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def filter_bytes(self) -> int:
+        """Memory held by the admission filter: fixed, whatever the number of entries."""
+        return self._sightings.nbytes
 
     def key(self, token: str) -> bytes:
         """The cache key of ``token``: a keyed 128-bit digest (see the module docstring)."""
@@ -138,17 +152,19 @@ class VerifiedTokenCache(Generic[T]):
         return self._find(token, self.key(token), now)
 
     def lookup(self, token: str, now: float) -> tuple[T | None, bytes]:
-        """:meth:`get` for a token about to be verified on a miss.
+        """:meth:`get` for a token about to be verified on a miss; records the sighting.
 
-        Returns the value and the token's digest, so that a miss hands the digest on
-        to :meth:`put_by_key` and :meth:`failure_by_key` and a cold verification
-        hashes the token once. The digest is empty after a recent-token hit and
-        when the cache is off.
+        Returns the value and the token's digest. The digest is empty after a
+        recent-token hit, and after a miss on the token's first sighting: that
+        token is not hashed, and should not be stored (an entry it may still have
+        from a sighting long ago is not served, only verified again). Otherwise a
+        miss hands the digest on to :meth:`put_by_key` and :meth:`failure_by_key`,
+        so a cold verification hashes the token once.
         """
         recent = self._recent.get(token)
         if recent is not None and now < recent.cache_until:
             return recent, b""
-        if not self.max_size:
+        if not self.max_size or not self._sightings.sight(token):
             return None, b""
         key = self.key(token)
         return self._find(token, key, now), key
@@ -178,6 +194,8 @@ class VerifiedTokenCache(Generic[T]):
     ) -> None:
         """Cache ``value`` until ``min(until, now + ttl)`` (wall-clock seconds).
 
+        The token counts as sighted, so :meth:`lookup` finds it too.
+
         Args:
             token: the token string (only its digest is kept).
             value: what :meth:`get` returns (its ``subject`` indexes it).
@@ -186,6 +204,7 @@ class VerifiedTokenCache(Generic[T]):
             issuer: the token's concrete ``iss``.
             connection: the token's connection id.
         """
+        self._sightings.sight(token)
         self.put_by_key(
             self.key(token),
             value,
@@ -270,7 +289,8 @@ class VerifiedTokenCache(Generic[T]):
         return dropped
 
     def clear(self) -> None:
-        """Forget everything."""
+        """Forget everything (sightings included)."""
+        self._sightings.clear()
         self._entries.clear()
         self._recent.clear()
         self._owners.clear()

@@ -282,9 +282,10 @@ class TokenVerifier:
             token_types: accepted ``typ`` values instead of the issuer's (``()``: no
                 ``typ`` check, for callers that check it themselves).
             required_claims: claims that must be present instead of the issuer's.
-            use_cache: read and fill the verified-token cache. Verifications with an
-                override never use the cache, so a token accepted under one policy is
-                never served under another.
+            use_cache: read and fill the verified-token cache (a token is stored from its
+                second sighting on, see :meth:`VerifiedTokenCache.lookup`). Verifications
+                with an override never use the cache, so a token accepted under one
+                policy is never served under another.
             id_token: verify an OIDC ID token (with ``audience`` the client id): the
                 ID-token ``typ`` rule (:func:`~asgi_sso.verify.claims.check_id_token_type`)
                 replaces the issuer's ``token_types``, and the cache is never used.
@@ -314,9 +315,10 @@ class TokenVerifier:
         return await self._verify_reported(token, rules)
 
     async def _verify_miss(self, token: str, key: bytes) -> VerifiedToken:
-        # ``key`` is the digest the lookup computed (empty when the cache is off).
+        # ``key`` is the digest the lookup computed, empty on a first sighting (the
+        # token is then verified but not stored).
         cache = self._cache
-        if cache.has_failures:
+        if key and cache.has_failures:
             remembered = cache.failure_by_key(key, self._clock.monotonic())
             if remembered is not None:
                 raise remembered.with_traceback(None)
@@ -326,18 +328,22 @@ class TokenVerifier:
             verified = await self._verify_reported(token, _ISSUER_RULES)
         except AuthError as error:
             # Transient outages are not remembered; malformed input is cheap to refuse
-            # again.
+            # again. Also on a first sighting: a refused token that comes back is
+            # refused from memory.
             if not isinstance(error, ServiceUnavailable | MalformedToken):
-                cache.remember_failure_by_key(key, error, self._clock.monotonic())
+                cache.remember_failure_by_key(
+                    key or cache.key(token), error, self._clock.monotonic()
+                )
             raise
-        cache.put_by_key(
-            key,
-            verified,
-            until=verified.expires_at + verified.issuer.config.leeway,
-            now=self._clock.time(),
-            issuer=verified.issuer.iss,
-            connection=verified.connection,
-        )
+        if key:
+            cache.put_by_key(
+                key,
+                verified,
+                until=verified.expires_at + verified.issuer.config.leeway,
+                now=self._clock.time(),
+                issuer=verified.issuer.iss,
+                connection=verified.connection,
+            )
         return verified
 
     async def _verify_reported(self, token: object, rules: _Rules) -> VerifiedToken:

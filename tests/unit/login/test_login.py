@@ -205,7 +205,7 @@ async def test_sign_in_works_when_the_issuer_demands_at_jwt_bearer_tokens() -> N
     # rule (none or JWT), and never fill the verified-token cache.
     strict = {"token_types": AT_JWT_TYPES, "audience": "web", "client_id": "web"}
     provider = Provider(issuer=strict, use_userinfo=False)
-    for _ in range(2):  # the second would be served cached, were ID tokens cached
+    for _ in range(2):  # a second sighting would be cached, were ID tokens cached
         cookie, params = await provider.begin()
         token = provider.id_token(params["nonce"])
         body = {"access_token": "at", "token_type": "Bearer", "id_token": token}

@@ -239,9 +239,12 @@ def test_recent_map_stays_small() -> None:
     assert len(cache) == 2000
 
 
-def test_lookup_reports_the_key_of_a_miss() -> None:
+def test_lookup_reports_a_first_sighting_and_then_the_key_of_a_miss() -> None:
     cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
+    assert cache.lookup("t1", NOW) == (None, b"")  # first sighting: not even hashed
     assert cache.lookup("t1", NOW) == (None, cache.key("t1"))
+    assert cache.get("t2", NOW) is None  # get() records no sighting ...
+    assert cache.lookup("t2", NOW) == (None, b"")  # ... so this is t2's first
     key = cache.key("t1")
     cache.put_by_key(key, Value("v", "s"), until=NOW + 5, now=NOW, issuer="i", connection="c")
     assert cache.get("t1", NOW) == "v"
@@ -257,7 +260,7 @@ def test_eviction_by_subject_reaches_a_recent_hit_whose_entry_was_pushed_out() -
     assert cache.get("a1", NOW) is None
 
 
-def test_lookup_finds_what_put_stored() -> None:
+def test_lookup_finds_what_put_stored_without_a_sighting_first() -> None:
     cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     put(cache, "t1")
     assert cache.lookup("t1", NOW) == ("value-t1", cache.key("t1"))
@@ -283,3 +286,11 @@ def test_the_recent_map_and_the_remembered_refusals_keep_their_limits() -> None:
     assert len(cache._failures) == 3
     assert cache.failure("bad9", NOW) is not None
     assert cache.failure("bad0", NOW) is None  # the oldest went first
+
+
+def test_clear_forgets_sightings() -> None:
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
+    cache.lookup("t1", NOW)
+    cache.clear()
+    assert cache.lookup("t1", NOW) == (None, b"")
+    assert cache.filter_bytes == 2 * 2**20

@@ -319,6 +319,8 @@ async def test_cache_hit_and_expiry_with_a_fake_clock(
 ) -> None:
     verifier = make(client, clock)
     token = mint(claims(exp=START + 100), KEY)
+    await verifier.verify(token)
+    assert verifier.cached(token) is None  # a first sighting is verified, not stored
     first = await verifier.verify(token)
     fetches = len(idp.requests)
     assert await verifier.verify(token) is first
@@ -376,20 +378,42 @@ async def test_evict_subject(client: httpx.AsyncClient, clock: FakeClock) -> Non
     assert verifier.cached(bob) is not None
 
 
-async def test_a_stored_token_is_served_and_a_forged_one_refused_from_memory(
+async def test_tokens_are_stored_from_their_second_sighting(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    verifier = make(client, clock, limits=Limits(token_cache_size=4))
+    kept = mint(claims(jti="kept"), KEY)
+    await verifier.verify(kept)
+    assert len(verifier.cache) == 0
+    stored = await verifier.verify(kept)
+    assert len(verifier.cache) == 1
+    # A flood of one-off tokens is verified (each one fully) but stores nothing, so it
+    # cannot push out the token that comes back.
+    for n in range(20):
+        assert (await verifier.verify(mint(claims(jti=f"once-{n}"), KEY))).subject == "alice"
+    assert len(verifier.cache) == 1
+    assert verifier.cached(kept) is stored
+    assert await verifier.verify(kept) is stored
+
+
+async def test_a_first_sighting_is_checked_completely(
     client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     verifier = make(client, clock)
     good = mint(claims(), KEY)
     head, _, sig = good.split(".")
     other = mint(claims(sub="mallory"), KEY).split(".")[1]
-    stored = await verifier.verify(good)
+    for _ in range(2):
+        await verifier.verify(good)
     assert len(verifier.cache) == 1
-    assert await verifier.verify(good) is stored
-    for _ in range(3):  # verified, then refused from the remembered refusal
+    for _ in range(3):  # first sighting, then from the remembered refusal
         with pytest.raises(InvalidSignature):  # alice's signature over mallory's claims
             await verifier.verify(f"{head}.{other}.{sig}")
-    assert len(verifier.cache) == 1
+    # Sightings forgotten: the stored verification is not served to the lookup that
+    # reports a first sighting, the token is verified again.
+    verifier.cache._sightings.clear()
+    assert verifier.cache.lookup(good, clock.time()) == (None, b"")
+    assert (await verifier.verify(good)).subject == "alice"
 
 
 async def test_refusals_are_remembered_only_briefly(
@@ -439,7 +463,7 @@ async def test_events_are_emitted_when_enabled(client: httpx.AsyncClient, clock:
     events: list[Event] = []
     verifier = make(client, clock, emitter=Emitter([events.append]))
     token = mint(claims(), KEY)
-    for _ in range(3):
+    for _ in range(3):  # stored from its second sighting on
         await verifier.verify(token)
     with pytest.raises(AuthError):
         await verifier.verify("not-a-token")
@@ -448,7 +472,8 @@ async def test_events_are_emitted_when_enabled(client: httpx.AsyncClient, clock:
     assert names == [
         ("cache.miss", "ok"),
         ("verify", "ok"),
-        ("cache.hit", "ok"),
+        ("cache.miss", "ok"),
+        ("verify", "ok"),
         ("cache.hit", "ok"),
         ("cache.miss", "ok"),
         ("verify", "refused"),
@@ -551,7 +576,7 @@ async def test_id_tokens_follow_their_own_rules_and_never_touch_the_cache(
         verifier = make(client, clock, issuer)
         with pytest.raises(InvalidToken, match=refusal):
             await verifier.verify(id_token)  # as a bearer token
-        for _ in range(3):  # a bearer token would be served from the cache
+        for _ in range(3):  # a bearer token is stored from its second sighting
             verified = await verifier.verify(id_token, audience="web", id_token=True)
             assert verified.subject == "alice"
             assert verifier.cached(id_token) is None

@@ -21,7 +21,6 @@ from asgi_sso import (
     Secret,
     SSOMiddleware,
     TokenVerifier,
-    compiled_modules,
 )
 from asgi_sso.testing.tokens import generate_key, public_jwk
 
@@ -38,7 +37,6 @@ __all__ = [
     "TokenVerifier",
     "cache_footprint",
     "cached_lookup",
-    "compiled_modules",
     "generate_key",
     "middleware_verify",
     "public_jwk",

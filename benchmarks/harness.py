@@ -76,7 +76,7 @@ def run_pyperf(module: str, workdir: Path, cases: list[str], options: Iterable[s
     out.unlink(missing_ok=True)
     command = [sys.executable, "-m", module, "--material-dir", str(workdir),
                *[arg for case in cases for arg in ("--case", case)], *options,
-               "--inherit-environ", "ASGI_SSO_BUILD,PYTHONWARNINGS",
+               "--inherit-environ", "PYTHONWARNINGS",
                "--output", str(out)]  # fmt: skip
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # peers' deprecation notices
     subprocess.run(command, cwd=ROOT, env=env, stdout=sys.stderr, check=False)

@@ -10,7 +10,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks._asgi_sso import compiled_modules
 from benchmarks.e2e import CONNECTIONS, JUDGED, TARGETS
 
 PACKAGES = ("asgi-sso", "cryptography", "joserfc", "PyJWT", "python-jose", "Authlib",
@@ -43,7 +42,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
-        "asgi_sso_compiled": list(compiled_modules()),
     }
 
 
@@ -287,14 +285,6 @@ def _refusals_md(refused: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _build_line(compiled: list[str] | None) -> str:
-    if compiled is None:
-        return "asgi_sso build: not recorded."
-    if not compiled:
-        return "asgi_sso build: pure Python (no module compiled)."
-    return "asgi_sso build: compiled with mypyc (" + ", ".join(f"`{c}`" for c in compiled) + ")."
-
-
 def _pyperf_options(results: dict[str, Any]) -> str:
     options = _get(results, "budget", "pyperf")
     return f"`{' '.join(options)}`" if options else "pyperf's defaults"
@@ -316,8 +306,6 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['platform']}. Budget: {results.get('budget_name', '?')}.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
-        "",
-        _build_line(m.get("asgi_sso_compiled")),
         "",
         "The verify and middleware suites ran on pyperf (each case in its own worker "
         f"processes, loops calibrated; options: {_pyperf_options(results)}): figures are "

@@ -16,27 +16,6 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Refuse to test a compiled module older than its source (``pip install -e .`` again)."""
-    from importlib.machinery import EXTENSION_SUFFIXES
-    from pathlib import Path
-
-    import asgi_sso
-    from asgi_sso._compiled import HOT_MODULES
-
-    package = Path(asgi_sso.__path__[0])
-    for name in HOT_MODULES:
-        stem = package.joinpath(*name.split(".")[1:])
-        source = stem.with_suffix(".py")
-        for suffix in EXTENSION_SUFFIXES:
-            built = stem.parent / f"{stem.name}{suffix}"
-            if built.exists() and source.stat().st_mtime > built.stat().st_mtime:
-                raise pytest.UsageError(
-                    f"{built.name} is older than {source.name}: the tests would run stale "
-                    "compiled code; rebuild with `pip install -e .` (or ./scripts/test)"
-                )
-
-
 def _reachable(host: str, port: int) -> bool:
     import socket
 

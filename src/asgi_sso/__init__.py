@@ -12,7 +12,6 @@ subpackages (``verify``, ``keys``, ``identity``, ``sessions``, ``login``,
 
 from __future__ import annotations
 
-from asgi_sso._compiled import compiled_modules
 from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
 from asgi_sso.deprovision import ScimConfig
 from asgi_sso.errors import (
@@ -123,5 +122,4 @@ __all__ = [
     "UnknownKey",
     "UserDeactivated",
     "UserStore",
-    "compiled_modules",
 ]

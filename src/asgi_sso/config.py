@@ -130,6 +130,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             token is stored from its second sighting on.
         token_cache_ttl: longest life of a verified-token cache entry.
         failure_cache_ttl: how long a refused token is remembered as refused.
+        failure_cache_size: refused tokens remembered at most (the oldest goes first).
+        recent_credentials: the last bearer credentials remembered by their exact
+            text, so a repeat skips decoding and hashing (the ``Authorization``
+            headers the extractor read, the tokens the verified-token cache served).
         retry_after: the ``Retry-After`` seconds on a 503.
     """
 
@@ -149,6 +153,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     token_cache_size: int = 10_000
     token_cache_ttl: float = 300.0
     failure_cache_ttl: float = 2.0
+    failure_cache_size: int = 1024
+    recent_credentials: int = 256
     retry_after: int = 5
 
     def __post_init__(self) -> None:

@@ -23,6 +23,8 @@ _BEARER = b"bearer"
 # Deleting these bytes must leave nothing (one C-level pass; a set of the token's
 # characters cost more than the whole rest of a warm request).
 _B64TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
+# Headers longer than this are never remembered (see Extractor).
+_RECENT_HEADER_BYTES = 4096
 
 
 class ExtractedToken(NamedTuple):
@@ -58,14 +60,29 @@ def parse_cookie_header(value: str) -> dict[str, str]:
 class Extractor:
     """Extracts one credential from an HTTP or WebSocket scope.
 
+    A client sends the same ``Authorization`` header until its token expires, so the
+    bearer tokens of the last ``recent`` headers (of up to 4 KB) are remembered by
+    the header's bytes. A repeat skips the character check and the decoding, and
+    hands on the same ``str`` object, whose hash Python keeps: the verified-token
+    cache then finds it without hashing 1-2 KB again. This saves about a tenth of a
+    warm request in-process.
+
     Args:
         cookie_names: cookies that may carry an IdP-issued JWT, tried in order.
         allow_query_token: accept ``?access_token=`` (off by default: URLs end up in logs).
         max_token_bytes: longer credentials are refused before any parsing.
         query_param: the query parameter name when query tokens are allowed.
+        recent: how many headers are remembered (``Limits.recent_credentials``).
     """
 
-    __slots__ = ("_allow_query", "_cookie_names", "_max", "_query_param")
+    __slots__ = (
+        "_allow_query",
+        "_cookie_names",
+        "_max",
+        "_query_param",
+        "_recent",
+        "_recent_size",
+    )
 
     def __init__(
         self,
@@ -74,11 +91,14 @@ class Extractor:
         allow_query_token: bool = False,
         max_token_bytes: int = 16 * 1024,
         query_param: str = "access_token",
+        recent: int = 256,
     ) -> None:
         self._cookie_names = tuple(cookie_names)
         self._allow_query = allow_query_token
         self._max = max_token_bytes
         self._query_param = query_param
+        self._recent: dict[bytes, ExtractedToken] = {}
+        self._recent_size = recent
 
     def extract(self, scope: Any) -> ExtractedToken | None:
         """Return the credential, or ``None`` when the request carries none.
@@ -100,7 +120,7 @@ class Extractor:
 
         found: ExtractedToken | None = None
         if authorization is not None:
-            found = self.from_authorization(authorization)
+            found = self._from_authorization(authorization)
         if self._allow_query:
             query = self._from_query(scope.get("query_string", b""))
             if query is not None:
@@ -111,15 +131,6 @@ class Extractor:
         if found is None and cookie is not None and self._cookie_names:
             found = self._from_cookies(cookie)
         return found
-
-    @property
-    def header_only(self) -> bool:
-        """Whether a token in the ``Authorization`` header is found by that header alone.
-
-        True unless query tokens are allowed (a second method must then be ruled out):
-        the header's bytes then determine the extracted token.
-        """
-        return not self._allow_query
 
     def presented(self, scope: Any) -> bool:
         """Whether the request presents a bearer credential of its own (header or query).
@@ -139,16 +150,18 @@ class Extractor:
             raise MalformedToken("the token is empty")
         return _found(token, source)
 
-    def from_authorization(self, raw: bytes) -> ExtractedToken | None:
-        """The bearer token in one ``Authorization`` header value, or ``None`` for another scheme.
+    def _from_authorization(self, raw: bytes) -> ExtractedToken | None:
+        # The bearer token in one Authorization header value, None for another scheme.
+        found = self._recent.get(raw)
+        if found is None:
+            found = self._bearer(raw)
+            if found is not None and len(raw) <= _RECENT_HEADER_BYTES:
+                if len(self._recent) >= self._recent_size:
+                    self._recent.clear()
+                self._recent[raw] = found
+        return found
 
-        What :meth:`extract` finds when this is the request's only ``Authorization``
-        header and it holds a bearer token (with :attr:`header_only`, nothing else
-        can then compete); on ``None``, call :meth:`extract` for the other sources.
-
-        Raises:
-            MalformedToken: the value is a bearer credential a token never looks like.
-        """
+    def _bearer(self, raw: bytes) -> ExtractedToken | None:
         if len(raw) > self._max + 64:
             raise MalformedToken(f"the token is larger than {self._max} bytes")
         if raw.startswith(_BEARER_PREFIX):

@@ -31,10 +31,15 @@ from asgi_sso.errors import (
     InvalidRequest,
     ServiceUnavailable,
 )
-from asgi_sso.extract import ExtractedToken, Extractor
+from asgi_sso.extract import Extractor
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.observe.events import Emitter, Event, EventSink
-from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
+from asgi_sso.principal import (
+    ANONYMOUS,
+    AnonymousPrincipal,
+    Credentials,
+    Principal,
+)
 from asgi_sso.responses import send_http_error, send_websocket_denial
 from asgi_sso.settings import Backends, CredentialSources, PathRules
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
@@ -47,9 +52,6 @@ if TYPE_CHECKING:
     from asgi_sso.sessions.base import SessionStore
 
 __all__ = ["SSOMiddleware"]
-
-_ANON_CREDENTIALS = Credentials()
-_CREDENTIALS_SIZE = 1024
 
 
 class SSOMiddleware:
@@ -138,20 +140,8 @@ class SSOMiddleware:
         self._own_routes = self.login is not None or bool(self._mounts)
         self._has_public = bool(self._public)
         self._has_scope_rules = bool(self._scope_rules)
-        self._extract = self._extractor.extract
-        self._from_header = self._extractor.from_authorization
         # Only JWTs found in cookies pay for the origin check; header tokens never reach it.
         self._check_cookie_tokens = sources.check_origin and bool(sources.cookie_names)
-        self._credentials: dict[frozenset[str], Credentials] = {}
-        self._lookup = self.verifier.cache.lookup
-        self._lookup_raw = self.verifier.cache.lookup_raw
-        self._remember_raw = self.verifier.cache.remember_raw
-        # The header's bytes alone determine the token (no query tokens) and nothing
-        # per user runs after verification (no identity layer).
-        self._raw_fast = self.identity is None and self._extractor.header_only
-        # Hits found here never reach verify(), which reports only misses.
-        self._on_hit = self.verifier.record_hit if self.verifier.emits else None
-        self._now = self.verifier.clock.time
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -171,6 +161,7 @@ class SSOMiddleware:
             cookie_names=sources.cookie_names,
             allow_query_token=sources.allow_query_token,
             max_token_bytes=self.limits.max_token_bytes,
+            recent=self.limits.recent_credentials,
         )
         self._origins = OriginGuard(
             [*sources.allowed_origins, *origins_of([login.redirect_uri if login else None])],
@@ -326,145 +317,99 @@ class SSOMiddleware:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind == "lifespan":
-            await self._lifespan(scope, receive, send)
-            return
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            await (self._lifespan if kind == "lifespan" else self.app)(scope, receive, send)
             return
-        if not self._started:
-            try:
-                await self.startup(warm=False)
-            except AuthError as exc:  # e.g. the user store is down: 503, retried next time
-                await self._refuse(scope, receive, send, exc)
-                return
-        path: str = scope["path"]
-        if self._fixed_root or scope.get("root_path"):
-            # Path rules are written for the paths the framework routes, below the
-            # root_path it applies (the server's or its own): never fewer rules.
-            routed = self._routes.route(scope)
-            if routed is None:
-                error = InvalidRequest("the request path does not map to one route of the app")
-                await self._refuse(scope, receive, send, error)
-                return
-            path = routed
-
-        if kind == "http" and self._own_routes:
-            if self.login is not None and self.login.handles(scope):
-                await self.login.handle(scope, receive, send)
-                return
-            for matcher, mounted in self._mounts:
-                if matcher.matches(path):
-                    await mounted(scope, receive, send)
-                    return
-
-        if self._has_public and self._public.matches(path) and not ambiguous(path):
-            scope["user"] = ANONYMOUS
-            scope["auth"] = _ANON_CREDENTIALS
-            await self.app(self._strip(scope), receive, send)
-            return
-
         try:
-            raw = hit = None
-            if self._raw_fast:
-                # A repeat request: its exact Authorization bytes were seen with a
-                # cached token, so extracting, decoding and hashing it again is skipped.
-                raw = _authorization(scope["headers"])
-                if raw is not None:
-                    hit = self._lookup_raw(raw, self._now())
-            if hit is not None:
-                if self._on_hit is not None:
-                    self._on_hit(hit)
-                principal = _principal_from(hit, "header")
-                extra_headers = None
-            else:
-                # The header found above decides alone when it holds a bearer token
-                # (header_only); otherwise every source is looked at.
-                found = None if raw is None else self._from_header(raw)
-                if found is None:
-                    found = self._extract(scope)
-                    if self._check_cookie_tokens and found is not None and found[1] == "cookie":
-                        self._origins.check(scope)
-                if found is not None and self.identity is None:
-                    # The common case inline: a bearer token, no identity layer.
-                    token, source = found
-                    verified, key = self._lookup(token, self._now())
-                    if verified is None:
-                        verified = await self.verifier.verify(token, cache_key=key)
-                    else:
-                        if self._on_hit is not None:
-                            self._on_hit(verified)
-                        if raw is not None and source == "header":
-                            self._remember_raw(raw, verified)
-                    principal = _principal_from(verified, source)
-                    extra_headers = None
-                else:
-                    principal, extra_headers = await self._authenticate(scope, found)
-            if self._has_scope_rules:
-                required = self._scope_rules.required(path)
-                if required and not principal.has_scopes(*required):
-                    missing = tuple(s for s in required if s not in principal.scopes)
-                    raise InsufficientScope(
-                        f"this resource requires the scope(s): {' '.join(missing)}",
-                        scopes=required,
-                    )
-        except CredentialsMissing as exc:
-            if self.optional:
-                scope["user"] = ANONYMOUS
-                scope["auth"] = _ANON_CREDENTIALS
-                await self.app(self._strip(scope), receive, send)
-                return
-            await self._refuse(scope, receive, send, exc)
-            return
+            if not self._started:
+                await self.startup(warm=False)  # e.g. the user store is down: 503, retried
+            path = self._route_path(scope)
         except AuthError as exc:
             await self._refuse(scope, receive, send, exc)
             return
-
+        mounted = self._own_route(scope, path) if self._own_routes else None
+        if mounted is not None:
+            await mounted(scope, receive, send)
+            return
+        extra_headers: list[tuple[bytes, bytes]] | None = None
+        try:
+            if self._has_public and self._public.matches(path) and not ambiguous(path):
+                principal: Principal | AnonymousPrincipal = ANONYMOUS
+            else:
+                principal, extra_headers = await self._authenticate(scope)
+                if self._has_scope_rules:
+                    self._check_scopes(principal, path)
+        except CredentialsMissing as exc:
+            if not self.optional:
+                await self._refuse(scope, receive, send, exc)
+                return
+            principal = ANONYMOUS
+        except AuthError as exc:
+            await self._refuse(scope, receive, send, exc)
+            return
         scope["user"] = principal
-        credentials = self._credentials.get(principal.scopes)
-        if credentials is None:
-            if len(self._credentials) >= _CREDENTIALS_SIZE:
-                self._credentials.clear()
-            credentials = self._credentials[principal.scopes] = Credentials(principal.scopes)
-        scope["auth"] = credentials
+        scope["auth"] = Credentials(principal.scopes)
         if extra_headers:
             send = _with_headers(send, extra_headers)
         if self.login is not None:
             scope = self.login.strip_cookies(scope)
         await self.app(scope, receive, send)
 
-    def _decision(self, path: str) -> tuple[bool, tuple[str, ...]]:
-        # What the path rules decide for a route path: served anonymously? which scopes?
-        public = self._has_public and self._public.matches(path) and not ambiguous(path)
-        return public, self._scope_rules.required(path)
+    def _route_path(self, scope: Any) -> str:
+        # The path the wrapped framework routes (public paths and scope rules match it).
+        if self._fixed_root or scope.get("root_path"):
+            # Path rules are written for the paths the framework routes, below the
+            # root_path it applies (the server's or its own): never fewer rules.
+            routed = self._routes.route(scope)
+            if routed is None:
+                raise InvalidRequest("the request path does not map to one route of the app")
+            return routed
+        path: str = scope["path"]
+        return path
 
-    def _strip(self, scope: Any) -> Any:
-        if self.login is None:
-            return scope
-        return self.login.strip_cookies(scope)
+    def _own_route(self, scope: Any, path: str) -> Any:
+        # The sign-in, SCIM or back-channel logout app serving this request, if any.
+        if scope["type"] != "http":
+            return None
+        if self.login is not None and self.login.handles(scope):
+            return self.login.handle
+        for matcher, mounted in self._mounts:
+            if matcher.matches(path):
+                return mounted
+        return None
 
-    async def _authenticate(
-        self, scope: Any, found: ExtractedToken | None
-    ) -> tuple[Principal, list[tuple[bytes, bytes]]]:
-        headers: list[tuple[bytes, bytes]] = []
+    async def _authenticate(self, scope: Any) -> tuple[Principal, list[tuple[bytes, bytes]] | None]:
+        # extract -> verify (the verifier answers from its cache) -> identity.
+        found = self._extractor.extract(scope)
+        headers = None
         if found is not None:
-            verified, key = self._lookup(found.token, self._now())
-            if verified is None:
-                verified = await self.verifier.verify(found.token, cache_key=key)
-            elif self._on_hit is not None:
-                self._on_hit(verified)
+            if self._check_cookie_tokens and found.source == "cookie":
+                self._origins.check(scope)
+            verified = await self.verifier.verify(found.token)
             principal = _principal_from(verified, found.source)
         elif self.login is not None:
             result = await self.login.authenticate(scope)
             if result is None:
                 raise CredentialsMissing()
-            principal = result.principal
-            headers = result.headers
+            principal, headers = result.principal, result.headers
         else:
             raise CredentialsMissing()
         if self.identity is not None:
             principal = await self.identity.resolve(principal)
         return principal, headers
+
+    def _check_scopes(self, principal: Principal, path: str) -> None:
+        required = self._scope_rules.required(path)
+        if required and not principal.has_scopes(*required):
+            missing = tuple(s for s in required if s not in principal.scopes)
+            raise InsufficientScope(
+                f"this resource requires the scope(s): {' '.join(missing)}", scopes=required
+            )
+
+    def _decision(self, path: str) -> tuple[bool, tuple[str, ...]]:
+        # What the path rules decide for a route path: served anonymously? which scopes?
+        public = self._has_public and self._public.matches(path) and not ambiguous(path)
+        return public, self._scope_rules.required(path)
 
     async def _refuse(self, scope: Any, receive: Any, send: Any, error: AuthError) -> None:
         if self.emitter.enabled:
@@ -556,26 +501,14 @@ def _name_sign_in_client(
 def _principal_from(verified: VerifiedToken, source: str) -> Principal:
     # Claims stay JSON bytes until the app reads them (one decode per request at most);
     # each request gets its own principal, so nothing an app does to it is shared.
-    return token_principal(
-        verified.subject,
-        verified.payload,
-        verified.issuer.iss,
-        verified.connection,
-        verified.scopes,
-        source,
+    return Principal(
+        identity=verified.subject,
+        payload=verified.payload,
+        issuer=verified.issuer.iss,
+        tenant=verified.connection,
+        scopes=verified.scopes,
+        source=source,
     )
-
-
-def _authorization(headers: Any) -> bytes | None:
-    # The one Authorization header's value; None when absent or repeated (the
-    # extractor then refuses the repetition).
-    found: bytes | None = None
-    for name, value in headers:
-        if name == b"authorization":
-            if found is not None:
-                return None
-            found = value
-    return found
 
 
 def _with_headers(send: Any, headers: list[tuple[bytes, bytes]]) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["ANONYMOUS", "AnonymousPrincipal", "Credentials", "Principal", "token_principal"]
+__all__ = ["ANONYMOUS", "AnonymousPrincipal", "Credentials", "Principal"]
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -131,33 +131,6 @@ class Principal:
             f"Principal(identity={self.identity!r}, tenant={self.tenant!r}, "
             f"tier={self.tier!r}, scopes={sorted(self.scopes)!r})"
         )
-
-
-_new = object.__new__
-
-
-def token_principal(
-    identity: str, payload: bytes, issuer: str, tenant: str, scopes: frozenset[str], source: str
-) -> Principal:
-    """A :class:`Principal` for a verified bearer token, as the keyword constructor builds it.
-
-    The middleware's per-request constructor: binding thirteen keyword parameters
-    costs about three times as much as setting the slots (a test keeps the two equal).
-    """
-    principal: Principal = _new(Principal)
-    principal.identity = identity
-    principal._claims = None
-    principal._payload = payload
-    principal.issuer = issuer
-    principal.tenant = tenant
-    principal.scopes = scopes
-    principal.tier = None
-    principal.roles = ()
-    principal.user_id = None
-    principal.profile = _EMPTY
-    principal.source = source
-    principal.session_id = None
-    return principal
 
 
 class AnonymousPrincipal:

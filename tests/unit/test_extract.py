@@ -123,16 +123,35 @@ def _outcome(call: Any) -> object:
     cookie=st.none() | st.just(b"session=x.y.z"),
 )
 @example(value=b"Basic dXNlcjpwYXNz", cookie=b"session=x.y.z")
-def test_the_one_authorization_value_gives_what_extract_gives(
+def test_a_remembered_authorization_header_gives_what_a_fresh_extractor_gives(
     value: bytes, cookie: bytes | None
 ) -> None:
-    # The middleware's shortcut: with one Authorization header (and no query tokens),
-    # its value alone decides the credential whenever it holds a bearer token.
-    ex = Extractor(cookie_names=("session",), max_token_bytes=32)
+    # Extractors remember the tokens of recent headers (one extractor across all
+    # examples): a repeat must give exactly what the header gives the first time.
     headers = [(b"authorization", value)] + ([(b"cookie", cookie)] if cookie else [])
-    whole = _outcome(lambda: ex.extract(scope(headers)))
-    shortcut = _outcome(lambda: ex.from_authorization(value))
-    if shortcut is None:  # not a bearer token: the middleware falls back to extract()
-        assert whole is None or getattr(whole, "source", None) == "cookie"
-    else:
-        assert shortcut == whole
+    fresh = Extractor(cookie_names=("session",), max_token_bytes=32)
+    expected = _outcome(lambda: fresh.extract(scope(headers)))
+    for _ in range(2):
+        assert _outcome(lambda: _REMEMBERING.extract(scope(headers))) == expected
+
+
+_REMEMBERING = Extractor(cookie_names=("session",), max_token_bytes=32)
+
+
+def test_a_repeated_header_hands_on_the_same_token_and_the_memory_stays_small() -> None:
+    ex = Extractor()
+    header = [(b"authorization", b"Bearer a.b.c")]
+    first, again = ex.extract(scope(header)), ex.extract(scope(header))
+    assert first is not None
+    assert again is not None
+    assert again.token is first.token  # its hash is computed once
+    for n in range(1000):
+        ex.extract(scope([(b"authorization", f"Bearer t{n}".encode())]))
+    assert 0 < len(ex._recent) <= 256
+    big = b"Bearer " + b"a" * 5000
+    assert ex.extract(scope([(b"authorization", big)])) is not None
+    assert big not in ex._recent
+    for bad in (b"Bearer a<b", b"Basic dXNlcjpwYXNz"):  # refused or not ours: not kept
+        with contextlib.suppress(AuthError):
+            ex.extract(scope([(b"authorization", bad)]))
+        assert bad not in ex._recent

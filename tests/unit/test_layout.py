@@ -15,7 +15,6 @@ PACKAGE = Path(asgi_sso.__path__[0])
 LAYER = {
     "errors": 0,
     "principal": 0,
-    "_compiled": 0,
     "config": 1,
     "_asgi": 1,
     "_redis": 1,

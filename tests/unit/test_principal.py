@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from starlette.authentication import AuthCredentials, BaseUser
 
-from asgi_sso.principal import ANONYMOUS, Credentials, Principal, token_principal
+from asgi_sso.principal import ANONYMOUS, Credentials, Principal
 
 
 def make(**kw: object) -> Principal:
@@ -77,16 +77,9 @@ def test_credentials_are_read_only_so_they_can_be_shared() -> None:
     assert creds.scopes == frozenset({"a"})
 
 
-def test_token_principal_equals_the_keyword_constructor() -> None:
-    fast = token_principal("u1", b'{"sub":"u1"}', "https://idp", "acme", frozenset({"a"}), "cookie")
-    slow = Principal(
-        identity="u1",
-        payload=b'{"sub":"u1"}',
-        issuer="https://idp",
-        tenant="acme",
-        scopes=frozenset({"a"}),
-        source="cookie",
+def test_a_principal_built_from_a_payload_decodes_its_claims_on_first_read() -> None:
+    principal = Principal(
+        identity="u1", payload=b'{"sub":"u1"}', issuer="https://idp", tenant="acme"
     )
-    for name in Principal.__slots__:
-        assert getattr(fast, name) == getattr(slow, name), name
-    assert fast.claims == {"sub": "u1"}
+    assert principal.claims == {"sub": "u1"}
+    assert principal.claims is principal.claims

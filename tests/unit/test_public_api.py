@@ -77,7 +77,6 @@ FRONT_DOOR = {
     "EventSink",
     "PrometheusSink",
     # diagnostics
-    "compiled_modules",
 }
 
 SUBPACKAGES = [

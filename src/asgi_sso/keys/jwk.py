@@ -256,37 +256,8 @@ def parse_jwk(obj: object, *, allow_symmetric: bool = False) -> VerificationKey:
     use = _optional_str(obj, "use")
     if kty is None:
         raise ValueError("member 'kty' is missing")
-    if use is not None and use != "sig":
-        raise ValueError(f"key use {use!r} is not 'sig'")
-    key_ops = obj.get("key_ops")
-    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
-        raise ValueError("key_ops does not include 'verify'")
-    if alg is not None and alg not in _SIGNING_ALGS:
-        raise ValueError(f"alg {alg!r} is not a supported signature algorithm")
-    crv: str | None = None
-    if kty == "RSA":
-        n = int.from_bytes(_b64decode(obj.get("n"), "n"), "big")
-        e = int.from_bytes(_b64decode(obj.get("e"), "e"), "big")
-        built = _rsa_key(n, e)
-    elif kty == "EC":
-        crv = _optional_str(obj, "crv")
-        if crv not in _EC_CURVES:
-            raise ValueError(f"EC curve {crv!r} is not supported")
-        built = _ec_key(crv, _b64decode(obj.get("x"), "x"), _b64decode(obj.get("y"), "y"))
-    elif kty == "OKP":
-        crv = _optional_str(obj, "crv")
-        if crv not in _OKP_ALGS:
-            raise ValueError(f"OKP curve {crv!r} is not a signature curve")
-        built = _okp_key(crv, _b64decode(obj.get("x"), "x"))
-    elif kty == "oct":
-        if not allow_symmetric:
-            raise ValueError("symmetric 'oct' keys are accepted only from configuration")
-        secret = _b64decode(obj.get("k"), "k")
-        if len(secret) < _MIN_HMAC_BYTES:
-            raise ValueError(f"an HMAC key must be at least {_MIN_HMAC_BYTES} bytes")
-        built = _hmac_key(secret)
-    else:
-        raise ValueError(f"key type {kty!r} is not supported")
+    _check_purpose(obj, use, alg)
+    built, crv = _build(obj, kty, allow_symmetric=allow_symmetric)
     if kty != "oct" and any(member in obj for member in _PRIVATE_MEMBERS):
         raise ValueError("private key material has no place in a public JWK set")
     public, algs, members = built
@@ -302,6 +273,45 @@ def parse_jwk(obj: object, *, allow_symmetric: bool = False) -> VerificationKey:
         crv=crv,
         use=use,
     )
+
+
+def _check_purpose(obj: Mapping[str, Any], use: str | None, alg: str | None) -> None:
+    # RFC 7517 §4.2-4.4: a key announced for anything but verifying signatures is unusable.
+    if use is not None and use != "sig":
+        raise ValueError(f"key use {use!r} is not 'sig'")
+    key_ops = obj.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        raise ValueError("key_ops does not include 'verify'")
+    if alg is not None and alg not in _SIGNING_ALGS:
+        raise ValueError(f"alg {alg!r} is not a supported signature algorithm")
+
+
+def _build(
+    obj: Mapping[str, Any], kty: str, *, allow_symmetric: bool
+) -> tuple[tuple[Any, frozenset[str], dict[str, str]], str | None]:
+    # The key of each type (RFC 7518 §6, RFC 8037 §2) and its curve, if any.
+    if kty == "RSA":
+        n = int.from_bytes(_b64decode(obj.get("n"), "n"), "big")
+        e = int.from_bytes(_b64decode(obj.get("e"), "e"), "big")
+        return _rsa_key(n, e), None
+    if kty == "EC":
+        crv = _optional_str(obj, "crv")
+        if crv not in _EC_CURVES:
+            raise ValueError(f"EC curve {crv!r} is not supported")
+        return _ec_key(crv, _b64decode(obj.get("x"), "x"), _b64decode(obj.get("y"), "y")), crv
+    if kty == "OKP":
+        crv = _optional_str(obj, "crv")
+        if crv not in _OKP_ALGS:
+            raise ValueError(f"OKP curve {crv!r} is not a signature curve")
+        return _okp_key(crv, _b64decode(obj.get("x"), "x")), crv
+    if kty == "oct":
+        if not allow_symmetric:
+            raise ValueError("symmetric 'oct' keys are accepted only from configuration")
+        secret = _b64decode(obj.get("k"), "k")
+        if len(secret) < _MIN_HMAC_BYTES:
+            raise ValueError(f"an HMAC key must be at least {_MIN_HMAC_BYTES} bytes")
+        return _hmac_key(secret), None
+    raise ValueError(f"key type {kty!r} is not supported")
 
 
 def key_from_secret(secret: bytes, *, kid: str | None = None) -> VerificationKey:

@@ -31,6 +31,7 @@ from asgi_sso.login.oidc import (
     FlowState,
     ProviderError,
     SignInError,
+    TokenSet,
     authorize_url,
     clean_text,
     merge_claims,
@@ -212,8 +213,36 @@ class SignInFlow:
         return flow
 
     async def _finish(self, scope: Any, flow: FlowState, headers: list[tuple[bytes, bytes]]) -> str:
-        params = _asgi.query_params(scope) or {}
         metadata = await self.metadata()
+        tokens = await self._redeem(scope, flow, metadata)
+        verified = await verify_id_token(self._verifier, self.config, tokens, nonce=flow.nonce)
+        claims = dict(verified.claims)
+        if self.config.use_userinfo and metadata.userinfo_endpoint and tokens.access_token:
+            userinfo = await fetch_claims(
+                self._client, self.config, metadata.userinfo_endpoint, tokens.access_token
+            )
+            claims = merge_claims(claims, userinfo, user_claim=verified.issuer.config.user_claim)
+        record = self._record(verified, claims, tokens)
+        if self._on_signin is not None:
+            await self._on_signin(principal_from(record))
+        cookies = _asgi.parse_cookies(scope)
+        root = _asgi.root_path(scope)
+        await self._sessions.end(cookies, root)
+        if self._store is not None:
+            await self._store.create(record)
+        headers.extend(self._sessions.issue(record, cookies, root))
+        self._emit(
+            "signin",
+            connection=record.connection,
+            subject=record.subject,
+            client_ip=_asgi.client_ip(scope),
+        )
+        self._emit("session.created", connection=record.connection, subject=record.subject)
+        return flow.return_to
+
+    async def _redeem(self, scope: Any, flow: FlowState, metadata: ProviderMetadata) -> TokenSet:
+        # The authorization response's checks, then the code exchange (RFC 6749 §4.1.3).
+        params = _asgi.query_params(scope) or {}
         iss = _single(params, "iss")
         # RFC 9207 §2.4: required when advertised, compared whenever present.
         if iss is None and metadata.authorization_response_iss_parameter_supported:
@@ -239,19 +268,17 @@ class SignInFlow:
         )
         if not tokens.id_token:
             raise ProviderError("the token response has no id_token")
-        verified = await verify_id_token(self._verifier, self.config, tokens, nonce=flow.nonce)
-        claims = dict(verified.claims)
-        if self.config.use_userinfo and metadata.userinfo_endpoint and tokens.access_token:
-            userinfo = await fetch_claims(
-                self._client, self.config, metadata.userinfo_endpoint, tokens.access_token
-            )
-            claims = merge_claims(claims, userinfo, user_claim=verified.issuer.config.user_claim)
+        return tokens
+
+    def _record(
+        self, verified: VerifiedToken, claims: dict[str, Any], tokens: TokenSet
+    ) -> SessionRecord:
         now = self._clock.time()
         sid = claims.get("sid")
         # The refresh token is kept server-side only, never in a cookie.
         refresh_token = tokens.refresh_token if self._store is not None else None
         refreshing = self.config.refresh and refresh_token is not None
-        record = SessionRecord(
+        return SessionRecord(
             id=secrets.token_urlsafe(24),
             subject=verified.subject,
             issuer=self.config.issuer,
@@ -271,22 +298,6 @@ class SignInFlow:
                 else 0.0
             ),
         )
-        if self._on_signin is not None:
-            await self._on_signin(principal_from(record))
-        cookies = _asgi.parse_cookies(scope)
-        root = _asgi.root_path(scope)
-        await self._sessions.end(cookies, root)
-        if self._store is not None:
-            await self._store.create(record)
-        headers.extend(self._sessions.issue(record, cookies, root))
-        self._emit(
-            "signin",
-            connection=record.connection,
-            subject=record.subject,
-            client_ip=_asgi.client_ip(scope),
-        )
-        self._emit("session.created", connection=record.connection, subject=record.subject)
-        return flow.return_to
 
 
 def _raw_sub(verified: VerifiedToken) -> str | None:

@@ -105,7 +105,17 @@ class PrometheusSink:
             raise ConfigurationError("max_label_values must be at least 1")
         self._prom = prom
         self.registry = prom.REGISTRY if registry is None else registry
-        ns = namespace
+        self._register(namespace, verify_buckets, fetch_buckets)
+        self._issuer = _LabelGuard(max_label_values)
+        self._reason = _LabelGuard(max_label_values)
+        self._kind = _LabelGuard(max_label_values)
+        self._outcome = _LabelGuard(max_label_values)
+        self._handlers = self._handler_table()
+
+    def _register(
+        self, namespace: str, verify_buckets: tuple[float, ...], fetch_buckets: tuple[float, ...]
+    ) -> None:
+        prom, ns = self._prom, namespace
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
             return prom.Counter(name, doc, labels, namespace=ns, registry=self.registry)
@@ -147,11 +157,9 @@ class PrometheusSink:
             raise ConfigurationError(
                 f"metrics with namespace {namespace!r} are already registered in this registry"
             ) from exc
-        self._issuer = _LabelGuard(max_label_values)
-        self._reason = _LabelGuard(max_label_values)
-        self._kind = _LabelGuard(max_label_values)
-        self._outcome = _LabelGuard(max_label_values)
-        self._handlers: Mapping[str, Callable[[Event], None]] = {
+
+    def _handler_table(self) -> Mapping[str, Callable[[Event], None]]:
+        return {
             "verify": self._on_verify,
             "cache.hit": self._on_cache,
             "cache.miss": self._on_cache,

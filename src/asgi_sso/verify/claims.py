@@ -24,7 +24,6 @@ __all__ = [
     "ID_TOKEN_CLAIMS",
     "ID_TOKEN_TYPES",
     "ClaimPolicy",
-    "ScopeSets",
     "check_id_token_type",
     "check_type",
     "normalize_type",
@@ -39,7 +38,6 @@ _MAX_INT_TIME: Final = 10**15
 _MAX_TIME: Final = float(_MAX_INT_TIME)
 _EMPTY: Final[frozenset[str]] = frozenset()
 _ACCESS_TOKEN_TYPE: Final = "at+jwt"  # RFC 9068 §2.1
-_SCOPE_SETS_SIZE: Final = 1024
 
 ID_TOKEN_TYPES: Final = frozenset({"jwt"})
 """The normalized ``typ`` values an ID token may carry besides none (RFC 7519 §5.1).
@@ -104,9 +102,7 @@ class ClaimPolicy:
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | int:
-    # Called for a claim that is present. object, not the declared result: the value
-    # is untrusted JSON until tested (a compiled build checks declared types on
-    # assignment).
+    # Called for a claim that is present; the value is untrusted JSON until tested.
     value: object = claims.get(name)
     # An exact type test: bool is an int subclass, and RFC 7519 §2 NumericDate is a
     # number (null is not one: a present null is refused, never read as absent).
@@ -253,27 +249,7 @@ def validate_claims(
     sub = claims.get("sub")
     if sub is not None and (type(sub) is not str or not sub):
         raise InvalidClaim("the 'sub' claim must be a non-empty string")
-    leeway = policy.leeway
-    # Exact int tests first (the common case); _number gives the precise refusal when
-    # a quick test fails.
-    exp: Any = claims.get("exp")
-    if exp is not None or "exp" in claims:
-        if type(exp) is not int or not -_MAX_INT_TIME < exp < _MAX_INT_TIME:
-            exp = _number(claims, "exp")
-        if now >= exp + leeway:
-            raise ExpiredToken(f"the token expired {max(int(now - exp), 0)} s ago")
-    nbf: Any = claims.get("nbf")
-    if nbf is not None or "nbf" in claims:
-        if type(nbf) is not int or not -_MAX_INT_TIME < nbf < _MAX_INT_TIME:
-            nbf = _number(claims, "nbf")
-        if now + leeway < nbf:
-            raise NotYetValid(f"the token is not valid for another {int(nbf - now)} s")
-    iat: Any = claims.get("iat")
-    if iat is not None or "iat" in claims:
-        if type(iat) is not int or not -_MAX_INT_TIME < iat < _MAX_INT_TIME:
-            iat = _number(claims, "iat")
-        if now + leeway < iat:
-            raise NotYetValid(f"the token was issued {int(iat - now)} s in the future")
+    exp = _check_times(claims, now, policy.leeway)
     accepted = policy.audiences if audiences is None else audiences
     aud = claims.get("aud")
     if type(aud) is not str or aud not in accepted:
@@ -282,15 +258,54 @@ def validate_claims(
         value = claims.get(name)
         if value is not None and type(value) is not str:
             _check_strings(claims, (name,))
+    _check_kind(claims, header, policy, token_types, bearer=audiences is None, id_token=id_token)
+    return float("inf") if exp is None else float(exp)
+
+
+def _check_kind(
+    claims: Mapping[str, Any],
+    header: Mapping[str, Any],
+    policy: ClaimPolicy,
+    token_types: frozenset[str] | None,
+    *,
+    bearer: bool,
+    id_token: bool,
+) -> None:
+    # The kind of token: an ID token by its own typ rule; any other by the accepted
+    # typ values, and never a sign-in client's ID token when used as a bearer token.
     if id_token:
         check_id_token_type(header)
-    else:
-        types = policy.token_types if token_types is None else token_types
-        if types:
-            check_type(header, types)
-        if policy.sign_in_clients and audiences is None:
-            _refuse_id_token(claims, header, policy)
-    return float("inf") if exp is None else float(exp)
+        return
+    types = policy.token_types if token_types is None else token_types
+    if types:
+        check_type(header, types)
+    if policy.sign_in_clients and bearer:
+        _refuse_id_token(claims, header, policy)
+
+
+def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> float | int | None:
+    # RFC 7519 §4.1.4-6, each with the issuer's leeway; returns exp (None when absent).
+    exp = _time(claims, "exp")
+    if exp is not None and now >= exp + leeway:
+        raise ExpiredToken(f"the token expired {max(int(now - exp), 0)} s ago")
+    nbf = _time(claims, "nbf")
+    if nbf is not None and now + leeway < nbf:
+        raise NotYetValid(f"the token is not valid for another {int(nbf - now)} s")
+    iat = _time(claims, "iat")
+    if iat is not None and now + leeway < iat:
+        raise NotYetValid(f"the token was issued {int(iat - now)} s in the future")
+    return exp
+
+
+def _time(claims: Mapping[str, Any], name: str) -> float | int | None:
+    # None when absent. An exact int test first (the common case); _number gives the
+    # precise refusal when it fails (a present null included).
+    value: Any = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if type(value) is not int or not -_MAX_INT_TIME < value < _MAX_INT_TIME:
+        return _number(claims, name)
+    return int(value)
 
 
 def scopes_from(
@@ -309,40 +324,3 @@ def scopes_from(
         elif isinstance(value, list):
             found.update(item for item in value[:max_items] if isinstance(item, str) and item)
     return frozenset(found) if found else _EMPTY
-
-
-class ScopeSets:
-    """:func:`scopes_from`, with equal scope sets shared between tokens.
-
-    Most tokens of an application carry the same few scope sets: sharing them keeps
-    cached verifications small, and looking them up by the claims' texts (the usual
-    ``"scope": "read write"``) skips splitting. Both maps are bounded.
-    """
-
-    __slots__ = ("_sets", "_texts")
-
-    def __init__(self) -> None:
-        self._sets: dict[frozenset[str], frozenset[str]] = {}
-        self._texts: dict[tuple[Any, ...], frozenset[str]] = {}
-
-    def __call__(self, claims: Mapping[str, Any], names: tuple[str, ...]) -> frozenset[str]:
-        """The scopes granted by ``claims`` (already validated) under the claim ``names``."""
-        texts = tuple(map(claims.get, names))
-        try:
-            shared = self._texts.get(texts)
-        except TypeError:  # a list value: unhashable, collect it
-            return self._shared(scopes_from(claims, names))
-        if shared is None:
-            if len(self._texts) >= _SCOPE_SETS_SIZE:
-                self._texts.clear()
-            shared = self._texts[texts] = self._shared(scopes_from(claims, names))
-        return shared
-
-    def _shared(self, scopes: frozenset[str]) -> frozenset[str]:
-        shared = self._sets.get(scopes)
-        if shared is not None:
-            return shared
-        if len(self._sets) >= _SCOPE_SETS_SIZE:
-            self._sets.clear()
-        self._sets[scopes] = scopes
-        return scopes

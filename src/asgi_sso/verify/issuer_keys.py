@@ -8,19 +8,17 @@ and the JWKS cache when they must fetch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
 
 from asgi_sso.config import Clock, Limits, SystemClock
 from asgi_sso.errors import DisallowedAlgorithm, KeysUnavailable
 from asgi_sso.keys.discovery import DiscoveryCache, ProviderMetadata
-from asgi_sso.keys.jwk import KeySet, VerificationKey
+from asgi_sso.keys.jwk import VerificationKey
 from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.verify.issuers import ResolvedIssuer
 
 __all__ = ["HMAC_ALGORITHMS", "IssuerKeys"]
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-_CANDIDATE_MEMO_SIZE: Final = 1024
 
 
 class IssuerKeys:
@@ -36,7 +34,6 @@ class IssuerKeys:
 
     __slots__ = (
         "_budgets",
-        "_candidates",
         "_clock",
         "_discovery",
         "_hmac_keys",
@@ -60,9 +57,6 @@ class IssuerKeys:
         self._clock = clock or SystemClock()
         # templated issuer -> (window start, fetches for never-seen tenants in it)
         self._budgets: dict[str, tuple[float, int]] = {}
-        self._candidates: dict[
-            tuple[str, str | None, str], tuple[KeySet, tuple[VerificationKey, ...]]
-        ] = {}
 
     async def find(
         self, resolved: ResolvedIssuer, kid: str | None, alg: str
@@ -104,18 +98,7 @@ class IssuerKeys:
         keyset = self._jwks.cached(uri)
         if keyset is None:
             return None
-        # Remembered per key set object, so a rotation (a new KeySet) invalidates them.
-        memo_key = (uri, kid, alg)
-        memo = self._candidates.get(memo_key)
-        if memo is not None and memo[0] is keyset:
-            return memo[1]
-        found = keyset.candidates(kid, alg)
-        if not found:
-            return None
-        if len(self._candidates) >= _CANDIDATE_MEMO_SIZE:
-            self._candidates.clear()
-        self._candidates[memo_key] = (keyset, found)
-        return found
+        return keyset.candidates(kid, alg) or None
 
     async def metadata_for(self, resolved: ResolvedIssuer) -> ProviderMetadata:
         """The discovery document naming ``resolved``'s issuer (fetched when not fresh).

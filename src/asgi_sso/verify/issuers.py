@@ -31,7 +31,6 @@ _TENANT: Final = "{tenant}"
 # RFC 3986 pchar without percent-encoding: no '/', '?', '#', '%', whitespace or controls.
 _TENANT_PATTERN: Final = "([" + re.escape(TENANT_CHARS) + "]{1,128})"
 _CONNECTION_CLAIM: Final = re.compile("[" + re.escape(CLAIM_CHARS) + "]{1,128}")
-_RESOLVED_CACHE_SIZE: Final = 4096
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -113,7 +112,7 @@ class IssuerRegistry:
             could give their users the same connection id.
     """
 
-    __slots__ = ("_by_name", "_exact", "_issuers", "_resolved", "_spaces", "_templates")
+    __slots__ = ("_by_name", "_exact", "_issuers", "_spaces", "_templates")
 
     def __init__(self, issuers: Sequence[Issuer]) -> None:
         self._issuers = tuple(issuers)
@@ -129,7 +128,6 @@ class IssuerRegistry:
             c.issuer: _bind(c, c.issuer, None) for c in self._issuers if not c.is_template
         }
         self._templates = tuple((_compile(c.issuer), c) for c in self._issuers if c.is_template)
-        self._resolved: dict[str, ResolvedIssuer] = {}
 
     @property
     def issuers(self) -> tuple[Issuer, ...]:
@@ -167,7 +165,7 @@ class IssuerRegistry:
         """
         if not isinstance(iss, str) or not iss:
             raise InvalidClaim("the token has no 'iss' claim (a non-empty string)")
-        resolved = self._exact.get(iss) or self._resolved.get(iss) or self._match_template(iss)
+        resolved = self._exact.get(iss) or self._match_template(iss)
         if resolved.tenant is not None:
             self._check_tenant_claim(resolved, claims)
         connection_claim = resolved.config.connection_claim
@@ -199,11 +197,7 @@ class IssuerRegistry:
             if config.tenants is not None and tenant not in config.tenants:
                 refusal = f"the tenant {printable(tenant)!r} is not allowed"
                 continue
-            resolved = _bind(config, iss, tenant)
-            if len(self._resolved) >= _RESOLVED_CACHE_SIZE:
-                del self._resolved[next(iter(self._resolved))]
-            self._resolved[iss] = resolved
-            return resolved
+            return _bind(config, iss, tenant)
         raise UnknownIssuer(refusal or f"the token issuer {printable(iss)!r} is not trusted")
 
     def _check_tenant_claim(self, resolved: ResolvedIssuer, claims: Mapping[str, Any]) -> None:

@@ -1,11 +1,9 @@
 """Strict compact JWS parsing and lean signature verification with ``cryptography``.
 
-This is the hot path of every cold token check (hence compiled with mypyc): the
-token is split and checked with one regular expression, the header is decoded once
-per distinct header segment, and signatures are verified against pre-built
-``cryptography`` objects. Nothing here reads the network or the clock; nothing here chooses an
-algorithm from the header alone (the caller checks it against the issuer's
-allow-list).
+This is the hot path of every cold token check: the token is split and checked in
+one pass, and signatures are verified against pre-built ``cryptography`` objects.
+Nothing here reads the network or the clock; nothing here chooses an algorithm
+from the header alone (the caller checks it against the issuer's allow-list).
 """
 
 from __future__ import annotations
@@ -45,10 +43,6 @@ _CANONICAL_LAST: Final = {
 _CLOSE: Final = (b'"', b'"', b'=="', b'="')
 _BASE64: Final = msgspec.json.Decoder(bytes).decode
 _JSON: Final = msgspec.json.Decoder().decode
-_HEADER_CACHE_SIZE: Final = 256
-# Real headers (alg, kid, typ, x5t, an Entra nonce) take 100-300 characters; a longer
-# segment is decoded every time rather than kept (the sender chose its size).
-_HEADER_CACHE_MAX_SEGMENT: Final = 1024
 _MISSING: Final = object()
 
 # A verifier returns False when the key cannot serve the algorithm and raises when
@@ -77,7 +71,7 @@ class ParsedToken(msgspec.Struct, gc=False):
     per cold verification), and it holds no cycles, so the GC need not track it.
 
     Attributes:
-        header: the protected header (shared between tokens with the same header segment).
+        header: the protected header.
         claims: the decoded claim set.
         payload: the claim set's JSON bytes.
         alg: the header's ``alg``.
@@ -168,20 +162,16 @@ def _check_header(header: dict[str, Any], max_kid: int) -> tuple[str, str | None
 class JWSParser:
     """Splits and decodes compact JWS tokens under the configured limits.
 
-    Decoded headers are remembered per header segment (a small bounded map), since
-    every token of one signing key carries the same header.
-
     Args:
         limits: the size and nesting limits.
     """
 
-    __slots__ = ("_headers", "_max_bytes", "_max_depth", "_max_kid")
+    __slots__ = ("_max_bytes", "_max_depth", "_max_kid")
 
     def __init__(self, limits: Limits) -> None:
         self._max_bytes = limits.max_token_bytes
         self._max_depth = limits.max_json_depth
         self._max_kid = limits.max_kid_length
-        self._headers: dict[str, tuple[dict[str, Any], str, str | None]] = {}
 
     def parse(self, token: object) -> ParsedToken:
         """Split ``token`` and decode its header and claims.
@@ -203,17 +193,8 @@ class JWSParser:
         # Segments decode strictly from the translated text: "+", "/" and "=" became
         # "!", so they fail like any other stray character (a third "." included).
         standard = raw.translate(_TO_STANDARD)
-        head = token[:first]
-        cached = self._headers.get(head)
-        if cached is None:
-            header_json = _b64decode(standard, token, 0, first)
-            header = _json_object(header_json, self._max_depth, "header")
-            alg, kid = _check_header(header, self._max_kid)
-            cached = (header, alg, kid)
-            if first <= _HEADER_CACHE_MAX_SEGMENT:
-                if len(self._headers) >= _HEADER_CACHE_SIZE:
-                    self._headers.clear()
-                self._headers[head] = cached
+        header = _json_object(_b64decode(standard, token, 0, first), self._max_depth, "header")
+        alg, kid = _check_header(header, self._max_kid)
         end = len(token)
         if second == end - 1:
             raise MalformedToken("the token has no signature")
@@ -230,15 +211,8 @@ class JWSParser:
             signature = _BASE64(b'"' + standard[second + 1 :] + _CLOSE[tail])
         except msgspec.DecodeError as exc:
             raise MalformedToken("the token has a badly encoded segment") from exc
-        return ParsedToken(
-            cached[0],
-            _json_object(claims_json, self._max_depth, "claim set"),
-            claims_json,
-            cached[1],
-            cached[2],
-            raw[:second],
-            signature,
-        )
+        claims = _json_object(claims_json, self._max_depth, "claim set")
+        return ParsedToken(header, claims, claims_json, alg, kid, raw[:second], signature)
 
 
 class _KindOf:

@@ -2,11 +2,12 @@
 
 Behind a server under load, every request runs its event-loop code, the framework
 and the socket calls between two signature checks, and that evicts the crypto
-library's code and branch history: one RSA check cost about twice its tight-loop
-time there (measured behind uvicorn; see benchmarks/README). When several requests
-reach their signature check in the same event-loop turn, :class:`SignatureBatch`
-queues them and runs all the checks together at the end of that turn, so only the
-first one runs cold.
+library's code and branch history, so a check costs more than in a tight loop.
+When several requests reach their signature check in the same event-loop turn,
+:class:`SignatureBatch` queues them and runs all the checks together at the end of
+that turn, so only the first one runs cold. Behind uvicorn at 32 connections with
+never-seen RS256 tokens, this serves about a fifth more requests per server
+CPU-second, with a lower p50 and p99 latency.
 
 Queueing costs the request one more event-loop turn, which a lone request gains
 nothing from. So checks run at once until a probe finds company: every

@@ -15,11 +15,11 @@ keyed function (about 2**120 work); a collision between two tokens nobody chose 
 as unlikely. So a digest match stands for the exact token. The key is never
 exposed, and digests never leave the process.
 
-Hashing a token costs about a microsecond, a third of a warm request, so
-:meth:`VerifiedTokenCache.get` first looks in a small map of recently hit tokens
-keyed by the token text itself (exact string equality, at most
-``_RECENT_SIZE`` tokens kept, cleared whenever it fills and on every eviction by
-subject). Its entries are the main cache's entries, with the same deadline check;
+Hashing a token costs about a microsecond, a quarter of a warm request in-process,
+so :meth:`VerifiedTokenCache.get` and :meth:`VerifiedTokenCache.lookup` first
+look in a small map of recently hit tokens keyed by the token text itself (exact
+string equality, at most ``recent`` tokens kept, cleared whenever it fills and on
+every eviction by subject). Its entries are the main cache's entries, with the same deadline check;
 one pushed out of the main map by the size bound may still be served from there
 until its deadline, which only ever concerns a valid token, and never after an
 eviction by subject.
@@ -48,10 +48,7 @@ from asgi_sso.verify.sightings import Sightings
 
 __all__ = ["CacheEntry", "VerifiedTokenCache"]
 
-_FAILURE_CACHE_SIZE = 1024
 _DIGEST_SIZE = 15
-_RECENT_SIZE = 256
-_OWNERS_SIZE = 4096
 # Descriptions are ours and short; the cap keeps a record small whatever a
 # future description interpolates.
 _MAX_DESCRIPTION = 256
@@ -89,6 +86,8 @@ class VerifiedTokenCache(Generic[T]):
         max_size: most entries kept (0 turns the cache off).
         ttl: longest life of an entry, in seconds.
         failure_ttl: how long a refusal is remembered, in seconds (0: never).
+        failure_size: most refusals remembered.
+        recent: most tokens in the map of recent hits (see the module docstring).
     """
 
     __slots__ = (
@@ -98,24 +97,34 @@ class VerifiedTokenCache(Generic[T]):
         "_hasher",
         "_owners",
         "_recent",
-        "_recent_raw",
         "_sightings",
+        "failure_size",
         "failure_ttl",
         "max_size",
+        "recent",
         "ttl",
     )
 
-    def __init__(self, max_size: int, ttl: float, *, failure_ttl: float = 0.0) -> None:
-        if max_size < 0 or ttl < 0 or failure_ttl < 0:
+    def __init__(
+        self,
+        max_size: int,
+        ttl: float,
+        *,
+        failure_ttl: float = 0.0,
+        failure_size: int = 1024,
+        recent: int = 256,
+    ) -> None:
+        if min(max_size, ttl, failure_ttl, failure_size, recent) < 0:
             raise ConfigurationError("cache sizes and lifetimes must not be negative")
         self.max_size = max_size
         self.ttl = ttl
         self.failure_ttl = failure_ttl
+        self.failure_size = failure_size
+        self.recent = recent
         self._entries: OrderedDict[bytes, T] = OrderedDict()
         self._by_subject: dict[str, bytes | set[bytes]] = {}
         self._failures: dict[bytes, tuple[type[AuthError], str, float]] = {}
         self._recent: dict[str, T] = {}
-        self._recent_raw: dict[bytes, T] = {}
         self._owners: dict[tuple[str, str], tuple[str, str]] = {}
         # One full SHA-256 block of key: each digest starts from a copy of this state.
         self._hasher = hashlib.sha256(secrets.token_bytes(64))
@@ -166,38 +175,12 @@ class VerifiedTokenCache(Generic[T]):
             return None
         if now < entry.cache_until:
             self._entries.move_to_end(key)
-            if len(self._recent) >= _RECENT_SIZE:
+            if len(self._recent) >= self.recent:
                 self._recent.clear()
             self._recent[token] = entry
             return entry
         self._remove(key)
         return None
-
-    def lookup_raw(self, raw: bytes, now: float) -> T | None:
-        """A recent hit remembered by :meth:`remember_raw` under the exact bytes a
-        credential arrived in (e.g. an ``Authorization`` header value), if still valid.
-
-        Skips extracting, decoding and hashing the token on a repeat request; the
-        entries and their deadlines are those of the main cache.
-        """
-        entry = self._recent_raw.get(raw)
-        if entry is not None and now < entry.cache_until:
-            return entry
-        return None
-
-    def remember_raw(self, raw: bytes, entry: T) -> None:
-        """Let :meth:`lookup_raw` find ``entry`` (a cache hit) by ``raw``.
-
-        Only for bytes from which the token is extracted deterministically, and
-        only with an entry this cache returned (it carries the deadline).
-        """
-        if len(self._recent_raw) >= _RECENT_SIZE:
-            self._recent_raw.clear()
-        self._recent_raw[raw] = entry
-
-    def _recent_clear(self) -> None:
-        self._recent.clear()
-        self._recent_raw.clear()
 
     def put(
         self,
@@ -250,12 +233,12 @@ class VerifiedTokenCache(Generic[T]):
         entries = self._entries
         if key in entries:
             self._remove(key)
-            self._recent_clear()
+            self._recent.clear()
         while len(entries) >= self.max_size:
             self._remove(next(iter(entries)))
         owner = self._owners.get((issuer, connection))
         if owner is None:
-            if len(self._owners) >= _OWNERS_SIZE:
+            if len(self._owners) >= self.max_size:  # never more than one per entry
                 self._owners.clear()
             owner = self._owners[(issuer, connection)] = (issuer, connection)
         value.cache_until = until
@@ -290,7 +273,7 @@ class VerifiedTokenCache(Generic[T]):
         """
         held = self._by_subject.get(subject)
         if held is None:
-            self._recent_clear()
+            self._recent.clear()
             return 0
         keys = [held] if isinstance(held, bytes) else list(held)
         dropped = 0
@@ -302,14 +285,14 @@ class VerifiedTokenCache(Generic[T]):
                 self._remove(key)
                 dropped += 1
         # Always: a recent hit may outlive its main entry (pushed out by the size bound).
-        self._recent_clear()
+        self._recent.clear()
         return dropped
 
     def clear(self) -> None:
         """Forget everything (sightings included)."""
         self._sightings.clear()
         self._entries.clear()
-        self._recent_clear()
+        self._recent.clear()
         self._owners.clear()
         self._by_subject.clear()
         self._failures.clear()
@@ -347,7 +330,7 @@ class VerifiedTokenCache(Generic[T]):
         """
         if not self.failure_ttl or not self.max_size:
             return
-        if len(self._failures) >= _FAILURE_CACHE_SIZE:
+        if len(self._failures) >= self.failure_size:
             del self._failures[next(iter(self._failures))]
         description = error.description[:_MAX_DESCRIPTION]
         self._failures[key] = (type(error), description, now + self.failure_ttl)

@@ -32,10 +32,10 @@ from asgi_sso.keys.documents import SharedDocuments
 from asgi_sso.keys.jwk import VerificationKey, key_from_secret
 from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
-from asgi_sso.verify.claims import ClaimPolicy, ScopeSets, normalize_type, validate_claims
+from asgi_sso.verify.claims import ClaimPolicy, normalize_type, scopes_from, validate_claims
 from asgi_sso.verify.issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso.verify.issuers import IssuerRegistry, ResolvedIssuer
-from asgi_sso.verify.jws import JWSParser, verify_signature
+from asgi_sso.verify.jws import JWSParser, ParsedToken, verify_signature
 from asgi_sso.verify.signature_batch import SignatureBatch
 from asgi_sso.verify.token_cache import CacheEntry, VerifiedTokenCache
 
@@ -50,7 +50,7 @@ class VerifiedToken(CacheEntry):
 
     Attributes:
         payload: the claim set's JSON bytes, as signed.
-        header: the protected header (shared by tokens with the same header; do not mutate).
+        header: the protected header.
         issuer: the issuer configuration bound to the token's ``iss``.
         subject: the user key: the issuer's ``user_claim`` (``sub`` by default);
             empty when that claim is absent and not required (a logout token's
@@ -125,6 +125,30 @@ class _IssuerState:
                 raise ConfigurationError(f"the secret of issuer {issuer.label!r}: {exc}") from exc
 
 
+class _Rules:
+    """The claim rules of one verification: the issuer's, or a caller's overrides."""
+
+    __slots__ = ("audiences", "id_token", "required", "token_types")
+
+    def __init__(
+        self,
+        audience: str | None,
+        token_types: tuple[str, ...] | None,
+        required: tuple[str, ...] | None,
+        *,
+        id_token: bool,
+    ) -> None:
+        self.audiences = None if audience is None else frozenset({audience})
+        self.token_types = (
+            None if token_types is None else frozenset(normalize_type(t) for t in token_types)
+        )
+        self.required = required
+        self.id_token = id_token
+
+
+_ISSUER_RULES = _Rules(None, None, None, id_token=False)
+
+
 class TokenVerifier:
     """Verifies JWTs from the configured issuers; share one per application.
 
@@ -164,9 +188,12 @@ class TokenVerifier:
         self._emitter = emitter
         self._parser = JWSParser(limits)
         self._signatures = SignatureBatch()
-        self._scope_sets = ScopeSets()
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
-            limits.token_cache_size, limits.token_cache_ttl, failure_ttl=limits.failure_cache_ttl
+            limits.token_cache_size,
+            limits.token_cache_ttl,
+            failure_ttl=limits.failure_cache_ttl,
+            failure_size=limits.failure_cache_size,
+            recent=limits.recent_credentials,
         )
         self._owns_client = client is None and (jwks is None or discovery is None)
         if self._owns_client:
@@ -217,20 +244,6 @@ class TokenVerifier:
         """The verified-token cache."""
         return self._cache
 
-    @property
-    def emits(self) -> bool:
-        """Whether this verifier has event sinks (callers skip reporting otherwise)."""
-        return self._emitter.enabled
-
-    def record_hit(self, verified: VerifiedToken) -> None:
-        """Report a hit found by a caller's own cache lookup (a ``cache.hit`` event).
-
-        The middleware looks tokens up itself, so hits never reach :meth:`verify`;
-        this keeps the hit ratio true. Misses are reported by :meth:`verify`.
-        """
-        if self._emitter.enabled:
-            self._emit_cache("cache.hit", verified.issuer.config.label)
-
     def cached(self, token: object) -> VerifiedToken | None:
         """Return the cached verification of ``token`` if still valid (no I/O, no parsing).
 
@@ -248,10 +261,9 @@ class TokenVerifier:
         token_types: tuple[str, ...] | None = None,
         required_claims: tuple[str, ...] | None = None,
         use_cache: bool = True,
-        cache_key: bytes | None = None,
         id_token: bool = False,
     ) -> VerifiedToken:
-        """Verify ``token`` completely.
+        """Verify ``token`` completely, or answer from the verified-token cache.
 
         Args:
             token: the compact JWS (untrusted).
@@ -264,9 +276,6 @@ class TokenVerifier:
                 second sighting on, see :meth:`VerifiedTokenCache.lookup`). Verifications
                 with an override never use the cache, so a token accepted under one
                 policy is never served under another.
-            cache_key: the digest from a ``cache.lookup(token, now)`` that has just missed
-                (no await in between), empty for a first sighting: the lookup is not
-                repeated.
             id_token: verify an OIDC ID token (with ``audience`` the client id): the
                 ID-token ``typ`` rule (:func:`~asgi_sso.verify.claims.check_id_token_type`)
                 replaces the issuer's ``token_types``, and the cache is never used.
@@ -276,116 +285,138 @@ class TokenVerifier:
         Raises:
             AuthError: a subclass saying why the token is refused (never anything else).
         """
-        cacheable = (
+        if (
             use_cache
             and audience is None
             and token_types is None
             and required_claims is None
             and not id_token
-            # Untrusted input: anything but text is refused by the parser below and
-            # never hashed or looked up (a list is unhashable, and the compiled cache
-            # takes text only).
+            # Untrusted input: anything but text is refused by the parser and never
+            # hashed or looked up (a list is unhashable).
             and isinstance(token, str)
-        )
-        emitting = self._emitter.enabled
+        ):
+            hit, key = self._cache.lookup(token, self._clock.time())
+            if hit is None:
+                return await self._verify_miss(token, key)
+            if self._emitter.enabled:
+                self._emit_cache("cache.hit", hit.issuer.config.label)
+            return hit
+        rules = _Rules(audience, token_types, required_claims, id_token=id_token)
+        return await self._verify_reported(token, rules)
+
+    async def _verify_miss(self, token: str, key: bytes) -> VerifiedToken:
+        # ``key`` is the digest the lookup computed, empty on a first sighting (the
+        # token is then verified but not stored).
         cache = self._cache
-        key = b""
-        now = self._clock.time()
-        if cacheable:
-            if cache_key is None:
-                hit, key = cache.lookup(token, now)
-                if hit is not None:
-                    if emitting:
-                        self._emit_cache("cache.hit", hit.issuer.config.label)
-                    return hit
-            else:
-                key = cache_key
-            if key and cache.has_failures:
-                remembered = cache.failure_by_key(key, self._clock.monotonic())
-                if remembered is not None:
-                    raise remembered.with_traceback(None)
-            if emitting:
-                self._emit_cache("cache.miss", None)
-        started = time.perf_counter() if emitting else 0.0
+        if key and cache.has_failures:
+            remembered = cache.failure_by_key(key, self._clock.monotonic())
+            if remembered is not None:
+                raise remembered.with_traceback(None)
+        if self._emitter.enabled:
+            self._emit_cache("cache.miss", None)
         try:
-            # Parse, route by iss, algorithm allow-list: synchronous, before the keys.
-            parsed = self._parser.parse(token)
-            claims = parsed.claims
-            resolved = self._registry.resolve(claims.get("iss"), claims)
-            state = self._states[resolved.config.issuer]
-            if parsed.alg not in state.algorithms:
-                raise DisallowedAlgorithm(
-                    f"the token's algorithm is not allowed for this issuer; "
-                    f"expected {' or '.join(sorted(state.algorithms))}"
-                )
-            keys = self._keys.warm(resolved, parsed.kid, parsed.alg)
-            if keys is None:
-                keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
-                now = self._clock.time()  # a fetch may take a while: check claims after it
-            # Signature (with those of concurrent requests when they arrive together,
-            # see signature_batch), then claims.
-            queued = self._signatures.submit(
-                parsed.alg, parsed.signing_input, parsed.signature, keys
-            )
-            if queued is None:
-                signer = verify_signature(parsed.alg, parsed.signing_input, parsed.signature, keys)
-            else:
-                signer = await queued
-            expires_at = validate_claims(
-                claims,
-                parsed.header,
-                resolved.iss,
-                state.policy,
-                now=now,
-                audiences=None if audience is None else frozenset({audience}),
-                token_types=None
-                if token_types is None
-                else frozenset(normalize_type(t) for t in token_types),
-                required=required_claims,
-                id_token=id_token,
-            )
-            user = claims.get(state.user_claim)
-            if type(user) is not str or not user:
-                user = _user_key(user, state.user_claim, required=id_token)
-            verified = VerifiedToken(
-                parsed.payload,
-                parsed.header,
-                resolved,
-                user,
-                resolved.connection,
-                self._scope_sets(claims, state.policy.scope_claims),
-                expires_at,
-                signer.kid,
-            )
+            verified = await self._verify_reported(token, _ISSUER_RULES)
         except AuthError as error:
-            # Transient outages are not remembered; malformed input is cheap to refuse again.
-            if cacheable and not isinstance(error, ServiceUnavailable | MalformedToken):
-                # Also on a first sighting: a refused token that comes back is refused
-                # from memory.
+            # Transient outages are not remembered; malformed input is cheap to refuse
+            # again. Also on a first sighting: a refused token that comes back is
+            # refused from memory.
+            if not isinstance(error, ServiceUnavailable | MalformedToken):
                 cache.remember_failure_by_key(
                     key or cache.key(token), error, self._clock.monotonic()
                 )
-            if emitting:
-                self._emit_verify(None, error, started)
             raise
-        except Exception as exc:
-            # The one boundary where hostile input meets parsers and crypto libraries.
-            malformed = MalformedToken()
-            if emitting:
-                self._emit_verify(None, malformed, started)
-            raise malformed from exc
-        if key:  # not on a first sighting
+        if key:
             cache.put_by_key(
                 key,
                 verified,
                 until=verified.expires_at + verified.issuer.config.leeway,
-                now=now,
+                now=self._clock.time(),
                 issuer=verified.issuer.iss,
                 connection=verified.connection,
             )
+        return verified
+
+    async def _verify_reported(self, token: object, rules: _Rules) -> VerifiedToken:
+        # The one boundary where hostile input meets parsers and crypto libraries:
+        # whatever they raise becomes an AuthError, and each outcome is one event.
+        emitting = self._emitter.enabled
+        started = time.perf_counter() if emitting else 0.0
+        try:
+            verified = await self._check(token, rules)
+        except AuthError as error:
+            if emitting:
+                self._emit_verify(None, error, started)
+            raise
+        except Exception as exc:
+            malformed = MalformedToken()
+            if emitting:
+                self._emit_verify(None, malformed, started)
+            raise malformed from exc
         if emitting:
             self._emit_verify(verified, None, started)
         return verified
+
+    async def _check(self, token: object, rules: _Rules) -> VerifiedToken:
+        # Parse, route by iss and check the algorithm synchronously, before the keys.
+        parsed = self._parser.parse(token)
+        resolved, state = self._route(parsed)
+        keys = self._keys.warm(resolved, parsed.kid, parsed.alg)
+        if keys is None:
+            keys = await self.keys_for(resolved, parsed.kid, parsed.alg)
+        # With those of concurrent requests when they arrive together (signature_batch).
+        queued = self._signatures.submit(parsed.alg, parsed.signing_input, parsed.signature, keys)
+        if queued is None:
+            signer = verify_signature(parsed.alg, parsed.signing_input, parsed.signature, keys)
+        else:
+            signer = await queued
+        # The clock is read after the keys: a fetch may take a while.
+        return self._verified(parsed, resolved, state, rules, signer.kid, self._clock.time())
+
+    def _route(self, parsed: ParsedToken) -> tuple[ResolvedIssuer, _IssuerState]:
+        claims = parsed.claims
+        resolved = self._registry.resolve(claims.get("iss"), claims)
+        state = self._states[resolved.config.issuer]
+        if parsed.alg not in state.algorithms:
+            raise DisallowedAlgorithm(
+                f"the token's algorithm is not allowed for this issuer; "
+                f"expected {' or '.join(sorted(state.algorithms))}"
+            )
+        return resolved, state
+
+    def _verified(
+        self,
+        parsed: ParsedToken,
+        resolved: ResolvedIssuer,
+        state: _IssuerState,
+        rules: _Rules,
+        kid: str | None,
+        now: float,
+    ) -> VerifiedToken:
+        claims = parsed.claims
+        expires_at = validate_claims(
+            claims,
+            parsed.header,
+            resolved.iss,
+            state.policy,
+            now=now,
+            audiences=rules.audiences,
+            token_types=rules.token_types,
+            required=rules.required,
+            id_token=rules.id_token,
+        )
+        user = claims.get(state.user_claim)
+        if type(user) is not str or not user:
+            user = _user_key(user, state.user_claim, required=rules.id_token)
+        return VerifiedToken(
+            parsed.payload,
+            parsed.header,
+            resolved,
+            user,
+            resolved.connection,
+            scopes_from(claims, state.policy.scope_claims),
+            expires_at,
+            kid,
+        )
 
     async def keys_for(
         self, resolved: ResolvedIssuer, kid: str | None, alg: str

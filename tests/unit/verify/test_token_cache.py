@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import weakref
-from typing import Any
 
 import pytest
 
@@ -261,48 +260,6 @@ def test_eviction_by_subject_reaches_a_recent_hit_whose_entry_was_pushed_out() -
     assert cache.get("a1", NOW) is None
 
 
-def _remembered(cache: VerifiedTokenCache[Value], token: str, raw: bytes) -> None:
-    value = cache.get(token, NOW)
-    assert value is not None
-    cache.remember_raw(raw, value)
-
-
-def test_a_remembered_raw_credential_is_found_until_its_deadline() -> None:
-    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
-    put(cache, "t1", until=NOW + 50)
-    assert cache.lookup_raw(b"Bearer t1", NOW) is None  # nothing remembered yet
-    _remembered(cache, "t1", b"Bearer t1")
-    assert cache.lookup_raw(b"Bearer t1", NOW + 49.9) == "value-t1"
-    assert cache.lookup_raw(b"Bearer t1 ", NOW) is None  # exact bytes only
-    assert cache.lookup_raw(b"Bearer t1", NOW + 50) is None
-
-
-@pytest.mark.parametrize(
-    "forget",
-    [
-        lambda cache: cache.evict_subject(subject="alice"),
-        lambda cache: cache.evict_subject(subject="nobody-cached"),
-        lambda cache: cache.clear(),
-        lambda cache: put(cache, "t1"),  # replaced by a newer verification
-    ],
-)
-def test_remembered_raw_credentials_are_forgotten_with_the_recent_map(forget: Any) -> None:
-    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
-    put(cache, "t1")
-    _remembered(cache, "t1", b"Bearer t1")
-    forget(cache)
-    assert cache.lookup_raw(b"Bearer t1", NOW) is None
-
-
-def test_the_raw_map_stays_small() -> None:
-    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(5000, 300)
-    for n in range(1000):
-        put(cache, f"t{n}", subject=f"s{n}")
-        _remembered(cache, f"t{n}", f"Bearer t{n}".encode())
-    assert 0 < len(cache._recent_raw) <= 256
-    assert cache.lookup_raw(b"Bearer t999", NOW) == "value-t999"
-
-
 def test_lookup_finds_what_put_stored_without_a_sighting_first() -> None:
     cache: VerifiedTokenCache[Value] = VerifiedTokenCache(10, 300)
     put(cache, "t1")
@@ -313,6 +270,22 @@ def test_a_disabled_cache_never_hashes() -> None:
     off: VerifiedTokenCache[Value] = VerifiedTokenCache(0, 300)
     for _ in range(3):
         assert off.lookup("t1", NOW) == (None, b"")
+
+
+def test_the_recent_map_and_the_remembered_refusals_keep_their_limits() -> None:
+    from asgi_sso.errors import InvalidSignature
+
+    cache: VerifiedTokenCache[Value] = VerifiedTokenCache(
+        5000, 300, failure_ttl=10, failure_size=3, recent=4
+    )
+    for n in range(10):
+        put(cache, f"t{n}", subject=f"s{n}")
+        assert cache.get(f"t{n}", NOW) == f"value-t{n}"
+        cache.remember_failure(f"bad{n}", InvalidSignature("no"), NOW)
+    assert 0 < len(cache._recent) <= 4
+    assert len(cache._failures) == 3
+    assert cache.failure("bad9", NOW) is not None
+    assert cache.failure("bad0", NOW) is None  # the oldest went first
 
 
 def test_clear_forgets_sightings() -> None:

@@ -53,6 +53,38 @@ def _guarded(
     return wrapper
 
 
+def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table]:
+    # The schema-version table and the users table, named with ``prefix``.
+    versions = sa.Table(
+        f"{prefix}schema",
+        metadata,
+        sa.Column("component", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+    )
+    users = sa.Table(
+        f"{prefix}users",
+        metadata,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("connection", sa.Text, nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("email", sa.Text),
+        sa.Column("name", sa.Text),
+        sa.Column("given_name", sa.Text),
+        sa.Column("family_name", sa.Text),
+        sa.Column("user_name", sa.Text),
+        sa.Column("user_name_folded", sa.Text),
+        sa.Column("groups", sa.JSON, nullable=False),
+        sa.Column("tier", sa.Text),
+        sa.Column("active", sa.Boolean, nullable=False),
+        sa.Column("deleted", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+        sa.UniqueConstraint("connection", "subject", name=f"{prefix}users_conn_sub"),
+        sa.Index(f"{prefix}users_conn_uname", "connection", "user_name_folded"),
+    )
+    return versions, users
+
+
 class SQLUserStore:
     """Users in SQLite or PostgreSQL.
 
@@ -95,33 +127,7 @@ class SQLUserStore:
         self._write_lock = asyncio.Lock() if dialect == "sqlite" else None
         self._clock = clock or SystemClock()
         self.metadata = sa.MetaData()
-        self.versions = sa.Table(
-            f"{table_prefix}schema",
-            self.metadata,
-            sa.Column("component", sa.String(64), primary_key=True),
-            sa.Column("version", sa.Integer, nullable=False),
-        )
-        self.users = sa.Table(
-            f"{table_prefix}users",
-            self.metadata,
-            sa.Column("id", sa.String(36), primary_key=True),
-            sa.Column("connection", sa.Text, nullable=False),
-            sa.Column("subject", sa.Text, nullable=False),
-            sa.Column("email", sa.Text),
-            sa.Column("name", sa.Text),
-            sa.Column("given_name", sa.Text),
-            sa.Column("family_name", sa.Text),
-            sa.Column("user_name", sa.Text),
-            sa.Column("user_name_folded", sa.Text),
-            sa.Column("groups", sa.JSON, nullable=False),
-            sa.Column("tier", sa.Text),
-            sa.Column("active", sa.Boolean, nullable=False),
-            sa.Column("deleted", sa.Boolean, nullable=False),
-            sa.Column("created_at", sa.Float, nullable=False),
-            sa.Column("updated_at", sa.Float, nullable=False),
-            sa.UniqueConstraint("connection", "subject", name=f"{table_prefix}users_conn_sub"),
-            sa.Index(f"{table_prefix}users_conn_uname", "connection", "user_name_folded"),
-        )
+        self.versions, self.users = _tables(self.metadata, table_prefix)
         self._migrations: dict[int, Callable[[sa.Connection], None]] = {
             1: lambda sync: self.users.create(sync, checkfirst=True),
         }

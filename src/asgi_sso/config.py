@@ -131,6 +131,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         token_cache_ttl: longest life of a verified-token cache entry.
         failure_cache_ttl: how long a refused token is remembered as refused.
         failure_cache_size: refused tokens remembered at most (the oldest goes first).
+        shared_values: distinct header shapes and scope sets that verified tokens share
+            (most tokens of an issuer have one header shape and a few scope sets, so a
+            full token cache holds one copy of each, not one per token).
         recent_credentials: the last bearer credentials remembered by their exact
             text, so a repeat skips decoding and hashing (the ``Authorization``
             headers the extractor read, the tokens the verified-token cache served).
@@ -155,6 +158,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     failure_cache_ttl: float = 2.0
     failure_cache_size: int = 1024
     recent_credentials: int = 256
+    shared_values: int = 1024
     retry_after: int = 5
 
     def __post_init__(self) -> None:

@@ -11,8 +11,8 @@ the end of their event-loop turn (:mod:`asgi_sso.verify.signature_batch`).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import Any, TypeVar, cast
 
 import httpx
 import msgspec
@@ -107,6 +107,45 @@ class VerifiedToken(CacheEntry):
         )
 
 
+class _Shared:
+    """Equal header dicts and scope sets of verified tokens, shared by reference.
+
+    Memory, not speed: a full verified-token cache otherwise holds one header dict and
+    one scope set per token, about twice the rest of an entry. Bounded; cleared when full.
+    """
+
+    __slots__ = ("_size", "_values")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._values: dict[Hashable, Any] = {}
+
+    def value(self, value: _H) -> _H:
+        """Return the shared object equal to ``value`` (``value`` itself the first time)."""
+        return cast("_H", self._share(value, value))
+
+    def header(self, header: dict[str, Any]) -> dict[str, Any]:
+        """Return a shared header equal to ``header`` when it holds only alg, kid and typ."""
+        if not header.keys() <= _PLAIN_HEADER:
+            return header
+        key = (header.get("alg"), header.get("kid"), header.get("typ"), len(header))
+        return cast("dict[str, Any]", self._share(key, header))
+
+    def _share(self, key: Hashable, value: object) -> object:
+        found = self._values.get(key)
+        if found is not None:
+            return found
+        if len(self._values) >= self._size:
+            self._values.clear()
+        if self._size:
+            self._values[key] = value
+        return value
+
+
+_PLAIN_HEADER = frozenset({"alg", "kid", "typ"})
+_H = TypeVar("_H", bound=Hashable)
+
+
 class _IssuerState:
     """What verification pre-computes per configured issuer."""
 
@@ -188,6 +227,7 @@ class TokenVerifier:
         self._emitter = emitter
         self._parser = JWSParser(limits)
         self._signatures = SignatureBatch()
+        self._shared = _Shared(limits.shared_values)
         self._cache: VerifiedTokenCache[VerifiedToken] = VerifiedTokenCache(
             limits.token_cache_size,
             limits.token_cache_ttl,
@@ -409,11 +449,11 @@ class TokenVerifier:
             user = _user_key(user, state.user_claim, required=rules.id_token)
         return VerifiedToken(
             parsed.payload,
-            parsed.header,
+            self._shared.header(parsed.header),
             resolved,
             user,
             resolved.connection,
-            scopes_from(claims, state.policy.scope_claims),
+            self._shared.value(scopes_from(claims, state.policy.scope_claims)),
             expires_at,
             kid,
         )

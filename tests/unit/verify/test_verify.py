@@ -573,3 +573,30 @@ async def test_id_tokens_follow_their_own_rules_and_never_touch_the_cache(
             await verifier.verify(at_typed, audience="web", id_token=True)
         # Access tokens of the same audience still pass (RFC 9068 typ).
         assert (await verifier.verify(access)).scopes == {"read", "write"}
+
+
+async def test_tokens_of_one_header_shape_and_scope_set_share_them(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    # A full cache holds one header dict and one scope set per shape, not per token.
+    verifier = make(client, clock)
+    first = await verifier.verify(mint(claims(sub="alice"), KEY))
+    second = await verifier.verify(mint(claims(sub="bob"), KEY))
+    other = await verifier.verify(mint(claims(sub="carol", scope="read"), KEY))
+    assert second.header is first.header
+    assert second.scopes is first.scopes
+    assert other.scopes == {"read"}
+    assert other.scopes is not first.scopes
+    odd = await verifier.verify(mint(claims(sub="dan"), KEY, headers={"cty": "JWT"}))
+    assert odd.header is not first.header  # only alg/kid/typ headers are shared
+    assert odd.header["cty"] == "JWT"
+
+
+async def test_shared_values_are_bounded(client: httpx.AsyncClient, clock: FakeClock) -> None:
+    verifier = make(client, clock, limits=Limits(shared_values=2))
+    scopes = [
+        (await verifier.verify(mint(claims(sub=f"u{n}", scope=f"s{n}"), KEY))).scopes
+        for n in range(5)
+    ]
+    assert [sorted(s) for s in scopes] == [[f"s{n}"] for n in range(5)]
+    assert len(verifier._shared._values) <= 2

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from asgi_sso import ConfigurationError, Secret
+from asgi_sso import ConfigurationError, Issuer, Secret
 from asgi_sso.testing import DevIdP
 
 __all__ = ["LOOPBACK_HOSTS", "OidcSettings", "in_process_client", "is_loopback_http", "serving"]
@@ -62,6 +62,24 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
             redirect_uri=env.get("OIDC_REDIRECT_URI") or None,
             audience=env.get("OIDC_AUDIENCE") or None,
             algorithms=tuple(a for a in algorithms if a),
+        )
+
+    def api_issuer(self) -> Issuer:
+        """The trusted issuer of the API's access tokens (``OIDC_AUDIENCE`` required).
+
+        No default from the client id: that is the audience of ID tokens, not of the
+        access tokens the API accepts; naming the client lets the middleware refuse
+        its ID tokens as bearer tokens.
+        """
+        if self.audience is None:
+            raise ConfigurationError(
+                "OIDC_AUDIENCE is required: the 'aud' of the access tokens the API accepts"
+            )
+        return Issuer(
+            issuer=self.issuer,
+            audience=self.audience,
+            client_id=self.client_id,
+            algorithms=self.algorithms,
         )
 
 

@@ -31,7 +31,6 @@ from asgi_sso import (
     ConfigurationError,
     ConnectionTiers,
     IdentityConfig,
-    Issuer,
     LoginConfig,
     PathRules,
     Principal,
@@ -263,19 +262,7 @@ def _protect(example: Example) -> SSOMiddleware:
         assert oidc is not None
         if oidc.client_id is None:
             raise ConfigurationError("OIDC_CLIENT_ID is required for browser sign-in")
-        # No default from the client id: that is the audience of the sign-in client's
-        # ID tokens, not of the API's access tokens (the middleware refuses those ID
-        # tokens either way).
-        if oidc.audience is None:
-            raise ConfigurationError(
-                "OIDC_AUDIENCE is required: the 'aud' of the access tokens the API accepts"
-            )
-        issuer = Issuer(
-            issuer=oidc.issuer,
-            audience=oidc.audience,
-            client_id=oidc.client_id,
-            algorithms=oidc.algorithms,
-        )
+        issuer = oidc.api_issuer()
         login = LoginConfig(
             issuer=oidc.issuer,
             client_id=oidc.client_id,

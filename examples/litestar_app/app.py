@@ -27,7 +27,6 @@ from litestar.params import JSONBody
 
 from asgi_sso import (
     Clock,
-    ConfigurationError,
     ConnectionTiers,
     IdentityConfig,
     Issuer,
@@ -296,18 +295,7 @@ def create_app(
     oidc = oidc or OidcSettings.from_env()
     head = [f"Shotter (Litestar) on http://127.0.0.1:{port} - bearer tokens only"]
     if oidc is not None:
-        # No default from the client id: that is the audience of ID tokens, not of the
-        # access tokens this API accepts.
-        if oidc.audience is None:
-            raise ConfigurationError(
-                "OIDC_AUDIENCE is required: the 'aud' of the access tokens the API accepts"
-            )
-        issuer = Issuer(
-            issuer=oidc.issuer,
-            audience=oidc.audience,
-            client_id=oidc.client_id,
-            algorithms=oidc.algorithms,
-        )
+        issuer = oidc.api_issuer()
         return Shotter(
             issuers=[issuer],
             connections={},

@@ -13,6 +13,8 @@ from typing import ClassVar
 __all__ = [
     "AuthError",
     "ConfigurationError",
+    "ConnectionChangeError",
+    "ConnectionConflict",
     "CredentialsMissing",
     "CrossOriginRequest",
     "DisallowedAlgorithm",
@@ -29,6 +31,7 @@ __all__ = [
     "SSOError",
     "ServiceUnavailable",
     "StoreUnavailable",
+    "UnknownConnection",
     "UnknownIssuer",
     "UnknownKey",
     "UserDeactivated",
@@ -41,6 +44,28 @@ class SSOError(Exception):
 
 class ConfigurationError(SSOError, ValueError):
     """A setting is invalid; raised when the configuration is built, never on a request."""
+
+
+class ConnectionChangeError(SSOError):
+    """A change to the connections was refused; ``status`` is its HTTP status.
+
+    Raised by the connection stores and their management API, never on a sign-in or
+    an API request.
+    """
+
+    status: ClassVar[int] = 422
+
+
+class UnknownConnection(ConnectionChangeError):
+    """No connection has this id."""
+
+    status: ClassVar[int] = 404
+
+
+class ConnectionConflict(ConnectionChangeError):
+    """The change would give an id, issuer or email domain to two connections."""
+
+    status: ClassVar[int] = 409
 
 
 class AuthError(SSOError):

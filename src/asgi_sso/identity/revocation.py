@@ -33,7 +33,7 @@ class Revocation(msgspec.Struct, frozen=True, kw_only=True):
         time: wall-clock seconds when it was issued.
     """
 
-    kind: Literal["user", "session", "logout", "reactivate"]
+    kind: Literal["user", "session", "logout", "reactivate", "connection"]
     connection: str | None = None
     subject: str | None = None
     issuer: str | None = None

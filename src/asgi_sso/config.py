@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import msgspec
 
@@ -138,6 +138,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             text, so a repeat skips decoding and hashing (the ``Authorization``
             headers the extractor read, the tokens the verified-token cache served).
         retry_after: the ``Retry-After`` seconds on a 503.
+        connections_poll: how often each worker asks the connection store whether a
+            connection changed, seconds (in the background; a change announced on the
+            revocation bus is picked up at once).
     """
 
     max_token_bytes: int = 16 * 1024
@@ -160,6 +163,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     recent_credentials: int = 256
     shared_values: int = 1024
     retry_after: int = 5
+    connections_poll: float = 0.5
 
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
@@ -170,8 +174,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ConfigurationError("Limits.max_token_bytes must be at least 64")
         if self.max_kid_length < 1:
             raise ConfigurationError("Limits.max_kid_length must be at least 1")
-        if self.fetch_timeout <= 0:
-            raise ConfigurationError("Limits.fetch_timeout must be positive")
+        if self.fetch_timeout <= 0 or self.connections_poll <= 0:
+            raise ConfigurationError("Limits.fetch_timeout and connections_poll must be positive")
         if self.jwks_min_ttl > self.jwks_max_ttl:
             raise ConfigurationError("Limits.jwks_min_ttl must not exceed jwks_max_ttl")
 
@@ -392,9 +396,25 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
-def issuers_from(value: Issuer | Sequence[Issuer]) -> tuple[Issuer, ...]:
-    """Normalise one issuer or a sequence of issuers to a non-empty tuple."""
-    items = (value,) if isinstance(value, Issuer) else tuple(value)
-    if not items:
-        raise ConfigurationError("at least one trusted Issuer is required")
-    return items
+def issuers_from(
+    value: Issuer | Sequence[Issuer], *, allow_none: bool = False
+) -> tuple[Issuer, ...]:
+    """Normalise one issuer or a sequence of issuers to a tuple (non-empty unless allowed).
+
+    Raises:
+        ConfigurationError: no issuer where one is needed, or an item is not an
+            :class:`Issuer` (a string where a list of issuers belongs, say).
+    """
+    raw: object = value
+    items: tuple[object, ...] = (
+        (raw,) if isinstance(raw, Issuer | str | bytes) else tuple(cast("Sequence[object]", raw))
+    )
+    for item in items:
+        if not isinstance(item, Issuer):
+            raise ConfigurationError(
+                f"issuers must be Issuer objects, got {type(item).__name__}: "
+                "write issuers=[Issuer(issuer=...)]"
+            )
+    if not items and not allow_none:
+        raise ConfigurationError("at least one trusted Issuer (or connections) is required")
+    return tuple(i for i in items if isinstance(i, Issuer))

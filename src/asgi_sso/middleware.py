@@ -30,6 +30,7 @@ from asgi_sso.errors import (
     InsufficientScope,
     InvalidRequest,
     ServiceUnavailable,
+    UnknownIssuer,
 )
 from asgi_sso.extract import Extractor
 from asgi_sso.identity.revocation import Revocation, RevocationBus
@@ -45,6 +46,10 @@ from asgi_sso.settings import Backends, CredentialSources, PathRules
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
+    from asgi_sso.connections.directory import ConnectionDirectory
+    from asgi_sso.connections.live import LiveConnections
+    from asgi_sso.connections.model import Connection
+    from asgi_sso.connections.store import ConnectionStore
     from asgi_sso.deprovision.backchannel import BackchannelLogoutApp
     from asgi_sso.deprovision.scim import ScimApp, ScimConfig
     from asgi_sso.identity.resolver import IdentityConfig, IdentityResolver
@@ -64,7 +69,15 @@ class SSOMiddleware:
 
     Args:
         app: the ASGI app to protect.
-        issuers: the trusted issuer(s); an HMAC issuer carries its ``secret``.
+        issuers: the trusted issuer(s); an HMAC issuer carries its ``secret``. May be
+            empty when ``connections`` are given.
+        connections: the customers' identity providers, managed at runtime: a
+            :class:`~asgi_sso.connections.ConnectionStore` (SQL, a file) or a list of
+            :class:`~asgi_sso.connections.Connection`. Their bearer tokens are
+            verified, their users sign in (found by email domain), their SCIM secrets
+            act on their users; a change reaches every worker within
+            ``Limits.connections_poll`` seconds, or at once through a shared
+            revocation bus.
         paths: what each path requires: public paths, scope rules, optional mode,
             the framework's ``root_path``, the challenge's realm.
         sources: where a credential may come from besides the ``Authorization``
@@ -91,8 +104,9 @@ class SSOMiddleware:
     def __init__(
         self,
         app: Any,
-        issuers: Issuer | Sequence[Issuer],
+        issuers: Issuer | Sequence[Issuer] = (),
         *,
+        connections: ConnectionStore | Sequence[Connection] | None = None,
         paths: PathRules | None = None,
         sources: CredentialSources | None = None,
         login: LoginConfig | None = None,
@@ -119,7 +133,7 @@ class SSOMiddleware:
             timeout=self.limits.fetch_timeout, follow_redirects=False
         )
         self.verifier = TokenVerifier(
-            _name_sign_in_client(issuers_from(issuers), login),
+            _name_sign_in_client(issuers_from(issuers, allow_none=connections is not None), login),
             client=self.http_client,
             limits=self.limits,
             clock=self.clock,
@@ -130,6 +144,7 @@ class SSOMiddleware:
         self._wire_paths(app, paths)
         self._wire_sources(sources, login)
         self._wire_identity(backends.revocations, identity)
+        self._wire_connections(connections, identity)
         self._wire_own_routes(login, backends.sessions, scim, identity)
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -183,6 +198,62 @@ class SSOMiddleware:
                 identity, emitter=self.emitter, revocations=self.revocations, clock=self.clock
             )
 
+    def _wire_connections(
+        self,
+        connections: ConnectionStore | Sequence[Connection] | None,
+        identity: IdentityConfig | None,
+    ) -> None:
+        self.connections: LiveConnections | None = None
+        if connections is None:
+            return
+        from asgi_sso.connections.live import LiveConnections
+        from asgi_sso.connections.store import connections_of
+        from asgi_sso.identity.tiers import PriorityTierMapper
+
+        mapper = identity.tier_mapper if identity is not None else None
+        self._tier_mapper = mapper if isinstance(mapper, PriorityTierMapper) else None
+        self.connections = LiveConnections(
+            connections_of(connections),
+            clock=self.clock,
+            poll_interval=self.limits.connections_poll,
+            emitter=self.emitter,
+            admit=self._admit_connection,
+        )
+        self.connections.subscribe(self._on_connections)
+
+    def _admit_connection(self, connection: Connection) -> str | None:
+        # Why a stored connection cannot be used with this configuration, if so.
+        registry = self.verifier.registry
+        configured = registry.find(connection.iss)
+        if configured is not None and not registry.is_connection(connection.iss):
+            return f"its issuer is the configured Issuer {configured.label!r}"
+        if registry.produces(connection.id):
+            return "its id is a connection id of a configured Issuer"
+        policy = connection.tiers
+        if policy.default_tier is not None or policy.groups:
+            if self._tier_mapper is None:
+                return "it names tiers, and no PriorityTierMapper defines them"
+            unknown = self._tier_mapper.unknown_tier(policy)
+            if unknown is not None:
+                return f"it names the unknown tier {unknown!r}"
+        return None
+
+    def _on_connections(self, old: ConnectionDirectory, new: ConnectionDirectory) -> None:
+        # A new snapshot: trust exactly its enabled connections from the next request on.
+        enabled = [c for c in new if c.enabled]
+        self.verifier.set_connections(
+            [c.issuer_config() for c in enabled],
+            sign_in_only={c.iss for c in enabled if not c.audience},
+        )
+        if self._tier_mapper is not None:
+            self._tier_mapper.set_connection_tiers({c.id: c.tiers for c in enabled})
+        if self.identity is not None:
+            self.identity.on_revocation(Revocation(kind="user"))
+        if self.scim is not None:
+            self.scim.set_connection_secrets(
+                (c.id, c.scim_secret) for c in enabled if c.scim_secret is not None
+            )
+
     def _wire_own_routes(
         self,
         login: LoginConfig | None,
@@ -196,6 +267,11 @@ class SSOMiddleware:
         self.scim: ScimApp | None = None
         self._mounts: list[tuple[PathMatcher, Any]] = []
         if scim is not None and identity is not None and identity.user_store is not None:
+            if not scim.tokens and self.connections is None:
+                raise ConfigurationError(
+                    "ScimConfig.tokens needs at least one connection's secret (or pass "
+                    "connections=..., whose scim_secret acts on their users)"
+                )
             self._check_scim_connections(scim)
             from asgi_sso.deprovision.scim import ScimApp
 
@@ -265,6 +341,8 @@ class SSOMiddleware:
             await self.revocations.start()
             if self.identity is not None:
                 await self.identity.start()
+            if self.connections is not None:
+                await self.connections.start()
             if warm and self.prefetch:
                 if self.login is not None:
                     await self.login.start()
@@ -277,6 +355,8 @@ class SSOMiddleware:
             await self.login.close()
         if self.identity is not None:
             await self.identity.close()
+        if self.connections is not None:
+            await self.connections.close()
         await self.revocations.close()
         close_shared = getattr(self._shared_documents, "aclose", None)
         if close_shared is not None:
@@ -298,6 +378,10 @@ class SSOMiddleware:
         await self.app(scope, wrapped_receive, send)
 
     async def _on_revocation(self, revocation: Revocation) -> None:
+        if revocation.kind == "connection":
+            if self.connections is not None:
+                self.connections.changed()
+            return
         if revocation.kind in ("reactivate", "logout") or revocation.subject is None:
             return  # a provider logout ends sessions, not the user's bearer tokens
         self.verifier.evict_subject(
@@ -323,6 +407,8 @@ class SSOMiddleware:
         try:
             if not self._started:
                 await self.startup(warm=False)  # e.g. the user store is down: 503, retried
+            if self.connections is not None:
+                self.connections.poll()
             path = self._route_path(scope)
         except AuthError as exc:
             await self._refuse(scope, receive, send, exc)
@@ -386,6 +472,8 @@ class SSOMiddleware:
             if self._check_cookie_tokens and found.source == "cookie":
                 self._origins.check(scope)
             verified = await self.verifier.verify(found.token)
+            if self.connections is not None and not self.verifier.trusts(verified):
+                raise UnknownIssuer("the token's connection has changed or is disabled")
             principal = _principal_from(verified, found.source)
         elif self.login is not None:
             result = await self.login.authenticate(scope)

@@ -19,9 +19,10 @@ just in time are keyed the same way, so ``externalId eq`` finds them.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl
@@ -57,7 +58,8 @@ class ScimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """The SCIM endpoint's settings.
 
     Attributes:
-        tokens: connection id → the bearer secret that connection's IdP sends.
+        tokens: connection id → the bearer secret that connection's IdP sends. Runtime
+            connections (:mod:`asgi_sso.connections`) bring their own ``scim_secret``.
         prefix: where the app is served (``/scim/v2``); stripped from request paths.
         max_body_bytes: larger request bodies are refused while being read.
         max_json_depth: deeper JSON is refused.
@@ -67,7 +69,7 @@ class ScimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             value of the issuer's ``user_claim`` (``Principal.identity``).
     """
 
-    tokens: Mapping[str, Secret]
+    tokens: Mapping[str, Secret] = msgspec.field(default_factory=dict)
     prefix: str = "/scim/v2"
     max_body_bytes: int = 64 * 1024
     max_json_depth: int = 12
@@ -76,8 +78,6 @@ class ScimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     subject_attribute: Literal["externalId", "userName"] = "externalId"
 
     def __post_init__(self) -> None:
-        if not self.tokens:
-            raise ConfigurationError("ScimConfig.tokens needs at least one connection")
         if any(not isinstance(s, Secret) for s in self.tokens.values()):
             raise ConfigurationError("ScimConfig.tokens values must be Secret objects")
         if len({s.reveal() for s in self.tokens.values()}) != len(self.tokens):
@@ -116,6 +116,18 @@ class ScimApp:
         self._emitter = emitter
         self._clock = clock or SystemClock()
         self._secrets = [(conn, secret.reveal()) for conn, secret in config.tokens.items()]
+        self._runtime: dict[bytes, tuple[str, bytes]] = {}
+
+    def set_connection_secrets(self, secrets: Iterable[tuple[str, Secret]]) -> None:
+        """Accept these (connection id, secret) pairs too, replacing the previous ones.
+
+        For runtime connections: found by the secret's SHA-256 in one dict lookup,
+        then compared in constant time.
+        """
+        self._runtime = {
+            hashlib.sha256(secret.reveal()).digest(): (connection, secret.reveal())
+            for connection, secret in secrets
+        }
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one SCIM request (other scope types are ignored)."""
@@ -201,6 +213,10 @@ class ScimApp:
             # Compare against every secret so timing reveals neither which nor how much matched.
             if hmac.compare_digest(presented, secret) and presented:
                 found = connection
+        if found is None and presented and self._runtime:
+            entry = self._runtime.get(hashlib.sha256(presented).digest())
+            if entry is not None and hmac.compare_digest(presented, entry[1]):
+                found = entry[0]
         if found is None:
             raise ScimError(401, None, "a valid SCIM bearer token is required")
         return found

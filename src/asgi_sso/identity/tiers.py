@@ -188,6 +188,7 @@ class PriorityTierMapper:
         "_default_conn",
         "_paths",
         "_rank",
+        "_runtime",
         "_scope_mode",
         "_scopes",
     )
@@ -226,13 +227,12 @@ class PriorityTierMapper:
             if name not in self._rank:
                 raise ConfigurationError(f"scopes given for unknown tier {name!r}")
         self._by_conn = dict(connections or {})
+        self._runtime: Mapping[str, ConnectionTiers] = {}
         self._default_conn = default_connection or ConnectionTiers()
         for label, conn in [*self._by_conn.items(), ("default_connection", self._default_conn)]:
-            for tier_name in [conn.default_tier, *conn.groups.values()]:
-                if tier_name is not None and tier_name not in self._rank:
-                    raise ConfigurationError(
-                        f"connection {label!r} names unknown tier {tier_name!r}"
-                    )
+            problem = self.unknown_tier(conn)
+            if problem is not None:
+                raise ConfigurationError(f"connection {label!r} names unknown tier {problem!r}")
         if not claim_paths or any(not p for p in claim_paths):
             raise ConfigurationError("claim_paths must be non-empty paths")
         self._paths = tuple(claim_paths)
@@ -241,13 +241,36 @@ class PriorityTierMapper:
         self._client_id = client_id
         self._scope_mode = scope_mode
 
+    def unknown_tier(self, policy: ConnectionTiers) -> str | None:
+        """The first tier ``policy`` names that this mapper does not define, if any."""
+        for tier_name in [policy.default_tier, *policy.groups.values()]:
+            if tier_name is not None and tier_name not in self._rank:
+                return tier_name
+        return None
+
+    def set_connection_tiers(self, policies: Mapping[str, ConnectionTiers]) -> None:
+        """Use these policies of runtime connections too, replacing the previous ones.
+
+        A policy given to the constructor for the same connection id wins.
+
+        Raises:
+            ConfigurationError: a policy names a tier this mapper does not define.
+        """
+        for connection, policy in policies.items():
+            problem = self.unknown_tier(policy)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"connection {connection!r} names unknown tier {problem!r}"
+                )
+        self._runtime = dict(policies)
+
     def map(self, principal: Principal) -> TierDecision:
         """Decide for a verified principal (its ``tenant`` is the connection)."""
         return self.decide(principal.claims, principal.tenant)
 
     def decide(self, claims: Mapping[str, Any], connection: str) -> TierDecision:
         """Decide from a claim set and a connection id (pure; no I/O)."""
-        conn = self._by_conn.get(connection, self._default_conn)
+        conn = self._by_conn.get(connection) or self._runtime.get(connection) or self._default_conn
         roles = self._read_roles(claims)
         best = conn.default_tier
         matched: list[str] = []

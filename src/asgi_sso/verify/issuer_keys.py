@@ -69,7 +69,7 @@ class IssuerKeys:
             KeysUnavailable: keys or metadata cannot be fetched.
         """
         if alg in HMAC_ALGORITHMS:
-            secret_key = self._hmac_keys[resolved.config.issuer]
+            secret_key = self._hmac_keys.get(resolved.config.issuer)
             if secret_key is None:
                 raise DisallowedAlgorithm("the issuer has no secret for HMAC algorithms")
             return (secret_key,)
@@ -87,7 +87,7 @@ class IssuerKeys:
     ) -> tuple[VerificationKey, ...] | None:
         """The candidate keys if they are at hand without I/O, else ``None`` (then :meth:`find`)."""
         if alg in HMAC_ALGORITHMS:
-            secret_key = self._hmac_keys[resolved.config.issuer]
+            secret_key = self._hmac_keys.get(resolved.config.issuer)
             return None if secret_key is None else (secret_key,)
         uri = resolved.jwks_uri
         if uri is None:

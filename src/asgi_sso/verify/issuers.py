@@ -108,16 +108,14 @@ class IssuerRegistry:
         issuers: the configured issuers; each ``issuer`` string must be unique.
 
     Raises:
-        ConfigurationError: no issuers, the same issuer twice, or two issuers that
+        ConfigurationError: the same issuer twice, or two issuers that
             could give their users the same connection id.
     """
 
-    __slots__ = ("_by_name", "_exact", "_issuers", "_spaces", "_templates")
+    __slots__ = ("_by_name", "_connections", "_exact", "_issuers", "_spaces", "_templates")
 
     def __init__(self, issuers: Sequence[Issuer]) -> None:
         self._issuers = tuple(issuers)
-        if not self._issuers:
-            raise ConfigurationError("at least one trusted Issuer is required")
         self._by_name: dict[str, Issuer] = {}
         for config in self._issuers:
             if config.issuer in self._by_name:
@@ -128,6 +126,19 @@ class IssuerRegistry:
             c.issuer: _bind(c, c.issuer, None) for c in self._issuers if not c.is_template
         }
         self._templates = tuple((_compile(c.issuer), c) for c in self._issuers if c.is_template)
+        self._connections: dict[str, ResolvedIssuer] = {}
+
+    def set_connections(self, issuers: Sequence[Issuer]) -> None:
+        """Trust these exact issuers too, in place of the previous ones (runtime connections).
+
+        Each names its connection with a literal ``Issuer.connection``; the caller has
+        checked that none is trusted by a configured issuer or produces its ids.
+        """
+        self._connections = {c.issuer: _bind(c, c.issuer, None) for c in issuers}
+
+    def is_connection(self, iss: str) -> bool:
+        """Whether ``iss`` is trusted as a runtime connection (not a configured issuer)."""
+        return iss in self._connections
 
     @property
     def issuers(self) -> tuple[Issuer, ...]:
@@ -140,13 +151,16 @@ class IssuerRegistry:
         return any(meet(atoms, space.atoms) for space in self._spaces)
 
     def find(self, iss: str) -> Issuer | None:
-        """Return the configuration trusting ``iss`` (exact, template text or match), if any.
+        """Return the configuration trusting ``iss`` (exact, connection, template text or match).
 
         Unlike :meth:`resolve`, no tenant claim is checked.
         """
         config = self._by_name.get(iss)
         if config is not None:
             return config
+        connection = self._connections.get(iss)
+        if connection is not None:
+            return connection.config
         for pattern, template in self._templates:
             if pattern.fullmatch(iss) is not None:
                 return template
@@ -165,7 +179,7 @@ class IssuerRegistry:
         """
         if not isinstance(iss, str) or not iss:
             raise InvalidClaim("the token has no 'iss' claim (a non-empty string)")
-        resolved = self._exact.get(iss) or self._match_template(iss)
+        resolved = self._exact.get(iss) or self._connections.get(iss) or self._match_template(iss)
         if resolved.tenant is not None:
             self._check_tenant_claim(resolved, claims)
         connection_claim = resolved.config.connection_claim

@@ -11,7 +11,7 @@ the end of their event-loop turn (:mod:`asgi_sso.verify.signature_batch`).
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -149,9 +149,11 @@ _H = TypeVar("_H", bound=Hashable)
 class _IssuerState:
     """What verification pre-computes per configured issuer."""
 
-    __slots__ = ("algorithms", "hmac_key", "policy", "user_claim")
+    __slots__ = ("algorithms", "bearer", "config", "hmac_key", "policy", "user_claim")
 
-    def __init__(self, issuer: Issuer) -> None:
+    def __init__(self, issuer: Issuer, *, bearer: bool = True) -> None:
+        self.config = issuer
+        self.bearer = bearer
         self.algorithms = frozenset(issuer.algorithms)
         self.policy = ClaimPolicy(issuer)
         self.user_claim = issuer.user_claim
@@ -221,7 +223,8 @@ class TokenVerifier:
         shared_documents: SharedDocuments | None = None,
     ) -> None:
         self._registry = IssuerRegistry(issuers)
-        self._states = {i.issuer: _IssuerState(i) for i in issuers}
+        self._configured = {i.issuer: _IssuerState(i) for i in issuers}
+        self._states = self._configured
         self._limits = limits
         self._clock = clock
         self._emitter = emitter
@@ -254,10 +257,45 @@ class TokenVerifier:
         self._keys = IssuerKeys(
             jwks,
             discovery,
-            {name: state.hmac_key for name, state in self._states.items()},
+            {name: state.hmac_key for name, state in self._configured.items()},
             limits=limits,
             clock=clock,
         )
+
+    def set_connections(
+        self, issuers: Sequence[Issuer], *, sign_in_only: Collection[str] = ()
+    ) -> None:
+        """Trust these exact, asymmetric issuers too, replacing the previous set.
+
+        For runtime connections (:mod:`asgi_sso.connections`): routing stays one
+        dict lookup by ``iss`` however many there are, and their keys are fetched
+        on first use. Every cached verification is forgotten, and :meth:`trusts`
+        refuses one made under a replaced configuration, so a connection that left
+        the set refuses its tokens from the next request on.
+
+        Args:
+            issuers: the connections' issuers (exact, no HMAC secret).
+            sign_in_only: issuers whose ID tokens sign users in but whose bearer
+                tokens this API does not accept (no API audience configured).
+        """
+        states = dict(self._configured)
+        for issuer in issuers:
+            if issuer.secret is not None or issuer.is_template or issuer.issuer in states:
+                raise ConfigurationError(f"connection issuer {issuer.label!r} is not usable here")
+            states[issuer.issuer] = _IssuerState(issuer, bearer=issuer.issuer not in sign_in_only)
+        self._registry.set_connections(issuers)
+        self._states = states
+        self._cache.clear()
+
+    def trusts(self, verified: VerifiedToken) -> bool:
+        """Whether ``verified`` was made under an issuer configuration still in force.
+
+        A verification finishing while its connection is changed or disabled, or
+        cached before, is not.
+        """
+        config = verified.issuer.config
+        state = self._states.get(config.issuer)
+        return state is not None and state.config is config
 
     @property
     def clock(self) -> Clock:
@@ -400,6 +438,8 @@ class TokenVerifier:
         # Parse, route by iss and check the algorithm synchronously, before the keys.
         parsed = self._parser.parse(token)
         resolved, state = self._route(parsed)
+        if not state.bearer and rules is _ISSUER_RULES:
+            raise UnknownIssuer("this API accepts no access tokens from the token's issuer")
         keys = self._keys.warm(resolved, parsed.kid, parsed.alg)
         if keys is None:
             keys = await self.keys_for(resolved, parsed.kid, parsed.alg)

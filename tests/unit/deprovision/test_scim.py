@@ -224,8 +224,16 @@ async def test_listing_without_filter_pages(env: Env) -> None:
 
 
 def test_config_is_validated() -> None:
-    with pytest.raises(ConfigurationError):
-        ScimConfig(tokens={})
+    from asgi_sso import Issuer, SSOMiddleware
+
+    # Secrets may all come from runtime connections; without any, nothing could use SCIM.
+    with pytest.raises(ConfigurationError, match="at least one connection"):
+        SSOMiddleware(
+            lambda *a: None,
+            issuers=[Issuer(issuer="https://idp.test", audience="api")],
+            identity=IdentityConfig(user_store=MemoryUserStore()),
+            scim=ScimConfig(),
+        )
     with pytest.raises(ConfigurationError):
         ScimConfig(tokens={"a": Secret("same"), "b": Secret("same")})
     with pytest.raises(ConfigurationError):

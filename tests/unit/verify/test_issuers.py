@@ -168,8 +168,7 @@ def test_find_returns_the_configuration_without_claims() -> None:
 
 
 def test_registry_needs_unique_issuers() -> None:
-    with pytest.raises(ConfigurationError):
-        IssuerRegistry([])
+    assert IssuerRegistry([]).find(OKTA.issuer) is None  # connections may be the only issuers
     with pytest.raises(ConfigurationError, match="twice"):
         IssuerRegistry([OKTA, OKTA])
 

@@ -407,8 +407,6 @@ class SSOMiddleware:
         try:
             if not self._started:
                 await self.startup(warm=False)  # e.g. the user store is down: 503, retried
-            if self.connections is not None:
-                self.connections.poll()
             path = self._route_path(scope)
         except AuthError as exc:
             await self._refuse(scope, receive, send, exc)

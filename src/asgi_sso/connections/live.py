@@ -1,8 +1,10 @@
 """The connections a worker uses now: a snapshot kept current without a restart.
 
-:class:`LiveConnections` loads the store at start-up, then asks it for its
-revision at most every ``poll_interval`` seconds, in the background (a request
-never waits for it), and loads it again when the revision moved. A change
+:class:`LiveConnections` loads the store at start-up, then a background task asks
+it for its revision every ``poll_interval`` seconds (a request never waits for
+it) and loads it again when the revision moved, so a change made anywhere is in
+use in every worker within about ``poll_interval`` seconds, with or without
+traffic. A change
 announced on the revocation bus (``Revocation(kind="connection")``, broadcast
 to every worker by the Redis bus) starts that check at once. Listeners learn
 each new snapshot; a store that cannot be reached leaves the last one in use.
@@ -11,6 +13,7 @@ each new snapshot; a store that cannot be reached leaves the last one in use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -34,7 +37,7 @@ class LiveConnections:
 
     Args:
         store: where the connections are kept.
-        clock: monotonic time for the polling interval.
+        clock: wall time for events.
         poll_interval: how often the store's revision is checked, seconds.
         emitter: receives ``connections.reload`` events.
         admit: returns why a connection must be left out of the snapshot (it
@@ -57,8 +60,8 @@ class LiveConnections:
         self._admit = admit
         self._directory = ConnectionDirectory()
         self._revision: str | None = None
-        self._next_check = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self._listeners: list[ChangeListener] = []
         self._lock = asyncio.Lock()
         self.refused: dict[str, str] = {}
@@ -80,25 +83,28 @@ class LiveConnections:
         """
         await self.store.start()
         await self.reload()
+        if self._poller is None or self._poller.done():
+            self._wake = asyncio.Event()
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def close(self) -> None:
-        """Stop a running check and close the store."""
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        """Stop the background task and close the store."""
+        poller, self._poller = self._poller, None
+        if poller is not None and not poller.done():
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
         await self.store.close()
-
-    def poll(self) -> None:
-        """Start a background check of the store when one is due (called per request)."""
-        if self._clock.monotonic() >= self._next_check and self._task is None:
-            self._next_check = self._clock.monotonic() + self._interval
-            self._task = asyncio.get_running_loop().create_task(self._check())
 
     def changed(self) -> None:
         """A change was announced: check the store now, not at the next interval."""
-        self._next_check = 0.0
-        self.poll()
+        self._wake.set()
+
+    async def _poll(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            await self.check()
 
     async def reload(self) -> ConnectionDirectory:
         """Load every connection from the store and make it the snapshot in use."""
@@ -111,7 +117,6 @@ class LiveConnections:
                 self._emit("error", str(exc))
                 return self._directory
             old, self._directory, self._revision = self._directory, directory, revision
-            self._next_check = self._clock.monotonic() + self._interval
             for connection_id, reason in refused.items():
                 if self.refused.get(connection_id) != reason:
                     self._emit("refused", f"connection {connection_id!r}: {reason}")
@@ -133,15 +138,20 @@ class LiveConnections:
                 refused[connection.id] = reason
         return admitted, refused
 
-    async def _check(self) -> None:
+    async def check(self) -> bool:
+        """Load the store again if its revision moved; return whether it did.
+
+        A store that cannot be reached leaves the last snapshot in use (and emits
+        an event); the next interval tries again.
+        """
         try:
-            if await self.store.revision() != self._revision:
-                await self.reload()
+            if await self.store.revision() == self._revision:
+                return False
+            await self.reload()
         except SSOError as exc:
-            # The last snapshot stays in use; the next interval tries again.
             self._emit("error", type(exc).__name__)
-        finally:
-            self._task = None
+            return False
+        return True
 
     def _emit(self, outcome: str, reason: str) -> None:
         if self._emitter.enabled:

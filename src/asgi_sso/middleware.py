@@ -243,7 +243,7 @@ class SSOMiddleware:
         enabled = [c for c in new if c.enabled]
         self.verifier.set_connections(
             [c.issuer_config() for c in enabled],
-            sign_in_only={c.iss for c in enabled if not c.audience},
+            sign_in_only={c.id for c in enabled if not c.audience},
         )
         if self._tier_mapper is not None:
             self._tier_mapper.set_connection_tiers({c.id: c.tiers for c in enabled})

@@ -28,6 +28,7 @@ from asgi_sso import (
     SSOMiddleware,
 )
 from asgi_sso.connections import Connection, StaticConnections
+from asgi_sso.errors import ConnectionConflict
 from asgi_sso.observe.events import Event
 from asgi_sso.testing import DevIdP
 
@@ -305,3 +306,26 @@ async def _until(condition: Any, *, steps: int = 200) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the connections did not change in time")
+
+
+async def test_connections_sharing_an_issuer_are_told_apart_by_their_claim(
+    acme: DevIdP, http: httpx.AsyncClient
+) -> None:
+    # Google Workspace: one issuer for every customer, the hosted domain in `hd`.
+    def workspace(cid: str, domain: str) -> Connection:
+        return connection(acme, cid, tenant_claim="hd", tenant=domain, domains=(domain,))
+
+    store = StaticConnections(
+        [workspace("initech", "initech.test"), workspace("hooli", "hooli.test")]
+    )
+    app = await started(SSOMiddleware(inner, connections=store, http_client=http))
+    for domain, cid in (("initech.test", "initech"), ("hooli.test", "hooli")):
+        token = acme.issue_token("u1", audience=API, claims={"hd": domain})
+        assert (await call(app, token)).json()["tenant"] == cid
+    for claims in ({"hd": "gmail.test"}, {}, {"hd": ["initech.test"]}):
+        response = await call(app, acme.issue_token("u1", audience=API, claims=claims))
+        assert response.status_code == 401
+        assert "'hd' claim" in response.headers["www-authenticate"]
+    with pytest.raises(ConnectionConflict, match="same issuer"):
+        await store.add(connection(acme, "plain"))
+    await app.shutdown()

@@ -40,25 +40,30 @@ class ConnectionDirectory:
         ConfigurationError: two connections share an id, an issuer or a domain.
     """
 
-    __slots__ = ("_by_domain", "_by_id", "_by_iss")
+    __slots__ = ("_by_domain", "_by_id", "_by_iss", "_shared")
 
     def __init__(self, connections: Iterable[Connection] = ()) -> None:
         self._by_id: dict[str, Connection] = {}
         self._by_iss: dict[str, Connection] = {}
         self._by_domain: dict[str, Connection] = {}
+        self._shared: dict[str, Connection] = {}
         for connection in connections:
             self._add(connection)
 
     def _add(self, connection: Connection) -> None:
         if connection.id in self._by_id:
             raise ConfigurationError(f"connection {connection.id!r} is listed twice")
-        other = self._by_iss.get(connection.iss)
-        if other is not None:
+        other = self._by_iss.get(connection.issuer_key) or self._by_iss.get(connection.iss)
+        shared = self._shared.get(connection.iss)
+        if other is None and shared is not None and connection.tenant_claim != shared.tenant_claim:
+            other = shared
+        if other is not None and other.id != connection.id:
             # A user key is (connection, user claim): one issuer's users in two
             # connections would be two users, and its tokens would be ambiguous.
             raise ConfigurationError(
                 f"connections {other.id!r} and {connection.id!r} have the same issuer "
-                f"{connection.iss!r}; one issuer belongs to one connection"
+                f"{connection.iss!r}; one issuer belongs to one connection, unless each "
+                "names its organisation with tenant_claim and tenant"
             )
         for domain in connection.domains:
             owner = self._by_domain.get(domain)
@@ -68,7 +73,9 @@ class ConnectionDirectory:
                     f"it cannot also belong to {connection.id!r}"
                 )
         self._by_id[connection.id] = connection
-        self._by_iss[connection.iss] = connection
+        self._by_iss[connection.issuer_key] = connection
+        if connection.tenant_claim is not None:
+            self._shared[connection.iss] = connection
         for domain in connection.domains:
             self._by_domain[domain] = connection
 
@@ -86,7 +93,7 @@ class ConnectionDirectory:
         return self._by_id.get(connection_id)
 
     def by_issuer(self, iss: str) -> Connection | None:
-        """The connection whose concrete issuer is ``iss``, if any."""
+        """The one connection whose concrete issuer is ``iss`` (not a shared one), if any."""
         return self._by_iss.get(iss)
 
     def for_domain(self, domain: str) -> Connection | None:

@@ -85,7 +85,13 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         name: the display name ("Acme Corp").
         issuer: the provider's exact issuer, or a template holding ``{tenant}``
             (e.g. ``https://login.microsoftonline.com/{tenant}/v2.0``).
-        tenant: the value of ``{tenant}`` (required exactly when ``issuer`` is a template).
+        tenant: the value of ``{tenant}`` in a template ``issuer``; with ``tenant_claim``,
+            the value that claim must hold.
+        tenant_claim: for an issuer shared by many organisations (Google's
+            ``https://accounts.google.com``), the claim naming the customer's
+            organisation (Google Workspace: ``hd``, the hosted domain); only tokens
+            whose claim equals ``tenant`` belong to this connection. Without it, every
+            account at a shared issuer could sign in as a user of this connection.
         discovery_url: the discovery document URL, when not ``{issuer}/.well-known/…``.
         jwks_uri: the key set URL, when not taken from discovery.
         client_id: this app's OAuth client id at the provider (sign-in); ``None``: the
@@ -113,6 +119,7 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     issuer: str
     name: str = ""
     tenant: str | None = None
+    tenant_claim: str | None = None
     discovery_url: str | None = None
     jwks_uri: str | None = None
     client_id: str | None = None
@@ -161,11 +168,15 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         templated = _TENANT in self.issuer
         if self.issuer.count("{") != self.issuer.count(_TENANT) or self.issuer.count(_TENANT) > 1:
             raise fail(f"connection {self.id!r}: issuer may hold one '{{tenant}}' at most")
-        if templated != (self.tenant is not None):
+        if templated and self.tenant_claim is not None:
+            raise fail(f"connection {self.id!r}: tenant_claim needs an exact issuer")
+        if (templated or self.tenant_claim is not None) != (self.tenant is not None):
             raise fail(
                 f"connection {self.id!r}: a tenant is given exactly when the issuer is a "
-                "template with '{tenant}'"
+                "template with '{tenant}' or a tenant_claim is set"
             )
+        if self.tenant_claim is not None and not 0 < len(self.tenant_claim) <= 128:
+            raise fail(f"connection {self.id!r}: tenant_claim must name a claim")
         if self.tenant is not None and (
             not self.tenant or len(self.tenant) > 128 or not set(self.tenant) <= _TENANT_CHARS
         ):
@@ -219,9 +230,16 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     @property
     def iss(self) -> str:
         """The concrete issuer (``{tenant}`` filled in): what its tokens carry in ``iss``."""
-        if self.tenant is None:
+        if self.tenant is None or self.tenant_claim is not None:
             return self.issuer
         return self.issuer.replace(_TENANT, self.tenant)
+
+    @property
+    def issuer_key(self) -> str:
+        """What no two connections may share: the issuer, and the tenant claim's value."""
+        if self.tenant_claim is None or self.tenant is None:
+            return self.iss
+        return f"{self.iss} {self.tenant_claim}={self.tenant}"
 
     @property
     def label(self) -> str:
@@ -233,6 +251,8 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
         def fill(url: str | None) -> str | None:
             return url.replace(_TENANT, self.tenant) if url and self.tenant else url
+
+        shared = self.tenant_claim is not None and self.tenant is not None
 
         audience: tuple[str, ...] | None = self.audience or None
         if audience is None and self.client_id is not None:
@@ -248,6 +268,8 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             connection=self.id,
             client_id=self.client_id,
             name=self.id,
+            tenant_claim=self.tenant_claim if shared and self.tenant_claim else "tid",
+            tenants=frozenset({self.tenant}) if shared and self.tenant else None,
         )
 
     @property

@@ -50,9 +50,12 @@ class ResolvedIssuer:
         connection: the connection id of the token's user.
         jwks_uri: the key set URL (tenant substituted), or ``None`` for discovery.
         discovery_url: the discovery document URL (tenant substituted).
+        key: names the configuration among all trusted ones: the issuer string of a
+            configured issuer, ``"connection:<id>"`` for a runtime connection (several
+            connections may share one issuer, told apart by a claim).
     """
 
-    __slots__ = ("config", "connection", "discovery_url", "iss", "jwks_uri", "tenant")
+    __slots__ = ("config", "connection", "discovery_url", "iss", "jwks_uri", "key", "tenant")
 
     def __init__(
         self,
@@ -62,6 +65,7 @@ class ResolvedIssuer:
         connection: str,
         jwks_uri: str | None,
         discovery_url: str,
+        key: str | None = None,
     ) -> None:
         self.config = config
         self.iss = iss
@@ -69,18 +73,25 @@ class ResolvedIssuer:
         self.connection = connection
         self.jwks_uri = jwks_uri
         self.discovery_url = discovery_url
+        self.key = config.issuer if key is None else key
 
     def with_connection(self, connection: str) -> ResolvedIssuer:
         """Return a copy naming another connection."""
         return ResolvedIssuer(
-            self.config, self.iss, self.tenant, connection, self.jwks_uri, self.discovery_url
+            self.config,
+            self.iss,
+            self.tenant,
+            connection,
+            self.jwks_uri,
+            self.discovery_url,
+            self.key,
         )
 
     def __repr__(self) -> str:
         return f"ResolvedIssuer(iss={self.iss!r}, connection={self.connection!r})"
 
 
-def _bind(config: Issuer, iss: str, tenant: str | None) -> ResolvedIssuer:
+def _bind(config: Issuer, iss: str, tenant: str | None, key: str | None = None) -> ResolvedIssuer:
     def fill(url: str) -> str:
         return url.replace(_TENANT, tenant) if tenant is not None else url
 
@@ -93,7 +104,27 @@ def _bind(config: Issuer, iss: str, tenant: str | None) -> ResolvedIssuer:
         fill(connection),
         fill(config.jwks_uri) if config.jwks_uri is not None else None,
         fill(config.discovery_document_url),
+        key,
     )
+
+
+class _ByClaim:
+    """Connections sharing one issuer, told apart by the value of one claim."""
+
+    __slots__ = ("by_value", "claim")
+
+    def __init__(self, claim: str) -> None:
+        self.claim = claim
+        self.by_value: dict[str, ResolvedIssuer] = {}
+
+    def pick(self, claims: Mapping[str, Any]) -> ResolvedIssuer:
+        value = claims.get(self.claim)
+        found = self.by_value.get(value) if isinstance(value, str) else None
+        if found is None:
+            raise UnknownIssuer(
+                f"no connection trusts this issuer's tokens for the token's {self.claim!r} claim"
+            )
+        return found
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -126,15 +157,42 @@ class IssuerRegistry:
             c.issuer: _bind(c, c.issuer, None) for c in self._issuers if not c.is_template
         }
         self._templates = tuple((_compile(c.issuer), c) for c in self._issuers if c.is_template)
-        self._connections: dict[str, ResolvedIssuer] = {}
+        self._connections: dict[str, ResolvedIssuer | _ByClaim] = {}
 
     def set_connections(self, issuers: Sequence[Issuer]) -> None:
         """Trust these exact issuers too, in place of the previous ones (runtime connections).
 
-        Each names its connection with a literal ``Issuer.connection``; the caller has
-        checked that none is trusted by a configured issuer or produces its ids.
+        Each names its connection with a literal ``Issuer.connection``, its key is
+        ``"connection:<id>"``; the caller has checked that none is trusted by a
+        configured issuer or produces its ids. Connections sharing one issuer each
+        set ``tenant_claim`` and ``tenants`` to the one value naming them (Google
+        Workspace's ``hd``): a token goes to the connection its claim names.
+
+        Raises:
+            ConfigurationError: two connections share an issuer and a claim value,
+                or one shares its issuer without a claim.
         """
-        self._connections = {c.issuer: _bind(c, c.issuer, None) for c in issuers}
+        table: dict[str, ResolvedIssuer | _ByClaim] = {}
+        for config in issuers:
+            bound = _bind(config, config.issuer, None, "connection:" + (config.connection or ""))
+            present = table.get(config.issuer)
+            if config.tenants is None:
+                if present is not None:
+                    raise ConfigurationError(f"issuer {config.issuer!r} is used twice")
+                table[config.issuer] = bound
+                continue
+            if present is None:
+                present = table[config.issuer] = _ByClaim(config.tenant_claim)
+            if not isinstance(present, _ByClaim) or present.claim != config.tenant_claim:
+                raise ConfigurationError(f"issuer {config.issuer!r} is used twice")
+            for value in config.tenants:
+                if value in present.by_value:
+                    raise ConfigurationError(
+                        f"issuer {config.issuer!r} with {config.tenant_claim}={value!r} "
+                        "is used twice"
+                    )
+                present.by_value[value] = bound
+        self._connections = table
 
     def is_connection(self, iss: str) -> bool:
         """Whether ``iss`` is trusted as a runtime connection (not a configured issuer)."""
@@ -159,6 +217,8 @@ class IssuerRegistry:
         if config is not None:
             return config
         connection = self._connections.get(iss)
+        if isinstance(connection, _ByClaim):
+            return next(iter(connection.by_value.values())).config
         if connection is not None:
             return connection.config
         for pattern, template in self._templates:
@@ -179,7 +239,15 @@ class IssuerRegistry:
         """
         if not isinstance(iss, str) or not iss:
             raise InvalidClaim("the token has no 'iss' claim (a non-empty string)")
-        resolved = self._exact.get(iss) or self._connections.get(iss) or self._match_template(iss)
+        resolved = self._exact.get(iss)
+        if resolved is None:
+            found = self._connections.get(iss)
+            if found is None:
+                resolved = self._match_template(iss)
+            elif isinstance(found, _ByClaim):
+                return found.pick(claims)
+            else:
+                resolved = found
         if resolved.tenant is not None:
             self._check_tenant_claim(resolved, claims)
         connection_claim = resolved.config.connection_claim

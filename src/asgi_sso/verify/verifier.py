@@ -275,14 +275,16 @@ class TokenVerifier:
 
         Args:
             issuers: the connections' issuers (exact, no HMAC secret).
-            sign_in_only: issuers whose ID tokens sign users in but whose bearer
-                tokens this API does not accept (no API audience configured).
+            sign_in_only: connection ids whose ID tokens sign users in but whose
+                bearer tokens this API does not accept (no API audience configured).
         """
         states = dict(self._configured)
         for issuer in issuers:
             if issuer.secret is not None or issuer.is_template or issuer.issuer in states:
                 raise ConfigurationError(f"connection issuer {issuer.label!r} is not usable here")
-            states[issuer.issuer] = _IssuerState(issuer, bearer=issuer.issuer not in sign_in_only)
+            key = "connection:" + (issuer.connection or "")
+            bearer = issuer.connection not in sign_in_only
+            states[key] = _IssuerState(issuer, bearer=bearer)
         self._registry.set_connections(issuers)
         self._states = states
         self._cache.clear()
@@ -293,9 +295,8 @@ class TokenVerifier:
         A verification finishing while its connection is changed or disabled, or
         cached before, is not.
         """
-        config = verified.issuer.config
-        state = self._states.get(config.issuer)
-        return state is not None and state.config is config
+        state = self._states.get(verified.issuer.key)
+        return state is not None and state.config is verified.issuer.config
 
     @property
     def clock(self) -> Clock:
@@ -455,7 +456,7 @@ class TokenVerifier:
     def _route(self, parsed: ParsedToken) -> tuple[ResolvedIssuer, _IssuerState]:
         claims = parsed.claims
         resolved = self._registry.resolve(claims.get("iss"), claims)
-        state = self._states[resolved.config.issuer]
+        state = self._states[resolved.key]
         if parsed.alg not in state.algorithms:
             raise DisallowedAlgorithm(
                 f"the token's algorithm is not allowed for this issuer; "

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
+from asgi_sso.connections import Connection, domain_of, normalize_domain
+from asgi_sso.connections.model import CONNECTION_ID
 from asgi_sso.errors import AuthError
 from asgi_sso.testing import DevIdP, FakeClock
 from asgi_sso.testing import strategies as sso_st
@@ -77,3 +79,36 @@ def test_junk_never_has_a_valid_three_part_shape_with_signature(junk: str) -> No
 @given(data=st.data())
 def test_strategies_are_importable_without_a_running_loop(data: st.DataObject) -> None:
     assert data.draw(sso_st.group_lists(max_size=2)) is not None
+
+
+@given(connection=sso_st.connections())
+def test_connections_are_valid_and_their_domains_normal(connection: Connection) -> None:
+    assert CONNECTION_ID.fullmatch(connection.id)
+    assert connection.accepts_bearer == connection.enabled
+    assert all(normalize_domain(d) == d for d in connection.domains)
+    assert len(set(connection.domains)) == len(connection.domains)
+
+
+@given(data=st.data(), domain=sso_st.email_domains())
+def test_emails_at_a_domain_lead_back_to_it(data: st.DataObject, domain: str) -> None:
+    assert normalize_domain(domain) == domain
+    assert domain_of(data.draw(sso_st.emails_at(domain))) == domain
+
+
+@pytest.mark.parametrize(
+    "shared",
+    [
+        lambda cs: len({c.id for c in cs}) < len(cs),
+        lambda cs: len({c.iss for c in cs}) < len(cs),
+        lambda cs: any(a.tenant and not b.tenant and a.iss == b.iss for a in cs for b in cs),
+        lambda cs: len({d for c in cs for d in c.domains}) < sum(len(c.domains) for c in cs),
+    ],
+    ids=["id", "issuer", "template-equals-exact", "domain"],
+)
+def test_connection_lists_meet_every_kind_of_shared_key(
+    shared: Callable[[list[Connection]], bool],
+) -> None:
+    # The property tests of the directory exercise its refusals only if the strategy
+    # makes collisions; find() raises NoSuchExample when it cannot.
+    found = find(st.lists(sso_st.connections(), max_size=4), shared)
+    assert shared(found)

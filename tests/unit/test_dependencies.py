@@ -270,6 +270,36 @@ except ModuleNotFoundError as exc:
     )
 
 
+def test_the_connections_import_without_sql_and_name_the_extra_on_first_use(
+    tmp_path: Path,
+) -> None:
+    code = """
+import asgi_sso.connections as c
+print(sorted(set(c.__all__) - set(vars(c))))
+try:
+    c.SQLConnections
+except ModuleNotFoundError as exc:
+    print(exc.name, exc)
+"""
+    done = python_without({"sqlalchemy"}, code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "['SQLConnections']",
+        "sqlalchemy asgi_sso.connections.SQLConnections needs the sql extra (sqlalchemy is "
+        "not installed): pip install 'asgi-sso[sql]'",
+    ]
+
+
+def test_the_sql_connection_store_is_outside_the_core() -> None:
+    assert "asgi_sso.connections" in MODULES
+    assert "asgi_sso.connections.sql" not in closure("asgi_sso.connections", RUNS)
+    import asgi_sso.connections as connections
+    from asgi_sso.connections.sql import SQLConnections
+
+    assert connections.SQLConnections is SQLConnections
+    assert "SQLConnections" in dir(connections)
+
+
 def test_the_test_kit_exports_resolve() -> None:
     import asgi_sso.testing as kit
 

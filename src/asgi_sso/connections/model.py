@@ -9,6 +9,7 @@ sessions and revocations of a connection are keyed by ``(id, user claim)``.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -161,6 +162,9 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise fail(f"connection {self.id!r}: each audience must be non-empty")
         if "openid" not in self.scopes:
             raise fail(f"connection {self.id!r}: scopes must include 'openid'")
+        if not isinstance(self.not_before, int | float) or not math.isfinite(self.not_before):
+            # NaN compares false with every time: no session would ever be cut off.
+            raise fail(f"connection {self.id!r}: not_before must be a finite time")
         self._check_domains()
 
     def _check_issuer(self) -> None:
@@ -289,13 +293,16 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 def connection_from_data(data: Mapping[str, Any]) -> Connection:
     """Build a :class:`Connection` from JSON/TOML data; secrets are plain strings there.
 
+    A secret may also be a :class:`~asgi_sso.config.Secret` already (a store that
+    opened it), and is kept as it is.
+
     Raises:
         ConfigurationError: a field is unknown, mistyped or invalid.
     """
     values = dict(data)
     for name in ("client_secret", "client_key", "scim_secret"):
         value = values.get(name)
-        if value is not None:
+        if value is not None and not isinstance(value, Secret):
             if not isinstance(value, str) or not value:
                 raise ConfigurationError(f"connection {name} must be a non-empty string")
             values[name] = Secret(value)

@@ -1,4 +1,4 @@
-"""Hypothesis strategies: claim sets, group lists, valid and hostile tokens, ``return_to``.
+"""Hypothesis strategies: claim sets, group lists, tokens, ``return_to``, connections, emails.
 
 Importing this module needs ``hypothesis`` (the ``test`` extra); the rest of
 :mod:`asgi_sso.testing` does not.
@@ -11,6 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from asgi_sso.connections.model import CONNECTION_ID, Connection
 from asgi_sso.testing.tokens import (
     SigningKey,
     alg_none,
@@ -23,6 +24,12 @@ from asgi_sso.testing.tokens import (
 
 __all__ = [
     "claim_sets",
+    "connection_ids",
+    "connection_issuers",
+    "connections",
+    "email_domains",
+    "emails",
+    "emails_at",
     "group_lists",
     "hostile_return_to",
     "hostile_tokens",
@@ -182,3 +189,99 @@ def hostile_return_to() -> st.SearchStrategy[str]:
         ),
     )
     return st.one_of(fixed, built)
+
+
+# Small pools, so that generated sets of connections share ids, issuers and domains often.
+_POOL_IDS = ("acme", "globex", "initech", "a", "a-1", "umbrella.corp")
+_POOL_LABELS = ("acme", "globex", "a", "b-c", "x1", "xn--bcher-kva", "example", "co")
+_ISSUER_HOSTS = ("idp.example", "login.example", "acme.okta.example", "127.0.0.1:8443")
+_ISSUER_PATHS = ("", "/", "/oauth2/default", "/t1/v2.0", "/t2/v2.0")
+_TEMPLATE = "https://login.example/{tenant}/v2.0"
+_TENANTS = ("t1", "t2", "Tenant-3")
+
+
+def connection_ids() -> st.SearchStrategy[str]:
+    """Valid connection ids (:data:`~asgi_sso.connections.model.CONNECTION_ID`), often repeated."""
+    return st.one_of(st.sampled_from(_POOL_IDS), st.from_regex(CONNECTION_ID, fullmatch=True))
+
+
+def email_domains() -> st.SearchStrategy[str]:
+    """Email domains in their normal form, from a small pool of labels so that they repeat."""
+    label = st.one_of(
+        st.sampled_from(_POOL_LABELS),
+        st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True),
+    )
+    return st.lists(label, min_size=2, max_size=3).map(".".join)
+
+
+def connection_issuers() -> st.SearchStrategy[tuple[str, str | None]]:
+    """``(issuer, tenant)`` pairs: exact issuers, or the ``{tenant}`` template and a tenant.
+
+    The template filled with ``t1`` equals the exact ``https://login.example/t1/v2.0``,
+    so sets of connections meet that collision too.
+    """
+    exact = st.builds(
+        "https://{}{}".format, st.sampled_from(_ISSUER_HOSTS), st.sampled_from(_ISSUER_PATHS)
+    )
+    return st.one_of(
+        st.tuples(exact, st.none()),
+        st.tuples(st.just(_TEMPLATE), st.sampled_from(_TENANTS)),
+    )
+
+
+def connections(
+    *, ids: st.SearchStrategy[str] | None = None, max_domains: int = 4
+) -> st.SearchStrategy[Connection]:
+    """Valid bearer-token connections: any id, issuer, domains; enabled or not."""
+
+    def build(
+        connection_id: str, issuer: tuple[str, str | None], domains: list[str], enabled: bool
+    ) -> Connection:
+        return Connection(
+            id=connection_id,
+            issuer=issuer[0],
+            tenant=issuer[1],
+            audience=("api://app",),
+            domains=tuple(domains),
+            enabled=enabled,
+        )
+
+    return st.builds(
+        build,
+        ids if ids is not None else connection_ids(),
+        connection_issuers(),
+        st.lists(email_domains(), max_size=max_domains, unique=True),
+        st.booleans(),
+    )
+
+
+def emails_at(domain: str) -> st.SearchStrategy[str]:
+    """Addresses at ``domain`` spelled any way a user types it: case, a trailing dot, spaces."""
+
+    def spell(local: str, flips: list[bool], dot: bool, pad: str) -> str:
+        cased = "".join(ch.upper() if up else ch for ch, up in zip(domain, flips, strict=True))
+        return f"{pad}{local}@{cased}{'.' if dot else ''}{pad}"
+
+    local = st.one_of(
+        st.sampled_from(["jo", "first.last", "a+tag", '"quoted@local"']),
+        st.from_regex(r"[A-Za-z0-9._%+-]{1,20}", fullmatch=True),
+    )
+    return st.builds(
+        spell,
+        local,
+        st.lists(st.booleans(), min_size=len(domain), max_size=len(domain)),
+        st.booleans(),
+        st.sampled_from(["", " ", "\t"]),
+    )
+
+
+def emails() -> st.SearchStrategy[str]:
+    """Addresses at :func:`email_domains` in any spelling, other addresses, and non-addresses."""
+    return st.one_of(
+        email_domains().flatmap(emails_at),
+        st.emails(),
+        st.text(max_size=40),
+        st.sampled_from(["", "@", "a@", "@acme.example", "a@@acme.example", "a@acme..example"]),
+        st.builds("{}@{}".format, st.text(max_size=10), st.text(max_size=30)),
+        st.just("a" * 400 + "@acme.example"),
+    )

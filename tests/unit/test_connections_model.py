@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -394,7 +395,8 @@ class CountingStore:
         await self.inner.delete(connection_id)
 
 
-INTERVAL = 30.0
+INTERVAL = 0.02
+"""The background check's period in these tests, seconds (real time, kept short)."""
 
 
 @pytest.fixture
@@ -408,13 +410,14 @@ def events() -> list[Event]:
 
 
 @pytest.fixture
-async def live(clock: FakeClock, events: list[Event]) -> LiveConnections:
+async def live(clock: FakeClock, events: list[Event]) -> AsyncIterator[LiveConnections]:
     store = CountingStore([make(domains=("acme.example",))])
     live = LiveConnections(
         store, clock=clock, poll_interval=INTERVAL, emitter=Emitter([events.append])
     )
     await live.start()
-    return live
+    yield live
+    await live.close()
 
 
 def counting(live: LiveConnections) -> CountingStore:
@@ -423,11 +426,13 @@ def counting(live: LiveConnections) -> CountingStore:
     return live.store
 
 
-async def settle(live: LiveConnections) -> None:
-    """Let a background check started by poll() run to its end."""
-    task = live._task
-    if task is not None:
-        await task
+async def until(condition: Callable[[], bool], *, steps: int = 300) -> None:
+    """Wait (bounded, about three seconds) for the background task to make ``condition`` true."""
+    for _ in range(steps):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the background check did not get there in time")
 
 
 async def test_start_opens_the_store_and_loads_the_first_snapshot(live: LiveConnections) -> None:
@@ -436,41 +441,23 @@ async def test_start_opens_the_store_and_loads_the_first_snapshot(live: LiveConn
     assert live.directory.for_email("jo@acme.example").id == "acme"  # type: ignore[union-attr]
 
 
-async def test_the_store_is_asked_at_most_once_per_interval(
-    live: LiveConnections, clock: FakeClock
+async def test_the_store_is_asked_periodically_and_loaded_only_when_it_moved(
+    live: LiveConnections,
 ) -> None:
     store = counting(live)
-    for _ in range(5):
-        live.poll()
-        await settle(live)
-    assert store.revisions == 0
-    clock.advance(INTERVAL - 0.5)
-    live.poll()
-    await settle(live)
-    assert store.revisions == 0
-    clock.advance(0.5)
-    for _ in range(5):
-        live.poll()
-        await settle(live)
-    assert store.revisions == 1
-    clock.advance(INTERVAL)
-    live.poll()
-    await settle(live)
-    assert store.revisions == 2
+    await until(lambda: store.revisions >= 3)
     assert store.loads == 1  # the revision never moved
 
 
 async def test_a_moved_revision_loads_a_new_snapshot_and_tells_listeners(
-    live: LiveConnections, clock: FakeClock
+    live: LiveConnections,
 ) -> None:
     store = counting(live)
     seen: list[tuple[ConnectionDirectory, ConnectionDirectory]] = []
     live.subscribe(lambda old, new: seen.append((old, new)))
     before = live.directory
     await store.add(make(id="globex", issuer="https://g.example", domains=("globex.example",)))
-    clock.advance(INTERVAL)
-    live.poll()
-    await settle(live)
+    await until(lambda: live.directory is not before)
     assert store.loads == 2
     assert live.directory.for_email("x@globex.example").id == "globex"  # type: ignore[union-attr]
     assert len(seen) == 1
@@ -479,27 +466,28 @@ async def test_a_moved_revision_loads_a_new_snapshot_and_tells_listeners(
     assert "globex" not in before  # the old snapshot never changes
 
 
-async def test_an_announced_change_is_checked_at_once(live: LiveConnections) -> None:
-    store = counting(live)
+async def test_an_announced_change_is_checked_at_once(clock: FakeClock) -> None:
+    store = CountingStore([make(domains=("acme.example",))])
+    live = LiveConnections(store, clock=clock, poll_interval=3600)
+    await live.start()
     await store.update(make(enabled=False, domains=("acme.example",)))
-    live.poll()
-    await settle(live)
-    assert live.directory.for_email("jo@acme.example") is not None  # not due yet
+    await asyncio.sleep(0.05)
+    assert live.directory.for_email("jo@acme.example") is not None  # not due for an hour
     live.changed()
-    await settle(live)
+    await until(lambda: live.directory.for_email("jo@acme.example") is None)
     assert store.revisions == 1
-    assert live.directory.for_email("jo@acme.example") is None
+    await live.close()
 
 
 async def test_a_store_error_keeps_the_last_snapshot_and_emits_an_event(
-    live: LiveConnections, clock: FakeClock, events: list[Event]
+    clock: FakeClock, events: list[Event]
 ) -> None:
-    store = counting(live)
+    store = CountingStore([make(domains=("acme.example",))])
+    live = LiveConnections(store, clock=clock, poll_interval=3600, emitter=Emitter([events.append]))
+    await live.start()
     kept = live.directory
     store.failing = True
-    clock.advance(INTERVAL)
-    live.poll()
-    await settle(live)
+    assert await live.check() is False
     assert live.directory is kept
     assert [(e.name, e.outcome, e.reason) for e in events] == [
         ("connections.reload", "error", "StoreUnavailable")
@@ -507,10 +495,9 @@ async def test_a_store_error_keeps_the_last_snapshot_and_emits_an_event(
     assert events[0].time == clock.time()
     store.failing = False
     await store.delete("acme")
-    clock.advance(INTERVAL)
-    live.poll()
-    await settle(live)
+    assert await live.check() is True
     assert len(live.directory) == 0
+    await live.close()
 
 
 async def test_a_conflicting_load_keeps_the_last_snapshot(
@@ -549,22 +536,13 @@ async def test_admit_leaves_out_refused_connections_and_says_why_once(
     assert live.refused == {}
 
 
-async def test_close_stops_a_running_check_and_closes_the_store(
-    live: LiveConnections, clock: FakeClock
+async def test_close_stops_the_background_check_and_closes_the_store(
+    live: LiveConnections,
 ) -> None:
     store = counting(live)
-    gate = asyncio.Event()
-
-    async def slow_revision() -> str:
-        await gate.wait()
-        return "never"
-
-    store.revision = slow_revision  # type: ignore[method-assign]
-    clock.advance(INTERVAL)
-    live.poll()
-    task = live._task
-    assert task is not None
-    await asyncio.sleep(0)
+    await until(lambda: store.revisions >= 1)
     await live.close()
-    assert task.cancelled()
     assert store.closed == 1
+    revisions = store.revisions
+    await asyncio.sleep(INTERVAL * 5)
+    assert store.revisions == revisions  # nothing asks the store after close

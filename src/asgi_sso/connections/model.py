@@ -267,13 +267,16 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 def connection_from_data(data: Mapping[str, Any]) -> Connection:
     """Build a :class:`Connection` from JSON/TOML data; secrets are plain strings there.
 
+    A :class:`~asgi_sso.config.Secret` is taken as it is (data read from a stored
+    connection, changed and built again).
+
     Raises:
         ConfigurationError: a field is unknown, mistyped or invalid.
     """
     values = dict(data)
     for name in ("client_secret", "client_key", "scim_secret"):
         value = values.get(name)
-        if value is not None:
+        if value is not None and not isinstance(value, Secret):
             if not isinstance(value, str) or not value:
                 raise ConfigurationError(f"connection {name} must be a non-empty string")
             values[name] = Secret(value)

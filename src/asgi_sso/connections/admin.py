@@ -36,6 +36,7 @@ _Headers = list[tuple[bytes, bytes]]
 _Answer = tuple[int, Any, _Headers]
 _JSON_TYPES: Final = frozenset({"application/json", "application/merge-patch+json"})
 _ACTIONS: Final = frozenset({"disable", "enable", "test"})
+_OPENAPI: Final = "openapi.json"
 _encoder = msgspec.json.Encoder()
 
 
@@ -62,8 +63,8 @@ class ConnectionsAdminApp:
     add and change and never returned: answers carry ``Connection.public()``,
     where they are ``has_<secret>`` booleans. A change is a JSON merge patch
     (RFC 7396, see :meth:`ConnectionAdmin.update`). ``GET /openapi.json`` serves
-    the OpenAPI 3.1 document (so a connection with the id ``openapi.json`` cannot
-    be read by ``GET``). Bad input is a 400, 404, 405, 409, 415 or 422; a store
+    the OpenAPI 3.1 document (so ``openapi.json`` is refused as the id of a new
+    connection). Bad input is a 400, 404, 405, 409, 415 or 422; a store
     that fails is a 503; never a 500.
 
     Args:
@@ -129,10 +130,12 @@ class ConnectionsAdminApp:
                 listed = [c.public() for c in await self.admin.list()]
                 return 200, {"connections": listed}, []
             created = connection_from_input(await self._read(scope, receive))
+            if created.id == _OPENAPI:
+                raise ConnectionChangeError(f"the id {_OPENAPI!r} names this API's own document")
             await self.admin.add(created)
             location = quote(f"{root_path(scope)}{path.rstrip('/')}/{created.id}")
             return 201, created.public(), [(b"location", location.encode("ascii"))]
-        if parts == ["openapi.json"] and method == "GET":
+        if parts == [_OPENAPI] and method == "GET":
             return 200, self._openapi, []
         connection_id = parts[0]
         if len(parts) == 1:

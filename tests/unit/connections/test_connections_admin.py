@@ -146,6 +146,13 @@ async def test_patch_merges_and_never_echoes_a_new_secret(api: Api) -> None:
             422,
             "invalid_connection",
         ),
+        (
+            "POST",
+            "/",
+            acme_data(id="openapi.json", issuer="https://o.example", domains=[]),
+            422,
+            "invalid_connection",
+        ),
         ("PATCH", "/acme", {"id": "other"}, 422, "invalid_connection"),
         ("PATCH", "/acme", {"algorithms": ["HS256"]}, 422, "invalid_connection"),
         ("PATCH", "/acme", {"enabled": "maybe"}, 422, "invalid_connection"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import msgspec
@@ -86,20 +87,21 @@ class _Probe:
         self, name: str, url: str, what: str
     ) -> tuple[bytes, dict[str, Any]] | None:
         """The body and decoded JSON object at ``url``, or ``None`` after a failed check."""
+        shown = _shown(url)
         try:
             fetched = await fetch_document(self.client, url, limits=self.limits)
         except FetchError as exc:
-            self.failed(name, f"cannot fetch the {what} at {url}: {_plain(exc.reason)}")
+            self.failed(name, f"cannot fetch the {what} at {shown}: {_plain(exc.reason)}")
             return None
         try:
             document = msgspec.json.decode(fetched.body)
         except Exception:  # DecodeError, RecursionError: the body is not strict UTF-8 JSON
-            self.failed(name, f"the {what} at {url} is not JSON")
+            self.failed(name, f"the {what} at {shown} is not JSON")
             return None
         if not isinstance(document, dict):
-            self.failed(name, f"the {what} at {url} is JSON but not an object")
+            self.failed(name, f"the {what} at {shown} is JSON but not an object")
             return None
-        self.passed(name, f"fetched the {what} at {url}")
+        self.passed(name, f"fetched the {what} at {shown}")
         return fetched.body, document
 
     async def run(self) -> None:
@@ -114,7 +116,7 @@ class _Probe:
             else:
                 self.failed("jwks_uri", "the discovery document names no jwks_uri")
         elif jwks_uri is not None:
-            self.passed("jwks_uri", f"the connection names the key set {jwks_uri}")
+            self.passed("jwks_uri", f"the connection names the key set {_shown(jwks_uri)}")
         if jwks_uri is not None:
             await self.keys(jwks_uri)
         if metadata is not None:
@@ -165,7 +167,7 @@ class _Probe:
         try:
             keys, skipped = parse_jwks(found[0])
         except ValueError as exc:
-            self.failed("keys", f"the key set at {jwks_uri} is unusable: {exc}")
+            self.failed("keys", f"the key set at {_shown(jwks_uri)} is unusable: {exc}")
             return
         self.algorithms(keys, skipped)
 
@@ -199,6 +201,17 @@ class _Probe:
         for name, consequence in notes.items():
             if not (isinstance(metadata.get(name), str) and metadata[name]):
                 self.noted(name, f"no {name}: {consequence}")
+
+
+def _shown(url: str) -> str:
+    """``url`` fit for a report: without a ``user:password@`` part, and not too long."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an invalid URL)"
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    return urlunsplit(parts)[: 2 * _MAX_SHOWN]
 
 
 def _plain(reason: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from _document_server import DocumentServer
 
@@ -299,3 +300,13 @@ async def test_a_disabled_connection_is_probed_with_a_note(
         "the connection is disabled: it signs nobody in",
         True,
     )
+
+
+async def test_a_password_in_a_url_is_never_reported(
+    server: DocumentServer, client: httpx.AsyncClient
+) -> None:
+    serve_idp(server)
+    with_password = f"http://ops:hunter2-password@127.0.0.1:{server.port}/keys"
+    report = await probe_connection(connection(server.base, jwks_uri=with_password), client)
+    assert "hunter2" not in msgspec.json.encode(report).decode()
+    assert f"http://127.0.0.1:{server.port}/keys" in check(report, "jwks")[1]

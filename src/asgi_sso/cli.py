@@ -355,6 +355,11 @@ def _open_store(args: argparse.Namespace, *, write: bool) -> ConnectionStore:
     if driver is None:
         raise _Usage("--store is a sqlite:// or postgresql:// URL, or a .json or .toml file")
     _require(("sql", ("sqlalchemy", driver)))
+    if args.secret_env is None:
+        raise _Usage(
+            "a SQL store seals the connections' secrets with the app's own: name the "
+            "environment variable holding them with --secret-env NAME"
+        )
     try:
         sql = importlib.import_module("asgi_sso.connections.sql")
     except ModuleNotFoundError as exc:

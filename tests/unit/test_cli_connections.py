@@ -140,6 +140,7 @@ def test_bad_input_is_one_line_and_exit_2(
         ("ftp://admin:hunter2-password@db", "--store is a sqlite:// or postgresql:// URL"),
         ("connections.yaml", "--store is a sqlite:// or postgresql:// URL"),
         ("missing.json", "cannot read connections from missing.json"),
+        ("sqlite:///c.db", "name the environment variable holding them with --secret-env NAME"),
     ],
 )
 def test_a_missing_or_unknown_store_is_exit_2_without_its_url(

@@ -267,8 +267,8 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 def connection_from_data(data: Mapping[str, Any]) -> Connection:
     """Build a :class:`Connection` from JSON/TOML data; secrets are plain strings there.
 
-    A :class:`~asgi_sso.config.Secret` is taken as it is (data read from a stored
-    connection, changed and built again).
+    A secret may also be a :class:`~asgi_sso.config.Secret` already (a store that
+    opened it), and is kept as it is.
 
     Raises:
         ConfigurationError: a field is unknown, mistyped or invalid.

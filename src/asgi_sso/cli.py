@@ -1,8 +1,12 @@
-"""The ``asgi-sso`` command: serve the dev IdP, explain why a token verifies or not, list JWKS keys.
+"""The ``asgi-sso`` command: serve the dev IdP, explain why a token verifies or not, list JWKS
+keys, manage connections.
 
-Exit codes: 0 ok, 1 verification failed, 2 usage, bad input or a missing extra, 3 network
-or IdP unavailable. A token's signature is never printed. ``verify`` and ``jwks`` need only
-the core dependencies; ``dev-idp`` needs the ``testing`` extra and says so when it is missing.
+Exit codes: 0 ok, 1 verification or a connection test failed, 2 usage, bad input (an unknown
+connection, a conflict, an invalid value) or a missing extra, 3 network, IdP or store
+unavailable. A token's signature and a connection's secrets are never printed. ``verify``,
+``jwks`` and ``connections`` on a file need only the core dependencies; ``dev-idp`` needs the
+``testing`` extra, a SQL connection store the ``sql`` extra, ``--redis`` the ``redis`` extra,
+and each says so when it is missing.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import base64
 import contextlib
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,8 +27,22 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from asgi_sso.config import Issuer
-from asgi_sso.errors import AuthError, ConfigurationError, ServiceUnavailable
+from asgi_sso.config import Issuer, Limits, Secret, SystemClock
+from asgi_sso.connections import Connection, ConnectionStore, StaticConnections
+from asgi_sso.connections.manage import (
+    ConnectionAdmin,
+    announce_on,
+    connection_from_input,
+)
+from asgi_sso.connections.probe import ProbeReport
+from asgi_sso.errors import (
+    AuthError,
+    ConfigurationError,
+    ConnectionChangeError,
+    ServiceUnavailable,
+)
+from asgi_sso.identity.revocation import RevocationBus
+from asgi_sso.observe.events import Emitter, Event
 
 if TYPE_CHECKING:
     from asgi_sso.testing.idp import DevClient, DevIdP, DevUser
@@ -286,6 +305,363 @@ def _cmd_jwks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- asgi-sso connections ---------------------------------------------------------------
+
+_STORE_ENV = "ASGI_SSO_CONNECTIONS"
+_SQL_DRIVERS = {"sqlite": "aiosqlite", "postgres": "asyncpg", "postgresql": "asyncpg"}
+_WRITES = frozenset({"add", "update", "disable", "enable", "delete"})
+_TEXT_FIELDS = (
+    "id", "name", "issuer", "tenant", "client_id", "token_endpoint_auth", "user_claim",
+    "discovery_url", "jwks_uri",
+)  # fmt: skip
+_SECRET_FLAGS = (
+    ("client_secret", "client_secret_env"),
+    ("client_key", "client_key_env"),
+    ("scim_secret", "scim_secret_env"),
+)
+
+
+def _env_value(name: str, flag: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise _Usage(f"{flag} names the environment variable {name!r}, which is unset or empty")
+    return value
+
+
+def _app_secrets(args: argparse.Namespace) -> list[Secret]:
+    if args.secret_env is None:
+        return []
+    values = [part.strip() for part in _env_value(args.secret_env, "--secret-env").split(",")]
+    return [Secret(value) for value in values if value]
+
+
+def _open_store(args: argparse.Namespace, *, write: bool) -> ConnectionStore:
+    """The store named by ``--store`` or ``ASGI_SSO_CONNECTIONS`` (its URL is never printed)."""
+    url: str | None = args.store or os.environ.get(_STORE_ENV)
+    if not url:
+        raise _Usage(f"name the connection store with --store URL or {_STORE_ENV}")
+    scheme, sep, _ = url.partition("://")
+    if not sep and url.lower().endswith((".json", ".toml")):
+        if write:
+            raise _Usage(
+                f"{url} is a connections file, read-only here: edit the file, or use a "
+                "sqlite:// or postgresql:// store"
+            )
+        try:
+            return StaticConnections.from_file(url)
+        except ConfigurationError as exc:
+            raise _Usage(str(exc)) from exc
+    driver = _SQL_DRIVERS.get(scheme.partition("+")[0].lower()) if sep else None
+    if driver is None:
+        raise _Usage("--store is a sqlite:// or postgresql:// URL, or a .json or .toml file")
+    _require(("sql", ("sqlalchemy", driver)))
+    if args.secret_env is None:
+        raise _Usage(
+            "a SQL store seals the connections' secrets with the app's own: name the "
+            "environment variable holding them with --secret-env NAME"
+        )
+    try:
+        sql = importlib.import_module("asgi_sso.connections.sql")
+    except ModuleNotFoundError as exc:
+        if exc.name != "asgi_sso.connections.sql":
+            raise
+        raise _Usage("this version of asgi-sso has no SQL connection store") from exc
+    try:
+        store: ConnectionStore = sql.SQLConnections(url, secrets=_app_secrets(args))
+    except ConfigurationError as exc:
+        raise _Usage(str(exc)) from exc
+    return store
+
+
+def _read_json_file(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise _Usage(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise _Usage(f"{path}: expected a JSON object (one connection)")
+    for name in ("client_secret", "client_key", "scim_secret"):
+        value = data.get(name)
+        # As in a connections file, a secret may be {"env": "NAME"}, read from the environment.
+        if isinstance(value, dict):
+            if set(value) != {"env"} or not isinstance(value["env"], str):
+                raise _Usage(f'{path}: {name} is a string or {{"env": "NAME"}}')
+            data[name] = _env_value(value["env"], f"{name} in {path}")
+    return data
+
+
+def _tier_changes(args: argparse.Namespace, *, partial: bool) -> dict[str, Any] | None:
+    tiers: dict[str, Any] = {}
+    if args.default_tier is not None:  # "" removes the default tier
+        tiers["default_tier"] = args.default_tier or None
+    groups: dict[str, str | None] = {}
+    for spec in args.group or ():
+        group, sep, tier = spec.partition("=")
+        if not sep or not group or (not tier and not partial):
+            raise _Usage(f"--group takes GROUP=TIER, got {spec!r}")
+        groups[group] = tier or None  # GROUP= removes the group (update)
+    if groups:
+        tiers["groups"] = groups
+    return tiers or None
+
+
+def _combined(base: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` laid over ``base`` member by member; ``None`` kept (it removes, in a patch)."""
+    result = dict(base) if isinstance(base, dict) else {}
+    for name, value in extra.items():
+        result[name] = _combined(result.get(name), value) if isinstance(value, dict) else value
+    return result
+
+
+def _field_changes(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]:
+    """The connection fields given as flags (``--json FILE`` first, flags over it)."""
+    data = _read_json_file(args.json) if args.json else {}
+    for name in _TEXT_FIELDS:
+        value = getattr(args, name, None)  # --id is a flag of add only
+        if value is not None:
+            data[name] = value
+    lists = {
+        "audience": "audience",
+        "domain": "domains",
+        "algorithm": "algorithms",
+        "scope": "scopes",
+    }
+    for flag, name in lists.items():
+        if getattr(args, flag):
+            data[name] = list(getattr(args, flag))
+    for name, flag in _SECRET_FLAGS:
+        env = getattr(args, flag)
+        if env is not None:
+            data[name] = _env_value(env, "--" + flag.replace("_", "-"))
+    if args.client_secret_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+        if not secret:
+            raise _Usage("--client-secret-stdin read an empty line")
+        data["client_secret"] = secret
+    tiers = _tier_changes(args, partial=partial)
+    if tiers is not None:
+        data["tiers"] = _combined(data.get("tiers"), tiers)
+    if getattr(args, "disabled", False):
+        data["enabled"] = False
+    return data
+
+
+def _cell(text: str) -> str:
+    # A stored name is printed to a terminal: no control sequences from it.
+    return "".join(char if char.isprintable() else "?" for char in text) or "-"
+
+
+def _print_table(connections: Sequence[Connection]) -> None:
+    if not connections:
+        print("no connections")
+        return
+    rows = [("id", "name", "issuer", "domains", "enabled")]
+    for c in connections:
+        enabled = "yes" if c.enabled else "no"
+        rows.append((c.id, _cell(c.name), _cell(c.iss), ",".join(c.domains) or "-", enabled))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _print_report(report: ProbeReport) -> None:
+    failures = sum(not check.ok for check in report.checks)
+    verdict = "all checks passed" if report.ok else f"{failures} check(s) failed"
+    print(f"connection {report.connection}: {verdict}")
+    width = max((len(check.name) for check in report.checks), default=0)
+    for check in report.checks:
+        mark = "note" if check.note else "ok" if check.ok else "FAIL"
+        print(f"  {mark:<4}  {check.name:<{width}}  {check.detail}")
+
+
+async def _connections_op(args: argparse.Namespace, admin: ConnectionAdmin) -> int:
+    op = args.op
+    if op == "list":
+        _print_table(await admin.list())
+    elif op == "show":
+        print(json.dumps((await admin.show(args.connection_id)).public(), indent=2, sort_keys=True))
+    elif op == "add":
+        added = await admin.add(connection_from_input(_field_changes(args, partial=False)))
+        print(f"added connection {added.id!r}")
+    elif op == "update":
+        changes = _field_changes(args, partial=True)
+        if not changes:
+            raise _Usage("name at least one field to change (see --help)")
+        await admin.update(args.connection_id, changes)
+        print(f"updated connection {args.connection_id!r}")
+    elif op in ("disable", "enable", "delete"):
+        await getattr(admin, op)(args.connection_id)
+        print(f"{op}d connection {args.connection_id!r}")
+    else:
+        return await _test_op(args, admin)
+    return EXIT_OK
+
+
+async def _test_op(args: argparse.Namespace, admin: ConnectionAdmin) -> int:
+    target: str | Connection = args.connection_id
+    if args.json:
+        target = connection_from_input(_read_json_file(args.json))
+    async with httpx.AsyncClient(timeout=args.timeout, follow_redirects=False) as client:
+        report = await admin.test(target, client, deadline=3 * args.timeout)
+    _print_report(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+async def _run_connections(args: argparse.Namespace) -> int:
+    write = args.op in _WRITES
+    deferred: list[Event] = []
+    redis_url = getattr(args, "redis", None)
+    bus = None
+    if write and redis_url:
+        bus = _revocation_bus(redis_url, args.redis_prefix, deferred)
+    if args.op == "test" and args.json:
+        store: ConnectionStore = StaticConnections()  # a connection not stored yet
+    else:
+        store = _open_store(args, write=write)
+    clock = SystemClock()
+    announce = announce_on(bus, clock) if bus is not None else None
+    await store.start()
+    try:
+        limits = Limits(fetch_timeout=getattr(args, "timeout", Limits().fetch_timeout))
+        admin = ConnectionAdmin(store, clock=clock, announce=announce, limits=limits)
+        code = await _connections_op(args, admin)
+    finally:
+        await store.close()
+        if bus is not None:
+            await bus.close()
+    if deferred:
+        print(
+            "warning: the change is saved but Redis could not be reached to announce it; "
+            "workers load it at their next poll",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _revocation_bus(url: str, prefix: str, deferred: list[Event]) -> RevocationBus:
+    _require(("redis", ("redis",)))
+    from asgi_sso.identity.redis_bus import RedisRevocationBus
+
+    def sink(event: Event) -> None:
+        if event.outcome == "publish_deferred":
+            deferred.append(event)
+
+    try:
+        return RedisRevocationBus(url, prefix=prefix, emitter=Emitter([sink]))
+    except ConfigurationError as exc:
+        raise _Usage(str(exc)) from exc
+
+
+def _refuse_secret_flags(args: argparse.Namespace) -> None:
+    for name in ("client_secret", "scim_secret"):
+        if getattr(args, name, None) is not None:
+            # Never echoed: a command line is kept in shell histories and process lists.
+            flag = "--" + name.replace("_", "-")
+            hint = " or --client-secret-stdin" if name == "client_secret" else ""
+            raise _Usage(f"{flag} is not taken on the command line: use {flag}-env NAME{hint}")
+
+
+def _cmd_connections(args: argparse.Namespace) -> int:
+    _refuse_secret_flags(args)
+    if args.op == "test" and bool(args.json) == bool(args.connection_id):
+        raise _Usage("test takes a connection id, or --json FILE for one not stored yet")
+    try:
+        return asyncio.run(_run_connections(args))
+    except (ConnectionChangeError, ConfigurationError) as exc:
+        raise _Usage(str(exc)) from exc
+    except ServiceUnavailable as exc:
+        raise _Unavailable(exc.description) from exc
+
+
+def _field_flags(adding: bool) -> argparse.ArgumentParser:
+    """The flags naming a connection's fields (add: a new one; update: the changes)."""
+    fields = argparse.ArgumentParser(add_help=False)
+    if adding:
+        fields.add_argument("--id", help="the stable connection id (a-z 0-9 . _ -)")
+    fields.add_argument("--json", metavar="FILE", help="the fields as a JSON object; flags win")
+    fields.add_argument("--name", help="the display name")
+    fields.add_argument("--issuer", help="the exact issuer, or a template with {tenant}")
+    fields.add_argument("--tenant", help="the value of {tenant} in a templated issuer")
+    fields.add_argument("--client-id", help="this app's client id at the IdP (sign-in)")
+    secret = "the environment variable holding the "
+    fields.add_argument("--client-secret-env", metavar="NAME", help=secret + "client secret")
+    fields.add_argument(
+        "--client-secret-stdin", action="store_true", help="read the client secret from stdin"
+    )
+    for hidden in ("--client-secret", "--scim-secret"):  # refused with a hint, see above
+        fields.add_argument(hidden, help=argparse.SUPPRESS)
+    fields.add_argument("--client-key-env", metavar="NAME", help=secret + "private_key_jwt key")
+    fields.add_argument(
+        "--token-endpoint-auth",
+        choices=["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+    )
+    fields.add_argument("--audience", action="append", help="an API audience (repeatable)")
+    fields.add_argument("--domain", action="append", help="an email domain it owns (repeatable)")
+    fields.add_argument("--algorithm", action="append", help="an allowed algorithm (repeatable)")
+    fields.add_argument("--scope", action="append", help="a sign-in scope (repeatable)")
+    fields.add_argument("--user-claim", help="the claim naming a user (sub; oid for Entra ID)")
+    fields.add_argument("--default-tier", help="the tier everyone gets ('' removes it)")
+    fields.add_argument(
+        "--group", action="append", metavar="GROUP=TIER", help="map a group (repeatable)"
+    )
+    fields.add_argument("--scim-secret-env", metavar="NAME", help=secret + "SCIM bearer secret")
+    fields.add_argument("--discovery-url", help="the discovery document, if not at the issuer")
+    fields.add_argument("--jwks-uri", help="the key set URL, if not taken from discovery")
+    if adding:
+        fields.add_argument("--disabled", action="store_true", help="add it disabled")
+    return fields
+
+
+def _connections_parser(commands: Any) -> None:
+    conns = commands.add_parser(
+        "connections",
+        help="manage connections (each customer's IdP)",
+        description="Add, change, disable, delete and test connections in a store. A list "
+        "given as flags (--domain, --audience ...) replaces the whole list on update; "
+        "--group GROUP= removes a group. Secrets are never taken on the command line.",
+    )
+    conns.set_defaults(handler=_cmd_connections)
+    ops = conns.add_subparsers(dest="op", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--store",
+        metavar="URL",
+        help=f"sqlite:///PATH, postgresql://..., or a .json/.toml file (read-only); "
+        f"default ${_STORE_ENV}",
+    )
+    common.add_argument(
+        "--secret-env",
+        metavar="NAME",
+        help="the environment variable holding the app secret(s) sealing stored secrets "
+        "(comma-separated, oldest first)",
+    )
+    writes = argparse.ArgumentParser(add_help=False, parents=[common])
+    writes.add_argument("--redis", metavar="URL", help="announce the change to every worker")
+    writes.add_argument(
+        "--redis-prefix", default="asgi_sso:", help="the app's Redis key prefix (%(default)s)"
+    )
+    ops.add_parser("list", parents=[common], help="list the connections")
+    ops.add_parser("show", parents=[common], help="show one (never its secrets)")
+    ops.add_parser("add", parents=[writes, _field_flags(True)], help="add a connection")
+    ops.add_parser("update", parents=[writes, _field_flags(False)], help="change fields")
+    for name, text in (
+        ("disable", "disable one (sessions opened before stay ended)"),
+        ("enable", "enable a disabled one"),
+        ("delete", "delete one"),
+    ):
+        ops.add_parser(name, parents=[writes], help=text)
+    test = ops.add_parser("test", parents=[common], help="check one against its IdP")
+    test.add_argument("--json", metavar="FILE", help="test this connection instead (not stored)")
+    test.add_argument("--timeout", type=float, default=5.0, help="seconds per fetch")
+    for name, parser in ops.choices.items():
+        if name not in ("list", "add"):
+            parser.add_argument(
+                "connection_id", metavar="ID", nargs="?" if name == "test" else None
+            )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asgi-sso", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -320,6 +696,7 @@ def _parser() -> argparse.ArgumentParser:
     jwks.add_argument("target", metavar="ISSUER_OR_URL")
     jwks.add_argument("--timeout", type=float, default=10.0)
     jwks.set_defaults(handler=_cmd_jwks)
+    _connections_parser(commands)
     return parser
 
 

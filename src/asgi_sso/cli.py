@@ -367,7 +367,9 @@ def _open_store(args: argparse.Namespace, *, write: bool) -> ConnectionStore:
             raise
         raise _Usage("this version of asgi-sso has no SQL connection store") from exc
     try:
-        store: ConnectionStore = sql.SQLConnections(url, secrets=_app_secrets(args))
+        store: ConnectionStore = sql.SQLConnections(
+            url, secrets=_app_secrets(args), table_prefix=args.table_prefix
+        )
     except ConfigurationError as exc:
         raise _Usage(str(exc)) from exc
     return store
@@ -636,6 +638,9 @@ def _connections_parser(commands: Any) -> None:
         metavar="NAME",
         help="the environment variable holding the app secret(s) sealing stored secrets "
         "(comma-separated, oldest first)",
+    )
+    common.add_argument(
+        "--table-prefix", default="asgi_sso_", help="the SQL store's table prefix (%(default)s)"
     )
     writes = argparse.ArgumentParser(add_help=False, parents=[common])
     writes.add_argument("--redis", metavar="URL", help="announce the change to every worker")

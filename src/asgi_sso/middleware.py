@@ -46,6 +46,7 @@ from asgi_sso.settings import Backends, CredentialSources, PathRules
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
+    from asgi_sso.connections.admin import ConnectionsAdminApp
     from asgi_sso.connections.directory import ConnectionDirectory
     from asgi_sso.connections.live import LiveConnections
     from asgi_sso.connections.model import Connection
@@ -220,6 +221,36 @@ class SSOMiddleware:
             admit=self._admit_connection,
         )
         self.connections.subscribe(self._on_connections)
+
+    def connections_admin(self, *, client: httpx.AsyncClient | None = None) -> ConnectionsAdminApp:
+        """A JSON API managing this middleware's connections, to mount behind admin auth.
+
+        **It has no authentication of its own**: mount it where only administrators
+        reach it (a route guarded by an admin scope, an internal port). Each change
+        is checked as the middleware would check it (an issuer or id colliding with
+        a configured ``Issuer``, an unknown tier) and announced on the revocation
+        bus, so every worker sharing it loads the change at once.
+
+        Args:
+            client: the HTTP client of ``POST /{id}/test``; default: the middleware's.
+
+        Raises:
+            ConfigurationError: the middleware has no ``connections``.
+        """
+        from asgi_sso.connections.admin import ConnectionsAdminApp
+        from asgi_sso.connections.manage import ConnectionAdmin, announce_on
+
+        if self.connections is None:
+            raise ConfigurationError("connections_admin() needs SSOMiddleware(connections=...)")
+        admin = ConnectionAdmin(
+            self.connections.store,
+            clock=self.clock,
+            announce=announce_on(self.revocations, self.clock),
+            admit=self._admit_connection,
+            emitter=self.emitter,
+            limits=self.limits,
+        )
+        return ConnectionsAdminApp(admin, client=client or self.http_client)
 
     def _admit_connection(self, connection: Connection) -> str | None:
         # Why a stored connection cannot be used with this configuration, if so.

@@ -19,15 +19,17 @@ worker.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from asgi_sso._asgi import OriginGuard, PathMatcher, ScopeRules, check_root_path
-from asgi_sso.config import Clock, SystemClock
+from asgi_sso.config import Clock, Secret, SystemClock
+from asgi_sso.connections.store import ConnectionStore, StaticConnections
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.resolver import IdentityConfig
 from asgi_sso.identity.stores._urls import async_database_url
@@ -195,6 +197,9 @@ class Environment:
     sessions: SessionStore | None = None
     revocations: RevocationBus | None = None
     documents: SharedDocuments | None = None
+    sql_connections: Callable[[Sequence[Secret]], ConnectionStore] | None = field(
+        default=None, repr=False
+    )
 
     def backends(self, *, sessions: bool = True) -> Backends:
         """The shared backends for ``SSOMiddleware(backends=...)``.
@@ -208,6 +213,18 @@ class Environment:
             revocations=self.revocations,
             documents=self.documents,
         )
+
+    def connections(self, secrets: Sequence[Secret]) -> ConnectionStore:
+        """The connection store for ``SSOMiddleware(connections=...)``: in the database
+        when ``ASGI_SSO_DATABASE_URL`` is set (secrets sealed with ``secrets``, oldest
+        first), else an empty in-process store.
+
+        Raises:
+            ConfigurationError: no secret is given for a database store.
+        """
+        if self.sql_connections is None:
+            return StaticConnections()
+        return self.sql_connections(secrets)
 
     def identity(self, tier_mapper: TierMapper | None = None) -> IdentityConfig:
         """The identity settings for ``SSOMiddleware(identity=...)`` with this user store."""
@@ -232,6 +249,12 @@ def database_url(url: str) -> str:
     return async_database_url(url, setting=DATABASE_URL_ENV)
 
 
+def _sql_connections(url: str, clock: Clock | None, secrets: Sequence[Secret]) -> ConnectionStore:
+    from asgi_sso.connections.sql import SQLConnections
+
+    return SQLConnections(url, secrets=secrets, clock=clock)
+
+
 def from_env(
     environ: Mapping[str, str] | None = None, *, clock: Clock | None = None
 ) -> Environment:
@@ -251,6 +274,7 @@ def from_env(
     prefix = env.get(REDIS_PREFIX_ENV, "").strip() or None
 
     user_store: UserStore
+    sql_connections: Callable[[Sequence[Secret]], ConnectionStore] | None = None
     if db_url:
         url = database_url(db_url)
         try:
@@ -260,11 +284,11 @@ def from_env(
                 f"{DATABASE_URL_ENV} needs: pip install 'asgi-sso[sql]'"
             ) from exc
         user_store = SQLUserStore(url, clock=clock)
+        sql_connections = functools.partial(_sql_connections, url, clock)
     else:
         user_store = MemoryUserStore(clock=clock)
-
     if not redis_url:
-        return Environment(user_store=user_store, shared=False)
+        return Environment(user_store=user_store, shared=False, sql_connections=sql_connections)
     try:
         from asgi_sso.identity.redis_bus import RedisRevocationBus
         from asgi_sso.keys.redis import RedisDocumentCache
@@ -278,4 +302,5 @@ def from_env(
         sessions=RedisSessionStore(redis_url, clock=clock, **extra),
         revocations=RedisRevocationBus(redis_url, **extra),
         documents=RedisDocumentCache(redis_url, clock=clock or SystemClock(), **extra),
+        sql_connections=sql_connections,
     )

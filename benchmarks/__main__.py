@@ -1,8 +1,11 @@
 """The runner: ``python -m benchmarks [SUITE|all] [--quick] [--out DIR]``.
 
-Suites: verify, middleware, e2e, memory, refusals. ``verify`` and ``middleware`` run
-on pyperf; their pyperf JSON files are kept in ``OUT/pyperf/`` for
-``python -m pyperf compare_to``.
+Suites: verify, middleware, connections, e2e, memory, refusals. ``verify``,
+``middleware`` and ``connections`` run on pyperf; their pyperf JSON files are kept in
+``OUT/pyperf/`` for ``python -m pyperf compare_to``.
+
+One suite run alone merges into ``OUT/results.json``: the other suites' figures and the
+machine of their run stay; ``runs`` says when, on what budget, each suite was measured.
 """
 
 from __future__ import annotations
@@ -18,12 +21,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import e2e, memory, middleware_cost, refusals, report, verify_cost
+from benchmarks import (
+    connections_cost,
+    e2e,
+    memory,
+    middleware_cost,
+    refusals,
+    report,
+    verify_cost,
+)
 from benchmarks.harness import Budget, keep_pyperf
 
 PYPERF_SUITES: dict[str, Callable[[Budget, Path], tuple[dict[str, Any], Path]]] = {
     "verify": verify_cost.run,
     "middleware": middleware_cost.run,
+    "connections": connections_cost.run,
 }
 OTHER_SUITES: dict[str, Callable[[Budget, Path], dict[str, Any]]] = {
     "e2e": e2e.run,
@@ -74,18 +86,30 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     if args.suite != "all" and previous.exists():
         results = json.loads(previous.read_text())
-    results["machine"] = report.machine()
-    results["budget_name"] = "quick" if args.quick else "full"
-    results["budget"] = dataclasses.asdict(budget)
+    machine = report.machine()
+    run_of = {
+        "budget_name": "quick" if args.quick else "full",
+        "budget": dataclasses.asdict(budget),
+    }
+    if "machine" not in results:  # the header names the run of the suites measured together
+        results.update(machine=machine, **run_of)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="asgi-sso-bench-") as tmp:
         for suite in suites:
+            began = time.perf_counter()
             if suite in PYPERF_SUITES:
                 results[suite], raw = PYPERF_SUITES[suite](budget, Path(tmp))
                 results.setdefault("pyperf_files", {})[suite] = keep_pyperf(raw, args.out, suite)
             else:
                 results[suite] = OTHER_SUITES[suite](budget, Path(tmp))
-    results["seconds"] = round(time.perf_counter() - started, 1)
+            seconds = round(time.perf_counter() - began, 1)
+            results.setdefault("runs", {})[suite] = {
+                **run_of,
+                "machine": machine,
+                "seconds": seconds,
+            }
+    if args.suite == "all" or "seconds" not in results:
+        results["seconds"] = round(time.perf_counter() - started, 1)
     for path in report.write(results, args.out):
         print(f"wrote {path}", file=sys.stderr)
     print(report.markdown(results))

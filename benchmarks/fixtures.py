@@ -136,7 +136,9 @@ def _deserialize(label: str, blob: bytes) -> Any:
     return blob if label == "HS256" else serialization.load_pem_private_key(blob, None)
 
 
-def _mint_range(label: str, blob: bytes, start: int, stop: int, now: int) -> list[str]:
+def _mint_range(
+    label: str, blob: bytes, start: int, stop: int, now: int, issuer: str = ISSUER
+) -> list[str]:
     key = _deserialize(label, blob)
     header = b64(
         json.dumps(
@@ -146,7 +148,7 @@ def _mint_range(label: str, blob: bytes, start: int, stop: int, now: int) -> lis
     out = []
     for i in range(start, stop):
         claims = {
-            "iss": ISSUER,
+            "iss": issuer,
             "sub": f"user-{i}",
             "aud": AUDIENCE,
             "iat": now,
@@ -160,24 +162,28 @@ def _mint_range(label: str, blob: bytes, start: int, stop: int, now: int) -> lis
     return out
 
 
-def mint(label: str, key: Any, count: int, *, start: int = 0) -> list[str]:
-    """Mint ``count`` distinct tokens (unique ``sub``/``jti``), in parallel when many."""
+def mint(label: str, key: Any, count: int, *, start: int = 0, issuer: str = ISSUER) -> list[str]:
+    """Mint ``count`` distinct tokens of ``issuer`` (unique ``sub``/``jti``), in parallel."""
     blob = _serialize(label, key)
     now = int(time.time())
     workers = min(os.cpu_count() or 1, 4)
     if count < 2000 or workers < 2:
-        return _mint_range(label, blob, start, start + count, now)
+        return _mint_range(label, blob, start, start + count, now, issuer)
     step = -(-count // workers)
     bounds = [(start + i, min(start + i + step, start + count)) for i in range(0, count, step)]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         parts = pool.map(
-            _mint_range, *zip(*[(label, blob, a, b, now) for a, b in bounds], strict=False)
+            _mint_range,
+            *zip(*[(label, blob, a, b, now, issuer) for a, b in bounds], strict=False),
         )
         return [token for part in parts for token in part]
 
 
-def make_material(label: str, count: int) -> tuple[Material, Any]:
-    """Generate a key for ``label`` and mint ``count`` tokens plus two warm-up tokens."""
+def make_material(label: str, count: int, *, issuer: str = ISSUER) -> tuple[Material, Any]:
+    """Generate a key for ``label`` and mint ``count`` tokens plus two warm-up tokens.
+
+    Every token names ``issuer`` in ``iss``.
+    """
     key = _private_key(label)
     pem = None
     if not isinstance(key, bytes):
@@ -194,8 +200,9 @@ def make_material(label: str, count: int) -> tuple[Material, Any]:
         jwk=_public_jwk(label, key),
         pem=pem,
         secret=b64(key) if isinstance(key, bytes) else None,
-        warmup=mint(label, key, 2, start=10_000_000),
-        tokens=mint(label, key, count),
+        warmup=mint(label, key, 2, start=10_000_000, issuer=issuer),
+        tokens=mint(label, key, count, issuer=issuer),
+        issuer=issuer,
     )
     return material, key
 

@@ -35,6 +35,7 @@ class Budget:
     duration: float = 4.0  # e2e: seconds of wrk per case and connection count
     e2e_tokens: int = 60_000  # more than a 4 s run sends: unique means unique
     memory_tokens: int = 100_000
+    reloads: int = 20  # connections: timed reloads of each snapshot size
 
     @classmethod
     def quick(cls) -> Budget:
@@ -46,6 +47,7 @@ class Budget:
             duration=1.0,
             e2e_tokens=5000,
             memory_tokens=10_000,
+            reloads=5,
         )
 
 

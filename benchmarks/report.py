@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks import connections_cost
 from benchmarks.e2e import CONNECTIONS, JUDGED, TARGETS
 
 PACKAGES = ("asgi-sso", "cryptography", "joserfc", "PyJWT", "python-jose", "Authlib",
@@ -178,6 +179,86 @@ def _cold_parts(mw: dict[str, Any], verify: dict[str, Any], cold: float, alone: 
     return lines
 
 
+def _us(case: dict[str, Any] | None) -> str:
+    if not case or "mean_us" not in case:
+        return "error" if case else "-"
+    flag = " (unstable)" if case.get("warnings") else ""
+    return f"{case['mean_us']:.2f} ± {case['stdev_us']:.2f}{flag}"
+
+
+def _connections_md(conn: dict[str, Any]) -> list[str]:
+    counts, band = connections_cost.COUNTS, connections_cost.BAND
+    lines = [
+        f"## Connections: verification with {counts[0]:,} and {counts[1]:,} configured "
+        "connections (RS256; µs per request, mean ± std dev)",
+        "",
+    ]
+    if "cases" not in conn:
+        return [*lines, f"Not run: {conn.get('error', 'n/a')}"]
+    cases, ratios = conn["cases"], conn.get("ratios", {})
+    lines += [
+        "A request is the middleware's own step (extract the bearer token, verify it, check "
+        "its connection is still in force, build the principal); every connection has its own "
+        "issuer and key set, and the tokens belong to the one added last. Cold: tokens never "
+        "seen before, a fresh middleware per pass; warm: a verified-token cache hit.",
+        "",
+        f"| mode | {counts[0]:,} | {counts[1]:,} | {counts[1]:,} / {counts[0]:,} "
+        "| of the medians |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for mode in connections_cost.MODES:
+        cells = [_us(cases.get(f"{mode}:{n}")) for n in counts]
+        ratio = ratios.get(mode, {})
+        shown = f"{ratio['ratio']:.2f} ± {ratio['spread']:.2f}" if ratio else "n/a"
+        median = ratio.get("median_ratio")
+        lines.append(
+            f"| {mode} | {cells[0]} | {cells[1]} | {shown} | "
+            + (f"{median:.2f}" if median else "n/a")
+            + " |"
+        )
+    lines += _errors_and_warnings(cases)
+    lines += _reload_md(conn.get("reload", {}), counts)
+    lines += ["", "Targets (issue 22: the figures must not depend on the count):", ""]
+    for mode in connections_cost.MODES:
+        ratio = _get(ratios, mode, "ratio")
+        shown = f"{ratio:.2f}" if ratio else "n/a"
+        verdict = _verdict(abs(ratio - 1) <= band if ratio else None)
+        lines.append(
+            f"* {mode}: {counts[1]:,} / {counts[0]:,} within 1 ± {band:.2f}: {shown} — {verdict}"
+        )
+    return lines
+
+
+def _reload_md(reload: dict[str, Any], counts: tuple[int, ...]) -> list[str]:
+    """Wall-clock milliseconds of ``LiveConnections.reload()`` per snapshot size."""
+    runs = [reload.get(str(n), {}) for n in counts]
+    repeats = max((run.get("repeats", 0) for run in runs), default=0)
+    lines = [
+        "",
+        f"A new snapshot (`LiveConnections.reload()` from a `StaticConnections` store; wall "
+        f"clock, median of {repeats} in ms, min-max):",
+        "",
+        "| reload | " + " | ".join(f"{n:,} connection{'s' * (n != 1)}" for n in counts) + " |",
+        "|---" + "|---:" * len(counts) + "|",
+    ]
+    labels = {
+        "worker": "a worker's (admits each connection, hands them to the verifier)",
+        "snapshot": "the snapshot alone",
+    }
+    for key, label in labels.items():
+        cells = []
+        for run in runs:
+            figures = run.get(key)
+            if figures is None:
+                cells.append(f"not run: {run['error']}" if "error" in run else "-")
+                continue
+            cells.append(
+                f"{figures['median_ms']:.2f} ({figures['min_ms']:.2f}-{figures['max_ms']:.2f})"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _e2e_md(stacks: dict[str, Any]) -> list[str]:
     if "error" in stacks:
         return ["## End to end (uvicorn + wrk)", "", f"Not run: {stacks['error']}"]
@@ -295,6 +376,20 @@ def _pyperf_files(results: dict[str, Any]) -> str:
     return ", ".join(files) if files else "none"
 
 
+def _run_note(results: dict[str, Any], suite: str) -> list[str]:
+    """When ``suite`` was measured in a run of its own: that run's date, budget and load."""
+    run = _get(results, "runs", suite)
+    if not run or run["machine"]["date"] == _get(results, "machine", "date"):
+        return []
+    m = run["machine"]
+    return [
+        f"Measured in a run of its own: {m['date']} on {m['cpu']} ({m['cores']} cores, load "
+        f"average at start {', '.join(f'{x:.2f}' for x in m['load_average'])}), budget "
+        f"{run['budget_name']}, asgi-sso {m['packages'].get('asgi-sso', '?')}.",
+        "",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     m = results["machine"]
@@ -307,7 +402,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
         "",
-        "The verify and middleware suites ran on pyperf (each case in its own worker "
+        "The verify, middleware and connections suites ran on pyperf (each case in its own worker "
         f"processes, loops calibrated; options: {_pyperf_options(results)}): figures are "
         "pyperf's mean ± standard deviation, ratios and overheads are taken against the "
         "floor or baseline of the same run, and a case pyperf finds unstable is marked. "
@@ -315,16 +410,20 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     verify = results.get("verify", {})
-    if verify:
-        lines += [*_verify_md(verify), ""]
-    if "middleware" in results:
-        lines += [*_middleware_md(results["middleware"], verify), ""]
-    if "e2e" in results:
-        lines += [*_e2e_md(results["e2e"]), ""]
-    if "memory" in results:
-        lines += [*_memory_md(results["memory"]), ""]
-    if "refusals" in results:
-        lines += [*_refusals_md(results["refusals"]), ""]
+    sections: list[tuple[str, Any]] = [
+        ("verify", lambda: _verify_md(verify) if verify else []),
+        ("middleware", lambda: _middleware_md(results["middleware"], verify)),
+        ("connections", lambda: _connections_md(results["connections"])),
+        ("e2e", lambda: _e2e_md(results["e2e"])),
+        ("memory", lambda: _memory_md(results["memory"])),
+        ("refusals", lambda: _refusals_md(results["refusals"])),
+    ]
+    for suite, render in sections:
+        if suite not in results:
+            continue
+        body: list[str] = render()
+        if body:  # the note goes under the section's first heading
+            lines += [*body[:2], *_run_note(results, suite), *body[2:], ""]
     return "\n".join(lines)
 
 

@@ -18,11 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import middleware_cost, verify_cost
+from benchmarks import connections_cost, middleware_cost, verify_cost
 from benchmarks.__main__ import budget_from, parse
+from benchmarks._asgi_sso import AuthError
 from benchmarks.apps import APPS, DIAGNOSTIC, STUBBED
 from benchmarks.e2e import CASES, CONNECTIONS, TARGETS, available_stacks, judge
-from benchmarks.fixtures import Material, make_material
+from benchmarks.fixtures import Material, b64decode, make_material
 from benchmarks.harness import read_pyperf
 from benchmarks.middleware_cost import _Exchange, _scope
 from benchmarks.refusals import KINDS
@@ -119,6 +120,99 @@ def test_middleware_suite_runs_on_pyperf_and_merges_into_earlier_results(tmp_pat
     assert middleware["asgi_sso:cold"]["baseline"] == "starlette"
     assert middleware["verify_then_starlette:cold"]["baseline"] == "starlette"
     assert (out / results["pyperf_files"]["middleware"]).exists()
+
+
+@pytest.mark.slow
+def test_connections_suite_runs_on_pyperf_and_keeps_the_earlier_runs_machine(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "results"
+    out.mkdir()
+    earlier = {"machine": {**MACHINE, "date": "earlier"}, "memory": {"error": "earlier"}}
+    (out / "results.json").write_text(json.dumps(earlier))
+    proc = run_runner("connections", *TINY, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["machine"]["date"] == "earlier"
+    assert results["memory"] == earlier["memory"]
+    assert results["runs"]["connections"]["machine"]["date"] != "earlier"
+    connections = results["connections"]
+    assert set(connections["cases"]) == set(connections_cost.cases())
+    for name, case in connections["cases"].items():
+        assert "error" not in case, (name, case)
+        assert case["values"] == 1
+    assert set(connections["ratios"]) == set(connections_cost.MODES)
+    for count in connections_cost.COUNTS:
+        assert set(connections["reload"][str(count)]) >= {"worker", "snapshot"}
+    kept = out / results["pyperf_files"]["connections"]
+    assert len(pyperf.BenchmarkSuite.load(str(kept)).get_benchmarks()) == 4
+    table = (out / "results.md").read_text()
+    assert "| cold | " in table
+    assert "Measured in a run of its own" in table
+
+
+def _iss(token: str) -> str:
+    return str(json.loads(b64decode(token.split(".")[1]))["iss"])
+
+
+@pytest.mark.parametrize("count", connections_cost.COUNTS)
+def test_connections_suite_times_tokens_of_the_last_connection_added(count: int) -> None:
+    material, _ = make_material("RS256", 3, issuer=connections_cost.TARGET_ISSUER)
+    items = connections_cost.connections(count)
+    assert len(items) == count
+    assert items[-1].id == connections_cost.TARGET
+    assert {_iss(t) for t in material.tokens} == {items[-1].iss}
+    assert len({c.iss for c in items}) == len({c.jwks_uri for c in items}) == count
+    assert all(c.iss.startswith("https://") for c in items)
+    # The parent's check: the middleware names the target, refuses a tampered token.
+    assert connections_cost.check(material, count) == {}
+    for mode in connections_cost.MODES:  # each case once, untimed; a refusal raises
+        bench = connections_cost.Bench(material, count)
+        try:
+            connections_cost.time_func(bench, mode)(len(material.tokens))
+        finally:
+            bench.finish()
+    reload = connections_cost.reload_cost(material, count, 1)
+    assert "error" not in reload, reload
+    assert set(reload) == {"connections", "repeats", "worker", "snapshot"}
+
+
+def test_connections_suite_refuses_a_token_of_no_connection() -> None:
+    # The timed step verifies for real: a token of an unconfigured issuer is refused.
+    material, _ = make_material("RS256", 2, issuer="https://nobody.idp.bench.example")
+    bench = connections_cost.Bench(material, 2)
+    try:
+        with pytest.raises(AuthError):
+            connections_cost.time_func(bench, "cold")(2)
+    finally:
+        bench.finish()
+    assert "error" in connections_cost.check(material, 2)
+
+
+@given(st.floats(1.0, 1e3), st.floats(1.0, 1e3), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_connections_ratios_divide_the_many_by_the_one_of_the_same_run(
+    one: float, many: float, one_cv: float, many_cv: float
+) -> None:
+    few, more = connections_cost.COUNTS
+    results: dict[str, dict[str, Any]] = {case: {} for case in connections_cost.cases()}
+    timed = {
+        f"cold:{few}": {**_timed(one, one * one_cv), "median_us": one / 2},
+        f"cold:{more}": {**_timed(many, many * many_cv), "median_us": many},
+        f"warm:{few}": _timed(one),
+    }
+    judged = connections_cost.judge(results, list(results), timed)
+    cold = judged["ratios"]["cold"]
+    assert cold["ratio"] == pytest.approx(many / one)
+    assert cold["spread"] == pytest.approx(many / one * (one_cv**2 + many_cv**2) ** 0.5)
+    assert cold["median_ratio"] == pytest.approx(2 * many / one)
+    assert "warm" not in judged["ratios"]  # its 1,000-connection case has no values
+    assert "error" in judged["cases"][f"warm:{more}"]
+    text = markdown({"machine": MACHINE, "connections": judged})
+    row = f"| cold | {one:.2f} ± {one * one_cv:.2f} | {many:.2f} ± {many * many_cv:.2f} | "
+    assert f"{row}{many / one:.2f} ± {cold['spread']:.2f} | {2 * many / one:.2f} |" in text
+    met = abs(many / one - 1) <= connections_cost.BAND
+    assert (f"* cold: 1,000 / 1 within 1 ± 0.10: {many / one:.2f} — met" in text) == met
+    assert "* warm: 1,000 / 1 within 1 ± 0.10: n/a — n/a" in text
 
 
 @pytest.mark.slow

@@ -221,6 +221,10 @@ class SSOMiddleware:
             admit=self._admit_connection,
         )
         self.connections.subscribe(self._on_connections)
+        # Per connection id, the last Connection seen and what was derived from it: an
+        # unchanged connection keeps its Issuer object (and its cached verifications).
+        self._issuer_of: dict[str, tuple[Connection, Issuer]] = {}
+        self._admitted: dict[str, tuple[Connection, str | None]] = {}
 
     def connections_admin(self, *, client: httpx.AsyncClient | None = None) -> ConnectionsAdminApp:
         """A JSON API managing this middleware's connections, to mount behind admin auth.
@@ -254,6 +258,14 @@ class SSOMiddleware:
 
     def _admit_connection(self, connection: Connection) -> str | None:
         # Why a stored connection cannot be used with this configuration, if so.
+        known = self._admitted.get(connection.id)
+        if known is not None and known[0] == connection:
+            return known[1]
+        reason = self._admission(connection)
+        self._admitted[connection.id] = (connection, reason)
+        return reason
+
+    def _admission(self, connection: Connection) -> str | None:
         registry = self.verifier.registry
         configured = registry.find(connection.iss)
         if configured is not None and not registry.is_connection(connection.iss):
@@ -271,9 +283,13 @@ class SSOMiddleware:
 
     def _on_connections(self, old: ConnectionDirectory, new: ConnectionDirectory) -> None:
         # A new snapshot: trust exactly its enabled connections from the next request on.
+        refused = self.connections.refused if self.connections is not None else {}
+        for memo in (self._issuer_of, self._admitted):
+            for gone in [cid for cid in memo if cid not in new and cid not in refused]:
+                del memo[gone]
         enabled = [c for c in new if c.enabled]
         self.verifier.set_connections(
-            [c.issuer_config() for c in enabled],
+            [self._issuer(c) for c in enabled],
             sign_in_only={c.id for c in enabled if not c.audience},
         )
         if self._tier_mapper is not None:
@@ -284,6 +300,14 @@ class SSOMiddleware:
             self.scim.set_connection_secrets(
                 (c.id, c.scim_secret) for c in enabled if c.scim_secret is not None
             )
+
+    def _issuer(self, connection: Connection) -> Issuer:
+        known = self._issuer_of.get(connection.id)
+        if known is not None and known[0] == connection:
+            return known[1]
+        issuer = connection.issuer_config()
+        self._issuer_of[connection.id] = (connection, issuer)
+        return issuer
 
     def _wire_own_routes(
         self,
@@ -502,7 +526,10 @@ class SSOMiddleware:
                 self._origins.check(scope)
             verified = await self.verifier.verify(found.token)
             if self.connections is not None and not self.verifier.trusts(verified):
-                raise UnknownIssuer("the token's connection has changed or is disabled")
+                # Verified (and cached) before its connection changed: check it again.
+                verified = await self.verifier.refresh(found.token)
+                if not self.verifier.trusts(verified):  # changed again meanwhile
+                    raise UnknownIssuer("the token's connection changed; please retry")
             principal = _principal_from(verified, found.source)
         elif self.login is not None:
             result = await self.login.authenticate(scope)

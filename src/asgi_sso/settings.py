@@ -250,8 +250,10 @@ def database_url(url: str) -> str:
 
 
 def _sql_connections(url: str, clock: Clock | None, secrets: Sequence[Secret]) -> ConnectionStore:
-    from asgi_sso.connections.sql import SQLConnections
-
+    try:
+        from asgi_sso.connections.sql import SQLConnections
+    except ImportError as exc:
+        raise ConfigurationError(f"{DATABASE_URL_ENV} needs: pip install 'asgi-sso[sql]'") from exc
     return SQLConnections(url, secrets=secrets, clock=clock)
 
 

@@ -151,11 +151,17 @@ async def test_a_verification_under_a_replaced_configuration_is_not_served(
     token = acme.issue_token("u1", audience=API)
     verified = await app.verifier.verify(token)
     assert app.verifier.trusts(verified)
+    for _ in range(2):  # the second sighting is cached
+        assert (await call(app, token)).status_code == 200
+    assert app.verifier.cached(token) is not None
     await store.update(connection(acme, "acme", name="Acme Renamed"))
     await app.connections.reload()  # type: ignore[union-attr]
     # The old result, wherever it is kept, belongs to a configuration no longer in force.
     assert not app.verifier.trusts(verified)
-    assert (await call(app, token)).status_code == 200  # verified again under the new one
+    assert not app.verifier.trusts(app.verifier.cached(token))  # type: ignore[arg-type]
+    # The cached verification is checked again under the new configuration, and replaced.
+    assert (await call(app, token)).status_code == 200
+    assert app.verifier.trusts(app.verifier.cached(token))  # type: ignore[arg-type]
     await app.shutdown()
 
 
@@ -328,4 +334,26 @@ async def test_connections_sharing_an_issuer_are_told_apart_by_their_claim(
         assert "'hd' claim" in response.headers["www-authenticate"]
     with pytest.raises(ConnectionConflict, match="same issuer"):
         await store.add(connection(acme, "plain"))
+    await app.shutdown()
+
+
+async def test_a_change_keeps_the_other_connections_cached_tokens_and_forgets_refusals(
+    acme: DevIdP, globex: DevIdP, http: httpx.AsyncClient
+) -> None:
+    store = StaticConnections([connection(acme, "acme")])
+    app = await started(SSOMiddleware(inner, connections=store, http_client=http))
+    live = app.connections
+    assert live is not None
+    acme_token = acme.issue_token("u1", audience=API)
+    cached = await app.verifier.verify(acme_token)
+    globex_token = globex.issue_token("u2", audience=API)
+    for _ in range(2):  # refused, and the refusal remembered
+        assert (await call(app, globex_token)).status_code == 401
+    await store.add(connection(globex, "globex"))
+    await live.reload()
+    assert app.verifier.trusts(cached)  # acme did not change: its verification stands
+    assert (await call(app, globex_token)).status_code == 200  # not refused from memory
+    await store.update(connection(acme, "acme", domains=("acme.test", "acme-corp.test")))
+    await live.reload()
+    assert not app.verifier.trusts(cached)
     await app.shutdown()

@@ -297,6 +297,10 @@ class VerifiedTokenCache(Generic[T]):
         self._by_subject.clear()
         self._failures.clear()
 
+    def forget_failures(self) -> None:
+        """Forget every remembered refusal (the trusted issuers changed)."""
+        self._failures.clear()
+
     @property
     def has_failures(self) -> bool:
         """Whether any refusal is remembered (lets a caller skip the clock and the lookup)."""

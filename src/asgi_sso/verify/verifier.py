@@ -269,9 +269,12 @@ class TokenVerifier:
 
         For runtime connections (:mod:`asgi_sso.connections`): routing stays one
         dict lookup by ``iss`` however many there are, and their keys are fetched
-        on first use. Every cached verification is forgotten, and :meth:`trusts`
-        refuses one made under a replaced configuration, so a connection that left
-        the set refuses its tokens from the next request on.
+        on first use. :meth:`trusts` refuses a verification made under a
+        configuration that is no longer in force, so a connection that left the set
+        or changed refuses its cached tokens from the next request on, while the
+        other connections' cached tokens stay (pass the unchanged ``Issuer`` objects
+        again to keep them). Remembered refusals are forgotten: a token refused for
+        an unknown issuer is accepted as soon as its connection is added.
 
         Args:
             issuers: the connections' issuers (exact, no HMAC secret).
@@ -284,10 +287,33 @@ class TokenVerifier:
                 raise ConfigurationError(f"connection issuer {issuer.label!r} is not usable here")
             key = "connection:" + (issuer.connection or "")
             bearer = issuer.connection not in sign_in_only
-            states[key] = _IssuerState(issuer, bearer=bearer)
+            state = self._states.get(key)
+            if state is None or state.config is not issuer or state.bearer != bearer:
+                state = _IssuerState(issuer, bearer=bearer)
+            states[key] = state
         self._registry.set_connections(issuers)
         self._states = states
-        self._cache.clear()
+        self._cache.forget_failures()
+
+    async def refresh(self, token: str) -> VerifiedToken:
+        """Verify ``token`` again under the configuration now in force, and cache that.
+
+        For a cached verification :meth:`trusts` no longer accepts (its connection
+        changed): the new result replaces the old entry.
+
+        Raises:
+            AuthError: the token is refused now (its connection is gone, say).
+        """
+        verified = await self._verify_reported(token, _ISSUER_RULES)
+        self._cache.put(
+            token,
+            verified,
+            until=verified.expires_at + verified.issuer.config.leeway,
+            now=self._clock.time(),
+            issuer=verified.issuer.iss,
+            connection=verified.connection,
+        )
+        return verified
 
     def trusts(self, verified: VerifiedToken) -> bool:
         """Whether ``verified`` was made under an issuer configuration still in force.

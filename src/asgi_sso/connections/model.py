@@ -39,6 +39,11 @@ _LABEL: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _MAX_DOMAINS: Final = 1000
 _MAX_TEXT: Final = 2048
+# Set by the sign-in flow itself (OIDC Core §3.1.2.1, RFC 7636 §4.3).
+_PROTOCOL_PARAMS: Final = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+     "code_challenge", "code_challenge_method"}
+)  # fmt: skip
 
 
 def normalize_domain(value: str) -> str | None:
@@ -154,6 +159,9 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise fail(f"connection {self.id!r}: each audience must be non-empty")
         if "openid" not in self.scopes:
             raise fail(f"connection {self.id!r}: scopes must include 'openid'")
+        clash = _PROTOCOL_PARAMS.intersection(self.authorize_params)
+        if clash:
+            raise fail(f"connection {self.id!r}: authorize_params cannot set {sorted(clash)}")
         self._check_domains()
 
     def _check_issuer(self) -> None:

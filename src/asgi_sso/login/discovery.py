@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from asgi_sso._asgi import header
+from asgi_sso.connections.directory import MAX_EMAIL_LENGTH
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,7 +35,7 @@ __all__ = [
     "send_discovery",
 ]
 
-MAX_EMAIL: Final = 320
+MAX_EMAIL: Final = MAX_EMAIL_LENGTH
 """Longest email address read (RFC 3696 errata 1690)."""
 NOT_SET_UP: Final = (
     "No single sign-on is set up for that email domain \N{EM DASH} ask your administrator."

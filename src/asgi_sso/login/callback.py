@@ -115,7 +115,8 @@ class SignInFlow:
         """Pick the provider (home-realm discovery), or show the page asking for an email."""
         root = _asgi.root_path(scope)
         params = _asgi.query_params(scope)
-        return_to = _inside(root, safe_return_to(_single(params or {}, "return_to")))
+        asked = (params or {}).get("return_to", [])  # two of them: ambiguous, none kept
+        return_to = _inside(root, safe_return_to(asked[0])) if len(asked) == 1 else None
         choice = pick(params, self._providers)
         if choice.provider is None:
             page = DiscoveryPage(

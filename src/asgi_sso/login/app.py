@@ -5,8 +5,8 @@
 :class:`~asgi_sso.principal.Principal` on every request. Users sign in at the
 default provider (``LoginConfig.issuer``) or, given the live connections, at the
 connection home-realm discovery picks (:mod:`asgi_sso.login.discovery`); each
-leg uses that provider's client (:mod:`asgi_sso.login.providers`). The session lives in
-the encrypted cookie (default) or in a server-side
+leg uses that provider's client (:mod:`asgi_sso.login.providers`). The session
+lives in the encrypted cookie (default) or in a server-side
 :class:`~asgi_sso.sessions.SessionStore`.
 
 The sign-in legs live in :mod:`asgi_sso.login.callback`, the cookies in

@@ -2,8 +2,9 @@
 
 ``{prefix}/login`` picks the provider (home-realm discovery,
 :mod:`asgi_sso.login.discovery`) and starts a flow (PKCE S256, ``state``,
-``nonce``) kept in an encrypted, path-scoped state cookie, one per flow (so sign-ins in several tabs
-proceed side by side) and at most :data:`MAX_PENDING_SIGNINS` per browser. A
+``nonce``) kept in an encrypted, path-scoped state cookie, one per flow (so
+sign-ins in several tabs proceed side by side) and at most
+:data:`MAX_PENDING_SIGNINS` per browser. A
 pending sign-in costs the server nothing: anonymous ``/login`` traffic writes no
 store and cannot push out anyone else's sign-in. ``{prefix}/callback`` is one URL
 for every provider: it checks the state against its cookie, marks it used once (a
@@ -144,19 +145,7 @@ class SignInFlow:
         except AuthError as exc:
             await send_error(scope, send, exc)
             return
-        redirect_uri = self.config.redirect_uri or (
-            _asgi.request_origin(scope) + root + self._callback_route
-        )
-        now = self._clock.time()
-        flow = new_flow(
-            return_to=return_to or root + self.config.default_return_to,
-            redirect_uri=redirect_uri,
-            expires_at=now + self.config.state_lifetime,
-            connection=provider.connection,
-            iss=provider.iss,
-            client_id=provider.client_id,
-            started_at=now,
-        )
+        flow = self._new_flow(scope, provider, return_to)
         key = _state_key(flow.state)
         extra = dict(provider.authorize_params)
         if login_hint is not None:
@@ -180,6 +169,23 @@ class SignInFlow:
             )
         )
         await web.send_redirect(send, url, headers, status=302)
+
+    def _new_flow(self, scope: Any, provider: Provider, return_to: str | None) -> FlowState:
+        # The flow names its provider: the callback finishes it there or nowhere.
+        root = _asgi.root_path(scope)
+        redirect_uri = self.config.redirect_uri or (
+            _asgi.request_origin(scope) + root + self._callback_route
+        )
+        now = self._clock.time()
+        return new_flow(
+            return_to=return_to or root + self.config.default_return_to,
+            redirect_uri=redirect_uri,
+            expires_at=now + self.config.state_lifetime,
+            connection=provider.connection,
+            iss=provider.iss,
+            client_id=provider.client_id,
+            started_at=now,
+        )
 
     def _drop_oldest_states(self, scope: Any, path: str) -> list[tuple[bytes, bytes]]:
         """Cookies clearing the oldest pending sign-ins, leaving room for one more.

@@ -183,8 +183,8 @@ async def send_discovery(
 ) -> None:
     """The discovery page (HTML), or for a JSON client its error as JSON."""
     if _wants_json(scope):
-        if page.error is None:
-            status, code, text = 400, "invalid_request", _ENTER_EMAIL
+        if page.error is None:  # the page asks a person; a program must ask for one
+            status, code, text = 400, "invalid_request", _ONE_OF
         else:
             code = "unknown_connection" if status == 404 else "invalid_request"
             text = page.error

@@ -84,8 +84,10 @@ class SSOMiddleware:
         sources: where a credential may come from besides the ``Authorization``
             header (cookies, the query), and which origins may send cookie-
             authenticated requests.
-        login: browser sign-in (OIDC code + PKCE); mounts its routes and the
-            back-channel logout endpoint.
+        login: browser sign-in (OIDC code + PKCE) at the default provider
+            (``LoginConfig.issuer``) and at every enabled connection with a
+            ``client_id``, picked by email domain; mounts its routes and the
+            back-channel logout endpoint (honoured from each of those providers).
         identity: the tier mapper and the user store, run after verification.
         scim: the SCIM 2.0 deprovisioning endpoint; needs ``identity.user_store``.
         backends: what several workers share: sessions, revocations, key documents.
@@ -134,7 +136,11 @@ class SSOMiddleware:
             timeout=self.limits.fetch_timeout, follow_redirects=False
         )
         self.verifier = TokenVerifier(
-            _name_sign_in_client(issuers_from(issuers, allow_none=connections is not None), login),
+            _name_sign_in_client(
+                issuers_from(issuers, allow_none=connections is not None),
+                login,
+                has_connections=connections is not None,
+            ),
             client=self.http_client,
             limits=self.limits,
             clock=self.clock,
@@ -272,6 +278,10 @@ class SSOMiddleware:
             return f"its issuer is the configured Issuer {configured.label!r}"
         if registry.produces(connection.id):
             return "its id is a connection id of a configured Issuer"
+        if self.login is not None:
+            unusable = self.login.providers.problem(connection)
+            if unusable is not None:
+                return unusable
         policy = connection.tiers
         if policy.default_tier is not None or policy.groups:
             if self._tier_mapper is None:
@@ -355,13 +365,16 @@ class SSOMiddleware:
             revocations=self.revocations,
             on_signin=self.identity.signin if self.identity is not None else None,
             origins=self._origins,
+            connections=self.connections,
         )
+        # Logout tokens of the default provider and of every enabled sign-in connection.
         self.backchannel = BackchannelLogoutApp(
             BackchannelConfig(client_id=login.client_id, issuer=login.issuer),
             self.verifier,
             revocations=self.revocations,
             clock=self.clock,
             emitter=self.emitter,
+            audiences=self.login.providers.logout_audience,
         )
         path = login.prefix.rstrip("/") + "/backchannel-logout"
         self._mounts.append((PathMatcher([path]), self.backchannel))
@@ -620,12 +633,24 @@ _NOT_TRUSTED = (
 )
 
 
+_NO_PROVIDER = (
+    "LoginConfig has no issuer, so users could sign in only through connections, and "
+    "none are given: pass connections=... to SSOMiddleware, or set LoginConfig.issuer "
+    "and client_id (the default sign-in provider)"
+)
+
+
 def _name_sign_in_client(
-    issuers: tuple[Issuer, ...], login: LoginConfig | None
+    issuers: tuple[Issuer, ...], login: LoginConfig | None, *, has_connections: bool
 ) -> tuple[Issuer, ...]:
-    # The sign-in provider's Issuer learns the client id, so that bearer verification
-    # refuses that client's ID tokens (see asgi_sso.verify.claims).
+    # The default sign-in provider's Issuer learns the client id, so that bearer
+    # verification refuses that client's ID tokens (see asgi_sso.verify.claims); a
+    # connection's Issuer carries its own client id (Connection.issuer_config).
     if login is None:
+        return issuers
+    if login.issuer is None or login.client_id is None:
+        if not has_connections:
+            raise ConfigurationError(_NO_PROVIDER)
         return issuers
     if all(issuer.issuer != login.issuer for issuer in issuers):
         raise ConfigurationError(_NOT_TRUSTED.format(login.issuer))

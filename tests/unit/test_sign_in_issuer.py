@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from asgi_sso import Issuer, LoginConfig, Secret, SSOMiddleware
+from asgi_sso.connections import Connection
 from asgi_sso.errors import ConfigurationError
 
 SIGN_IN = "https://login.example/acme/v2.0"
@@ -41,3 +42,22 @@ def login() -> LoginConfig:
 def test_a_sign_in_issuer_that_is_not_an_exact_trusted_issuer_is_refused(issuer: Issuer) -> None:
     with pytest.raises(ConfigurationError, match=r"LoginConfig\.issuer"):
         SSOMiddleware(inner, issuers=[issuer], login=login())
+
+
+def test_sign_in_without_a_default_provider_needs_connections() -> None:
+    bare = LoginConfig(cookie_secrets=(Secret(b"k" * 32),))
+    api = Issuer(issuer="https://api-idp.example", audience="api://x")
+    with pytest.raises(ConfigurationError, match=r"connections=\.\.\..*LoginConfig\.issuer"):
+        SSOMiddleware(inner, issuers=[api], login=bare)
+    acme = Connection(
+        id="acme",
+        issuer="https://acme.example",
+        client_id="app",
+        client_secret=Secret("app-secret"),
+        domains=("acme.test",),
+    )
+    app = SSOMiddleware(inner, connections=[acme], login=bare)
+    assert app.login is not None
+    assert app.login.providers.default is None
+    assert app.backchannel is not None
+    assert app.backchannel.config.issuer is None

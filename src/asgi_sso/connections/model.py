@@ -40,6 +40,11 @@ _LABEL: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _MAX_DOMAINS: Final = 1000
 _MAX_TEXT: Final = 2048
+# Set by the sign-in flow itself (OIDC Core §3.1.2.1, RFC 7636 §4.3).
+_PROTOCOL_PARAMS: Final = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+     "code_challenge", "code_challenge_method"}
+)  # fmt: skip
 
 
 def normalize_domain(value: str) -> str | None:
@@ -165,6 +170,15 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         if not isinstance(self.not_before, int | float) or not math.isfinite(self.not_before):
             # NaN compares false with every time: no session would ever be cut off.
             raise fail(f"connection {self.id!r}: not_before must be a finite time")
+        clash = _PROTOCOL_PARAMS.intersection(self.authorize_params)
+        if clash:
+            raise fail(f"connection {self.id!r}: authorize_params cannot set {sorted(clash)}")
+        if len(self.authorize_params) > 32 or any(
+            len(k) > 256 or len(v) > 2048 for k, v in self.authorize_params.items()
+        ):
+            raise fail(f"connection {self.id!r}: authorize_params holds too much")
+        if len(self.tiers.groups) > 10_000:
+            raise fail(f"connection {self.id!r}: at most 10000 group mappings")
         self._check_domains()
 
     def _check_issuer(self) -> None:

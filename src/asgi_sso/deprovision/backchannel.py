@@ -1,25 +1,30 @@
 """OIDC Back-Channel Logout 1.0: the endpoint an IdP posts ``logout_token`` to.
 
-The token is verified by the core verifier (signature, audience = the client id,
-``exp``) and, like an ID token, must come from the sign-in provider: a logout
-token of any other trusted issuer is refused (§2.6 step 3, OIDC Core §3.1.3.7).
+The token must come from a sign-in provider, like an ID token (§2.6 step 3, OIDC
+Core §3.1.3.7): the default one (``BackchannelConfig.issuer``) or an enabled
+sign-in connection. Its (not yet trusted) ``iss`` picks the provider, whose
+client id is the audience the core verifier then requires (with the signature
+and ``exp``); the verified ``iss`` must be that same provider's. A logout token of
+any other trusted issuer is refused.
 It is then checked against §2.6: the back-channel logout event, ``sub`` and/or
 ``sid``, no ``nonce``, ``iat`` and ``jti`` present, a short life, and a ``jti``
 not seen before (remembered in process until the token expires).
 
 It ends the sessions the token names (§2.7), as ``Revocation(kind="logout")``:
 those signed in at that issuer with that ``sid``, with that ID-token ``sub``, or
-with both. A connection is never part of the match: a logout token carries no
-broker connection claim. Answers 200 once those sessions are gone, 400 with a
+with both. The issuer alone scopes the match: a logout from one connection never
+ends a session of another, as each connection has its own issuer, and a logout
+token carries no broker connection claim. Answers 200 once those sessions are gone, 400 with a
 JSON ``invalid_request`` body (§2.8), or 503 when the session store cannot be
 reached (the token may be sent again); always with ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeGuard
 from urllib.parse import parse_qsl
 
@@ -36,6 +41,7 @@ __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "BackchannelConfig", "BackchannelLogoutAp
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 _REQUIRED = ("iss", "aud", "iat", "exp", "jti", "events")
+_MAX_PAYLOAD = 16 * 1024
 _encoder = msgspec.json.Encoder()
 
 
@@ -71,9 +77,11 @@ class BackchannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """The back-channel logout endpoint's settings.
 
     Attributes:
-        client_id: this relying party's client id: the required ``aud``.
-        issuer: the sign-in provider (``LoginConfig.issuer``): the only ``iss``
-            whose logout tokens are honoured.
+        client_id: this relying party's client id at the default provider: the
+            required ``aud`` of its logout tokens.
+        issuer: the default sign-in provider (``LoginConfig.issuer``), whose logout
+            tokens are honoured; ``None`` (with ``client_id``) when users sign in only
+            through connections (see ``BackchannelLogoutApp(audiences=...)``).
         token_types: accepted ``typ`` headers (§2.4 recommends ``logout+jwt``); a
             token with another ``typ`` is refused.
         require_typ: refuse a token without ``typ``. Off by default: explicit typing
@@ -84,8 +92,8 @@ class BackchannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         replay_cache_size: ``jti`` values remembered at most.
     """
 
-    client_id: str
-    issuer: str
+    client_id: str | None = None
+    issuer: str | None = None
     token_types: tuple[str, ...] = ("logout+jwt",)
     require_typ: bool = False
     max_lifetime: float = 600.0
@@ -93,9 +101,11 @@ class BackchannelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     replay_cache_size: int = 10_000
 
     def __post_init__(self) -> None:
-        if not self.client_id:
+        if (self.client_id is None) != (self.issuer is None):
+            raise ConfigurationError("BackchannelConfig.client_id and issuer go together")
+        if self.client_id is not None and not self.client_id:
             raise ConfigurationError("BackchannelConfig.client_id must not be empty")
-        if not self.issuer:
+        if self.issuer is not None and not self.issuer:
             raise ConfigurationError("BackchannelConfig.issuer must not be empty")
         if self.max_lifetime <= 0 or self.max_body_bytes < 1 or self.replay_cache_size < 1:
             raise ConfigurationError("BackchannelConfig limits must be positive")
@@ -109,11 +119,14 @@ class BackchannelLogoutApp:
     """The back-channel logout endpoint as an ASGI app (POST only).
 
     Args:
-        config: client id and limits.
+        config: the default provider's client id and issuer, and limits.
         verifier: the core token verifier.
-        revocations: receives the ``session`` / ``user`` revocations.
+        revocations: receives the ``logout`` revocations.
         emitter: receives ``backchannel_logout`` events.
         clock: wall time for expiry and the replay cache.
+        audiences: the other sign-in providers: maps an ``iss`` to the client id
+            whose logout tokens from it are honoured, or ``None`` (asked on every
+            request, so a disabled connection's tokens are refused at once).
     """
 
     def __init__(
@@ -124,8 +137,10 @@ class BackchannelLogoutApp:
         revocations: RevocationBus,
         emitter: Emitter = NULL_EMITTER,
         clock: Clock | None = None,
+        audiences: Callable[[str], str | None] | None = None,
     ) -> None:
         self.config = config
+        self._audiences = audiences
         self._types = frozenset(normalize_type(t) for t in config.token_types)
         self._verifier = verifier
         self._bus = revocations
@@ -176,21 +191,34 @@ class BackchannelLogoutApp:
         tokens = [v for k, v in form if k == "logout_token"]
         if len(tokens) != 1:
             raise _Refused("exactly one logout_token is required")
+        claimed = _claimed_issuer(tokens[0])
+        if claimed is None and self.config.issuer is not None:
+            claimed = self.config.issuer  # unreadable: the verifier says why
+        audience = self._audience(claimed) if claimed is not None else None
+        if audience is None:
+            raise _Refused("the logout token was not issued by a sign-in provider")
         try:
             verified = await self._verifier.verify(
                 tokens[0],
-                audience=self.config.client_id,
+                audience=audience,
                 token_types=(),  # checked below: typ is optional (§2.4)
                 required_claims=_REQUIRED,  # sub and/or sid: checked below (§2.4)
                 use_cache=False,
             )
         except AuthError as exc:
             raise _Refused(exc.description) from exc
+        # The provider is asked again: its connection may have changed during the await.
+        if verified.issuer.iss != claimed or self._audience(verified.issuer.iss) != audience:
+            raise _Refused("the logout token was not issued by the sign-in provider")
         return self._check(verified)
 
+    def _audience(self, iss: str) -> str | None:
+        """The client id whose logout tokens from ``iss`` are honoured, if any."""
+        if self.config.issuer is not None and iss == self.config.issuer:
+            return self.config.client_id
+        return self._audiences(iss) if self._audiences is not None else None
+
     def _check(self, verified: _Verified) -> tuple[Revocation, bytes]:
-        if verified.issuer.iss != self.config.issuer:
-            raise _Refused("the logout token was not issued by the sign-in provider")
         typ = verified.header.get("typ")
         if typ is None:
             if self.config.require_typ:
@@ -250,6 +278,20 @@ class BackchannelLogoutApp:
                 subject=None if revocation is None else revocation.subject,
             )
         )
+
+
+def _claimed_issuer(token: str) -> str | None:
+    """The ``iss`` a compact JWS claims, read without trusting it (only to pick the audience)."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > _MAX_PAYLOAD:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = msgspec.json.decode(payload)
+    except Exception:  # hostile input: unreadable means unknown
+        return None
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    return iss if isinstance(iss, str) and iss else None
 
 
 def _number(value: Any) -> TypeGuard[int | float]:

@@ -2,8 +2,11 @@
 
 :class:`BrowserLogin` serves ``{prefix}/login``, ``{prefix}/callback`` and
 ``{prefix}/logout`` and turns a session cookie back into a
-:class:`~asgi_sso.principal.Principal` on every request. The session lives in
-the encrypted cookie (default) or in a server-side
+:class:`~asgi_sso.principal.Principal` on every request. Users sign in at the
+default provider (``LoginConfig.issuer``) or, given the live connections, at the
+connection home-realm discovery picks (:mod:`asgi_sso.login.discovery`); each
+leg uses that provider's client (:mod:`asgi_sso.login.providers`). The session
+lives in the encrypted cookie (default) or in a server-side
 :class:`~asgi_sso.sessions.SessionStore`.
 
 The sign-in legs live in :mod:`asgi_sso.login.callback`, the cookies in
@@ -32,7 +35,8 @@ from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.login import http as web
 from asgi_sso.login.callback import SignInFlow
 from asgi_sso.login.config import LoginConfig
-from asgi_sso.login.oidc import ClientAuth, ProviderError, SignInError
+from asgi_sso.login.oidc import ProviderError, SignInError
+from asgi_sso.login.providers import Providers
 from asgi_sso.login.refresh import SessionRefresher
 from asgi_sso.login.sessions import SessionCookies, principal_from
 from asgi_sso.observe.events import Emitter, Event
@@ -42,6 +46,7 @@ from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 if TYPE_CHECKING:
     import httpx
 
+    from asgi_sso.connections.live import LiveConnections
     from asgi_sso.verify.verifier import TokenVerifier
 
 __all__ = [
@@ -74,7 +79,11 @@ class BrowserLogin:
 
     ``origins`` decides which origins may log out and send cookie-authenticated
     unsafe requests and WebSockets; by default the request's own origin and that
-    of ``config.redirect_uri``.
+    of ``config.redirect_uri``. ``connections`` (the middleware's live snapshot)
+    makes every enabled connection with a ``client_id`` a sign-in provider.
+
+    Raises:
+        ConfigurationError: ``config`` has no issuer and no connections are given.
     """
 
     def __init__(
@@ -89,6 +98,7 @@ class BrowserLogin:
         revocations: RevocationBus,
         on_signin: Callable[[Principal], Awaitable[Principal]] | None = None,
         origins: OriginGuard | None = None,
+        connections: LiveConnections | None = None,
     ) -> None:
         self.config = config
         self._verifier = verifier
@@ -99,10 +109,7 @@ class BrowserLogin:
         self._login_path = prefix + "/login"
         self._logout_path = prefix + "/logout"
         self._routes = frozenset({self._login_path, prefix + "/callback", self._logout_path})
-        secret = config.client_secret.reveal() if config.client_secret is not None else None
-        auth = ClientAuth(
-            client_id=config.client_id, secret=secret, method=config.token_endpoint_auth
-        )
+        self.providers = Providers(config, connections=connections, clock=clock)
         refresher = None
         if session_store is not None and config.refresh:
             refresher = SessionRefresher(
@@ -110,12 +117,17 @@ class BrowserLogin:
                 store=session_store,
                 verifier=verifier,
                 client=client,
-                auth=auth,
+                providers=self.providers,
                 clock=clock,
                 emit=self._emit,
             )
         self._sessions = SessionCookies(
-            config, store=session_store, clock=clock, revocations=revocations, refresher=refresher
+            config,
+            store=session_store,
+            clock=clock,
+            revocations=revocations,
+            refresher=refresher,
+            providers=self.providers,
         )
         self._flow = SignInFlow(
             config,
@@ -124,7 +136,7 @@ class BrowserLogin:
             store=session_store,
             clock=clock,
             sessions=self._sessions,
-            auth=auth,
+            providers=self.providers,
             emit=self._emit,
             on_signin=on_signin,
         )
@@ -142,9 +154,14 @@ class BrowserLogin:
         return _asgi.route_path(scope) in self._routes
 
     async def start(self) -> None:
-        """Prefetch the provider metadata; a provider that is down now is retried per request."""
+        """Prefetch the default provider's metadata; one down now is retried per request.
+
+        Connections' metadata is fetched on their first sign-in.
+        """
+        if self.providers.default is None:
+            return
         try:
-            await self._verifier.metadata(self.config.issuer)
+            await self._verifier.metadata(self.providers.default.iss)
         except AuthError:
             self._emit("discovery.fetch", outcome="error", reason="prefetch")
 
@@ -265,17 +282,22 @@ class BrowserLogin:
             connection=record.connection if record else None,
             subject=record.subject if record else None,
             client_ip=_asgi.client_ip(scope),
+            issuer=record.issuer if record else None,
         )
         await web.send_redirect(send, location, headers)
 
     async def _end_session_url(self, record: SessionRecord) -> str | None:
+        # RP-initiated logout continues at the provider the session was opened with.
+        provider = self.providers.for_record(record)
+        if provider is None:
+            return None
         try:
-            endpoint = (await self._verifier.metadata(self.config.issuer)).end_session_endpoint
+            endpoint = (await self._verifier.metadata(provider.iss)).end_session_endpoint
         except AuthError:
             return None
         if not endpoint:
             return None
-        params = {"client_id": self.config.client_id}
+        params = {"client_id": provider.client_id}
         if record.id_token:
             params["id_token_hint"] = record.id_token
         if self.config.post_logout_redirect_uri:
@@ -303,6 +325,7 @@ class BrowserLogin:
         connection: str | None = None,
         subject: str | None = None,
         client_ip: str | None = None,
+        issuer: str | None = None,
     ) -> None:
         if self._emitter.enabled:
             self._emitter.emit(
@@ -311,7 +334,7 @@ class BrowserLogin:
                     outcome=outcome,
                     reason=reason,
                     time=self._clock.time(),
-                    issuer=self.config.issuer,
+                    issuer=issuer or self.config.issuer,
                     connection=connection,
                     subject=subject,
                     client_ip=client_ip,

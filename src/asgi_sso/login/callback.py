@@ -1,12 +1,18 @@
 """The two legs of an OIDC sign-in: send the browser to the provider, and take its answer.
 
-``{prefix}/login`` starts a flow (PKCE S256, ``state``, ``nonce``) kept in an
-encrypted, path-scoped state cookie, one per flow (so sign-ins in several tabs
-proceed side by side) and at most :data:`MAX_PENDING_SIGNINS` per browser. A
+``{prefix}/login`` picks the provider (home-realm discovery,
+:mod:`asgi_sso.login.discovery`) and starts a flow (PKCE S256, ``state``,
+``nonce``) kept in an encrypted, path-scoped state cookie, one per flow (so
+sign-ins in several tabs proceed side by side) and at most
+:data:`MAX_PENDING_SIGNINS` per browser. A
 pending sign-in costs the server nothing: anonymous ``/login`` traffic writes no
-store and cannot push out anyone else's sign-in. ``{prefix}/callback`` checks the
-state against its cookie, marks it used once (a bounded, expiring mark), exchanges
-the code, verifies the ID token, merges userinfo and opens the session.
+store and cannot push out anyone else's sign-in. ``{prefix}/callback`` is one URL
+for every provider: it checks the state against its cookie, marks it used once (a
+bounded, expiring mark), finds the provider the flow was started with (still
+enabled and unchanged, or the callback fails), checks the RFC 9207 ``iss`` against
+that provider, exchanges the code with that provider's client credentials,
+verifies the ID token against its issuer and client id, merges userinfo and opens
+the session.
 ``return_to`` values are paths as the browser sees them, so under an ASGI
 ``root_path`` (``/app``) they must lie below it.
 """
@@ -26,8 +32,8 @@ from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError
 from asgi_sso.login import http as web
 from asgi_sso.login.config import LoginConfig
+from asgi_sso.login.discovery import DiscoveryPage, pick, send_discovery
 from asgi_sso.login.oidc import (
-    ClientAuth,
     FlowState,
     ProviderError,
     SignInError,
@@ -47,7 +53,7 @@ from asgi_sso.login.refresh import (
     verify_id_token,
 )
 from asgi_sso.login.return_to import safe_return_to
-from asgi_sso.login.sessions import SessionCookies, principal_from
+from asgi_sso.login.sessions import SessionCookies, app_binding, principal_from
 from asgi_sso.principal import Principal
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.sessions.codec import CookieCodec
@@ -56,6 +62,7 @@ if TYPE_CHECKING:
     import httpx
 
     from asgi_sso.keys.discovery import ProviderMetadata
+    from asgi_sso.login.providers import Provider, Providers
     from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 __all__ = ["MAX_PENDING_SIGNINS", "SignInFlow", "send_error"]
@@ -79,7 +86,7 @@ class SignInFlow:
         store: SessionStore | None,
         clock: Clock,
         sessions: SessionCookies,
-        auth: ClientAuth,
+        providers: Providers,
         emit: Emit,
         on_signin: Callable[[Principal], Awaitable[Principal]] | None,
     ) -> None:
@@ -89,48 +96,66 @@ class SignInFlow:
         self._store = store
         self._clock = clock
         self._sessions = sessions
-        self._auth = auth
+        self._providers = providers
         self._emit = emit
         self._on_signin = on_signin
         self._state_codec = CookieCodec(
-            config.cookie_secrets,
-            purpose="asgi_sso state",
-            binding=(config.issuer, config.client_id),
+            config.cookie_secrets, purpose="asgi_sso state", binding=app_binding(config)
         )
         self._callback_route = config.prefix + "/callback"
+        self._login_route = config.prefix + "/login"
 
-    async def metadata(self) -> ProviderMetadata:
+    async def metadata(self, provider: Provider) -> ProviderMetadata:
         """The provider metadata, which must name the authorization and token endpoints."""
-        metadata = await self._verifier.metadata(self.config.issuer)
+        metadata = await self._verifier.metadata(provider.iss)
         if not metadata.authorization_endpoint or not metadata.token_endpoint:
             raise ProviderError("the provider metadata lacks authorization or token endpoints")
         return metadata
 
     async def login(self, scope: Any, send: Any) -> None:
-        """Start a sign-in: set the state cookie and redirect to the provider."""
+        """Pick the provider (home-realm discovery), or show the page asking for an email."""
         root = _asgi.root_path(scope)
-        params = _asgi.query_params(scope) or {}
-        return_to = _inside(root, safe_return_to(_single(params, "return_to")))
+        params = _asgi.query_params(scope)
+        asked = (params or {}).get("return_to", [])  # two of them: ambiguous, none kept
+        return_to = _inside(root, safe_return_to(asked[0])) if len(asked) == 1 else None
+        choice = pick(params, self._providers)
+        if choice.provider is None:
+            page = DiscoveryPage(
+                action=root + self._login_route,
+                return_to=return_to,
+                email=choice.email,
+                error=choice.error,
+            )
+            await send_discovery(scope, send, page, choice.status, self.config.discovery_page)
+            return
+        await self._start(scope, send, choice.provider, return_to, choice.login_hint)
+
+    async def _start(
+        self,
+        scope: Any,
+        send: Any,
+        provider: Provider,
+        return_to: str | None,
+        login_hint: str | None,
+    ) -> None:
+        """Start a sign-in at ``provider``: set the state cookie and redirect there."""
+        root = _asgi.root_path(scope)
         try:
-            metadata = await self.metadata()
+            metadata = await self.metadata(provider)
         except AuthError as exc:
             await send_error(scope, send, exc)
             return
-        redirect_uri = self.config.redirect_uri or (
-            _asgi.request_origin(scope) + root + self._callback_route
-        )
-        flow = new_flow(
-            return_to=return_to or root + self.config.default_return_to,
-            redirect_uri=redirect_uri,
-            expires_at=self._clock.time() + self.config.state_lifetime,
-        )
+        flow = self._new_flow(scope, provider, return_to)
         key = _state_key(flow.state)
+        extra = dict(provider.authorize_params)
+        if login_hint is not None:
+            extra["login_hint"] = login_hint  # OIDC Core §3.1.2.1
         url = authorize_url(
             metadata.authorization_endpoint or "",
-            client_id=self.config.client_id,
-            scopes=self.config.scopes,
+            client_id=provider.client_id,
+            scopes=provider.scopes,
             flow=flow,
-            extra=self.config.extra_authorize_params,
+            extra=extra,
         )
         path = root + self.config.prefix
         headers = self._drop_oldest_states(scope, path)
@@ -144,6 +169,23 @@ class SignInFlow:
             )
         )
         await web.send_redirect(send, url, headers, status=302)
+
+    def _new_flow(self, scope: Any, provider: Provider, return_to: str | None) -> FlowState:
+        # The flow names its provider: the callback finishes it there or nowhere.
+        root = _asgi.root_path(scope)
+        redirect_uri = self.config.redirect_uri or (
+            _asgi.request_origin(scope) + root + self._callback_route
+        )
+        now = self._clock.time()
+        return new_flow(
+            return_to=return_to or root + self.config.default_return_to,
+            redirect_uri=redirect_uri,
+            expires_at=now + self.config.state_lifetime,
+            connection=provider.connection,
+            iss=provider.iss,
+            client_id=provider.client_id,
+            started_at=now,
+        )
 
     def _drop_oldest_states(self, scope: Any, path: str) -> list[tuple[bytes, bytes]]:
         """Cookies clearing the oldest pending sign-ins, leaving room for one more.
@@ -213,16 +255,25 @@ class SignInFlow:
         return flow
 
     async def _finish(self, scope: Any, flow: FlowState, headers: list[tuple[bytes, bytes]]) -> str:
-        metadata = await self.metadata()
-        tokens = await self._redeem(scope, flow, metadata)
-        verified = await verify_id_token(self._verifier, self.config, tokens, nonce=flow.nonce)
+        provider = self._providers.for_flow(flow)
+        if provider is None:
+            raise SignInError(
+                "the sign-in connection was disabled or changed meanwhile; please sign in again"
+            )
+        metadata = await self.metadata(provider)
+        tokens = await self._redeem(scope, flow, metadata, provider)
+        verified = await verify_id_token(self._verifier, provider, tokens, nonce=flow.nonce)
+        if provider.connection is not None and (
+            verified.connection != provider.connection or not self._verifier.trusts(verified)
+        ):
+            raise SignInError("the sign-in connection changed meanwhile; please sign in again")
         claims = dict(verified.claims)
         if self.config.use_userinfo and metadata.userinfo_endpoint and tokens.access_token:
             userinfo = await fetch_claims(
                 self._client, self.config, metadata.userinfo_endpoint, tokens.access_token
             )
             claims = merge_claims(claims, userinfo, user_claim=verified.issuer.config.user_claim)
-        record = self._record(verified, claims, tokens)
+        record = self._record(verified, claims, tokens, provider)
         if self._on_signin is not None:
             await self._on_signin(principal_from(record))
         cookies = _asgi.parse_cookies(scope)
@@ -236,11 +287,19 @@ class SignInFlow:
             connection=record.connection,
             subject=record.subject,
             client_ip=_asgi.client_ip(scope),
+            issuer=record.issuer,
         )
-        self._emit("session.created", connection=record.connection, subject=record.subject)
+        self._emit(
+            "session.created",
+            connection=record.connection,
+            subject=record.subject,
+            issuer=record.issuer,
+        )
         return flow.return_to
 
-    async def _redeem(self, scope: Any, flow: FlowState, metadata: ProviderMetadata) -> TokenSet:
+    async def _redeem(
+        self, scope: Any, flow: FlowState, metadata: ProviderMetadata, provider: Provider
+    ) -> TokenSet:
         # The authorization response's checks, then the code exchange (RFC 6749 §4.1.3).
         params = _asgi.query_params(scope) or {}
         iss = _single(params, "iss")
@@ -262,7 +321,7 @@ class SignInFlow:
             self._client,
             metadata.token_endpoint or "",
             form,
-            self._auth,
+            provider.auth,
             deadline=self.config.http_timeout,
             max_bytes=MAX_RESPONSE,
         )
@@ -271,7 +330,7 @@ class SignInFlow:
         return tokens
 
     def _record(
-        self, verified: VerifiedToken, claims: dict[str, Any], tokens: TokenSet
+        self, verified: VerifiedToken, claims: dict[str, Any], tokens: TokenSet, provider: Provider
     ) -> SessionRecord:
         now = self._clock.time()
         sid = claims.get("sid")
@@ -281,9 +340,9 @@ class SignInFlow:
         return SessionRecord(
             id=secrets.token_urlsafe(24),
             subject=verified.subject,
-            issuer=self.config.issuer,
+            issuer=provider.iss,
             connection=verified.connection,
-            client_id=self.config.client_id,
+            client_id=provider.client_id,
             claims={k: v for k, v in claims.items() if k not in DROPPED_CLAIMS},
             sid=sid if isinstance(sid, str) else None,
             sub=_raw_sub(verified),

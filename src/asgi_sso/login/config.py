@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -9,6 +10,7 @@ import msgspec
 
 from asgi_sso.config import Secret
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.login.discovery import DiscoveryPage
 from asgi_sso.login.return_to import safe_return_to
 from asgi_sso.sessions.codec import MIN_SECRET_BYTES
 
@@ -24,9 +26,21 @@ _COOKIE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV
 class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Browser sign-in settings.
 
+    Sign-in goes to the *default provider* (``issuer``, ``client_id``) and, when the
+    middleware is given ``connections``, to each enabled connection with a
+    ``client_id``, found by home-realm discovery: ``{prefix}/login?email=…``,
+    ``?domain=…`` or ``?connection=<id>``. ``{prefix}/login`` without any of them
+    goes to the default provider, or shows a "sign in with your work email" page
+    when there is none (see ``discovery_page``). Every connection uses its own
+    client, scopes and ``authorize_params``; the settings here that name a client
+    (``client_secret``, ``token_endpoint_auth``, ``scopes``,
+    ``extra_authorize_params``) are the default provider's.
+
     Attributes:
-        issuer: the sign-in provider: exactly one configured (non-template) ``Issuer.issuer``.
-        client_id: this app's OAuth client id at the provider.
+        issuer: the default sign-in provider: exactly one configured (non-template)
+            ``Issuer.issuer``. ``None``: users sign in only through connections.
+        client_id: this app's OAuth client id at the default provider (given exactly
+            when ``issuer`` is).
         client_secret: the client secret (``None`` for a public client with ``"none"``).
         redirect_uri: the registered callback URL; ``None`` derives it from the request's
             scheme and host plus ``{prefix}/callback``.
@@ -41,13 +55,20 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             extending), seconds.
         idle_timeout: a session unused this long ends, seconds.
         state_lifetime: how long a started sign-in may take, seconds.
-        token_endpoint_auth: ``client_secret_basic``, ``client_secret_post`` or ``none``.
+        token_endpoint_auth: ``client_secret_basic``, ``client_secret_post`` or ``none``
+            (a connection may also use ``private_key_jwt``, see its ``client_key``).
         use_userinfo: merge the UserInfo claims (groups and email often live only there).
         end_session: continue logout at the provider's ``end_session_endpoint``.
         post_logout_redirect_uri: absolute URL the provider returns to after logout.
         default_return_to: where to land after sign-in without a valid ``return_to``.
         extra_authorize_params: extra authorization request parameters (``prompt``,
             ``domain_hint``, ``organization`` …); cannot override the protocol ones.
+        discovery_page: renders the home-realm discovery page in place of the built-in
+            one: called with a :class:`~asgi_sso.login.discovery.DiscoveryPage` (the
+            form's action URL, the ``return_to`` to carry in a hidden field, the email
+            typed so far and an error message or ``None``), it returns the whole HTML
+            document, and must escape every value it shows. The status (200, or 404
+            for an unknown domain) and the headers are set by the caller.
         session_cookie: the session cookie's base name.
         state_cookie: the state cookies' base name.
         http_timeout: overall deadline of one token or userinfo call, seconds.
@@ -67,9 +88,9 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             this long before trying again; the session lives on meanwhile, seconds.
     """
 
-    issuer: str
-    client_id: str
     cookie_secrets: tuple[Secret, ...]
+    issuer: str | None = None
+    client_id: str | None = None
     client_secret: Secret | None = None
     redirect_uri: str | None = None
     scopes: tuple[str, ...] = ("openid", "profile", "email")
@@ -94,21 +115,17 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_session_lifetime: float | None = None
     refresh_leeway: float = 60.0
     refresh_retry: float = 60.0
+    discovery_page: Callable[[DiscoveryPage], str] | None = None
 
     def __post_init__(self) -> None:
         fail = ConfigurationError
-        if not self.issuer or "{tenant}" in self.issuer:
-            raise fail("LoginConfig.issuer must be one exact issuer URL, not a template")
-        if not self.client_id:
-            raise fail("LoginConfig.client_id must not be empty")
+        self._check_default_provider()
         if not self.cookie_secrets:
             raise fail("LoginConfig.cookie_secrets needs at least one secret")
         if any(len(s.reveal()) < MIN_SECRET_BYTES for s in self.cookie_secrets):
             raise fail(f"every LoginConfig.cookie_secrets entry needs >= {MIN_SECRET_BYTES} bytes")
-        if self.token_endpoint_auth == "none" and self.client_secret is not None:
-            raise fail("token_endpoint_auth='none' must not be given a client_secret")
-        if self.token_endpoint_auth != "none" and self.client_secret is None:
-            raise fail(f"token_endpoint_auth={self.token_endpoint_auth!r} needs client_secret")
+        if self.discovery_page is not None and not callable(self.discovery_page):
+            raise fail("LoginConfig.discovery_page must be a callable returning HTML")
         if "openid" not in self.scopes:
             raise fail("LoginConfig.scopes must include 'openid'")
         if not self.prefix.startswith("/") or self.prefix.endswith("/"):
@@ -140,6 +157,26 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 raise fail(f"cookie name {name!r} must be letters, digits, '_' or '-'")
         if self.session_cookie == self.state_cookie:
             raise fail("session_cookie and state_cookie must differ")
+
+    def _check_default_provider(self) -> None:
+        fail = ConfigurationError
+        if (self.issuer is None) != (self.client_id is None):
+            raise fail(
+                "LoginConfig.issuer and client_id go together: set both (the default "
+                "provider) or neither (sign-in only through connections)"
+            )
+        if self.issuer is None:
+            if self.client_secret is not None:
+                raise fail("LoginConfig.client_secret belongs to the default provider: set issuer")
+            return
+        if not self.issuer or "{tenant}" in self.issuer:
+            raise fail("LoginConfig.issuer must be one exact issuer URL, not a template")
+        if not self.client_id:
+            raise fail("LoginConfig.client_id must not be empty")
+        if self.token_endpoint_auth == "none" and self.client_secret is not None:
+            raise fail("token_endpoint_auth='none' must not be given a client_secret")
+        if self.token_endpoint_auth != "none" and self.client_secret is None:
+            raise fail(f"token_endpoint_auth={self.token_endpoint_auth!r} needs client_secret")
 
     @property
     def session_cap(self) -> float:

@@ -17,12 +17,13 @@ import secrets
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 import httpx
 import msgspec
 
 from asgi_sso.errors import AuthError, InvalidClaim, ServiceUnavailable, UnknownIssuer
+from asgi_sso.login.client_auth import ClientAuth
 
 __all__ = [
     "PROTOCOL_CLAIMS",
@@ -83,7 +84,14 @@ class TokenRefused(SignInError):
 
 
 class FlowState(msgspec.Struct, frozen=True, kw_only=True):
-    """One pending sign-in (kept encrypted in the state cookie)."""
+    """One pending sign-in (kept encrypted in the state cookie).
+
+    ``connection``, ``iss`` and ``client_id`` name the provider it was started
+    with (``connection`` is ``None`` for the default provider); the callback
+    finishes it only with that provider, unchanged, and refuses it when the
+    connection was disabled since ``started_at`` (its ``not_before``). A flow
+    without ``iss`` predates connections and belongs to the default provider.
+    """
 
     state: str
     nonce: str
@@ -91,6 +99,10 @@ class FlowState(msgspec.Struct, frozen=True, kw_only=True):
     return_to: str
     redirect_uri: str
     expires_at: float
+    connection: str | None = None
+    iss: str = ""
+    client_id: str = ""
+    started_at: float = 0.0
 
     def __repr__(self) -> str:
         # state, nonce and PKCE verifier never reach a log line (STYLE.md rule 10).
@@ -139,28 +151,16 @@ def clean_text(text: str, limit: int) -> str:
     return " ".join(cleaned.split())
 
 
-class ClientAuth(msgspec.Struct, frozen=True, kw_only=True):
-    """How this client authenticates at the token endpoint (RFC 6749 §2.3.1)."""
-
-    client_id: str
-    secret: bytes | None
-    method: str
-
-    def __repr__(self) -> str:
-        return f"ClientAuth(client_id={self.client_id!r}, method={self.method!r})"
-
-    def apply(self, form: dict[str, str]) -> dict[str, str]:
-        """Add client credentials to ``form``; return the extra request headers."""
-        if self.method == "client_secret_basic" and self.secret is not None:
-            pair = f"{quote_plus(self.client_id)}:{quote_plus(self.secret.decode())}"
-            return {"authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-        form["client_id"] = self.client_id
-        if self.method == "client_secret_post" and self.secret is not None:
-            form["client_secret"] = self.secret.decode()
-        return {}
-
-
-def new_flow(*, return_to: str, redirect_uri: str, expires_at: float) -> FlowState:
+def new_flow(
+    *,
+    return_to: str,
+    redirect_uri: str,
+    expires_at: float,
+    connection: str | None = None,
+    iss: str = "",
+    client_id: str = "",
+    started_at: float = 0.0,
+) -> FlowState:
     """Fresh ``state``, ``nonce`` and PKCE verifier (RFC 7636 §4.1: 43-128 characters)."""
     return FlowState(
         state=secrets.token_urlsafe(32),
@@ -169,6 +169,10 @@ def new_flow(*, return_to: str, redirect_uri: str, expires_at: float) -> FlowSta
         return_to=return_to,
         redirect_uri=redirect_uri,
         expires_at=expires_at,
+        connection=connection,
+        iss=iss,
+        client_id=client_id,
+        started_at=started_at,
     )
 
 
@@ -237,7 +241,7 @@ async def token_request(
     max_bytes: int,
 ) -> TokenSet:
     """POST to the token endpoint (code or refresh grant) and parse the answer."""
-    headers = {"accept": "application/json", **auth.apply(form)}
+    headers = {"accept": "application/json", **auth.apply(form, endpoint=endpoint)}
     request = client.build_request("POST", endpoint, data=form, headers=headers)
     status, _, document = await _fetch(client, request, deadline=deadline, max_bytes=max_bytes)
     if status == 200 and isinstance(document, dict):

@@ -1,10 +1,12 @@
 """Refresh a server-side browser session with the provider's refresh token (RFC 6749 §6).
 
 A session whose record holds a refresh token is refreshed on the first request
-after its ``refresh_at``: the tokens are renewed, a returned ID token is verified
-(same ``iss`` and ``sub``, OIDC Core §12.2), the claims are renewed, the rotated
-refresh token is stored, and the session's end moves to ``session_lifetime`` from
-now, never past ``created_at + max_session_lifetime``.
+after its ``refresh_at``, at the provider it was opened with (the default one or
+its connection's, with that client's credentials): the tokens are renewed, a
+returned ID token is verified (same ``iss`` and ``sub``, OIDC Core §12.2), the
+claims are renewed, the rotated refresh token is stored, and the session's end
+moves to ``session_lifetime`` from now, never past ``created_at +
+max_session_lifetime``.
 
 What the provider says decides the outcome:
 
@@ -31,7 +33,6 @@ from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError, ServiceUnavailable
 from asgi_sso.login.config import LoginConfig
 from asgi_sso.login.oidc import (
-    ClientAuth,
     ProviderError,
     TokenRefused,
     TokenSet,
@@ -47,6 +48,7 @@ from asgi_sso.verify.claims import ID_TOKEN_CLAIMS
 if TYPE_CHECKING:
     import httpx
 
+    from asgi_sso.login.providers import Provider, Providers
     from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 __all__ = [
@@ -86,22 +88,25 @@ def refresh_due_at(config: LoginConfig, now: float, tokens: TokenSet, id_exp: An
 
 
 async def verify_id_token(
-    verifier: TokenVerifier, config: LoginConfig, tokens: TokenSet, *, nonce: str | None
+    verifier: TokenVerifier, provider: Provider, tokens: TokenSet, *, nonce: str | None
 ) -> VerifiedToken:
-    """Verify the ID token of a token response (``nonce`` is ``None`` after a refresh)."""
+    """Verify the ID token of ``provider``'s token response (``nonce`` ``None`` after a refresh).
+
+    The audience is the provider's client id and the issuer must be the provider's.
+    """
     # The ID-token rules, not the issuer's bearer ones (its token_types may demand
     # at+jwt), and never the verified-token cache, which serves bearer tokens.
     verified = await verifier.verify(
         tokens.id_token or "",
-        audience=config.client_id,
+        audience=provider.client_id,
         required_claims=ID_TOKEN_CLAIMS,
         use_cache=False,
         id_token=True,
     )
     check_id_token(
         verified.claims,
-        issuer=config.issuer,
-        client_id=config.client_id,
+        issuer=provider.iss,
+        client_id=provider.client_id,
         nonce=nonce,
         alg=verified.header.get("alg"),
         access_token=tokens.access_token,
@@ -132,7 +137,7 @@ class SessionRefresher:
         store: SessionStore,
         verifier: TokenVerifier,
         client: httpx.AsyncClient,
-        auth: ClientAuth,
+        providers: Providers,
         clock: Clock,
         emit: Emit,
     ) -> None:
@@ -140,11 +145,9 @@ class SessionRefresher:
         self._store = store
         self._verifier = verifier
         self._client = client
-        self._auth = auth
+        self._providers = providers
         self._clock = clock
         self._emit = emit
-        found = verifier.registry.find(config.issuer)
-        self._user_claim = "sub" if found is None else found.user_claim
 
     @staticmethod
     def due(record: SessionRecord, now: float) -> bool:
@@ -160,12 +163,16 @@ class SessionRefresher:
                 or returned an ID token for another user; the record is deleted.
             StoreUnavailable: the store cannot be reached.
         """
+        provider = self._providers.for_record(record)
+        if provider is None:  # its connection was disabled or changed a moment ago
+            await self._end(record, "refresh_connection")
+            raise SessionInvalid("the session's connection was disabled or changed")
         ttl = self.config.http_timeout + _LEASE_MARGIN
         if not await self._store.claim(f"refresh:{record.id}", ttl):
             return record
         now = self._clock.time()
         try:
-            tokens = await self._grant(record)
+            tokens = await self._grant(record, provider)
         except TokenRefused as exc:
             if exc.code == "invalid_grant":
                 await self._end(record, "refresh_refused")
@@ -176,7 +183,7 @@ class SessionRefresher:
             return await self._postpone(record, now, exc.reason)
         rotated = tokens.refresh_token or record.refresh_token
         try:
-            claims, id_token, id_exp = await self._renewed_claims(record, tokens)
+            claims, id_token, id_exp = await self._renewed_claims(record, tokens, provider)
         except ServiceUnavailable as exc:  # keys or userinfo unreachable: keep the old claims
             return await self._postpone(record, now, exc.reason, refresh_token=rotated)
         except AuthError as exc:
@@ -195,8 +202,8 @@ class SessionRefresher:
             last_seen=now,
         )
 
-    async def _grant(self, record: SessionRecord) -> TokenSet:
-        metadata = await self._verifier.metadata(self.config.issuer)
+    async def _grant(self, record: SessionRecord, provider: Provider) -> TokenSet:
+        metadata = await self._verifier.metadata(provider.iss)
         if not metadata.token_endpoint:
             raise ProviderError("the provider metadata lacks a token endpoint")
         form = {"grant_type": "refresh_token", "refresh_token": record.refresh_token or ""}
@@ -204,20 +211,20 @@ class SessionRefresher:
             self._client,
             metadata.token_endpoint,
             form,
-            self._auth,
+            provider.auth,
             deadline=self.config.http_timeout,
             max_bytes=MAX_RESPONSE,
         )
 
     async def _renewed_claims(
-        self, record: SessionRecord, tokens: TokenSet
+        self, record: SessionRecord, tokens: TokenSet, provider: Provider
     ) -> tuple[dict[str, Any], str | None, Any]:
         """The session's new claims, ID token and ``exp`` (the old ones when none came)."""
         claims = dict(record.claims)
         id_token = record.id_token
         id_exp: Any = None
         if tokens.id_token:  # optional in a refresh response (OIDC Core §12.2)
-            verified = await verify_id_token(self._verifier, self.config, tokens, nonce=None)
+            verified = await verify_id_token(self._verifier, provider, tokens, nonce=None)
             if (
                 verified.claims.get("sub") != record.id_sub
                 or verified.subject != record.subject
@@ -226,7 +233,7 @@ class SessionRefresher:
                 raise SessionInvalid("the refreshed ID token names another user")
             claims = {k: v for k, v in verified.claims.items() if k not in DROPPED_CLAIMS}
             id_token, id_exp = tokens.id_token, verified.claims.get("exp")
-        metadata = await self._verifier.metadata(self.config.issuer)
+        metadata = await self._verifier.metadata(provider.iss)
         if self.config.use_userinfo and metadata.userinfo_endpoint and tokens.access_token:
             try:
                 userinfo = await fetch_claims(
@@ -234,7 +241,9 @@ class SessionRefresher:
                 )
             except ProviderError as exc:
                 raise ServiceUnavailable("the userinfo endpoint answered garbage") from exc
-            claims = merge_claims(claims, userinfo, user_claim=self._user_claim)
+            found = self._verifier.registry.find(provider.iss)
+            user_claim = "sub" if found is None else found.user_claim
+            claims = merge_claims(claims, userinfo, user_claim=user_claim)
         return claims, id_token, id_exp
 
     async def _postpone(

@@ -3,6 +3,16 @@
 Cookie-only mode seals the whole :class:`~asgi_sso.sessions.SessionRecord` into
 the (chunked) cookie; with a server-side store the cookie only names the record.
 
+Cookie keys are bound to the app (:func:`app_binding`): the default provider's
+``(issuer, client_id)`` when there is one, else a fixed binding for sign-in only
+through connections. Either way every request also checks that the session's
+provider is still in force (:meth:`~asgi_sso.login.providers.Providers.for_record`):
+the default provider, or an enabled connection of this app's snapshot with the
+record's id, issuer and client id, opened at or after its ``not_before``. That
+check is what keeps out a session sealed by another app sharing the cookie
+secret, exactly as the binding does for the default provider: its record names
+another OAuth client (or a connection this app does not have).
+
 An app at the host's root uses ``__Host-<name>`` with ``Path=/``. An app mounted
 under an ASGI ``root_path`` (``/app``) scopes its cookie to that path, which
 ``__Host-`` forbids, so it uses ``__Secure-<name>``: two apps on one host never
@@ -11,7 +21,7 @@ overwrite each other's sessions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -19,6 +29,7 @@ from asgi_sso.config import Clock
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.login import http as web
 from asgi_sso.login.config import LoginConfig
+from asgi_sso.login.providers import Providers
 from asgi_sso.principal import Principal
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.sessions.codec import CookieCodec, join_chunks, split_chunks
@@ -27,7 +38,21 @@ from asgi_sso.sessions.cookie import CHUNK_SIZE, MAX_CHUNKS, CookieSessionStore
 if TYPE_CHECKING:
     from asgi_sso.login.refresh import SessionRefresher
 
-__all__ = ["SessionCookies", "principal_from"]
+__all__ = ["CONNECTIONS_BINDING", "SessionCookies", "app_binding", "principal_from"]
+
+CONNECTIONS_BINDING: Final = ("asgi_sso connections",)
+"""The cookie binding of an app whose users sign in only through connections."""
+
+
+def app_binding(config: LoginConfig) -> tuple[str, ...]:
+    """The app part of the cookie keys (HKDF ``info``): sessions and sign-in state.
+
+    The default provider's ``(issuer, client_id)`` when set, as before connections
+    (its sessions survive turning connections on); else :data:`CONNECTIONS_BINDING`.
+    """
+    if config.issuer is not None and config.client_id is not None:
+        return (config.issuer, config.client_id)
+    return CONNECTIONS_BINDING
 
 
 class _SessionRef(msgspec.Struct, frozen=True):
@@ -68,8 +93,10 @@ class SessionCookies:
         clock: Clock,
         revocations: RevocationBus,
         refresher: SessionRefresher | None = None,
+        providers: Providers | None = None,
     ) -> None:
         self.config = config
+        self.providers = providers or Providers(config, connections=None, clock=clock)
         self._store = store
         self._clock = clock
         self._revocations = revocations
@@ -79,8 +106,8 @@ class SessionCookies:
         self._mounted_name = ("__Secure-" if self._secure else "") + config.session_cookie
         self.state_prefix = ("__Secure-" if self._secure else "") + config.state_cookie + "."
         # Sessions belong to one app: apps sharing a cookie secret (and a store) derive
-        # different keys and refuse each other's records.
-        self._app = (config.issuer, config.client_id)
+        # different keys, and a record opens only while its provider is in force here.
+        self._app = app_binding(config)
         self._cookies = CookieSessionStore(
             CookieCodec(config.cookie_secrets, purpose="asgi_sso session", binding=self._app),
             clock=clock,
@@ -129,10 +156,11 @@ class SessionCookies:
         return record, self.issue(record, cookies, root)
 
     async def open(self, value: str) -> SessionRecord:
-        """The record ``value`` names, if this app sealed it.
+        """The record ``value`` names, if this app sealed it and its provider is in force.
 
         Raises:
-            SessionInvalid: undecryptable, ended, or a session of another app.
+            SessionInvalid: undecryptable, ended, a session of another app, or of a
+                connection disabled or changed since (a server-side record is deleted).
         """
         if self._store is None:
             record = self._cookies.open(value)
@@ -145,7 +173,11 @@ class SessionCookies:
             if found is None:
                 raise SessionInvalid("the session has ended")
             record = found
-        if (record.issuer, record.client_id) != self._app:
+        if self.providers.for_record(record) is None:
+            if self._store is not None:
+                await self._store.delete(record.id)
+            if record.connection in self.providers.directory:
+                raise SessionInvalid("the session's connection was disabled or changed")
             raise SessionInvalid("the session belongs to another app")
         return record
 

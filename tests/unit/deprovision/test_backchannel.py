@@ -220,3 +220,96 @@ async def test_require_typ_refuses_untyped_tokens() -> None:
         untyped = env.idp.tokens.token(claims=env.claims(), headers={"typ": None})
         assert_400(await env.post(untyped))
         assert (await env.post(env.idp.sign(env.claims(), "logout+jwt"))).status_code == 200
+
+
+def test_config_names_the_default_provider_whole_or_not_at_all() -> None:
+    assert BackchannelConfig().issuer is None
+    with pytest.raises(ConfigurationError, match="go together"):
+        BackchannelConfig(client_id="c")
+    with pytest.raises(ConfigurationError, match="go together"):
+        BackchannelConfig(issuer="https://idp.example")
+
+
+class Connections:
+    """Logout tokens of connections: each issuer's audience is asked on every request."""
+
+    def __init__(self, *, default: bool) -> None:
+        self.idp = DevIdP()
+        self.acme = DevIdP("https://acme-idp.example")
+        self.globex = DevIdP("https://globex-idp.example")
+        self.audiences = {self.acme.issuer: "app-acme", self.globex.issuer: "app-globex"}
+        self.disable_after = 0  # > 0: the connections go away after that many look-ups
+        mounts = {idp.origin: httpx.ASGITransport(app=idp) for idp in (self.acme, self.globex)}
+        self.http = self.idp.http_client(mounts=mounts)
+        issuers = [self.idp.issuer_config(audience="api://x")]
+        issuers += [self.acme.issuer_config(audience="app-acme")]
+        issuers += [self.globex.issuer_config(audience="app-globex")]
+        verifier = TokenVerifier(issuers, client=self.http)
+        self.bus = RevocationBus()
+        self.revoked: list[Revocation] = []
+        self.bus.subscribe(self.revoked.append)
+        self.asked: list[str] = []
+        config = BackchannelConfig(client_id=CLIENT, issuer=self.idp.issuer) if default else None
+        app = BackchannelLogoutApp(
+            config or BackchannelConfig(), verifier, revocations=self.bus,
+            clock=self.idp.clock, audiences=self.audience,
+        )  # fmt: skip
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://rp"
+        )
+
+    def audience(self, iss: str) -> str | None:
+        self.asked.append(iss)
+        found = self.audiences.get(iss)
+        if self.disable_after and len(self.asked) >= self.disable_after:
+            self.audiences.clear()
+        return found
+
+    async def post(self, token: str) -> httpx.Response:
+        return await self.client.post("/", data={"logout_token": token})
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.http.aclose()
+
+
+@pytest.mark.parametrize("default", [True, False], ids=["with-default", "connections-only"])
+async def test_each_connection_is_heard_with_its_own_audience_and_issuer(default: bool) -> None:
+    env = Connections(default=default)
+    try:
+        ok = await env.post(env.acme.logout_token("app-acme", sub="u1"))
+        assert ok.status_code == 200, ok.text
+        [revocation] = env.revoked
+        assert (revocation.kind, revocation.issuer, revocation.subject) == (
+            "logout", env.acme.issuer, "u1"
+        )  # fmt: skip
+        assert revocation.connection is None
+        assert env.asked == [env.acme.issuer, env.acme.issuer]  # before and after the await
+        now = int(env.acme.clock.time())
+        forged = env.globex.sign(  # globex's key, claiming acme's iss
+            {"iss": env.acme.issuer, "aud": "app-acme", "iat": now, "exp": now + 60,
+             "jti": "j1", "sub": "u1", "events": {BACKCHANNEL_LOGOUT_EVENT: {}}},
+            "logout+jwt",
+        )  # fmt: skip
+        for token in (
+            env.acme.logout_token("app-globex", sub="u1"),  # another connection's client
+            env.globex.logout_token("app-acme", sub="u1"),
+            forged,
+        ):
+            assert_400(await env.post(token))
+        assert len(env.revoked) == 1
+        default_token = env.idp.logout_token(CLIENT, sub="u1")
+        assert (await env.post(default_token)).status_code == (200 if default else 400)
+    finally:
+        await env.aclose()
+
+
+async def test_a_connection_disabled_while_its_token_is_verified_is_not_heard() -> None:
+    env = Connections(default=False)
+    env.disable_after = 1
+    try:
+        response = await env.post(env.acme.logout_token("app-acme", sub="u1"))
+        assert_400(response)
+        assert env.revoked == []
+    finally:
+        await env.aclose()

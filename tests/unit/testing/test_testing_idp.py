@@ -136,7 +136,7 @@ async def test_discovery_names_the_exact_issuer_and_absolute_endpoints(http: Any
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert doc["backchannel_logout_supported"] is True
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post", "none"}  # fmt: skip
+        "client_secret_basic", "client_secret_post", "private_key_jwt", "none"}  # fmt: skip
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
 
 

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from asgi_sso.testing.idp.assertions import ASSERTION_ALGORITHMS, assertion_client
 from asgi_sso.testing.idp.issue import token_response
 from asgi_sso.testing.idp.logout import end_session
 from asgi_sso.testing.idp.model import DevClient, DevUser, Grant, new_secret, verify_own
@@ -78,8 +79,10 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
             "none",
         ],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "claims_supported": list(_CLAIMS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
@@ -182,6 +185,10 @@ def _authenticate_client(idp: DevIdP, request: Request, params: Params) -> DevCl
     header = request.headers.get("authorization", "")
     basic = header[:6].lower() == "basic "
     challenge = {"WWW-Authenticate": 'Basic realm="dev-idp"'} if basic else {}
+    if "client_assertion" in params or "client_assertion_type" in params:
+        if basic:
+            return oauth_error("invalid_request", "use one client authentication method")
+        return assertion_client(idp, params)
     if basic:
         if "client_secret" in params:
             return oauth_error("invalid_request", "use one client authentication method")
@@ -199,6 +206,8 @@ def _authenticate_client(idp: DevIdP, request: Request, params: Params) -> DevCl
     client = idp.clients.get(client_id)
     if client is None:
         return oauth_error("invalid_client", "unknown client", 401, challenge)
+    if client.jwks is not None:  # registered keys: private_key_jwt only
+        return oauth_error("invalid_client", "this client must use private_key_jwt", 401)
     if client.client_secret is None:
         if secret:
             return oauth_error("invalid_client", "a public client has no secret", 401, challenge)

@@ -109,6 +109,9 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         scopes: the default scope of ``client_credentials`` tokens.
         id_token_signed_response_alg: the ID token algorithm this client wants
             (``RS256`` is always available); ``None`` uses the IdP's algorithm.
+        jwks: the client's public JWK Set (RFC 7591 §2): such a client authenticates
+            with ``private_key_jwt`` (RFC 7523), a JWT signed by its private key, and
+            has no secret.
     """
 
     client_id: str
@@ -120,6 +123,7 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
     scopes: tuple[str, ...] = ()
     id_token_signed_response_alg: str | None = None
+    jwks: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -127,11 +131,22 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         for grant in self.grant_types:
             if grant not in GRANT_TYPES:
                 raise ConfigurationError(f"unknown grant type {grant!r}; choose from {GRANT_TYPES}")
-        if "client_credentials" in self.grant_types and self.client_secret is None:
+        if "client_credentials" in self.grant_types and self.is_public:
             raise ConfigurationError("client_credentials needs a confidential client (a secret)")
+        if self.jwks is not None:
+            self._check_jwks(self.jwks)
         for uri in self.redirect_uris:
             if "#" in uri:
                 raise ConfigurationError(f"redirect URI {uri!r} must not have a fragment")
+
+    def _check_jwks(self, jwks: dict[str, Any]) -> None:
+        if self.client_secret is not None:
+            raise ConfigurationError("a client with jwks uses private_key_jwt, not a secret")
+        keys = jwks.get("keys")
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+            raise ConfigurationError("DevClient.jwks must be a JWK Set: {'keys': [...]}")
+        if any("d" in key or key.get("kty") not in ("RSA", "EC") for key in keys):
+            raise ConfigurationError("DevClient.jwks holds public RSA or EC keys only")
 
     def __repr__(self) -> str:
         secret = None if self.client_secret is None else "**********"
@@ -139,8 +154,8 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     @property
     def is_public(self) -> bool:
-        """Whether the client has no secret (it authenticates with PKCE alone)."""
-        return self.client_secret is None
+        """Whether the client has no secret nor keys (it authenticates with PKCE alone)."""
+        return self.client_secret is None and self.jwks is None
 
     @property
     def token_audience(self) -> str:

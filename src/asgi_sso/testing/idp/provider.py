@@ -106,6 +106,7 @@ class DevIdP:
         self.codes: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, Grant] = {}
         self.sessions: dict[str, str] = {}  # sid -> sub
+        self.assertion_jtis: dict[str, float] = {}  # used client assertions -> their exp
         self.requests: Counter[str] = Counter()  # endpoint name -> calls
         self.outage_status: int | None = None
         self.jwks_delay: float = 0.0

@@ -1,0 +1,248 @@
+"""The sign-in providers: the default one (``LoginConfig.issuer``) and each connection's.
+
+A :class:`Provider` is what one sign-in needs of an identity provider: its
+issuer, this app's client id and credentials there, the scopes and extra
+authorization parameters, and the connection it stands for. :class:`Providers`
+finds them in the current connection snapshot on every use, so a changed or
+disabled connection applies from the next request on, in every leg: the start of
+a sign-in, its callback, each request of a session, refresh, logout and
+back-channel logout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+from asgi_sso.config import Clock
+from asgi_sso.connections.directory import ConnectionDirectory
+from asgi_sso.connections.model import Connection
+from asgi_sso.errors import ConfigurationError
+from asgi_sso.login.client_auth import ClientAuth, ClientKey, load_client_key
+from asgi_sso.login.config import LoginConfig
+
+if TYPE_CHECKING:
+    from asgi_sso.connections.live import LiveConnections
+    from asgi_sso.login.oidc import FlowState
+    from asgi_sso.sessions.base import SessionRecord
+
+__all__ = ["Provider", "Providers"]
+
+_EMPTY: Final = ConnectionDirectory()
+_MAX_KEYS: Final = 4096
+
+
+class Provider:
+    """One identity provider users sign in at, with this app's client there.
+
+    Attributes:
+        iss: the provider's exact issuer (a connection's concrete ``iss``).
+        client_id: this app's OAuth client id at the provider: the ID token audience.
+        auth: how the client authenticates at the token endpoint.
+        scopes: the scopes requested.
+        authorize_params: extra authorization request parameters.
+        connection: the connection id, or ``None`` for the default provider.
+        not_before: sessions (and sign-ins) started before this wall time are refused.
+    """
+
+    __slots__ = (
+        "auth",
+        "authorize_params",
+        "client_id",
+        "connection",
+        "iss",
+        "not_before",
+        "scopes",
+    )
+
+    def __init__(
+        self,
+        *,
+        iss: str,
+        client_id: str,
+        auth: ClientAuth,
+        scopes: tuple[str, ...],
+        authorize_params: Mapping[str, str],
+        connection: str | None = None,
+        not_before: float = 0.0,
+    ) -> None:
+        self.iss = iss
+        self.client_id = client_id
+        self.auth = auth
+        self.scopes = scopes
+        self.authorize_params = dict(authorize_params)
+        self.connection = connection
+        self.not_before = not_before
+
+    def __repr__(self) -> str:
+        return f"Provider(iss={self.iss!r}, connection={self.connection!r})"
+
+
+class Providers:
+    """Finds the provider of a sign-in, a session or a logout token.
+
+    Args:
+        config: the sign-in settings; ``issuer`` set makes the default provider.
+        connections: the live connections, or ``None`` without connections.
+        clock: wall time for client assertions.
+
+    Raises:
+        ConfigurationError: neither a default provider nor connections.
+    """
+
+    def __init__(
+        self, config: LoginConfig, *, connections: LiveConnections | None, clock: Clock
+    ) -> None:
+        if config.issuer is None and connections is None:
+            raise ConfigurationError(
+                "LoginConfig without an issuer signs users in only through connections: "
+                "pass connections=... as well, or set LoginConfig.issuer and client_id"
+            )
+        self._clock = clock
+        self._live = connections
+        self.default: Provider | None = None
+        if config.issuer is not None and config.client_id is not None:
+            secret = config.client_secret.reveal() if config.client_secret is not None else None
+            self.default = Provider(
+                iss=config.issuer,
+                client_id=config.client_id,
+                auth=ClientAuth(
+                    client_id=config.client_id,
+                    method=config.token_endpoint_auth,
+                    secret=secret,
+                    clock=clock,
+                ),
+                scopes=config.scopes,
+                authorize_params=config.extra_authorize_params,
+            )
+        self._directory: ConnectionDirectory | None = None
+        self._built: dict[str, tuple[Connection, Provider]] = {}
+        self._keys: dict[bytes, ClientKey] = {}
+
+    @property
+    def directory(self) -> ConnectionDirectory:
+        """The connection snapshot in use (empty without connections)."""
+        return self._live.directory if self._live is not None else _EMPTY
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def connection(self, connection_id: str) -> Provider | None:
+        """The provider of an enabled sign-in connection with this id, if any."""
+        return self._of(self.directory.get(connection_id))
+
+    def for_email(self, email: str) -> Provider | None:
+        """The provider of the enabled connection owning the email's domain, if any."""
+        return self._of(self.directory.for_email(email))
+
+    def for_domain(self, domain: str) -> Provider | None:
+        """The provider of the enabled connection owning ``domain``, if any."""
+        return self._of(self.directory.for_domain(domain))
+
+    def for_issuer(self, iss: str) -> Provider | None:
+        """The provider whose issuer is ``iss`` (the default or an enabled connection)."""
+        if self.default is not None and iss == self.default.iss:
+            return self.default
+        return self._of(self.directory.by_issuer(iss))
+
+    def for_flow(self, flow: FlowState) -> Provider | None:
+        """The provider a pending sign-in was started with, if it is still in force unchanged."""
+        if flow.connection is None:
+            default = self.default
+            if default is None or (flow.iss and (flow.iss, flow.client_id) != _pair(default)):
+                return None
+            return default
+        found = self.connection(flow.connection)
+        if found is None or (flow.iss, flow.client_id) != _pair(found):
+            return None
+        return found if flow.started_at >= found.not_before else None
+
+    def for_record(self, record: SessionRecord) -> Provider | None:
+        """The provider a session was opened with, if it is still in force.
+
+        The default provider's sessions match its ``(issuer, client_id)``; a
+        connection's match an enabled connection with the record's id, issuer and
+        client id, opened at or after its ``not_before``.
+        """
+        default = self.default
+        if default is not None and (record.issuer, record.client_id) == _pair(default):
+            return default
+        found = self.connection(record.connection)
+        if found is None or (record.issuer, record.client_id) != _pair(found):
+            return None
+        return found if record.created_at >= found.not_before else None
+
+    def logout_audience(self, iss: str) -> str | None:
+        """The client id whose back-channel logout tokens from ``iss`` are honoured."""
+        found = self.for_issuer(iss)
+        return found.client_id if found is not None else None
+
+    def problem(self, connection: Connection) -> str | None:
+        """Why ``connection`` cannot sign anyone in here (an unreadable client key), or ``None``."""
+        if connection.client_key is None:
+            return None
+        try:
+            self._key(connection)
+        except ConfigurationError as exc:
+            return str(exc)
+        return None
+
+    # -- building ------------------------------------------------------------------------
+
+    def _of(self, connection: Connection | None) -> Provider | None:
+        if connection is None or not connection.enabled or connection.client_id is None:
+            return None
+        directory = self.directory
+        if directory is not self._directory:
+            # A new snapshot: forget providers of connections that were replaced.
+            self._directory, self._built = directory, {}
+        cached = self._built.get(connection.id)
+        if cached is not None and cached[0] is connection:
+            return cached[1]
+        try:
+            provider = self._build(connection, connection.client_id)
+        except ConfigurationError:
+            return None  # an unreadable key: the connection signs nobody in
+        self._built[connection.id] = (connection, provider)
+        return provider
+
+    def _build(self, connection: Connection, client_id: str) -> Provider:
+        secret = connection.client_secret.reveal() if connection.client_secret else None
+        key = self._key(connection) if connection.client_key is not None else None
+        auth = ClientAuth(
+            client_id=client_id,
+            method=connection.token_endpoint_auth,
+            secret=secret,
+            key=key,
+            clock=self._clock,
+        )
+        return Provider(
+            iss=connection.iss,
+            client_id=client_id,
+            auth=auth,
+            scopes=connection.scopes,
+            authorize_params=connection.authorize_params,
+            connection=connection.id,
+            not_before=connection.not_before,
+        )
+
+    def _key(self, connection: Connection) -> ClientKey:
+        # Parsing a private key costs milliseconds: each distinct key is parsed once.
+        assert connection.client_key is not None
+        raw = connection.client_key.reveal()
+        digest = hashlib.sha256(raw).digest()
+        key = self._keys.get(digest)
+        if key is None:
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError as exc:
+                raise ConfigurationError("client_key must be text (PEM or JWK JSON)") from exc
+            key = load_client_key(text)
+            if len(self._keys) >= _MAX_KEYS:
+                self._keys.clear()
+            self._keys[digest] = key
+        return key
+
+
+def _pair(provider: Provider) -> tuple[str, str]:
+    return provider.iss, provider.client_id

@@ -131,13 +131,14 @@ def serving(idps: Sequence[DevIdP], banner: Sequence[str] = ()) -> Iterator[None
 
 
 def user_lines(idp: DevIdP, describe: Any = None) -> list[str]:
-    """One line per test user of ``idp``: sub, email, groups, connection."""
+    """One line per test user of ``idp``: sub, email, groups, and the connection claim if any."""
     lines = []
     for user in idp.users.values():
-        where = user.connection_id or user.tenant or "-"
+        where = user.connection_id or user.tenant
         extra = f"  {describe(user)}" if describe is not None else ""
         lines.append(
             f"  {user.sub:<22} {user.email or '':<24} groups={','.join(user.groups) or '-':<28}"
-            f" connection={where}{extra}"
+            + (f" connection={where}" if where else "")
+            + extra
         )
     return lines

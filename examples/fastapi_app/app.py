@@ -1,5 +1,10 @@
 """Acme Analytics: a B2B SaaS app on FastAPI whose customers sign in through their own IdP.
 
+Each customer company is a *connection* (its own identity provider, found by the
+email domain at sign-in), kept in a SQL store that can change while the app runs:
+in dev mode two companies (Acme, Globex) each get an embedded dev IdP, and the
+banner shows how to add a third with ``asgi-sso connections add``.
+
 * ``/`` — home page with "Sign in with SSO" (public).
 * ``/dashboard`` — the signed-in user, their company (connection) and tier.
 * ``/me`` — the same as JSON, for a session cookie or a bearer token alike.
@@ -38,12 +43,13 @@ from asgi_sso import (
     ScimConfig,
     Secret,
     SSOMiddleware,
-    TierDecision,
     UserStore,
 )
+from asgi_sso.connections import Connection
+from asgi_sso.connections.sql import SQLConnections
 from asgi_sso.fastapi import CurrentUser, require_scopes
 from asgi_sso.identity.stores.sql import SQLUserStore
-from asgi_sso.testing import DevClient, DevIdP, DevUser
+from asgi_sso.testing import DevClient, DevIdP, DevUser, free_port
 from examples._devkit import (
     OidcSettings,
     cookie_security,
@@ -54,7 +60,7 @@ from examples._devkit import (
 )
 from examples.fastapi_app import pages
 
-__all__ = ["ADMIN_SCOPE", "DEV_USERS", "Example", "Settings", "create_app"]
+__all__ = ["ADMIN_SCOPE", "COMPANIES", "Company", "Example", "Settings", "create_app"]
 
 ADMIN_SCOPE = "users:admin"
 TIERS = ("enterprise", "pro", "free")
@@ -65,23 +71,58 @@ TIER_SCOPES = {
 }
 DEV_CLIENT_ID = "acme-analytics"
 DEV_AUDIENCE = "api://acme-analytics"
-DEV_USERS = (
-    DevUser(sub="alice", email="alice@acme.example", name="Alice Admin",
-            groups=("admins", "staff"), connection_id="acme"),
-    DevUser(sub="bob", email="bob@acme.example", name="Bob Member",
-            groups=("staff",), connection_id="acme"),
-    DevUser(sub="carol", email="carol@globex.example", name="Carol Admin",
-            groups=("admins",), connection_id="globex"),
-    DevUser(sub="dave", email="dave@globex.example", name="Dave Analyst",
-            groups=("analytics-pro",), connection_id="globex"),
-)  # fmt: skip
-"""Two companies: Acme buys Enterprise for everyone; at Globex only ``analytics-pro`` gets Pro."""
-DEV_CONNECTION = "broker:{tenant}"
-"""The dev IdP acts as a broker: its ``connection_id`` claim fills ``{tenant}``."""
-DEV_CONNECTIONS = {
-    "broker:acme": ConnectionTiers(default_tier="enterprise"),
-    "broker:globex": ConnectionTiers(default_tier="free", groups={"analytics-pro": "pro"}),
-}
+
+
+class Company(msgspec.Struct, frozen=True, kw_only=True):
+    """A demo customer: its connection id, name, email domain, users and contract."""
+
+    id: str
+    name: str
+    domain: str
+    users: tuple[DevUser, ...]
+    tiers: ConnectionTiers
+
+
+def _users(domain: str, *people: tuple[str, str, tuple[str, ...]]) -> tuple[DevUser, ...]:
+    return tuple(
+        DevUser(sub=sub, email=f"{sub}@{domain}", name=name, groups=groups)
+        for sub, name, groups in people
+    )
+
+
+COMPANIES = (
+    Company(
+        id="acme",
+        name="Acme Corp",
+        domain="acme.example",
+        users=_users(
+            "acme.example",
+            ("alice", "Alice Admin", ("admins", "staff")),
+            ("bob", "Bob Member", ("staff",)),
+        ),
+        tiers=ConnectionTiers(default_tier="enterprise"),
+    ),
+    Company(
+        id="globex",
+        name="Globex",
+        domain="globex.example",
+        users=_users(
+            "globex.example",
+            ("carol", "Carol Admin", ("admins",)),
+            ("dave", "Dave Analyst", ("analytics-pro",)),
+        ),
+        tiers=ConnectionTiers(default_tier="free", groups={"analytics-pro": "pro"}),
+    ),
+)
+"""Acme buys Enterprise for everyone; at Globex the default is Free, ``analytics-pro`` gets Pro."""
+THIRD_COMPANY = Company(
+    id="initech",
+    name="Initech",
+    domain="initech.example",
+    users=_users("initech.example", ("erin", "Erin Admin", ("admins",))),
+    tiers=ConnectionTiers(default_tier="pro"),
+)
+"""The company the banner shows how to add while the app runs."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,30 +162,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class AdminGroupMapper:
-    """A custom tier mapper: the default mapping, plus ``users:admin`` for the admin group."""
-
-    def __init__(self, base: PriorityTierMapper, admin_group: str) -> None:
-        self.base = base
-        self.admin_group = admin_group
-
-    def map(self, principal: Principal) -> TierDecision:
-        """Decide the tier, then grant the admin scope to members of the admin group."""
-        decision = self.base.map(principal)
-        if self.admin_group not in decision.roles:
-            return decision
-        return msgspec.structs.replace(decision, scopes=decision.scopes | {ADMIN_SCOPE})
-
-
 class Example:
     """Everything ``create_app`` built, for the server and for tests.
 
     Attributes:
         app: the ASGI app (``SSOMiddleware`` around FastAPI).
         api: the FastAPI app inside.
-        idp: the embedded dev IdP (dev mode only).
+        idps: the embedded dev IdPs, one per company (dev mode only).
         user_store: where users are provisioned.
-        scim_tokens: connection → SCIM bearer secret.
+        connections: the connection store (dev mode), shared with ``asgi-sso connections``.
+        connections_url: the store's URL, for the command line.
+        app_secret: the secret sealing the connections' stored secrets (dev mode).
         settings: the settings used.
         clock: the injected clock, if any.
     """
@@ -152,149 +180,223 @@ class Example:
     def __init__(
         self,
         settings: Settings,
-        idp: DevIdP | None,
         user_store: UserStore,
-        scim_tokens: dict[str, Secret],
+        *,
+        idps: dict[str, DevIdP] | None = None,
+        connections_url: str | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.idp = idp
+        self.idps = idps or {}
         self.user_store = user_store
-        self.scim_tokens = scim_tokens
+        self.connections_url = connections_url
+        self.app_secret = Secret(secrets.token_urlsafe(32))
+        self.client_secret = secrets.token_urlsafe(24)
+        self.third_port = free_port()
+        self.connections: SQLConnections | None = None
+        # Reaches the embedded IdPs in process, and any other (a third company's) over TCP.
+        self.http_client = in_process_client(list(self.idps.values())) if self.idps else None
+        if connections_url is not None:
+            self.connections = DemoConnections(
+                connections_url, secrets=[self.app_secret], seeds=self.seeds(), clock=clock
+            )
         self.api = _build_api(self)
         self.app: SSOMiddleware = _protect(self)
 
+    def seeds(self) -> list[Connection]:
+        """The two demo companies' connections, each trusting its own dev IdP."""
+        return [self.connection(c, self.idps[c.id].issuer) for c in COMPANIES]
+
+    def connection(self, company: Company, issuer: str) -> Connection:
+        """The connection of ``company`` whose IdP is at ``issuer``."""
+        return Connection(
+            id=company.id,
+            name=company.name,
+            issuer=issuer,
+            client_id=DEV_CLIENT_ID,
+            client_secret=Secret(self.client_secret),
+            audience=(DEV_AUDIENCE,),
+            domains=(company.domain,),
+            tiers=company.tiers,
+            scim_secret=Secret(f"scim-{company.id}-{self.client_secret}"),
+        )
+
     def banner(self) -> list[str]:
-        """What to print at start-up: where to go and who can sign in."""
-        lines = [f"Acme Analytics (FastAPI) on {self.settings.app_url}"]
-        if self.idp is None:
+        """What to print at start-up: where to go, who can sign in, how to add a company."""
+        url = self.settings.app_url
+        lines = [f"Acme Analytics (FastAPI) on {url}"]
+        if not self.idps:
             assert self.settings.oidc is not None
             return [*lines, f"  signing in through {self.settings.oidc.issuer}"]
         lines += [
-            f"  Open {self.settings.app_url}/ and click 'Sign in with SSO'.",
-            f"  Embedded dev IdP: {self.idp.issuer} (development only; pick a user to sign in)",
-            "  Test users:",
-            *user_lines(self.idp),
+            f"  Open {url}/ , click 'Sign in with SSO' and give a work email below.",
+            "  Companies (connections), each with its own embedded dev IdP (development only):",
+        ]
+        for company in COMPANIES:
+            idp = self.idps[company.id]
+            lines.append(
+                f"    {company.id:<8} {company.name:<10} @{company.domain:<16} {idp.issuer}"
+            )
+            lines += user_lines(idp)
+        lines += [
             "  SCIM (deprovisioning) bearer secrets, per company:",
             *(
-                f"    {conn}: {token.reveal_str()}  ->  {self.settings.app_url}/scim/v2/Users"
-                for conn, token in self.scim_tokens.items()
+                f"    {c.id}: scim-{c.id}-{self.client_secret}  ->  {url}/scim/v2/Users"
+                for c in COMPANIES
             ),
+            *self.third_company_steps(),
         ]
         return lines
 
+    def third_company_steps(self) -> list[str]:
+        """The shell commands that add (and disable) a third company while the app runs."""
+        company, port = THIRD_COMPANY, self.third_port
+        user = company.users[0]
+        store = f"--store {self.connections_url} --secret-env APP_SECRET"
+        return [
+            f"  Add a third company, {company.name}, while the app runs (no restart):",
+            f"    export APP_SECRET={self.app_secret.reveal_str()} "
+            f"CLIENT_SECRET={self.client_secret}",
+            f"    .venv/bin/asgi-sso dev-idp --port {port} "
+            f"--user {user.sub}:{user.email}:{','.join(user.groups)} --client-id {DEV_CLIENT_ID} "
+            f"--client-secret $CLIENT_SECRET --redirect-uri {self.settings.app_url}/auth/callback "
+            f"--audience {DEV_AUDIENCE} &",
+            f"    .venv/bin/asgi-sso connections add {store} --id {company.id} "
+            f"--name {company.name} --issuer http://127.0.0.1:{port} --client-id {DEV_CLIENT_ID} "
+            f"--client-secret-env CLIENT_SECRET --audience {DEV_AUDIENCE} "
+            f"--domain {company.domain} --default-tier pro",
+            f"    then sign in as {user.email}; cut the company off with:",
+            f"    .venv/bin/asgi-sso connections disable {store} {company.id}",
+        ]
 
-def dev_idp(app_url: str, clock: Clock | None = None) -> DevIdP:
-    """The embedded dev IdP with the two demo companies and this app registered as a client."""
-    client = DevClient(
+
+class DemoConnections(SQLConnections):
+    """The dev-mode connection store: a fresh SQLite file with the demo companies in it."""
+
+    def __init__(self, url: str, *, seeds: list[Connection], **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._seeds = seeds
+
+    async def start(self) -> None:
+        """Create the tables, then add the demo companies that are not there yet."""
+        await super().start()
+        for connection in self._seeds:
+            if await self.get(connection.id) is None:
+                await self.add(connection)
+
+
+def dev_idp(company: Company, app_url: str, clock: Clock | None = None) -> DevIdP:
+    """A dev IdP for ``company`` with this app registered as a client."""
+    return DevIdP(users=company.users, clients=[dev_client(app_url, "")], clock=clock)
+
+
+def dev_client(app_url: str, secret: str) -> DevClient:
+    """This app's client registration at a dev IdP."""
+    return DevClient(
         client_id=DEV_CLIENT_ID,
-        client_secret=secrets.token_urlsafe(24),
+        client_secret=secret,
         redirect_uris=(app_url + "/auth/callback",),
         post_logout_redirect_uris=(app_url + "/",),
         backchannel_logout_uri=app_url + "/auth/backchannel-logout",
         audience=DEV_AUDIENCE,
         grant_types=("authorization_code", "refresh_token", "client_credentials"),
     )
-    return DevIdP(users=DEV_USERS, clients=[client], clock=clock)
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     clock: Clock | None = None,
-    idp: DevIdP | None = None,
     user_store: UserStore | None = None,
 ) -> Example:
     """Build the example.
 
     Args:
         settings: the settings; default ``Settings.from_env()``.
-        clock: the clock of the middleware, the store and the dev IdP (tests inject one).
-        idp: a dev IdP to use instead of a new one (dev mode).
+        clock: the clock of the middleware, the stores and the dev IdPs (tests inject one).
         user_store: a user store instead of the SQLite/``DATABASE_URL`` one.
     """
     settings = settings or Settings.from_env()
     cookie_security(settings.app_url, dev_mode=settings.oidc is None)
-    if settings.oidc is None:
-        idp = idp or dev_idp(settings.app_url, clock)
-        scim_tokens = {conn: Secret(secrets.token_urlsafe(24)) for conn in DEV_CONNECTIONS}
-    else:
-        idp = None
-        scim_tokens = {settings.oidc.issuer: settings.scim_token} if settings.scim_token else {}
-    store = user_store or SQLUserStore(_database_url(settings), clock=clock)
-    return Example(settings, idp, store, scim_tokens, clock)
+    store = user_store or SQLUserStore(_database_url(settings, "fastapi-users"), clock=clock)
+    if settings.oidc is not None:
+        return Example(settings, store, clock=clock)
+    idps = {c.id: dev_idp(c, settings.app_url, clock) for c in COMPANIES}
+    # A new file per run: the dev IdPs' ports and the sealing secret are new each time.
+    url = _database_url(settings, f"fastapi-connections-{secrets.token_hex(4)}")
+    example = Example(settings, store, idps=idps, connections_url=url, clock=clock)
+    for idp in idps.values():
+        idp.add_client(dev_client(settings.app_url, example.client_secret))
+    return example
 
 
-def _database_url(settings: Settings) -> str:
-    if settings.database_url:
+def _database_url(settings: Settings, name: str) -> str:
+    if settings.database_url and name == "fastapi-users":
         return settings.database_url
     folder = Path(settings.data_dir or Path(tempfile.gettempdir()) / "asgi-sso-examples")
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite+aiosqlite:///{folder / 'fastapi-users.sqlite3'}"
+    return f"sqlite+aiosqlite:///{folder / name}.sqlite3"
 
 
-def _protect(example: Example) -> SSOMiddleware:
-    settings, idp = example.settings, example.idp
-    secure = cookie_security(settings.app_url, dev_mode=idp is not None)
-    if idp is not None:
-        client = idp.clients[DEV_CLIENT_ID]
-        issuer = idp.issuer_config(
-            audience=DEV_AUDIENCE,
-            client_id=DEV_CLIENT_ID,
-            connection_claim="connection_id",
-            connection=DEV_CONNECTION,
-        )
-        login = LoginConfig(
-            issuer=idp.issuer,
-            client_id=DEV_CLIENT_ID,
-            client_secret=Secret(client.client_secret or ""),
-            redirect_uri=settings.app_url + "/auth/callback",
-            post_logout_redirect_uri=settings.app_url + "/",
-            cookie_secrets=(settings.session_secret,),
-            secure_cookies=secure,
-            default_return_to="/dashboard",
-        )
-        connections = DEV_CONNECTIONS
-        http_client = in_process_client([idp])
-    else:
-        oidc = settings.oidc
-        assert oidc is not None
-        if oidc.client_id is None:
-            raise ConfigurationError("OIDC_CLIENT_ID is required for browser sign-in")
-        issuer = oidc.api_issuer()
-        login = LoginConfig(
-            issuer=oidc.issuer,
-            client_id=oidc.client_id,
-            client_secret=oidc.client_secret,
-            token_endpoint_auth="client_secret_basic" if oidc.client_secret else "none",
-            redirect_uri=oidc.redirect_uri or settings.app_url + "/auth/callback",
-            cookie_secrets=(settings.session_secret,),
-            secure_cookies=secure,
-            default_return_to="/dashboard",
-        )
-        connections = {}
-        http_client = None
-    mapper = PriorityTierMapper(
+def _mapper(admin_group: str) -> PriorityTierMapper:
+    return PriorityTierMapper(
         tiers=TIERS,
         scopes=TIER_SCOPES,
-        connections=connections,
         default_connection=ConnectionTiers(
             default_tier="free",
             groups={"analytics-pro": "pro", "analytics-enterprise": "enterprise"},
         ),
+        group_scopes={admin_group: [ADMIN_SCOPE]},
     )
+
+
+def _protect(example: Example) -> SSOMiddleware:
+    settings = example.settings
+    secure = cookie_security(settings.app_url, dev_mode=bool(example.idps))
+    public = ["/", "/docs/*", "/openapi.json", "/favicon.ico", "/healthz"]
+    identity = IdentityConfig(
+        tier_mapper=_mapper(settings.admin_group), user_store=example.user_store
+    )
+    if example.connections is not None:
+        return SSOMiddleware(
+            example.api,
+            connections=example.connections,
+            paths=PathRules(public=public),
+            login=LoginConfig(
+                redirect_uri=settings.app_url + "/auth/callback",
+                post_logout_redirect_uri=settings.app_url + "/",
+                cookie_secrets=(settings.session_secret,),
+                secure_cookies=secure,
+                default_return_to="/dashboard",
+            ),
+            identity=identity,
+            scim=ScimConfig(),  # each connection brings its own SCIM secret
+            http_client=example.http_client,
+            clock=example.clock,
+        )
+    oidc = settings.oidc
+    assert oidc is not None
+    if oidc.client_id is None:
+        raise ConfigurationError("OIDC_CLIENT_ID is required for browser sign-in")
+    login = LoginConfig(
+        issuer=oidc.issuer,
+        client_id=oidc.client_id,
+        client_secret=oidc.client_secret,
+        token_endpoint_auth="client_secret_basic" if oidc.client_secret else "none",
+        redirect_uri=oidc.redirect_uri or settings.app_url + "/auth/callback",
+        cookie_secrets=(settings.session_secret,),
+        secure_cookies=secure,
+        default_return_to="/dashboard",
+    )
+    scim = ScimConfig(tokens={oidc.issuer: settings.scim_token}) if settings.scim_token else None
     return SSOMiddleware(
         example.api,
-        issuers=[issuer],
-        paths=PathRules(public=["/", "/docs/*", "/openapi.json", "/favicon.ico", "/healthz"]),
+        issuers=[oidc.api_issuer()],
+        paths=PathRules(public=public),
         login=login,
-        identity=IdentityConfig(
-            tier_mapper=AdminGroupMapper(mapper, settings.admin_group),
-            user_store=example.user_store,
-        ),
-        scim=ScimConfig(tokens=example.scim_tokens) if example.scim_tokens else None,
-        http_client=http_client,
+        identity=identity,
+        scim=scim,
         clock=example.clock,
     )
 
@@ -306,8 +408,10 @@ def _wants_html(request: Request) -> bool:
 def _build_api(example: Example) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
-        with serving([example.idp] if example.idp else [], example.banner()):
+        with serving(list(example.idps.values()), example.banner()):
             yield
+        if example.http_client is not None:
+            await example.http_client.aclose()
 
     api = FastAPI(title="Acme Analytics", lifespan=lifespan)
     admin = Depends(require_scopes(ADMIN_SCOPE))

@@ -311,8 +311,8 @@ _STORE_ENV = "ASGI_SSO_CONNECTIONS"
 _SQL_DRIVERS = {"sqlite": "aiosqlite", "postgres": "asyncpg", "postgresql": "asyncpg"}
 _WRITES = frozenset({"add", "update", "disable", "enable", "delete"})
 _TEXT_FIELDS = (
-    "id", "name", "issuer", "tenant", "client_id", "token_endpoint_auth", "user_claim",
-    "discovery_url", "jwks_uri",
+    "id", "name", "issuer", "tenant", "tenant_claim", "client_id", "token_endpoint_auth",
+    "user_claim", "discovery_url", "jwks_uri",
 )  # fmt: skip
 _SECRET_FLAGS = (
     ("client_secret", "client_secret_env"),
@@ -585,7 +585,13 @@ def _field_flags(adding: bool) -> argparse.ArgumentParser:
     fields.add_argument("--json", metavar="FILE", help="the fields as a JSON object; flags win")
     fields.add_argument("--name", help="the display name")
     fields.add_argument("--issuer", help="the exact issuer, or a template with {tenant}")
-    fields.add_argument("--tenant", help="the value of {tenant} in a templated issuer")
+    fields.add_argument(
+        "--tenant", help="the value of {tenant} in a templated issuer, or of --tenant-claim"
+    )
+    fields.add_argument(
+        "--tenant-claim",
+        help="for an issuer shared by many organisations, the claim naming one (Google: hd)",
+    )
     fields.add_argument("--client-id", help="this app's client id at the IdP (sign-in)")
     secret = "the environment variable holding the "
     fields.add_argument("--client-secret-env", metavar="NAME", help=secret + "client secret")

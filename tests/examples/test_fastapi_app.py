@@ -1,17 +1,29 @@
-"""The FastAPI example in process: /me by bearer and session, tenant isolation, SCIM."""
+"""The FastAPI example in process: sign-in by email domain, bearer and session, tenants, SCIM."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import msgspec
 import pytest
 
 from asgi_sso import ConfigurationError, MemoryUserStore, Secret
+from asgi_sso.testing import DevIdP
 from examples._devkit import OidcSettings, cookie_security
-from examples.fastapi_app.app import ADMIN_SCOPE, DEV_AUDIENCE, Example, Settings, create_app
+from examples.fastapi_app.app import (
+    ADMIN_SCOPE,
+    COMPANIES,
+    DEV_AUDIENCE,
+    THIRD_COMPANY,
+    Example,
+    Settings,
+    create_app,
+    dev_client,
+)
 
 APP_URL = "http://127.0.0.1:8000"
 
@@ -30,19 +42,28 @@ async def client(example: Example) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+def idp_of(example: Example, sub: str) -> DevIdP:
+    """The dev IdP of the company ``sub`` works at."""
+    (company,) = [c for c in COMPANIES if any(u.sub == sub for u in c.users)]
+    return example.idps[company.id]
+
+
 def bearer(example: Example, sub: str) -> dict[str, str]:
-    assert example.idp is not None
-    return {"Authorization": f"Bearer {example.idp.issue_token(sub, audience=DEV_AUDIENCE)}"}
+    token = idp_of(example, sub).issue_token(sub, audience=DEV_AUDIENCE)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def sign_in(example: Example, client: httpx.AsyncClient, sub: str) -> None:
-    """Browser sign-in in process: app → dev IdP (login_hint picks the user) → callback."""
-    assert example.idp is not None
-    start = await client.get("/auth/login", params={"return_to": "/dashboard"})
+    """Browser sign-in in process: work email → that company's dev IdP → callback."""
+    idp = idp_of(example, sub)
+    email = idp.users[sub].email
+    start = await client.get("/auth/login", params={"return_to": "/dashboard", "email": email})
     assert start.status_code == 302
     authorize = start.headers["location"]
-    async with example.idp.http_client() as idp_http:
-        answer = await idp_http.get(authorize + "&" + urlencode({"login_hint": sub}))
+    assert authorize.startswith(idp.issuer + "/authorize?")
+    assert ("login_hint", email) in parse_qsl(urlsplit(authorize).query)
+    async with idp.http_client() as idp_http:
+        answer = await idp_http.get(authorize)  # the dev IdP signs in the hinted user
     assert answer.status_code == 302
     callback = urlsplit(answer.headers["location"])
     assert f"{callback.scheme}://{callback.netloc}" == APP_URL
@@ -58,13 +79,54 @@ async def test_home_is_public_and_links_to_sign_in(client: httpx.AsyncClient) ->
     assert "Sign in with SSO" in page.text
 
 
+async def test_sign_in_asks_for_a_work_email_and_refuses_an_unknown_domain(
+    client: httpx.AsyncClient,
+) -> None:
+    form = await client.get("/auth/login", params={"return_to": "/dashboard"})
+    assert form.status_code == 200
+    assert 'type="email"' in form.text or "type=email" in form.text
+    unknown = await client.get("/auth/login", params={"email": "eve@unknown.example"})
+    assert unknown.status_code == 404
+    assert "No single sign-on" in unknown.text
+
+
+async def test_a_company_added_at_runtime_signs_in_and_disabling_it_cuts_its_user_off(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    user = THIRD_COMPANY.users[0]
+    idp = DevIdP(f"http://127.0.0.1:{example.third_port}", users=THIRD_COMPANY.users)
+    idp.add_client(dev_client(example.settings.app_url, example.client_secret))
+    assert (await client.get("/auth/login", params={"email": user.email})).status_code == 404
+    with idp.serve():
+        assert example.app.connections is not None
+        assert example.connections is not None
+        await client.get("/healthz")  # the middleware starts and seeds the store
+        await example.connections.add(example.connection(THIRD_COMPANY, idp.issuer))
+        await example.app.connections.reload()
+        start = await client.get("/auth/login", params={"email": user.email})
+        assert start.status_code == 302
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(start.headers["location"])
+        callback = urlsplit(answer.headers["location"])
+        done = await client.get(callback.path, params=dict(parse_qsl(callback.query)))
+        assert done.status_code in (302, 303), done.text
+        me = (await client.get("/me")).json()
+        assert (me["connection"], me["tier"], me["sub"]) == ("initech", "pro", "erin")
+        third = example.connection(THIRD_COMPANY, idp.issuer)
+        await example.connections.update(
+            msgspec.structs.replace(third, enabled=False, not_before=time.time())
+        )
+        await example.app.connections.reload()
+        assert (await client.get("/me")).status_code == 401
+
+
 async def test_me_with_a_bearer_token(example: Example, client: httpx.AsyncClient) -> None:
     reply = await client.get("/me", headers=bearer(example, "alice"))
     assert reply.status_code == 200
     body = reply.json()
     assert body["sub"] == "alice"
     assert body["email"] == "alice@acme.example"
-    assert body["connection"] == "broker:acme"
+    assert body["connection"] == "acme"
     assert body["tier"] == "enterprise"
     assert ADMIN_SCOPE in body["scopes"]
     assert body["via"] == "header"
@@ -76,7 +138,7 @@ async def test_me_with_a_session_cookie(example: Example, client: httpx.AsyncCli
     reply = await client.get("/me")
     assert reply.status_code == 200
     body = reply.json()
-    assert (body["sub"], body["connection"], body["tier"]) == ("dave", "broker:globex", "pro")
+    assert (body["sub"], body["connection"], body["tier"]) == ("dave", "globex", "pro")
     assert body["via"] == "session"
     assert ADMIN_SCOPE not in body["scopes"]
 
@@ -88,7 +150,7 @@ async def test_dashboard_shows_user_company_tier_and_sign_out(
     page = await client.get("/dashboard", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "alice@acme.example" in page.text
-    assert "<dd>broker:acme</dd>" in page.text
+    assert "<dd>acme</dd>" in page.text
     assert "<dd>enterprise</dd>" in page.text
     assert "<form method=post action='/auth/logout'>" in page.text
 
@@ -117,7 +179,7 @@ async def test_admin_lists_only_their_own_company(
     assert acme.status_code == globex.status_code == 200
     assert {u["sub"] for u in acme.json()["users"]} == {"alice", "bob"}
     assert {u["sub"] for u in globex.json()["users"]} == {"carol", "dave"}
-    assert acme.json()["connection"] == "broker:acme"
+    assert acme.json()["connection"] == "acme"
 
 
 async def test_a_member_gets_403_on_the_admin_page(
@@ -140,7 +202,7 @@ async def test_scim_deactivation_refuses_the_next_request(
 ) -> None:
     headers = bearer(example, "bob")
     assert (await client.get("/me", headers=headers)).status_code == 200
-    scim = {"Authorization": f"Bearer {example.scim_tokens['broker:acme'].reveal_str()}"}
+    scim = {"Authorization": f"Bearer scim-acme-{example.client_secret}"}
     found = await client.get(
         "/scim/v2/Users", params={"filter": 'userName eq "bob@acme.example"'}, headers=scim
     )
@@ -161,7 +223,7 @@ async def test_another_companys_scim_secret_cannot_see_the_user(
     example: Example, client: httpx.AsyncClient
 ) -> None:
     assert (await client.get("/me", headers=bearer(example, "bob"))).status_code == 200
-    scim = {"Authorization": f"Bearer {example.scim_tokens['broker:globex'].reveal_str()}"}
+    scim = {"Authorization": f"Bearer scim-globex-{example.client_secret}"}
     found = await client.get(
         "/scim/v2/Users", params={"filter": 'userName eq "bob@acme.example"'}, headers=scim
     )
@@ -173,8 +235,7 @@ async def test_logout_ends_the_session(example: Example, client: httpx.AsyncClie
     await sign_in(example, client, "alice")
     out = await client.post("/auth/logout", headers={"Origin": APP_URL})
     assert out.status_code in (302, 303)
-    assert example.idp is not None
-    assert out.headers["location"].startswith(example.idp.issuer + "/end_session")
+    assert out.headers["location"].startswith(example.idps["acme"].issuer + "/end_session")
     assert (await client.get("/me")).status_code == 401
 
 
@@ -204,7 +265,7 @@ def test_settings_from_env_use_a_real_provider() -> None:
     )
     assert "s3cret" not in repr(settings)
     example = create_app(settings, user_store=MemoryUserStore())
-    assert example.idp is None
+    assert not example.idps
     assert example.app.login is not None
     assert example.app.login.config.secure_cookies is False
     issuer = example.app.verifier.registry.find("http://localhost:8080/realms/acme")

@@ -176,6 +176,8 @@ class PriorityTierMapper:
             in claim paths (Keycloak's ``resource_access.<client>.roles``); ``None``
             skips those paths. The token's ``azp`` is never used.
         scope_mode: ``"union"`` (token scopes plus tier scopes) or ``"replace"``.
+        group_scopes: IdP group or role value → scopes granted to its members on top of
+            the tier's (e.g. ``{"admins": ["users:admin"]}``), at every connection.
 
     Raises:
         ConfigurationError: a tier is unknown, duplicated or ranked twice, or
@@ -186,6 +188,7 @@ class PriorityTierMapper:
         "_by_conn",
         "_client_id",
         "_default_conn",
+        "_group_scopes",
         "_paths",
         "_rank",
         "_runtime",
@@ -203,6 +206,7 @@ class PriorityTierMapper:
         claim_paths: Sequence[str] = DEFAULT_CLAIM_PATHS,
         client_id: str | None = None,
         scope_mode: Literal["union", "replace"] = "union",
+        group_scopes: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         if not tiers:
             raise ConfigurationError("PriorityTierMapper needs at least one tier")
@@ -240,6 +244,9 @@ class PriorityTierMapper:
             raise ConfigurationError("client_id must not be empty (None skips client roles)")
         self._client_id = client_id
         self._scope_mode = scope_mode
+        self._group_scopes = {g: frozenset(s) for g, s in (group_scopes or {}).items()}
+        if any(not g for g in self._group_scopes):
+            raise ConfigurationError("group_scopes keys must be non-empty group names")
 
     def unknown_tier(self, policy: ConnectionTiers) -> str | None:
         """The first tier ``policy`` names that this mapper does not define, if any."""
@@ -288,6 +295,11 @@ class PriorityTierMapper:
             scopes = self._scopes[best]
         else:
             scopes = own | self._scopes[best]
+        if self._group_scopes:
+            for value in roles:
+                granted = self._group_scopes.get(value)
+                if granted:
+                    scopes = scopes | granted
         return TierDecision(
             tier=best,
             scopes=scopes,

@@ -46,9 +46,9 @@ _ONE_OF: Final = "Give one of email, domain or connection."
 _ENTER_EMAIL: Final = "Enter your work email address."
 _KEYS: Final = ("connection", "email", "domain")
 _NO_STORE: Final = (b"cache-control", b"no-store")
-_BUILT_IN_CSP: Final = (
-    b"default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+# No form-action: browsers apply it to the redirects after a submission too, and the
+# form's answer is a redirect to whichever connection's IdP owns the domain.
+_BUILT_IN_CSP: Final = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 _encoder = msgspec.json.Encoder()
 
 

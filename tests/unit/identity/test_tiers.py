@@ -130,3 +130,19 @@ def test_map_uses_the_principal_tenant() -> None:
 def test_bad_configuration_fails_at_build_time(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         PriorityTierMapper(**kwargs)  # type: ignore[arg-type]
+
+
+def test_group_scopes_add_to_the_tier_scopes_for_members_only() -> None:
+    mapper = PriorityTierMapper(
+        tiers=["pro", "free"],
+        scopes={"pro": ["write"], "free": ["read"]},
+        default_connection=ConnectionTiers(default_tier="free"),
+        group_scopes={"admins": ["users:admin"], "auditors": ["audit:read"]},
+    )
+    member = mapper.decide({"groups": ["staff"]}, "acme")
+    assert member.scopes == {"read"}
+    admin = mapper.decide({"groups": ["admins"], "roles": ["auditors"]}, "acme")
+    assert admin.tier == "free"
+    assert admin.scopes == {"read", "users:admin", "audit:read"}
+    with pytest.raises(ConfigurationError, match="group_scopes"):
+        PriorityTierMapper(tiers=["pro"], group_scopes={"": ["x"]})

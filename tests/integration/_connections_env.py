@@ -23,7 +23,7 @@ from asgi_sso import Backends, Issuer, LoginConfig, Secret, SSOMiddleware
 from asgi_sso.connections import Connection, StaticConnections
 from asgi_sso.observe.events import Event
 from asgi_sso.sessions import SessionStore
-from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
+from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock, free_port
 from asgi_sso.testing.tokens import generate_key, public_jwk
 
 APP = "http://app.test"
@@ -44,6 +44,18 @@ async def inner(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_TAKEN: set[int] = set()
+
+
+def _distinct_port() -> int:
+    # free_port() may hand out the same port twice in a row; two companies must differ.
+    while True:
+        port = free_port()
+        if port not in _TAKEN:
+            _TAKEN.add(port)
+            return port
+
+
 class Company:
     """One customer: its IdP, this app's client there, and the connection naming both."""
 
@@ -55,7 +67,7 @@ class Company:
         self.key = generate_key("RS256") if self.method == "private_key_jwt" else None
         self.client_id = f"app-at-{name}"
         self.idp = DevIdP(
-            None,  # http://127.0.0.1:<free port>: loopback, served in process or for real
+            f"http://127.0.0.1:{_distinct_port()}",  # loopback, served in process or for real
             users=[
                 DevUser(sub="user1", email=f"user1@{self.domain}", name=f"User One of {name}"),
                 DevUser(sub=f"boss-{name}", email=f"boss@{self.domain}"),

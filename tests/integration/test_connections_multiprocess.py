@@ -78,8 +78,11 @@ def idp() -> Iterator[DevIdP]:
 
 
 @pytest.fixture(scope="module")
-def other_idp() -> Iterator[DevIdP]:
-    server = DevIdP(f"http://127.0.0.1:{free_port()}")
+def other_idp(idp: DevIdP) -> Iterator[DevIdP]:
+    port = free_port()
+    while f"http://127.0.0.1:{port}" == idp.issuer:  # free_port() may repeat itself
+        port = free_port()
+    server = DevIdP(f"http://127.0.0.1:{port}")
     with server.serve():
         yield server
 

@@ -299,6 +299,10 @@ class SSOMiddleware:
             for gone in [cid for cid in memo if cid not in new and cid not in refused]:
                 del memo[gone]
         enabled = [c for c in new if c.enabled]
+        # Room for every connection's key set and metadata, with the configured issuers'.
+        room = 2 * (len(enabled) + len(self.verifier.registry.issuers))
+        self.verifier.jwks.reserve(room)
+        self.verifier.discovery.reserve(room)
         self.verifier.set_connections(
             [self._issuer(c) for c in enabled],
             sign_in_only={c.id for c in enabled if not c.audience},
@@ -693,6 +697,13 @@ def _name_sign_in_client(
         return issuers
     if all(issuer.issuer != login.issuer for issuer in issuers):
         raise ConfigurationError(_NOT_TRUSTED.format(login.issuer))
+    if has_connections and login.token_endpoint_auth == "none":
+        # One callback serves every provider: a connection's IdP could obtain this public
+        # client's code and PKCE verifier and redeem them (a mix-up, RFC 9700 §4.4).
+        raise ConfigurationError(
+            "LoginConfig.token_endpoint_auth='none' (a public client) cannot sit beside "
+            "connections: give the default provider's client a secret"
+        )
     named = []
     for issuer in issuers:
         if issuer.issuer == login.issuer:

@@ -177,6 +177,28 @@ class ConnectionStoreContract:
         directory = ConnectionDirectory((await store.load())[1])
         assert directory.by_issuer(MS_TEMPLATE.replace("{tenant}", "tenant-b")).id == "globex"  # type: ignore[union-attr]
 
+    async def test_connections_sharing_an_issuer_need_one_claim_and_distinct_values(
+        self, store: ConnectionStore
+    ) -> None:
+        google = "https://accounts.google.com"
+
+        def workspace(cid: str, hd: str, claim: str = "hd") -> Connection:
+            return conn(cid, issuer=google, tenant_claim=claim, tenant=hd)
+
+        await store.add(workspace("initech", "initech.com"))
+        await store.add(workspace("hooli", "hooli.com"))
+        for refused in (
+            conn("plain", issuer=google),
+            workspace("again", "hooli.com"),
+            workspace("other", "other.com", claim="org"),
+        ):
+            with pytest.raises(ConnectionConflict, match="same issuer"):
+                await store.add(refused)
+        assert sorted(c.id for c in (await store.load())[1]) == ["hooli", "initech"]
+        await store.delete("hooli")
+        await store.delete("initech")
+        await store.add(conn("plain", issuer=google))  # alone now, it may be exact
+
     async def test_same_domain_conflicts(self, store: ConnectionStore) -> None:
         await store.add(conn("acme", domains=("acme.example", "shared.example")))
         with pytest.raises(ConnectionConflict, match=r"shared\.example"):

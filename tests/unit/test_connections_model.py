@@ -19,6 +19,7 @@ from asgi_sso.connections import (
     LiveConnections,
     StaticConnections,
     connection_from_data,
+    normalize_domain,
 )
 from asgi_sso.errors import (
     ConfigurationError,
@@ -546,3 +547,40 @@ async def test_close_stops_the_background_check_and_closes_the_store(
     revisions = store.revisions
     await asyncio.sleep(INTERVAL * 5)
     assert store.revisions == revisions  # nothing asks the store after close
+
+
+async def test_a_store_raising_anything_leaves_the_poller_running(clock: FakeClock) -> None:
+    # A store of the app's own may raise what it likes; the worker must keep polling, or
+    # it would never see another change (a disable included).
+    store = CountingStore([make(domains=("acme.example",))])
+    live = LiveConnections(store, clock=clock, poll_interval=INTERVAL)
+    await live.start()
+    original = store.revision
+    failures = 0
+
+    async def flaky() -> str:
+        nonlocal failures
+        if failures < 3:
+            failures += 1
+            raise ConnectionResetError("peer reset")
+        return await original()
+
+    store.revision = flaky  # type: ignore[method-assign]
+    await store.update(make(enabled=False, domains=("acme.example",)))
+    await until(lambda: live.directory.for_email("jo@acme.example") is None)
+    assert failures == 3
+    await live.close()
+
+
+def test_a_deeply_nested_file_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "connections.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigurationError):
+        StaticConnections.from_file(path)
+
+
+def test_domains_are_spelt_as_browsers_spell_them() -> None:
+    # IDNA 2008 (UTS #46): "straße.de" is its own domain, not "strasse.de".
+    assert normalize_domain("straße.de") == "xn--strae-oqa.de"
+    assert normalize_domain("xn--strae-oqa.de") == "xn--strae-oqa.de"
+    assert normalize_domain("strasse.de") == "strasse.de"

@@ -28,7 +28,7 @@ from asgi_sso import (
     SSOMiddleware,
 )
 from asgi_sso.connections import Connection, StaticConnections
-from asgi_sso.errors import ConnectionConflict
+from asgi_sso.errors import ConnectionConflict, UnknownIssuer
 from asgi_sso.observe.events import Event
 from asgi_sso.testing import DevIdP
 
@@ -356,4 +356,74 @@ async def test_a_change_keeps_the_other_connections_cached_tokens_and_forgets_re
     await store.update(connection(acme, "acme", domains=("acme.test", "acme-corp.test")))
     await live.reload()
     assert not app.verifier.trusts(cached)
+    await app.shutdown()
+
+
+def test_public_clients_are_refused_beside_connections(acme: DevIdP) -> None:
+    # One callback URL for every provider: a public client's code and PKCE verifier could
+    # be obtained and redeemed by another connection's IdP (RFC 9700 §4.4 mix-up).
+    with pytest.raises(ConfigurationError, match="must authenticate"):
+        connection(acme, "acme", client_id="web", token_endpoint_auth="none")
+    from asgi_sso import LoginConfig
+
+    with pytest.raises(ConfigurationError, match="public client"):
+        SSOMiddleware(
+            inner,
+            [Issuer(issuer="https://idp.example.com", audience=API)],
+            connections=[connection(acme, "acme")],
+            login=LoginConfig(
+                issuer="https://idp.example.com",
+                client_id="web",
+                token_endpoint_auth="none",
+                cookie_secrets=(Secret("c" * 32),),
+            ),
+        )
+
+
+async def test_a_scim_secret_given_to_two_connections_acts_for_neither(
+    acme: DevIdP, globex: DevIdP, http: httpx.AsyncClient
+) -> None:
+    from asgi_sso.connections import ConnectionAdmin
+
+    same = Secret("shared-scim-secret-0123456789")
+    store = StaticConnections(
+        [connection(acme, "acme", scim_secret=same), connection(globex, "globex", scim_secret=same)]
+    )
+    app = await started(
+        SSOMiddleware(
+            inner,
+            connections=store,
+            http_client=http,
+            identity=IdentityConfig(user_store=MemoryUserStore()),
+            scim=ScimConfig(),
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        listed = await client.get(
+            "/scim/v2/Users", headers={"authorization": f"Bearer {same.reveal_str()}"}
+        )
+    assert listed.status_code == 401
+    admin = ConnectionAdmin(
+        StaticConnections([connection(acme, "acme", scim_secret=same)]), clock=app.clock
+    )
+    with pytest.raises(ConnectionConflict, match="SCIM secret"):
+        await admin.add(connection(globex, "globex", scim_secret=same))
+    await app.shutdown()
+
+
+async def test_the_verifier_itself_never_serves_a_disabled_connections_cached_token(
+    acme: DevIdP, http: httpx.AsyncClient
+) -> None:
+    store = StaticConnections([connection(acme, "acme")])
+    app = await started(SSOMiddleware(inner, connections=store, http_client=http))
+    token = acme.issue_token("u1", audience=API)
+    for _ in range(2):
+        await app.verifier.verify(token)
+    assert app.verifier.cached(token) is not None
+    await store.update(connection(acme, "acme", enabled=False))
+    await app.connections.reload()  # type: ignore[union-attr]
+    with pytest.raises(UnknownIssuer):
+        await app.verifier.verify(token)
+    assert app.verifier.cached(token) is None  # the stale entry is gone
     await app.shutdown()

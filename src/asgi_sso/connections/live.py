@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from asgi_sso.config import Clock
 from asgi_sso.connections.directory import ConnectionDirectory
 from asgi_sso.connections.model import Connection
-from asgi_sso.errors import ConfigurationError, SSOError
+from asgi_sso.errors import ConfigurationError
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 
 if TYPE_CHECKING:
@@ -148,7 +148,9 @@ class LiveConnections:
             if await self.store.revision() == self._revision:
                 return False
             await self.reload()
-        except SSOError as exc:
+        except Exception as exc:
+            # A store of the app's own may raise anything: the background task must go
+            # on, or this worker would never see another change (a disable included).
             self._emit("error", type(exc).__name__)
             return False
         return True

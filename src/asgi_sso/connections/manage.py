@@ -183,7 +183,9 @@ class ConnectionAdmin:
         Named fields replace the old values (a list replaces the whole list), the
         members of ``tiers`` and ``authorize_params`` merge, ``null`` resets a field to
         its default (it removes a secret). The result is validated as a whole.
-        Turning ``enabled`` off also sets ``not_before`` to now, as :meth:`disable` does.
+        Turning ``enabled`` off also sets ``not_before`` to now, as :meth:`disable` does;
+        so does a change of issuer, tenant or ``user_claim`` (existing sessions name
+        users in the old namespace).
 
         Raises:
             UnknownConnection: there is none.
@@ -198,7 +200,12 @@ class ConnectionAdmin:
         values = merge_patch(_as_data(current), changes)
         if current.enabled and values.get("enabled", True) is False and "not_before" not in changes:
             values["not_before"] = self._clock.time()
-        return await self._replace(connection_from_input(values))
+        changed = connection_from_input(values)
+        if "not_before" not in changes and _names_users_differently(current, changed):
+            # Sessions opened under the old issuer, organisation or user claim name
+            # users this connection no longer has: they end.
+            changed = msgspec.structs.replace(changed, not_before=self._clock.time())
+        return await self._replace(changed)
 
     async def disable(self, connection_id: str) -> Connection:
         """Stop a connection: nobody signs in; its tokens and sessions are refused.
@@ -230,10 +237,12 @@ class ConnectionAdmin:
     async def delete(self, connection_id: str) -> None:
         """Delete a connection; its users' tokens and sessions are refused from now on.
 
+        A row that cannot be read any more (sealed with a retired app secret) can be
+        deleted too.
+
         Raises:
             UnknownConnection: there is none.
         """
-        await self.show(connection_id)
         await self._write(self.store.delete(connection_id))
         await self._changed("delete", connection_id)
 
@@ -273,6 +282,14 @@ class ConnectionAdmin:
             directory.replaced(connection)
         except ConfigurationError as exc:
             raise ConnectionConflict(str(exc)) from exc
+        secret = connection.scim_secret
+        if secret is not None and any(
+            other.id != connection.id and other.scim_secret == secret for other in directory
+        ):
+            # A SCIM secret names the connection whose users it changes: one each.
+            raise ConnectionConflict(
+                f"connection {connection.id!r}: another connection has this SCIM secret"
+            )
         reason = self._admit(connection) if self._admit is not None else None
         if reason is not None:
             raise ConnectionChangeError(f"connection {connection.id!r}: {reason}")
@@ -304,6 +321,11 @@ class ConnectionAdmin:
                     time=self._clock.time(),
                 )
             )
+
+
+def _names_users_differently(old: Connection, new: Connection) -> bool:
+    """Whether ``new`` keys users differently from ``old`` (another issuer or user claim)."""
+    return (old.issuer_key, old.user_claim) != (new.issuer_key, new.user_claim)
 
 
 def _is_id(value: object) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+import idna
 import msgspec
 
 from asgi_sso.config import ASYMMETRIC_ALGORITHMS, Issuer, Secret
@@ -51,16 +52,19 @@ def normalize_domain(value: str) -> str | None:
     """An email domain in its one comparable form (lowercase ASCII, IDNA), or ``None``.
 
     ``Example.COM.`` and ``example.com`` are the same domain; ``bücher.example`` is
-    ``xn--bcher-kva.example``. Anything that is not a DNS name of at least two
-    labels (at most 253 characters) gives ``None``.
+    ``xn--bcher-kva.example`` and ``straße.de`` is ``xn--strae-oqa.de`` (IDNA 2008).
+    Anything that is not a DNS name of at least two labels (at most 253 characters)
+    gives ``None``.
     """
     if not value or len(value) > 253 * 4:
         return None
     text = value.strip().rstrip(".").lower()
     if not text.isascii():
         try:
-            text = text.encode("idna").decode("ascii")
-        except (UnicodeError, ValueError):
+            # IDNA 2008 with UTS #46 mapping, as browsers and mail systems spell
+            # domains (the standard library's IDNA 2003 maps "ß" to "ss": another domain).
+            text = idna.encode(text, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
             return None
     labels = text.split(".")
     if len(text) > 253 or len(labels) < 2:
@@ -104,7 +108,9 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             connection serves bearer tokens only.
         client_secret: the client secret (``client_secret_basic``/``_post``).
         client_key: the private key (PEM or JWK JSON) for ``private_key_jwt``.
-        token_endpoint_auth: how the client authenticates at the token endpoint.
+        token_endpoint_auth: how the client authenticates at the token endpoint
+            (``client_secret_basic``, ``client_secret_post`` or ``private_key_jwt``;
+            ``none`` is refused: see :meth:`_check_client`).
         audience: the API audience(s) of bearer tokens; empty: bearer tokens of this
             connection are refused (sign-in only).
         algorithms: the signature algorithms accepted (asymmetric only).
@@ -219,6 +225,15 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             return
         if not self.client_id or len(self.client_id) > _MAX_TEXT:
             raise fail(f"connection {self.id!r}: client_id must not be empty")
+        if method == "none":
+            # One callback URL serves every connection: another connection's IdP could
+            # obtain a public client's code and PKCE verifier and redeem them (an OAuth
+            # mix-up, RFC 9700 §4.4). A client secret or key cannot be replayed there.
+            raise fail(
+                f"connection {self.id!r}: the app's client must authenticate at the token "
+                "endpoint (client_secret_basic, client_secret_post or private_key_jwt), "
+                "not 'none'"
+            )
         needs_secret = method in ("client_secret_basic", "client_secret_post")
         if needs_secret != (self.client_secret is not None):
             raise fail(

@@ -114,8 +114,11 @@ def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.
         f"{prefix}connections",
         metadata,
         sa.Column("id", sa.String(63), primary_key=True),
-        # An issuer may be 2 KiB, more than a b-tree entry holds: the key is its SHA-256.
+        # An issuer may be 2 KiB, more than a b-tree entry holds: keys are SHA-256 digests.
+        # iss_key: of Connection.issuer_key (the issuer, with the organisation of a shared
+        # one), unique; iss_hash: of the issuer alone, to find connections sharing it.
         sa.Column("iss_key", sa.String(64), nullable=False),
+        sa.Column("iss_hash", sa.String(64), nullable=False, index=True),
         sa.Column("data", sa.Text, nullable=False),
         *(sa.Column(name, sa.Text) for name in SECRET_FIELDS),
         sa.Column("updated_at", sa.Float, nullable=False),
@@ -474,18 +477,27 @@ class SQLConnections:
 
     async def _check_free(self, conn: AsyncConnection, connection: Connection) -> None:
         c, d = self.connections.c, self.domains.c
-        owner = (
-            await conn.execute(
-                sa.select(c.id)
-                .where(c.iss_key == _iss_key(connection.iss))
-                .where(c.id != connection.id)
-            )
-        ).scalar_one_or_none()
-        if owner is not None:
-            raise ConnectionConflict(
-                f"connections {owner!r} and {connection.id!r} would have the same issuer "
-                f"{connection.iss!r}; one issuer belongs to one connection"
-            )
+        sharing = await conn.execute(
+            sa.select(c.id, c.data)
+            .where(c.iss_hash == _iss_key(connection.iss))
+            .where(c.id != connection.id)
+            .order_by(c.id)
+        )
+        for owner, data in sharing:
+            # Several connections may share an issuer only when each names its
+            # organisation by the same claim, with a different value (Google's hd).
+            other = msgspec.json.decode(data)
+            claim = connection.tenant_claim
+            if (
+                claim is None
+                or other.get("tenant_claim") != claim
+                or other.get("tenant") == connection.tenant
+            ):
+                raise ConnectionConflict(
+                    f"connections {owner!r} and {connection.id!r} would have the same issuer "
+                    f"{connection.iss!r}; one issuer belongs to one connection, unless each "
+                    "names its organisation with tenant_claim and tenant"
+                )
         for chunk in _chunks(connection.domains):
             taken = (
                 await conn.execute(
@@ -536,7 +548,8 @@ class SQLConnections:
             raise fail(f"connection {connection.id!r} is too large to store")
         row: dict[str, Any] = {
             "id": connection.id,
-            "iss_key": _iss_key(connection.iss),
+            "iss_key": _iss_key(connection.issuer_key),
+            "iss_hash": _iss_key(connection.iss),
             "data": data,
             "updated_at": self._clock.time(),
         }

@@ -198,7 +198,12 @@ def load_connections_file(path: Path, raw: bytes | None = None) -> list[Connecti
             items = json.loads(raw)
         else:
             raise ConfigurationError(f"{path}: a connections file is .toml or .json")
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (
+        UnicodeDecodeError,
+        tomllib.TOMLDecodeError,
+        json.JSONDecodeError,
+        RecursionError,
+    ) as exc:
         raise ConfigurationError(f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
     if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
         raise ConfigurationError(f"{path}: expected a list of connections")

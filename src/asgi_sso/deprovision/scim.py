@@ -122,12 +122,21 @@ class ScimApp:
         """Accept these (connection id, secret) pairs too, replacing the previous ones.
 
         For runtime connections: found by the secret's SHA-256 in one dict lookup,
-        then compared in constant time.
+        then compared in constant time. A secret given to two connections (or equal to
+        a configured token) acts for none of them: it could not say whose users it
+        may change.
         """
-        self._runtime = {
-            hashlib.sha256(secret.reveal()).digest(): (connection, secret.reveal())
-            for connection, secret in secrets
-        }
+        runtime: dict[bytes, tuple[str, bytes]] = {}
+        shared: set[bytes] = {hashlib.sha256(raw).digest() for _, raw in self._secrets}
+        for connection, secret in secrets:
+            digest = hashlib.sha256(secret.reveal()).digest()
+            if digest in runtime or digest in shared:
+                shared.add(digest)  # claimed twice: it acts for neither connection
+                continue
+            runtime[digest] = (connection, secret.reveal())
+        for digest in shared:
+            runtime.pop(digest, None)
+        self._runtime = runtime
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one SCIM request (other scope types are ignored)."""

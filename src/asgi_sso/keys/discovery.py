@@ -73,6 +73,12 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _DECODER = msgspec.json.Decoder(ProviderMetadata)
+_ENDPOINTS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "end_session_endpoint",
+)
 
 
 def _check_url(url: str, member: str, *, http_allowed: bool) -> None:
@@ -111,7 +117,8 @@ def parse_metadata(body: bytes, *, expected_issuer: str) -> ProviderMetadata:
 
     Raises:
         ValueError: not a JSON object of the right shape, the issuer differs, or
-            ``jwks_uri`` is missing or not https.
+            ``jwks_uri`` or an endpoint is not https (plain http only for an http
+            issuer or a loopback host).
     """
     try:
         metadata = _DECODER.decode(body)
@@ -127,6 +134,11 @@ def parse_metadata(body: bytes, *, expected_issuer: str) -> ProviderMetadata:
         )
     http_allowed = urlsplit(expected_issuer).scheme == "http"
     _check_url(metadata.jwks_uri, "jwks_uri", http_allowed=http_allowed)
+    # The sign-in flow sends codes, secrets and tokens to these: https like the keys.
+    for member in _ENDPOINTS:
+        url = getattr(metadata, member)
+        if url is not None:
+            _check_url(url, member, http_allowed=http_allowed)
     return metadata
 
 
@@ -176,6 +188,10 @@ class DiscoveryCache:
                 f"the discovery document at {url} names another issuer than {expected_issuer!r}"
             )
         return metadata
+
+    def reserve(self, urls: int) -> None:
+        """Keep room for at least ``urls`` provider documents (see ``DocumentCache.reserve``)."""
+        self._documents.reserve(urls)
 
     def cached(self, url: str) -> ProviderMetadata | None:
         """The metadata at ``url`` while fresh, else ``None`` (then call :meth:`get`); no I/O."""

@@ -26,7 +26,7 @@ __all__ = ["MAX_CACHED_URLS", "SHARED_TIMEOUT", "DocumentCache", "SharedDocument
 T = TypeVar("T")
 
 MAX_CACHED_URLS = 1024
-"""Documents kept per cache; past this the oldest idle entry is dropped."""
+"""Documents kept per cache at least; past the capacity the oldest idle entry is dropped."""
 
 SHARED_TIMEOUT = 0.5
 """Seconds one shared-store call may take before the IdP path is used instead."""
@@ -110,11 +110,20 @@ class DocumentCache(Generic[T]):
         self._clock = clock
         self._emitter = emitter
         self._slots: dict[str, _Slot[T]] = {}
+        self._capacity = 0
+
+    def reserve(self, urls: int) -> None:
+        """Keep room for at least ``urls`` documents (one per trusted key set or issuer).
+
+        Past the capacity the oldest entry is dropped and fetched again when needed:
+        with more issuers in use than room, every request would refetch.
+        """
+        self._capacity = max(0, urls)
 
     def _slot(self, url: str) -> _Slot[T]:
         slot = self._slots.get(url)
         if slot is None:
-            if len(self._slots) >= MAX_CACHED_URLS:
+            if len(self._slots) >= max(MAX_CACHED_URLS, self._capacity):
                 self._evict_one()
             slot = self._slots[url] = _Slot()
         return slot

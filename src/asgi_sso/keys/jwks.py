@@ -130,6 +130,10 @@ class JWKSCache:
         if bound:
             unknown[negative] = self._clock.monotonic() + self._limits.unknown_kid_ttl
 
+    def reserve(self, urls: int) -> None:
+        """Keep room for at least ``urls`` key sets (see :meth:`DocumentCache.reserve`)."""
+        self._documents.reserve(urls)
+
     def cached(self, uri: str) -> KeySet | None:
         """The key set of ``uri`` while fresh, else ``None`` (then call :meth:`find`); no I/O."""
         return self._documents.cached(uri)

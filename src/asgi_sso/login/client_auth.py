@@ -93,10 +93,20 @@ def load_client_key(text: str) -> ClientKey:
     if not key.is_private:
         raise ConfigurationError("client_key is a public key; private_key_jwt needs a private one")
     if isinstance(key, RSAKey):
-        return ClientKey(key, "RS256", kid)
-    if isinstance(key, ECKey) and key.curve_name == "P-256":
-        return ClientKey(key, "ES256", kid)
-    raise ConfigurationError("client_key must be an RSA or a P-256 EC key (RS256 or ES256)")
+        loaded = ClientKey(key, "RS256", kid)
+    elif isinstance(key, ECKey) and key.curve_name == "P-256":
+        loaded = ClientKey(key, "ES256", kid)
+    else:
+        raise ConfigurationError("client_key must be an RSA or a P-256 EC key (RS256 or ES256)")
+    try:
+        # A JWK may forbid what private_key_jwt needs ("alg": "PS256", "use": "enc",
+        # key_ops without "sign"): find out now, not on a user's sign-in.
+        loaded.sign({"probe": 1})
+    except Exception as exc:
+        raise ConfigurationError(
+            f"client_key cannot sign {loaded.alg} (check its alg, use and key_ops)"
+        ) from exc
+    return loaded
 
 
 def _import_pem(pem: bytes) -> Any:

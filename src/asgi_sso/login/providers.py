@@ -44,6 +44,8 @@ class Provider:
         authorize_params: extra authorization request parameters.
         connection: the connection id, or ``None`` for the default provider.
         not_before: sessions (and sign-ins) started before this wall time are refused.
+        organisation: ``(claim, value)`` a session's claims must hold, for a connection
+            sharing its issuer with others (Google's ``hd``), else ``None``.
     """
 
     __slots__ = (
@@ -53,6 +55,7 @@ class Provider:
         "connection",
         "iss",
         "not_before",
+        "organisation",
         "scopes",
     )
 
@@ -66,6 +69,7 @@ class Provider:
         authorize_params: Mapping[str, str],
         connection: str | None = None,
         not_before: float = 0.0,
+        organisation: tuple[str, str] | None = None,
     ) -> None:
         self.iss = iss
         self.client_id = client_id
@@ -74,6 +78,7 @@ class Provider:
         self.authorize_params = dict(authorize_params)
         self.connection = connection
         self.not_before = not_before
+        self.organisation = organisation
 
     def __repr__(self) -> str:
         return f"Provider(iss={self.iss!r}, connection={self.connection!r})"
@@ -170,6 +175,12 @@ class Providers:
         found = self.connection(record.connection)
         if found is None or (record.issuer, record.client_id) != _pair(found):
             return None
+        if found.organisation is not None:
+            # A shared issuer: the session must name this connection's organisation
+            # still (its tenant may have been corrected since).
+            claim, value = found.organisation
+            if record.claims.get(claim) != value:
+                return None
         return found if record.created_at >= found.not_before else None
 
     def logout_audience(self, iss: str) -> str | None:
@@ -224,6 +235,11 @@ class Providers:
             authorize_params=connection.authorize_params,
             connection=connection.id,
             not_before=connection.not_before,
+            organisation=(
+                (connection.tenant_claim, connection.tenant)
+                if connection.tenant_claim is not None and connection.tenant is not None
+                else None
+            ),
         )
 
     def _key(self, connection: Connection) -> ClientKey:

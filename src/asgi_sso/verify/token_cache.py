@@ -297,6 +297,13 @@ class VerifiedTokenCache(Generic[T]):
         self._by_subject.clear()
         self._failures.clear()
 
+    def discard(self, token: str) -> None:
+        """Forget the cached verification of ``token``, if any."""
+        self._recent.pop(token, None)
+        key = self.key(token)
+        if key in self._entries:
+            self._remove(key)
+
     def forget_failures(self) -> None:
         """Forget every remembered refusal (the trusted issuers changed)."""
         self._failures.clear()

@@ -225,6 +225,7 @@ class TokenVerifier:
         self._registry = IssuerRegistry(issuers)
         self._configured = {i.issuer: _IssuerState(i) for i in issuers}
         self._states = self._configured
+        self._has_connections = False
         self._limits = limits
         self._clock = clock
         self._emitter = emitter
@@ -293,6 +294,7 @@ class TokenVerifier:
             states[key] = state
         self._registry.set_connections(issuers)
         self._states = states
+        self._has_connections = True
         self._cache.forget_failures()
 
     async def refresh(self, token: str) -> VerifiedToken:
@@ -304,7 +306,11 @@ class TokenVerifier:
         Raises:
             AuthError: the token is refused now (its connection is gone, say).
         """
-        verified = await self._verify_reported(token, _ISSUER_RULES)
+        try:
+            verified = await self._verify_reported(token, _ISSUER_RULES)
+        except AuthError:
+            self._cache.discard(token)
+            raise
         self._cache.put(
             token,
             verified,
@@ -403,6 +409,8 @@ class TokenVerifier:
             hit, key = self._cache.lookup(token, self._clock.time())
             if hit is None:
                 return await self._verify_miss(token, key)
+            if self._has_connections and not self.trusts(hit):
+                return await self.refresh(token)  # its connection changed since
             if self._emitter.enabled:
                 self._emit_cache("cache.hit", hit.issuer.config.label)
             return hit

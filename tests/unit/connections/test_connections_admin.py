@@ -291,7 +291,7 @@ async def test_test_reports_the_probe_even_when_checks_fail(api: Api) -> None:
 
 async def test_test_against_a_working_idp_passes(clock: FakeClock) -> None:
     idp = DevIdP()
-    data = acme_data(issuer=idp.issuer, token_endpoint_auth="none", client_secret=None)
+    data = acme_data(issuer=idp.issuer)
     admin = ConnectionAdmin(StaticConnections([connection_from_input(data)]), clock=clock)
     async with idp.http_client() as client:
         api = Api(ConnectionsAdminApp(admin, client=client))

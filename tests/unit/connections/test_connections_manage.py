@@ -149,7 +149,7 @@ async def test_update_with_null_removes_a_secret_and_a_group(admin: ConnectionAd
         "acme",
         {
             "client_secret": None,
-            "token_endpoint_auth": "none",
+            "client_id": None,
             "tiers": {"groups": {"admins": None}},
         },
     )

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from _document_server import DocumentServer
 
-from asgi_sso.config import Limits
+from asgi_sso.config import Limits, Secret
 from asgi_sso.connections import Connection
 from asgi_sso.connections.manage import connection_from_input
 from asgi_sso.connections.probe import ProbeReport, probe_connection
@@ -79,7 +79,9 @@ def failed(report: ProbeReport) -> list[str]:
 async def test_a_working_provider_passes_every_check(
     rs256_idp: DevIdP, client: httpx.AsyncClient
 ) -> None:
-    signs_in = connection(rs256_idp.issuer, client_id="app", token_endpoint_auth="none")
+    signs_in = connection(
+        rs256_idp.issuer, client_id="app", client_secret=Secret("client-secret-0123")
+    )
     report = await probe_connection(signs_in, client)
     assert report.ok, report
     assert [c.name for c in report.checks] == [
@@ -203,7 +205,7 @@ async def test_sign_in_needs_authorization_and_token_endpoints(
     server: DocumentServer, client: httpx.AsyncClient
 ) -> None:
     serve_idp(server, authorization_endpoint=None, token_endpoint=None)
-    signs_in = connection(server.base, client_id="app", token_endpoint_auth="none")
+    signs_in = connection(server.base, client_id="app", client_secret=Secret("client-secret-0123"))
     report = await probe_connection(signs_in, client)
     assert failed(report) == ["authorization_endpoint", "token_endpoint"]
     assert "client_id is set" in check(report, "token_endpoint")[1]
@@ -216,7 +218,7 @@ async def test_missing_end_session_and_userinfo_are_notes(
 ) -> None:
     serve_idp(server, end_session_endpoint=None, userinfo_endpoint=None)
     report = await probe_connection(
-        connection(server.base, client_id="a", token_endpoint_auth="none"), client
+        connection(server.base, client_id="a", client_secret=Secret("client-secret-0123")), client
     )
     assert report.ok
     assert check(report, "end_session_endpoint")[2] is True
@@ -236,7 +238,10 @@ async def test_a_configured_jwks_uri_needs_no_discovery_for_bearer_tokens(
     assert "not needed" in detail
     # Signing in reads the document, so then it is a failure.
     signs_in = connection(
-        server.base, jwks_uri=server.base + "/keys", client_id="a", token_endpoint_auth="none"
+        server.base,
+        jwks_uri=server.base + "/keys",
+        client_id="a",
+        client_secret=Secret("client-secret-0123"),
     )
     assert failed(await probe_connection(signs_in, client)) == ["discovery"]
 

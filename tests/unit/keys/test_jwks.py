@@ -609,3 +609,18 @@ async def test_refused_kids_go_with_their_evicted_key_set(
     await cache.get(third)  # makes room by evicting the first URI's key set
     assert {key[0] for key in cache._unknown} == {second}
     assert first not in cache.health()
+
+
+async def test_reserved_room_keeps_every_key_set(
+    client: httpx.AsyncClient, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With more trusted key sets than the default room, none may push another out.
+    monkeypatch.setattr("asgi_sso.keys.documents.MAX_CACHED_URLS", 2)
+    cache = JWKSCache(client, clock=clock)
+    cache.reserve(3)
+    uris = [f"https://idp{n}.example.com/jwks" for n in range(3)]
+    for uri in uris:
+        await cache.get(uri)
+    assert all(cache.cached(uri) is not None for uri in uris)
+    await cache.get("https://idp3.example.com/jwks")  # past the room: the oldest goes
+    assert cache.cached(uris[0]) is None

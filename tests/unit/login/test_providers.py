@@ -253,3 +253,15 @@ def test_a_jwk_client_key_keeps_its_kid() -> None:
     key = generate_key("RS256", kid="my-key")
     loaded = load_client_key(json.dumps(key.as_dict(private=True)))
     assert (loaded.alg, loaded.kid) == ("RS256", "my-key")
+
+
+@pytest.mark.parametrize(
+    "conflict", [{"alg": "PS256"}, {"use": "enc"}, {"key_ops": ["verify"]}], ids=str
+)
+def test_a_jwk_that_forbids_signing_is_refused_when_loaded(conflict: dict[str, Any]) -> None:
+    # Found when the connection is loaded (left out of sign-in), never on a callback.
+    from joserfc.jwk import RSAKey
+
+    data = {**RSAKey.generate_key(2048, private=True).as_dict(private=True), **conflict}
+    with pytest.raises(ConfigurationError, match="cannot sign RS256"):
+        load_client_key(json.dumps(data))

@@ -65,9 +65,10 @@ class SSOMiddleware:
     """Turns a Bearer JWT or a session cookie into a verified principal in the ASGI scope.
 
     ``scope["user"]`` becomes a :class:`~asgi_sso.principal.Principal` (or the
-    anonymous principal on public paths and in optional mode) and
-    ``scope["auth"]`` a :class:`~asgi_sso.principal.Credentials` with ``.scopes``,
-    so Starlette's ``requires`` works unchanged. Refusals follow RFC 6750.
+    anonymous principal without credentials, on public paths and in optional mode)
+    and ``scope["auth"]`` a :class:`~asgi_sso.principal.Credentials` with
+    ``.scopes``, so Starlette's ``requires`` works unchanged. Refusals follow RFC
+    6750; a public path never refuses (see :class:`~asgi_sso.settings.PathRules`).
 
     Args:
         app: the ASGI app to protect.

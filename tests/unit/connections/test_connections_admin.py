@@ -34,6 +34,8 @@ def acme_data(**changes: Any) -> dict[str, Any]:
         "domains": ["acme.com"],
     }
     data.update(changes)
+    if "scim_secret" not in changes and data["id"] != "acme":
+        data["scim_secret"] = f"{data['id']}-{SCIM_SECRET}"  # one SCIM secret per connection
     return data
 
 
@@ -90,9 +92,13 @@ async def test_list_returns_public_connections(api: Api) -> None:
 
 
 async def test_add_answers_201_with_location_and_announces(api: Api) -> None:
-    data = acme_data(id="globex", issuer="https://idp.globex.example", domains=["Globex.COM"])
+    data = acme_data(
+        id="globex",
+        issuer="https://idp.globex.example",
+        domains=["Globex.COM"],
+    )
     response = await api("POST", "/", json=data)
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
     assert response.headers["location"] == "/globex"
     body = response.json()
     assert body["domains"] == ["globex.com"]

@@ -5,7 +5,7 @@ email domain at sign-in), kept in a SQL store that can change while the app runs
 in dev mode two companies (Acme, Globex) each get an embedded dev IdP, and the
 banner shows how to add a third with ``asgi-sso connections add``.
 
-* ``/`` — home page with "Sign in with SSO" (public).
+* ``/`` — home page (public): "Signed in as …", or "Sign in with SSO".
 * ``/dashboard`` — the signed-in user, their company (connection) and tier.
 * ``/me`` — the same as JSON, for a session cookie or a bearer token alike.
 * ``/admin/users`` — admins only: the provisioned users of the admin's own company.
@@ -47,7 +47,7 @@ from asgi_sso import (
 )
 from asgi_sso.connections import Connection
 from asgi_sso.connections.sql import SQLConnections
-from asgi_sso.fastapi import CurrentUser, require_scopes
+from asgi_sso.fastapi import CurrentUser, OptionalUser, require_scopes
 from asgi_sso.identity.stores.sql import SQLUserStore
 from asgi_sso.testing import DevClient, DevIdP, DevUser, free_port
 from examples._devkit import (
@@ -425,8 +425,9 @@ def _build_api(example: Example) -> FastAPI:
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def home() -> str:
-        return pages.home_page()
+    async def home(user: OptionalUser) -> str:
+        """Public, and it knows who is signed in (session cookie or bearer token)."""
+        return pages.home_page(user)
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -444,7 +445,7 @@ def _build_api(example: Example) -> FastAPI:
             "sub": user.identity,
             "email": user.email,
             "name": user.display_name,
-            "connection": user.tenant,
+            "connection": user.connection,
             "tier": user.tier,
             "scopes": sorted(user.scopes),
             "user_id": user.user_id,
@@ -454,12 +455,12 @@ def _build_api(example: Example) -> FastAPI:
     @api.get("/admin/users", response_model=None)
     async def admin_users(request: Request, user: Principal = admin) -> Any:
         """The provisioned users of the admin's own company (never another's)."""
-        page = await example.user_store.list(user.tenant, limit=200)
+        page = await example.user_store.list(user.connection, limit=200)
         users = [u for u in page.users if not u.deleted]
         if _wants_html(request):
             return HTMLResponse(pages.admin_page(user, users))
         return {
-            "connection": user.tenant,
+            "connection": user.connection,
             "users": [
                 {
                     "id": u.id,

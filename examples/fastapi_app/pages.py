@@ -28,14 +28,23 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def home_page() -> str:
-    """The landing page with the "Sign in with SSO" button."""
+def home_page(user: Principal | None = None) -> str:
+    """The public landing page: who is signed in, or the "Sign in with SSO" button."""
+    if user is None:
+        action = (
+            "<p><a class=button id=signin href='/auth/login?return_to=/dashboard'>"
+            "Sign in with SSO</a></p>"
+        )
+    else:
+        action = (
+            f"<p id=signed-in>Signed in as <b>{escape(user.email or user.display_name)}</b>"
+            f" ({escape(user.connection)})</p>"
+            "<p><a class=button href='/dashboard'>Open your dashboard</a></p>"
+        )
     return _page(
         "Welcome",
         "<h1>Acme Analytics</h1><p>Dashboards for your whole company, "
-        "signed in through your company's identity provider.</p>"
-        "<p><a class=button id=signin href='/auth/login?return_to=/dashboard'>"
-        "Sign in with SSO</a></p>",
+        f"signed in through your company's identity provider.</p>{action}",
     )
 
 
@@ -44,7 +53,7 @@ def dashboard_page(user: Principal) -> str:
     rows = {
         "Email": user.email or "(not released by the provider)",
         "Name": user.display_name,
-        "Company": user.tenant,
+        "Company": user.connection,
         "Tier": user.tier or "(none)",
         "Scopes": " ".join(sorted(user.scopes)) or "(none)",
         "Signed in via": user.source,
@@ -69,7 +78,7 @@ def admin_page(admin: Principal, users: Iterable[StoredUser]) -> str:
     )
     return _page(
         "Users",
-        f"<h1>Users of {escape(admin.tenant)}</h1><table id=users><thead><tr><th>Email</th>"
+        f"<h1>Users of {escape(admin.connection)}</h1><table id=users><thead><tr><th>Email</th>"
         f"<th>Name</th><th>Tier</th><th>Status</th></tr></thead><tbody>{rows}</tbody></table>",
     )
 

@@ -197,7 +197,7 @@ class Shotter:
                     f"the {user.tier} tier allows the formats {', '.join(limits.formats)}"
                 )
         wait = self.limiter.take(
-            f"{user.tenant}\x00{user.identity}", limits.per_minute, len(requests)
+            f"{user.connection}\x00{user.identity}", limits.per_minute, len(requests)
         )
         if wait is not None:
             raise TooManyRequestsException(
@@ -231,7 +231,7 @@ def _api(shotter: Shotter, banner: Sequence[str]) -> Litestar:
         """The caller's tier, scopes and limits."""
         limits = LIMITS.get(user.tier or "free", LIMITS["free"])
         return {
-            "connection": user.tenant,
+            "connection": user.connection,
             "tier": user.tier,
             "scopes": sorted(user.scopes),
             "limits": msgspec.to_builtins(limits),
@@ -254,10 +254,11 @@ def _api(shotter: Shotter, banner: Sequence[str]) -> Litestar:
         shotter.admit(user, data.items)
         return {"jobs": [_job(user, item) for item in data.items]}
 
-    @get("/v1/usage/export", dependencies=user, guards=[require_tier("enterprise", ranking=TIERS)])
+    # The tier mapper's own order decides "enterprise or higher": no ranking to repeat.
+    @get("/v1/usage/export", dependencies=user, guards=[require_tier("enterprise")])
     async def usage_export(user: User) -> dict[str, Any]:
         """Usage export (Enterprise only)."""
-        return {"connection": user.tenant, "rows": []}
+        return {"connection": user.connection, "rows": []}
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:

@@ -11,7 +11,7 @@ from asgi_sso import Clock
 __all__ = ["LIMITS", "TIERS", "TIER_SCOPES", "RateLimiter", "TierLimits"]
 
 TIERS = ("enterprise", "pro", "free")
-"""Highest first, as the tier mapper and ``require_tier`` expect."""
+"""Highest first, as the tier mapper expects; ``require_tier`` follows the mapper's order."""
 
 TIER_SCOPES = {
     "free": ("screenshots:create",),

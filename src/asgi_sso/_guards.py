@@ -56,25 +56,31 @@ class Rule:
     Args:
         scopes: every one of these must be granted.
         tiers: the principal's tier must be one of these (``None``: any tier, or none).
+        minimum: the principal's tier must be this one or one its tier mapper ranks
+            higher (``Principal.has_tier``); used when no explicit ``tiers`` are given.
         label: how the tier requirement is described in a refusal.
     """
 
-    __slots__ = ("label", "scopes", "tiers")
+    __slots__ = ("label", "minimum", "scopes", "tiers")
 
     def __init__(
         self,
         *,
         scopes: Iterable[str] = (),
         tiers: frozenset[str] | None = None,
+        minimum: str | None = None,
         label: str = "",
     ) -> None:
         self.scopes = tuple(scopes)
         self.tiers = tiers
+        self.minimum = minimum
         self.label = label
         if any(not s or " " in s for s in self.scopes):
             raise ConfigurationError("required scopes must be non-empty and contain no spaces")
         if tiers is not None and not tiers:
             raise ConfigurationError("a tier rule needs at least one tier")
+        if minimum is not None and (not isinstance(minimum, str) or not minimum):
+            raise ConfigurationError("the minimum tier must be a non-empty tier name")
 
     def check(self, user: Any) -> Principal:
         """Return the principal when the rule holds.
@@ -92,13 +98,21 @@ class Rule:
             )
         if self.tiers is not None and user.tier not in self.tiers:
             raise InsufficientScope(f"this resource requires the {self.label} tier")
+        if self.minimum is not None and not user.has_tier(self.minimum):
+            raise InsufficientScope(f"this resource requires the {self.label} tier")
         return user
 
 
 def tier_rule(minimum: str, ranking: Sequence[str] | None) -> Rule:
-    """The rule "tier ``minimum`` or higher" (see :func:`tiers_from`)."""
-    label = minimum if ranking is None else f"{minimum} (or higher)"
-    return Rule(tiers=tiers_from(minimum, ranking), label=label)
+    """The rule "tier ``minimum`` or higher".
+
+    With ``ranking``, the tiers it lists at or above ``minimum`` (see
+    :func:`tiers_from`); without, the order of the principal's tier mapper
+    (``Principal.tier_ranks``; only ``minimum`` itself when it has none).
+    """
+    if ranking is None:
+        return Rule(minimum=minimum, label=f"{minimum} (or higher)")
+    return Rule(tiers=tiers_from(minimum, ranking), label=f"{minimum} (or higher)")
 
 
 def challenge(error: AuthError, realm: str) -> dict[str, str]:

@@ -203,7 +203,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             skips the check.
         tenant_claim: the claim that must equal the ``{tenant}`` part of a template.
         tenants: when set, the only tenants accepted by a template.
-        connection: the connection id of this issuer's users (``Principal.tenant``),
+        connection: the connection id of this issuer's users (``Principal.connection``),
             which keys their users, sessions and revocations. ``None`` (the default)
             makes it the token's concrete ``iss``, and with ``connection_claim``
             ``"{iss}#{tenant}"``. On an exact issuer without ``connection_claim`` it

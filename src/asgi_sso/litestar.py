@@ -107,11 +107,15 @@ def require_tier(
 
     Args:
         minimum: the lowest tier accepted.
-        ranking: the tiers, highest first (as given to ``PriorityTierMapper``);
-            without it only ``minimum`` itself is accepted.
+        ranking: the accepted order, highest first, when it must differ from the
+            tier mapper's. Without it (the usual case) the tier mapper's own order
+            decides (``PriorityTierMapper(tiers=[...])``, carried on the principal as
+            ``Principal.tier_ranks``): ``require_tier("pro")`` admits ``"enterprise"``
+            too. A mapper without an order admits ``minimum`` only.
         realm: the ``realm`` of the challenge.
 
     Raises:
-        ConfigurationError: ``minimum`` is not in ``ranking`` (at start-up).
+        ConfigurationError: ``minimum`` is not in ``ranking`` (at start-up), or not
+            one of the tier mapper's tiers (on the first request that reaches it).
     """
     return _guard(tier_rule(minimum, ranking), realm)

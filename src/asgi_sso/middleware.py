@@ -42,6 +42,7 @@ from asgi_sso.principal import (
     Principal,
 )
 from asgi_sso.responses import send_http_error, send_websocket_denial
+from asgi_sso.sessions.base import SessionInvalid
 from asgi_sso.settings import Backends, CredentialSources, PathRules
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
@@ -64,9 +65,10 @@ class SSOMiddleware:
     """Turns a Bearer JWT or a session cookie into a verified principal in the ASGI scope.
 
     ``scope["user"]`` becomes a :class:`~asgi_sso.principal.Principal` (or the
-    anonymous principal on public paths and in optional mode) and
-    ``scope["auth"]`` a :class:`~asgi_sso.principal.Credentials` with ``.scopes``,
-    so Starlette's ``requires`` works unchanged. Refusals follow RFC 6750.
+    anonymous principal without credentials, on public paths and in optional mode)
+    and ``scope["auth"]`` a :class:`~asgi_sso.principal.Credentials` with
+    ``.scopes``, so Starlette's ``requires`` works unchanged. Refusals follow RFC
+    6750; a public path never refuses (see :class:`~asgi_sso.settings.PathRules`).
 
     Args:
         app: the ASGI app to protect.
@@ -477,32 +479,52 @@ class SSOMiddleware:
             await (self._lifespan if kind == "lifespan" else self.app)(scope, receive, send)
             return
         try:
-            if not self._started:
-                await self.startup(warm=False)  # e.g. the user store is down: 503, retried
             path = self._route_path(scope)
         except AuthError as exc:
             await self._refuse(scope, receive, send, exc)
             return
+        public = self._has_public and self._public.matches(path) and not ambiguous(path)
         mounted = self._own_route(scope, path) if self._own_routes else None
+        if not self._started:
+            try:
+                await self.startup(warm=False)  # e.g. the user store is down: 503, retried
+            except AuthError as exc:
+                if public and mounted is None:  # a public path never refuses
+                    await self._serve(scope, receive, send, ANONYMOUS, None)
+                else:
+                    await self._refuse(scope, receive, send, exc)
+                return
         if mounted is not None:
             await mounted(scope, receive, send)
             return
-        extra_headers: list[tuple[bytes, bytes]] | None = None
+        if public:
+            principal, extra_headers = await self._authenticate_public(scope)
+            await self._serve(scope, receive, send, principal, extra_headers)
+            return
         try:
-            if self._has_public and self._public.matches(path) and not ambiguous(path):
-                principal: Principal | AnonymousPrincipal = ANONYMOUS
-            else:
-                principal, extra_headers = await self._authenticate(scope)
-                if self._has_scope_rules:
-                    self._check_scopes(principal, path)
+            principal, extra_headers = await self._authenticate(scope)
+            if self._has_scope_rules:
+                self._check_scopes(principal, path)
         except CredentialsMissing as exc:
-            if not self.optional:
+            # Optional mode lets anonymous callers in, except where a scope rule asks
+            # for more: those pages stay protected (and send browsers to sign in).
+            if not self.optional or (self._has_scope_rules and self._scope_rules.required(path)):
                 await self._refuse(scope, receive, send, exc)
                 return
-            principal = ANONYMOUS
+            principal, extra_headers = ANONYMOUS, None
         except AuthError as exc:
             await self._refuse(scope, receive, send, exc)
             return
+        await self._serve(scope, receive, send, principal, extra_headers)
+
+    async def _serve(
+        self,
+        scope: Any,
+        receive: Any,
+        send: Any,
+        principal: Principal | AnonymousPrincipal,
+        extra_headers: list[tuple[bytes, bytes]] | None,
+    ) -> None:
         scope["user"] = principal
         scope["auth"] = Credentials(principal.scopes)
         if extra_headers:
@@ -534,8 +556,26 @@ class SSOMiddleware:
                 return mounted
         return None
 
-    async def _authenticate(self, scope: Any) -> tuple[Principal, list[tuple[bytes, bytes]] | None]:
+    async def _authenticate_public(
+        self, scope: Any
+    ) -> tuple[Principal | AnonymousPrincipal, list[tuple[bytes, bytes]] | None]:
+        # A public path never refuses (Starlette's AuthenticationMiddleware): whatever
+        # fails (no credential, a bad or revoked one, another origin's cookie request,
+        # an IdP or store outage) leaves the request anonymous. Key fetches run under
+        # the usual limits (deadline, single-flight, cooldown), so a public page waits
+        # no longer than a protected one, and an invalid token costs no more here.
+        try:
+            return await self._authenticate(scope, read_only=True)
+        except SessionInvalid as exc:
+            return ANONYMOUS, exc.headers or None  # clear a cookie that opens no session
+        except AuthError:
+            return ANONYMOUS, None
+
+    async def _authenticate(
+        self, scope: Any, *, read_only: bool = False
+    ) -> tuple[Principal, list[tuple[bytes, bytes]] | None]:
         # extract -> verify (the verifier answers from its cache) -> identity.
+        # read_only: a public path reads a browser session but never refreshes or slides it.
         found = self._extractor.extract(scope)
         headers = None
         if found is not None:
@@ -549,7 +589,7 @@ class SSOMiddleware:
                     raise UnknownIssuer("the token's connection changed; please retry")
             principal = _principal_from(verified, found.source)
         elif self.login is not None:
-            result = await self.login.authenticate(scope)
+            result = await self.login.authenticate(scope, read_only=read_only)
             if result is None:
                 raise CredentialsMissing()
             principal, headers = result.principal, result.headers
@@ -685,7 +725,7 @@ def _principal_from(verified: VerifiedToken, source: str) -> Principal:
         identity=verified.subject,
         payload=verified.payload,
         issuer=verified.issuer.iss,
-        tenant=verified.connection,
+        connection=verified.connection,
         scopes=verified.scopes,
         source=source,
     )

@@ -73,12 +73,21 @@ class PathRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """What each path of the app requires.
 
     Attributes:
-        public: paths served without credentials: exact (``"/health"``) or anchored
-            prefixes (``"/static/*"``).
+        public: paths that never require credentials, exact (``"/health"``) or
+            anchored prefixes (``"/static/*"``). As with Starlette's
+            ``AuthenticationMiddleware``, a valid bearer token, JWT cookie or session
+            still puts its principal in the scope (a landing page can say "Signed in
+            as …"); none, or one that fails for any reason (invalid, expired, revoked,
+            an unsafe cookie request from another origin, an IdP or store outage),
+            leaves the request anonymous. A public path never answers 401, 403 or 503
+            and never redirects; it reads a browser session without refreshing or
+            sliding it. Scope rules do not apply there (``scope["auth"].scopes`` does).
         scope_rules: scopes required by path pattern (the longest pattern wins),
             refused with 403 ``insufficient_scope``.
-        optional: let requests without credentials through as anonymous (a presented
-            but invalid credential is still refused).
+        optional: let requests without credentials through as anonymous, except on
+            paths with a scope rule, which stay protected (401, or a redirect to sign
+            in for a browser's page navigation). A presented but invalid credential is
+            still refused.
         root_path: the ``root_path`` the wrapped framework applies itself, replacing
             the server's (``FastAPI(root_path="/api")``; read from a FastAPI app when
             not given; ``""``: the framework applies the server's). Public paths and

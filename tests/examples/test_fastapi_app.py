@@ -79,6 +79,21 @@ async def test_home_is_public_and_links_to_sign_in(client: httpx.AsyncClient) ->
     assert "Sign in with SSO" in page.text
 
 
+async def test_home_says_who_is_signed_in_by_session_or_bearer(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    by_bearer = await client.get("/", headers=bearer(example, "alice"))
+    assert by_bearer.status_code == 200
+    assert "Signed in as <b>alice@acme.example</b> (acme)" in by_bearer.text
+    assert "id=signin" not in by_bearer.text
+    broken = await client.get("/", headers={"Authorization": "Bearer not-a-token"})
+    assert broken.status_code == 200  # a public page never refuses
+    assert "Sign in with SSO" in broken.text
+    await sign_in(example, client, "dave")
+    by_session = await client.get("/")
+    assert "Signed in as <b>dave@globex.example</b> (globex)" in by_session.text
+
+
 async def test_sign_in_asks_for_a_work_email_and_refuses_an_unknown_domain(
     client: httpx.AsyncClient,
 ) -> None:

@@ -8,16 +8,31 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from asgi_sso import ANONYMOUS, ConfigurationError, Principal
+from asgi_sso import (
+    ANONYMOUS,
+    ConfigurationError,
+    ConnectionTiers,
+    IdentityConfig,
+    Principal,
+    PriorityTierMapper,
+    SSOMiddleware,
+)
 from asgi_sso.fastapi import CurrentUser, OptionalUser, require_scopes, require_tier
+from asgi_sso.testing import DevIdP
 
 TIERS = ("enterprise", "pro", "free")
 
 
-def principal(*, scopes: frozenset[str] = frozenset(), tier: str | None = None) -> Principal:
+RANKS = {"enterprise": 3, "pro": 2, "free": 1}  # what PriorityTierMapper(tiers=TIERS).ranks holds
+
+
+def principal(
+    *, scopes: frozenset[str] = frozenset(), tier: str | None = None, ranked: bool = False
+) -> Principal:
     return Principal(
-        identity="u1", claims={}, issuer="https://idp", tenant="t1", scopes=scopes, tier=tier
-    )
+        identity="u1", claims={}, issuer="https://idp", connection="t1", scopes=scopes, tier=tier,
+        tier_ranks=RANKS if ranked else {},
+    )  # fmt: skip
 
 
 def build(user: Any, *, with_user: bool = True) -> httpx.AsyncClient:
@@ -37,6 +52,14 @@ def build(user: Any, *, with_user: bool = True) -> httpx.AsyncClient:
 
     @api.get("/pro", dependencies=[Depends(require_tier("pro", ranking=TIERS))])
     async def pro() -> dict[str, bool]:
+        return {"ok": True}
+
+    @api.get("/pro-by-mapper", dependencies=[Depends(require_tier("pro"))])
+    async def pro_by_mapper() -> dict[str, bool]:
+        return {"ok": True}
+
+    @api.get("/typo", dependencies=[Depends(require_tier("por"))])
+    async def typo() -> dict[str, bool]:
         return {"ok": True}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -92,6 +115,27 @@ async def test_require_tier_accepts_the_minimum_and_higher(tier: str | None, sta
         assert 'error="insufficient_scope"' in reply.headers["www-authenticate"]
 
 
+@pytest.mark.parametrize(
+    ("tier", "status"), [("enterprise", 200), ("pro", 200), ("free", 403), (None, 403)]
+)
+async def test_require_tier_follows_the_tier_mappers_own_order(
+    tier: str | None, status: int
+) -> None:
+    # No ranking repeated in the app: the principal carries the mapper's order.
+    async with build(principal(tier=tier, ranked=True)) as client:
+        assert (await client.get("/pro-by-mapper")).status_code == status
+    async with build(principal(tier="enterprise")) as client:  # a mapper without an order
+        assert (await client.get("/pro-by-mapper")).status_code == 403
+    async with build(principal(tier="pro")) as client:
+        assert (await client.get("/pro-by-mapper")).status_code == 200
+
+
+async def test_a_tier_the_mapper_does_not_know_is_a_loud_configuration_error() -> None:
+    async with build(principal(tier="pro", ranked=True)) as client:
+        with pytest.raises(ConfigurationError, match="'por' is not one of the tier mapper's"):
+            await client.get("/typo")
+
+
 async def test_scope_checks_on_anonymous_are_401_not_403() -> None:
     async with build(ANONYMOUS) as client:
         assert (await client.get("/write")).status_code == 401
@@ -125,3 +169,60 @@ def test_openapi_shows_the_bearer_scheme() -> None:
         "description": spec["components"]["securitySchemes"]["SSO bearer token"]["description"],
     }
     assert spec["paths"]["/me"]["get"]["security"] == [{"SSO bearer token": []}]
+
+
+async def test_through_the_middleware_roles_and_the_tier_order_reach_the_route() -> None:
+    idp = DevIdP("http://idp.test")
+    mapper = PriorityTierMapper(
+        tiers=TIERS,
+        default_connection=ConnectionTiers(
+            default_tier="free", groups={"analytics-pro": "pro", "analytics-ent": "enterprise"}
+        ),
+    )
+    api = FastAPI()
+
+    @api.get("/pro", dependencies=[Depends(require_tier("pro"))])
+    async def pro(user: CurrentUser) -> dict[str, Any]:
+        return {"tier": user.tier, "roles": list(user.roles), "connection": user.connection}
+
+    async def call(app: Any, groups: list[str]) -> httpx.Response:
+        token = idp.issue_token("alice", audience="api://t", groups=groups)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.get("/pro", headers={"authorization": f"Bearer {token}"})
+
+    http = idp.http_client()
+    tiered = SSOMiddleware(
+        api, [idp.issuer_config(audience="api://t")], http_client=http,
+        identity=IdentityConfig(tier_mapper=mapper),
+    )  # fmt: skip
+    ent = await call(tiered, ["staff", "analytics-ent"])
+    assert ent.status_code == 200
+    assert ent.json() == {
+        "tier": "enterprise", "roles": ["staff", "analytics-ent"], "connection": idp.issuer,
+    }  # fmt: skip
+    assert (await call(tiered, ["analytics-pro"])).status_code == 200
+    assert (await call(tiered, ["staff"])).status_code == 403
+    await http.aclose()
+
+
+async def test_roles_reach_the_route_without_any_identity_configuration() -> None:
+    idp = DevIdP("http://idp.test")
+    api = FastAPI()
+
+    @api.get("/me")
+    async def me(user: CurrentUser) -> dict[str, Any]:
+        return {"roles": list(user.roles)}
+
+    http = idp.http_client()
+    app = SSOMiddleware(api, [idp.issuer_config(audience="api://t")], http_client=http)
+    token = idp.issue_token(
+        "alice", audience="api://t", groups=["staff", "staff"],
+        claims={"roles": ["reports.read"], "realm_access": {"roles": ["kc-admin"]}},
+    )  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        reply = await client.get("/me", headers={"authorization": f"Bearer {token}"})
+    assert reply.json() == {"roles": ["staff", "reports.read", "kc-admin"]}
+    await http.aclose()

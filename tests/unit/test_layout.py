@@ -14,7 +14,7 @@ PACKAGE = Path(asgi_sso.__path__[0])
 # lower layer (extract -> verify -> identity -> scope; keys below verify).
 LAYER = {
     "errors": 0,
-    "principal": 0,
+    "principal": 1,
     "config": 1,
     "_asgi": 1,
     "_redis": 1,

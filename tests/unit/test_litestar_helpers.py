@@ -16,10 +16,16 @@ TIERS = ("enterprise", "pro", "free")
 User = NamedDependency[Principal]
 
 
-def principal(*, scopes: frozenset[str] = frozenset(), tier: str | None = None) -> Principal:
+RANKS = {"enterprise": 3, "pro": 2, "free": 1}  # what PriorityTierMapper(tiers=TIERS).ranks holds
+
+
+def principal(
+    *, scopes: frozenset[str] = frozenset(), tier: str | None = None, ranked: bool = False
+) -> Principal:
     return Principal(
-        identity="u1", claims={}, issuer="https://idp", tenant="t1", scopes=scopes, tier=tier
-    )
+        identity="u1", claims={}, issuer="https://idp", connection="t1", scopes=scopes, tier=tier,
+        tier_ranks=RANKS if ranked else {},
+    )  # fmt: skip
 
 
 @get("/me", dependencies={"user": Provide(current_user, sync_to_thread=False)})
@@ -42,7 +48,12 @@ async def pro() -> dict[str, bool]:
     return {"ok": True}
 
 
-API = Litestar(route_handlers=[me, open_, write, pro])
+@get("/pro-by-mapper", guards=[require_tier("pro")])
+async def pro_by_mapper() -> dict[str, bool]:
+    return {"ok": True}
+
+
+API = Litestar(route_handlers=[me, open_, write, pro, pro_by_mapper])
 
 
 def build(user: Any) -> httpx.AsyncClient:
@@ -94,3 +105,15 @@ def test_unknown_minimum_tier_fails_at_build_time() -> None:
         require_tier("platinum", ranking=TIERS)
     with pytest.raises(ConfigurationError):
         require_tier("pro", ranking="pro")
+
+
+@pytest.mark.parametrize(
+    ("tier", "status"), [("enterprise", 200), ("pro", 200), ("free", 403), (None, 403)]
+)
+async def test_require_tier_follows_the_tier_mappers_own_order(
+    tier: str | None, status: int
+) -> None:
+    async with build(principal(tier=tier, ranked=True)) as client:
+        assert (await client.get("/pro-by-mapper")).status_code == status
+    async with build(principal(tier="enterprise")) as client:  # a mapper without an order
+        assert (await client.get("/pro-by-mapper")).status_code == 403

@@ -200,6 +200,21 @@ async def test_optional_mode_lets_anonymous_in_but_refuses_bad_tokens(
         assert bad.status_code == 401
 
 
+async def test_optional_mode_keeps_pages_with_scope_rules_protected(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    # Anonymous callers are welcome where nothing more is asked, never past a scope rule.
+    app = sso(idp, idp_http, paths=PathRules(optional=True, scope_rules={"/admin/*": ["admin"]}))
+    admin = idp.issue_token("alice", audience=AUD, scopes=["admin"])
+    async with client_for(app) as c:
+        anon = await c.get("/admin/users")
+        assert anon.status_code == 401
+        assert challenge(anon) == 'Bearer realm="api"'
+        assert (await c.get("/reports")).json()["authenticated"] is False
+        ok = await c.get("/admin/users", headers={"Authorization": f"Bearer {admin}"})
+        assert ok.status_code == 200
+
+
 async def test_scope_rules_give_403_insufficient_scope(
     idp: DevIdP, idp_http: httpx.AsyncClient
 ) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from starlette.authentication import AuthCredentials, BaseUser
 
+from asgi_sso.errors import ConfigurationError
 from asgi_sso.principal import ANONYMOUS, Credentials, Principal
 
 
@@ -83,3 +84,74 @@ def test_a_principal_built_from_a_payload_decodes_its_claims_on_first_read() -> 
     )
     assert principal.claims == {"sub": "u1"}
     assert principal.claims is principal.claims
+
+
+def test_connection_is_the_connection_id_and_tenant_its_alias() -> None:
+    p = Principal(identity="u1", issuer="https://idp.acme", connection="acme")
+    assert p.connection == p.tenant == "acme"
+    assert p.issuer == "https://idp.acme"
+    assert make().connection == "acme"  # built with tenant=, its old name
+    assert "connection='acme'" in repr(p)
+    with pytest.raises(TypeError):
+        Principal(identity="u1", issuer="i")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Principal(identity="u1", issuer="i", connection="a", tenant="b")
+    assert ANONYMOUS.connection == ANONYMOUS.tenant == ""
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        (
+            {"groups": ["staff", "admins"], "roles": ["admins", "reader"]},
+            ("staff", "admins", "reader"),
+        ),
+        ({"realm_access": {"roles": ["k1"]}}, ("k1",)),
+        ({"groups": "single"}, ("single",)),
+        ({"groups": ["a", 3, None, "a", "", {"x": 1}]}, ("a",)),
+        ({"groups": {"not": "a list"}}, ()),
+        # Client roles need the API's own client id; the token's azp never names it.
+        ({"azp": "my.app", "resource_access": {"my.app": {"roles": ["c1"]}}}, ()),
+    ],
+)
+def test_roles_come_from_the_token_without_any_tier_mapper(
+    claims: dict[str, object], expected: tuple[str, ...]
+) -> None:
+    assert make(claims=claims).roles == expected
+
+
+def test_roles_follow_the_configured_claim_paths_and_client() -> None:
+    claims = {
+        "https://acme.example/roles": ["ns-role"],
+        "groups": ["g"],
+        "resource_access": {"my.api": {"roles": ["api-reader"]}, "web": {"roles": ["x"]}},
+    }
+    custom = make(claims=claims, role_claims=("https://acme.example/roles",))
+    assert custom.roles == ("ns-role",)
+    client = make(claims=claims, role_client_id="my.api")
+    assert client.roles == ("g", "api-reader")
+
+
+def test_roles_are_read_only_when_used() -> None:
+    p = Principal(identity="u1", issuer="i", connection="c", payload=b'{"groups":["g"]}')
+    assert p._claims is None
+    assert p._roles is None
+    assert p.roles == ("g",)
+    assert p.roles is p.roles
+    assert make(roles=("given",), claims={"groups": ["g"]}).roles == ("given",)
+    assert ANONYMOUS.roles == ()
+
+
+def test_has_tier_follows_the_mapper_ranking_on_the_principal() -> None:
+    ranks = {"enterprise": 3, "pro": 2, "free": 1}
+    assert make(tier="enterprise", tier_ranks=ranks).has_tier("pro")
+    assert make(tier="pro", tier_ranks=ranks).has_tier("pro")
+    assert not make(tier="free", tier_ranks=ranks).has_tier("pro")
+    assert not make(tier=None, tier_ranks=ranks).has_tier("free")
+    assert not make(tier="legacy", tier_ranks=ranks).has_tier("free")
+    with pytest.raises(ConfigurationError, match="'por' is not one of the tier mapper's tiers"):
+        make(tier="pro", tier_ranks=ranks).has_tier("por")
+    # Without an ordering only the tier itself counts.
+    assert make(tier="pro").has_tier("pro")
+    assert not make(tier="enterprise").has_tier("pro")
+    assert not ANONYMOUS.has_tier("free")

@@ -90,7 +90,7 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """One customer's identity provider.
 
     Attributes:
-        id: the app-assigned, stable id: ``Principal.tenant`` of its users and the
+        id: the app-assigned, stable id: ``Principal.connection`` of its users and the
             key of their users, sessions and revocations (see :data:`CONNECTION_ID`).
         name: the display name ("Acme Corp").
         issuer: the provider's exact issuer, or a template holding ``{tenant}``

@@ -1,4 +1,4 @@
-"""Identity: tiers and scopes from a verified token, the stored user, and revocation.
+"""Identity: roles, tiers and scopes from a verified token, the stored user, and revocation.
 
 :class:`IdentityResolver` runs after verification; the tier mapper, the user
 store (:mod:`asgi_sso.identity.stores`) and the revocation bus are its plug-ins.

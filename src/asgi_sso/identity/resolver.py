@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -28,18 +28,29 @@ from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError, UserDeactivated
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores.base import Profile, StoredUser, UserStore
-from asgi_sso.identity.tiers import TierDecision, TierMapper
+from asgi_sso.identity.tiers import (
+    DEFAULT_CLAIM_PATHS,
+    PriorityTierMapper,
+    TierDecision,
+    TierMapper,
+)
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
-from asgi_sso.principal import Principal
+from asgi_sso.principal import Principal, with_role_claims
 
-__all__ = ["OVERAGE_PROFILE_KEY", "IdentityConfig", "IdentityResolver", "profile_from_claims"]
+__all__ = [
+    "OVERAGE_PROFILE_KEY",
+    "IdentityConfig",
+    "IdentityResolver",
+    "profile_from_claims",
+    "role_source",
+]
 
 OVERAGE_PROFILE_KEY = "groups_overage"
 """Key set to ``True`` in ``Principal.profile`` when the IdP left the groups out."""
 
 
 class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Who a verified user is: their tier and scopes, and their stored record.
+    """Who a verified user is: their roles, tier and scopes, and their stored record.
 
     Attributes:
         tier_mapper: maps IdP groups/roles to a product tier and scopes; ``None``
@@ -51,10 +62,21 @@ class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         cache_size: users kept in the cache at most.
         provision: create unknown users on first sight (just in time); with
             ``False`` only users provisioned ahead (SCIM ``POST``) are let in.
+        role_claims: the claim paths ``Principal.roles`` is read from (dotted, e.g.
+            ``"realm_access.roles"``; a literal key such as
+            ``"https://example.com/roles"`` wins). ``None``: the ``claim_paths`` of a
+            :class:`~asgi_sso.PriorityTierMapper` given them, else
+            :data:`~asgi_sso.identity.tiers.DEFAULT_CLAIM_PATHS`. Without any
+            ``IdentityConfig`` the roles are read at the default paths.
+        role_client_id: the API's own client id, replacing ``<client>`` in
+            ``role_claims`` (Keycloak's ``resource_access.<client>.roles``); ``None``:
+            the tier mapper's ``client_id``, else those paths are skipped (never the
+            token's ``azp``).
 
     Raises:
-        ConfigurationError: neither a tier mapper nor a user store is given, or
-            ``provision=False`` has no store to look users up in.
+        ConfigurationError: nothing is given (no tier mapper, user store or role
+            claims), ``provision=False`` has no store to look users up in, or the
+            role claims are given twice, here and to the tier mapper, differently.
     """
 
     tier_mapper: TierMapper | None = None
@@ -62,13 +84,21 @@ class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     cache_ttl: float = 10.0
     cache_size: int = 10_000
     provision: bool = True
+    role_claims: Sequence[str] | None = None
+    role_client_id: str | None = None
 
     def __post_init__(self) -> None:
-        if self.tier_mapper is None and self.user_store is None:
+        if (
+            self.tier_mapper is None
+            and self.user_store is None
+            and self.role_claims is None
+            and self.role_client_id is None
+        ):
             raise ConfigurationError(
-                "IdentityConfig needs a tier_mapper or a user_store; without either, "
-                "leave identity unset"
+                "IdentityConfig needs a tier_mapper, a user_store or role_claims; "
+                "without any, leave identity unset"
             )
+        _check_roles(self)
         if self.cache_ttl < 0 or self.cache_size < 0:
             raise ConfigurationError("IdentityConfig.cache_ttl and cache_size must not be negative")
         if not self.provision and self.user_store is None:
@@ -78,8 +108,48 @@ class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             )
 
 
-def profile_from_claims(claims: Mapping[str, Any], decision: TierDecision | None) -> Profile:
-    """The profile a verified claim set implies (OIDC Core §5.1 standard claims)."""
+def _check_roles(config: IdentityConfig) -> None:
+    paths, client = config.role_claims, config.role_client_id
+    if paths is not None and (
+        isinstance(paths, str) or not paths or any(not isinstance(p, str) or not p for p in paths)
+    ):
+        raise ConfigurationError("IdentityConfig.role_claims must be a list of non-empty paths")
+    if client is not None and (not isinstance(client, str) or not client):
+        raise ConfigurationError("IdentityConfig.role_client_id must not be empty")
+    mapper = config.tier_mapper
+    if isinstance(mapper, PriorityTierMapper):
+        given = mapper.claim_paths
+        if paths is not None and given is not None and tuple(paths) != given:
+            raise ConfigurationError(
+                "the role claim paths are given twice, differently: set them once, as "
+                "IdentityConfig.role_claims (the tier mapper then maps Principal.roles)"
+            )
+        if client is not None and mapper.client_id not in (None, client):
+            raise ConfigurationError(
+                "IdentityConfig.role_client_id differs from the tier mapper's client_id: "
+                "set it once, as IdentityConfig.role_client_id"
+            )
+
+
+def role_source(config: IdentityConfig | None) -> tuple[tuple[str, ...], str | None]:
+    """Where ``Principal.roles`` is read under ``config``: the claim paths and client id."""
+    if config is None:
+        return DEFAULT_CLAIM_PATHS, None
+    paths, client = config.role_claims, config.role_client_id
+    mapper = config.tier_mapper
+    if isinstance(mapper, PriorityTierMapper):
+        paths = paths if paths is not None else mapper.claim_paths
+        client = client if client is not None else mapper.client_id
+    return (tuple(paths) if paths is not None else DEFAULT_CLAIM_PATHS), client
+
+
+def profile_from_claims(
+    claims: Mapping[str, Any], decision: TierDecision | None, roles: tuple[str, ...] = ()
+) -> Profile:
+    """The profile a verified claim set implies (OIDC Core §5.1 standard claims).
+
+    Its groups are those the tier mapper read, else ``roles`` (``Principal.roles``).
+    """
 
     def text(*names: str) -> str | None:
         for name in names:
@@ -94,7 +164,7 @@ def profile_from_claims(claims: Mapping[str, Any], decision: TierDecision | None
         given_name=text("given_name"),
         family_name=text("family_name"),
         user_name=text("preferred_username", "upn", "email"),
-        groups=decision.roles if decision is not None else (),
+        groups=decision.roles if decision is not None and decision.roles else roles,
         tier=decision.tier if decision is not None else None,
     )
 
@@ -119,6 +189,11 @@ class IdentityResolver:
     ) -> None:
         self.tier_mapper = config.tier_mapper
         self.user_store = config.user_store
+        self._role_claims, self._role_client = role_source(config)
+        ranks = getattr(config.tier_mapper, "ranks", None)
+        # The mapper's ordering travels on each principal, so require_tier("pro")
+        # admits "enterprise" without the app repeating the order.
+        self._tier_ranks: Mapping[str, int] = ranks if isinstance(ranks, Mapping) else {}
         self._emitter = emitter
         self._clock = clock or SystemClock()
         self._config = config
@@ -169,8 +244,12 @@ class IdentityResolver:
             self._cache.pop((revocation.connection, revocation.subject), None)
 
     async def _resolve(self, principal: Principal, *, use_cache: bool) -> Principal:
+        principal = self._with_roles(principal)
+        if self.tier_mapper is None and self.user_store is None:
+            return principal  # role claims only: nothing read until the app asks
         decision = await self._decide(principal)
-        profile = profile_from_claims(principal.claims, decision)
+        roles = decision.roles if decision is not None and decision.roles else principal.roles
+        profile = profile_from_claims(principal.claims, decision, roles)
         user = await self._user(principal, profile, use_cache=use_cache)
         extra: dict[str, Any] = {}
         if user is not None:
@@ -182,14 +261,24 @@ class IdentityResolver:
             identity=principal.identity,
             claims=principal.claims,
             issuer=principal.issuer,
-            tenant=principal.tenant,
+            connection=principal.connection,
             scopes=decision.scopes if decision is not None else principal.scopes,
             tier=decision.tier if decision is not None else principal.tier,
-            roles=decision.roles if decision is not None else principal.roles,
+            tier_ranks=self._tier_ranks or principal.tier_ranks,
+            roles=roles,
             user_id=user.id if user is not None else principal.user_id,
             profile=extra if extra else principal.profile,
             source=principal.source,
             session_id=principal.session_id,
+        )
+
+    def _with_roles(self, principal: Principal) -> Principal:
+        # The same principal, its roles read (when first used) at the configured paths.
+        return with_role_claims(
+            principal,
+            self._role_claims,
+            self._role_client,
+            tier_ranks=self._tier_ranks or principal.tier_ranks,
         )
 
     async def _decide(self, principal: Principal) -> TierDecision | None:
@@ -207,7 +296,7 @@ class IdentityResolver:
                     reason="group_overage",
                     time=self._clock.time(),
                     issuer=principal.issuer,
-                    connection=principal.tenant,
+                    connection=principal.connection,
                     subject=principal.identity,
                 )
             )
@@ -219,7 +308,7 @@ class IdentityResolver:
         store = self.user_store
         if store is None:
             return None
-        key = (principal.tenant, principal.identity)
+        key = (principal.connection, principal.identity)
         now = self._clock.monotonic()
         if use_cache:
             hit = self._cache.get(key)

@@ -1,10 +1,13 @@
 """Tier mapping: IdP groups and roles → a product tier → the scopes it grants.
 
 A :class:`TierMapper` turns a verified principal into a :class:`TierDecision`.
-The default :class:`PriorityTierMapper` reads groups and roles at configurable
-claim paths, maps them per connection to ordered tiers, lets the highest tier
-win, falls back to the connection's default tier (what that customer's contract
-buys), and reports Entra ID group overage instead of treating it as "no groups".
+The default :class:`PriorityTierMapper` maps the principal's groups and roles
+(``Principal.roles``, read at ``IdentityConfig.role_claims``) per connection to
+ordered tiers, lets the highest tier win, falls back to the connection's default
+tier (what that customer's contract buys), grants extra scopes per group
+(``group_scopes``), and reports Entra ID group overage instead of treating it as
+"no groups". Its ordering (:attr:`PriorityTierMapper.ranks`) reaches the principal
+as ``Principal.tier_ranks``, so ``require_tier("pro")`` admits ``"enterprise"``.
 
 Scopes: by default the decision grants the union of the token's own scopes and
 the tier's scopes (``scope_mode="union"``); ``scope_mode="replace"`` grants the
@@ -14,16 +17,24 @@ tier's scopes only whenever a tier applies (the token's scopes are then ignored)
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.principal import Principal
+from asgi_sso.principal import (
+    DEFAULT_CLAIM_PATHS,
+    MAX_VALUES_PER_PATH,
+    Principal,
+    read_claim_path,
+    read_roles,
+)
 from asgi_sso.verify.claims import scopes_from
 
 __all__ = [
     "DEFAULT_CLAIM_PATHS",
+    "MAX_VALUES_PER_PATH",
     "ConnectionTiers",
     "PriorityTierMapper",
     "Tier",
@@ -31,19 +42,9 @@ __all__ = [
     "TierMapper",
     "has_group_overage",
     "read_claim_path",
+    "read_roles",
     "token_scopes",
 ]
-
-DEFAULT_CLAIM_PATHS = ("groups", "roles", "realm_access.roles", "resource_access.<client>.roles")
-"""Where groups and roles sit in Okta, Entra ID, Auth0 and Keycloak tokens.
-
-``<client>`` is replaced by the mapper's ``client_id`` (the resource server's own
-client); without one, those paths are not read. The token's ``azp`` never names it:
-a token requested through another client carries the user's roles at every client.
-"""
-
-MAX_VALUES_PER_PATH = 1000
-"""Values read from one claim path at most; a token cannot make mapping unbounded."""
 
 
 class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -99,45 +100,16 @@ class TierDecision(msgspec.Struct, frozen=True, kw_only=True):
 
 @runtime_checkable
 class TierMapper(Protocol):
-    """Decides a principal's tier, scopes and roles; sync or async."""
+    """Decides a principal's tier, scopes and roles; sync or async.
+
+    A mapper whose tiers are ordered may also expose ``ranks`` (tier name → rank,
+    higher wins), as :class:`PriorityTierMapper` does: the middleware puts it on
+    the principal (``Principal.tier_ranks``) and ``require_tier`` admits higher tiers.
+    """
 
     def map(self, principal: Principal) -> TierDecision | Awaitable[TierDecision]:
         """Return (or return an awaitable of) the decision for ``principal``."""
         ...
-
-
-def read_claim_path(claims: Mapping[str, Any], path: str) -> tuple[str, ...]:
-    """Read string values at a dotted claim path.
-
-    A literal top-level key wins over the dotted walk, so namespaced claims such
-    as ``https://example.com/roles`` work. A string yields one value, a list
-    yields its string members; anything else yields nothing.
-
-    Args:
-        claims: the verified claim set.
-        path: e.g. ``"groups"`` or ``"realm_access.roles"``.
-
-    Returns:
-        The values found (at most :data:`MAX_VALUES_PER_PATH`).
-    """
-    return _values(claims.get(path) if path in claims else _walk(claims, path.split(".")))
-
-
-def _values(node: Any) -> tuple[str, ...]:
-    if isinstance(node, str):
-        return (node,) if node else ()
-    if isinstance(node, list):
-        return tuple(v for v in node[:MAX_VALUES_PER_PATH] if isinstance(v, str) and v)
-    return ()
-
-
-def _walk(claims: Mapping[str, Any], parts: Sequence[str]) -> Any:
-    node: Any = claims
-    for part in parts:
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def has_group_overage(claims: Mapping[str, Any]) -> bool:
@@ -164,20 +136,38 @@ def token_scopes(
 class PriorityTierMapper:
     """The default mapper: the highest tier any group maps to, else the connection default.
 
+    Example::
+
+        PriorityTierMapper(
+            tiers=["enterprise", "pro", "free"],             # highest first
+            scopes={"pro": ["reports:write"], "enterprise": ["reports:write", "audit:read"]},
+            connections={"acme": ConnectionTiers(default_tier="enterprise")},
+            default_connection=ConnectionTiers(default_tier="free",
+                                               groups={"analytics-pro": "pro"}),
+            group_scopes={"admins": ["users:admin"]},        # no subclass needed
+        )
+
     Args:
         tiers: the tiers, listed highest first (``["enterprise", "pro", "free"]``);
             plain names take their scopes from ``scopes``; :class:`Tier` objects
-            may set an explicit ``rank``.
+            may set an explicit ``rank``. This order is :attr:`ranks`.
         scopes: tier name → scopes, for tiers given as names.
-        connections: connection id → :class:`ConnectionTiers`.
+        connections: connection id → :class:`ConnectionTiers` (a
+            :class:`~asgi_sso.connections.Connection` brings its own ``tiers``).
         default_connection: the mapping for connections not in ``connections``.
-        claim_paths: where groups and roles are read (see :data:`DEFAULT_CLAIM_PATHS`).
+        claim_paths: where this mapper reads groups and roles itself. ``None`` (the
+            default): it maps ``Principal.roles``, read at ``IdentityConfig.role_claims``
+            (:data:`DEFAULT_CLAIM_PATHS` unless set), so the roles the app sees are
+            the roles that decide the tier. Given here, ``IdentityConfig`` takes them
+            as its ``role_claims`` too.
         client_id: the resource server's own client id, which replaces ``<client>``
             in claim paths (Keycloak's ``resource_access.<client>.roles``); ``None``
-            skips those paths. The token's ``azp`` is never used.
+            skips those paths. The token's ``azp`` is never used. Given here,
+            ``IdentityConfig`` takes it as its ``role_client_id`` too.
         scope_mode: ``"union"`` (token scopes plus tier scopes) or ``"replace"``.
         group_scopes: IdP group or role value → scopes granted to its members on top of
-            the tier's (e.g. ``{"admins": ["users:admin"]}``), at every connection.
+            the tier's (e.g. ``{"admins": ["users:admin"]}``), at every connection:
+            mapping a group to scopes is configuration, not a subclass.
 
     Raises:
         ConfigurationError: a tier is unknown, duplicated or ranked twice, or
@@ -188,9 +178,11 @@ class PriorityTierMapper:
         "_by_conn",
         "_client_id",
         "_default_conn",
+        "_given_paths",
         "_group_scopes",
         "_paths",
         "_rank",
+        "_ranks",
         "_runtime",
         "_scope_mode",
         "_scopes",
@@ -203,7 +195,7 @@ class PriorityTierMapper:
         scopes: Mapping[str, Iterable[str]] | None = None,
         connections: Mapping[str, ConnectionTiers] | None = None,
         default_connection: ConnectionTiers | None = None,
-        claim_paths: Sequence[str] = DEFAULT_CLAIM_PATHS,
+        claim_paths: Sequence[str] | None = None,
         client_id: str | None = None,
         scope_mode: Literal["union", "replace"] = "union",
         group_scopes: Mapping[str, Iterable[str]] | None = None,
@@ -237,13 +229,20 @@ class PriorityTierMapper:
             problem = self.unknown_tier(conn)
             if problem is not None:
                 raise ConfigurationError(f"connection {label!r} names unknown tier {problem!r}")
-        if not claim_paths or any(not p for p in claim_paths):
-            raise ConfigurationError("claim_paths must be non-empty paths")
-        self._paths = tuple(claim_paths)
+        if claim_paths is not None and (
+            isinstance(claim_paths, str) or not claim_paths or any(not p for p in claim_paths)
+        ):
+            raise ConfigurationError("claim_paths must be a list of non-empty paths")
+        self._given_paths = None if claim_paths is None else tuple(claim_paths)
+        self._paths = self._given_paths or DEFAULT_CLAIM_PATHS
         if client_id is not None and not client_id:
             raise ConfigurationError("client_id must not be empty (None skips client roles)")
         self._client_id = client_id
         self._scope_mode = scope_mode
+        self._ranks: Mapping[str, int] = MappingProxyType(self._rank)
+        for label, given in (("scopes", scopes), ("group_scopes", group_scopes or {})):
+            if any(isinstance(v, str) for v in given.values()):
+                raise ConfigurationError(f"{label} values must be lists of scopes, not strings")
         self._group_scopes = {g: frozenset(s) for g, s in (group_scopes or {}).items()}
         if any(not g for g in self._group_scopes):
             raise ConfigurationError("group_scopes keys must be non-empty group names")
@@ -271,14 +270,48 @@ class PriorityTierMapper:
                 )
         self._runtime = dict(policies)
 
-    def map(self, principal: Principal) -> TierDecision:
-        """Decide for a verified principal (its ``tenant`` is the connection)."""
-        return self.decide(principal.claims, principal.tenant)
+    @property
+    def ranks(self) -> Mapping[str, int]:
+        """Tier name → rank, higher wins (read-only): the order ``require_tier`` follows."""
+        return self._ranks
 
-    def decide(self, claims: Mapping[str, Any], connection: str) -> TierDecision:
-        """Decide from a claim set and a connection id (pure; no I/O)."""
+    @property
+    def claim_paths(self) -> tuple[str, ...] | None:
+        """The claim paths given to this mapper, or ``None`` (it maps ``Principal.roles``)."""
+        return self._given_paths
+
+    @property
+    def client_id(self) -> str | None:
+        """The client id that replaces ``<client>`` in claim paths, if given."""
+        return self._client_id
+
+    def map(self, principal: Principal) -> TierDecision:
+        """Decide for a verified principal: its connection, and its roles.
+
+        The roles are ``principal.roles``, unless this mapper was given claim paths
+        or a client id of its own (then it reads those from ``principal.claims``).
+        """
+        own = self._given_paths is not None or self._client_id is not None
+        roles = None if own else principal.roles
+        return self.decide(principal.claims, principal.connection, roles=roles)
+
+    def decide(
+        self,
+        claims: Mapping[str, Any],
+        connection: str,
+        *,
+        roles: Sequence[str] | None = None,
+    ) -> TierDecision:
+        """Decide from a claim set and a connection id (pure; no I/O).
+
+        Args:
+            claims: the verified claim set (its scopes, its group overage signal).
+            connection: the connection id (``Principal.connection``).
+            roles: the group and role values to map; ``None`` reads them from
+                ``claims`` at this mapper's claim paths.
+        """
         conn = self._by_conn.get(connection) or self._runtime.get(connection) or self._default_conn
-        roles = self._read_roles(claims)
+        roles = read_roles(claims, self._paths, self._client_id) if roles is None else tuple(roles)
         best = conn.default_tier
         matched: list[str] = []
         for value in roles:
@@ -311,19 +344,3 @@ class PriorityTierMapper:
     def rank(self, tier: str) -> int:
         """The rank of ``tier`` (higher wins)."""
         return self._rank[tier]
-
-    def _read_roles(self, claims: Mapping[str, Any]) -> tuple[str, ...]:
-        client = self._client_id
-        seen: dict[str, None] = {}
-        for path in self._paths:
-            if "<client>" in path:
-                if client is None:
-                    continue
-                # The client id may contain dots; substitute it as one path part.
-                parts = [client if p == "<client>" else p for p in path.split(".")]
-                values = _values(_walk(claims, parts))
-            else:
-                values = read_claim_path(claims, path)
-            for value in values:
-                seen.setdefault(value, None)
-        return tuple(seen)

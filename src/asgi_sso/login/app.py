@@ -195,8 +195,14 @@ class BrowserLogin:
             return
         await handler(scope, send)
 
-    async def authenticate(self, scope: Any) -> SessionResult | None:
+    async def authenticate(self, scope: Any, *, read_only: bool = False) -> SessionResult | None:
         """Read the session cookie; refresh the session's tokens when they are due.
+
+        Args:
+            scope: the request's ASGI scope.
+            read_only: only read the session (a public path): no token refresh, no
+                sliding expiry, so no ``Set-Cookie`` with a session in it and no call
+                to the provider. A cookie that opens no session is still cleared.
 
         Returns:
             ``None`` without a session cookie, else the session's principal and the
@@ -215,7 +221,7 @@ class BrowserLogin:
             if value is None:
                 return None
             self._origins.check(scope)  # before the store or a refresh is touched
-            record, headers = await self._sessions.live(value, cookies, root)
+            record, headers = await self._sessions.live(value, cookies, root, read_only=read_only)
         except SessionInvalid as exc:
             exc.headers = self._sessions.clear(cookies, root)
             self._emit("session.ended", outcome="refused", reason=exc.description)

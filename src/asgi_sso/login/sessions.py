@@ -76,7 +76,7 @@ def principal_from(record: SessionRecord) -> Principal:
         identity=record.subject,
         payload=_encoder.encode(record.claims),
         issuer=record.issuer,
-        tenant=record.connection,
+        connection=record.connection,
         source="session",
         session_id=record.id,
     )
@@ -130,9 +130,12 @@ class SessionCookies:
         return self._cookies.first_use(key, ttl)
 
     async def live(
-        self, value: str, cookies: dict[str, str], root: str
+        self, value: str, cookies: dict[str, str], root: str, *, read_only: bool = False
     ) -> tuple[SessionRecord, list[tuple[bytes, bytes]]]:
         """The session named by ``value`` if it is still live, and the cookies to set.
+
+        With ``read_only`` the session is neither refreshed nor slid: nothing is
+        written and no cookie is set (a public page a shared cache may keep).
 
         Raises:
             SessionInvalid: expired, idle, revoked, or ended by the provider on refresh.
@@ -145,6 +148,8 @@ class SessionCookies:
             raise SessionInvalid("the session has been idle too long")
         if self._store is None and self._cookies.is_revoked(record):
             raise SessionInvalid("the session was revoked")
+        if read_only:
+            return record, []
         if self._refresher is not None and self._refresher.due(record, now):
             return await self._refresher.refresh(record), []
         if now - record.last_seen < self.config.touch_interval:

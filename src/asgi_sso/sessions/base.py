@@ -43,7 +43,7 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
         subject: the user key: the sign-in issuer's ``user_claim`` (``sub`` by
             default), as ``Principal.identity``; user revocations match it.
         issuer: the ID token's ``iss``.
-        connection: the connection id (``Principal.tenant``).
+        connection: the connection id (``Principal.connection``).
         client_id: the OAuth client id of the app that signed the user in; with
             ``issuer`` it names the one app the session opens in.
         claims: the ID token and userinfo claims, minus bulky protocol ones.

@@ -159,7 +159,7 @@ async def test_no_mapper_keeps_token_scopes() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "needs a tier_mapper or a user_store"),
+        ({}, "needs a tier_mapper, a user_store or role_claims"),
         ({"tier_mapper": MAPPER, "provision": False}, r"provision=False\).*give it a user_store"),
         ({"user_store": MemoryUserStore(), "cache_ttl": -1}, "must not be negative"),
     ],
@@ -167,5 +167,80 @@ async def test_no_mapper_keeps_token_scopes() -> None:
 def test_an_identity_config_that_would_do_nothing_is_refused(
     kwargs: dict[str, Any], message: str
 ) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        IdentityConfig(**kwargs)
+
+
+async def test_role_claims_alone_fill_principal_roles() -> None:
+    resolver = IdentityResolver(IdentityConfig(role_claims=("https://acme.example/roles",)))
+    p = principal(**{"https://acme.example/roles": ["auditor", "auditor"], "groups": ["g"]})
+    resolved = await resolver.resolve(p)
+    assert resolved.roles == ("auditor",)
+    assert resolved.tier is None
+    assert resolved.scopes == p.scopes
+
+
+async def test_the_tier_mapper_maps_the_roles_the_app_sees() -> None:
+    mapper = PriorityTierMapper(
+        tiers=["pro", "free"], default_connection=ConnectionTiers(groups={"analysts": "pro"})
+    )
+    config = IdentityConfig(tier_mapper=mapper, role_claims=("https://acme.example/groups",))
+    resolved = await IdentityResolver(config).resolve(
+        principal(**{"https://acme.example/groups": ["analysts"], "groups": ["other"]})
+    )
+    assert resolved.roles == ("analysts",)
+    assert resolved.tier == "pro"
+
+
+async def test_a_mappers_own_claim_paths_are_the_role_claims() -> None:
+    mapper = PriorityTierMapper(tiers=["t"], claim_paths=("realm_access.roles",), client_id="api")
+    resolved = await IdentityResolver(IdentityConfig(tier_mapper=mapper)).resolve(
+        principal(realm_access={"roles": ["r"]}, groups=["g"],
+                  resource_access={"api": {"roles": ["ignored: not a claim path here"]}})
+    )  # fmt: skip
+    assert resolved.roles == ("r",)
+
+
+async def test_the_resolved_principal_carries_the_mapper_order() -> None:
+    resolver = IdentityResolver(IdentityConfig(tier_mapper=MAPPER))
+    resolved = await resolver.resolve(principal(groups=["screenshot-pro"]))
+    assert resolved.tier == "pro"
+    assert dict(resolved.tier_ranks) == {"enterprise": 3, "pro": 2, "free": 1}
+    assert resolved.has_tier("free")
+    assert resolved.has_tier("pro")
+    assert not resolved.has_tier("enterprise")
+
+
+async def test_stored_groups_are_the_roles_even_without_a_mapper() -> None:
+    store = MemoryUserStore()
+    resolver = IdentityResolver(IdentityConfig(user_store=store))
+    resolved = await resolver.resolve(principal(groups=["staff"], roles=["admin"]))
+    assert resolved.roles == ("staff", "admin")
+    user = await store.get_by_subject("acme", "alice")
+    assert user is not None
+    assert user.profile.groups == ("staff", "admin")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"role_claims": "groups"}, "list of non-empty paths"),
+        ({"role_claims": ()}, "list of non-empty paths"),
+        ({"role_claims": ("groups", "")}, "list of non-empty paths"),
+        ({"role_client_id": ""}, "must not be empty"),
+        (
+            {
+                "tier_mapper": PriorityTierMapper(tiers=["t"], claim_paths=("roles",)),
+                "role_claims": ("groups",),
+            },
+            "given twice, differently",
+        ),
+        (
+            {"tier_mapper": PriorityTierMapper(tiers=["t"], client_id="a"), "role_client_id": "b"},
+            "differs from the tier mapper's client_id",
+        ),
+    ],
+)
+def test_role_claims_that_would_surprise_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         IdentityConfig(**kwargs)

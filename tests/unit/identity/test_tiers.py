@@ -146,3 +146,31 @@ def test_group_scopes_add_to_the_tier_scopes_for_members_only() -> None:
     assert admin.scopes == {"read", "users:admin", "audit:read"}
     with pytest.raises(ConfigurationError, match="group_scopes"):
         PriorityTierMapper(tiers=["pro"], group_scopes={"": ["x"]})
+
+
+def test_ranks_are_the_mappers_order_and_read_only() -> None:
+    assert dict(MAPPER.ranks) == {"enterprise": 3, "pro": 2, "free": 1}
+    with pytest.raises(TypeError):
+        MAPPER.ranks["free"] = 9  # type: ignore[index]
+    ranked = PriorityTierMapper(tiers=[Tier(name="gold", rank=10), Tier(name="tin", rank=1)])
+    assert dict(ranked.ranks) == {"gold": 10, "tin": 1}
+
+
+def test_map_uses_the_principal_roles_unless_given_paths_of_its_own() -> None:
+    p = Principal(
+        identity="u", claims={"groups": ["other"]}, issuer="i", connection="acme",
+        roles=("screenshot-pro",),
+    )  # fmt: skip
+    assert MAPPER.map(p).tier == "pro"
+    policy = ConnectionTiers(default_tier="free", groups={"screenshot-pro": "pro"})
+    own = PriorityTierMapper(
+        tiers=["pro", "free"], claim_paths=("groups",), connections={"acme": policy}
+    )
+    assert own.map(p).tier == "free"  # it reads "groups" itself
+
+
+@pytest.mark.parametrize("field", ["scopes", "group_scopes"])
+def test_a_string_where_scopes_belong_is_refused(field: str) -> None:
+    # A lone string would grant each of its characters as a scope.
+    with pytest.raises(ConfigurationError, match="lists of scopes, not strings"):
+        PriorityTierMapper(tiers=["pro"], **{field: {"pro": "reports:write"}})  # type: ignore[arg-type]

@@ -266,3 +266,31 @@ def test_an_app_without_docs_or_with_a_secret_in_the_page_is_refused() -> None:
     leaky = FastAPI(swagger_ui_init_oauth={"clientSecret": "s3cret"})
     with pytest.raises(ConfigurationError, match="clientSecret"):
         configure_docs(leaky, sign_in)
+
+
+async def test_two_providers_are_two_schemes_with_one_client_id(clock: FakeClock) -> None:
+    first, second = (
+        DevIdP(clients=[DevClient(client_id="docs", redirect_uris=(REDIRECT,))], clock=clock)
+        for _ in range(2)
+    )
+    api = build_api()
+    async with first.http_client(
+        mounts={second.origin: httpx.ASGITransport(app=second)}
+    ) as to_idps:
+        for name, idp in (("Acme sign-in", first), ("Globex sign-in", second)):
+            sign_in = DocsSignIn(issuer=idp.issuer, client_id="docs", scheme_name=name)
+            configure_docs(api, sign_in, http_client=to_idps, clock=clock)
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url=APP) as app:
+            spec = (await app.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    acme = schemes["Acme sign-in"]["flows"]["authorizationCode"]
+    globex = schemes["Globex sign-in"]["flows"]["authorizationCode"]
+    assert (acme["tokenUrl"], globex["tokenUrl"]) == (first.url("/token"), second.url("/token"))
+    assert spec["paths"]["/reports"]["get"]["security"] == [
+        {BEARER: []},
+        {"Acme sign-in": ["reports:read"]},
+        {"Globex sign-in": ["reports:read"]},
+    ]
+    with pytest.raises(ConfigurationError, match="one client id"):
+        configure_docs(api, DocsSignIn(issuer=first.issuer, client_id="other", scheme_name="x"))

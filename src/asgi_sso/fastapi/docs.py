@@ -307,6 +307,8 @@ def configure_docs(
     Sets FastAPI's ``swagger_ui_init_oauth`` (the client id, PKCE, the default scopes),
     makes sure the Swagger redirect page is served, and adds the ``oauth2`` security scheme
     to the OpenAPI document, each operation listing the scopes its dependencies require.
+    Call it once per provider (each its own ``scheme_name``, one client id) to offer a
+    choice of providers in the "Authorize" dialog.
 
     Args:
         api: the FastAPI app (before or after its routes are added).
@@ -325,6 +327,12 @@ def configure_docs(
     """
     if api.openapi_url is None or api.docs_url is None:
         raise ConfigurationError("configure_docs needs FastAPI's docs_url and openapi_url")
+    earlier = (api.swagger_ui_init_oauth or {}).get("clientId", sign_in.client_id)
+    if earlier != sign_in.client_id:
+        raise ConfigurationError(
+            f"Swagger UI has one client id for every sign-in scheme: {earlier!r} was set, "
+            f"not {sign_in.client_id!r} (register the same public client id at each provider)"
+        )
     init = {
         **(api.swagger_ui_init_oauth or {}),
         "clientId": sign_in.client_id,

@@ -235,6 +235,10 @@ def _cmd_dev_idp(args: argparse.Namespace) -> int:
         print(f"client {client.client_id:<16} {kind}; redirect_uris={list(client.redirect_uris)}")
         if client.backchannel_logout_uri is not None:
             print(f"       back-channel logout: {client.backchannel_logout_uri}")
+    first = next(iter(idp.users.values()), None)
+    if first is not None:
+        issuer = "" if idp.issuer == DEV_IDP_ISSUER else f" --issuer {idp.issuer}"
+        print(f"a token for curl: asgi-sso token --user {first.sub}{issuer}")
     sys.stdout.flush()
     _serve_forever(idp, args.host, port)
     return EXIT_OK

@@ -239,6 +239,7 @@ def test_dev_idp_from_flags_prints_issuer_users_and_clients(
     assert "back-channel logout: http://127.0.0.1:8000/auth/backchannel-logout" in out
     assert idp.auto_approve
     assert "dev IdP issuer: http://127.0.0.1:9002" in out
+    assert "a token for curl: asgi-sso token --user carol --issuer http://127.0.0.1:9002" in out
     assert "carol" in out
     assert "topsecret-value" not in out
 

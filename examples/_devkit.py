@@ -37,6 +37,10 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
         audience: ``OIDC_AUDIENCE``, the ``aud`` of access tokens sent to the API
             (defaults to the client id).
         algorithms: ``OIDC_ALGORITHMS``, comma-separated (default ``RS256``).
+        docs_client_id: ``OIDC_DOCS_CLIENT_ID``, a public client (PKCE, redirect URI
+            ``<app url>/docs/oauth2-redirect``) for "Authorize" in ``/docs``; unset: none.
+        docs_scopes: ``OIDC_DOCS_SCOPES``, comma-separated, what "Authorize" asks for
+            (default ``openid``; Entra ID: ``api://<your api>/.default``).
     """
 
     issuer: str
@@ -45,6 +49,8 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
     redirect_uri: str | None = None
     audience: str | None = None
     algorithms: tuple[str, ...] = ("RS256",)
+    docs_client_id: str | None = None
+    docs_scopes: tuple[str, ...] = ("openid",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OidcSettings | None:
@@ -55,6 +61,7 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
             return None
         secret = env.get("OIDC_CLIENT_SECRET", "")
         algorithms = tuple(a.strip() for a in env.get("OIDC_ALGORITHMS", "RS256").split(","))
+        docs_scopes = tuple(s.strip() for s in env.get("OIDC_DOCS_SCOPES", "openid").split(","))
         return cls(
             issuer=issuer,
             client_id=env.get("OIDC_CLIENT_ID") or None,
@@ -62,6 +69,8 @@ class OidcSettings(msgspec.Struct, frozen=True, kw_only=True):
             redirect_uri=env.get("OIDC_REDIRECT_URI") or None,
             audience=env.get("OIDC_AUDIENCE") or None,
             algorithms=tuple(a for a in algorithms if a),
+            docs_client_id=env.get("OIDC_DOCS_CLIENT_ID") or None,
+            docs_scopes=tuple(s for s in docs_scopes if s),
         )
 
     def api_issuer(self) -> Issuer:

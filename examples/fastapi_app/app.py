@@ -11,6 +11,7 @@ banner shows how to add a third with ``asgi-sso connections add``.
 * ``/admin/users`` — admins only: the provisioned users of the admin's own company.
 * ``/auth/*`` — sign-in, callback, logout and back-channel logout (served by the middleware).
 * ``/scim/v2/Users`` — SCIM deprovisioning, one bearer secret per company.
+* ``/docs`` — the API docs, whose "Authorize" signs in at a company's IdP (public).
 
 ``create_app()`` builds everything from :class:`Settings`; ``app`` (this module's
 attribute, built on first access) uses the environment, see the README.
@@ -47,7 +48,13 @@ from asgi_sso import (
 )
 from asgi_sso.connections import Connection
 from asgi_sso.connections.sql import SQLConnections
-from asgi_sso.fastapi import CurrentUser, OptionalUser, require_scopes
+from asgi_sso.fastapi import (
+    CurrentUser,
+    DocsSignIn,
+    OptionalUser,
+    configure_docs,
+    require_scopes,
+)
 from asgi_sso.identity.stores.sql import SQLUserStore
 from asgi_sso.testing import DevClient, DevIdP, DevUser, free_port
 from examples._devkit import (
@@ -71,6 +78,9 @@ TIER_SCOPES = {
 }
 DEV_CLIENT_ID = "acme-analytics"
 DEV_AUDIENCE = "api://acme-analytics"
+DOCS_CLIENT_ID = "acme-analytics-docs"
+"""The public client "Authorize" in ``/docs`` signs in with (PKCE, no secret)."""
+DOCS_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 
 
 class Company(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,6 +183,7 @@ class Example:
         connections: the connection store (dev mode), shared with ``asgi-sso connections``.
         connections_url: the store's URL, for the command line.
         app_secret: the secret sealing the connections' stored secrets (dev mode).
+        docs_paths: the API documentation's paths, public.
         settings: the settings used.
         clock: the injected clock, if any.
     """
@@ -202,6 +213,7 @@ class Example:
                 connections_url, secrets=[self.app_secret], seeds=self.seeds(), clock=clock
             )
         self.api = _build_api(self)
+        self.docs_paths = _configure_docs(self)
         self.app: SSOMiddleware = _protect(self)
 
     def seeds(self) -> list[Connection]:
@@ -239,7 +251,11 @@ class Example:
                 f"    {company.id:<8} {company.name:<10} @{company.domain:<16} {idp.issuer}"
             )
             lines += user_lines(idp)
+        acme = self.idps[COMPANIES[0].id]
         lines += [
+            f"  API docs: {url}/docs  ('Authorize' signs in at a company's dev IdP), or curl:",
+            f'    curl -H "Authorization: Bearer $(.venv/bin/asgi-sso token --user alice '
+            f'--issuer {acme.issuer})" {url}/me',
             "  SCIM (deprovisioning) bearer secrets, per company:",
             *(
                 f"    {c.id}: scim-{c.id}-{self.client_secret}  ->  {url}/scim/v2/Users"
@@ -287,8 +303,13 @@ class DemoConnections(SQLConnections):
 
 
 def dev_idp(company: Company, app_url: str, clock: Clock | None = None) -> DevIdP:
-    """A dev IdP for ``company`` with this app registered as a client."""
-    return DevIdP(users=company.users, clients=[dev_client(app_url, "")], clock=clock)
+    """A dev IdP for ``company`` with this app and its API docs registered as clients."""
+    docs = DevClient(
+        client_id=DOCS_CLIENT_ID,
+        redirect_uris=(app_url + "/docs/oauth2-redirect",),
+        audience=DEV_AUDIENCE,
+    )
+    return DevIdP(users=company.users, clients=[dev_client(app_url, ""), docs], clock=clock)
 
 
 def dev_client(app_url: str, secret: str) -> DevClient:
@@ -354,7 +375,7 @@ def _mapper(admin_group: str) -> PriorityTierMapper:
 def _protect(example: Example) -> SSOMiddleware:
     settings = example.settings
     secure = cookie_security(settings.app_url, dev_mode=bool(example.idps))
-    public = ["/", "/docs/*", "/openapi.json", "/favicon.ico", "/healthz"]
+    public = ["/", *example.docs_paths, "/favicon.ico", "/healthz"]
     identity = IdentityConfig(
         tier_mapper=_mapper(settings.admin_group), user_store=example.user_store
     )
@@ -399,6 +420,30 @@ def _protect(example: Example) -> SSOMiddleware:
         scim=scim,
         clock=example.clock,
     )
+
+
+def _configure_docs(example: Example) -> tuple[str, ...]:
+    """Make "Authorize" in ``/docs`` sign in: at each company's dev IdP, or at OIDC_ISSUER."""
+    oidc = example.settings.oidc
+    if oidc is not None:
+        if oidc.docs_client_id is None:
+            return DOCS_PATHS  # pasting a bearer token in /docs still works
+        sign_in = DocsSignIn(
+            issuer=oidc.issuer, client_id=oidc.docs_client_id, scopes=oidc.docs_scopes
+        )
+        return configure_docs(example.api, sign_in)
+    paths: tuple[str, ...] = ()
+    for company in COMPANIES:
+        sign_in = DocsSignIn(
+            issuer=example.idps[company.id].issuer,
+            client_id=DOCS_CLIENT_ID,
+            scopes=("openid", "profile", "email"),
+            scheme_name=f"{company.name} sign-in",
+        )
+        paths = configure_docs(
+            example.api, sign_in, http_client=example.http_client, clock=example.clock
+        )
+    return paths
 
 
 def _wants_html(request: Request) -> bool:

@@ -1,12 +1,13 @@
-"""The ``asgi-sso`` command: serve the dev IdP, explain why a token verifies or not, list JWKS
-keys, manage connections.
+"""The ``asgi-sso`` command: serve the dev IdP, print a token from it, explain why a token
+verifies or not, list JWKS keys, manage connections (docs/cli.md).
 
-Exit codes: 0 ok, 1 verification or a connection test failed, 2 usage, bad input (an unknown
-connection, a conflict, an invalid value) or a missing extra, 3 network, IdP or store
-unavailable. A token's signature and a connection's secrets are never printed. ``verify``,
-``jwks`` and ``connections`` on a file need only the core dependencies; ``dev-idp`` needs the
-``testing`` extra, a SQL connection store the ``sql`` extra, ``--redis`` the ``redis`` extra,
-and each says so when it is missing.
+Exit codes: 0 ok, 1 verification or a connection test failed or the IdP refused a token,
+2 usage, bad input (an unknown connection, a conflict, an invalid value) or a missing extra,
+3 network, IdP or store unavailable. A token's signature and a connection's secrets are
+never printed (``token`` prints the token it was asked for, and nothing else). ``verify``,
+``token``, ``jwks`` and ``connections`` on a file need only the core dependencies;
+``dev-idp`` needs the ``testing`` extra, a SQL connection store the ``sql`` extra,
+``--redis`` the ``redis`` extra, and each says so when it is missing.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import httpx
 import msgspec
@@ -42,6 +44,7 @@ from asgi_sso.errors import (
     ServiceUnavailable,
 )
 from asgi_sso.identity.revocation import RevocationBus
+from asgi_sso.keys.discovery import parse_metadata
 from asgi_sso.observe.events import Emitter, Event
 
 if TYPE_CHECKING:
@@ -52,7 +55,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "main
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _DISCOVERY = "/.well-known/openid-configuration"
-_T = TypeVar("_T")
+_T = TypeVar("_T", bound=msgspec.Struct)
 
 
 class _Usage(Exception):
@@ -63,13 +66,21 @@ class _Unavailable(Exception):
     """The network or the IdP failed: printed and answered with exit code 3."""
 
 
+class _Refused(Exception):
+    """The IdP refused what was asked (an OAuth error): printed, exit code 1."""
+
+
 class _DevIdPFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    # Users and clients stay raw JSON until the test kit is imported (the `testing`
-    # extra): this module imports only the core, so `verify` and `jwks` run without it.
+    # The `dev-idp --config` file (docs/cli.md). Users and clients stay raw JSON until the
+    # test kit is imported (the `testing` extra): this module imports only the core, so
+    # `verify`, `jwks` and `token` run without it.
     users: list[msgspec.Raw] = msgspec.field(default_factory=list)
     clients: list[msgspec.Raw] = msgspec.field(default_factory=list)
     algorithm: str | None = None
     auto_approve: bool | None = None
+
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`")
 
 
 # A subcommand's needs beyond the core: the extra that installs them and modules to import.
@@ -95,13 +106,31 @@ def _require(extra: _Extra | None) -> None:
             ) from exc
 
 
-def _decode_each(raws: list[msgspec.Raw], kind: type[_T], where: str) -> list[_T]:
+def _invalid(exc: msgspec.ValidationError, where: str, kind: type[msgspec.Struct]) -> _Usage:
+    """A validation error of the member at ``where``, said as ``where.path: what is wrong``."""
+    text = str(exc)
+    at = _AT.search(text)
+    path = (where + at.group("path")) if at else where
+    text = text[: at.start()] + text[at.end() :] if at else text
+    if "unknown field" in text:
+        known = ", ".join(field.name for field in msgspec.structs.fields(kind))
+        text += f" (known: {known})"
+    return _Usage(f"{path.lstrip('.')}: {text}" if path.lstrip(".") else text)
+
+
+def _decode_each(raws: list[msgspec.Raw], kind: type[_T], where: str, key: str) -> list[_T]:
     out: list[_T] = []
+    seen: dict[object, int] = {}
     for index, raw in enumerate(raws):
         try:
-            out.append(msgspec.json.decode(raw, type=kind))
+            item = msgspec.json.decode(raw, type=kind)
         except msgspec.ValidationError as exc:
-            raise msgspec.ValidationError(f"{exc} - in {where}[{index}]") from exc
+            raise _invalid(exc, f"{where}[{index}]", kind) from exc
+        value = getattr(item, key)
+        if value in seen:
+            raise _Usage(f"{where}[{index}]: {key} {value!r} is already {where}[{seen[value]}]")
+        seen[value] = index
+        out.append(item)
     return out
 
 
@@ -119,11 +148,20 @@ def _read_config(path: str | None) -> tuple[_DevIdPFile, list[DevUser], list[Dev
     if path is None:
         return _DevIdPFile(), [], []
     try:
-        file = msgspec.json.decode(Path(path).read_bytes(), type=_DevIdPFile)
-        users = _decode_each(file.users, DevUser, "users")
-        clients = _decode_each(file.clients, DevClient, "clients")
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise _Usage(f"cannot read {path}: {exc}") from exc
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise _Usage(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        file = msgspec.json.decode(raw, type=_DevIdPFile)
+    except msgspec.ValidationError as exc:
+        raise _Usage(f"{path}: {_invalid(exc, '', _DevIdPFile)}") from exc
+    except msgspec.DecodeError as exc:
+        raise _Usage(f"{path} is not valid JSON: {exc}") from exc
+    try:
+        users = _decode_each(file.users, DevUser, "users", "sub")
+        clients = _decode_each(file.clients, DevClient, "clients", "client_id")
+    except _Usage as exc:
+        raise _Usage(f"{path}: {exc}") from exc
     return file, users, clients
 
 
@@ -197,6 +235,10 @@ def _cmd_dev_idp(args: argparse.Namespace) -> int:
         print(f"client {client.client_id:<16} {kind}; redirect_uris={list(client.redirect_uris)}")
         if client.backchannel_logout_uri is not None:
             print(f"       back-channel logout: {client.backchannel_logout_uri}")
+    first = next(iter(idp.users.values()), None)
+    if first is not None:
+        issuer = "" if idp.issuer == DEV_IDP_ISSUER else f" --issuer {idp.issuer}"
+        print(f"a token for curl: asgi-sso token --user {first.sub}{issuer}")
     sys.stdout.flush()
     _serve_forever(idp, args.host, port)
     return EXIT_OK
@@ -218,6 +260,7 @@ async def _verify(args: argparse.Namespace, token: str) -> AuthError | None:
         audience=args.audience,
         jwks_uri=args.jwks_uri,
         algorithms=tuple(args.algorithm or ("RS256",)),
+        leeway=args.leeway,
     )
     from asgi_sso.verify.verifier import TokenVerifier
 
@@ -239,6 +282,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         "header": _segment(parts[0], "header"),
         "claims": _segment(parts[1], "payload"),
     }
+    if args.leeway < 0:
+        raise _Usage("--leeway is a number of seconds, 0 or more")
     try:
         error = asyncio.run(_verify(args, token))
     except ConfigurationError as exc:
@@ -247,11 +292,30 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if error is not None:
         report["reason"] = error.reason
         report["error"] = error.description
+        if error.reason == "issuer":
+            report["expected_issuer"] = args.issuer
     print(json.dumps(report, indent=2, sort_keys=True))
+    if args.audience is None:
+        aud = json.dumps(report["claims"].get("aud"))
+        print(f"warning: the audience was not checked (the token's aud is {aud}): "
+              "pass --audience with your API's audience", file=sys.stderr)  # fmt: skip
     if error is None:
         return EXIT_OK
     print(f"verification failed ({error.reason}): {error.description}", file=sys.stderr)
+    if error.reason == "issuer":
+        _explain_issuer(report["claims"].get("iss"), args.issuer)
     return EXIT_UNAVAILABLE if isinstance(error, ServiceUnavailable) else EXIT_FAILED
+
+
+def _explain_issuer(found: object, expected: str) -> None:
+    """Show the two issuers one above the other, and the difference when it is subtle."""
+    print(f"  the token's issuer: {json.dumps(found)}", file=sys.stderr)
+    print(f"  expected issuer:    {json.dumps(expected)}", file=sys.stderr)
+    if isinstance(found, str) and found.rstrip("/") == expected.rstrip("/"):
+        print("  they differ only in a trailing slash: issuers are compared exactly "
+              "(OIDC Core §3.1.3.7)", file=sys.stderr)  # fmt: skip
+    elif isinstance(found, str) and found.lower() == expected.lower():
+        print("  they differ only in letter case: issuers are compared exactly", file=sys.stderr)
 
 
 async def _get_json(client: httpx.AsyncClient, url: str) -> tuple[Any, httpx.Response]:
@@ -302,6 +366,120 @@ def _cmd_jwks(args: argparse.Namespace) -> int:
             continue
         fields = [str(key.get(name, "-")) for name in ("kid", "kty", "alg", "use", "crv")]
         print(f"{fields[0]:<44} {fields[1]:<4} {fields[2]:<8} {fields[3]:<4} {fields[4]}")
+    return EXIT_OK
+
+
+# -- asgi-sso token ---------------------------------------------------------------------
+
+DEV_IDP_PORT = 8765
+DEV_IDP_ISSUER = f"http://127.0.0.1:{DEV_IDP_PORT}"  # where `asgi-sso dev-idp` listens
+_MAX_EXPIRES_IN = 86_400
+_PRINTABLE_TOKEN = re.compile(r"[\x21-\x7e]{1,16384}")  # nothing a terminal would act on
+
+
+def _token_problem(args: argparse.Namespace) -> str | None:
+    if args.user is None and args.client is None:
+        return "give --user NAME (a dev IdP user) or --client ID (the client credentials grant)"
+    if args.user is not None and args.secret_env is not None:
+        return ("--secret-env goes with --client alone: with --user, --client only picks the "
+                "client the token is for, and the dev IdP asks no secret")  # fmt: skip
+    if args.user is None and args.secret_env is None:
+        return "--client needs --secret-env NAME, the environment variable holding its secret"
+    if args.expires_in is not None and not 1 <= args.expires_in <= _MAX_EXPIRES_IN:
+        return f"--expires-in is a number of seconds from 1 to {_MAX_EXPIRES_IN}"
+    if urlsplit(args.issuer).scheme not in ("http", "https"):
+        return "--issuer is the issuer URL, starting with https:// or http://"
+    return None
+
+
+def _token_form(args: argparse.Namespace) -> dict[str, str]:
+    form: dict[str, str] = {}
+    if args.scope:
+        form["scope"] = " ".join(args.scope)
+    if args.audience:
+        form["audience"] = args.audience
+    if args.expires_in is not None:
+        form["expires_in"] = str(args.expires_in)
+    return form
+
+
+async def _post_token(
+    client: httpx.AsyncClient,
+    url: str,
+    form: dict[str, str],
+    *,
+    not_found: str | None = None,
+    **kwargs: Any,
+) -> str:
+    """POST ``form`` to a token endpoint; the access token, or why there is none."""
+    try:
+        response = await client.post(url, data=form, **kwargs)
+    except httpx.HTTPError as exc:
+        raise _Unavailable(f"cannot reach {url}: {exc.__class__.__name__}") from exc
+    if response.status_code == 404 and not_found is not None:
+        raise _Usage(not_found)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _Unavailable(f"{url} answered HTTP {response.status_code}, not a JSON object")
+    if response.status_code != 200:
+        error = _cell(str(body.get("error", "error"))[:100])
+        description = _cell(str(body.get("error_description", ""))[:300])
+        raise _Refused(f"{url} refused (HTTP {response.status_code}): {error}: {description}")
+    token = body.get("access_token")
+    if not isinstance(token, str) or not _PRINTABLE_TOKEN.fullmatch(token):
+        raise _Unavailable(f"{url} answered no usable access_token")
+    return token
+
+
+async def _user_token(args: argparse.Namespace, client: httpx.AsyncClient) -> str:
+    url = args.issuer.rstrip("/") + "/dev/token"
+    form = {"user": args.user, **_token_form(args)}
+    if args.client:
+        form["client_id"] = args.client
+    not_found = (
+        f"{args.issuer} has no /dev/token: --user works with a running asgi-sso dev IdP "
+        "(asgi-sso dev-idp); for another IdP use --client (the client credentials grant)"
+    )
+    return await _post_token(client, url, form, not_found=not_found)
+
+
+async def _client_token(args: argparse.Namespace, client: httpx.AsyncClient, secret: str) -> str:
+    discovery = args.issuer.rstrip("/") + _DISCOVERY
+    try:
+        response = await client.get(discovery, headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise _Unavailable(f"cannot reach {discovery}: {exc.__class__.__name__}") from exc
+    if response.status_code != 200:
+        raise _Unavailable(f"{discovery} answered HTTP {response.status_code}")
+    try:
+        metadata = parse_metadata(response.content, expected_issuer=args.issuer)
+    except ValueError as exc:
+        raise _Unavailable(f"{discovery}: {exc}") from exc
+    if metadata.token_endpoint is None:
+        raise _Unavailable(f"{discovery} names no token_endpoint")
+    # RFC 6749 §2.3.1: client_secret_basic form-encodes both before base64.
+    basic = f"{quote_plus(args.client)}:{quote_plus(secret)}".encode()
+    headers = {"Authorization": "Basic " + base64.b64encode(basic).decode("ascii")}
+    form = {"grant_type": "client_credentials", **_token_form(args)}
+    return await _post_token(client, metadata.token_endpoint, form, headers=headers)
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    problem = _token_problem(args)
+    if problem is not None:
+        raise _Usage(problem)
+    secret = _env_value(args.secret_env, "--secret-env") if args.user is None else ""
+
+    async def fetch() -> str:
+        async with httpx.AsyncClient(timeout=args.timeout, follow_redirects=False) as client:
+            if args.user is not None:
+                return await _user_token(args, client)
+            return await _client_token(args, client, secret)
+
+    print(asyncio.run(fetch()))
     return EXIT_OK
 
 
@@ -673,16 +851,48 @@ def _connections_parser(commands: Any) -> None:
             )
 
 
+def _token_parser(commands: Any) -> None:
+    token = commands.add_parser(
+        "token",
+        help="print an access token from a running dev IdP (for curl)",
+        description="Print an access token, for "
+        '`curl -H "Authorization: Bearer $(asgi-sso token --user alice)" ...`. '
+        "--user asks a running asgi-sso dev IdP for a registered user's token; --client "
+        "runs the client credentials grant at any IdP (found by discovery).",
+    )
+    token.add_argument("--user", metavar="SUB_OR_EMAIL", help="a user of the dev IdP")
+    token.add_argument(
+        "--client", metavar="ID", help="the client credentials grant as this client (with "
+        "--user: the client the user's token is for)",
+    )  # fmt: skip
+    token.add_argument(
+        "--secret-env", metavar="NAME", help="the environment variable holding --client's secret"
+    )
+    token.add_argument("--scope", action="append", default=[], help="a scope (repeatable)")
+    token.add_argument("--expires-in", type=int, metavar="SECONDS", help="the token's lifetime")
+    token.add_argument(
+        "--issuer", default=DEV_IDP_ISSUER, help="the IdP's issuer URL (%(default)s)"
+    )
+    token.add_argument("--audience", help="the token's aud (default: the client's audience)")
+    token.add_argument("--timeout", type=float, default=10.0)
+    token.set_defaults(handler=_cmd_token)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asgi-sso", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev-idp", help="serve the development OpenID provider")
     dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    dev.add_argument("--port", type=int, default=DEV_IDP_PORT, help="0 picks a free port")
     dev.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     dev.add_argument("--issuer", help="the issuer URL (default http://HOST:PORT)")
-    dev.add_argument("--config", help="a JSON file with users, clients, algorithm, auto_approve")
+    dev.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a JSON file with users, clients, algorithm, auto_approve (docs/cli.md; "
+        "example: examples/dev-idp.json)",
+    )
     dev.add_argument("--user", action="append", default=[], metavar="SUB[:EMAIL[:G1,G2]]")
     dev.add_argument("--client-id")
     dev.add_argument("--client-secret", help="omit for a public (PKCE-only) client")
@@ -701,7 +911,16 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--jwks-uri", help="skip discovery and use these keys")
     verify.add_argument("--algorithm", action="append", help="allowed algorithm (repeatable)")
     verify.add_argument("--timeout", type=float, default=10.0)
+    verify.add_argument(
+        "--leeway",
+        type=float,
+        default=next(f.default for f in msgspec.structs.fields(Issuer) if f.name == "leeway"),
+        metavar="SECONDS",
+        help="clock skew allowed for exp, nbf and iat (%(default)s)",
+    )
     verify.set_defaults(handler=_cmd_verify)
+
+    _token_parser(commands)
 
     jwks = commands.add_parser("jwks", help="list an issuer's signing keys")
     jwks.add_argument("target", metavar="ISSUER_OR_URL")
@@ -718,8 +937,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: the arguments (default ``sys.argv[1:]``).
 
     Returns:
-        The exit code: 0 ok, 1 verification failed, 2 bad input or a missing extra,
-        3 network or IdP unavailable.
+        The exit code: 0 ok, 1 verification failed or the IdP refused, 2 bad input or a
+        missing extra, 3 network or IdP unavailable.
     """
     parser = _parser()
     try:
@@ -735,6 +954,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Unavailable as exc:
         print(f"asgi-sso {args.command}: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except _Refused as exc:
+        print(f"asgi-sso {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return code
 
 

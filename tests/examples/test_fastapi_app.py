@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,11 +15,13 @@ import pytest
 
 from asgi_sso import ConfigurationError, MemoryUserStore, Secret
 from asgi_sso.testing import DevIdP
+from asgi_sso.testing.tokens import b64url
 from examples._devkit import OidcSettings, cookie_security
 from examples.fastapi_app.app import (
     ADMIN_SCOPE,
     COMPANIES,
     DEV_AUDIENCE,
+    DOCS_CLIENT_ID,
     THIRD_COMPANY,
     Example,
     Settings,
@@ -254,11 +258,58 @@ async def test_logout_ends_the_session(example: Example, client: httpx.AsyncClie
     assert (await client.get("/me")).status_code == 401
 
 
-async def test_openapi_documents_the_bearer_scheme(client: httpx.AsyncClient) -> None:
+async def test_openapi_offers_each_companys_sign_in_beside_the_bearer_scheme(
+    example: Example, client: httpx.AsyncClient
+) -> None:
     spec = (await client.get("/openapi.json")).json()
-    assert spec["components"]["securitySchemes"]["SSO bearer token"]["scheme"] == "bearer"
-    assert spec["paths"]["/me"]["get"]["security"] == [{"SSO bearer token": []}]
-    assert (await client.get("/docs")).status_code == 200
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["SSO bearer token"]["scheme"] == "bearer"
+    for company in COMPANIES:
+        flow = schemes[f"{company.name} sign-in"]["flows"]["authorizationCode"]
+        assert flow["authorizationUrl"] == example.idps[company.id].url("/authorize")
+        assert flow["scopes"][ADMIN_SCOPE] == "required by GET /admin/users"
+    assert spec["paths"]["/me"]["get"]["security"] == [
+        {"SSO bearer token": []},
+        {"Acme Corp sign-in": []},
+        {"Globex sign-in": []},
+    ]
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert f'"clientId": "{DOCS_CLIENT_ID}"' in docs.text
+    assert '"usePkceWithAuthorizationCodeGrant": true' in docs.text
+
+
+async def test_authorize_in_the_docs_signs_in_at_the_companys_idp(
+    example: Example, client: httpx.AsyncClient
+) -> None:
+    idp = example.idps["globex"]
+    verifier = secrets.token_urlsafe(48)
+    redirect = APP_URL + "/docs/oauth2-redirect"
+    query = {
+        "response_type": "code", "client_id": DOCS_CLIENT_ID, "redirect_uri": redirect,
+        "scope": "openid profile email", "state": "s", "login": "dave",
+        "code_challenge": b64url(hashlib.sha256(verifier.encode()).digest()),
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+    async with idp.http_client() as browser:
+        picked = await browser.post(idp.url("/authorize"), data=query)
+        back = urlsplit(picked.headers["location"])
+        assert f"{back.scheme}://{back.netloc}{back.path}" == redirect
+        assert (await client.get(picked.headers["location"])).status_code == 200  # public
+        code = dict(parse_qsl(back.query))["code"]
+        form = {"grant_type": "authorization_code", "code": code, "client_id": DOCS_CLIENT_ID,
+                "redirect_uri": redirect, "code_verifier": verifier}  # fmt: skip
+        tokens = await browser.post(idp.url("/token"), data=form, headers={"Origin": APP_URL})
+    assert tokens.headers["access-control-allow-origin"] == APP_URL
+    me = await client.get(
+        "/me", headers={"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    )
+    assert me.status_code == 200
+    assert (me.json()["sub"], me.json()["connection"], me.json()["tier"]) == (
+        "dave",
+        "globex",
+        "pro",
+    )
 
 
 def test_settings_from_env_use_a_real_provider() -> None:
@@ -286,6 +337,29 @@ def test_settings_from_env_use_a_real_provider() -> None:
     issuer = example.app.verifier.registry.find("http://localhost:8080/realms/acme")
     assert issuer is not None
     assert (issuer.audience, issuer.client_id) == ("api://acme-analytics", "web")
+
+
+def test_a_real_provider_signs_in_the_docs_with_its_public_client() -> None:
+    env = {
+        "OIDC_ISSUER": "https://login.example.com/tenant/v2.0",
+        "OIDC_CLIENT_ID": "web",
+        "OIDC_AUDIENCE": "api://acme-analytics",
+        "SESSION_SECRET": "z" * 40,
+        "APP_URL": "https://app.example.com",
+    }
+    plain = create_app(Settings.from_env(env), user_store=MemoryUserStore())
+    assert plain.api.swagger_ui_init_oauth is None
+    docs_env = {**env, "OIDC_DOCS_CLIENT_ID": "web-docs",
+                "OIDC_DOCS_SCOPES": "openid, api://acme-analytics/.default"}  # fmt: skip
+    example = create_app(Settings.from_env(docs_env), user_store=MemoryUserStore())
+    assert example.api.swagger_ui_init_oauth == {
+        "clientId": "web-docs",
+        "usePkceWithAuthorizationCodeGrant": True,
+        "scopes": "openid api://acme-analytics/.default",
+    }
+    assert plain.docs_paths == example.docs_paths == (
+        "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
+    )  # fmt: skip
 
 
 def test_a_real_provider_needs_the_api_audience_not_the_client_id() -> None:

@@ -70,6 +70,57 @@ def test_verify_names_the_exact_reason_and_exits_1(
     assert token.split(".")[2] not in out + err or not token.split(".")[2]
 
 
+def test_verify_warns_when_the_audience_went_unchecked(
+    served: DevIdP, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = served.issue_token("alice", audience="api://x")
+    code, out, err = run(capsys, "verify", token, "--issuer", served.issuer)
+    assert code == 0
+    assert json.loads(out)["valid"] is True
+    assert err == (
+        'warning: the audience was not checked (the token\'s aud is "api://x"): '
+        "pass --audience with your API's audience\n"
+    )
+    code, _, err = run(capsys, "verify", token, "--issuer", served.issuer, "--audience", "api://x")
+    assert (code, err) == (0, "")
+
+
+def test_verify_leeway_allows_clock_skew(
+    served: DevIdP, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = served.issue_token("alice", audience="a", expires_in=-100)
+    args = ("verify", token, "--issuer", served.issuer, "--audience", "a")
+    code, out, _ = run(capsys, *args)
+    assert (code, json.loads(out)["reason"]) == (1, "expired")
+    assert run(capsys, *args, "--leeway", "200")[0] == 0
+    assert run(capsys, *args, "--leeway", "0")[0] == 1
+    code, _, err = run(capsys, *args, "--leeway", "-1")
+    assert code == 2
+    assert "--leeway is a number of seconds" in err
+
+
+@pytest.mark.parametrize(
+    ("suffix", "note"),
+    [
+        ("/", "they differ only in a trailing slash"),
+        ("/v2", None),
+    ],
+)
+def test_verify_shows_the_expected_issuer_next_to_the_tokens(
+    served: DevIdP, capsys: pytest.CaptureFixture[str], suffix: str, note: str | None
+) -> None:
+    token = served.issue_token("alice", audience="a")
+    expected = served.issuer + suffix
+    code, out, err = run(capsys, "verify", token, "--issuer", expected, "--audience", "a")
+    assert code == 1
+    report = json.loads(out)
+    assert (report["reason"], report["expected_issuer"]) == ("issuer", expected)
+    lines = err.splitlines()
+    at = lines.index(f'  the token\'s issuer: "{served.issuer}"')
+    assert lines[at + 1] == f'  expected issuer:    "{expected}"'
+    assert (note in err) if note else ("differ only" not in err)
+
+
 def test_verify_with_explicit_jwks_uri_and_algorithm(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -188,6 +239,7 @@ def test_dev_idp_from_flags_prints_issuer_users_and_clients(
     assert "back-channel logout: http://127.0.0.1:8000/auth/backchannel-logout" in out
     assert idp.auto_approve
     assert "dev IdP issuer: http://127.0.0.1:9002" in out
+    assert "a token for curl: asgi-sso token --user carol --issuer http://127.0.0.1:9002" in out
     assert "carol" in out
     assert "topsecret-value" not in out
 
@@ -209,9 +261,45 @@ def test_dev_idp_reads_a_json_file(
     config.write_text('{"users": [{"email": "no-sub"}]}')
     code, _, err = run(capsys, "dev-idp", "--config", str(config))
     assert code == 2
+    assert err == f"asgi-sso dev-idp: {config}: users[0]: Object missing required field `sub`\n"
+    code, _, err = run(capsys, "dev-idp", "--config", str(tmp_path / "missing.json"))
+    assert code == 2
     assert "cannot read" in err
-    assert "missing required field `sub` - in users[0]" in err
-    assert run(capsys, "dev-idp", "--config", str(tmp_path / "missing.json"))[0] == 2
+    assert "No such file or directory" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("not json", "is not valid JSON: JSON is malformed"),
+        ("[]", ": Expected `object`, got `array`"),
+        ('{"algorithm": 5}', ": algorithm: Expected `str | null`, got `int`"),
+        ('{"users": [{"sub": "a", "colour": "blue"}]}',
+         ": users[0]: Object contains unknown field `colour` (known: sub, email, name,"),
+        ('{"users": [{"sub": "a", "groups": ["ok", 5]}]}',
+         ": users[0].groups[1]: Expected `str`, got `int`"),
+        ('{"users": [{"sub": ""}]}', ": users[0]: DevUser.sub must be 1 to 255 characters"),
+        ('{"clients": [{"client_id": "c"}, {"client_id": "d"}, {"client_id": "c"}]}',
+         ": clients[2]: client_id 'c' is already clients[0]"),
+        ('{"clients": [{"client_id": "c", "grant_types": ["password"]}]}',
+         ": clients[0]: unknown grant type 'password'"),
+        ('{"algorithm": "HS256"}', "cannot sign with 'HS256'"),
+    ],
+)  # fmt: skip
+def test_dev_idp_config_mistakes_are_refused_saying_where(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    served_args: list[tuple[DevIdP, str, int]],
+    content: str,
+    says: str,
+) -> None:
+    config = tmp_path / "idp.json"
+    config.write_text(content)
+    code, out, err = run(capsys, "dev-idp", "--config", str(config))
+    assert (code, out, served_args) == (2, "", [])
+    assert err.startswith("asgi-sso dev-idp: ")
+    assert says in err
+    assert len(err.splitlines()) == 1
 
 
 def test_parse_user_spec() -> None:
@@ -244,3 +332,31 @@ def test_core_subcommands_run_without_the_testing_extra(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout.split()) == (0, ["2", "2"]), done.stderr
     assert "not a compact JWS" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# Each subcommand and what it needs beyond the core (checked with that extra missing).
+NEEDS = {
+    "dev-idp": "testing",  # test_dev_idp_without_the_testing_extra_names_it_in_one_line
+    "verify": None,  # test_core_subcommands_run_without_the_testing_extra
+    "jwks": None,  # likewise
+    "token": None,  # test_cli_token.py: test_token_needs_no_extra
+    "connections": None,  # sql and redis by store: test_cli_connections.py
+}
+
+
+def test_every_subcommand_is_accounted_for() -> None:
+    parser = cli._parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == set(NEEDS)
+    for name, extra in NEEDS.items():
+        args = parser.parse_args(_minimal_args(name))
+        declared = getattr(args, "extra", None)
+        assert (declared[0] if declared else None) == extra, name
+
+
+def _minimal_args(name: str) -> list[str]:
+    return {
+        "verify": ["verify", "t", "--issuer", "https://i"],
+        "jwks": ["jwks", "https://i"],
+        "connections": ["connections", "list"],
+    }.get(name, [name])

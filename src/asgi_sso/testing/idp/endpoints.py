@@ -1,4 +1,5 @@
-"""The dev IdP's HTTP endpoints: discovery, JWKS, authorize, token, userinfo, end_session.
+"""The dev IdP's HTTP endpoints: discovery, JWKS, authorize, token, userinfo, end_session,
+and the command line's ``/dev/token`` (:mod:`asgi_sso.testing.idp.devtoken`).
 
 Every refusal follows its spec: RFC 6749 §4.1.2.1 / §5.2 for OAuth errors, an
 error page (never a redirect) for a bad ``client_id`` or ``redirect_uri``
@@ -19,7 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from asgi_sso.testing.idp import cors
 from asgi_sso.testing.idp.assertions import ASSERTION_ALGORITHMS, assertion_client
+from asgi_sso.testing.idp.devtoken import dev_token
 from asgi_sso.testing.idp.issue import token_response
 from asgi_sso.testing.idp.logout import end_session
 from asgi_sso.testing.idp.model import DevClient, DevUser, Grant, new_secret, verify_own
@@ -29,6 +32,7 @@ from asgi_sso.testing.idp.requests import (
     BadRequest,
     Params,
     bearer_error,
+    expires_in_param,
     oauth_error,
     read_params,
     with_query,
@@ -251,13 +255,18 @@ def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
 def _client_credentials(idp: DevIdP, client: DevClient, params: Params) -> Response:
     audience = params.get("audience") or params.get("resource") or client.token_audience
     scope = params.get("scope", " ".join(client.scopes))
+    expires_in = expires_in_param(params, idp.access_token_ttl)
     claims = idp.access_token_claims(
-        client.client_id, client_id=client.client_id, audience=audience, scope=scope
+        client.client_id,
+        client_id=client.client_id,
+        audience=audience,
+        scope=scope,
+        expires_in=expires_in,
     )
     body: dict[str, Any] = {
         "access_token": idp.sign(claims, "at+jwt"),
         "token_type": "Bearer",
-        "expires_in": idp.access_token_ttl,
+        "expires_in": expires_in,
     }
     if scope:
         body["scope"] = scope
@@ -272,7 +281,17 @@ _GRANTS = {
 
 
 async def token(idp: DevIdP, request: Request) -> Response:
-    """The token endpoint (RFC 6749 §3.2, OIDC Core §3.1.3)."""
+    """The token endpoint (RFC 6749 §3.2, OIDC Core §3.1.3), readable by registered origins."""
+    if request.method == "OPTIONS":
+        return cors.preflight(idp, request)
+    try:
+        response = await _token(idp, request)
+    except BadRequest as exc:
+        response = oauth_error("invalid_request", exc.description)
+    return cors.allow(idp, request, response)
+
+
+async def _token(idp: DevIdP, request: Request) -> Response:
     if request.method != "POST":
         return oauth_error("invalid_request", "the token endpoint takes POST only", 405)
     params = await read_params(request)
@@ -323,6 +342,7 @@ _ROUTES: dict[str, Handler] = {
     "/token": token,
     "/userinfo": userinfo,
     "/end_session": end_session,
+    "/dev/token": dev_token,
 }
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "BadRequest",
     "Params",
     "bearer_error",
+    "expires_in_param",
     "oauth_error",
     "read_params",
     "with_query",
@@ -20,6 +21,7 @@ __all__ = [
 Params = dict[str, str]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_BODY = 64 * 1024
+MAX_EXPIRES_IN = 86_400  # a day: a dev token that outlives it is a mistake
 
 
 class BadRequest(Exception):
@@ -87,3 +89,21 @@ async def read_params(request: Request) -> Params:
         return _parse_form(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise BadRequest("the body is not UTF-8") from exc
+
+
+def expires_in_param(params: Params, default: int) -> int:
+    """The ``expires_in`` parameter (seconds, 1 to a day), or ``default`` when absent.
+
+    A dev IdP extension: ``asgi-sso token --expires-in`` asks for a lifetime (RFC 6749 §3.2
+    lets servers ignore parameters they do not know, so real IdPs ignore it).
+
+    Raises:
+        BadRequest: not a whole number of seconds between 1 and a day.
+    """
+    raw = params.get("expires_in")
+    if raw is None:
+        return default
+    ok = 0 < len(raw) <= 6 and raw.isascii() and raw.isdigit()  # no 4300-digit int parse
+    if not ok or not 1 <= int(raw) <= MAX_EXPIRES_IN:
+        raise BadRequest(f"expires_in must be a whole number of seconds from 1 to {MAX_EXPIRES_IN}")
+    return int(raw)

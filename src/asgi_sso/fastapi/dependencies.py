@@ -20,7 +20,8 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -37,6 +38,7 @@ __all__ = [
     "optional_user",
     "require_scopes",
     "require_tier",
+    "required_scopes",
 ]
 
 DEFAULT_REALM = "api"
@@ -55,6 +57,9 @@ _Documented = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_sch
 _AUTHENTICATED = Rule()
 
 Dependency = Callable[..., Awaitable[Principal]]
+
+# The scopes each require_scopes() dependency checks, for the docs (asgi_sso.fastapi.docs).
+_REQUIRED: WeakKeyDictionary[Callable[..., Any], tuple[str, ...]] = WeakKeyDictionary()
 
 
 def _refuse(error: AuthError, realm: str) -> NoReturn:
@@ -102,7 +107,16 @@ def require_scopes(*scopes: str, realm: str = DEFAULT_REALM) -> Dependency:
     async def scoped(request: Request, _documented: _Documented = None) -> Principal:
         return _enforce(rule, request, realm)
 
+    _REQUIRED[scoped] = tuple(scopes)
     return scoped
+
+
+def required_scopes(dependency: Callable[..., Any]) -> tuple[str, ...]:
+    """The scopes a :func:`require_scopes` dependency checks (``()`` for any other callable)."""
+    try:
+        return _REQUIRED.get(dependency, ())
+    except TypeError:  # not weakly referenceable: not ours
+        return ()
 
 
 def require_tier(

@@ -6,6 +6,7 @@ Wiring only: each step lives in its own module and nothing there imports this on
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SSOMiddleware"]
 
+_log = logging.getLogger(__name__)
+
 
 class SSOMiddleware:
     """Turns a Bearer JWT or a session cookie into a verified principal in the ASGI scope.
@@ -98,10 +101,15 @@ class SSOMiddleware:
         clock: the clock (tests inject one).
         prefetch: fetch discovery and JWKS of exact issuers at start-up.
 
+    Each protection a setting turns off on purpose (``audience=None``,
+    ``allow_insecure_http=True``) is logged once at WARNING on the ``asgi_sso``
+    logger when the middleware is built.
+
     Raises:
-        ConfigurationError: a setting would be ignored in this combination (a session
-            store without ``login``, SCIM without a user store, origin settings with no
-            cookie to check) or contradicts another; the message names the fix.
+        ConfigurationError: an argument of the wrong type, or a setting that would be
+            ignored in this combination (a session store without ``login``, SCIM
+            without a user store, origin settings with no cookie to check) or
+            contradicts another; the message names the fix.
     """
 
     def __init__(
@@ -122,6 +130,11 @@ class SSOMiddleware:
         clock: Clock | None = None,
         prefetch: bool = True,
     ) -> None:
+        _check_arguments(
+            connections=connections, paths=paths, sources=sources, login=login,
+            identity=identity, scim=scim, backends=backends, event_sinks=event_sinks,
+            limits=limits, http_client=http_client, clock=clock, prefetch=prefetch,
+        )  # fmt: skip
         paths = paths or PathRules()
         sources = sources or CredentialSources()
         backends = backends or Backends()
@@ -156,6 +169,7 @@ class SSOMiddleware:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._bind_hot_path(sources)
+        _log_unsafe_choices(self.verifier.registry.issuers, login)
 
     def _bind_hot_path(self, sources: CredentialSources) -> None:
         # The hot path reads these flags and bound methods instead of asking each step.
@@ -595,6 +609,71 @@ class SSOMiddleware:
             await self.login.redirect_to_login(scope, _with_headers(send, extra) if extra else send)
             return
         await send_http_error(send, error, self.realm, extra)
+
+
+def _check_arguments(**arguments: Any) -> None:
+    # A wrong type here would fail on the first request, far from its cause.
+    from asgi_sso.connections.model import Connection
+    from asgi_sso.deprovision.scim import ScimConfig
+    from asgi_sso.identity.resolver import IdentityConfig
+    from asgi_sso.login.config import LoginConfig
+
+    expected: dict[str, type] = {
+        "paths": PathRules, "sources": CredentialSources, "login": LoginConfig,
+        "identity": IdentityConfig, "scim": ScimConfig, "backends": Backends,
+        "limits": Limits, "http_client": httpx.AsyncClient,
+    }  # fmt: skip
+    for name, kind in expected.items():
+        value = arguments[name]
+        if value is not None and not isinstance(value, kind):
+            raise ConfigurationError(
+                f"SSOMiddleware({name}=...) takes a {kind.__name__}, got "
+                f"{_a_kind(value)}: write {name}={kind.__name__}(...)"
+            )
+    if not isinstance(arguments["prefetch"], bool):
+        raise ConfigurationError("SSOMiddleware(prefetch=...) takes True or False")
+    clock = arguments["clock"]
+    if clock is not None and not (callable(getattr(clock, "time", None))
+                                  and callable(getattr(clock, "monotonic", None))):  # fmt: skip
+        raise ConfigurationError(
+            "SSOMiddleware(clock=...) takes a Clock, with time() and monotonic() methods"
+        )
+    sinks = arguments["event_sinks"]
+    if not isinstance(sinks, list | tuple) or not all(callable(s) for s in sinks):
+        raise ConfigurationError(
+            "SSOMiddleware(event_sinks=...) takes a list of callables, e.g. "
+            "event_sinks=[AuditLogger()]"
+        )
+    connections = arguments["connections"]
+    if isinstance(connections, list | tuple):
+        if not all(isinstance(c, Connection) for c in connections):
+            raise ConfigurationError(
+                "SSOMiddleware(connections=[...]) takes Connection objects (or pass a "
+                "ConnectionStore, e.g. StaticConnections.from_file(...))"
+            )
+    elif connections is not None and not all(
+        callable(getattr(connections, m, None)) for m in ("start", "close", "revision", "load")
+    ):
+        raise ConfigurationError(
+            f"SSOMiddleware(connections=...) takes a ConnectionStore or a list of "
+            f"Connection objects, got {_a_kind(connections)}"
+        )
+
+
+def _a_kind(value: object) -> str:
+    if isinstance(value, type):
+        return f"the class {value.__name__} (pass an instance)"
+    name = type(value).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def _log_unsafe_choices(issuers: Sequence[Issuer], login: LoginConfig | None) -> None:
+    # A protection turned off on purpose is said once, where operators look.
+    choices = [choice for issuer in issuers for choice in issuer.unsafe_choices]
+    if login is not None:
+        choices += login.unsafe_choices
+    for choice in choices:
+        _log.warning("unsafe configuration, chosen explicitly: %s", choice)
 
 
 def _check_combinations(

@@ -100,9 +100,7 @@ def _union(value: Any, options: tuple[Any, ...]) -> Any:
 
 def _explain(value: Any, options: tuple[Any, ...]) -> str:
     # A string where a list belongs is the common mistake: say so.
-    if isinstance(value, str) and any(
-        typing.get_origin(o) in _COLLECTIONS for o in options
-    ):
+    if isinstance(value, str) and any(typing.get_origin(o) in _COLLECTIONS for o in options):
         return "a single str (it would be read character by character): put it in a list"
     return _got(value) + _secret_hint(value, options)
 

@@ -193,7 +193,7 @@ def test_audience_none_written_out_skips_the_check_and_says_so() -> None:
 
 @pytest.mark.parametrize("audience", ["", ("api", ""), ()])
 def test_an_empty_audience_is_refused(audience: str | tuple[str, ...]) -> None:
-    with pytest.raises(ConfigurationError, match="Issuer.audience must not"):
+    with pytest.raises(ConfigurationError, match=r"Issuer\.audience must not"):
         Issuer(issuer="https://idp.example", audience=audience)
 
 
@@ -208,7 +208,7 @@ def test_an_empty_audience_is_refused(audience: str | tuple[str, ...]) -> None:
     ],
 )
 def test_plain_http_to_another_host_is_refused_unless_allowed(urls: dict[str, str]) -> None:
-    with pytest.raises(ConfigurationError, match="plain http to .*allow_insecure_http=True"):
+    with pytest.raises(ConfigurationError, match=r"plain http to .*allow_insecure_http=True"):
         Issuer(audience="api", **urls)
     allowed = Issuer(audience="api", allow_insecure_http=True, **urls)
     assert [c for c in allowed.unsafe_choices if "allow_insecure_http" in c]
@@ -233,7 +233,7 @@ def test_https_and_loopback_http_need_no_switch(url: str) -> None:
 
 
 def test_a_key_url_that_is_not_http_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="Issuer.jwks_uri must be an https URL"):
+    with pytest.raises(ConfigurationError, match=r"Issuer\.jwks_uri must be an https URL"):
         Issuer(issuer="https://idp.example", audience="api", jwks_uri="file:///etc/keys.json")
 
 
@@ -275,8 +275,8 @@ def test_lists_become_tuples_so_a_frozen_issuer_stays_frozen() -> None:
 
 
 def test_limits_refuse_wrong_types() -> None:
-    with pytest.raises(ConfigurationError, match="Limits.retry_after takes an int, got a float"):
+    with pytest.raises(ConfigurationError, match=r"Limits\.retry_after takes an int, got a float"):
         Limits(retry_after=5.5)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="Limits.fetch_timeout takes a float, got a str"):
+    with pytest.raises(ConfigurationError, match=r"Limits\.fetch_timeout takes a float, got a str"):
         Limits(fetch_timeout="5")  # type: ignore[arg-type]
     assert Limits(fetch_timeout=5).fetch_timeout == 5

@@ -221,19 +221,22 @@ def test_a_broker_claim_naming_another_issuers_connection_keeps_its_own_namespac
         ),
         # A bare-tenant connection id against an operator-chosen name.
         (
-            [Issuer(issuer="https://a.test", audience=None, connection="acme"), entra(connection="{tenant}")],
+            [Issuer(issuer="https://a.test", audience=None, connection="acme"),
+             entra(connection="{tenant}")],
             ("https://a.test", ENTRA),
         ),
         # Two bare-tenant templates.
         (
             [entra(connection="{tenant}"),
-             Issuer(issuer="https://x.test/{tenant}", audience=None, jwks_uri="https://k", connection="{tenant}")],
+             Issuer(issuer="https://x.test/{tenant}", audience=None, jwks_uri="https://k",
+                    connection="{tenant}")],
             (ENTRA, "https://x.test/{tenant}"),
         ),
         # A broker pattern against an operator-chosen name.
         (
             [Issuer(issuer="https://a.test", audience=None, connection="conn_acme"),
-             Issuer(issuer="https://broker.test", audience=None, connection="{tenant}", connection_claim="c")],
+             Issuer(issuer="https://broker.test", audience=None, connection="{tenant}",
+                    connection_claim="c")],
             ("https://a.test", "https://broker.test"),
         ),
         # A name that spells another issuer's iss.
@@ -256,7 +259,8 @@ def test_a_broker_claim_naming_another_issuers_connection_keeps_its_own_namespac
         # Two patterns whose prefixes and suffixes can meet.
         (
             [entra(connection="t-{tenant}"),
-             Issuer(issuer="https://broker.test", audience=None, connection="t-x{tenant}", connection_claim="c")],
+             Issuer(issuer="https://broker.test", audience=None, connection="t-x{tenant}",
+                    connection_claim="c")],
             (ENTRA, "https://broker.test"),
         ),
     ],

@@ -22,11 +22,15 @@ import msgspec
 
 __all__ = ["conform"]
 
-_HINTS: dict[type, dict[str, Any]] = {}
 _TEXT: Final = (str, bytes, bytearray)
 _COLLECTIONS: Final = frozenset({tuple, list, Sequence, frozenset, set})
 # What a plug-in (a store, a mapper) is never: plain data, or a class not yet built.
 _NOT_PLUGINS: Final = (type, *_TEXT, int, float, list, tuple, dict)
+
+_Check = Callable[[Any], bool]
+_STR: Final = frozenset({str})
+# Per Struct class: (field, its annotation, a quick test that a value fits as it is).
+_PLANS: dict[type, tuple[tuple[str, Any, _Check], ...]] = {}
 
 
 class _Wrong(Exception):
@@ -38,20 +42,77 @@ def conform(obj: msgspec.Struct) -> str | None:
 
     Lists become tuples (``tuple[...]`` and ``Sequence`` fields) or frozensets; an
     ``int`` is a ``float`` too; ``bool`` is never an ``int``; NaN is never a number.
+    A value that fits as it is costs one quick test (connections are built by the
+    thousand); only the others take the path that converts or explains.
     """
     cls = type(obj)
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls)
-    for name in cls.__struct_fields__:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        plan = _PLANS[cls] = tuple(
+            (name, hints[name], _fits(hints[name])) for name in cls.__struct_fields__
+        )
+    for name, annotation, fits in plan:
         value = getattr(obj, name)
+        if fits(value):
+            continue
         try:
-            fixed = _conform(value, hints[name])
+            fixed = _conform(value, annotation)
         except _Wrong as exc:
-            return f"{cls.__name__}.{name} takes {_describe(hints[name])}, got {exc}"
+            return f"{cls.__name__}.{name} takes {_describe(annotation)}, got {exc}"
         if fixed is not value:
             msgspec.structs.force_setattr(obj, name, fixed)
     return None
+
+
+def _fits(tp: Any) -> _Check:
+    """A test that a value fits ``tp`` exactly as it is (no conversion); never raises."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        options = tuple(_fits(a) for a in args)
+        if len(options) == 2:  # X | None, mostly
+            first, second = options
+            return lambda v: first(v) or second(v)
+        return lambda v: any(fits(v) for fits in options)
+    if origin is typing.Literal:
+        return lambda v: any(v == a and type(v) is type(a) for a in args)
+    if origin in (tuple, Sequence, frozenset):
+        kind = frozenset if origin is frozenset else tuple
+        if args and args[0] is str:  # the common case, tested at C speed
+            return lambda v: type(v) is kind and set(map(type, v)) <= _STR
+        item = _fits(args[0]) if args else _anything
+        return lambda v: type(v) is kind and all(item(i) for i in v)
+    if origin in (dict, Mapping):
+        key, item = (_fits(args[0]), _fits(args[1])) if args else (_anything, _anything)
+        return lambda v: type(v) is dict and all(key(k) and item(i) for k, i in v.items())
+    if origin is not None or tp is Any or tp is object:
+        return _never if origin is not None else _anything
+    return _plain_fits(tp)
+
+
+def _plain_fits(tp: Any) -> _Check:
+    if tp is type(None):
+        return lambda v: v is None
+    if tp is float:
+        return lambda v: (type(v) is float and v == v) or type(v) is int  # NaN != NaN
+    if tp is int:
+        return lambda v: type(v) is int
+    if tp in (str, bool):
+        return lambda v: type(v) is tp
+    if getattr(tp, "_is_protocol", False):
+        return _never  # the careful path checks its methods
+    if isinstance(tp, type):
+        return lambda v: isinstance(v, tp)
+    return _anything
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+def _never(value: Any) -> bool:
+    return False
 
 
 def _got(value: object) -> str:

@@ -101,9 +101,10 @@ class SSOMiddleware:
         clock: the clock (tests inject one).
         prefetch: fetch discovery and JWKS of exact issuers at start-up.
 
-    Each protection a setting turns off on purpose (``audience=None``,
-    ``allow_insecure_http=True``) is logged once at WARNING on the ``asgi_sso``
-    logger when the middleware is built.
+    Start-up is logged on the ``asgi_sso`` logger: each protection a setting turns
+    off on purpose (``audience=None``, ``allow_insecure_http=True``) once at WARNING
+    when the middleware is built, and a summary (issuers, connections, sign-in,
+    stores) at INFO when it starts.
 
     Raises:
         ConfigurationError: an argument of the wrong type, or a setting that would be
@@ -167,7 +168,9 @@ class SSOMiddleware:
         self._wire_connections(connections, identity)
         self._wire_own_routes(login, backends.sessions, scim, identity)
         self._started = False
+        self._summarised = False
         self._start_lock = asyncio.Lock()
+        self._backends = backends
         self._bind_hot_path(sources)
         _log_unsafe_choices(self.verifier.registry.issuers, login)
 
@@ -430,6 +433,45 @@ class SSOMiddleware:
                     await self.login.start()
                 await self.verifier.prefetch()
             self._started = True
+            if not self._summarised:
+                self._summarised = True
+                _log.info("%s", self._summary())
+
+    def _summary(self) -> str:
+        # What an operator checks first: whom it trusts, who signs in, where state lives.
+        # Labels, counts and type names only: a store's URL may hold a password.
+        configured = [issuer.label for issuer in self.verifier.registry.issuers]
+        parts = [f"issuers: {', '.join(map(repr, configured)) or 'none'}"]
+        if self.connections is not None:
+            directory = self.connections.directory
+            enabled = sum(1 for c in directory if c.enabled)
+            parts.append(
+                f"connections: {enabled} enabled, {len(directory) - enabled} disabled, "
+                f"{len(self.connections.refused)} left out "
+                f"({type(self.connections.store).__name__})"
+            )
+        parts.append(f"sign-in: {self._sign_in_summary()}")
+        identity = self.identity
+        stores = {
+            "sessions": self._backends.sessions,
+            "users": identity.user_store if identity is not None else None,
+            "tier mapper": identity.tier_mapper if identity is not None else None,
+            "revocations": self.revocations,
+            "key documents": self._backends.documents,
+        }
+        parts += [f"{name}: {_kind(value)}" for name, value in stores.items()]
+        return "asgi_sso started; " + "; ".join(parts)
+
+    def _sign_in_summary(self) -> str:
+        if self.login is None:
+            return "off"
+        config = self.login.config
+        providers = [repr(config.issuer)] if config.issuer is not None else []
+        if self.connections is not None:
+            count = sum(1 for c in self.connections.directory if c.enabled and c.client_id)
+            if count:
+                providers.append(f"{count} connection(s) found by email domain")
+        return f"on at {config.prefix} through {' and '.join(providers) or 'no provider yet'}"
 
     async def shutdown(self) -> None:
         """Stop background work and close what the middleware opened."""
@@ -665,6 +707,14 @@ def _a_kind(value: object) -> str:
         return f"the class {value.__name__} (pass an instance)"
     name = type(value).__name__
     return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def _kind(value: object) -> str:
+    # How a store or plug-in is described in the start-up summary.
+    if value is None:
+        return "none"
+    name = type(value).__name__
+    return {"RevocationBus": "in-process"}.get(name, name)
 
 
 def _log_unsafe_choices(issuers: Sequence[Issuer], login: LoginConfig | None) -> None:

@@ -16,6 +16,7 @@ LAYER = {
     "errors": 0,
     "principal": 0,
     "_fields": 0,
+    "_log": 0,
     "config": 1,
     "_asgi": 1,
     "_redis": 1,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from collections.abc import Iterator
 
 import msgspec
@@ -20,6 +21,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from asgi_sso._log import Throttle, held_back
 from asgi_sso.errors import ConfigurationError, SSOError, StoreUnavailable
 
 __all__ = ["DEFAULT_PREFIX", "check_prefix", "client_from", "digest", "unavailable"]
@@ -29,6 +31,10 @@ CONNECT_TIMEOUT = 1.0
 """Seconds to open a connection before the request gets a 503."""
 COMMAND_TIMEOUT = 2.0
 """Seconds one command may take before the request gets a 503."""
+
+_log = logging.getLogger(__name__)
+# A Redis that is down fails every request that needs it: say so once a minute.
+_trouble = Throttle()
 
 
 def client_from(redis: Redis | str, *, timeout: float = COMMAND_TIMEOUT) -> tuple[Redis, bool]:
@@ -77,4 +83,13 @@ def unavailable(what: str) -> Iterator[None]:
     except SSOError:
         raise
     except Exception as exc:
+        count = _trouble.allow(what)
+        if count is not None:
+            # The type only: redis-py's messages may quote the host, and a URL its password.
+            _log.warning(
+                "the %s (Redis) is unavailable (%s); requests that need it get a 503%s",
+                what,
+                type(exc).__name__,
+                held_back(count),
+            )
         raise StoreUnavailable(f"the {what} (Redis) is unavailable") from exc

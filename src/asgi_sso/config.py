@@ -6,12 +6,16 @@ bad configuration fails at start-up with a clear message, never on a request.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Sequence
 from typing import Protocol, cast
+from urllib.parse import urlsplit
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
+from asgi_sso._fields import conform
 from asgi_sso.errors import ConfigurationError
 
 __all__ = [
@@ -22,6 +26,9 @@ __all__ = [
     "Limits",
     "Secret",
     "SystemClock",
+    "check_fields",
+    "is_loopback",
+    "plain_http_host",
 ]
 
 SUPPORTED_ALGORITHMS = frozenset(
@@ -39,6 +46,51 @@ ASYMMETRIC_ALGORITHMS = SUPPORTED_ALGORITHMS - set(_HMAC_MIN_BYTES)
 
 AT_JWT_TYPES = ("at+jwt", "application/at+jwt")  # RFC 9068 §2.1
 _TENANT = "{tenant}"
+
+
+def check_fields(struct: msgspec.Struct) -> None:
+    """Refuse a settings Struct whose values do not fit their annotations.
+
+    Called first by every settings Struct's ``__post_init__``: msgspec checks types
+    only when decoding, so a string where a list belongs, or a ``dict`` where a
+    :class:`Secret` belongs, would otherwise fail later, on a request. Lists given
+    for tuples become tuples.
+
+    Raises:
+        ConfigurationError: a value of the wrong type, naming the field and what it takes.
+    """
+    problem = conform(struct)
+    if problem is not None:
+        raise ConfigurationError(problem)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` is this machine: ``localhost`` (and ``*.localhost``, RFC 6761
+    §6.3), ``127.0.0.0/8`` or ``::1``."""
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_host(url: str | None) -> str | None:
+    """The host of a plain-``http`` URL to another machine (traffic anyone on the
+    way can read and change), else ``None``: https, loopback http and non-URLs."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.replace(_TENANT, "t"))
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "http" or is_loopback(host):
+        return None
+    return host or "(no host)"
 
 
 class Clock(Protocol):
@@ -166,6 +218,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     connections_poll: float = 0.5
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for name in self.__struct_fields__:
             value = getattr(self, name)
             if value < 0:
@@ -186,7 +239,11 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     Attributes:
         issuer: the exact ``iss`` value, or a template with one ``{tenant}`` part,
             e.g. ``https://login.microsoftonline.com/{tenant}/v2.0``.
-        audience: the audience(s) a token must carry in ``aud``; ``None`` skips the check.
+        audience: the audience(s) a token must carry in ``aud``: this API's identifier
+            at the IdP (``api://my-api``, Auth0's API identifier, the client id for
+            Google). Required: without it, a token the same IdP issued for any other
+            application would be accepted here. ``audience=None``, written out, skips
+            the check on purpose (logged once at WARNING when the middleware starts).
         jwks_uri: where the keys are; ``None`` means OIDC discovery from
             ``{issuer}/.well-known/openid-configuration`` (for a template, the
             discovery URL must be given as ``discovery_url`` or ``jwks_uri`` set).
@@ -227,10 +284,19 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             granting scopes/roles without a ``nonce``); the middleware sets it
             from ``LoginConfig.client_id``.
         name: a short label for logs and metrics; defaults to the issuer.
+        allow_insecure_http: accept a plain ``http`` issuer, ``jwks_uri`` or
+            ``discovery_url`` on another machine, whose keys anyone on the network
+            path could replace (development on a LAN only; logged once at WARNING).
+            Plain http to a loopback host (a dev IdP on this machine) needs no switch.
+
+    Raises:
+        ConfigurationError: a value of the wrong type, no ``audience`` given, a plain
+            http URL to another host without ``allow_insecure_http``, or settings that
+            contradict each other; the message names the fix.
     """
 
     issuer: str
-    audience: str | tuple[str, ...] | None = None
+    audience: str | tuple[str, ...] | UnsetType | None = UNSET
     jwks_uri: str | None = None
     discovery_url: str | None = None
     algorithms: tuple[str, ...] = ("RS256",)
@@ -246,10 +312,14 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     user_claim: str = "sub"
     client_id: str | None = None
     name: str | None = None
+    allow_insecure_http: bool = False
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not self.issuer:
             raise ConfigurationError("Issuer.issuer must not be empty")
+        self._check_audience()
+        self._check_urls()
         if self.issuer.count("{tenant}") > 1 or (
             "{" in self.issuer.replace("{tenant}", "") or "}" in self.issuer.replace("{tenant}", "")
         ):
@@ -277,10 +347,66 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 )
         if self.leeway < 0 or self.leeway > 600:
             raise ConfigurationError("Issuer.leeway must be between 0 and 600 seconds")
-        if isinstance(self.audience, tuple) and not self.audience:
-            raise ConfigurationError("Issuer.audience must not be an empty list")
         self._check_secret()
         self._check_connection()
+
+    def _check_audience(self) -> None:
+        # RFC 7519 §4.1.3 / RFC 9068 §4: without an audience check, a token the IdP
+        # issued to any other application of the same tenant is accepted here.
+        if self.audience is UNSET:
+            raise ConfigurationError(
+                f"Issuer {self.label!r} has no audience, so a token its IdP issued for any "
+                "other application would be accepted: set audience='api://your-api' (the "
+                "'aud' value the IdP puts in this API's tokens), or write audience=None "
+                "to skip the check on purpose"
+            )
+        values = (self.audience,) if isinstance(self.audience, str) else self.audience or ()
+        if isinstance(self.audience, tuple) and not self.audience:
+            raise ConfigurationError(
+                "Issuer.audience must not be an empty list (None skips the check)"
+            )
+        if any(not value for value in values):
+            raise ConfigurationError("Issuer.audience must not hold an empty string")
+
+    def _check_urls(self) -> None:
+        # Keys fetched over plain http to another machine can be swapped on the way.
+        for name in ("jwks_uri", "discovery_url"):
+            value = getattr(self, name)
+            if value is not None and urlsplit(value).scheme.lower() not in ("https", "http"):
+                raise ConfigurationError(f"Issuer.{name} must be an https URL")
+        if self.allow_insecure_http:
+            return
+        for name in ("issuer", "jwks_uri", "discovery_url"):
+            host = plain_http_host(getattr(self, name))
+            if host is not None:
+                raise ConfigurationError(
+                    f"Issuer.{name} of {self.label!r} is plain http to {host}: anyone on the "
+                    "network path could replace its keys. Use https, or pass "
+                    "allow_insecure_http=True for development (plain http to localhost "
+                    "needs no switch)"
+                )
+
+    @property
+    def unsafe_choices(self) -> tuple[str, ...]:
+        """The checks this issuer turns off on purpose, in words (logged at start-up)."""
+        choices: list[str] = []
+        if self.audience is None:
+            choices.append(
+                f"Issuer {self.label!r} has audience=None: its tokens are accepted whatever "
+                "their audience, including tokens issued for other applications"
+            )
+        if self.allow_insecure_http:
+            insecure = [
+                n for n in ("issuer", "jwks_uri", "discovery_url")
+                if plain_http_host(getattr(self, n)) is not None
+            ]  # fmt: skip
+            if insecure:
+                choices.append(
+                    f"Issuer {self.label!r} has allow_insecure_http=True: its "
+                    f"{', '.join(insecure)} use plain http to another host, so its keys "
+                    "could be replaced on the way"
+                )
+        return tuple(choices)
 
     @property
     def _hmac_only(self) -> bool:
@@ -365,7 +491,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     @property
     def audiences(self) -> frozenset[str]:
         """The accepted audiences as a set (empty: no audience check)."""
-        if self.audience is None:
+        if self.audience is None or isinstance(self.audience, UnsetType):
             return frozenset()
         if isinstance(self.audience, str):
             return frozenset({self.audience})
@@ -377,7 +503,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         base: tuple[str, ...] = ("iss", "sub", "exp")
         if self.required_claims is not None:
             base = self.required_claims
-        elif self.audience is not None:
+        elif self.audiences:
             base = (*base, "aud")
         if self.user_claim == "sub" or self.user_claim in base:
             return base

@@ -6,6 +6,7 @@ Wiring only: each step lives in its own module and nothing there imports this on
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SSOMiddleware"]
 
+_log = logging.getLogger(__name__)
+
 
 class SSOMiddleware:
     """Turns a Bearer JWT or a session cookie into a verified principal in the ASGI scope.
@@ -100,10 +103,16 @@ class SSOMiddleware:
         clock: the clock (tests inject one).
         prefetch: fetch discovery and JWKS of exact issuers at start-up.
 
+    Start-up is logged on the ``asgi_sso`` logger: each protection a setting turns
+    off on purpose (``audience=None``, ``allow_insecure_http=True``) once at WARNING
+    when the middleware is built, and a summary (issuers, connections, sign-in,
+    stores) at INFO when it starts.
+
     Raises:
-        ConfigurationError: a setting would be ignored in this combination (a session
-            store without ``login``, SCIM without a user store, origin settings with no
-            cookie to check) or contradicts another; the message names the fix.
+        ConfigurationError: an argument of the wrong type, or a setting that would be
+            ignored in this combination (a session store without ``login``, SCIM
+            without a user store, origin settings with no cookie to check) or
+            contradicts another; the message names the fix.
     """
 
     def __init__(
@@ -124,6 +133,11 @@ class SSOMiddleware:
         clock: Clock | None = None,
         prefetch: bool = True,
     ) -> None:
+        _check_arguments(
+            connections=connections, paths=paths, sources=sources, login=login,
+            identity=identity, scim=scim, backends=backends, event_sinks=event_sinks,
+            limits=limits, http_client=http_client, clock=clock, prefetch=prefetch,
+        )  # fmt: skip
         paths = paths or PathRules()
         sources = sources or CredentialSources()
         backends = backends or Backends()
@@ -156,8 +170,11 @@ class SSOMiddleware:
         self._wire_connections(connections, identity)
         self._wire_own_routes(login, backends.sessions, scim, identity)
         self._started = False
+        self._summarised = False
         self._start_lock = asyncio.Lock()
+        self._backends = backends
         self._bind_hot_path(sources)
+        _log_unsafe_choices(self.verifier.registry.issuers, login)
 
     def _bind_hot_path(self, sources: CredentialSources) -> None:
         # The hot path reads these flags and bound methods instead of asking each step.
@@ -422,6 +439,45 @@ class SSOMiddleware:
                     await self.login.start()
                 await self.verifier.prefetch()
             self._started = True
+            if not self._summarised:
+                self._summarised = True
+                _log.info("%s", self._summary())
+
+    def _summary(self) -> str:
+        # What an operator checks first: whom it trusts, who signs in, where state lives.
+        # Labels, counts and type names only: a store's URL may hold a password.
+        configured = [issuer.label for issuer in self.verifier.registry.issuers]
+        parts = [f"issuers: {', '.join(map(repr, configured)) or 'none'}"]
+        if self.connections is not None:
+            directory = self.connections.directory
+            enabled = sum(1 for c in directory if c.enabled)
+            parts.append(
+                f"connections: {enabled} enabled, {len(directory) - enabled} disabled, "
+                f"{len(self.connections.refused)} left out "
+                f"({type(self.connections.store).__name__})"
+            )
+        parts.append(f"sign-in: {self._sign_in_summary()}")
+        identity = self.identity
+        stores = {
+            "sessions": self._backends.sessions,
+            "users": identity.user_store if identity is not None else None,
+            "tier mapper": identity.tier_mapper if identity is not None else None,
+            "revocations": self.revocations,
+            "key documents": self._backends.documents,
+        }
+        parts += [f"{name}: {_kind(value)}" for name, value in stores.items()]
+        return "asgi_sso started; " + "; ".join(parts)
+
+    def _sign_in_summary(self) -> str:
+        if self.login is None:
+            return "off"
+        config = self.login.config
+        providers = [repr(config.issuer)] if config.issuer is not None else []
+        if self.connections is not None:
+            count = sum(1 for c in self.connections.directory if c.enabled and c.client_id)
+            if count:
+                providers.append(f"{count} connection(s) found by email domain")
+        return f"on at {config.prefix} through {' and '.join(providers) or 'no provider yet'}"
 
     async def shutdown(self) -> None:
         """Stop background work and close what the middleware opened."""
@@ -639,6 +695,79 @@ class SSOMiddleware:
             await self.login.redirect_to_login(scope, _with_headers(send, extra) if extra else send)
             return
         await send_http_error(send, error, self.realm, extra)
+
+
+def _check_arguments(**arguments: Any) -> None:
+    # A wrong type here would fail on the first request, far from its cause.
+    from asgi_sso.connections.model import Connection
+    from asgi_sso.deprovision.scim import ScimConfig
+    from asgi_sso.identity.resolver import IdentityConfig
+    from asgi_sso.login.config import LoginConfig
+
+    expected: dict[str, type] = {
+        "paths": PathRules, "sources": CredentialSources, "login": LoginConfig,
+        "identity": IdentityConfig, "scim": ScimConfig, "backends": Backends,
+        "limits": Limits, "http_client": httpx.AsyncClient,
+    }  # fmt: skip
+    for name, kind in expected.items():
+        value = arguments[name]
+        if value is not None and not isinstance(value, kind):
+            raise ConfigurationError(
+                f"SSOMiddleware({name}=...) takes a {kind.__name__}, got "
+                f"{_a_kind(value)}: write {name}={kind.__name__}(...)"
+            )
+    if not isinstance(arguments["prefetch"], bool):
+        raise ConfigurationError("SSOMiddleware(prefetch=...) takes True or False")
+    clock = arguments["clock"]
+    if clock is not None and not (callable(getattr(clock, "time", None))
+                                  and callable(getattr(clock, "monotonic", None))):  # fmt: skip
+        raise ConfigurationError(
+            "SSOMiddleware(clock=...) takes a Clock, with time() and monotonic() methods"
+        )
+    sinks = arguments["event_sinks"]
+    if not isinstance(sinks, list | tuple) or not all(callable(s) for s in sinks):
+        raise ConfigurationError(
+            "SSOMiddleware(event_sinks=...) takes a list of callables, e.g. "
+            "event_sinks=[AuditLogger()]"
+        )
+    connections = arguments["connections"]
+    if isinstance(connections, list | tuple):
+        if not all(isinstance(c, Connection) for c in connections):
+            raise ConfigurationError(
+                "SSOMiddleware(connections=[...]) takes Connection objects (or pass a "
+                "ConnectionStore, e.g. StaticConnections.from_file(...))"
+            )
+    elif connections is not None and not all(
+        callable(getattr(connections, m, None)) for m in ("start", "close", "revision", "load")
+    ):
+        raise ConfigurationError(
+            f"SSOMiddleware(connections=...) takes a ConnectionStore or a list of "
+            f"Connection objects, got {_a_kind(connections)}"
+        )
+
+
+def _a_kind(value: object) -> str:
+    if isinstance(value, type):
+        return f"the class {value.__name__} (pass an instance)"
+    name = type(value).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def _kind(value: object) -> str:
+    # How a store or plug-in is described in the start-up summary.
+    if value is None:
+        return "none"
+    name = type(value).__name__
+    return {"RevocationBus": "in-process"}.get(name, name)
+
+
+def _log_unsafe_choices(issuers: Sequence[Issuer], login: LoginConfig | None) -> None:
+    # A protection turned off on purpose is said once, where operators look.
+    choices = [choice for issuer in issuers for choice in issuer.unsafe_choices]
+    if login is not None:
+        choices += login.unsafe_choices
+    for choice in choices:
+        _log.warning("unsafe configuration, chosen explicitly: %s", choice)
 
 
 def _check_combinations(

@@ -2,7 +2,10 @@
 
 Every refusal is built from an :class:`~asgi_sso.errors.AuthError`; the body is
 JSON (``error``, ``error_description``, ``status``) and the
-``WWW-Authenticate`` header follows RFC 6750 §3.
+``WWW-Authenticate`` header follows RFC 6750 §3. Every other JSON error the
+package sends (sign-in pages asked for JSON, back-channel logout, the connections
+admin API) has the same shape, built by :func:`error_document`; only SCIM keeps
+its own (RFC 7644 §3.12).
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ import msgspec
 
 from asgi_sso.errors import AuthError, InsufficientScope, ServiceUnavailable
 
-__all__ = ["challenge_header", "error_body", "send_http_error", "send_websocket_denial"]
+__all__ = [
+    "challenge_header",
+    "error_body",
+    "error_code",
+    "error_document",
+    "send_http_error",
+    "send_websocket_denial",
+]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -41,15 +51,28 @@ def challenge_header(error: AuthError, realm: str) -> bytes | None:
     return ", ".join(parts).encode("latin-1")
 
 
+def error_code(error: AuthError) -> str:
+    """The ``error`` of a refusal's JSON body.
+
+    The RFC 6750 §3.1 code when there is one; ``temporarily_unavailable`` for a 503
+    (RFC 6749 §4.1.2.1); ``unauthorized`` for a 401 without one (no credentials: the
+    challenge itself then carries no code, RFC 6750 §3.1); else ``server_error``.
+    """
+    if isinstance(error, ServiceUnavailable) or error.status == 503:
+        return "temporarily_unavailable"
+    if error.error is not None:
+        return error.error
+    return "unauthorized" if error.status == 401 else "server_error"
+
+
+def error_document(error: str, description: str, status: int) -> bytes:
+    """The one JSON error shape: ``{"error", "error_description", "status"}``."""
+    return _encoder.encode({"error": error, "error_description": description, "status": status})
+
+
 def error_body(error: AuthError) -> bytes:
     """The JSON body of a refusal."""
-    return _encoder.encode(
-        {
-            "error": error.error or "unauthorized",
-            "error_description": error.description,
-            "status": error.status,
-        }
-    )
+    return error_document(error_code(error), error.description, error.status)
 
 
 def error_headers(

@@ -28,19 +28,19 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from asgi_sso._asgi import OriginGuard, PathMatcher, ScopeRules, check_root_path
-from asgi_sso.config import Clock, Secret, SystemClock
+from asgi_sso.config import Clock, Secret, SystemClock, check_fields
 from asgi_sso.connections.store import ConnectionStore, StaticConnections
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.resolver import IdentityConfig
+from asgi_sso.identity.revocation import RevocationBus
 from asgi_sso.identity.stores._urls import async_database_url
 from asgi_sso.identity.stores.memory import MemoryUserStore
+from asgi_sso.keys.documents import SharedDocuments
+from asgi_sso.sessions.base import SessionStore
 
 if TYPE_CHECKING:
-    from asgi_sso.identity.revocation import RevocationBus
     from asgi_sso.identity.stores.base import UserStore
     from asgi_sso.identity.tiers import TierMapper
-    from asgi_sso.keys.documents import SharedDocuments
-    from asgi_sso.sessions.base import SessionStore
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -61,12 +61,6 @@ DATABASE_URL_ENV = "ASGI_SSO_DATABASE_URL"
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
-
-
-def _strings(owner: str, value: Sequence[str]) -> None:
-    # A lone string is a Sequence[str] too: its characters would become the entries.
-    if isinstance(value, str):
-        raise ConfigurationError(f"{owner} takes a list of strings, got the string {value!r}")
 
 
 class PathRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -107,9 +101,7 @@ class PathRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     realm: str = "api"
 
     def __post_init__(self) -> None:
-        _strings("PathRules.public", self.public)
-        for scopes in self.scope_rules.values():
-            _strings("PathRules.scope_rules values", scopes)
+        check_fields(self)
         public = PathMatcher(self.public)
         ScopeRules(self.scope_rules)
         if self.root_path is not None:
@@ -158,8 +150,7 @@ class CredentialSources(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     check_origin: bool = True
 
     def __post_init__(self) -> None:
-        _strings("CredentialSources.cookie_names", self.cookie_names)
-        _strings("CredentialSources.allowed_origins", self.allowed_origins)
+        check_fields(self)
         for name in self.cookie_names:
             if not name or not set(name) <= _TOKEN_CHARS:
                 raise ConfigurationError(f"cookie name {name!r} is not a cookie token")
@@ -187,6 +178,9 @@ class Backends(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     sessions: SessionStore | None = None
     revocations: RevocationBus | None = None
     documents: SharedDocuments | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -271,7 +271,11 @@ async def test_json_clients_get_one_json_error_for_every_unknown_value(site: Sit
     assert len(bodies) == 1
     for _, response in answers:
         assert response.status_code == 404
-        assert response.json() == {"error": "unknown_connection", "error_description": NOT_SET_UP}
+        assert response.json() == {
+            "error": "unknown_connection",
+            "error_description": NOT_SET_UP,
+            "status": 404,
+        }
     bare = await site.browser().login(accept="application/json")
     assert bare.status_code == 400
     assert bare.json()["error"] == "invalid_request"

@@ -51,7 +51,7 @@ ATTACK = [
 
 def registry_of(specs: list[dict[str, object]]) -> IssuerRegistry | None:
     try:
-        return IssuerRegistry([Issuer(**spec) for spec in specs])  # type: ignore[arg-type]
+        return IssuerRegistry([Issuer(audience=None, **spec) for spec in specs])  # type: ignore[arg-type]
     except ConfigurationError:
         return None
 

@@ -120,7 +120,9 @@ def check_page(response: Response) -> None:
         assert tags.count("input") <= 2
         assert tags.count("form") <= 1
     else:
-        assert set(msgspec.json.decode(response.body)) == {"error", "error_description"}
+        body = msgspec.json.decode(response.body)
+        assert set(body) == {"error", "error_description", "status"}
+        assert body["status"] == response.status
 
 
 def owner(name: str, value: str) -> str | None:

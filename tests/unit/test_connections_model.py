@@ -84,7 +84,7 @@ REFUSALS: list[tuple[dict[str, Any], str]] = [
     ({"domains": ("localhost",)}, "domain 'localhost' must be a lowercase DNS name"),
     ({"domains": ("acme.example", "acme.example")}, "a domain is listed twice"),
     ({"domains": tuple(f"d{i}.example" for i in range(1001))}, "at most 1000 domains"),
-    ({"not_before": float("nan")}, "not_before must be a finite time"),
+    ({"not_before": float("nan")}, "not_before takes a float, got NaN"),
     ({"not_before": float("inf")}, "not_before must be a finite time"),
 ]
 

@@ -15,6 +15,8 @@ PACKAGE = Path(asgi_sso.__path__[0])
 LAYER = {
     "errors": 0,
     "principal": 1,
+    "_fields": 0,
+    "_log": 0,
     "config": 1,
     "_asgi": 1,
     "_redis": 1,

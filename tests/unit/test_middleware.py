@@ -24,6 +24,7 @@ from asgi_sso import (
     MemorySessionStore,
     MemoryUserStore,
     PathRules,
+    PriorityTierMapper,
     ScimConfig,
     Secret,
     SSOMiddleware,
@@ -694,7 +695,10 @@ def _scim() -> ScimConfig:
         ({"backends": _sessions()}, r"no sign-in: pass login=LoginConfig\(\.\.\.\)"),
         ({"scim": _scim()}, r"pass identity=IdentityConfig\(user_store=\.\.\.\)"),
         (
-            {"scim": _scim(), "identity": IdentityConfig(tier_mapper=lambda p: None)},  # type: ignore[arg-type]
+            {
+                "scim": _scim(),
+                "identity": IdentityConfig(tier_mapper=PriorityTierMapper(tiers=["pro"])),
+            },
             r"pass identity=IdentityConfig\(user_store=\.\.\.\)",
         ),
         (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ __all__ = ["ChangeListener", "LiveConnections"]
 
 ChangeListener = Callable[[ConnectionDirectory, ConnectionDirectory], None]
 """Called with the old and the new snapshot after every change."""
+
+_log = logging.getLogger(__name__)
 
 
 class LiveConnections:
@@ -64,6 +67,7 @@ class LiveConnections:
         self._wake = asyncio.Event()
         self._listeners: list[ChangeListener] = []
         self._lock = asyncio.Lock()
+        self._unreachable = False  # the store failed since the last good check
         self.refused: dict[str, str] = {}
 
     @property
@@ -115,11 +119,17 @@ class LiveConnections:
                 directory = ConnectionDirectory(admitted)
             except ConfigurationError as exc:  # a store that let a conflict through
                 self._emit("error", str(exc))
+                _log.warning(
+                    "the connections were not reloaded (%s); the %d loaded before stay in use",
+                    exc,
+                    len(self._directory),
+                )
                 return self._directory
             old, self._directory, self._revision = self._directory, directory, revision
             for connection_id, reason in refused.items():
                 if self.refused.get(connection_id) != reason:
                     self._emit("refused", f"connection {connection_id!r}: {reason}")
+                    _log.warning("connection %r is left out: %s", connection_id, reason)
             self.refused = refused
         for listener in self._listeners:
             listener(old, directory)
@@ -146,14 +156,29 @@ class LiveConnections:
         """
         try:
             if await self.store.revision() == self._revision:
+                self._reachable()
                 return False
             await self.reload()
         except Exception as exc:
             # A store of the app's own may raise anything: the background task must go
             # on, or this worker would never see another change (a disable included).
             self._emit("error", type(exc).__name__)
+            if not self._unreachable:  # once per outage, not every poll
+                self._unreachable = True
+                _log.warning(
+                    "the connection store cannot be read (%s); the %d connections loaded "
+                    "before stay in use until it can",
+                    type(exc).__name__,
+                    len(self._directory),
+                )
             return False
+        self._reachable()
         return True
+
+    def _reachable(self) -> None:
+        if self._unreachable:
+            self._unreachable = False
+            _log.info("the connection store can be read again")
 
     def _emit(self, outcome: str, reason: str) -> None:
         if self._emitter.enabled:

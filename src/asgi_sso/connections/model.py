@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import idna
 import msgspec
 
-from asgi_sso.config import ASYMMETRIC_ALGORITHMS, Issuer, Secret
+from asgi_sso.config import ASYMMETRIC_ALGORITHMS, Issuer, Secret, check_fields, is_loopback
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.tiers import ConnectionTiers
 
@@ -38,7 +38,6 @@ TokenEndpointAuth = Literal["client_secret_basic", "client_secret_post", "privat
 _TENANT: Final = "{tenant}"
 _TENANT_CHARS: Final = frozenset(string.ascii_letters + string.digits + "._~-")
 _LABEL: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _MAX_DOMAINS: Final = 1000
 _MAX_TEXT: Final = 2048
 # Set by the sign-in flow itself (OIDC Core §3.1.2.1, RFC 7636 §4.3).
@@ -79,7 +78,7 @@ def _check_url(value: str, what: str) -> None:
     parts = urlsplit(value.replace(_TENANT, "t"))
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+    if parts.scheme == "http" and is_loopback(parts.hostname):
         return
     raise ConfigurationError(
         f"{what} {value!r} must be an https URL (plain http only to a loopback host)"
@@ -151,7 +150,8 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     def __post_init__(self) -> None:
         fail = ConfigurationError
-        if not isinstance(self.id, str) or CONNECTION_ID.fullmatch(self.id) is None:
+        check_fields(self)
+        if CONNECTION_ID.fullmatch(self.id) is None:
             raise fail(
                 f"Connection.id {self.id!r} must be 1-63 characters of a-z 0-9 . _ - "
                 "starting with a letter or digit"

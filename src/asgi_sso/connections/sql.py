@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from asgi_sso._log import Throttle, held_back
 from asgi_sso.config import Clock, Secret, SystemClock
 from asgi_sso.connections.model import Connection, connection_from_data
 from asgi_sso.errors import (
@@ -80,6 +81,8 @@ _REVISION_ROW: Final = 1
 _IN_CHUNK: Final = 500  # bound parameters per IN (…), well under any backend's limit
 
 _logger = logging.getLogger("asgi_sso.connections")
+# A database that is down fails every poll and request that needs it: once a minute.
+_trouble = Throttle()
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -97,6 +100,14 @@ def _guarded(
         except SSOError:
             raise
         except Exception as exc:
+            count = _trouble.allow("connection store")
+            if count is not None:
+                # The type only: a driver's message may quote SQL, its values or the URL.
+                _logger.warning(
+                    "the connection store (SQL) is unavailable (%s)%s",
+                    type(exc).__name__,
+                    held_back(count),
+                )
             raise StoreUnavailable("the connection store is unavailable") from exc
 
     return wrapper

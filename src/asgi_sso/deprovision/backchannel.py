@@ -35,6 +35,7 @@ from asgi_sso.deprovision.scim_input import ScimError, read_body
 from asgi_sso.errors import AuthError, ConfigurationError, ServiceUnavailable
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
+from asgi_sso.responses import error_document
 from asgi_sso.verify.claims import normalize_type
 
 __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "BackchannelConfig", "BackchannelLogoutApp"]
@@ -42,7 +43,6 @@ __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "BackchannelConfig", "BackchannelLogoutAp
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 _REQUIRED = ("iss", "aud", "iat", "exp", "jti", "events")
 _MAX_PAYLOAD = 16 * 1024
-_encoder = msgspec.json.Encoder()
 
 
 class _Issuer(Protocol):
@@ -161,7 +161,7 @@ class BackchannelLogoutApp:
             revocation, replay_key = await self._logout(scope, receive)
         except _Refused as exc:
             self._emit("refused", str(exc), None)
-            body = _encoder.encode({"error": "invalid_request", "error_description": str(exc)})
+            body = error_document("invalid_request", str(exc), 400)
             await _respond(send, 400, [*headers, json_type], body)
             return
         try:
@@ -170,10 +170,9 @@ class BackchannelLogoutApp:
             self._seen.pop(replay_key, None)  # so the provider may send the token again
             reason = exc.reason if isinstance(exc, AuthError) else "listener_failed"
             self._emit("error", reason, revocation)
-            body = _encoder.encode(
-                {"error": "temporarily_unavailable",
-                 "error_description": "the sessions could not be ended; try again later"}
-            )  # fmt: skip
+            body = error_document(
+                "temporarily_unavailable", "the sessions could not be ended; try again later", 503
+            )
             retry = str(exc.retry_after if isinstance(exc, ServiceUnavailable) else 5).encode()
             await _respond(send, 503, [*headers, json_type, (b"retry-after", retry)], body)
             return

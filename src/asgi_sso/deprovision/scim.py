@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from asgi_sso._asgi import route_path
-from asgi_sso.config import Clock, Secret, SystemClock
+from asgi_sso.config import Clock, Secret, SystemClock, check_fields
 from asgi_sso.deprovision.scim_input import (
     ScimError,
     apply_patch,
@@ -78,8 +78,7 @@ class ScimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     subject_attribute: Literal["externalId", "userName"] = "externalId"
 
     def __post_init__(self) -> None:
-        if any(not isinstance(s, Secret) for s in self.tokens.values()):
-            raise ConfigurationError("ScimConfig.tokens values must be Secret objects")
+        check_fields(self)
         if len({s.reveal() for s in self.tokens.values()}) != len(self.tokens):
             raise ConfigurationError("two SCIM connections share a bearer secret")
         if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import random
 import uuid
 from collections import deque
@@ -36,6 +37,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from asgi_sso._log import Throttle, held_back
 from asgi_sso._redis import DEFAULT_PREFIX, check_prefix, client_from
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.revocation import GapListener, Revocation, RevocationBus
@@ -47,6 +49,36 @@ __all__ = ["RedisRevocationBus"]
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Revocation)
 _START = "0-0"
+
+_log = logging.getLogger(__name__)
+_REPORTS = {
+    "unreachable": (
+        logging.WARNING,
+        "the revocation bus (Redis) cannot be reached; revocations made in other "
+        "workers reach this one once it can",
+    ),
+    "disconnected": (
+        logging.WARNING,
+        "the revocation bus (Redis) lost its connection; revocations made in other "
+        "workers reach this one once it is back",
+    ),
+    "connected": (logging.INFO, "the revocation bus (Redis) is connected again"),
+    "gap": (
+        logging.WARNING,
+        "revocations may have been missed while the revocation bus was away: cached "
+        "tokens and users are dropped, so the stores decide again",
+    ),
+    "publish_deferred": (
+        logging.WARNING,
+        "a revocation waits in the outbox until the revocation bus (Redis) is back",
+    ),
+    "malformed": (
+        logging.WARNING,
+        "the revocation stream holds an entry this package did not write; skipped",
+    ),
+    "listener_error": (logging.WARNING, "a revocation listener failed"),
+    "gap_listener_error": (logging.WARNING, "a revocation gap listener failed"),
+}
 
 
 class RedisRevocationBus(RevocationBus):
@@ -102,6 +134,8 @@ class RedisRevocationBus(RevocationBus):
         self._closing = False
         self._connected = asyncio.Event()
         self._late_start = False
+        self._troubled = False  # logged the start of an outage, not yet its end
+        self._throttle = Throttle()
         self.gaps = 0
 
     def __repr__(self) -> str:
@@ -259,8 +293,25 @@ class RedisRevocationBus(RevocationBus):
                 self._emit("gap_listener_error")
 
     def _emit(self, outcome: str) -> None:
+        self._report(outcome)
         if self._emitter.enabled:
             self._emitter.emit(Event(name="revocation.bus", outcome=outcome))
+
+    def _report(self, outcome: str) -> None:
+        # One record per outage (its start and its end); the rest at most once a minute.
+        report = _REPORTS.get(outcome)
+        if report is None:
+            return
+        level, message = report
+        if outcome in ("unreachable", "disconnected", "connected"):
+            if (outcome == "connected") != self._troubled:
+                return
+            self._troubled = outcome != "connected"
+            _log.log(level, message)
+            return
+        count = self._throttle.allow(outcome)
+        if count is not None:
+            _log.log(level, "%s%s", message, held_back(count))
 
 
 def _entry_id(value: bytes | str) -> str:

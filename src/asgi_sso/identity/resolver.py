@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from asgi_sso.config import Clock, SystemClock
+from asgi_sso.config import Clock, SystemClock, check_fields
 from asgi_sso.errors import ConfigurationError, UserDeactivated
 from asgi_sso.identity.revocation import Revocation, RevocationBus
 from asgi_sso.identity.stores.base import Profile, StoredUser, UserStore
@@ -88,6 +88,7 @@ class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     role_client_id: str | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if (
             self.tier_mapper is None
             and self.user_store is None

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from asgi_sso.config import check_fields
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.principal import (
     DEFAULT_CLAIM_PATHS,
@@ -62,6 +63,7 @@ class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     rank: int | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not self.name:
             raise ConfigurationError("Tier.name must not be empty")
 
@@ -77,6 +79,9 @@ class ConnectionTiers(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     default_tier: str | None = None
     groups: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 class TierDecision(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,12 +10,14 @@ publishes what it fetched.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
+from asgi_sso._log import Throttle, clip, held_back
 from asgi_sso.config import Clock, Limits
 from asgi_sso.errors import KeysUnavailable
 from asgi_sso.keys.fetch import FetchError, fetch_document, reason_of
@@ -30,6 +32,10 @@ MAX_CACHED_URLS = 1024
 
 SHARED_TIMEOUT = 0.5
 """Seconds one shared-store call may take before the IdP path is used instead."""
+
+_log = logging.getLogger(__name__)
+# Shared-store trouble may repeat on every refresh of every URL: once a minute is enough.
+_shared_trouble = Throttle()
 
 
 class SharedDocuments(Protocol):
@@ -222,10 +228,21 @@ class DocumentCache(Generic[T]):
             value = parse(document.body)
         except Exception as exc:  # FetchError, ValueError from parse, anything else
             reason = reason_of(exc, "while parsing")
+            streak_starts = slot.last_error is None
             slot.last_error = reason
             now = self._clock.monotonic()
             stale = self._servable(slot, now)
             self._emit("stale" if stale else "error", reason, url, now - started)
+            if streak_starts:  # once per failure streak, not per attempt or request
+                _log.warning(
+                    "cannot fetch the identity provider's %s from %s (%s); %s",
+                    self._what,
+                    url,
+                    clip(reason),
+                    "the last good ones serve meanwhile"
+                    if stale
+                    else "requests that need them get a 503 until it answers",
+                )
         else:
             limits = self._limits
             max_age = limits.jwks_default_ttl if document.max_age is None else document.max_age
@@ -267,6 +284,8 @@ class DocumentCache(Generic[T]):
         slot.value = value
         slot.fetched_at = now
         slot.expires_at = now + ttl
+        if slot.last_error is not None:
+            _log.info("the identity provider's %s at %s can be fetched again", self._what, url)
         slot.last_error = None
         self._emit(outcome, None, url, now - started)
 
@@ -280,6 +299,14 @@ class DocumentCache(Generic[T]):
             self._emit_shared_error(url, exc)
 
     def _emit_shared_error(self, url: str, exc: Exception) -> None:
+        count = _shared_trouble.allow(self._event_name)
+        if count is not None:
+            _log.warning(
+                "the shared document cache failed (%s); fetching from the identity "
+                "provider instead%s",
+                clip(reason_of(exc, "in the shared store")),
+                held_back(count),
+            )
         if self._emitter.enabled:
             self._emitter.emit(
                 Event(

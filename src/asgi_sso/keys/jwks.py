@@ -11,7 +11,8 @@ for ``Limits.jwks_stale_max_age`` (stale-if-error). Key rotation needs no restar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -26,6 +27,9 @@ __all__ = ["JWKSCache"]
 
 # (JWKS URI, kid, alg) of a refused kid.
 _NegativeKey = tuple[str, str | None, str]
+
+_log = logging.getLogger(__name__)
+_KIDS_SHOWN = 10
 
 
 class JWKSCache:
@@ -60,20 +64,38 @@ class JWKSCache:
             clock=clock,
             emitter=emitter,
             shared=shared,
-            on_evict=self._forget,
+            on_evict=self._evicted,
         )
         # Insertion order is expiry order (one TTL for all), so the first entry goes first.
         self._unknown: dict[_NegativeKey, float] = {}
         self._skipped: dict[str, list[str]] = {}
+        self._kids: dict[str, frozenset[str]] = {}
 
     def _parser(self, uri: str) -> Callable[[bytes], KeySet]:
         def parse(body: bytes) -> KeySet:
             keys, skipped = parse_jwks(body)
             self._forget(uri)  # a new set may hold kids refused before
             self._skipped[uri] = skipped
+            self._note_rotation(uri, keys.kids)
             return keys
 
         return parse
+
+    def _note_rotation(self, uri: str, kids: frozenset[str]) -> None:
+        # A key set that brings kids the last one lacked: the IdP rotated its keys.
+        before = self._kids.get(uri)
+        self._kids[uri] = kids
+        if before is not None and kids - before:
+            _log.info(
+                "the identity provider rotated its keys at %s: new %s, retired %s",
+                uri,
+                _kid_list(kids - before),
+                _kid_list(before - kids),
+            )
+
+    def _evicted(self, uri: str) -> None:
+        self._forget(uri)
+        self._kids.pop(uri, None)
 
     def _forget(self, uri: str) -> None:
         """Drop what is remembered about ``uri``'s key set (replaced or evicted)."""
@@ -160,3 +182,11 @@ class JWKSCache:
         for uri, entry in report.items():
             entry["skipped"] = list(self._skipped.get(uri, ()))
         return report
+
+
+def _kid_list(kids: Iterable[str]) -> str:
+    # Key ids are public, but an IdP may send long ones: a bounded, readable list.
+    ordered = sorted(kids)
+    shown = ", ".join(repr(kid[:64]) for kid in ordered[:_KIDS_SHOWN])
+    more = len(ordered) - _KIDS_SHOWN
+    return (shown or "none") + (f" and {more} more" if more > 0 else "")

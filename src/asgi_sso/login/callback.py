@@ -55,6 +55,7 @@ from asgi_sso.login.refresh import (
 from asgi_sso.login.return_to import safe_return_to
 from asgi_sso.login.sessions import SessionCookies, app_binding, principal_from
 from asgi_sso.principal import Principal
+from asgi_sso.responses import error_code
 from asgi_sso.sessions.base import SessionInvalid, SessionRecord, SessionStore
 from asgi_sso.sessions.codec import CookieCodec
 
@@ -385,6 +386,4 @@ async def send_error(
     scope: Any, send: Any, exc: AuthError, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     """The error page for ``exc`` (HTML for browsers, JSON otherwise)."""
-    await web.send_page(
-        scope, send, exc.status, exc.error or exc.reason, exc.description, headers or []
-    )
+    await web.send_page(scope, send, exc.status, error_code(exc), exc.description, headers or [])

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from asgi_sso.config import Secret
+from asgi_sso.config import Secret, check_fields, is_loopback, plain_http_host
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.login.discovery import DiscoveryPage
 from asgi_sso.login.return_to import safe_return_to
@@ -49,7 +49,9 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         cookie_secrets: cookie encryption secrets, oldest to newest (each >= 32 bytes);
             the newest encrypts, all decrypt.
         secure_cookies: ``Secure`` cookies with the ``__Host-``/``__Secure-`` prefixes. Set
-            ``False`` only for ``http://localhost`` development.
+            ``False`` only for ``http://localhost`` development (a plain-http
+            ``redirect_uri`` needs it: browsers never send a ``Secure`` cookie there).
+            ``False`` with a ``redirect_uri`` on another host needs ``allow_insecure_http``.
         session_lifetime: how long a session lasts after the provider last vouched for the
             user (the sign-in, or a successful refresh when ``max_session_lifetime`` allows
             extending), seconds.
@@ -86,6 +88,16 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             seconds.
         refresh_retry: after a failed attempt (provider down or answering garbage), wait
             this long before trying again; the session lives on meanwhile, seconds.
+        allow_insecure_http: accept a plain-http ``redirect_uri`` or
+            ``post_logout_redirect_uri`` on another machine, and ``secure_cookies=False``
+            there: session cookies and authorization codes would cross the network
+            readable by anyone on the way (development on a LAN only; logged once at
+            WARNING). ``http://localhost`` needs no switch.
+
+    Raises:
+        ConfigurationError: a value of the wrong type, an unsafe setting without
+            ``allow_insecure_http``, or settings that contradict each other; the
+            message names the fix.
     """
 
     cookie_secrets: tuple[Secret, ...]
@@ -116,9 +128,11 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     refresh_leeway: float = 60.0
     refresh_retry: float = 60.0
     discovery_page: Callable[[DiscoveryPage], str] | None = None
+    allow_insecure_http: bool = False
 
     def __post_init__(self) -> None:
         fail = ConfigurationError
+        check_fields(self)
         self._check_default_provider()
         if not self.cookie_secrets:
             raise fail("LoginConfig.cookie_secrets needs at least one secret")
@@ -147,6 +161,7 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
             ):
                 raise fail(f"LoginConfig.{name} must be an absolute http(s) URL")
+        self._check_transport()
         if safe_return_to(self.default_return_to) != self.default_return_to:
             raise fail("LoginConfig.default_return_to must be a path inside the app")
         clash = _RESERVED_PARAMS.intersection(self.extra_authorize_params)
@@ -177,6 +192,54 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise fail("token_endpoint_auth='none' must not be given a client_secret")
         if self.token_endpoint_auth != "none" and self.client_secret is None:
             raise fail(f"token_endpoint_auth={self.token_endpoint_auth!r} needs client_secret")
+
+    def _check_transport(self) -> None:
+        # Cookies and authorization codes must not cross the network in the clear.
+        fail = ConfigurationError
+        redirect = urlsplit(self.redirect_uri) if self.redirect_uri else None
+        if self.secure_cookies and redirect is not None and redirect.scheme == "http":
+            raise fail(
+                f"LoginConfig.redirect_uri {self.redirect_uri!r} is plain http, where "
+                "browsers never send the Secure session cookie: use an https redirect_uri, "
+                "or set secure_cookies=False for http://localhost development"
+            )
+        if self.allow_insecure_http:
+            return
+        for name in ("redirect_uri", "post_logout_redirect_uri"):
+            host = plain_http_host(getattr(self, name))
+            if host is not None:
+                raise fail(
+                    f"LoginConfig.{name} is plain http to {host}: the authorization code "
+                    "and the session cookie would cross the network readable by anyone on "
+                    "the way. Use https, or pass allow_insecure_http=True for development "
+                    "(http://localhost needs no switch)"
+                )
+        if not self.secure_cookies and redirect is not None and not is_loopback(redirect.hostname):
+            raise fail(
+                f"LoginConfig(secure_cookies=False) with the redirect_uri host "
+                f"{redirect.hostname}: the session cookie would also be sent over plain "
+                "http. Remove secure_cookies=False (it is meant for http://localhost), or "
+                "pass allow_insecure_http=True for development"
+            )
+
+    @property
+    def unsafe_choices(self) -> tuple[str, ...]:
+        """The protections this configuration turns off on purpose, in words."""
+        if not self.allow_insecure_http:
+            return ()
+        choices = [
+            f"LoginConfig.{name} is plain http to {plain_http_host(getattr(self, name))}"
+            for name in ("redirect_uri", "post_logout_redirect_uri")
+            if plain_http_host(getattr(self, name)) is not None
+        ]
+        host = urlsplit(self.redirect_uri).hostname if self.redirect_uri else None
+        if not self.secure_cookies and host is not None and not is_loopback(host):
+            choices.append(f"LoginConfig has secure_cookies=False on {host}")
+        return tuple(
+            f"{choice} (allow_insecure_http=True): session cookies and authorization "
+            "codes can be read on the network"
+            for choice in choices
+        )
 
     @property
     def session_cap(self) -> float:

@@ -19,6 +19,7 @@ import msgspec
 
 from asgi_sso._asgi import header
 from asgi_sso.connections.directory import MAX_EMAIL_LENGTH
+from asgi_sso.responses import error_document
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,7 +50,6 @@ _NO_STORE: Final = (b"cache-control", b"no-store")
 # No form-action: browsers apply it to the redirects after a submission too, and the
 # form's answer is a redirect to whichever connection's IdP owns the domain.
 _BUILT_IN_CSP: Final = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-_encoder = msgspec.json.Encoder()
 
 
 class DiscoveryPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -188,7 +188,7 @@ async def send_discovery(
         else:
             code = "unknown_connection" if status == 404 else "invalid_request"
             text = page.error
-        body = _encoder.encode({"error": code, "error_description": text})
+        body = error_document(code, text, status)
         headers = [(b"content-type", b"application/json")]
     else:
         body = (renderer or render_page)(page).encode()

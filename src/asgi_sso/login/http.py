@@ -10,9 +10,8 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
-import msgspec
-
 from asgi_sso._asgi import wants_html
+from asgi_sso.responses import error_document
 
 __all__ = [
     "Headers",
@@ -25,7 +24,6 @@ __all__ = [
 Headers = list[tuple[bytes, bytes]]
 
 _NO_STORE = (b"cache-control", b"no-store")
-_encoder = msgspec.json.Encoder()
 
 
 def set_cookie(
@@ -71,7 +69,8 @@ async def send_page(
     description: str,
     headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
-    """An error page: HTML for browsers, JSON otherwise; ``description`` is escaped."""
+    """An error page: HTML for browsers, else the one JSON error shape
+    (``error``, ``error_description``, ``status``); ``description`` is escaped."""
     if wants_html(scope):
         title = html.escape(error)
         body = (
@@ -81,7 +80,7 @@ async def send_page(
         ).encode()
         content_type = b"text/html; charset=utf-8"
     else:
-        body = _encoder.encode({"error": error, "error_description": description})
+        body = error_document(error, description, status)
         content_type = b"application/json"
     await send(
         {

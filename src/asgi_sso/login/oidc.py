@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import math
 import re
 import secrets
@@ -22,6 +23,7 @@ from urllib.parse import urlencode
 import httpx
 import msgspec
 
+from asgi_sso._log import Throttle, held_back
 from asgi_sso.errors import AuthError, InvalidClaim, ServiceUnavailable, UnknownIssuer
 from asgi_sso.login.client_auth import ClientAuth
 
@@ -51,6 +53,16 @@ _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 _MAX_TOKEN_LIFETIME = 366 * 86400.0
+
+_log = logging.getLogger(__name__)
+# A provider that is down fails every sign-in: say so once a minute per endpoint.
+_trouble = Throttle()
+
+
+def _report(endpoint: str, problem: str) -> None:
+    count = _trouble.allow(endpoint)
+    if count is not None:
+        _log.warning("the identity provider at %s %s%s", endpoint, problem, held_back(count))
 
 
 class SignInError(AuthError):
@@ -222,6 +234,7 @@ async def _fetch(
     except AuthError:
         raise
     except (TimeoutError, httpx.HTTPError, OSError) as exc:
+        _report(str(request.url.copy_with(query=None)), f"cannot be reached ({type(exc).__name__})")
         raise ServiceUnavailable("the identity provider cannot be reached") from exc
     try:
         document = msgspec.json.decode(bytes(body))
@@ -255,7 +268,9 @@ async def token_request(
             code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "error"
         )
     if status == 429 or status >= 500:
+        _report(endpoint, f"answered {status} to a token request")
         raise ServiceUnavailable("the identity provider's token endpoint is unavailable")
+    _report(endpoint, f"answered {status} without a usable JSON body to a token request")
     raise ProviderError(f"the token endpoint answered {status} without a usable JSON body")
 
 
@@ -286,7 +301,9 @@ async def fetch_userinfo(
     if status == 200 and isinstance(document, dict):
         return document
     if status == 429 or status >= 500:
+        _report(endpoint, f"answered {status} to a userinfo request")
         raise ServiceUnavailable("the identity provider's userinfo endpoint is unavailable")
+    _report(endpoint, f"answered {status} without a JSON object to a userinfo request")
     raise ProviderError(f"the userinfo endpoint answered {status} without a JSON object")
 
 

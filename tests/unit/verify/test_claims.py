@@ -153,7 +153,7 @@ def test_audience_override() -> None:
 
 
 def test_no_audience_configured_skips_the_match_but_checks_the_type() -> None:
-    rules = ClaimPolicy(Issuer(issuer=ISS))
+    rules = ClaimPolicy(Issuer(issuer=ISS, audience=None))
     assert check(claims(aud="anything"), rules)
     assert check(claims(aud=None), rules)
     with pytest.raises(InvalidClaim):

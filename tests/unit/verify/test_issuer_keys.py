@@ -40,7 +40,7 @@ def make_verifier(
     idp: FailingIdP, clock: FakeClock, jwks_uri: str, budget: int
 ) -> tuple[TokenVerifier, httpx.AsyncClient]:
     client = httpx.AsyncClient(transport=httpx.MockTransport(idp))
-    issuer = Issuer(issuer=TEMPLATE, jwks_uri=jwks_uri)
+    issuer = Issuer(issuer=TEMPLATE, audience=None, jwks_uri=jwks_uri)
     limits = Limits(new_tenant_fetches=budget)
     return TokenVerifier([issuer], client=client, clock=clock, limits=limits), client
 

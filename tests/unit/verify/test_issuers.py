@@ -10,14 +10,14 @@ from asgi_sso.verify.issuers import IssuerRegistry, printable
 
 ENTRA = "https://login.microsoftonline.com/{tenant}/v2.0"
 TID = "9188040d-6c67-4c5b-b112-36a304b66dad"
-OKTA = Issuer(issuer="https://acme.okta.com", jwks_uri="https://acme.okta.com/keys")
+OKTA = Issuer(issuer="https://acme.okta.com", audience=None, jwks_uri="https://acme.okta.com/keys")
 
 
 def entra(**kw: object) -> Issuer:
     return Issuer(
         issuer=ENTRA,
         jwks_uri="https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys",
-        **kw,  # type: ignore[arg-type]
+        **{"audience": None, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -32,12 +32,14 @@ def test_exact_issuer_resolves_with_issuer_as_connection() -> None:
 
 
 def test_configured_connection_wins_over_issuer() -> None:
-    config = Issuer(issuer="https://idp.test", connection="acme")
+    config = Issuer(issuer="https://idp.test", audience=None, connection="acme")
     assert IssuerRegistry([config]).resolve("https://idp.test", {}).connection == "acme"
 
 
 def test_connection_claim_names_a_connection_inside_the_broker_issuer() -> None:
-    registry = IssuerRegistry([Issuer(issuer="https://broker.test", connection_claim="conn")])
+    registry = IssuerRegistry(
+        [Issuer(issuer="https://broker.test", audience=None, connection_claim="conn")]
+    )
     resolved = registry.resolve("https://broker.test", {"conn": "conn_42"})
     assert resolved.connection == "https://broker.test#conn_42"
     assert resolved.tenant is None
@@ -46,7 +48,9 @@ def test_connection_claim_names_a_connection_inside_the_broker_issuer() -> None:
 
 
 def test_connection_claim_fills_the_configured_pattern() -> None:
-    config = Issuer(issuer="https://broker.test", connection="b:{tenant}", connection_claim="c")
+    config = Issuer(
+        issuer="https://broker.test", audience=None, connection="b:{tenant}", connection_claim="c"
+    )
     resolved = IssuerRegistry([config]).resolve("https://broker.test", {"c": "conn_42"})
     assert resolved.connection == "b:conn_42"
 
@@ -55,7 +59,9 @@ def test_connection_claim_fills_the_configured_pattern() -> None:
     "value", ["", None, 42, ["conn_42"], {"a": 1}, "a/b", "a#b", "a b", "a:b", "\x00", "x" * 129]
 )
 def test_present_but_invalid_connection_claim_is_refused(value: object) -> None:
-    registry = IssuerRegistry([Issuer(issuer="https://broker.test", connection_claim="conn")])
+    registry = IssuerRegistry(
+        [Issuer(issuer="https://broker.test", audience=None, connection_claim="conn")]
+    )
     with pytest.raises(InvalidClaim, match="'conn' claim is not a connection id") as caught:
         registry.resolve("https://broker.test", {"conn": value})
     if isinstance(value, str) and value:
@@ -78,7 +84,9 @@ def test_template_connection_pattern_gets_the_tenant() -> None:
 
 
 def test_template_discovery_url_gets_the_tenant() -> None:
-    config = Issuer(issuer=ENTRA, discovery_url="https://idp.test/{tenant}/.well-known/x")
+    config = Issuer(
+        issuer=ENTRA, audience=None, discovery_url="https://idp.test/{tenant}/.well-known/x"
+    )
     resolved = IssuerRegistry([config]).resolve(
         "https://login.microsoftonline.com/t1/v2.0", {"tid": "t1"}
     )
@@ -180,11 +188,13 @@ def test_printable_strips_controls_and_truncates() -> None:
 
 # -- connection ids never meet across issuers (RFC 7519 §4.1.2: `sub` is unique per issuer) --
 
-BROKER = Issuer(issuer="https://broker.test", connection_claim="connection_id")
+BROKER = Issuer(issuer="https://broker.test", audience=None, connection_claim="connection_id")
 
 
 def test_a_tenant_named_like_another_issuers_connection_keeps_its_own_namespace() -> None:
-    registry = IssuerRegistry([Issuer(issuer="https://acme.okta.com", connection="acme"), entra()])
+    registry = IssuerRegistry(
+        [Issuer(issuer="https://acme.okta.com", audience=None, connection="acme"), entra()]
+    )
     okta = registry.resolve("https://acme.okta.com", {})
     tenant = registry.resolve("https://login.microsoftonline.com/acme/v2.0", {"tid": "acme"})
     assert okta.connection == "acme"
@@ -192,7 +202,9 @@ def test_a_tenant_named_like_another_issuers_connection_keeps_its_own_namespace(
 
 
 def test_a_broker_claim_naming_another_issuers_connection_keeps_its_own_namespace() -> None:
-    registry = IssuerRegistry([Issuer(issuer="https://acme.okta.com", connection="acme"), BROKER])
+    registry = IssuerRegistry(
+        [Issuer(issuer="https://acme.okta.com", audience=None, connection="acme"), BROKER]
+    )
     brokered = registry.resolve("https://broker.test", {"connection_id": "acme"})
     assert brokered.connection == "https://broker.test#acme"
     assert registry.resolve("https://acme.okta.com", {}).connection == "acme"
@@ -203,48 +215,52 @@ def test_a_broker_claim_naming_another_issuers_connection_keeps_its_own_namespac
     [
         # Two operator-chosen names.
         (
-            [Issuer(issuer="https://a.test", connection="acme"),
-             Issuer(issuer="https://b.test", connection="acme")],
+            [Issuer(issuer="https://a.test", audience=None, connection="acme"),
+             Issuer(issuer="https://b.test", audience=None, connection="acme")],
             ("https://a.test", "https://b.test"),
         ),
         # A bare-tenant connection id against an operator-chosen name.
         (
-            [Issuer(issuer="https://a.test", connection="acme"), entra(connection="{tenant}")],
+            [Issuer(issuer="https://a.test", audience=None, connection="acme"),
+             entra(connection="{tenant}")],
             ("https://a.test", ENTRA),
         ),
         # Two bare-tenant templates.
         (
             [entra(connection="{tenant}"),
-             Issuer(issuer="https://x.test/{tenant}", jwks_uri="https://k", connection="{tenant}")],
+             Issuer(issuer="https://x.test/{tenant}", audience=None, jwks_uri="https://k",
+                    connection="{tenant}")],
             (ENTRA, "https://x.test/{tenant}"),
         ),
         # A broker pattern against an operator-chosen name.
         (
-            [Issuer(issuer="https://a.test", connection="conn_acme"),
-             Issuer(issuer="https://broker.test", connection="{tenant}", connection_claim="c")],
+            [Issuer(issuer="https://a.test", audience=None, connection="conn_acme"),
+             Issuer(issuer="https://broker.test", audience=None, connection="{tenant}",
+                    connection_claim="c")],
             ("https://a.test", "https://broker.test"),
         ),
         # A name that spells another issuer's iss.
         (
-            [Issuer(issuer="https://a.test", connection="https://b.test"),
-             Issuer(issuer="https://b.test")],
+            [Issuer(issuer="https://a.test", audience=None, connection="https://b.test"),
+             Issuer(issuer="https://b.test", audience=None)],
             ("https://a.test", "https://b.test"),
         ),
         # A name inside a template's iss space.
         (
-            [Issuer(issuer="https://a.test", connection="https://login.microsoftonline.com/t/v2.0"),
+            [Issuer(issuer="https://a.test", audience=None, connection="https://login.microsoftonline.com/t/v2.0"),
              entra()],
             ("https://a.test", ENTRA),
         ),
         # An exact issuer whose iss lies in a broker's default space.
         (
-            [BROKER, Issuer(issuer="https://broker.test#conn_1")],
+            [BROKER, Issuer(issuer="https://broker.test#conn_1", audience=None)],
             ("https://broker.test", "https://broker.test#conn_1"),
         ),
         # Two patterns whose prefixes and suffixes can meet.
         (
             [entra(connection="t-{tenant}"),
-             Issuer(issuer="https://broker.test", connection="t-x{tenant}", connection_claim="c")],
+             Issuer(issuer="https://broker.test", audience=None, connection="t-x{tenant}",
+                    connection_claim="c")],
             (ENTRA, "https://broker.test"),
         ),
     ],
@@ -263,20 +279,32 @@ def test_distinct_issuers_with_distinct_spaces_are_accepted() -> None:
     registry = IssuerRegistry(
         [
             OKTA,
-            Issuer(issuer="https://other.okta.com", connection="other"),
+            Issuer(issuer="https://other.okta.com", audience=None, connection="other"),
             entra(),
-            Issuer(issuer="https://x.test/{tenant}", jwks_uri="https://k", connection="x:{tenant}"),
+            Issuer(
+                issuer="https://x.test/{tenant}",
+                audience=None,
+                jwks_uri="https://k",
+                connection="x:{tenant}",
+            ),
             BROKER,
-            Issuer(issuer="https://broker2.test", connection="b2:{tenant}", connection_claim="c"),
+            Issuer(
+                issuer="https://broker2.test",
+                audience=None,
+                connection="b2:{tenant}",
+                connection_claim="c",
+            ),
             # Same iss as one of the template's: the same issuer, exact routing wins.
-            Issuer(issuer="https://login.microsoftonline.com/acme/v2.0"),
+            Issuer(issuer="https://login.microsoftonline.com/acme/v2.0", audience=None),
         ]
     )
     assert len(registry.issuers) == 7
 
 
 def test_template_iss_and_broker_on_the_same_host_do_not_meet() -> None:
-    broker = Issuer(issuer="https://login.microsoftonline.com/b/v2.0", connection_claim="c")
+    broker = Issuer(
+        issuer="https://login.microsoftonline.com/b/v2.0", audience=None, connection_claim="c"
+    )
     assert IssuerRegistry([entra(), broker])
 
 

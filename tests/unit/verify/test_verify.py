@@ -127,7 +127,9 @@ async def test_every_asymmetric_family_verifies(
         return httpx.Response(200, json={"keys": [public_jwk(ed), public_jwk(ps), public_jwk(EC)]})
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(serve)) as own:
-        issuer = Issuer(issuer=ISS, jwks_uri=JWKS_URI, algorithms=("EdDSA", "PS256", "ES256"))
+        issuer = Issuer(
+            issuer=ISS, audience=None, jwks_uri=JWKS_URI, algorithms=("EdDSA", "PS256", "ES256")
+        )
         verifier = make(own, clock, issuer)
         for key in (ed, ps, EC):
             assert (await verifier.verify(mint(claims(), key))).key_id == key.kid
@@ -216,6 +218,7 @@ async def test_audience_list_and_override(client: httpx.AsyncClient, clock: Fake
 async def test_templated_entra_issuer(client: httpx.AsyncClient, clock: FakeClock) -> None:
     entra = Issuer(
         issuer=ENTRA,
+        audience=None,
         jwks_uri="https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys",
         tenants=frozenset({TID}),
     )
@@ -250,12 +253,12 @@ async def test_the_user_claim_is_the_subject_and_is_required(
 
 
 async def test_typ_at_jwt_on_and_off(client: httpx.AsyncClient, clock: FakeClock) -> None:
-    strict = Issuer(issuer=ISS, jwks_uri=JWKS_URI, token_types=AT_JWT_TYPES)
+    strict = Issuer(issuer=ISS, audience=None, jwks_uri=JWKS_URI, token_types=AT_JWT_TYPES)
     verifier = make(client, clock, strict)
     assert await verifier.verify(mint(claims(), KEY, headers={"typ": "at+jwt"}))
     with pytest.raises(InvalidToken, match="typ 'JWT'"):
         await verifier.verify(mint(claims(), KEY))
-    relaxed = make(client, clock, Issuer(issuer=ISS, jwks_uri=JWKS_URI))
+    relaxed = make(client, clock, Issuer(issuer=ISS, audience=None, jwks_uri=JWKS_URI))
     assert await relaxed.verify(mint(claims(), KEY))
     with pytest.raises(InvalidToken):
         await relaxed.verify(mint(claims(jti="2"), KEY), token_types=("at+jwt",))
@@ -264,7 +267,7 @@ async def test_typ_at_jwt_on_and_off(client: httpx.AsyncClient, clock: FakeClock
 async def test_discovery_finds_the_jwks(
     client: httpx.AsyncClient, clock: FakeClock, idp: IdP
 ) -> None:
-    verifier = make(client, clock, Issuer(issuer=ISS))
+    verifier = make(client, clock, Issuer(issuer=ISS, audience=None))
     assert await verifier.verify(mint(claims(aud=None), KEY))
     assert idp.requests == [f"{ISS}/.well-known/openid-configuration", JWKS_URI]
     assert (await verifier.metadata(ISS)).jwks_uri == JWKS_URI
@@ -293,7 +296,7 @@ async def test_hmac_issuer_uses_its_secret(client: httpx.AsyncClient, clock: Fak
     from asgi_sso.testing.tokens import b64url
 
     secret = b"k" * 32
-    issuer = Issuer(issuer=ISS, algorithms=("HS256",), secret=Secret(secret))
+    issuer = Issuer(issuer=ISS, audience=None, algorithms=("HS256",), secret=Secret(secret))
     verifier = make(client, clock, issuer)
     head = b64url(b'{"alg":"HS256"}')
     body = b64url(f'{{"iss":"{ISS}","sub":"svc","exp":{START + 60}}}'.encode())
@@ -501,13 +504,15 @@ async def test_errors_never_echo_the_token(client: httpx.AsyncClient, clock: Fak
 async def test_prefetch_loads_discovery_and_keys_and_never_raises(
     client: httpx.AsyncClient, clock: FakeClock, idp: IdP
 ) -> None:
-    entra = Issuer(issuer=ENTRA, jwks_uri="https://login.microsoftonline.com/{tenant}/keys")
-    verifier = make(client, clock, Issuer(issuer=ISS), entra)
+    entra = Issuer(
+        issuer=ENTRA, audience=None, jwks_uri="https://login.microsoftonline.com/{tenant}/keys"
+    )
+    verifier = make(client, clock, Issuer(issuer=ISS, audience=None), entra)
     await verifier.prefetch()
     assert idp.requests == [f"{ISS}/.well-known/openid-configuration", JWKS_URI]
     assert verifier.jwks.cached(JWKS_URI) is not None
     idp.failing = True
-    await make(client, clock, Issuer(issuer="https://down.test")).prefetch()
+    await make(client, clock, Issuer(issuer="https://down.test", audience=None)).prefetch()
 
 
 async def test_aclose_closes_only_its_own_client(
@@ -515,7 +520,7 @@ async def test_aclose_closes_only_its_own_client(
 ) -> None:
     await make(client, clock).aclose()
     assert not client.is_closed
-    own = TokenVerifier([Issuer(issuer=ISS)])
+    own = TokenVerifier([Issuer(issuer=ISS, audience=None)])
     assert own.registry.issuers[0].issuer == ISS
     assert own.cache is not None
     assert own.discovery is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from asgi_sso._log import Throttle, held_back
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError, SSOError, StoreUnavailable
 from asgi_sso.identity.stores._urls import async_database_url
@@ -31,6 +33,10 @@ __all__ = ["SCHEMA_VERSION", "SQLUserStore"]
 
 SCHEMA_VERSION = 1
 """The schema version this code writes; :meth:`SQLUserStore.start` migrates older ones."""
+
+_log = logging.getLogger(__name__)
+# A database that is down fails every request that needs it: say so once a minute.
+_trouble = Throttle()
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -48,6 +54,14 @@ def _guarded(
         except SSOError:
             raise
         except Exception as exc:
+            count = _trouble.allow("user store")
+            if count is not None:
+                # The type only: a driver's message may quote SQL, its values or the URL.
+                _log.warning(
+                    "the user store (SQL) is unavailable (%s)%s",
+                    type(exc).__name__,
+                    held_back(count),
+                )
             raise StoreUnavailable("the user store is unavailable") from exc
 
     return wrapper

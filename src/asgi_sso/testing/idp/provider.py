@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from asgi_sso.config import Clock, Issuer, SystemClock
+from asgi_sso.config import Clock, Issuer, SystemClock, plain_http_host
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.testing.idp import endpoints
 from asgi_sso.testing.idp.model import (
@@ -168,6 +168,8 @@ class DevIdP:
             **kw: any other :class:`Issuer` field (``jwks_uri``, ``client_id``, ``leeway``...).
         """
         kw.setdefault("algorithms", (self.algorithm,))
+        # An in-process IdP may be named like a remote host (``http://idp.test``).
+        kw.setdefault("allow_insecure_http", plain_http_host(self.issuer) is not None)
         return Issuer(issuer=self.issuer, audience=audience, **kw)
 
     # -- tokens ---------------------------------------------------------------------

@@ -60,6 +60,7 @@ async def _post(body: Any) -> httpx.Response:
 @example({"redirect_uris": ["http://127.0.0.1:1/cb"]})
 @example({"redirect_uris": ["http://[::1/cb"]})
 @example({"redirect_uris": ["http://localhost:99999/"]})
+@example({"redirect_uris": ["HTTP://127.0.0.1"]})  # schemes are case-insensitive (RFC 3986)
 def test_any_registration_is_201_with_a_public_client_or_400_with_a_code(body: Any) -> None:
     IDP.clients.clear()
     response = LOOP.run_until_complete(_post(body))
@@ -71,7 +72,7 @@ def test_any_registration_is_201_with_a_public_client_or_400_with_a_code(body: A
     client = IDP.clients[answer["client_id"]]
     assert client.is_public
     assert list(client.redirect_uris) == body["redirect_uris"]
-    assert all(uri.startswith(("http://", "https://")) for uri in client.redirect_uris)
+    assert all(uri.lower().startswith(("http://", "https://")) for uri in client.redirect_uris)
 
 
 @given(st.one_of(st.text(max_size=60), _uris))

@@ -11,6 +11,7 @@ code back, as a browser and a loopback callback would.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -72,6 +73,7 @@ class Person:
     """Who signs in at the dev IdP when the client sends them there; what the wire saw."""
 
     login: str
+    storage: Memory = field(default_factory=Memory)
     authorize_urls: list[str] = field(default_factory=list)
     responses: list[tuple[str, int, str]] = field(default_factory=list)
 
@@ -107,7 +109,7 @@ async def connect(example: McpExample, person: Person) -> AsyncIterator[Client]:
         client_metadata=OAuthClientMetadata(
             client_name="asgi_sso test", redirect_uris=[CALLBACK], token_endpoint_auth_method="none"
         ),  # type: ignore[arg-type]
-        storage=Memory(),
+        storage=person.storage,
         redirect_handler=person.open_browser,
         callback_handler=person.come_back,
     )
@@ -117,6 +119,14 @@ async def connect(example: McpExample, person: Person) -> AsyncIterator[Client]:
         Client(streamable_http_client(example.resource.resource, http_client=http)) as c,
     ):
         yield c
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
 
 
 def text_of(result: Any) -> str:
@@ -144,9 +154,17 @@ async def test_a_reader_lists_and_calls_but_is_refused_the_admin_tool(served: Mc
     first = next(r for r in bob.responses if r[0] == served.resource.resource)
     assert first[1] == 401
     assert "resource_metadata=" in first[2]
-    # ... the client asked the IdP for a token for this resource ...
+    # ... registered itself as a public client, asked for a token for this resource with
+    # PKCE, and got one whose audience is this resource ...
     asked = parse_qs(urlsplit(bob.authorize_urls[0]).query)
     assert asked["resource"] == [served.resource.resource]
+    assert asked["code_challenge_method"] == ["S256"]
+    registered = served.idp.clients[asked["client_id"][0]] if served.idp else None
+    assert registered is not None
+    assert registered.is_public
+    assert any(r[0].endswith("/register") and r[1] == 201 for r in bob.responses)
+    assert bob.storage.tokens is not None
+    assert claims_of(bob.storage.tokens.access_token)["aud"] == served.resource.resource
     # ... and the admin tool answered 403 insufficient_scope naming the scope to step up to.
     step_ups = [r for r in bob.responses if r[1] == 403]
     assert step_ups, bob.responses

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -84,7 +84,7 @@ class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     cache_ttl: float = 10.0
     cache_size: int = 10_000
     provision: bool = True
-    role_claims: Sequence[str] | None = None
+    role_claims: tuple[str, ...] | None = None
     role_client_id: str | None = None
 
     def __post_init__(self) -> None:

@@ -111,9 +111,8 @@ class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 def _check_roles(config: IdentityConfig) -> None:
     paths, client = config.role_claims, config.role_client_id
-    if paths is not None and (
-        isinstance(paths, str) or not paths or any(not isinstance(p, str) or not p for p in paths)
-    ):
+    # check_fields has refused a str and made a list a tuple of str by now.
+    if paths is not None and (not paths or not all(paths)):
         raise ConfigurationError("IdentityConfig.role_claims must be a list of non-empty paths")
     if client is not None and (not isinstance(client, str) or not client):
         raise ConfigurationError("IdentityConfig.role_client_id must not be empty")

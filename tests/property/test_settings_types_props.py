@@ -125,7 +125,8 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
     IdentityConfig: (
         {"user_store": MemoryUserStore()},
         {"tier_mapper": _never, "user_store": _never, "cache_ttl": _number,
-         "cache_size": _int, "provision": _bool},
+         "cache_size": _int, "provision": _bool, "role_claims": _or_none(_texts),
+         "role_client_id": _or_none(_text)},
     ),
     ScimConfig: (
         {},

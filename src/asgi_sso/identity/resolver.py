@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -84,7 +84,7 @@ class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     cache_ttl: float = 10.0
     cache_size: int = 10_000
     provision: bool = True
-    role_claims: Sequence[str] | None = None
+    role_claims: tuple[str, ...] | None = None
     role_client_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -111,9 +111,8 @@ class IdentityConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 def _check_roles(config: IdentityConfig) -> None:
     paths, client = config.role_claims, config.role_client_id
-    if paths is not None and (
-        isinstance(paths, str) or not paths or any(not isinstance(p, str) or not p for p in paths)
-    ):
+    # check_fields has refused a str and made a list a tuple of str by now.
+    if paths is not None and (not paths or not all(paths)):
         raise ConfigurationError("IdentityConfig.role_claims must be a list of non-empty paths")
     if client is not None and (not isinstance(client, str) or not client):
         raise ConfigurationError("IdentityConfig.role_client_id must not be empty")

@@ -224,7 +224,7 @@ async def test_stored_groups_are_the_roles_even_without_a_mapper() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"role_claims": "groups"}, "list of non-empty paths"),
+        ({"role_claims": "groups"}, "put it in a list"),
         ({"role_claims": ()}, "list of non-empty paths"),
         ({"role_claims": ("groups", "")}, "list of non-empty paths"),
         ({"role_client_id": ""}, "must not be empty"),

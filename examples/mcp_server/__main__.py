@@ -26,8 +26,9 @@ def banner(resource: str, issuer: str, users: list[str]) -> list[str]:
         f"Dev IdP (dynamic client registration, PKCE): {issuer}",
         "Test users (the sign-in page lets you pick one):",
         *users,
-        "Connect: npx @modelcontextprotocol/inspector, transport 'Streamable HTTP', URL above;",
-        "  or the Python SDK's OAuthClientProvider (see tests/integration/test_mcp_client.py).",
+        "Connect any MCP client with OAuth support (Streamable HTTP, the URL above): it finds",
+        "  the dev IdP from the 401, registers itself and opens the sign-in page; the Python",
+        "  SDK's OAuthClientProvider does it in tests/integration/test_mcp_client.py.",
         f"Tools: list_reports needs {READ_SCOPE}; delete_report needs {ADMIN_SCOPE}",
         "  (a reader asking for it gets 403 insufficient_scope and a step-up challenge).",
     ]

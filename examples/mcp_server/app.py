@@ -8,7 +8,8 @@ whose scopes the caller lacks with ``403 insufficient_scope`` and the scope to a
 the client can step up. Tools and resources read the caller from ``scope["user"]``.
 
 In dev mode (``OIDC_ISSUER`` unset) a dev IdP runs beside it, with dynamic client
-registration, so an MCP client with OAuth support connects with no setup. Alice (Acme) may hold both scopes; Bob (Acme) and Carol (Globex) only read.
+registration, so an MCP client with OAuth support connects with no setup. Alice (Acme)
+may hold both scopes; Bob (Acme) and Carol (Globex) only read.
 """
 
 from __future__ import annotations

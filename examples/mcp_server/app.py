@@ -24,6 +24,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 
 from asgi_sso import ConfigurationError, Issuer, Principal, ProtectedResource, SSOMiddleware
+from asgi_sso.mcp import require_scopes
 from asgi_sso.testing import DevIdP, DevUser
 
 __all__ = [
@@ -70,28 +71,17 @@ class ReportDesk:
         return self.companies.setdefault(domain, (domain or "unknown", []))
 
 
-def caller_of(ctx: Context[Any, Any]) -> Principal:
-    """The signed-in user of this MCP request, as the middleware verified it."""
-    request = ctx.request_context.request
-    user = getattr(request, "scope", {}).get("user")
-    if not isinstance(user, Principal):  # the middleware lets no anonymous call through
-        raise PermissionError("no signed-in user on this request")
-    return user
-
-
 def build_mcp(desk: ReportDesk) -> MCPServer[Any]:
     """The MCP server: two tools needing different scopes and the caller's own company."""
     mcp: MCPServer[Any] = MCPServer("reports", instructions="Your company's reports.")
 
     @mcp.tool(description=f"List your company's reports (needs {READ_SCOPE}).")
     def list_reports(ctx: Context[Any, Any]) -> list[str]:
-        return list(desk.of(caller_of(ctx))[1])
+        return list(desk.of(require_scopes(ctx, READ_SCOPE))[1])
 
     @mcp.tool(description=f"Delete one of your company's reports (needs {ADMIN_SCOPE}).")
     def delete_report(title: str, ctx: Context[Any, Any]) -> str:
-        caller = caller_of(ctx)
-        if ADMIN_SCOPE not in caller.scopes:  # the middleware refused already; belt and braces
-            raise ToolError(f"{ADMIN_SCOPE} is needed")
+        caller = require_scopes(ctx, ADMIN_SCOPE)  # the middleware refused already; belt and braces
         reports = desk.of(caller)[1]
         if title not in reports:
             raise ToolError(f"no report {title!r}")
@@ -100,7 +90,7 @@ def build_mcp(desk: ReportDesk) -> MCPServer[Any]:
 
     @mcp.resource("company://{domain}", description="Your company: who you are, its reports.")
     def company(domain: str, ctx: Context[Any, Any]) -> dict[str, Any]:
-        caller = caller_of(ctx)
+        caller = require_scopes(ctx)  # the signed-in user, as the middleware verified them
         if domain.lower() != desk.domain_of(caller):  # a tenant reads only its own data
             raise ResourceNotFoundError("that is not your company")
         name, reports = desk.of(caller)

@@ -9,14 +9,18 @@ cheaper than its tool's scopes.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from asgi_sso import ConfigurationError, ProtectedResource
+from asgi_sso import ConfigurationError, ProtectedResource, SSOMiddleware
 from asgi_sso.mcp import canonical_resource
 from asgi_sso.mcp.calls import required_scopes
+from asgi_sso.testing import DevIdP, DevUser
 
 _label = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12).filter(
     lambda s: not s.startswith("-") and not s.endswith("-")
@@ -142,3 +146,56 @@ def test_a_guarded_call_always_needs_at_least_its_own_scopes(
         else:
             expected = ()
         assert set(expected) <= needed
+
+
+_IDP = DevIdP("http://idp.test", users=[DevUser(sub="alice")])
+_LOOP = asyncio.new_event_loop()
+_MIDDLEWARE = SSOMiddleware(
+    lambda scope, receive, send: _ok(send),
+    [_IDP.issuer_config(audience="http://127.0.0.1:8000/mcp")],
+    http_client=_IDP.http_client(),
+    resource=ProtectedResource(resource="http://127.0.0.1:8000/mcp", tool_scopes={"t": ("x",)}),
+)
+
+
+async def _ok(send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"app"})
+
+
+async def _status(method: str, raw: bytes) -> int:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": unquote_to_bytes(raw).decode("latin-1"),
+             "raw_path": raw, "root_path": "", "query_string": b"", "headers": []}  # fmt: skip
+    await _MIDDLEWARE(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+@given(
+    st.sampled_from(["GET", "HEAD", "POST", "OPTIONS", "PUT", "get", "X"]),
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30),
+)
+@example("GET", "/mcp")
+@example("GET", "%2Fmcp")
+@example("GET", "/../../etc/passwd")
+def test_any_path_under_the_well_known_prefix_is_answered_never_500(
+    method: str, suffix: str
+) -> None:
+    raw = ("/.well-known/oauth-protected-resource" + suffix).encode()
+    status = _LOOP.run_until_complete(_status(method, raw))
+    exact = suffix in ("", "/mcp")
+    if not exact:
+        assert status in (404, 401, 400)  # a trick is a 404; a path elsewhere needs a token
+    elif method in ("GET", "HEAD"):
+        assert status == 200
+    elif method == "OPTIONS":
+        assert status == 204
+    else:
+        assert status == 405

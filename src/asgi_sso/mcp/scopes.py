@@ -23,7 +23,10 @@ def principal_of(source: Any) -> Principal | AnonymousPrincipal:
     """
     if isinstance(source, Principal | AnonymousPrincipal):
         return source
-    context = getattr(source, "request_context", None)
+    try:
+        context = getattr(source, "request_context", None)
+    except ValueError:  # the SDK's Context outside a request
+        context = None
     if context is not None:
         source = getattr(context, "request", None)
     scope = source if isinstance(source, dict) else getattr(source, "scope", None)

@@ -405,3 +405,68 @@ def test_a_resource_needs_an_authorization_server(idp: DevIdP) -> None:
 def test_resource_must_be_a_protected_resource(idp: DevIdP) -> None:
     with pytest.raises(ConfigurationError, match="ProtectedResource"):
         SSOMiddleware(Echo(), [idp.issuer_config(audience=RESOURCE)], resource=RESOURCE)  # type: ignore[arg-type]
+
+
+async def test_the_principal_never_carries_the_raw_token(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    # Token passthrough (MCP spec): what the app gets to pass on is claims, not the token.
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["user"])
+        await Echo()(scope, receive, send)
+
+    headers = bearer(idp, "mcp:read")
+    token = headers["Authorization"].split()[1]
+    async with client_for(wrap(idp, idp_http, app)) as c:
+        assert (await c.post("/mcp", json=call("lookup"), headers=headers)).status_code == 200
+    principal = seen[0]
+    values = [
+        getattr(principal, name, None) for name in dir(principal) if not name.startswith("__")
+    ]
+    assert not any(token in str(value) for value in values if not callable(value))
+    assert token not in repr(principal)
+
+
+async def test_websocket_denials_are_unchanged(idp: DevIdP, idp_http: httpx.AsyncClient) -> None:
+    middleware = wrap(idp, idp_http)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/mcp", "raw_path": b"/mcp", "root_path": "",
+             "query_string": b"", "headers": []}  # fmt: skip
+    await middleware(scope, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "authentication required"}]
+
+
+async def test_a_disconnect_while_reading_the_body_reaches_the_app(
+    idp: DevIdP, idp_http: httpx.AsyncClient
+) -> None:
+    app = Echo()
+    middleware = wrap(idp, idp_http, app)
+    incoming: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"jsonrpc":', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(k.lower().encode(), v.encode()) for k, v in bearer(idp, "mcp:read").items()]
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "raw_path": b"/mcp",
+             "root_path": "", "query_string": b"", "headers": headers}  # fmt: skip
+    await middleware(scope, receive, send)
+    assert app.messages == [
+        {"type": "http.request", "body": b'{"jsonrpc":', "more_body": True},
+        {"type": "http.disconnect"},
+    ]

@@ -116,7 +116,15 @@ def test_require_scopes_reads_the_principal_from_a_scope_request_or_context() ->
         assert "admin" in refused.value.description
 
 
-@pytest.mark.parametrize("source", [None, {}, {"user": "alice"}, _Context(None), object()])
+class _ContextOutsideARequest:
+    @property
+    def request_context(self) -> Any:
+        raise ValueError("Context is not available outside of a request")
+
+
+@pytest.mark.parametrize(
+    "source", [None, {}, {"user": "alice"}, _Context(None), object(), _ContextOutsideARequest()]
+)
 def test_no_principal_is_a_refusal(source: Any) -> None:
     with pytest.raises(InsufficientScope, match="SSOMiddleware"):
         require_scopes(source, "read")

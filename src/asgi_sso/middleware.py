@@ -580,7 +580,7 @@ class SSOMiddleware:
                 await self.startup(warm=False)  # e.g. the user store is down: 503, retried
             except AuthError as exc:
                 if public and mounted is None:  # a public path never refuses
-                    await self._serve(scope, receive, send, ANONYMOUS, None)
+                    await self._serve_checked(scope, receive, send, ANONYMOUS, None)
                 else:
                     await self._refuse(scope, receive, send, exc)
                 return
@@ -589,22 +589,39 @@ class SSOMiddleware:
             return
         if public:
             principal, extra_headers = await self._authenticate_public(scope)
-            await self._serve(scope, receive, send, principal, extra_headers)
-            return
+        else:
+            try:
+                principal, extra_headers = await self._authenticate_protected(scope, path)
+            except AuthError as exc:
+                await self._refuse(scope, receive, send, exc)
+                return
+        await self._serve_checked(scope, receive, send, principal, extra_headers)
+
+    async def _authenticate_protected(
+        self, scope: Any, path: str
+    ) -> tuple[Principal | AnonymousPrincipal, list[tuple[bytes, bytes]] | None]:
         try:
             principal, extra_headers = await self._authenticate(scope)
-            if self._has_scope_rules:
-                self._check_scopes(principal, path)
-        except CredentialsMissing as exc:
+        except CredentialsMissing:
             # Optional mode lets anonymous callers in, except where a scope rule asks
             # for more: those pages stay protected (and send browsers to sign in).
             if not self.optional or (self._has_scope_rules and self._scope_rules.required(path)):
-                await self._refuse(scope, receive, send, exc)
-                return
-            principal, extra_headers = ANONYMOUS, None
-        except AuthError as exc:
-            await self._refuse(scope, receive, send, exc)
-            return
+                raise
+            return ANONYMOUS, None
+        if self._has_scope_rules:
+            self._check_scopes(principal, path)
+        return principal, extra_headers
+
+    async def _serve_checked(
+        self,
+        scope: Any,
+        receive: Any,
+        send: Any,
+        principal: Principal | AnonymousPrincipal,
+        extra_headers: list[tuple[bytes, bytes]] | None,
+    ) -> None:
+        # The resource's guarded tools, resources and prompts need their scopes on any
+        # path the resource covers, public or optional ones included.
         if self._calls is not None and self._calls.applies(scope):
             try:
                 receive = await self._calls.check(receive, principal)

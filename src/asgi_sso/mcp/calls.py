@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from asgi_sso._asgi import ambiguous, root_path
-from asgi_sso.errors import InsufficientScope, PayloadTooLarge
+from asgi_sso.errors import CredentialsMissing, InsufficientScope, PayloadTooLarge
 from asgi_sso.mcp.resource import ProtectedResource
 from asgi_sso.principal import AnonymousPrincipal, Principal
 
@@ -139,6 +139,8 @@ class CallGuard:
 
         Raises:
             PayloadTooLarge: the body exceeds ``max_body_bytes`` (413).
+            CredentialsMissing: an anonymous caller (a public path, optional mode) makes
+                a call that needs scopes (401).
             InsufficientScope: a call needs scopes the principal lacks (403).
         """
         chunks: list[bytes] = []
@@ -160,6 +162,8 @@ class CallGuard:
         if ended is None:
             needed = required_scopes(body, self.resource)
             missing = tuple(s for s in needed if s not in principal.scopes)
+            if missing and not principal.is_authenticated:
+                raise CredentialsMissing()  # 401: sign in first (then step up if need be)
             if missing:
                 raise InsufficientScope(
                     f"this call requires the scope(s): {' '.join(missing)}", scopes=needed

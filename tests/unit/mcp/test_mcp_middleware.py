@@ -470,3 +470,22 @@ async def test_a_disconnect_while_reading_the_body_reaches_the_app(
         {"type": "http.request", "body": b'{"jsonrpc":', "more_body": True},
         {"type": "http.disconnect"},
     ]
+
+
+@pytest.mark.parametrize(
+    "paths", [PathRules(public=["/mcp"]), PathRules(optional=True)], ids=["public", "optional"]
+)
+async def test_guarded_calls_stay_guarded_on_public_and_optional_paths(
+    idp: DevIdP, idp_http: httpx.AsyncClient, paths: PathRules
+) -> None:
+    app = Echo()
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    async with client_for(wrap(idp, idp_http, app, paths=paths)) as c:
+        anonymous_list = await c.post("/mcp", json=listing)
+        anonymous_call = await c.post("/mcp", json=call("delete"))
+        weak_call = await c.post("/mcp", json=call("delete"), headers=bearer(idp, "mcp:read"))
+    assert anonymous_list.status_code == 200
+    assert anonymous_call.status_code == 401  # sign in first; the client then steps up
+    assert f'resource_metadata="{METADATA}"' in anonymous_call.headers["www-authenticate"]
+    assert weak_call.status_code == 403
+    assert len(app.bodies) == 1

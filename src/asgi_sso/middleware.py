@@ -429,6 +429,13 @@ class SSOMiddleware:
                 "publish: set ProtectedResource(authorization_servers=[...])"
             )
         self._metadata = MetadataEndpoint(resource, exact)
+        if all(resource.audience not in i.audiences for i in self.verifier.registry.issuers):
+            # Not an error: Entra ID v2 tokens name the application's client id instead.
+            _log.warning(
+                "no Issuer accepts the resource's own URL %r as audience: tokens issued for "
+                "this resource (RFC 8707) would be refused; use Issuer(audience=resource.audience)",
+                resource.audience,
+            )
         self._resource_metadata = resource.metadata_url
         if resource.guards_calls:
             self._calls = CallGuard(resource)

@@ -54,9 +54,11 @@ class MetadataEndpoint:
 
     def claims(self, scope: Any) -> bool:
         """Whether the request's path is under the well-known prefix (served here)."""
-        if scope["type"] != "http":
+        path = scope.get("path")
+        # Hot path: one substring test for every request that is not for the metadata.
+        if scope["type"] != "http" or not isinstance(path, str) or ".well-known" not in path:
             return False
-        return any(_under(path) for path in _spellings(scope))
+        return any(_under(spelling) for spelling in _spellings(scope))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve the document, or 404 / 405 with the one error shape."""
@@ -80,12 +82,12 @@ class MetadataEndpoint:
         raw = scope.get("raw_path")
         if raw is not None and not isinstance(raw, bytes):
             return False
-        return any(
-            path in self._paths
-            and (raw is None or raw.split(b"?", 1)[0] == (root_path(scope) + path).encode()
-                 or raw.split(b"?", 1)[0] == path.encode())
-            for path in _spellings(scope)
-        )  # fmt: skip
+        sent = None if raw is None else raw.split(b"?", 1)[0]
+        root = root_path(scope)
+        for path in _spellings(scope):
+            if path in self._paths and sent in (None, path.encode(), (root + path).encode()):
+                return True
+        return False
 
 
 def _spellings(scope: Any) -> tuple[str, ...]:
@@ -103,7 +105,7 @@ def _spellings(scope: Any) -> tuple[str, ...]:
 def _under(path: str) -> bool:
     # Also `/.well-known//oauth-protected-resource`, `/./.well-known/...`: a trick, a 404.
     squeezed = "/" + "/".join(s for s in path.split("/") if s and s != ".")
-    return squeezed == WELL_KNOWN or squeezed.startswith(WELL_KNOWN) or path.startswith(WELL_KNOWN)
+    return squeezed.startswith(WELL_KNOWN) or path.startswith(WELL_KNOWN)
 
 
 def _error(error: str, description: str, status: int) -> bytes:

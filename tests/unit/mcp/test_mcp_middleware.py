@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -489,3 +490,16 @@ async def test_guarded_calls_stay_guarded_on_public_and_optional_paths(
     assert f'resource_metadata="{METADATA}"' in anonymous_call.headers["www-authenticate"]
     assert weak_call.status_code == 403
     assert len(app.bodies) == 1
+
+
+def test_an_audience_other_than_the_resource_is_logged(
+    idp: DevIdP, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="asgi_sso"):
+        SSOMiddleware(Echo(), [idp.issuer_config(audience="api://x")], resource=protected())
+        SSOMiddleware(Echo(), [idp.issuer_config(audience=RESOURCE)], resource=protected())
+    warnings = [r.getMessage() for r in caplog.records if "resource's own URL" in r.getMessage()]
+    assert warnings == [
+        f"no Issuer accepts the resource's own URL {RESOURCE!r} as audience: tokens issued "
+        "for this resource (RFC 8707) would be refused; use Issuer(audience=resource.audience)"
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgi_sso._asgi import ambiguous, root_path
 from asgi_sso.errors import CredentialsMissing, InsufficientScope, PayloadTooLarge
@@ -110,8 +111,7 @@ class CallGuard:
 
     def __init__(self, resource: ProtectedResource) -> None:
         self.resource = resource
-        path = resource.resource.split("://", 1)[1]
-        self._path = "/" + path.split("/", 1)[1] if "/" in path else "/"
+        self._path = urlsplit(resource.resource).path or "/"
         self._limit = resource.max_body_bytes
 
     def applies(self, scope: Any) -> bool:

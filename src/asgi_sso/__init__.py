@@ -30,6 +30,7 @@ from asgi_sso.errors import (
     KeysUnavailable,
     MalformedToken,
     NotYetValid,
+    PayloadTooLarge,
     ServiceUnavailable,
     SSOError,
     StoreUnavailable,
@@ -49,6 +50,7 @@ from asgi_sso.identity import (
 )
 from asgi_sso.identity.stores import MemoryUserStore, StoredUser, UserStore
 from asgi_sso.login import LoginConfig
+from asgi_sso.mcp import ProtectedResource
 from asgi_sso.middleware import SSOMiddleware
 from asgi_sso.observe import AuditLogger, Event, EventSink, PrometheusSink
 from asgi_sso.principal import ANONYMOUS, AnonymousPrincipal, Credentials, Principal
@@ -98,9 +100,11 @@ __all__ = [
     "MemoryUserStore",
     "NotYetValid",
     "PathRules",
+    "PayloadTooLarge",
     "Principal",
     "PriorityTierMapper",
     "PrometheusSink",
+    "ProtectedResource",
     "Revocation",
     "RevocationBus",
     "SSOError",

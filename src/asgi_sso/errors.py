@@ -104,6 +104,15 @@ class InvalidRequest(AuthError):
     reason = "invalid_request"
 
 
+class PayloadTooLarge(AuthError):
+    """A request body the middleware must read is larger than its bound (status 413)."""
+
+    status = 413
+    error = "invalid_request"
+    default_description = "the request body is too large"
+    reason = "payload_too_large"
+
+
 class InvalidToken(AuthError):
     """The token is not acceptable (base of the specific token errors)."""
 

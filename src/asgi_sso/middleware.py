@@ -35,6 +35,9 @@ from asgi_sso.errors import (
 )
 from asgi_sso.extract import Extractor
 from asgi_sso.identity.revocation import Revocation, RevocationBus
+from asgi_sso.mcp.calls import CallGuard
+from asgi_sso.mcp.metadata import MetadataEndpoint
+from asgi_sso.mcp.resource import ProtectedResource
 from asgi_sso.observe.events import Emitter, Event, EventSink
 from asgi_sso.principal import (
     ANONYMOUS,
@@ -102,6 +105,13 @@ class SSOMiddleware:
             calls; created (and closed) by the middleware when not given.
         clock: the clock (tests inject one).
         prefetch: fetch discovery and JWKS of exact issuers at start-up.
+        resource: this server as an OAuth protected resource (e.g. an MCP server):
+            its metadata (RFC 9728) is served at ``/.well-known/oauth-protected-resource``
+            and its path-suffixed form, every ``401``/``403`` challenge names it
+            (``resource_metadata``), and JSON-RPC calls to the tools, resources and
+            prompts it lists are refused ``403 insufficient_scope`` before the app
+            when the principal lacks their scopes. Pair it with
+            ``Issuer(audience=resource.audience)``.
 
     Start-up is logged on the ``asgi_sso`` logger: each protection a setting turns
     off on purpose (``audience=None``, ``allow_insecure_http=True``) once at WARNING
@@ -132,11 +142,13 @@ class SSOMiddleware:
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
         prefetch: bool = True,
+        resource: ProtectedResource | None = None,
     ) -> None:
         _check_arguments(
             connections=connections, paths=paths, sources=sources, login=login,
             identity=identity, scim=scim, backends=backends, event_sinks=event_sinks,
             limits=limits, http_client=http_client, clock=clock, prefetch=prefetch,
+            resource=resource,
         )  # fmt: skip
         paths = paths or PathRules()
         sources = sources or CredentialSources()
@@ -169,6 +181,7 @@ class SSOMiddleware:
         self._wire_identity(backends.revocations, identity)
         self._wire_connections(connections, identity)
         self._wire_own_routes(login, backends.sessions, scim, identity)
+        self._wire_resource(resource)
         self._started = False
         self._summarised = False
         self._start_lock = asyncio.Lock()
@@ -402,6 +415,31 @@ class SSOMiddleware:
         path = login.prefix.rstrip("/") + "/backchannel-logout"
         self._mounts.append((PathMatcher([path]), self.backchannel))
 
+    def _wire_resource(self, resource: ProtectedResource | None) -> None:
+        self.resource = resource
+        self._metadata: MetadataEndpoint | None = None
+        self._calls: CallGuard | None = None
+        self._resource_metadata: str | None = None
+        if resource is None:
+            return
+        exact = tuple(i.issuer for i in self.verifier.registry.issuers if "{" not in i.issuer)
+        if not resource.authorization_servers and not exact:
+            raise ConfigurationError(
+                "ProtectedResource has no authorization_servers and no exact Issuer to "
+                "publish: set ProtectedResource(authorization_servers=[...])"
+            )
+        self._metadata = MetadataEndpoint(resource, exact)
+        if all(resource.audience not in i.audiences for i in self.verifier.registry.issuers):
+            # Not an error: Entra ID v2 tokens name the application's client id instead.
+            _log.warning(
+                "no Issuer accepts the resource's own URL %r as audience: tokens issued for "
+                "this resource (RFC 8707) would be refused; use Issuer(audience=resource.audience)",
+                resource.audience,
+            )
+        self._resource_metadata = resource.metadata_url
+        if resource.guards_calls:
+            self._calls = CallGuard(resource)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def _check_scim_connections(self, scim: ScimConfig) -> None:
@@ -534,6 +572,9 @@ class SSOMiddleware:
         if kind != "http" and kind != "websocket":
             await (self._lifespan if kind == "lifespan" else self.app)(scope, receive, send)
             return
+        if self._metadata is not None and self._metadata.claims(scope):
+            await self._metadata(scope, receive, send)  # public: served before anything else
+            return
         try:
             path = self._route_path(scope)
         except AuthError as exc:
@@ -546,7 +587,7 @@ class SSOMiddleware:
                 await self.startup(warm=False)  # e.g. the user store is down: 503, retried
             except AuthError as exc:
                 if public and mounted is None:  # a public path never refuses
-                    await self._serve(scope, receive, send, ANONYMOUS, None)
+                    await self._serve_checked(scope, receive, send, ANONYMOUS, None)
                 else:
                     await self._refuse(scope, receive, send, exc)
                 return
@@ -555,22 +596,45 @@ class SSOMiddleware:
             return
         if public:
             principal, extra_headers = await self._authenticate_public(scope)
-            await self._serve(scope, receive, send, principal, extra_headers)
-            return
+        else:
+            try:
+                principal, extra_headers = await self._authenticate_protected(scope, path)
+            except AuthError as exc:
+                await self._refuse(scope, receive, send, exc)
+                return
+        await self._serve_checked(scope, receive, send, principal, extra_headers)
+
+    async def _authenticate_protected(
+        self, scope: Any, path: str
+    ) -> tuple[Principal | AnonymousPrincipal, list[tuple[bytes, bytes]] | None]:
         try:
             principal, extra_headers = await self._authenticate(scope)
-            if self._has_scope_rules:
-                self._check_scopes(principal, path)
-        except CredentialsMissing as exc:
+        except CredentialsMissing:
             # Optional mode lets anonymous callers in, except where a scope rule asks
             # for more: those pages stay protected (and send browsers to sign in).
             if not self.optional or (self._has_scope_rules and self._scope_rules.required(path)):
+                raise
+            return ANONYMOUS, None
+        if self._has_scope_rules:
+            self._check_scopes(principal, path)
+        return principal, extra_headers
+
+    async def _serve_checked(
+        self,
+        scope: Any,
+        receive: Any,
+        send: Any,
+        principal: Principal | AnonymousPrincipal,
+        extra_headers: list[tuple[bytes, bytes]] | None,
+    ) -> None:
+        # The resource's guarded tools, resources and prompts need their scopes on any
+        # path the resource covers, public or optional ones included.
+        if self._calls is not None and self._calls.applies(scope):
+            try:
+                receive = await self._calls.check(receive, principal)
+            except AuthError as exc:
                 await self._refuse(scope, receive, send, exc)
                 return
-            principal, extra_headers = ANONYMOUS, None
-        except AuthError as exc:
-            await self._refuse(scope, receive, send, exc)
-            return
         await self._serve(scope, receive, send, principal, extra_headers)
 
     async def _serve(
@@ -694,7 +758,7 @@ class SSOMiddleware:
         ):
             await self.login.redirect_to_login(scope, _with_headers(send, extra) if extra else send)
             return
-        await send_http_error(send, error, self.realm, extra)
+        await send_http_error(send, error, self.realm, extra, self._resource_metadata)
 
 
 def _check_arguments(**arguments: Any) -> None:
@@ -707,7 +771,7 @@ def _check_arguments(**arguments: Any) -> None:
     expected: dict[str, type] = {
         "paths": PathRules, "sources": CredentialSources, "login": LoginConfig,
         "identity": IdentityConfig, "scim": ScimConfig, "backends": Backends,
-        "limits": Limits, "http_client": httpx.AsyncClient,
+        "limits": Limits, "http_client": httpx.AsyncClient, "resource": ProtectedResource,
     }  # fmt: skip
     for name, kind in expected.items():
         value = arguments[name]

@@ -38,11 +38,19 @@ def _quoted(value: str) -> str:
     return "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "'" for ch in value)
 
 
-def challenge_header(error: AuthError, realm: str) -> bytes | None:
-    """The ``WWW-Authenticate`` value for ``error``, or ``None`` for a 503."""
-    if isinstance(error, ServiceUnavailable):
+def challenge_header(
+    error: AuthError, realm: str, resource_metadata: str | None = None
+) -> bytes | None:
+    """The ``WWW-Authenticate`` value for ``error``, or ``None`` for a 503 or a 413.
+
+    ``resource_metadata`` (RFC 9728 §5.1) names the protected resource's metadata
+    URL, where a client learns which authorization server to ask.
+    """
+    if isinstance(error, ServiceUnavailable) or error.status == 413:
         return None
     parts = [f'Bearer realm="{_quoted(realm)}"']
+    if resource_metadata is not None:
+        parts.append(f'resource_metadata="{_quoted(resource_metadata)}"')
     if error.error is not None:
         parts.append(f'error="{error.error}"')
         parts.append(f'error_description="{_quoted(error.description)}"')
@@ -76,11 +84,15 @@ def error_body(error: AuthError) -> bytes:
 
 
 def error_headers(
-    error: AuthError, realm: str, body: bytes, extra: Iterable[tuple[bytes, bytes]] = ()
+    error: AuthError,
+    realm: str,
+    body: bytes,
+    extra: Iterable[tuple[bytes, bytes]] = (),
+    resource_metadata: str | None = None,
 ) -> Headers:
     """Headers of a refusal: content type, length, no-store, challenge or ``Retry-After``."""
     headers: Headers = [_JSON, (b"content-length", str(len(body)).encode()), _NO_STORE]
-    challenge = challenge_header(error, realm)
+    challenge = challenge_header(error, realm, resource_metadata)
     if challenge is not None:
         headers.append((b"www-authenticate", challenge))
     if isinstance(error, ServiceUnavailable):
@@ -90,15 +102,23 @@ def error_headers(
 
 
 async def send_http_error(
-    send: Any, error: AuthError, realm: str, extra: Iterable[tuple[bytes, bytes]] = ()
+    send: Any,
+    error: AuthError,
+    realm: str,
+    extra: Iterable[tuple[bytes, bytes]] = (),
+    resource_metadata: str | None = None,
 ) -> None:
-    """Answer an HTTP request with the refusal for ``error``."""
+    """Answer an HTTP request with the refusal for ``error``.
+
+    ``resource_metadata``: the protected resource's metadata URL, named in the
+    challenge of a 401 or 403 (RFC 9728 §5.1).
+    """
     body = error_body(error)
     await send(
         {
             "type": "http.response.start",
             "status": error.status,
-            "headers": error_headers(error, realm, body, extra),
+            "headers": error_headers(error, realm, body, extra, resource_metadata),
         }
     )
     await send({"type": "http.response.body", "body": body})

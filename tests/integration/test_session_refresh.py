@@ -387,3 +387,23 @@ async def test_other_refusals_stop_refreshing_but_keep_the_session(
     ]
     clock.advance(3000)
     assert (await env.get("/a")).status_code == 200
+
+
+async def test_refresh_sends_the_configured_resource(
+    clock: FakeClock, store: MemorySessionStore
+) -> None:
+    # RFC 8707 §2.2: the refreshed access token stays issued for this resource.
+    env = Env(clock, store=store, resource="http://127.0.0.1:8000/mcp/")
+    await env.sign_in()
+    captured: list[httpx.Request] = []
+
+    async def spy(request: httpx.Request, forward: Forward) -> httpx.Response:
+        captured.append(request)
+        return await forward(request)
+
+    env.overrides["/token"] = spy
+    clock.advance(241)
+    assert (await env.get("/a")).status_code == 200
+    form = dict(httpx.QueryParams(captured[0].content.decode()))
+    assert form["grant_type"] == "refresh_token"
+    assert form["resource"] == "http://127.0.0.1:8000/mcp"

@@ -23,6 +23,7 @@ LAYER = {
     "extract": 1,
     "responses": 1,
     "observe": 2,
+    "mcp": 2,
     "_guards": 2,
     "keys": 3,
     "verify": 4,

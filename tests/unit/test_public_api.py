@@ -49,6 +49,7 @@ FRONT_DOOR = {
     "KeysUnavailable",
     "MalformedToken",
     "NotYetValid",
+    "PayloadTooLarge",
     "SSOError",
     "ServiceUnavailable",
     "StoreUnavailable",
@@ -76,6 +77,7 @@ FRONT_DOOR = {
     "Event",
     "EventSink",
     "PrometheusSink",
+    "ProtectedResource",
     # diagnostics
 }
 

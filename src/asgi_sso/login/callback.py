@@ -151,6 +151,8 @@ class SignInFlow:
         extra = dict(provider.authorize_params)
         if login_hint is not None:
             extra["login_hint"] = login_hint  # OIDC Core §3.1.2.1
+        if self.config.resource is not None:
+            extra["resource"] = self.config.resource  # RFC 8707 §2.1
         url = authorize_url(
             metadata.authorization_endpoint or "",
             client_id=provider.client_id,
@@ -318,6 +320,8 @@ class SignInFlow:
             "redirect_uri": flow.redirect_uri,
             "code_verifier": flow.verifier,
         }
+        if self.config.resource is not None:
+            form["resource"] = self.config.resource  # RFC 8707 §2.2
         tokens = await token_request(
             self._client,
             metadata.token_endpoint or "",

@@ -12,13 +12,14 @@ from asgi_sso.config import Secret, check_fields, is_loopback, plain_http_host
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.login.discovery import DiscoveryPage
 from asgi_sso.login.return_to import safe_return_to
+from asgi_sso.mcp.resource import canonical_resource
 from asgi_sso.sessions.codec import MIN_SECRET_BYTES
 
 __all__ = ["LoginConfig"]
 
 _RESERVED_PARAMS = frozenset(
     {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
-     "code_challenge", "code_challenge_method"}
+     "code_challenge", "code_challenge_method", "resource"}
 )  # fmt: skip
 _COOKIE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -93,6 +94,12 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             there: session cookies and authorization codes would cross the network
             readable by anyone on the way (development on a LAN only; logged once at
             WARNING). ``http://localhost`` needs no switch.
+        resource: this app's canonical resource URL, sent as ``resource`` (RFC 8707)
+            in the authorization and token requests of every provider, so that the
+            access token is issued for this resource (e.g. an MCP server's
+            ``ProtectedResource.resource``); canonicalised when built. Leave it unset
+            for providers that refuse the parameter (Entra ID v2 wants scopes of the
+            Application ID URI instead).
 
     Raises:
         ConfigurationError: a value of the wrong type, an unsafe setting without
@@ -129,10 +136,14 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     refresh_retry: float = 60.0
     discovery_page: Callable[[DiscoveryPage], str] | None = None
     allow_insecure_http: bool = False
+    resource: str | None = None
 
     def __post_init__(self) -> None:
         fail = ConfigurationError
         check_fields(self)
+        if self.resource is not None:
+            # One spelling everywhere: the token's aud is compared as a string.
+            msgspec.structs.force_setattr(self, "resource", canonical_resource(self.resource))
         self._check_default_provider()
         if not self.cookie_secrets:
             raise fail("LoginConfig.cookie_secrets needs at least one secret")

@@ -207,6 +207,8 @@ class SessionRefresher:
         if not metadata.token_endpoint:
             raise ProviderError("the provider metadata lacks a token endpoint")
         form = {"grant_type": "refresh_token", "refresh_token": record.refresh_token or ""}
+        if self.config.resource is not None:
+            form["resource"] = self.config.resource  # RFC 8707 §2.2
         return await token_request(
             self._client,
             metadata.token_endpoint,

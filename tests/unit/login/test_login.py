@@ -437,3 +437,36 @@ def test_token_sets_and_flow_states_never_show_their_secrets_in_repr() -> None:
         assert "SECRET" not in repr(value)
         assert "SECRET" not in str(value)
     assert "/home" in repr(flow)
+
+
+async def test_resource_is_sent_in_the_authorization_and_token_requests() -> None:
+    # RFC 8707: the token is issued for this resource (an MCP server's canonical URL).
+    provider = Provider(use_userinfo=False, resource="https://MCP.example/mcp/")
+    captured: list[httpx.Request] = []
+    provider.overrides["/token"] = lambda r: captured.append(r)
+    cookie, params = await provider.begin()
+    assert params["resource"] == "https://mcp.example/mcp"
+    query = urlencode({"code": "c0de", "state": params["state"], "iss": IDP})
+    await provider.call("/auth/callback", cookie=cookie, query=query)
+    assert parse_qs(captured[0].content.decode())["resource"] == ["https://mcp.example/mcp"]
+
+
+async def test_no_resource_parameter_unless_configured() -> None:
+    provider = Provider(use_userinfo=False)
+    _, params = await provider.begin()
+    assert "resource" not in params
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"resource": "http://mcp.example/mcp"}, {"extra_authorize_params": {"resource": "x"}}],
+)
+def test_resource_settings_are_checked_when_built(kw: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="resource"):
+        LoginConfig(
+            issuer=IDP,
+            client_id="web",
+            client_secret=Secret(SECRET),
+            cookie_secrets=(Secret(b"k" * 32),),
+            **kw,
+        )

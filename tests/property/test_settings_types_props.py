@@ -28,6 +28,7 @@ from asgi_sso import (
     LoginConfig,
     MemoryUserStore,
     PathRules,
+    ProtectedResource,
     ScimConfig,
     Secret,
     SSOMiddleware,
@@ -168,7 +169,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "refresh": _bool, "max_session_lifetime": _or_none(_number),
             "refresh_leeway": _number, "refresh_retry": _number,
             "discovery_page": _or_none(lambda v: callable(v) and not isinstance(v, type)),
-            "allow_insecure_http": _bool,
+            "allow_insecure_http": _bool, "resource": _or_none(_text),
         },
     ),
 }  # fmt: skip
@@ -243,6 +244,7 @@ MIDDLEWARE_KINDS: dict[str, Kind] = {
     "http_client": _or_none(lambda v: isinstance(v, httpx.AsyncClient)),
     "clock": _never,
     "prefetch": _bool,
+    "resource": _or_none(lambda v: isinstance(v, ProtectedResource)),
     "event_sinks": lambda v: isinstance(v, list | tuple) and all(callable(s) for s in v),
     "connections": lambda v: (
         v is None or (isinstance(v, list | tuple) and all(isinstance(c, Connection) for c in v))

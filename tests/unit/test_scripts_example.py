@@ -76,6 +76,7 @@ def test_the_second_start_does_not_reinstall(checkout: Path) -> None:
     second = start(checkout, "litestar")
     assert installs(second) == []
     assert second[-1] == "-m examples.litestar_app"
+    assert start(checkout, "mcp")[-1] == "-m examples.mcp_server"
 
 
 def test_a_changed_pyproject_installs_again_and_then_not(checkout: Path) -> None:

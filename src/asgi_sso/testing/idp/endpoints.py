@@ -1,5 +1,9 @@
-"""The dev IdP's HTTP endpoints: discovery, JWKS, authorize, token, userinfo, end_session,
-and the command line's ``/dev/token`` (:mod:`asgi_sso.testing.idp.devtoken`).
+"""The dev IdP's HTTP endpoints: discovery (OIDC and RFC 8414), JWKS, authorize, token,
+userinfo, end_session, client registration (:mod:`asgi_sso.testing.idp.registration`) and the
+command line's ``/dev/token`` (:mod:`asgi_sso.testing.idp.devtoken`).
+
+A request naming a ``resource`` (RFC 8707) gets access tokens whose ``aud`` is that resource;
+such a request is plain OAuth 2.0 and need not ask for ``openid``.
 
 Every refusal follows its spec: RFC 6749 §4.1.2.1 / §5.2 for OAuth errors, an
 error page (never a redirect) for a bad ``client_id`` or ``redirect_uri``
@@ -27,6 +31,7 @@ from asgi_sso.testing.idp.issue import token_response
 from asgi_sso.testing.idp.logout import end_session
 from asgi_sso.testing.idp.model import DevClient, DevUser, Grant, new_secret, verify_own
 from asgi_sso.testing.idp.pages import error_page, login_page
+from asgi_sso.testing.idp.registration import register
 from asgi_sso.testing.idp.requests import (
     NO_STORE,
     BadRequest,
@@ -35,6 +40,7 @@ from asgi_sso.testing.idp.requests import (
     expires_in_param,
     oauth_error,
     read_params,
+    resource_param,
     with_query,
 )
 from asgi_sso.testing.tokens import b64url
@@ -63,7 +69,7 @@ def _unavailable(idp: DevIdP) -> Response | None:
 
 
 async def discovery(idp: DevIdP, request: Request) -> Response:
-    """OIDC Discovery 1.0 §3 provider metadata."""
+    """OIDC Discovery 1.0 §3 provider metadata, also served as RFC 8414 §3 metadata."""
     down = _unavailable(idp)
     if down is not None:
         return down
@@ -73,6 +79,7 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
         "token_endpoint": idp.url("/token"),
         "userinfo_endpoint": idp.url("/userinfo"),
         "jwks_uri": idp.jwks_uri,
+        "registration_endpoint": idp.url("/register"),  # RFC 7591, public clients
         "end_session_endpoint": idp.url("/end_session"),
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
@@ -120,14 +127,18 @@ def _authorize_client(idp: DevIdP, params: Params) -> tuple[DevClient, str] | Re
 
 
 def _authorize_problem(params: Params) -> tuple[str, str] | None:
+    try:
+        resource = resource_param(params)
+    except BadRequest as exc:
+        return exc.error, exc.description
     if params.get("response_type") != "code":
         return "unsupported_response_type", "only response_type=code is supported"
     if params.get("code_challenge_method") != "S256":
         return "invalid_request", "PKCE with code_challenge_method=S256 is required"
     if not _PKCE.fullmatch(params.get("code_challenge", "")):
         return "invalid_request", "code_challenge is missing or malformed"
-    if "openid" not in params.get("scope", "").split():
-        return "invalid_scope", "the scope must include openid"
+    if resource is None and "openid" not in params.get("scope", "").split():
+        return "invalid_scope", "the scope must include openid (or name a resource, RFC 8707)"
     return None
 
 
@@ -160,6 +171,9 @@ async def authorize(idp: DevIdP, request: Request) -> Response:
     user = None if problem else _chosen_user(idp, params, request.method == "POST")
     if problem is None and user is None and "none" in params.get("prompt", "").split():
         problem = ("login_required", "prompt=none but nobody is signed in")
+    scope = "" if user is None else user.grantable(params.get("scope", ""))
+    if problem is None and user is not None and params.get("scope", "").strip() and not scope:
+        problem = ("access_denied", "the user may not be granted any of the requested scopes")
     if problem is not None:
         error = {"error": problem[0], "error_description": problem[1]}
         return RedirectResponse(with_query(redirect_uri, {**error, **reply}), status_code=302)
@@ -174,13 +188,14 @@ async def authorize(idp: DevIdP, request: Request) -> Response:
     idp.codes[code] = Grant(
         client_id=client.client_id,
         sub=user.sub,
-        scope=params.get("scope", ""),
+        scope=scope,
         sid=sid,
         auth_time=now,
         expires_at=now + idp.code_ttl,
         redirect_uri=redirect_uri,
         nonce=params.get("nonce"),
         code_challenge=params["code_challenge"],
+        resource=params.get("resource"),
     )
     return RedirectResponse(with_query(redirect_uri, {"code": code, **reply}), status_code=302)
 
@@ -235,7 +250,20 @@ def _code_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
     challenge = b64url(hashlib.sha256(verifier.encode("ascii")).digest())  # RFC 7636 §4.6
     if not hmac.compare_digest(challenge, grant.code_challenge):
         return oauth_error("invalid_grant", "PKCE verification failed")
+    problem = _same_resource(grant, params)
+    if problem is not None:
+        return problem
     return JSONResponse(token_response(idp, grant, client, nonce=True), headers=NO_STORE)
+
+
+def _same_resource(grant: Grant, params: Params) -> Response | None:
+    """Refuse a token request naming another resource than the grant (RFC 8707 §2.2)."""
+    asked = resource_param(params)
+    if asked is not None and grant.resource is not None and asked != grant.resource:
+        return oauth_error("invalid_target", "the resource differs from the authorized one")
+    if asked is not None:
+        grant.resource = asked
+    return None
 
 
 def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
@@ -244,6 +272,9 @@ def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
         return oauth_error("invalid_grant", "the refresh token is invalid or was already used")
     if idp.clock.time() >= grant.expires_at:
         return oauth_error("invalid_grant", "the refresh token has expired")
+    problem = _same_resource(grant, params)
+    if problem is not None:
+        return problem
     if "scope" in params:  # RFC 6749 §6: may narrow, never widen
         asked = params["scope"].split()
         if not set(asked) <= set(grant.scope.split()):
@@ -253,7 +284,7 @@ def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
 
 
 def _client_credentials(idp: DevIdP, client: DevClient, params: Params) -> Response:
-    audience = params.get("audience") or params.get("resource") or client.token_audience
+    audience = params.get("audience") or resource_param(params) or client.token_audience
     scope = params.get("scope", " ".join(client.scopes))
     expires_in = expires_in_param(params, idp.access_token_ttl)
     claims = idp.access_token_claims(
@@ -287,7 +318,7 @@ async def token(idp: DevIdP, request: Request) -> Response:
     try:
         response = await _token(idp, request)
     except BadRequest as exc:
-        response = oauth_error("invalid_request", exc.description)
+        response = oauth_error(exc.error, exc.description)
     return cors.allow(idp, request, response)
 
 
@@ -334,9 +365,12 @@ async def userinfo(idp: DevIdP, request: Request) -> Response:
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+_AS_METADATA = "/.well-known/oauth-authorization-server"
 Handler = Callable[["DevIdP", Request], Awaitable[Response]]
 _ROUTES: dict[str, Handler] = {
     "/.well-known/openid-configuration": discovery,
+    "/.well-known/oauth-authorization-server": discovery,
+    "/register": register,
     "/jwks": jwks,
     "/authorize": authorize,
     "/token": token,
@@ -350,6 +384,8 @@ async def dispatch(idp: DevIdP, scope: Scope, receive: Receive, send: Send) -> N
     """Route one HTTP request to its endpoint."""
     path: str = scope["path"]
     handler = None
+    if idp.path_prefix and path == _AS_METADATA + idp.path_prefix:  # RFC 8414 §3.1
+        path = idp.path_prefix + _AS_METADATA
     if path.startswith(idp.path_prefix):
         handler = _ROUTES.get(path[len(idp.path_prefix) :])
     if handler is None:
@@ -359,7 +395,7 @@ async def dispatch(idp: DevIdP, scope: Scope, receive: Receive, send: Send) -> N
         try:
             response = await handler(idp, Request(scope, receive))
         except BadRequest as exc:
-            response = oauth_error("invalid_request", exc.description)
+            response = oauth_error(exc.error, exc.description)
     await response(scope, receive, send)
 
 

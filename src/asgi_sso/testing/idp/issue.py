@@ -29,7 +29,7 @@ def token_response(idp: DevIdP, grant: Grant, client: DevClient, *, nonce: bool)
         idp.access_token_claims(
             grant.sub,
             client_id=client.client_id,
-            audience=client.token_audience,
+            audience=grant.resource or client.token_audience,
             scope=grant.scope,
             extra={"auth_time": grant.auth_time, "sid": grant.sid},
         ),
@@ -52,6 +52,7 @@ def token_response(idp: DevIdP, grant: Grant, client: DevClient, *, nonce: bool)
             sid=grant.sid,
             auth_time=grant.auth_time,
             expires_at=idp.clock.time() + idp.refresh_token_ttl,
+            resource=grant.resource,
         )
         body["refresh_token"] = refresh
     return body

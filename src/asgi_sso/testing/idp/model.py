@@ -32,6 +32,7 @@ __all__ = [
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 _ALL_SCOPES = frozenset({"profile", "email"})
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 
 
 class DevUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -46,6 +47,10 @@ class DevUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
         tenant: released as ``tid`` (the Entra-style tenant id), when set.
         connection_id: released as ``connection_id`` (a broker's connection), when set.
         extra_claims: any other claims to release in ID and access tokens.
+        scopes: the API scopes this user may be granted; ``None`` grants any asked for.
+            The OpenID scopes (``openid``, ``profile``, ``email``, ``offline_access``)
+            are always granted. A request asking for more gets a narrower grant
+            (RFC 6749 §3.3), as a real IdP's consent or policy would give.
     """
 
     sub: str
@@ -58,10 +63,17 @@ class DevUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     tenant: str | None = None
     connection_id: str | None = None
     extra_claims: dict[str, Any] = msgspec.field(default_factory=dict)
+    scopes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.sub or len(self.sub) > 255:
             raise ConfigurationError("DevUser.sub must be 1 to 255 characters")  # OIDC Core §2
+
+    def grantable(self, asked: str) -> str:
+        """The part of the space-separated ``asked`` scope this user may be granted, in order."""
+        return " ".join(
+            s for s in asked.split() if self.scopes is None or s in OIDC_SCOPES or s in self.scopes
+        )
 
     def profile(self) -> dict[str, Any]:
         """Every claim this user releases besides ``sub``, as access tokens carry them."""
@@ -210,6 +222,7 @@ class Grant(msgspec.Struct, kw_only=True):
     redirect_uri: str = ""
     nonce: str | None = None
     code_challenge: str = ""
+    resource: str | None = None  # RFC 8707: the audience of the access tokens
 
 
 class KeyRing:

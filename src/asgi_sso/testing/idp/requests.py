@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,6 +16,7 @@ __all__ = [
     "expires_in_param",
     "oauth_error",
     "read_params",
+    "resource_param",
     "with_query",
 ]
 
@@ -22,14 +24,19 @@ Params = dict[str, str]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _MAX_BODY = 64 * 1024
 MAX_EXPIRES_IN = 86_400  # a day: a dev token that outlives it is a mistake
+MAX_RESOURCE = 2048
+_TARGET = "invalid_target"  # RFC 8707 §2
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 §3.1
+_URI_CHARS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space (RFC 3986 §2)
 
 
 class BadRequest(Exception):
-    """A malformed request, answered with ``invalid_request``."""
+    """A malformed request, answered with ``error`` (``invalid_request`` unless told)."""
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, error: str = "invalid_request") -> None:
         super().__init__(description)
         self.description = description
+        self.error = error
 
 
 def oauth_error(
@@ -60,6 +67,8 @@ def with_query(uri: str, params: dict[str, str]) -> str:
 def _parse_form(raw: str) -> Params:
     params: Params = {}
     for key, value in parse_qsl(raw, keep_blank_values=True):
+        if key in params and key == "resource":  # RFC 8707 §2 allows several; we issue one aud
+            raise BadRequest("one resource per request: a token has one audience here", _TARGET)
         if key in params:  # RFC 6749 §3.1: parameters MUST NOT be repeated
             raise BadRequest(f"parameter {key!r} is repeated")
         params[key] = value
@@ -89,6 +98,28 @@ async def read_params(request: Request) -> Params:
         return _parse_form(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise BadRequest("the body is not UTF-8") from exc
+
+
+def resource_param(params: Params) -> str | None:
+    """The ``resource`` parameter (RFC 8707 §2), or ``None`` when absent.
+
+    Raises:
+        BadRequest: (``invalid_target``) not an absolute URI, or one with a fragment,
+            or over 2048 characters.
+    """
+    raw = params.get("resource")
+    if raw is None:
+        return None
+    if len(raw) > MAX_RESOURCE or not _URI_CHARS.fullmatch(raw) or "#" in raw:
+        raise BadRequest("resource must be an absolute URI without a fragment", _TARGET)
+    scheme, sep, rest = raw.partition(":")
+    if not sep or not rest or not _SCHEME.fullmatch(scheme):
+        raise BadRequest("resource must be an absolute URI without a fragment", _TARGET)
+    try:
+        urlsplit(raw)  # a malformed authority ("http://[::1") is not a URI either
+    except ValueError as exc:
+        raise BadRequest("resource must be an absolute URI without a fragment", _TARGET) from exc
+    return raw
 
 
 def expires_in_param(params: Params, default: int) -> int:

@@ -29,8 +29,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, url: str) -> Iterator[None]:
+def serve_in_thread(app: ASGIApp, url: str, *, lifespan: bool = False) -> Iterator[None]:
     """Serve ``app`` on the loopback host and port of ``url`` until the block ends.
+
+    ``lifespan=True`` runs the app's lifespan (an app with background tasks, such as
+    an MCP server's session manager, starts them there).
 
     Raises:
         ConfigurationError: ``url`` is not ``http://`` on a loopback host with a port,
@@ -43,7 +46,12 @@ def serve_in_thread(app: ASGIApp, url: str) -> Iterator[None]:
         raise ConfigurationError("serving needs an issuer like http://127.0.0.1:<port>")
     host = "::1" if parts.hostname == "::1" else "127.0.0.1"
     config = uvicorn.Config(
-        app, host=host, port=parts.port, log_level="warning", lifespan="off", ws="none"
+        app,
+        host=host,
+        port=parts.port,
+        log_level="warning",
+        lifespan="on" if lifespan else "off",
+        ws="none",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"dev-idp:{parts.port}", daemon=True)

@@ -11,11 +11,12 @@ middleware already put in the request scope (no second verification).
 from __future__ import annotations
 
 from asgi_sso.mcp.resource import ProtectedResource, canonical_resource
-from asgi_sso.mcp.scopes import principal_of, require_scopes
+from asgi_sso.mcp.scopes import principal_of, require_scopes, require_tier
 
 __all__ = [
     "ProtectedResource",
     "canonical_resource",
     "principal_of",
     "require_scopes",
+    "require_tier",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 from asgi_sso.errors import InsufficientScope
 from asgi_sso.principal import AnonymousPrincipal, Principal
 
-__all__ = ["principal_of", "require_scopes"]
+__all__ = ["principal_of", "require_scopes", "require_tier"]
 
 
 def principal_of(source: Any) -> Principal | AnonymousPrincipal:
@@ -56,4 +56,24 @@ def require_scopes(source: Any, *scopes: str) -> Principal:
         raise InsufficientScope(
             f"this call requires the scope(s): {' '.join(missing or scopes)}", scopes=scopes
         )
+    return principal
+
+
+def require_tier(source: Any, minimum: str) -> Principal:
+    """Refuse unless the request's principal has tier ``minimum`` or a higher one.
+
+    Higher means the tier mapper's own order (``Principal.has_tier``), so
+    ``require_tier(ctx, "pro")`` admits ``enterprise`` too. For a tool, resource or
+    prompt open only to some of the company's plans.
+
+    Returns:
+        the principal, for the tool to use.
+
+    Raises:
+        InsufficientScope: no principal, or a lower tier (or none).
+        ConfigurationError: ``minimum`` is not one of the tier mapper's tiers.
+    """
+    principal = principal_of(source)
+    if not isinstance(principal, Principal) or not principal.has_tier(minimum):
+        raise InsufficientScope(f"this call requires the {minimum!r} tier or a higher one")
     return principal

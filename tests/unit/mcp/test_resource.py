@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from asgi_sso import ConfigurationError, InsufficientScope, Principal, ProtectedResource
-from asgi_sso.mcp import canonical_resource, principal_of, require_scopes
+from asgi_sso.mcp import canonical_resource, principal_of, require_scopes, require_tier
 from asgi_sso.principal import ANONYMOUS
 
 
@@ -133,3 +133,23 @@ def test_no_principal_is_a_refusal(source: Any) -> None:
 def test_anonymous_never_passes_even_with_no_scopes() -> None:
     with pytest.raises(InsufficientScope):
         require_scopes({"user": ANONYMOUS})
+
+
+def test_require_tier_admits_the_tier_and_higher_ones_by_the_mappers_order() -> None:
+    ranks = {"enterprise": 3, "pro": 2, "free": 1}
+
+    def at(tier: str | None) -> Principal:
+        return Principal(
+            identity="u", claims={}, issuer="i", connection="c", tier=tier, tier_ranks=ranks
+        )
+
+    for tier in ("pro", "enterprise"):
+        user = at(tier)
+        assert require_tier(_Context(_Request({"user": user})), "pro") is user
+    for tier in ("free", None):
+        with pytest.raises(InsufficientScope, match="'pro' tier"):
+            require_tier({"user": at(tier)}, "pro")
+    with pytest.raises(InsufficientScope):
+        require_tier({"user": ANONYMOUS}, "free")
+    with pytest.raises(ConfigurationError, match="gold"):
+        require_tier({"user": at("pro")}, "gold")  # a misspelt tier refuses no one silently

@@ -31,8 +31,9 @@ __all__ = ["IntrospectionUnavailable", "Introspector", "is_opaque"]
 
 T = TypeVar("T")
 
-# RFC 6750 §2.1 b64token characters; extract.py already refuses others in headers.
-_B64TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+# RFC 6750 §2.1 b64token: these characters, then any "="; extract.py already
+# refuses other headers, but a token may come from a cookie or a direct call.
+_B64TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/")
 _MAX_JSON_DEPTH = 8
 
 
@@ -106,7 +107,8 @@ class Introspector(Generic[T]):
         """
         if len(token) > self._config.max_token_bytes:
             raise MalformedToken(f"the token is longer than {self._config.max_token_bytes} bytes")
-        if not token or not _B64TOKEN.issuperset(token):
+        body = token.rstrip("=")
+        if not body or "=" in body or not _B64TOKEN.issuperset(body):
             raise MalformedToken("the token has characters a bearer token cannot hold")
         key = self.key(token)
         entry = self._entries.get(key)
@@ -197,7 +199,7 @@ class Introspector(Generic[T]):
                 )
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
                     raise self._unavailable("the introspection answer is too large")

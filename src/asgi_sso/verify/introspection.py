@@ -37,6 +37,20 @@ _B64TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 _MAX_JSON_DEPTH = 8
 
 
+class _Refusal:
+    """A remembered refusal: its class and description, never the exception
+    (whose traceback would keep the request's frames, and the token, alive)."""
+
+    __slots__ = ("description", "kind")
+
+    def __init__(self, error: AuthError) -> None:
+        self.kind = type(error)
+        self.description = error.description
+
+    def error(self) -> AuthError:
+        return self.kind(self.description)
+
+
 class IntrospectionUnavailable(ServiceUnavailable):
     """The introspection endpoint could not give a usable answer (503)."""
 
@@ -85,7 +99,7 @@ class Introspector(Generic[T]):
         self._clock = clock
         # A per-process key: cache keys reveal nothing about tokens if dumped.
         self._hash_key = secrets.token_bytes(32)
-        self._entries: OrderedDict[bytes, tuple[T | AuthError, float]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[T | _Refusal, float]] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Task[T]] = {}
         # RFC 6749 §2.3.1: each part form-encoded before Basic encoding.
         basic = quote_plus(config.client_id) + ":" + quote_plus(config.client_secret.reveal_str())
@@ -116,8 +130,8 @@ class Introspector(Generic[T]):
             value, until = entry
             if self._clock.monotonic() < until:
                 self._entries.move_to_end(key)
-                if isinstance(value, AuthError):
-                    raise value.with_traceback(None)
+                if isinstance(value, _Refusal):
+                    raise value.error()
                 return value
             del self._entries[key]
         task = self._inflight.get(key)
@@ -133,7 +147,7 @@ class Introspector(Generic[T]):
         gone = [
             key
             for key, (value, _) in self._entries.items()
-            if not isinstance(value, AuthError) and not keep(value)
+            if not isinstance(value, _Refusal) and not keep(value)
         ]
         for key in gone:
             del self._entries[key]
@@ -146,19 +160,19 @@ class Introspector(Generic[T]):
     async def _resolve(self, token: str, key: bytes) -> T:
         answer = await self._call(token)
         if answer.get("active") is not True:
-            error: AuthError = InvalidToken("the token is not active")
-            self._remember(key, error, self._config.inactive_ttl)
+            error = InvalidToken("the token is not active")
+            self._remember(key, _Refusal(error), self._config.inactive_ttl)
             raise error
         now = self._clock.time()
         try:
             value, expires_at = self._build(answer, now)
         except InvalidToken as exc:
-            self._remember(key, exc, self._config.inactive_ttl)
+            self._remember(key, _Refusal(exc), self._config.inactive_ttl)
             raise
         self._remember(key, value, min(self._config.cache_ttl, expires_at - now))
         return value
 
-    def _remember(self, key: bytes, value: T | AuthError, ttl: float) -> None:
+    def _remember(self, key: bytes, value: T | _Refusal, ttl: float) -> None:
         if ttl <= 0:
             return
         self._entries[key] = (value, self._clock.monotonic() + ttl)

@@ -349,7 +349,10 @@ class DevIdP:
 
     @contextmanager
     def outage(self, status: int = 503) -> Iterator[None]:
-        """Within the block, discovery, JWKS and introspection answer ``status`` (with ``Retry-After``)."""
+        """Within the block, discovery, JWKS and introspection answer ``status``.
+
+        Each refusal carries ``Retry-After``.
+        """
         previous, self.outage_status = self.outage_status, status
         try:
             yield

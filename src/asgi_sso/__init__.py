@@ -12,7 +12,7 @@ subpackages (``verify``, ``keys``, ``identity``, ``sessions``, ``login``,
 
 from __future__ import annotations
 
-from asgi_sso.config import Clock, Issuer, Limits, Secret, SystemClock
+from asgi_sso.config import Clock, Introspection, Issuer, Limits, Secret, SystemClock
 from asgi_sso.deprovision import ScimConfig
 from asgi_sso.errors import (
     AuthError,
@@ -86,6 +86,7 @@ __all__ = [
     "ExpiredToken",
     "IdentityConfig",
     "InsufficientScope",
+    "Introspection",
     "InvalidAudience",
     "InvalidClaim",
     "InvalidRequest",

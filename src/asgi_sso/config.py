@@ -22,6 +22,7 @@ __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "SUPPORTED_ALGORITHMS",
     "Clock",
+    "Introspection",
     "Issuer",
     "Limits",
     "Secret",
@@ -233,6 +234,70 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ConfigurationError("Limits.jwks_min_ttl must not exceed jwks_max_ttl")
 
 
+class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How an issuer's opaque access tokens are checked: OAuth introspection (RFC 7662).
+
+    A credential that is not a compact JWS goes to the introspection endpoint of the
+    one issuer configured with this (only one may be); the answer's claims are then
+    checked like a JWT's (``iss``, ``aud``, ``exp``, ``sub``, scopes).
+
+    Attributes:
+        client_id: this API's client id at the IdP (HTTP Basic authentication).
+        client_secret: its secret (never logged or shown in a ``repr``).
+        endpoint: the introspection endpoint; ``None`` reads ``introspection_endpoint``
+            from the issuer's discovery document.
+        cache_ttl: at most this many seconds an active answer is reused (never past
+            the token's ``exp``); ``0`` asks the IdP every time.
+        inactive_ttl: seconds an ``active: false`` answer is remembered.
+        cache_size: how many answers are kept (least recently used dropped first).
+        timeout: seconds for the whole call, then 503.
+        max_response_bytes: a larger answer is refused (503).
+        max_token_bytes: a longer opaque token is refused without a call (401).
+        token_type_hint: sent as ``token_type_hint`` (RFC 7662 §2.1); ``None`` omits it.
+        retry_after: the ``Retry-After`` seconds of a 503 while the endpoint fails.
+
+    Raises:
+        ConfigurationError: a value of the wrong type or out of range.
+    """
+
+    client_id: str
+    client_secret: Secret
+    endpoint: str | None = None
+    cache_ttl: float = 60.0
+    inactive_ttl: float = 10.0
+    cache_size: int = 10_000
+    timeout: float = 5.0
+    max_response_bytes: int = 65_536
+    max_token_bytes: int = 4096
+    token_type_hint: str | None = "access_token"
+    retry_after: int = 5
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.client_id:
+            raise ConfigurationError("Introspection.client_id must not be empty")
+        if self.endpoint is not None and urlsplit(self.endpoint).scheme.lower() not in (
+            "https",
+            "http",
+        ):
+            raise ConfigurationError("Introspection.endpoint must be an https URL")
+        bounded = {
+            "cache_ttl": (0.0, 86_400.0),
+            "inactive_ttl": (0.0, 3_600.0),
+            "cache_size": (1, 10_000_000),
+            "timeout": (0.1, 120.0),
+            "max_response_bytes": (256, 16_777_216),
+            "max_token_bytes": (16, 65_536),
+            "retry_after": (1, 3_600),
+        }
+        for name, (low, high) in bounded.items():
+            value = getattr(self, name)
+            if not low <= value <= high:  # also refuses NaN
+                raise ConfigurationError(
+                    f"Introspection.{name} must be between {low} and {high}, not {value!r}"
+                )
+
+
 class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One trusted token issuer (an IdP, or a templated family of tenants).
 
@@ -288,6 +353,9 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             ``discovery_url`` on another machine, whose keys anyone on the network
             path could replace (development on a LAN only; logged once at WARNING).
             Plain http to a loopback host (a dev IdP on this machine) needs no switch.
+        introspection: check this issuer's opaque (non-JWT) access tokens by
+            introspection (RFC 7662); see :class:`Introspection`. JWTs of the issuer
+            are still verified locally. At most one issuer may set it.
 
     Raises:
         ConfigurationError: a value of the wrong type, no ``audience`` given, a plain
@@ -313,6 +381,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     client_id: str | None = None
     name: str | None = None
     allow_insecure_http: bool = False
+    introspection: Introspection | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -374,8 +443,19 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             value = getattr(self, name)
             if value is not None and urlsplit(value).scheme.lower() not in ("https", "http"):
                 raise ConfigurationError(f"Issuer.{name} must be an https URL")
+        if self.is_template and self.introspection and self.introspection.endpoint is None:
+            raise ConfigurationError(
+                f"templated issuer {self.issuer!r} needs Introspection.endpoint set"
+            )
         if self.allow_insecure_http:
             return
+        endpoint = self.introspection.endpoint if self.introspection else None
+        if plain_http_host(endpoint) is not None:
+            # The client secret and the bearer token would cross the network in clear.
+            raise ConfigurationError(
+                f"Introspection.endpoint of {self.label!r} is plain http to another "
+                "host: use https (or allow_insecure_http=True on a development LAN)"
+            )
         for name in ("issuer", "jwks_uri", "discovery_url"):
             host = plain_http_host(getattr(self, name))
             if host is not None:

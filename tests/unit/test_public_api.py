@@ -20,6 +20,7 @@ FRONT_DOOR = {
     "Clock",
     "CredentialSources",
     "IdentityConfig",
+    "Introspection",
     "Issuer",
     "Limits",
     "LoginConfig",

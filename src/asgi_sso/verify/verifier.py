@@ -23,6 +23,7 @@ from asgi_sso.errors import (
     ConfigurationError,
     DisallowedAlgorithm,
     InvalidClaim,
+    InvalidToken,
     MalformedToken,
     ServiceUnavailable,
     UnknownIssuer,
@@ -33,6 +34,7 @@ from asgi_sso.keys.jwk import VerificationKey, key_from_secret
 from asgi_sso.keys.jwks import JWKSCache
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.verify.claims import ClaimPolicy, normalize_type, scopes_from, validate_claims
+from asgi_sso.verify.introspection import IntrospectionUnavailable, Introspector, is_opaque
 from asgi_sso.verify.issuer_keys import HMAC_ALGORITHMS, IssuerKeys
 from asgi_sso.verify.issuers import IssuerRegistry, ResolvedIssuer
 from asgi_sso.verify.jws import JWSParser, ParsedToken, verify_signature
@@ -188,6 +190,8 @@ class _Rules:
 
 
 _ISSUER_RULES = _Rules(None, None, None, id_token=False)
+# An introspection answer has no JOSE header, so no ``typ`` to check.
+_INTROSPECTED_RULES = _Rules(None, (), None, id_token=False)
 
 
 class TokenVerifier:
@@ -239,7 +243,15 @@ class TokenVerifier:
             failure_size=limits.failure_cache_size,
             recent=limits.recent_credentials,
         )
-        self._owns_client = client is None and (jwks is None or discovery is None)
+        introspecting = [i for i in issuers if i.introspection is not None]
+        if len(introspecting) > 1:
+            raise ConfigurationError(
+                "only one issuer may set introspection: an opaque token names no issuer, "
+                f"so it could go to {introspecting[0].label!r} or {introspecting[1].label!r}"
+            )
+        self._owns_client = client is None and (
+            jwks is None or discovery is None or bool(introspecting)
+        )
         if self._owns_client:
             client = httpx.AsyncClient(timeout=limits.fetch_timeout)
         self._client = client
@@ -262,6 +274,10 @@ class TokenVerifier:
             limits=limits,
             clock=clock,
         )
+        self._introspector: Introspector[VerifiedToken] | None = None
+        if introspecting:
+            assert client is not None
+            self._introspector = self._make_introspector(introspecting[0], client)
 
     def set_connections(
         self, issuers: Sequence[Issuer], *, sign_in_only: Collection[str] = ()
@@ -397,6 +413,16 @@ class TokenVerifier:
             AuthError: a subclass saying why the token is refused (never anything else).
         """
         if (
+            self._introspector is not None
+            and isinstance(token, str)
+            and is_opaque(token)
+            and audience is None
+            and token_types is None
+            and required_claims is None
+            and not id_token
+        ):
+            return await self._introspect_reported(self._introspector, token)
+        if (
             use_cache
             and audience is None
             and token_types is None
@@ -485,7 +511,10 @@ class TokenVerifier:
         else:
             signer = await queued
         # The clock is read after the keys: a fetch may take a while.
-        return self._verified(parsed, resolved, state, rules, signer.kid, self._clock.time())
+        now = self._clock.time()
+        return self._verified(
+            parsed.claims, parsed.header, parsed.payload, resolved, state, rules, signer.kid, now
+        )
 
     def _route(self, parsed: ParsedToken) -> tuple[ResolvedIssuer, _IssuerState]:
         claims = parsed.claims
@@ -500,17 +529,18 @@ class TokenVerifier:
 
     def _verified(
         self,
-        parsed: ParsedToken,
+        claims: dict[str, Any],
+        header: dict[str, Any],
+        payload: bytes,
         resolved: ResolvedIssuer,
         state: _IssuerState,
         rules: _Rules,
         kid: str | None,
         now: float,
     ) -> VerifiedToken:
-        claims = parsed.claims
         expires_at = validate_claims(
             claims,
-            parsed.header,
+            header,
             resolved.iss,
             state.policy,
             now=now,
@@ -523,8 +553,8 @@ class TokenVerifier:
         if type(user) is not str or not user:
             user = _user_key(user, state.user_claim, required=rules.id_token)
         return VerifiedToken(
-            parsed.payload,
-            self._shared.header(parsed.header),
+            payload,
+            self._shared.header(header),
             resolved,
             user,
             resolved.connection,
@@ -577,7 +607,84 @@ class TokenVerifier:
         self, *, subject: str, issuer: str | None = None, connection: str | None = None
     ) -> int:
         """Drop cached verifications of ``subject`` (e.g. on deprovisioning); return how many."""
-        return self._cache.evict_subject(subject=subject, issuer=issuer, connection=connection)
+        count = self._cache.evict_subject(subject=subject, issuer=issuer, connection=connection)
+        if self._introspector is not None:
+            count += self._introspector.evict(
+                lambda v: (
+                    v.subject != subject
+                    or (issuer is not None and v.issuer.iss != issuer)
+                    or (connection is not None and v.connection != connection)
+                )
+            )
+        return count
+
+    @property
+    def introspector(self) -> Introspector[VerifiedToken] | None:
+        """The opaque-token introspector, when an issuer sets ``introspection``."""
+        return self._introspector
+
+    def _make_introspector(
+        self, issuer: Issuer, client: httpx.AsyncClient
+    ) -> Introspector[VerifiedToken]:
+        config = issuer.introspection
+        assert config is not None
+
+        async def endpoint() -> str:
+            if config.endpoint is not None:
+                return config.endpoint
+            found = (await self.metadata(issuer.issuer)).introspection_endpoint
+            if found is None:
+                raise IntrospectionUnavailable(
+                    f"issuer {issuer.label!r} advertises no introspection_endpoint",
+                    retry_after=config.retry_after,
+                )
+            return found
+
+        def build(answer: dict[str, Any], now: float) -> tuple[VerifiedToken, float]:
+            verified = self._introspected(issuer, answer, now)
+            return verified, verified.expires_at
+
+        return Introspector(
+            config, client=client, endpoint=endpoint, build=build, clock=self._clock
+        )
+
+    def _introspected(self, issuer: Issuer, answer: dict[str, Any], now: float) -> VerifiedToken:
+        # RFC 7662 §2.2: every member but ``active`` is optional. The answer comes
+        # from this issuer's own authenticated endpoint, so a missing ``iss`` is its.
+        claims = dict(answer)
+        if "iss" not in claims and not issuer.is_template:
+            claims["iss"] = issuer.issuer
+        token_type = claims.get("token_type")
+        if token_type is not None and type(token_type) is not str:
+            raise InvalidClaim("the introspection answer's 'token_type' must be a string")
+        if isinstance(token_type, str) and token_type.lower() == "refresh_token":
+            raise InvalidToken("a refresh token is not an access token")
+        resolved = self._registry.resolve(claims.get("iss"), claims)
+        if resolved.config is not issuer:
+            raise UnknownIssuer("the introspection answer names another issuer")
+        state = self._states[resolved.key]
+        payload = msgspec.json.encode(claims)
+        return self._verified(claims, {}, payload, resolved, state, _INTROSPECTED_RULES, None, now)
+
+    async def _introspect_reported(
+        self, introspector: Introspector[VerifiedToken], token: str
+    ) -> VerifiedToken:
+        emitting = self._emitter.enabled
+        started = time.perf_counter() if emitting else 0.0
+        try:
+            verified = await introspector.introspect(token)
+        except AuthError as error:
+            if emitting:
+                self._emit_verify(None, error, started)
+            raise
+        except Exception as exc:
+            malformed = MalformedToken()
+            if emitting:
+                self._emit_verify(None, malformed, started)
+            raise malformed from exc
+        if emitting:
+            self._emit_verify(verified, None, started)
+        return verified
 
     async def aclose(self) -> None:
         """Close the HTTP client if this verifier created it."""

@@ -81,6 +81,7 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
         "jwks_uri": idp.jwks_uri,
         "registration_endpoint": idp.url("/register"),  # RFC 7591, public clients
         "end_session_endpoint": idp.url("/end_session"),
+        "introspection_endpoint": idp.url("/introspect"),  # RFC 7662
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -365,6 +366,43 @@ async def userinfo(idp: DevIdP, request: Request) -> Response:
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+async def introspect(idp: DevIdP, request: Request) -> Response:
+    """Token introspection (RFC 7662 §2) for registered confidential clients.
+
+    Opaque tokens from :meth:`DevIdP.issue_opaque_token` and this IdP's own JWT
+    access tokens are active until they expire (or are revoked); anything else is
+    ``{"active": false}``.
+    """
+    down = _unavailable(idp)
+    if down is not None:
+        return down
+    if request.method != "POST":
+        return oauth_error("invalid_request", "the introspection endpoint takes POST only", 405)
+    params = await read_params(request)
+    client = _authenticate_client(idp, request, params)
+    if isinstance(client, Response):
+        return client
+    if client.client_secret is None and client.jwks is None:  # RFC 7662 §2.1
+        return oauth_error("invalid_client", "a public client may not introspect", 401)
+    claims = _active_claims(idp, params.get("token", ""))
+    if claims is None:
+        return JSONResponse({"active": False}, headers=NO_STORE)
+    return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
+
+
+def _active_claims(idp: DevIdP, token: str) -> dict[str, Any] | None:
+    claims = idp.opaque_tokens.get(token)
+    if claims is None:
+        verified = verify_own(token, idp.keys) if token.count(".") == 2 else None
+        if verified is None or verified[0].get("typ") != "at+jwt":
+            return None
+        claims = verified[1]
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or idp.clock.time() >= exp:
+        return None
+    return dict(claims)
+
+
 _AS_METADATA = "/.well-known/oauth-authorization-server"
 Handler = Callable[["DevIdP", Request], Awaitable[Response]]
 _ROUTES: dict[str, Handler] = {
@@ -376,6 +414,7 @@ _ROUTES: dict[str, Handler] = {
     "/token": token,
     "/userinfo": userinfo,
     "/end_session": end_session,
+    "/introspect": introspect,
     "/dev/token": dev_token,
 }
 

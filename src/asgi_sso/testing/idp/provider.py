@@ -105,6 +105,7 @@ class DevIdP:
         self.session_clients: dict[str, set[str]] = {}  # sid -> clients signed in
         self.codes: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, Grant] = {}
+        self.opaque_tokens: dict[str, dict[str, Any]] = {}  # token -> its claims
         self.sessions: dict[str, str] = {}  # sid -> sub
         self.assertion_jtis: dict[str, float] = {}  # used client assertions -> their exp
         self.requests: Counter[str] = Counter()  # endpoint name -> calls
@@ -248,6 +249,37 @@ class DevIdP:
         )
         return self.sign(body, "at+jwt")
 
+    def issue_opaque_token(
+        self,
+        sub: str = "user-1",
+        *,
+        audience: str | Iterable[str] | None = None,
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, Any] | None = None,
+        expires_in: float | None = None,
+        client_id: str = "dev-client",
+    ) -> str:
+        """Mint an opaque access token, checked only through ``/introspect`` (RFC 7662).
+
+        Takes the arguments of :meth:`issue_token`; the claims are those the
+        introspection endpoint answers with. :meth:`revoke_opaque_token` ends it early.
+        """
+        body = self.access_token_claims(
+            sub,
+            client_id=client_id,
+            audience=self._default_audience(client_id) if audience is None else audience,
+            scope=" ".join(scopes),
+            expires_in=expires_in,
+            extra=claims,
+        )
+        token = new_secret()
+        self.opaque_tokens[token] = body
+        return token
+
+    def revoke_opaque_token(self, token: str) -> None:
+        """Make an opaque token inactive (introspection answers ``active: false``)."""
+        self.opaque_tokens.pop(token, None)
+
     def _default_audience(self, client_id: str) -> str:
         client = self.clients.get(client_id)
         return client_id if client is None else client.token_audience
@@ -317,7 +349,10 @@ class DevIdP:
 
     @contextmanager
     def outage(self, status: int = 503) -> Iterator[None]:
-        """Within the block, discovery and JWKS answer ``status`` (with ``Retry-After``)."""
+        """Within the block, discovery, JWKS and introspection answer ``status``.
+
+        Each refusal carries ``Retry-After``.
+        """
         previous, self.outage_status = self.outage_status, status
         try:
             yield

@@ -1,0 +1,248 @@
+"""Opaque access tokens checked by OAuth token introspection (RFC 7662).
+
+:class:`Introspector` asks one issuer's introspection endpoint about a token and
+keeps the answer: an active one until the token's ``exp`` and at most
+``Introspection.cache_ttl``, an inactive one for ``inactive_ttl``, in a bounded
+LRU keyed by a keyed hash of the token (the token itself is never stored, logged
+or put in an error). Concurrent requests for one token share one call. An outage,
+a timeout, a non-200 or an answer that is not an RFC 7662 JSON object is a 503
+with ``Retry-After``, never a pass-through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote_plus
+
+import httpx
+import msgspec
+
+from asgi_sso.config import Clock, Introspection
+from asgi_sso.errors import AuthError, InvalidToken, MalformedToken, ServiceUnavailable
+
+__all__ = ["IntrospectionUnavailable", "Introspector", "is_opaque"]
+
+T = TypeVar("T")
+
+# RFC 6750 §2.1 b64token: these characters, then any "="; extract.py already
+# refuses other headers, but a token may come from a cookie or a direct call.
+_B64TOKEN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/")
+_MAX_JSON_DEPTH = 8
+
+
+class _Refusal:
+    """A remembered refusal: its class and description, never the exception
+    (whose traceback would keep the request's frames, and the token, alive)."""
+
+    __slots__ = ("description", "kind")
+
+    def __init__(self, error: AuthError) -> None:
+        self.kind = type(error)
+        self.description = error.description
+
+    def error(self) -> AuthError:
+        return self.kind(self.description)
+
+
+class IntrospectionUnavailable(ServiceUnavailable):
+    """The introspection endpoint could not give a usable answer (503)."""
+
+    default_description = "the identity provider's token introspection is unavailable"
+
+
+def is_opaque(token: str) -> bool:
+    """Whether ``token`` is not a compact JWS or JWE (not three or five dot-separated parts).
+
+    Such a credential can only be checked by introspection; anything shaped like a
+    JWT stays with the local verifier, which refuses it if it is malformed.
+    """
+    return token.count(".") not in (2, 4)
+
+
+Build = Callable[[dict[str, Any], float], tuple[T, float]]
+"""Turns an active answer into a result and its expiry (wall clock); raises InvalidToken."""
+
+
+class Introspector(Generic[T]):
+    """Introspects opaque tokens at one endpoint, with a bounded, single-flight cache.
+
+    Args:
+        config: the issuer's introspection settings.
+        client: the HTTP client to call with.
+        endpoint: returns the endpoint URL (``config.endpoint`` or discovery's).
+        build: checks an active answer's claims and makes the result; an
+            :class:`~asgi_sso.errors.InvalidToken` it raises is remembered like an
+            inactive answer.
+        clock: wall time for ``exp``, monotonic time for cache lifetimes.
+    """
+
+    def __init__(
+        self,
+        config: Introspection,
+        *,
+        client: httpx.AsyncClient,
+        endpoint: Callable[[], Awaitable[str]],
+        build: Build[T],
+        clock: Clock,
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._endpoint = endpoint
+        self._build = build
+        self._clock = clock
+        # A per-process key: cache keys reveal nothing about tokens if dumped.
+        self._hash_key = secrets.token_bytes(32)
+        self._entries: OrderedDict[bytes, tuple[T | _Refusal, float]] = OrderedDict()
+        self._inflight: dict[bytes, asyncio.Task[T]] = {}
+        # RFC 6749 §2.3.1: each part form-encoded before Basic encoding.
+        basic = quote_plus(config.client_id) + ":" + quote_plus(config.client_secret.reveal_str())
+        self._authorization = "Basic " + base64.b64encode(basic.encode()).decode()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def key(self, token: str) -> bytes:
+        """The cache key of ``token``: a keyed hash, never the token."""
+        return hmac.new(self._hash_key, token.encode(), hashlib.sha256).digest()
+
+    async def introspect(self, token: str) -> T:
+        """Return the checked result for ``token``, from the cache or one endpoint call.
+
+        Raises:
+            InvalidToken: the token is inactive, malformed or its claims are refused.
+            IntrospectionUnavailable: the endpoint failed (503, not remembered).
+        """
+        if len(token) > self._config.max_token_bytes:
+            raise MalformedToken(f"the token is longer than {self._config.max_token_bytes} bytes")
+        body = token.rstrip("=")
+        if not body or "=" in body or not _B64TOKEN.issuperset(body):
+            raise MalformedToken("the token has characters a bearer token cannot hold")
+        key = self.key(token)
+        entry = self._entries.get(key)
+        if entry is not None:
+            value, until = entry
+            if self._clock.monotonic() < until:
+                self._entries.move_to_end(key)
+                if isinstance(value, _Refusal):
+                    raise value.error()
+                return value
+            del self._entries[key]
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._resolve(token, key))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        # Shielded: one cancelled request does not cancel the call the others await.
+        return await asyncio.shield(task)
+
+    def evict(self, keep: Callable[[T], bool]) -> int:
+        """Drop cached results for which ``keep`` is false; return how many."""
+        gone = [
+            key
+            for key, (value, _) in self._entries.items()
+            if not isinstance(value, _Refusal) and not keep(value)
+        ]
+        for key in gone:
+            del self._entries[key]
+        return len(gone)
+
+    def clear(self) -> None:
+        """Forget every cached answer."""
+        self._entries.clear()
+
+    async def _resolve(self, token: str, key: bytes) -> T:
+        answer = await self._call(token)
+        if answer.get("active") is not True:
+            error = InvalidToken("the token is not active")
+            self._remember(key, _Refusal(error), self._config.inactive_ttl)
+            raise error
+        now = self._clock.time()
+        try:
+            value, expires_at = self._build(answer, now)
+        except InvalidToken as exc:
+            self._remember(key, _Refusal(exc), self._config.inactive_ttl)
+            raise
+        self._remember(key, value, min(self._config.cache_ttl, expires_at - now))
+        return value
+
+    def _remember(self, key: bytes, value: T | _Refusal, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        self._entries[key] = (value, self._clock.monotonic() + ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._config.cache_size:
+            self._entries.popitem(last=False)
+
+    async def _call(self, token: str) -> dict[str, Any]:
+        config = self._config
+        form = {"token": token}
+        if config.token_type_hint is not None:
+            form["token_type_hint"] = config.token_type_hint
+        try:
+            async with asyncio.timeout(config.timeout):
+                url = await self._endpoint()
+                body = await self._post(url, form)
+        except AuthError:
+            raise
+        except TimeoutError:
+            raise self._unavailable("the introspection endpoint timed out") from None
+        except Exception:
+            # Never the exception text: it may quote the request (and so the token).
+            raise self._unavailable("the introspection endpoint could not be reached") from None
+        return self._parse(body)
+
+    async def _post(self, url: str, form: dict[str, str]) -> bytes:
+        limit = self._config.max_response_bytes
+        headers = {"Accept": "application/json"}
+        headers["Authorization"] = self._authorization
+        request = self._client.build_request(
+            "POST", url, data=form, headers=headers, timeout=self._config.timeout
+        )
+        response = await self._client.send(request, stream=True, follow_redirects=False)
+        try:
+            if response.status_code != 200:
+                raise self._unavailable(
+                    f"the introspection endpoint answered HTTP {response.status_code}"
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise self._unavailable("the introspection answer is too large")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            await response.aclose()
+
+    def _parse(self, body: bytes) -> dict[str, Any]:
+        try:
+            answer = msgspec.json.decode(body)
+        except Exception:  # DecodeError, RecursionError
+            raise self._unavailable("the introspection answer is not JSON") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("active"), bool):
+            raise self._unavailable("the introspection answer has no boolean 'active'")
+        if _depth(answer) > _MAX_JSON_DEPTH:
+            raise self._unavailable("the introspection answer is nested too deeply")
+        return answer
+
+    def _unavailable(self, reason: str) -> IntrospectionUnavailable:
+        return IntrospectionUnavailable(reason, retry_after=self._config.retry_after)
+
+
+def _depth(value: object, level: int = 0) -> int:
+    # Iteration depth is bounded by the caller's limit: deeper values stop the walk.
+    if level > _MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level

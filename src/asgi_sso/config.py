@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -193,6 +193,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         connections_poll: how often each worker asks the connection store whether a
             connection changed, seconds (in the background; a change announced on the
             revocation bus is picked up at once).
+        dpop_proof_window: seconds a DPoP proof's ``iat`` may lie before or after now
+            (RFC 9449 §11.1); its ``jti`` is remembered that long against replay.
+        dpop_replay_size: DPoP proof ``jti`` values remembered per worker at most; when
+            full, a new proof is refused (503) rather than an old one forgotten early.
     """
 
     max_token_bytes: int = 16 * 1024
@@ -216,6 +220,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     shared_values: int = 1024
     retry_after: int = 5
     connections_poll: float = 0.5
+    dpop_proof_window: float = 60.0
+    dpop_replay_size: int = 100_000
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -288,6 +294,11 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             ``discovery_url`` on another machine, whose keys anyone on the network
             path could replace (development on a LAN only; logged once at WARNING).
             Plain http to a loopback host (a dev IdP on this machine) needs no switch.
+        dpop: DPoP sender-constrained tokens (RFC 9449): ``"off"`` (the default: the
+            ``DPoP`` scheme is refused; a token bound by ``cnf.jkt`` is refused as
+            ``Bearer`` in every mode), ``"allow"`` (``Authorization: DPoP`` with a valid
+            proof is accepted beside plain bearer tokens) or ``"require"`` (only
+            DPoP-bound tokens with a proof). See ``docs/sender-constrained.md``.
 
     Raises:
         ConfigurationError: a value of the wrong type, no ``audience`` given, a plain
@@ -313,6 +324,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     client_id: str | None = None
     name: str | None = None
     allow_insecure_http: bool = False
+    dpop: Literal["off", "allow", "require"] = "off"
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -110,6 +110,12 @@ class Extractor:
         self._recent: dict[bytes, ExtractedToken] = {}
         self._recent_size = recent
 
+    def read_dpop(self, enabled: bool) -> None:
+        """Take (or stop taking) ``Authorization: DPoP`` tokens from now on."""
+        if enabled != self._dpop:
+            self._dpop = enabled
+            self._recent.clear()  # remembered headers carry the previous reading
+
     def extract(self, scope: Any) -> ExtractedToken | None:
         """Return the credential, or ``None`` when the request carries none.
 

@@ -202,9 +202,16 @@ class SSOMiddleware:
     # -- wiring ----------------------------------------------------------------------------
 
     def _wire_dpop(self) -> None:
-        # DPoP proofs are checked (and the DPoP scheme read) only when an issuer asks.
-        wanted = any(issuer.dpop != "off" for issuer in self.verifier.registry.issuers)
-        self._dpop = DPoPChecker(self.limits, self.clock) if wanted else None
+        # DPoP proofs are checked (and the DPoP scheme read) only while an issuer or
+        # an enabled connection asks (see _offer_dpop).
+        self._dpop_checker = DPoPChecker(self.limits, self.clock)
+        self._dpop_configured = any(i.dpop != "off" for i in self.verifier.registry.issuers)
+        self._dpop = self._dpop_checker if self._dpop_configured else None
+
+    def _offer_dpop(self, connections: Sequence[Connection]) -> None:
+        wanted = self._dpop_configured or any(c.dpop != "off" for c in connections)
+        self._dpop = self._dpop_checker if wanted else None
+        self._extractor.read_dpop(wanted)
 
     def _wire_paths(self, app: Any, paths: PathRules) -> None:
         self.realm = paths.realm
@@ -346,6 +353,7 @@ class SSOMiddleware:
             [self._issuer(c) for c in enabled],
             sign_in_only={c.id for c in enabled if not c.audience},
         )
+        self._offer_dpop(enabled)
         if self._tier_mapper is not None:
             self._tier_mapper.set_connection_tiers({c.id: c.tiers for c in enabled})
         if self.identity is not None:

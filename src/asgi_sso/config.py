@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -194,6 +194,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         connections_poll: how often each worker asks the connection store whether a
             connection changed, seconds (in the background; a change announced on the
             revocation bus is picked up at once).
+        dpop_proof_window: seconds a DPoP proof's ``iat`` may lie before or after now
+            (RFC 9449 §11.1); its ``jti`` is remembered that long against replay.
+        dpop_replay_size: DPoP proof ``jti`` values remembered per worker at most; when
+            full, a new proof is refused (503) rather than an old one forgotten early.
     """
 
     max_token_bytes: int = 16 * 1024
@@ -217,6 +221,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     shared_values: int = 1024
     retry_after: int = 5
     connections_poll: float = 0.5
+    dpop_proof_window: float = 60.0
+    dpop_replay_size: int = 100_000
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -356,6 +362,11 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         introspection: check this issuer's opaque (non-JWT) access tokens by
             introspection (RFC 7662); see :class:`Introspection`. JWTs of the issuer
             are still verified locally. At most one issuer may set it.
+        dpop: DPoP sender-constrained tokens (RFC 9449): ``"off"`` (the default: the
+            ``DPoP`` scheme is refused; a token bound by ``cnf.jkt`` is refused as
+            ``Bearer`` in every mode), ``"allow"`` (``Authorization: DPoP`` with a valid
+            proof is accepted beside plain bearer tokens) or ``"require"`` (only
+            DPoP-bound tokens with a proof). See ``docs/sender-constrained.md``.
 
     Raises:
         ConfigurationError: a value of the wrong type, no ``audience`` given, a plain
@@ -382,6 +393,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     name: str | None = None
     allow_insecure_http: bool = False
     introspection: Introspection | None = None
+    dpop: Literal["off", "allow", "require"] = "off"
 
     def __post_init__(self) -> None:
         check_fields(self)

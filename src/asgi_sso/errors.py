@@ -22,6 +22,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidAudience",
     "InvalidClaim",
+    "InvalidDPoPProof",
     "InvalidRequest",
     "InvalidSignature",
     "InvalidToken",
@@ -136,6 +137,14 @@ class InvalidSignature(InvalidToken):
 
     default_description = "the token signature is invalid"
     reason = "signature"
+
+
+class InvalidDPoPProof(InvalidToken):
+    """The ``DPoP`` proof of a DPoP-bound request is missing or wrong (RFC 9449 §7.1)."""
+
+    error = "invalid_dpop_proof"
+    default_description = "the DPoP proof is invalid"
+    reason = "dpop_proof"
 
 
 class UnknownIssuer(InvalidToken):

@@ -19,6 +19,7 @@ __all__ = ["ExtractedToken", "Extractor", "parse_cookie_header"]
 _AUTHORIZATION = b"authorization"
 _COOKIE = b"cookie"
 _BEARER = b"bearer"
+_DPOP = b"dpop"
 # RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 # Deleting these bytes must leave nothing (one C-level pass; a set of the token's
 # characters cost more than the whole rest of a warm request).
@@ -28,7 +29,11 @@ _RECENT_HEADER_BYTES = 4096
 
 
 class ExtractedToken(NamedTuple):
-    """A raw credential and its source (``header``, ``cookie`` or ``query``)."""
+    """A raw credential and its source (``header``, ``dpop``, ``cookie`` or ``query``).
+
+    ``dpop``: the ``Authorization: DPoP`` scheme (RFC 9449 §7.1), whose proof the
+    caller checks.
+    """
 
     token: str
     source: str
@@ -73,11 +78,14 @@ class Extractor:
         max_token_bytes: longer credentials are refused before any parsing.
         query_param: the query parameter name when query tokens are allowed.
         recent: how many headers are remembered (``Limits.recent_credentials``).
+        dpop: also take the token of ``Authorization: DPoP`` (source ``"dpop"``);
+            otherwise that scheme is not a credential of ours.
     """
 
     __slots__ = (
         "_allow_query",
         "_cookie_names",
+        "_dpop",
         "_max",
         "_query_param",
         "_recent",
@@ -92,13 +100,21 @@ class Extractor:
         max_token_bytes: int = 16 * 1024,
         query_param: str = "access_token",
         recent: int = 256,
+        dpop: bool = False,
     ) -> None:
+        self._dpop = dpop
         self._cookie_names = tuple(cookie_names)
         self._allow_query = allow_query_token
         self._max = max_token_bytes
         self._query_param = query_param
         self._recent: dict[bytes, ExtractedToken] = {}
         self._recent_size = recent
+
+    def read_dpop(self, enabled: bool) -> None:
+        """Take (or stop taking) ``Authorization: DPoP`` tokens from now on."""
+        if enabled != self._dpop:
+            self._dpop = enabled
+            self._recent.clear()  # remembered headers carry the previous reading
 
     def extract(self, scope: Any) -> ExtractedToken | None:
         """Return the credential, or ``None`` when the request carries none.
@@ -139,7 +155,9 @@ class Extractor:
         navigation (redirect to sign-in).
         """
         for name, value in scope["headers"]:
-            if name == _AUTHORIZATION and value[:7].lower() == b"bearer ":
+            if name == _AUTHORIZATION and (
+                value[:7].lower() == b"bearer " or (self._dpop and value[:5].lower() == b"dpop ")
+            ):
                 return True
         return self._allow_query and self._query_param.encode() in scope.get("query_string", b"")
 
@@ -170,12 +188,13 @@ class Extractor:
             if token and not token.translate(None, _B64TOKEN_BYTES) and len(token) <= self._max:
                 return _new_tuple(ExtractedToken, (token.decode("ascii"), "header"))
         scheme, _, rest = raw.strip().partition(b" ")
-        if scheme.lower() != _BEARER:
-            return None  # another scheme (Basic, DPoP…) is not our credential
+        scheme = scheme.lower()
+        if scheme != _BEARER and (scheme != _DPOP or not self._dpop):
+            return None  # another scheme (Basic, DPoP when off…) is not our credential
         token = rest.strip()
         if token.translate(None, _B64TOKEN_BYTES):
             raise MalformedToken("the Authorization header does not hold a bearer token")
-        return self._checked(token.decode("ascii"), "header")
+        return self._checked(token.decode("ascii"), "header" if scheme == _BEARER else "dpop")
 
     def _from_cookies(self, raw: bytes) -> ExtractedToken | None:
         cookies = parse_cookie_header(raw.decode("latin-1"))

@@ -45,9 +45,10 @@ from asgi_sso.principal import (
     Credentials,
     Principal,
 )
-from asgi_sso.responses import send_http_error, send_websocket_denial
+from asgi_sso.responses import dpop_challenge, send_http_error, send_websocket_denial
 from asgi_sso.sessions.base import SessionInvalid
 from asgi_sso.settings import Backends, CredentialSources, PathRules
+from asgi_sso.verify.dpop import DPOP_ALGORITHMS, DPoPChecker, check_binding
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ class SSOMiddleware:
             shared_documents=backends.documents,
         )
         self._shared_documents = backends.documents
+        self._wire_dpop()
         self._wire_paths(app, paths)
         self._wire_sources(sources, login)
         self._wire_identity(backends.revocations, identity)
@@ -199,6 +201,18 @@ class SSOMiddleware:
 
     # -- wiring ----------------------------------------------------------------------------
 
+    def _wire_dpop(self) -> None:
+        # DPoP proofs are checked (and the DPoP scheme read) only while an issuer or
+        # an enabled connection asks (see _offer_dpop).
+        self._dpop_checker = DPoPChecker(self.limits, self.clock)
+        self._dpop_configured = any(i.dpop != "off" for i in self.verifier.registry.issuers)
+        self._dpop = self._dpop_checker if self._dpop_configured else None
+
+    def _offer_dpop(self, connections: Sequence[Connection]) -> None:
+        wanted = self._dpop_configured or any(c.dpop != "off" for c in connections)
+        self._dpop = self._dpop_checker if wanted else None
+        self._extractor.read_dpop(wanted)
+
     def _wire_paths(self, app: Any, paths: PathRules) -> None:
         self.realm = paths.realm
         self.optional = paths.optional
@@ -216,6 +230,7 @@ class SSOMiddleware:
             allow_query_token=sources.allow_query_token,
             max_token_bytes=self.limits.max_token_bytes,
             recent=self.limits.recent_credentials,
+            dpop=self._dpop is not None,
         )
         self._origins = OriginGuard(
             [*sources.allowed_origins, *origins_of([login.redirect_uri if login else None])],
@@ -338,6 +353,7 @@ class SSOMiddleware:
             [self._issuer(c) for c in enabled],
             sign_in_only={c.id for c in enabled if not c.audience},
         )
+        self._offer_dpop(enabled)
         if self._tier_mapper is not None:
             self._tier_mapper.set_connection_tiers({c.id: c.tiers for c in enabled})
         if self.identity is not None:
@@ -707,6 +723,11 @@ class SSOMiddleware:
                 verified = await self.verifier.refresh(found.token)
                 if not self.verifier.trusts(verified):  # changed again meanwhile
                     raise UnknownIssuer("the token's connection changed; please retry")
+            # Every request, cached verification or not: a proof is single-use.
+            check_binding(
+                self._dpop, scope, found.token, found.source, verified.payload,
+                verified.issuer.config.dpop,
+            )  # fmt: skip
             principal = _principal_from(verified, found.source)
         elif self.login is not None:
             result = await self.login.authenticate(scope, read_only=read_only)
@@ -746,6 +767,10 @@ class SSOMiddleware:
                 )
             )
         extra: list[tuple[bytes, bytes]] = list(getattr(error, "headers", None) or ())
+        if self._dpop is not None:
+            challenge = dpop_challenge(error, DPOP_ALGORITHMS)
+            if challenge is not None:
+                extra.append((b"www-authenticate", challenge))
         if scope["type"] == "websocket":
             await send_websocket_denial(scope, receive, send, error, self.realm)
             return

@@ -19,6 +19,7 @@ from asgi_sso.errors import AuthError, InsufficientScope, ServiceUnavailable
 
 __all__ = [
     "challenge_header",
+    "dpop_challenge",
     "error_body",
     "error_code",
     "error_document",
@@ -56,6 +57,21 @@ def challenge_header(
         parts.append(f'error_description="{_quoted(error.description)}"')
     if isinstance(error, InsufficientScope) and error.scopes:
         parts.append(f'scope="{_quoted(" ".join(error.scopes))}"')
+    return ", ".join(parts).encode("latin-1")
+
+
+def dpop_challenge(error: AuthError, algorithms: Iterable[str]) -> bytes | None:
+    """The ``WWW-Authenticate: DPoP`` value for ``error`` (RFC 9449 §7.1), or ``None``.
+
+    Sent beside the Bearer challenge when DPoP is enabled, for a 401 or 403: it
+    names the proof algorithms accepted, and the error when there is one.
+    """
+    if isinstance(error, ServiceUnavailable) or error.status not in (401, 403):
+        return None
+    parts = [f'DPoP algs="{" ".join(algorithms)}"']
+    if error.error is not None:
+        parts.append(f'error="{error.error}"')
+        parts.append(f'error_description="{_quoted(error.description)}"')
     return ", ".join(parts).encode("latin-1")
 
 

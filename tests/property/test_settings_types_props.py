@@ -111,6 +111,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "scope_claims": _texts, "user_claim": _text, "client_id": _or_none(_text),
             "name": _or_none(_text), "allow_insecure_http": _bool,
             "introspection": _or_none(lambda v: isinstance(v, Introspection)),
+            "dpop": _one_of("off", "allow", "require"),
         },
     ),
     Introspection: (
@@ -159,7 +160,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "audience": _texts, "algorithms": _texts, "user_claim": _text, "domains": _texts,
             "scopes": _texts, "authorize_params": _str_map(_text),
             "tiers": lambda v: isinstance(v, ConnectionTiers), "scim_secret": _or_none(_secret),
-            "enabled": _bool, "not_before": _number,
+            "enabled": _bool, "not_before": _number, "dpop": _one_of("off", "allow", "require"),
         },
     ),
     ConnectionTiers: ({}, {"default_tier": _or_none(_text), "groups": _str_map(_text)}),

@@ -31,6 +31,7 @@ from asgi_sso.connections import Connection, StaticConnections
 from asgi_sso.errors import ConnectionConflict, UnknownIssuer
 from asgi_sso.observe.events import Event
 from asgi_sso.testing import DevIdP
+from asgi_sso.testing.dpop import DPoPClient
 
 API = "api://app"
 
@@ -426,4 +427,33 @@ async def test_the_verifier_itself_never_serves_a_disabled_connections_cached_to
     with pytest.raises(UnknownIssuer):
         await app.verifier.verify(token)
     assert app.verifier.cached(token) is None  # the stale entry is gone
+    await app.shutdown()
+
+
+async def test_a_connection_turning_dpop_on_at_runtime_takes_proofs(
+    acme: DevIdP, http: httpx.AsyncClient
+) -> None:
+    store = StaticConnections([connection(acme, "acme")])
+    app = await started(
+        SSOMiddleware(
+            inner, connections=store, http_client=http, limits=Limits(connections_poll=0.05)
+        )
+    )
+    client = DPoPClient(clock=acme.clock)
+    token = acme.issue_token("u1", audience=API, claims=client.cnf())
+    url = "http://testserver/me"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        # Off: the DPoP scheme is not read, and the bound token is refused as Bearer.
+        assert (await c.get("/me", headers=client.headers(token, "GET", url))).status_code == 401
+        assert (await call(app, token)).status_code == 401
+        await store.update(connection(acme, "acme", dpop="require"))
+        await _until(lambda: app.connections.directory.get("acme").dpop == "require")  # type: ignore[union-attr]
+        for _ in range(2):
+            r = await c.get("/me", headers=client.headers(token, "GET", url))
+            assert r.status_code == 200, r.text
+            assert r.json()["tenant"] == "acme"
+        plain = await call(app, acme.issue_token("u1", audience=API))
+        assert plain.status_code == 401
+        assert 'DPoP algs="' in plain.headers.get_list("www-authenticate")[1]
     await app.shutdown()

@@ -114,6 +114,8 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             connection are refused (sign-in only).
         algorithms: the signature algorithms accepted (asymmetric only).
         user_claim: the claim naming a user: ``sub``, or ``oid`` for Entra ID.
+        dpop: DPoP-bound bearer tokens (RFC 9449), as :attr:`Issuer.dpop
+            <asgi_sso.config.Issuer>`: ``"off"``, ``"allow"`` or ``"require"``.
         domains: the email domains this connection owns (checked by the operator);
             a domain belongs to at most one connection.
         scopes: the scopes requested at sign-in (must hold ``openid``).
@@ -140,6 +142,7 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     audience: tuple[str, ...] = ()
     algorithms: tuple[str, ...] = ("RS256",)
     user_claim: str = "sub"
+    dpop: Literal["off", "allow", "require"] = "off"
     domains: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ("openid", "profile", "email")
     authorize_params: dict[str, str] = {}
@@ -303,6 +306,7 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             name=self.id,
             tenant_claim=self.tenant_claim if shared and self.tenant_claim else "tid",
             tenants=frozenset({self.tenant}) if shared and self.tenant else None,
+            dpop=self.dpop,
         )
 
     @property

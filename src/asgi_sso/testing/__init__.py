@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from asgi_sso.testing.clock import FakeClock
+    from asgi_sso.testing.dpop import DPoPClient
     from asgi_sso.testing.idp import BACKCHANNEL_LOGOUT_EVENT, DevClient, DevIdP, DevUser
     from asgi_sso.testing.idp.server import free_port
     from asgi_sso.testing.tokens import (
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",
+    "DPoPClient",
     "DevClient",
     "DevIdP",
     "DevUser",
@@ -48,6 +50,7 @@ __all__ = [
 _IDP, _TOKENS = "asgi_sso.testing.idp", "asgi_sso.testing.tokens"
 _HOMES = {
     "BACKCHANNEL_LOGOUT_EVENT": _IDP,
+    "DPoPClient": "asgi_sso.testing.dpop",
     "DevClient": _IDP,
     "DevIdP": _IDP,
     "DevUser": _IDP,

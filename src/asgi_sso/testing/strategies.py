@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from asgi_sso.connections.model import CONNECTION_ID, Connection
+from asgi_sso.testing.dpop import DPoPClient
 from asgi_sso.testing.tokens import (
     SigningKey,
     alg_none,
@@ -31,6 +32,7 @@ __all__ = [
     "emails",
     "emails_at",
     "group_lists",
+    "hostile_dpop_proofs",
     "hostile_return_to",
     "hostile_tokens",
     "junk_tokens",
@@ -142,6 +144,42 @@ def hostile_tokens(
         claims.map(lambda c: mint({**c, "exp": c["iat"] - 10 - 10**6}, key)),
         claims.map(lambda c: mint({**c, "iss": issuer + ".evil.example"}, key)),
         claims.map(lambda c: mint({**c, "aud": "https://other.example"}, key)),
+        junk_tokens(),
+    )
+
+
+def hostile_dpop_proofs(
+    client: DPoPClient, method: str, url: str, token: str
+) -> st.SearchStrategy[str]:
+    """DPoP proofs a resource server must refuse for this request, token and key.
+
+    Another method or URL, a stale or future ``iat``, a wrong ``ath``, another key
+    (wrong ``jkt``), ``none``/HMAC signatures, a private key in ``jwk``, a wrong
+    ``typ``, broken signatures, missing claims, and junk. Each is fresh (its own
+    ``jti``), so a refusal is never the replay memory's doing.
+    """
+    now = int(client.clock.time())
+    other_methods = st.sampled_from(["POST", "PUT", "DELETE", "get", "PATCH", ""])
+    other_urls = st.one_of(
+        st.sampled_from([url + "/x", url.replace("://", "://evil."), "", "not a url"]),
+        st.text(max_size=40).filter(lambda u: u != url),
+    )
+    skews = st.one_of(st.integers(-(10**6), -3601), st.integers(3601, 10**6))
+    missing = st.sampled_from(["jti", "htm", "htu", "iat", "ath"])
+    return st.one_of(
+        other_methods.filter(lambda m: m != method).map(lambda m: client.proof(m, url, token)),
+        other_urls.map(lambda u: client.proof(method, u, token)),
+        skews.map(lambda d: client.proof(method, url, token, claims={"iat": now + d})),
+        st.text(max_size=20).map(lambda t: client.proof(method, url, token + "." + t)),
+        st.just(0).map(lambda _: DPoPClient(clock=client.clock).proof(method, url, token)),
+        st.just(0).map(lambda _: client.none_proof(method, url, token)),
+        st.just(0).map(lambda _: client.hmac_proof(method, url, token)),
+        st.just(0).map(lambda _: client.private_key_proof(method, url, token)),
+        st.sampled_from(["JWT", "at+jwt", "dpop", ""]).map(
+            lambda typ: client.proof(method, url, token, headers={"typ": typ})
+        ),
+        missing.map(lambda name: client.proof(method, url, token, claims={name: None})),
+        st.just(0).map(lambda _: tamper_signature(client.proof(method, url, token))),
         junk_tokens(),
     )
 

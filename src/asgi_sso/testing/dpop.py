@@ -1,0 +1,115 @@
+"""A DPoP client for tests: a key, the thumbprint tokens bind to, signed proofs (RFC 9449).
+
+Pair it with :class:`~asgi_sso.testing.TokenFactory`: ``factory.token(claims=
+client.cnf())`` is a token bound to the client's key, and ``client.headers(token,
+"GET", url)`` the request headers that present it. The ``*_proof`` variants
+are the hostile ones a resource server must refuse. Keys are generated at test time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from asgi_sso.config import Clock, SystemClock
+from asgi_sso.keys.jwk import parse_jwk
+from asgi_sso.testing.tokens import SigningKey, alg_none, b64url, generate_key, mint, public_jwk
+from asgi_sso.verify.dpop import access_token_hash
+
+__all__ = ["DPoPClient"]
+
+_PROOF_TYPE = "dpop+jwt"
+
+
+class DPoPClient:
+    """A client holding one DPoP key.
+
+    Args:
+        alg: the proof algorithm (``ES256`` by default; any of the test kit's).
+        clock: where a proof's ``iat`` comes from (inject the tests' fake clock).
+    """
+
+    def __init__(self, alg: str = "ES256", *, clock: Clock | None = None) -> None:
+        self.alg = alg
+        self.key: SigningKey = generate_key(alg)
+        self.clock: Clock = clock or SystemClock()
+        self.jwk = {
+            name: value
+            for name, value in public_jwk(self.key).items()
+            if name not in ("kid", "use", "key_ops")
+        }
+        self.jkt = parse_jwk(self.jwk).thumbprint
+
+    def __repr__(self) -> str:
+        return f"DPoPClient(alg={self.alg!r}, jkt={self.jkt!r})"
+
+    def cnf(self) -> dict[str, Any]:
+        """The ``cnf`` claim binding a token to this key: ``{"cnf": {"jkt": ...}}``."""
+        return {"cnf": {"jkt": self.jkt}}
+
+    def claims(
+        self,
+        method: str,
+        url: str,
+        token: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A proof's claims: ``jti``, ``htm``, ``htu``, ``iat`` and ``ath`` when ``token``.
+
+        ``extra`` is merged last; a ``None`` value removes that claim.
+        """
+        claims: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": method,
+            "htu": url,
+            "iat": int(self.clock.time()),
+        }
+        if token is not None:
+            claims["ath"] = access_token_hash(token)
+        for name, value in (extra or {}).items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        return claims
+
+    def proof(
+        self,
+        method: str,
+        url: str,
+        token: str | None = None,
+        *,
+        claims: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A valid proof for one request (``claims`` and ``headers`` override members)."""
+        header = {"typ": _PROOF_TYPE, "jwk": self.jwk, **(headers or {})}
+        body = self.claims(method, url, token, extra=claims)
+        return mint(body, self.key, alg=self.alg, kid="", headers=header)
+
+    def headers(self, token: str, method: str, url: str, **kw: Any) -> list[tuple[bytes, bytes]]:
+        """ASGI request headers presenting ``token`` with a fresh proof."""
+        proof = self.proof(method, url, token, **kw)
+        return [(b"authorization", f"DPoP {token}".encode()), (b"dpop", proof.encode())]
+
+    def private_key_proof(self, method: str, url: str, token: str | None = None) -> str:
+        """A proof whose ``jwk`` carries the private key (``d`` ...): must be refused."""
+        private = dict(self.key.as_dict(private=True))
+        return self.proof(method, url, token, headers={"jwk": private})
+
+    def none_proof(self, method: str, url: str, token: str | None = None) -> str:
+        """An unsigned (``alg: none``) proof: must be refused."""
+        header = {"typ": _PROOF_TYPE, "jwk": self.jwk}
+        return alg_none(self.claims(method, url, token), headers=header)
+
+    def hmac_proof(self, method: str, url: str, token: str | None = None) -> str:
+        """A proof MACed with ``HS256`` (keyed by the public JWK's text): must be refused."""
+        header = {"alg": "HS256", "typ": _PROOF_TYPE, "jwk": self.jwk}
+        unsigned = mint(self.claims(method, url, token), self.key, kid="", headers=header)
+        signing_input = unsigned.rpartition(".")[0]
+        secret = repr(self.jwk).encode()
+        signature = hmac.new(secret, signing_input.encode(), "sha256").digest()
+        return f"{signing_input}.{b64url(signature)}"

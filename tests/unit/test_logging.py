@@ -364,10 +364,12 @@ async def test_a_connection_store_that_cannot_be_read_is_a_warning_once_per_outa
 
 
 async def test_a_user_database_that_is_down_is_a_warning_without_its_url(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from asgi_sso.identity.stores import sql
 
+    # A fresh once-a-minute window: an earlier test's outage must not hold this one back.
+    monkeypatch.setattr(sql._guarded, "_trouble", _log.Throttle())
     caplog.set_level(logging.DEBUG, logger="asgi_sso")
     url = "postgresql+asyncpg://app:db-pw-" + "w" * 12 + "@127.0.0.1:1/users"
     store = sql.SQLUserStore(url)

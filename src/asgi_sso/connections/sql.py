@@ -31,29 +31,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
-from typing import Any, Concatenate, Final, ParamSpec, TypeVar
+from typing import Any, Final
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from asgi_sso._log import Throttle, held_back
 from asgi_sso.config import Clock, Secret, SystemClock
 from asgi_sso.connections.model import Connection, connection_from_data
 from asgi_sso.errors import (
     ConfigurationError,
     ConnectionChangeError,
     ConnectionConflict,
-    SSOError,
     StoreUnavailable,
     UnknownConnection,
 )
+from asgi_sso.identity.stores._boundary import StoreBoundary
 from asgi_sso.identity.stores._urls import async_database_url
 from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 from asgi_sso.sessions.base import SessionInvalid
@@ -81,36 +79,8 @@ _REVISION_ROW: Final = 1
 _IN_CHUNK: Final = 500  # bound parameters per IN (…), well under any backend's limit
 
 _logger = logging.getLogger("asgi_sso.connections")
-# A database that is down fails every poll and request that needs it: once a minute.
-_trouble = Throttle()
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-def _guarded(
-    method: Callable[Concatenate[SQLConnections, _P], Coroutine[Any, Any, _T]],
-) -> Callable[Concatenate[SQLConnections, _P], Coroutine[Any, Any, _T]]:
-    """Map any backend failure to ``StoreUnavailable`` (the single boundary to SQLAlchemy)."""
-
-    @functools.wraps(method)
-    async def wrapper(self: SQLConnections, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return await method(self, *args, **kwargs)
-        except SSOError:
-            raise
-        except Exception as exc:
-            count = _trouble.allow("connection store")
-            if count is not None:
-                # The type only: a driver's message may quote SQL, its values or the URL.
-                _logger.warning(
-                    "the connection store (SQL) is unavailable (%s)%s",
-                    type(exc).__name__,
-                    held_back(count),
-                )
-            raise StoreUnavailable("the connection store is unavailable") from exc
-
-    return wrapper
+_guarded = StoreBoundary("connection store", _logger)
 
 
 def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from asgi_sso._log import Throttle, held_back
 from asgi_sso.config import Clock, SystemClock
-from asgi_sso.errors import ConfigurationError, SSOError, StoreUnavailable
+from asgi_sso.errors import ConfigurationError
+from asgi_sso.identity.stores._boundary import StoreBoundary
 from asgi_sso.identity.stores._urls import async_database_url
 from asgi_sso.identity.stores.base import MAX_PAGE_SIZE, Profile, StoredUser, UserPage
 
@@ -35,36 +34,8 @@ SCHEMA_VERSION = 1
 """The schema version this code writes; :meth:`SQLUserStore.start` migrates older ones."""
 
 _log = logging.getLogger(__name__)
-# A database that is down fails every request that needs it: say so once a minute.
-_trouble = Throttle()
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-def _guarded(
-    method: Callable[Concatenate[SQLUserStore, _P], Coroutine[Any, Any, _T]],
-) -> Callable[Concatenate[SQLUserStore, _P], Coroutine[Any, Any, _T]]:
-    """Map any backend failure to ``StoreUnavailable`` (the single boundary to SQLAlchemy)."""
-
-    @functools.wraps(method)
-    async def wrapper(self: SQLUserStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return await method(self, *args, **kwargs)
-        except SSOError:
-            raise
-        except Exception as exc:
-            count = _trouble.allow("user store")
-            if count is not None:
-                # The type only: a driver's message may quote SQL, its values or the URL.
-                _log.warning(
-                    "the user store (SQL) is unavailable (%s)%s",
-                    type(exc).__name__,
-                    held_back(count),
-                )
-            raise StoreUnavailable("the user store is unavailable") from exc
-
-    return wrapper
+_guarded = StoreBoundary("user store", _log)
 
 
 def _tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table]:

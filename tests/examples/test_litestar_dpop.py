@@ -11,8 +11,6 @@ import json
 import stat
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,32 +19,17 @@ import pytest
 
 from asgi_sso.cli import main
 from asgi_sso.testing import free_port
+from asgi_sso.testing.idp.server import serve_in_thread
 from examples.litestar_app.app import DPOP_BOT, Shotter, create_app
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[Shotter, str]]:
     """The example (its dev IdPs start in its lifespan) under uvicorn on 127.0.0.1."""
-    import uvicorn
-
-    port = free_port()
-    shotter = create_app(port=port)
-    config = uvicorn.Config(
-        shotter.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="litestar-example", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:  # bounded by the deadline and the thread's life
-        assert thread.is_alive(), "the example server stopped while starting"
-        assert time.monotonic() < deadline, "the example server did not start in time"
-        time.sleep(0.02)
-    try:
-        yield shotter, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    base = f"http://127.0.0.1:{free_port()}"
+    shotter = create_app(port=int(base.rsplit(":", 1)[1]))
+    with serve_in_thread(shotter.app, base, lifespan=True):
+        yield shotter, base
 
 
 def cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

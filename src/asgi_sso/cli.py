@@ -476,7 +476,9 @@ async def _token_request(
     return response
 
 
-async def _user_token(args: argparse.Namespace, client: httpx.AsyncClient) -> str:
+async def _user_token(
+    args: argparse.Namespace, client: httpx.AsyncClient, dpop: DPoPClient | None
+) -> str:
     url = args.issuer.rstrip("/") + "/dev/token"
     form = {"user": args.user, **_token_form(args)}
     if args.client:
@@ -485,10 +487,12 @@ async def _user_token(args: argparse.Namespace, client: httpx.AsyncClient) -> st
         f"{args.issuer} has no /dev/token: --user works with a running asgi-sso dev IdP "
         "(asgi-sso dev-idp); for another IdP use --client (the client credentials grant)"
     )
-    return await _post_token(client, url, form, not_found=not_found, dpop=_dpop_key(args))
+    return await _post_token(client, url, form, not_found=not_found, dpop=dpop)
 
 
-async def _client_token(args: argparse.Namespace, client: httpx.AsyncClient, secret: str) -> str:
+async def _client_token(
+    args: argparse.Namespace, client: httpx.AsyncClient, secret: str, dpop: DPoPClient | None
+) -> str:
     discovery = args.issuer.rstrip("/") + _DISCOVERY
     try:
         response = await client.get(discovery, headers={"Accept": "application/json"})
@@ -506,9 +510,7 @@ async def _client_token(args: argparse.Namespace, client: httpx.AsyncClient, sec
     basic = f"{quote_plus(args.client)}:{quote_plus(secret)}".encode()
     headers = {"Authorization": "Basic " + base64.b64encode(basic).decode("ascii")}
     form = {"grant_type": "client_credentials", **_token_form(args)}
-    return await _post_token(
-        client, metadata.token_endpoint, form, headers=headers, dpop=_dpop_key(args)
-    )
+    return await _post_token(client, metadata.token_endpoint, form, headers=headers, dpop=dpop)
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
@@ -516,14 +518,13 @@ def _cmd_token(args: argparse.Namespace) -> int:
     if problem is not None:
         raise _Usage(problem)
     secret = _env_value(args.secret_env, "--secret-env") if args.user is None else ""
-    if args.dpop:
-        args.dpop_client = _dpop_client(args)
+    dpop = _dpop_client(args) if args.dpop else None
 
     async def fetch() -> str:
         async with httpx.AsyncClient(timeout=args.timeout, follow_redirects=False) as client:
             if args.user is not None:
-                return await _user_token(args, client)
-            return await _client_token(args, client, secret)
+                return await _user_token(args, client, dpop)
+            return await _client_token(args, client, secret, dpop)
 
     print(asyncio.run(fetch()))
     return EXIT_OK
@@ -536,11 +537,6 @@ _KEY_ALGORITHMS = {("EC", "P-256"): "ES256", ("EC", "P-384"): "ES384", ("OKP", "
                    ("RSA", None): "RS256"}  # fmt: skip
 _NONCE = re.compile(r"[\x21-\x7e]{1,1024}")  # RFC 9449 §8.1: NQCHAR, bounded here
 _METHOD = re.compile(r"[A-Za-z]{1,20}")
-
-
-def _dpop_key(args: argparse.Namespace) -> DPoPClient | None:
-    client: DPoPClient | None = getattr(args, "dpop_client", None)
-    return client
 
 
 def _dpop_client(args: argparse.Namespace) -> DPoPClient:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from asgi_sso import CertificateHeader, CredentialSources, Limits, PathRules, SSOMiddleware
 from asgi_sso.connections import Connection, StaticConnections
-from asgi_sso.testing import ClientCertificate, DevIdP, DevUser
+from asgi_sso.testing import ClientCertificate, DevIdP
 from asgi_sso.testing.dpop import DPoPClient
 
 AUD = "api://test"
@@ -25,19 +25,18 @@ async def whoami(request: Request) -> JSONResponse:
     return JSONResponse({"identity": request.user.identity, "source": request.user.source})
 
 
-inner = Starlette(routes=[Route("/{path:path}", whoami, methods=["GET", "POST"])])
+inner = Starlette(routes=[Route("/{path:path}", whoami)])
 
 
 @pytest.fixture
-def idp() -> DevIdP:
-    return DevIdP("http://idp.test", users=[DevUser(sub="alice", email="alice@acme.test")])
+def idp(dev_idp: DevIdP) -> DevIdP:
+    return dev_idp  # the plugin's: alice, on a loopback issuer (a connection may name it)
 
 
 @pytest.fixture
 async def http(idp: DevIdP) -> AsyncIterator[httpx.AsyncClient]:
-    client = idp.http_client()
-    yield client
-    await client.aclose()
+    async with idp.http_client() as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -195,15 +194,12 @@ async def test_a_public_path_leaves_a_bound_token_without_certificate_anonymous(
 
 
 async def test_a_connection_requiring_certificate_binding_at_runtime(
-    cert: ClientCertificate,
+    idp: DevIdP, http: httpx.AsyncClient, cert: ClientCertificate
 ) -> None:
-    idp = DevIdP("http://127.0.0.1:10001")  # a connection's issuer is https or loopback
-
     def acme(**kw: Any) -> Connection:
         return Connection(id="acme", issuer=idp.issuer, audience=(AUD,), **kw)
 
     store = StaticConnections([acme()])
-    http = idp.http_client()
     app = SSOMiddleware(
         inner, connections=store, http_client=http, limits=Limits(connections_poll=0.05)
     )
@@ -222,4 +218,3 @@ async def test_a_connection_requiring_certificate_binding_at_runtime(
         assert "requires certificate-bound" in refused.json()["error_description"]
         assert (await c.get("/things", headers=bearer(bound))).status_code == 200
     await app.shutdown()
-    await http.aclose()

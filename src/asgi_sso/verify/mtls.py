@@ -100,12 +100,20 @@ class ClientCertificates:
 
         Raises:
             InvalidRequest: the header appears more than once.
-            InvalidToken: the certificate is oversized or not a certificate.
+            InvalidToken: the certificate is oversized or not a certificate, or only
+                the header names one and the peer is not a trusted proxy.
         """
-        if self._name is not None and self._trusted(scope.get("client")):
+        if self._name is None:
+            return _from_tls(scope)
+        if self._trusted(scope.get("client")):
             value = self._header(scope)
             return None if value is None else self._decode(value)
-        return _from_tls(scope)
+        found = _from_tls(scope)
+        if found is None and self._header(scope) is not None:
+            # Never used, but said: behind a proxy whose address the server rewrote
+            # (X-Forwarded-For), "presents none" would hide the cause.
+            raise _refused("header does not come from a trusted proxy")
+        return found
 
     def _trusted(self, client: Any) -> bool:
         # scope["client"] is (host, port), or None (a Unix socket): never trusted then.
@@ -147,6 +155,8 @@ def _from_rfc9440(value: bytes) -> str:
         der = base64.b64decode(encoded + b"=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise _refused("header is not valid base64") from None
+    if len(der) > MAX_CERTIFICATE_BYTES:
+        raise _refused(f"is longer than {MAX_CERTIFICATE_BYTES} bytes")
     _parse(x509.load_der_x509_certificate, der)
     return thumbprint(der)
 

@@ -126,11 +126,17 @@ def test_rfc9440_tolerates_spaces_and_missing_padding(cert: ClientCertificate) -
         assert proxied().thumbprint(scope(("client-cert", value))) == cert.thumbprint
 
 
-def test_a_header_from_an_untrusted_peer_is_ignored(cert: ClientCertificate) -> None:
+def test_a_header_from_an_untrusted_peer_is_never_used(
+    cert: ClientCertificate, other: ClientCertificate
+) -> None:
     certificates = proxied()
     forged = ("client-cert", cert.rfc9440())
     for peer in ("192.0.2.1", "11.0.0.1", "::1", "testclient", "", None):
-        assert certificates.thumbprint(scope(forged, peer=peer)) is None
+        with pytest.raises(InvalidToken, match="does not come from a trusted proxy"):
+            certificates.thumbprint(scope(forged, peer=peer))
+        # the connection's own certificate still counts
+        own = scope(forged, peer=peer, tls=other.tls_extension())
+        assert certificates.thumbprint(own) == other.thumbprint
     # and without a configured header, no peer is trusted with it
     assert ClientCertificates(None).thumbprint(scope(forged)) is None
 
@@ -170,6 +176,7 @@ def test_a_header_given_twice_is_a_bad_request(cert: ClientCertificate) -> None:
         (":QUJD:", "not an X.509 certificate"),
         ("::", "not an X.509 certificate"),
         (":" + "A" * (2 * MAX_CERTIFICATE_BYTES) + ":", "longer than"),
+        (":" + "AAAA" * (MAX_CERTIFICATE_BYTES // 3 + 1) + ":", "longer than 16384 bytes"),
     ],
 )
 def test_a_malformed_rfc9440_header_is_refused(value: str, match: str) -> None:

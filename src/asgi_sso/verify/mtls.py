@@ -31,6 +31,7 @@ from asgi_sso.config import CertificateHeader
 from asgi_sso.errors import InvalidRequest, InvalidToken
 
 __all__ = [
+    "KNOWN_CERTIFICATES",
     "MAX_CERTIFICATE_BYTES",
     "ClientCertificates",
     "bound_certificate",
@@ -40,6 +41,9 @@ __all__ = [
 
 MAX_CERTIFICATE_BYTES = 16 * 1024
 """A certificate (or header carrying one) longer than this is refused before decoding."""
+KNOWN_CERTIFICATES = 256
+"""Thumbprints (by the certificate's text) and peer addresses (trusted or not) remembered
+per worker, each; the oldest goes first."""
 
 _X5T = "x5t#S256"
 # A SHA-256 digest in base64url without padding: 43 characters.
@@ -83,7 +87,7 @@ class ClientCertificates:
         header: the trusted proxies' header; ``None``: the TLS extension only.
     """
 
-    __slots__ = ("_decode", "_name", "_networks")
+    __slots__ = ("_decode", "_known", "_name", "_networks", "_peers")
 
     def __init__(self, header: CertificateHeader | None) -> None:
         self._name = header.name if header is not None else None
@@ -91,6 +95,10 @@ class ClientCertificates:
         self._decode = (
             _from_rfc9440 if header is None or header.format == "rfc9440" else _from_nginx
         )
+        # Certificate text -> thumbprint: parsing costs ~50 us, a client sends the same
+        # certificate on every request. A pure function of its key, so never stale.
+        self._known: dict[bytes | str, str] = {}
+        self._peers: dict[str, bool] = {}  # peer address -> inside trusted_proxies
 
     def thumbprint(self, scope: Any) -> str | None:
         """The ``x5t#S256`` of the request's client certificate; ``None`` when it has none.
@@ -104,28 +112,42 @@ class ClientCertificates:
                 the header names one and the peer is not a trusted proxy.
         """
         if self._name is None:
-            return _from_tls(scope)
+            return self._from_tls(scope)
         if self._trusted(scope.get("client")):
             value = self._header(scope)
-            return None if value is None else self._decode(value)
-        found = _from_tls(scope)
+            return None if value is None else self._remembered(value, self._decode)
+        found = self._from_tls(scope)
         if found is None and self._header(scope) is not None:
             # Never used, but said: behind a proxy whose address the server rewrote
             # (X-Forwarded-For), "presents none" would hide the cause.
             raise _refused("header does not come from a trusted proxy")
         return found
 
+    def _from_tls(self, scope: Any) -> str | None:
+        pem = _tls_certificate(scope)
+        return None if pem is None else self._remembered(pem, _from_pem)
+
+    def _remembered(self, value: Any, decode: Any) -> str:
+        known = self._known.get(value)
+        if known is None:
+            known = decode(value)  # raises for anything but one certificate
+            if len(self._known) >= KNOWN_CERTIFICATES:
+                del self._known[next(iter(self._known))]  # the oldest
+            self._known[value] = known
+        return known
+
     def _trusted(self, client: Any) -> bool:
         # scope["client"] is (host, port), or None (a Unix socket): never trusted then.
         if not isinstance(client, list | tuple) or not client or not isinstance(client[0], str):
             return False
-        try:
-            address = ipaddress.ip_address(client[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self._networks)
+        host = client[0]
+        trusted = self._peers.get(host)
+        if trusted is None:  # parsing an address costs more than the rest of the check
+            trusted = _inside(host, self._networks)
+            if len(self._peers) >= KNOWN_CERTIFICATES:
+                del self._peers[next(iter(self._peers))]
+            self._peers[host] = trusted
+        return trusted
 
     def _header(self, scope: Any) -> bytes | None:
         found: bytes | None = None
@@ -137,6 +159,16 @@ class ClientCertificates:
                     )
                 found = bytes(value)
         return found or None  # an empty header: no certificate
+
+
+def _inside(host: str, networks: tuple[_Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
 
 
 def _refused(what: str) -> InvalidToken:
@@ -168,7 +200,9 @@ def _from_nginx(value: bytes) -> str:
     return _from_pem(unquote_to_bytes(value))
 
 
-def _from_pem(pem: bytes) -> str:
+def _from_pem(pem: bytes | str) -> str:
+    if isinstance(pem, str):
+        pem = pem.encode("ascii")
     if len(pem) > MAX_CERTIFICATE_BYTES:
         raise _refused(f"is longer than {MAX_CERTIFICATE_BYTES} bytes")
     certificate = _parse(x509.load_pem_x509_certificate, pem)
@@ -183,7 +217,7 @@ def _parse(load: Any, data: bytes) -> x509.Certificate:
     return certificate
 
 
-def _from_tls(scope: Any) -> str | None:
+def _tls_certificate(scope: Any) -> str | None:
     # The ASGI TLS extension: PEM strings, the client's certificate first; a chain the
     # server could not verify (client_cert_error) is no certificate.
     extensions = scope.get("extensions")
@@ -196,7 +230,7 @@ def _from_tls(scope: Any) -> str | None:
     first = chain[0]
     if not isinstance(first, str) or not first.isascii():
         raise _refused("the server reports is not PEM text")
-    return _from_pem(first.encode("ascii"))
+    return first
 
 
 def check_certificate_binding(

@@ -11,6 +11,7 @@ import pytest
 from asgi_sso.config import CertificateHeader
 from asgi_sso.errors import ConfigurationError, InvalidRequest, InvalidToken
 from asgi_sso.testing import ClientCertificate
+from asgi_sso.verify import mtls
 from asgi_sso.verify.mtls import (
     MAX_CERTIFICATE_BYTES,
     ClientCertificates,
@@ -268,3 +269,29 @@ def test_a_bad_certificate_header_fails_when_built(kw: dict[str, Any], match: st
 def test_the_header_name_follows_the_format() -> None:
     assert CertificateHeader(trusted_proxies=("::1",)).name == b"client-cert"
     assert CertificateHeader(trusted_proxies=["::1"], format="nginx").name == b"x-ssl-client-cert"
+
+
+def test_thumbprints_are_remembered_by_certificate_text_and_bounded(
+    monkeypatch: pytest.MonkeyPatch, cert: ClientCertificate, other: ClientCertificate
+) -> None:
+    monkeypatch.setattr(mtls, "KNOWN_CERTIFICATES", 2)
+    certificates = proxied()
+    third = ClientCertificate("third")
+    for _ in range(2):  # the second round answers from memory, the same
+        for c in (cert, other, third):
+            assert certificates.thumbprint(scope(("client-cert", c.rfc9440()))) == c.thumbprint
+        assert certificates.thumbprint(scope(peer="192.0.2.1", tls=cert.tls_extension())) == (
+            cert.thumbprint
+        )
+    assert len(certificates._known) == 2  # the oldest went first
+    with pytest.raises(InvalidToken):
+        certificates.thumbprint(scope(("client-cert", ":QUJD:")))
+    assert b":QUJD:" not in certificates._known  # a refusal is not remembered
+    for peer in ("10.0.0.1", "192.0.2.1", "10.0.0.2", "192.0.2.1", "10.0.0.1"):
+        built = scope(("client-cert", cert.rfc9440()), peer=peer)
+        if peer.startswith("10."):
+            assert certificates.thumbprint(built) == cert.thumbprint
+        else:
+            with pytest.raises(InvalidToken, match="trusted proxy"):
+                certificates.thumbprint(built)
+    assert len(certificates._peers) == 2

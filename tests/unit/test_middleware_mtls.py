@@ -13,9 +13,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_sso import CertificateHeader, CredentialSources, Limits, PathRules, SSOMiddleware
+from asgi_sso import (
+    CertificateHeader,
+    CredentialSources,
+    Introspection,
+    Limits,
+    PathRules,
+    Secret,
+    SSOMiddleware,
+)
 from asgi_sso.connections import Connection, StaticConnections
-from asgi_sso.testing import ClientCertificate, DevIdP
+from asgi_sso.testing import ClientCertificate, DevClient, DevIdP
 from asgi_sso.testing.dpop import DPoPClient
 
 AUD = "api://test"
@@ -218,3 +226,46 @@ async def test_a_connection_requiring_certificate_binding_at_runtime(
         assert "requires certificate-bound" in refused.json()["error_description"]
         assert (await c.get("/things", headers=bearer(bound))).status_code == 200
     await app.shutdown()
+
+
+async def test_a_websocket_with_a_bound_token_needs_the_certificate_too(
+    idp: DevIdP, http: httpx.AsyncClient, cert: ClientCertificate
+) -> None:
+    accepted: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        accepted.append(scope["user"].identity)
+
+    middleware = SSOMiddleware(app, [idp.issuer_config(audience=AUD)], http_client=http)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    token = idp.issue_token("alice", audience=AUD, claims=cert.cnf())
+    headers = [(b"authorization", f"Bearer {token}".encode())]
+    base = {"type": "websocket", "path": "/ws", "query_string": b"", "headers": headers}
+    await middleware({**base, "client": ("192.0.2.1", 5000)}, receive, send)
+    assert accepted == []
+    assert sent[0]["type"] == "websocket.close"
+    await middleware({**base, "extensions": {"tls": cert.tls_extension()}}, receive, send)
+    assert accepted == ["alice"]
+
+
+async def test_an_opaque_token_bound_in_its_introspection_answer(cert: ClientCertificate) -> None:
+    # RFC 8705 §3.2: the introspection answer carries the token's cnf.
+    secret = "resource-server-secret-0123456789"
+    idp = DevIdP("http://idp.test", clients=[DevClient(client_id="orders", client_secret=secret)])
+    introspection = Introspection(client_id="orders", client_secret=Secret(secret))
+    token = idp.issue_opaque_token("alice", audience=AUD, claims=cert.cnf())
+    async with idp.http_client() as http:
+        issuer = idp.issuer_config(audience=AUD, introspection=introspection)
+        app = SSOMiddleware(inner, [issuer], http_client=http)
+        async with client(app) as c:
+            assert (await c.get("/things", headers=bearer(token))).status_code == 401
+        async with client(with_tls(app, cert)) as c:
+            r = await c.get("/things", headers=bearer(token))
+            assert r.status_code == 200, r.text

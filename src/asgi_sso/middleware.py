@@ -47,8 +47,8 @@ from asgi_sso.principal import (
 )
 from asgi_sso.responses import dpop_challenge, send_http_error, send_websocket_denial
 from asgi_sso.sessions.base import SessionInvalid
-from asgi_sso.settings import Backends, CredentialSources, PathRules
-from asgi_sso.verify.dpop import DPOP_ALGORITHMS, DPoPChecker, check_binding
+from asgi_sso.settings import Backends, CredentialSources, DPoPSettings, PathRules
+from asgi_sso.verify.dpop import DPOP_ALGORITHMS, DPoPChecker, DPoPNonces, check_binding
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
@@ -113,6 +113,10 @@ class SSOMiddleware:
             prompts it lists are refused ``403 insufficient_scope`` before the app
             when the principal lacks their scopes. Pair it with
             ``Issuer(audience=resource.audience)``.
+        dpop: DPoP beyond RFC 9449's defaults: server-provided nonces. Which
+            issuers accept DPoP is ``Issuer.dpop`` / ``Connection.dpop``; a replay
+            memory shared by workers is ``Backends.dpop_proofs``; the URL proofs
+            name behind a proxy is ``PathRules.external_url``.
 
     Start-up is logged on the ``asgi_sso`` logger: each protection a setting turns
     off on purpose (``audience=None``, ``allow_insecure_http=True``) once at WARNING
@@ -144,12 +148,13 @@ class SSOMiddleware:
         clock: Clock | None = None,
         prefetch: bool = True,
         resource: ProtectedResource | None = None,
+        dpop: DPoPSettings | None = None,
     ) -> None:
         _check_arguments(
             connections=connections, paths=paths, sources=sources, login=login,
             identity=identity, scim=scim, backends=backends, event_sinks=event_sinks,
             limits=limits, http_client=http_client, clock=clock, prefetch=prefetch,
-            resource=resource,
+            resource=resource, dpop=dpop,
         )  # fmt: skip
         paths = paths or PathRules()
         sources = sources or CredentialSources()
@@ -177,9 +182,9 @@ class SSOMiddleware:
             shared_documents=backends.documents,
         )
         self._shared_documents = backends.documents
-        self._wire_dpop()
+        self._wire_dpop(dpop or DPoPSettings(), backends, paths, connections is not None)
         self._wire_paths(app, paths)
-        self._wire_sources(sources, login)
+        self._wire_sources(sources, login, paths.external_url)
         self._wire_identity(backends.revocations, identity)
         self._wire_connections(connections, identity)
         self._wire_own_routes(login, backends.sessions, scim, identity)
@@ -201,11 +206,24 @@ class SSOMiddleware:
 
     # -- wiring ----------------------------------------------------------------------------
 
-    def _wire_dpop(self) -> None:
+    def _wire_dpop(
+        self, settings: DPoPSettings, backends: Backends, paths: PathRules, connections: bool
+    ) -> None:
         # DPoP proofs are checked (and the DPoP scheme read) only while an issuer or
         # an enabled connection asks (see _offer_dpop).
-        self._dpop_checker = DPoPChecker(self.limits, self.clock)
         self._dpop_configured = any(i.dpop != "off" for i in self.verifier.registry.issuers)
+        nonces = None
+        if settings.nonce_secrets:
+            if not self._dpop_configured and not connections:
+                raise ConfigurationError(
+                    "DPoPSettings.nonce_secrets would never be used: no Issuer has dpop="
+                    "'allow' or 'require' (and no connections are given)"
+                )
+            nonces = DPoPNonces(settings.nonce_secrets, settings.nonce_lifetime, self.clock)
+        self._dpop_checker = DPoPChecker(
+            self.limits, self.clock, memory=backends.dpop_proofs, nonces=nonces,
+            external_url=paths.external_url,
+        )  # fmt: skip
         self._dpop = self._dpop_checker if self._dpop_configured else None
 
     def _offer_dpop(self, connections: Sequence[Connection]) -> None:
@@ -224,7 +242,9 @@ class SSOMiddleware:
         self._routes = RoutePaths(framework, app_root, self._decision)
         self._fixed_root = self._routes.fixed_root
 
-    def _wire_sources(self, sources: CredentialSources, login: LoginConfig | None) -> None:
+    def _wire_sources(
+        self, sources: CredentialSources, login: LoginConfig | None, external_url: str | None
+    ) -> None:
         self._extractor = Extractor(
             cookie_names=sources.cookie_names,
             allow_query_token=sources.allow_query_token,
@@ -232,10 +252,11 @@ class SSOMiddleware:
             recent=self.limits.recent_credentials,
             dpop=self._dpop is not None,
         )
+        own = [login.redirect_uri if login else None, external_url]
         self._origins = OriginGuard(
-            [*sources.allowed_origins, *origins_of([login.redirect_uri if login else None])],
-            enabled=sources.check_origin,
+            [*sources.allowed_origins, *origins_of(own)], enabled=sources.check_origin
         )
+        self._external_url = external_url
 
     def _wire_identity(
         self, revocations: RevocationBus | None, identity: IdentityConfig | None
@@ -418,6 +439,7 @@ class SSOMiddleware:
             on_signin=self.identity.signin if self.identity is not None else None,
             origins=self._origins,
             connections=self.connections,
+            external_url=self._external_url,
         )
         # Logout tokens of the default provider and of every enabled sign-in connection.
         self.backchannel = BackchannelLogoutApp(
@@ -518,6 +540,7 @@ class SSOMiddleware:
             "tier mapper": identity.tier_mapper if identity is not None else None,
             "revocations": self.revocations,
             "key documents": self._backends.documents,
+            "DPoP proofs": self._backends.dpop_proofs or self._dpop_checker.replay,
         }
         parts += [f"{name}: {_kind(value)}" for name, value in stores.items()]
         return "asgi_sso started; " + "; ".join(parts)
@@ -542,9 +565,10 @@ class SSOMiddleware:
         if self.connections is not None:
             await self.connections.close()
         await self.revocations.close()
-        close_shared = getattr(self._shared_documents, "aclose", None)
-        if close_shared is not None:
-            await close_shared()
+        for shared in (self._shared_documents, self._backends.dpop_proofs):
+            close_shared = getattr(shared, "aclose", None)
+            if close_shared is not None:
+                await close_shared()
         if self._own_client:
             await self.http_client.aclose()
         self._started = False
@@ -724,7 +748,7 @@ class SSOMiddleware:
                 if not self.verifier.trusts(verified):  # changed again meanwhile
                     raise UnknownIssuer("the token's connection changed; please retry")
             # Every request, cached verification or not: a proof is single-use.
-            check_binding(
+            headers = await check_binding(
                 self._dpop, scope, found.token, found.source, verified.payload,
                 verified.issuer.config.dpop,
             )  # fmt: skip
@@ -797,6 +821,7 @@ def _check_arguments(**arguments: Any) -> None:
         "paths": PathRules, "sources": CredentialSources, "login": LoginConfig,
         "identity": IdentityConfig, "scim": ScimConfig, "backends": Backends,
         "limits": Limits, "http_client": httpx.AsyncClient, "resource": ProtectedResource,
+        "dpop": DPoPSettings,
     }  # fmt: skip
     for name, kind in expected.items():
         value = arguments[name]
@@ -847,7 +872,7 @@ def _kind(value: object) -> str:
     if value is None:
         return "none"
     name = type(value).__name__
-    return {"RevocationBus": "in-process"}.get(name, name)
+    return {"RevocationBus": "in-process", "ReplayCache": "in-process"}.get(name, name)
 
 
 def _log_unsafe_choices(issuers: Sequence[Issuer], login: LoginConfig | None) -> None:

@@ -22,6 +22,7 @@ from asgi_sso import (
     Backends,
     ConnectionTiers,
     CredentialSources,
+    DPoPSettings,
     IdentityConfig,
     Introspection,
     Issuer,
@@ -127,14 +128,18 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
     PathRules: (
         {},
         {"public": _texts, "scope_rules": _str_map(_texts), "optional": _bool,
-         "root_path": _or_none(_text), "realm": _text},
+         "root_path": _or_none(_text), "realm": _text, "external_url": _or_none(_text)},
     ),
     CredentialSources: (
         {},
         {"cookie_names": _texts, "allow_query_token": _bool, "allowed_origins": _texts,
          "check_origin": _bool},
     ),
-    Backends: ({}, {"sessions": _never, "revocations": _never, "documents": _never}),
+    Backends: (
+        {},
+        {"sessions": _never, "revocations": _never, "documents": _never, "dpop_proofs": _never},
+    ),
+    DPoPSettings: ({}, {"nonce_secrets": _secrets, "nonce_lifetime": _number}),
     IdentityConfig: (
         {"user_store": MemoryUserStore()},
         {"tier_mapper": _never, "user_store": _never, "cache_ttl": _number,
@@ -257,6 +262,7 @@ MIDDLEWARE_KINDS: dict[str, Kind] = {
     "clock": _never,
     "prefetch": _bool,
     "resource": _or_none(lambda v: isinstance(v, ProtectedResource)),
+    "dpop": _or_none(lambda v: isinstance(v, DPoPSettings)),
     "event_sinks": lambda v: isinstance(v, list | tuple) and all(callable(s) for s in v),
     "connections": lambda v: (
         v is None or (isinstance(v, list | tuple) and all(isinstance(c, Connection) for c in v))

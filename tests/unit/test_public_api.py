@@ -19,6 +19,7 @@ FRONT_DOOR = {
     "Backends",
     "Clock",
     "CredentialSources",
+    "DPoPSettings",
     "IdentityConfig",
     "Introspection",
     "Issuer",

@@ -36,15 +36,19 @@ class DPoPClient:
     Args:
         alg: the proof algorithm (``ES256`` by default; any of the test kit's).
         clock: where a proof's ``iat`` comes from (inject the tests' fake clock).
+        key: the private key to hold (for ``alg``); default: a fresh one. Pass the
+            same key to clients in several processes to share one binding.
 
     Attributes:
         nonce: the server nonce every proof carries (``None``: none); set by
             :meth:`learn_nonce` and :meth:`request`, or by hand.
     """
 
-    def __init__(self, alg: str = "ES256", *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, alg: str = "ES256", *, clock: Clock | None = None, key: SigningKey | None = None
+    ) -> None:
         self.alg = alg
-        self.key: SigningKey = generate_key(alg)
+        self.key: SigningKey = key if key is not None else generate_key(alg)
         self.clock: Clock = clock or SystemClock()
         self.jwk = {
             name: value

@@ -160,7 +160,7 @@ class UseDPoPNonce(InvalidDPoPProof):
     default_description = "the resource server requires a nonce in the DPoP proof"
     reason = "dpop_nonce"
 
-    def __init__(self, description: str | None = None, *, nonce: str) -> None:
+    def __init__(self, nonce: str, description: str | None = None) -> None:
         super().__init__(description)
         self.headers: list[tuple[bytes, bytes]] = [(b"dpop-nonce", nonce.encode("ascii"))]
 

@@ -297,11 +297,11 @@ class DPoPNonces:
         """
         valid = self._refresh()
         if not isinstance(value, str) or len(value) != NONCE_LENGTH or not value.isascii():
-            raise UseDPoPNonce(self._missing(value), nonce=valid[0])
+            raise UseDPoPNonce(valid[0], self._missing(value))
         raw = value.encode()
         found = [hmac.compare_digest(raw, nonce.encode()) for nonce in valid]
         if not any(found):
-            raise UseDPoPNonce("the DPoP proof's nonce has expired or is unknown", nonce=valid[0])
+            raise UseDPoPNonce(valid[0], "the DPoP proof's nonce has expired or is unknown")
         return found[0]
 
     @staticmethod

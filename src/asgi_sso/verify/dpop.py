@@ -36,7 +36,7 @@ from asgi_sso.errors import (
     ServiceUnavailable,
     UseDPoPNonce,
 )
-from asgi_sso.keys.jwk import parse_jwk
+from asgi_sso.keys.jwk import VerificationKey, parse_jwk
 from asgi_sso.verify.jws import JWSParser, verify_signature
 
 __all__ = [
@@ -71,6 +71,8 @@ _ALLOWED = frozenset(DPOP_ALGORITHMS)
 # Far above a proof with an RSA-4096 jwk (~1.5 KB); refused before any decoding.
 MAX_PROOF_BYTES = 8 * 1024
 MAX_JTI_LENGTH = 256
+_KEY_CACHE_SIZE = 1024
+"""Proof keys kept parsed, by their proof header (least recently used dropped first)."""
 # RFC 7517/7518 private members: a proof carrying one leaks its key, refuse it.
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -325,7 +327,7 @@ class DPoPChecker:
             point the server reports in the URL a proof's ``htu`` must name.
     """
 
-    __slots__ = ("_base", "_clock", "_memory", "_nonces", "_parser", "_window")
+    __slots__ = ("_base", "_clock", "_keys", "_memory", "_nonces", "_parser", "_window")
 
     def __init__(
         self,
@@ -342,6 +344,7 @@ class DPoPChecker:
         self._memory: ProofMemory = memory or ReplayCache(limits.dpop_replay_size, clock)
         self._nonces = nonces
         self._base = external_url.rstrip("/") if external_url is not None else None
+        self._keys: OrderedDict[str, VerificationKey] = OrderedDict()
 
     @property
     def replay(self) -> ProofMemory:
@@ -431,15 +434,30 @@ class DPoPChecker:
             raise InvalidDPoPProof("the DPoP proof's header has no jwk")
         if _PRIVATE_MEMBERS & jwk.keys():
             raise InvalidDPoPProof("the DPoP proof's jwk carries private key material")
-        try:
-            key = parse_jwk(jwk)
-        except ValueError as exc:
-            raise InvalidDPoPProof(f"the DPoP proof's jwk is unusable: {exc}") from None
+        # A client sends the same header (typ, alg, jwk) with every proof: its key is
+        # built once. The cache holds parsed keys only; every signature is checked.
+        segment = proof.partition(".")[0]
+        key = self._keys.get(segment)
+        if key is None:
+            try:
+                key = parse_jwk(jwk)
+            except ValueError as exc:
+                raise InvalidDPoPProof(f"the DPoP proof's jwk is unusable: {exc}") from None
         try:
             verify_signature(parsed.alg, parsed.signing_input, parsed.signature, (key,))
         except AuthError:
             raise InvalidDPoPProof("the DPoP proof's signature is invalid") from None
+        self._remember_key(segment, key)
         return parsed.claims, key.thumbprint
+
+    def _remember_key(self, segment: str, key: VerificationKey) -> None:
+        keys = self._keys
+        if segment in keys:
+            keys.move_to_end(segment)
+            return
+        keys[segment] = key
+        if len(keys) > _KEY_CACHE_SIZE:
+            keys.popitem(last=False)
 
     def _check_request(self, claims: dict[str, Any], method: str, url: str) -> None:
         if claims.get("htm") != method:

@@ -311,3 +311,23 @@ async def test_the_external_url_replaces_what_the_server_reports(
              "root_path": "/internal", "headers": [(b"host", b"10.0.0.5:8000")]}  # fmt: skip
     assert checker.request_url(scope) == "https://api.example.com/base/things"
     assert DPoPChecker(Limits(), clock).request_url(scope) == "http://10.0.0.5:8000/internal/things"
+
+
+async def test_a_clients_key_is_parsed_once_for_all_its_proofs(
+    client: DPoPClient, checker: DPoPChecker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asgi_sso.verify.dpop as module
+
+    parsed: list[object] = []
+    real = module.parse_jwk
+    monkeypatch.setattr(module, "parse_jwk", lambda jwk: parsed.append(jwk) or real(jwk))
+    for _ in range(3):
+        await check(checker, client, client.proof("GET", URL, TOKEN))
+    assert len(parsed) == 1
+    # The cache never vouches for a signature: a forged proof under that header fails.
+    with pytest.raises(InvalidDPoPProof, match="signature"):
+        await check(checker, client, tamper_signature(client.proof("GET", URL, TOKEN)))
+    other = DPoPClient(clock=client.clock)  # its own key: parsed, and bound to another jkt
+    with pytest.raises(InvalidDPoPProof, match="bound to"):
+        await check(checker, client, other.proof("GET", URL, TOKEN))
+    assert len(parsed) == 2

@@ -17,6 +17,7 @@ worker's :class:`ReplayCache` by default, or one every worker shares (Redis, see
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import math
@@ -155,6 +156,11 @@ def normalize_htu(url: object) -> str | None:
         host = f"[{host}]"
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     return f"{scheme}://{netloc}{_normal_path(parts.path)}"
+
+
+# A client names the same few URLs again and again: remember their normal forms
+# (few, as an htu may be kilobytes long).
+_normalized = functools.lru_cache(maxsize=256)(normalize_htu)
 
 
 def _seconds(value: object) -> float | None:
@@ -462,8 +468,9 @@ class DPoPChecker:
     def _check_request(self, claims: dict[str, Any], method: str, url: str) -> None:
         if claims.get("htm") != method:
             raise InvalidDPoPProof("the DPoP proof's htm is not this request's method")
-        htu = normalize_htu(claims.get("htu"))
-        if htu is None or htu != normalize_htu(url):
+        htu = claims.get("htu")
+        normal = _normalized(htu) if isinstance(htu, str) else None
+        if normal is None or normal != _normalized(url):
             raise InvalidDPoPProof("the DPoP proof's htu is not this request's URL")
 
 

@@ -1,7 +1,7 @@
 """The runner: ``python -m benchmarks [SUITE|all] [--quick] [--out DIR]``.
 
-Suites: verify, middleware, connections, e2e, memory, refusals. ``verify``,
-``middleware`` and ``connections`` run on pyperf; their pyperf JSON files are kept in
+Suites: verify, middleware, connections, dpop, e2e, memory, refusals. ``verify``,
+``middleware``, ``connections`` and ``dpop`` run on pyperf; their pyperf JSON files are kept in
 ``OUT/pyperf/`` for ``python -m pyperf compare_to``.
 
 One suite run alone merges into ``OUT/results.json``: the other suites' figures and the
@@ -23,6 +23,7 @@ from typing import Any
 
 from benchmarks import (
     connections_cost,
+    dpop_cost,
     e2e,
     memory,
     middleware_cost,
@@ -36,6 +37,7 @@ PYPERF_SUITES: dict[str, Callable[[Budget, Path], tuple[dict[str, Any], Path]]] 
     "verify": verify_cost.run,
     "middleware": middleware_cost.run,
     "connections": connections_cost.run,
+    "dpop": dpop_cost.run,
 }
 OTHER_SUITES: dict[str, Callable[[Budget, Path], dict[str, Any]]] = {
     "e2e": e2e.run,

@@ -25,6 +25,7 @@ from asgi_sso import (
     TokenVerifier,
 )
 from asgi_sso.connections import Connection, LiveConnections, StaticConnections
+from asgi_sso.testing.dpop import DPoPClient
 from asgi_sso.testing.tokens import generate_key, public_jwk
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "AuthError",
     "Backends",
     "Connection",
+    "DPoPClient",
     "Issuer",
     "Limits",
     "LiveConnections",

@@ -19,7 +19,6 @@ new snapshot (``LiveConnections.reload()``) of 1 and of 1,000 connections.
 from __future__ import annotations
 
 import asyncio
-import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,7 +39,14 @@ from benchmarks._asgi_sso import (
     live_connections,
 )
 from benchmarks.fixtures import AUDIENCE, Material, make_material
-from benchmarks.harness import Budget, failure, read_pyperf, run_pyperf, suite_runner
+from benchmarks.harness import (
+    Budget,
+    failure,
+    ratio_of,
+    read_pyperf,
+    run_pyperf,
+    suite_runner,
+)
 
 COUNTS = (1, 1000)
 MODES = ("cold", "warm")
@@ -269,16 +275,9 @@ def judge(
     ratios: dict[str, dict[str, float]] = {}
     few, many = COUNTS
     for mode in MODES:
-        one, more = results.get(f"{mode}:{few}", {}), results.get(f"{mode}:{many}", {})
-        if not one.get("mean_us") or not more.get("mean_us"):
-            continue
-        ratio = more["mean_us"] / one["mean_us"]
-        spread = ratio * math.hypot(
-            one["stdev_us"] / one["mean_us"], more["stdev_us"] / more["mean_us"]
-        )
-        ratios[mode] = {"ratio": ratio, "spread": spread}
-        if one.get("median_us") and more.get("median_us"):
-            ratios[mode]["median_ratio"] = more["median_us"] / one["median_us"]
+        ratio = ratio_of(results.get(f"{mode}:{few}", {}), results.get(f"{mode}:{many}", {}))
+        if ratio is not None:
+            ratios[mode] = ratio
     return {"cases": results, "ratios": ratios}
 
 

@@ -137,7 +137,13 @@ def _deserialize(label: str, blob: bytes) -> Any:
 
 
 def _mint_range(
-    label: str, blob: bytes, start: int, stop: int, now: int, issuer: str = ISSUER
+    label: str,
+    blob: bytes,
+    start: int,
+    stop: int,
+    now: int,
+    issuer: str = ISSUER,
+    extra: dict[str, Any] | None = None,
 ) -> list[str]:
     key = _deserialize(label, blob)
     header = b64(
@@ -156,25 +162,37 @@ def _mint_range(
             "exp": now + 6 * 3600,
             "jti": f"jti-{i}",
             "scope": "read write",
+            **(extra or {}),
         }
         signing_input = f"{header}.{b64(json.dumps(claims, separators=(',', ':')).encode())}"
         out.append(f"{signing_input}.{b64(_sign(label, key, signing_input.encode()))}")
     return out
 
 
-def mint(label: str, key: Any, count: int, *, start: int = 0, issuer: str = ISSUER) -> list[str]:
-    """Mint ``count`` distinct tokens of ``issuer`` (unique ``sub``/``jti``), in parallel."""
+def mint(
+    label: str,
+    key: Any,
+    count: int,
+    *,
+    start: int = 0,
+    issuer: str = ISSUER,
+    extra: dict[str, Any] | None = None,
+) -> list[str]:
+    """Mint ``count`` distinct tokens of ``issuer`` (unique ``sub``/``jti``), in parallel.
+
+    ``extra`` claims (e.g. a DPoP binding, ``cnf``) are added to every token.
+    """
     blob = _serialize(label, key)
     now = int(time.time())
     workers = min(os.cpu_count() or 1, 4)
     if count < 2000 or workers < 2:
-        return _mint_range(label, blob, start, start + count, now, issuer)
+        return _mint_range(label, blob, start, start + count, now, issuer, extra)
     step = -(-count // workers)
     bounds = [(start + i, min(start + i + step, start + count)) for i in range(0, count, step)]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         parts = pool.map(
             _mint_range,
-            *zip(*[(label, blob, a, b, now, issuer) for a, b in bounds], strict=False),
+            *zip(*[(label, blob, a, b, now, issuer, extra) for a, b in bounds], strict=False),
         )
         return [token for part in parts for token in part]
 

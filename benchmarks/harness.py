@@ -9,6 +9,7 @@ mints the tokens, checks each case once, runs the script and reads its JSON back
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -149,6 +150,24 @@ def run_isolated(task: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]
         return {"error": f"worker failed: {tail[:300]}"}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def ratio_of(base: dict[str, Any], other: dict[str, Any]) -> dict[str, float] | None:
+    """``other``'s pyperf mean over ``base``'s, with its spread and the ratio of the medians.
+
+    The spread combines both relative standard deviations; the ratio of the medians
+    moves less when a neighbour loads the machine. ``None`` when either case failed.
+    """
+    if not base.get("mean_us") or not other.get("mean_us"):
+        return None
+    ratio = other["mean_us"] / base["mean_us"]
+    spread = ratio * math.hypot(
+        base["stdev_us"] / base["mean_us"], other["stdev_us"] / other["mean_us"]
+    )
+    out = {"ratio": ratio, "spread": spread}
+    if base.get("median_us") and other.get("median_us"):
+        out["median_ratio"] = other["median_us"] / base["median_us"]
+    return out
 
 
 def failure(exc: BaseException) -> dict[str, str]:

@@ -69,7 +69,7 @@ from asgi_sso.sessions import (
     SessionRecord,
     SessionStore,
 )
-from asgi_sso.settings import Backends, CredentialSources, PathRules
+from asgi_sso.settings import Backends, CredentialSources, DPoPSettings, PathRules
 from asgi_sso.verify import TokenVerifier
 
 __version__ = "0.1.0"
@@ -89,6 +89,7 @@ __all__ = [
     "Credentials",
     "CredentialsMissing",
     "CrossOriginRequest",
+    "DPoPSettings",
     "DisallowedAlgorithm",
     "Event",
     "EventSink",

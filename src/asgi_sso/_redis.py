@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 from collections.abc import Iterator
 
 import msgspec
@@ -24,7 +25,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from asgi_sso._log import Throttle, held_back
 from asgi_sso.errors import ConfigurationError, SSOError, StoreUnavailable
 
-__all__ = ["DEFAULT_PREFIX", "check_prefix", "client_from", "digest", "unavailable"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "PrefixedClient",
+    "check_prefix",
+    "client_from",
+    "digest",
+    "unavailable",
+]
 
 DEFAULT_PREFIX = "asgi_sso:"
 CONNECT_TIMEOUT = 1.0
@@ -93,3 +101,34 @@ def unavailable(what: str) -> Iterator[None]:
                 held_back(count),
             )
         raise StoreUnavailable(f"the {what} (Redis) is unavailable") from exc
+
+
+class PrefixedClient:
+    """A Redis client and a key prefix: the common part of the small Redis stores.
+
+    Args:
+        redis: a URL (the object owns the client and closes it in :meth:`aclose`)
+            or an existing :class:`redis.asyncio.Redis`.
+        prefix: prepended to every key.
+        timeout: seconds one Redis call may take.
+        what: the store's name in messages.
+
+    Raises:
+        ConfigurationError: a malformed URL or prefix, or a non-positive timeout.
+    """
+
+    def __init__(self, redis: Redis | str, *, prefix: str, timeout: float, what: str) -> None:
+        if not timeout > 0.0 or math.isinf(timeout):
+            raise ConfigurationError(f"the {what} timeout must be positive")
+        self._prefix = check_prefix(prefix)
+        self._timeout = timeout
+        self._redis, self._owns = client_from(redis, timeout=timeout)
+
+    async def aclose(self) -> None:
+        """Close the Redis client if this object created it."""
+        if self._owns:
+            await self._redis.aclose()
+
+    def __repr__(self) -> str:
+        # Never the URL: it may carry a password.
+        return f"{type(self).__name__}(prefix={self._prefix!r})"

@@ -35,6 +35,7 @@ __all__ = [
     "UnknownConnection",
     "UnknownIssuer",
     "UnknownKey",
+    "UseDPoPNonce",
     "UserDeactivated",
 ]
 
@@ -145,6 +146,23 @@ class InvalidDPoPProof(InvalidToken):
     error = "invalid_dpop_proof"
     default_description = "the DPoP proof is invalid"
     reason = "dpop_proof"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The DPoP proof lacks the server nonce this resource requires (RFC 9449 §9).
+
+    Attributes:
+        headers: the ``DPoP-Nonce`` header with a fresh nonce, which the client puts
+            in its next proof.
+    """
+
+    error = "use_dpop_nonce"
+    default_description = "the resource server requires a nonce in the DPoP proof"
+    reason = "dpop_nonce"
+
+    def __init__(self, nonce: str, description: str | None = None) -> None:
+        super().__init__(description)
+        self.headers: list[tuple[bytes, bytes]] = [(b"dpop-nonce", nonce.encode("ascii"))]
 
 
 class UnknownIssuer(InvalidToken):

@@ -47,8 +47,8 @@ from asgi_sso.principal import (
 )
 from asgi_sso.responses import dpop_challenge, send_http_error, send_websocket_denial
 from asgi_sso.sessions.base import SessionInvalid
-from asgi_sso.settings import Backends, CredentialSources, PathRules
-from asgi_sso.verify.dpop import DPOP_ALGORITHMS, DPoPChecker, check_binding
+from asgi_sso.settings import Backends, CredentialSources, DPoPSettings, PathRules
+from asgi_sso.verify.dpop import DPOP_ALGORITHMS, DPoPChecker, DPoPNonces, check_binding
 from asgi_sso.verify.mtls import ClientCertificates, check_certificate_binding
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
@@ -114,6 +114,10 @@ class SSOMiddleware:
             prompts it lists are refused ``403 insufficient_scope`` before the app
             when the principal lacks their scopes. Pair it with
             ``Issuer(audience=resource.audience)``.
+        dpop: DPoP beyond RFC 9449's defaults: server-provided nonces. Which
+            issuers accept DPoP is ``Issuer.dpop`` / ``Connection.dpop``; a replay
+            memory shared by workers is ``Backends.dpop_proofs``; the URL proofs
+            name behind a proxy is ``PathRules.external_url``.
 
     Start-up is logged on the ``asgi_sso`` logger: each protection a setting turns
     off on purpose (``audience=None``, ``allow_insecure_http=True``) once at WARNING
@@ -145,12 +149,13 @@ class SSOMiddleware:
         clock: Clock | None = None,
         prefetch: bool = True,
         resource: ProtectedResource | None = None,
+        dpop: DPoPSettings | None = None,
     ) -> None:
         _check_arguments(
             connections=connections, paths=paths, sources=sources, login=login,
             identity=identity, scim=scim, backends=backends, event_sinks=event_sinks,
             limits=limits, http_client=http_client, clock=clock, prefetch=prefetch,
-            resource=resource,
+            resource=resource, dpop=dpop,
         )  # fmt: skip
         paths = paths or PathRules()
         sources = sources or CredentialSources()
@@ -178,9 +183,9 @@ class SSOMiddleware:
             shared_documents=backends.documents,
         )
         self._shared_documents = backends.documents
-        self._wire_dpop()
+        self._wire_dpop(dpop or DPoPSettings(), backends, paths, connections is not None)
         self._wire_paths(app, paths)
-        self._wire_sources(sources, login)
+        self._wire_sources(sources, login, paths.external_url)
         self._wire_identity(backends.revocations, identity)
         self._wire_connections(connections, identity)
         self._wire_own_routes(login, backends.sessions, scim, identity)
@@ -202,11 +207,24 @@ class SSOMiddleware:
 
     # -- wiring ----------------------------------------------------------------------------
 
-    def _wire_dpop(self) -> None:
+    def _wire_dpop(
+        self, settings: DPoPSettings, backends: Backends, paths: PathRules, connections: bool
+    ) -> None:
         # DPoP proofs are checked (and the DPoP scheme read) only while an issuer or
         # an enabled connection asks (see _offer_dpop).
-        self._dpop_checker = DPoPChecker(self.limits, self.clock)
         self._dpop_configured = any(i.dpop != "off" for i in self.verifier.registry.issuers)
+        nonces = None
+        if settings.nonce_secrets:
+            if not self._dpop_configured and not connections:
+                raise ConfigurationError(
+                    "DPoPSettings.nonce_secrets would never be used: no Issuer has dpop="
+                    "'allow' or 'require' (and no connections are given)"
+                )
+            nonces = DPoPNonces(settings.nonce_secrets, settings.nonce_lifetime, self.clock)
+        self._dpop_checker = DPoPChecker(
+            self.limits, self.clock, memory=backends.dpop_proofs, nonces=nonces,
+            external_url=paths.external_url,
+        )  # fmt: skip
         self._dpop = self._dpop_checker if self._dpop_configured else None
 
     def _offer_dpop(self, connections: Sequence[Connection]) -> None:
@@ -225,7 +243,9 @@ class SSOMiddleware:
         self._routes = RoutePaths(framework, app_root, self._decision)
         self._fixed_root = self._routes.fixed_root
 
-    def _wire_sources(self, sources: CredentialSources, login: LoginConfig | None) -> None:
+    def _wire_sources(
+        self, sources: CredentialSources, login: LoginConfig | None, external_url: str | None
+    ) -> None:
         self._extractor = Extractor(
             cookie_names=sources.cookie_names,
             allow_query_token=sources.allow_query_token,
@@ -234,10 +254,11 @@ class SSOMiddleware:
             dpop=self._dpop is not None,
         )
         self._certificates = ClientCertificates(sources.certificate_header)
+        own = [login.redirect_uri if login else None, external_url]
         self._origins = OriginGuard(
-            [*sources.allowed_origins, *origins_of([login.redirect_uri if login else None])],
-            enabled=sources.check_origin,
+            [*sources.allowed_origins, *origins_of(own)], enabled=sources.check_origin
         )
+        self._external_url = external_url
 
     def _wire_identity(
         self, revocations: RevocationBus | None, identity: IdentityConfig | None
@@ -420,6 +441,7 @@ class SSOMiddleware:
             on_signin=self.identity.signin if self.identity is not None else None,
             origins=self._origins,
             connections=self.connections,
+            external_url=self._external_url,
         )
         # Logout tokens of the default provider and of every enabled sign-in connection.
         self.backchannel = BackchannelLogoutApp(
@@ -520,6 +542,7 @@ class SSOMiddleware:
             "tier mapper": identity.tier_mapper if identity is not None else None,
             "revocations": self.revocations,
             "key documents": self._backends.documents,
+            "DPoP proofs": self._backends.dpop_proofs or self._dpop_checker.replay,
         }
         parts += [f"{name}: {_kind(value)}" for name, value in stores.items()]
         return "asgi_sso started; " + "; ".join(parts)
@@ -544,9 +567,10 @@ class SSOMiddleware:
         if self.connections is not None:
             await self.connections.close()
         await self.revocations.close()
-        close_shared = getattr(self._shared_documents, "aclose", None)
-        if close_shared is not None:
-            await close_shared()
+        for shared in (self._shared_documents, self._backends.dpop_proofs):
+            close_shared = getattr(shared, "aclose", None)
+            if close_shared is not None:
+                await close_shared()
         if self._own_client:
             await self.http_client.aclose()
         self._started = False
@@ -725,14 +749,15 @@ class SSOMiddleware:
                 verified = await self.verifier.refresh(found.token)
                 if not self.verifier.trusts(verified):  # changed again meanwhile
                     raise UnknownIssuer("the token's connection changed; please retry")
-            # Every request, cached verification or not: a proof is single-use.
-            check_binding(
-                self._dpop, scope, found.token, found.source, verified.payload,
-                verified.issuer.config.dpop,
-            )  # fmt: skip
+            # Every request, cached verification or not. The certificate first: a DPoP
+            # proof is single-use, and a request refused anyway should not spend it.
             check_certificate_binding(  # RFC 8705 §3: the certificate is the connection's
                 self._certificates, scope, verified.payload, verified.issuer.config.mtls
             )
+            headers = await check_binding(
+                self._dpop, scope, found.token, found.source, verified.payload,
+                verified.issuer.config.dpop,
+            )  # fmt: skip
             principal = _principal_from(verified, found.source)
         elif self.login is not None:
             result = await self.login.authenticate(scope, read_only=read_only)
@@ -802,6 +827,7 @@ def _check_arguments(**arguments: Any) -> None:
         "paths": PathRules, "sources": CredentialSources, "login": LoginConfig,
         "identity": IdentityConfig, "scim": ScimConfig, "backends": Backends,
         "limits": Limits, "http_client": httpx.AsyncClient, "resource": ProtectedResource,
+        "dpop": DPoPSettings,
     }  # fmt: skip
     for name, kind in expected.items():
         value = arguments[name]
@@ -852,7 +878,7 @@ def _kind(value: object) -> str:
     if value is None:
         return "none"
     name = type(value).__name__
-    return {"RevocationBus": "in-process"}.get(name, name)
+    return {"RevocationBus": "in-process", "ReplayCache": "in-process"}.get(name, name)
 
 
 def _log_unsafe_choices(issuers: Sequence[Issuer], login: LoginConfig | None) -> None:

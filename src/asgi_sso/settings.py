@@ -6,7 +6,8 @@ frozen Struct validated when built; :class:`~asgi_sso.middleware.SSOMiddleware`
 refuses at start-up a combination in which one of them would be ignored.
 
 ``ASGI_SSO_REDIS_URL`` turns on Redis for server-side sessions, one-time sign-in
-state, the revocation broadcast and a shared JWKS/discovery cache;
+state, the revocation broadcast, a shared JWKS/discovery cache and a shared DPoP
+replay memory;
 ``ASGI_SSO_DATABASE_URL`` puts users in SQLite or PostgreSQL. Without them
 everything stays in this process (cookie sessions, in-memory users, the local
 revocation bus, per-process key caches): the zero-configuration path for one
@@ -20,10 +21,12 @@ worker.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -37,6 +40,8 @@ from asgi_sso.identity.stores._urls import async_database_url
 from asgi_sso.identity.stores.memory import MemoryUserStore
 from asgi_sso.keys.documents import SharedDocuments
 from asgi_sso.sessions.base import SessionStore
+from asgi_sso.sessions.codec import MIN_SECRET_BYTES
+from asgi_sso.verify.dpop import ProofMemory
 
 if TYPE_CHECKING:
     from asgi_sso.identity.stores.base import UserStore
@@ -48,6 +53,7 @@ __all__ = [
     "REDIS_URL_ENV",
     "Backends",
     "CredentialSources",
+    "DPoPSettings",
     "Environment",
     "PathRules",
     "from_env",
@@ -88,10 +94,19 @@ class PathRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             scope rules match the path the framework routes below it; a request whose
             route path cannot be told unambiguously is refused with a 400.
         realm: the ``realm`` of the ``WWW-Authenticate`` challenge (RFC 6750 §3).
+        external_url: the URL clients reach the app at, mount point included
+            (``"https://api.example.com/base"``), when a proxy in front of the server
+            changes the scheme, host or path prefix. It replaces what the server
+            reports (scheme, ``Host``, ``root_path``) wherever the middleware names
+            its own URL: the URL a DPoP proof's ``htu`` must name, the sign-in's
+            default redirect URI, the app's own origin for cookie requests. An
+            ``https`` URL (``http`` only for a loopback host), without query,
+            fragment or user info.
 
     Raises:
-        ConfigurationError: a pattern or the root path is malformed, or a scope rule
-            lies wholly within the public paths (which never check scopes).
+        ConfigurationError: a pattern, the root path or the external URL is
+            malformed, or a scope rule lies wholly within the public paths (which
+            never check scopes).
     """
 
     public: Sequence[str] = ()
@@ -99,9 +114,12 @@ class PathRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     optional: bool = False
     root_path: str | None = None
     realm: str = "api"
+    external_url: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.external_url is not None:
+            msgspec.structs.force_setattr(self, "external_url", _external(self.external_url))
         public = PathMatcher(self.public)
         ScopeRules(self.scope_rules)
         if self.root_path is not None:
@@ -112,6 +130,43 @@ class PathRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
                     f"PathRules.scope_rules pattern {pattern!r} lies within PathRules.public, "
                     "whose paths never check scopes: remove the rule, or narrow public"
                 )
+
+
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def _external(url: str) -> str:
+    # The external URL, checked, without a trailing "/" (a path is appended to it).
+    fix = "write it as https://host[:port][/path]"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigurationError(f"PathRules.external_url is malformed: {fix}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"PathRules.external_url is not an absolute http(s) URL: {fix}")
+    if not url.isascii() or not url.isprintable() or " " in url or "\\" in url:
+        raise ConfigurationError(f"PathRules.external_url has characters a URL cannot: {fix}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError("PathRules.external_url must not carry user info")
+    if "?" in url or "#" in url:
+        raise ConfigurationError("PathRules.external_url must not have a query or fragment")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ConfigurationError(
+            "PathRules.external_url must be https (http only for a loopback host)"
+        )
+    if "//" in parts.path:
+        raise ConfigurationError("PathRules.external_url has an empty path segment")
+    return url.rstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _covers(public: PathMatcher, patterns: Sequence[str], pattern: str) -> bool:
@@ -177,14 +232,50 @@ class Backends(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         documents: a JWKS/discovery cache shared by every worker (e.g.
             :class:`~asgi_sso.keys.redis.RedisDocumentCache`), so N workers do not
             each fetch on start-up.
+        dpop_proofs: the DPoP replay memory shared by every worker (e.g.
+            :class:`~asgi_sso.verify.dpop_redis.RedisProofMemory`), so a proof one
+            worker accepted is refused by all; default: each worker remembers its own.
     """
 
     sessions: SessionStore | None = None
     revocations: RevocationBus | None = None
     documents: SharedDocuments | None = None
+    dpop_proofs: ProofMemory | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+
+class DPoPSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How DPoP proofs are checked beyond RFC 9449's defaults.
+
+    Attributes:
+        nonce_secrets: turn on server-provided nonces (RFC 9449 §8, §9): every proof
+            must carry a ``nonce`` the server handed out, else the request is refused
+            with ``use_dpop_nonce`` and a fresh nonce in ``DPoP-Nonce``. Nonces are
+            HMACs of the time under these secrets (oldest to newest, each >= 32
+            bytes; the newest issues), so every worker with the same secrets accepts
+            them: no shared store. Empty (the default): no nonce.
+        nonce_lifetime: seconds in one nonce period; a nonce is accepted during its
+            period and the next, and a successful response in the next carries the
+            fresh one (``DPoP-Nonce``).
+
+    Raises:
+        ConfigurationError: a secret is shorter than 32 bytes, or the lifetime is
+            not between 1 second and 1 day.
+    """
+
+    nonce_secrets: Sequence[Secret] = ()
+    nonce_lifetime: float = 300.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if any(len(s.reveal()) < MIN_SECRET_BYTES for s in self.nonce_secrets):
+            raise ConfigurationError(
+                f"every DPoPSettings.nonce_secrets entry needs >= {MIN_SECRET_BYTES} bytes"
+            )
+        if not 1.0 <= self.nonce_lifetime <= 86_400.0:
+            raise ConfigurationError("DPoPSettings.nonce_lifetime must be 1 to 86400 seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +288,7 @@ class Environment:
         sessions: the Redis session store when configured.
         revocations: the Redis revocation bus when configured.
         documents: the Redis JWKS/discovery cache when configured.
+        dpop_proofs: the Redis DPoP replay memory when configured.
     """
 
     user_store: UserStore
@@ -204,6 +296,7 @@ class Environment:
     sessions: SessionStore | None = None
     revocations: RevocationBus | None = None
     documents: SharedDocuments | None = None
+    dpop_proofs: ProofMemory | None = None
     sql_connections: Callable[[Sequence[Secret]], ConnectionStore] | None = field(
         default=None, repr=False
     )
@@ -219,6 +312,7 @@ class Environment:
             sessions=self.sessions if sessions else None,
             revocations=self.revocations,
             documents=self.documents,
+            dpop_proofs=self.dpop_proofs,
         )
 
     def connections(self, secrets: Sequence[Secret]) -> ConnectionStore:
@@ -243,7 +337,8 @@ class Environment:
             f"Environment(user_store={type(self.user_store).__name__}, "
             f"sessions={type(self.sessions).__name__}, "
             f"revocations={type(self.revocations).__name__}, "
-            f"documents={type(self.documents).__name__})"
+            f"documents={type(self.documents).__name__}, "
+            f"dpop_proofs={type(self.dpop_proofs).__name__})"
         )
 
 
@@ -302,6 +397,7 @@ def from_env(
         from asgi_sso.identity.redis_bus import RedisRevocationBus
         from asgi_sso.keys.redis import RedisDocumentCache
         from asgi_sso.sessions.redis import RedisSessionStore
+        from asgi_sso.verify.dpop_redis import RedisProofMemory
     except ImportError as exc:
         raise ConfigurationError(f"{REDIS_URL_ENV} needs: pip install 'asgi-sso[redis]'") from exc
     extra: dict[str, Any] = {"prefix": prefix} if prefix else {}
@@ -311,5 +407,6 @@ def from_env(
         sessions=RedisSessionStore(redis_url, clock=clock, **extra),
         revocations=RedisRevocationBus(redis_url, **extra),
         documents=RedisDocumentCache(redis_url, clock=clock or SystemClock(), **extra),
+        dpop_proofs=RedisProofMemory(redis_url, clock=clock or SystemClock(), **extra),
         sql_connections=sql_connections,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from _app_process import AppProcess
 from _redis_server import free_port
 from redis import Redis as SyncRedis
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -30,44 +30,6 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 API = "api://mp-connections"
 APP_SECRET = "app-secret-" + uuid.uuid4().hex
-
-
-class AppProcess:
-    """``uvicorn _connections_app:app`` on a free port, stopped by PID."""
-
-    def __init__(self, name: str, env: dict[str, str]) -> None:
-        self.name = name
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "_connections_app:app",
-                "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
-                "--lifespan", "on", "--log-level", "warning",
-            ],
-            env={**os.environ, **env, "MP_NAME": name},
-        )  # fmt: skip
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"app process {self.name} did not become healthy")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +80,9 @@ def env(postgres_url: str, redis_url: str) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def pair(env: dict[str, str]) -> Iterator[tuple[AppProcess, AppProcess]]:
-    a = AppProcess("A", env)
+    a = AppProcess("A", free_port(), env, app="_connections_app:app")
     a.wait_healthy()  # A creates the tables; B starts on them
-    b = AppProcess("B", env)
+    b = AppProcess("B", free_port(), env, app="_connections_app:app")
     try:
         b.wait_healthy()
         yield a, b

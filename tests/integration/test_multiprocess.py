@@ -9,9 +9,6 @@ neither revives anything revoked nor needs the app to restart.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import sqlalchemy as sa
+from _app_process import AppProcess
 from _redis_server import RedisServer, free_port
 from redis import Redis as SyncRedis
 from redis.exceptions import RedisError
@@ -35,43 +33,6 @@ HERE = Path(__file__).resolve().parent
 CLIENT_SECRET = "web-secret-" + uuid.uuid4().hex
 SCIM_SECRET = "scim-secret-" + uuid.uuid4().hex
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-class AppProcess:
-    """``uvicorn _multiprocess_app:app`` on a given port, stopped by PID."""
-
-    def __init__(self, name: str, port: int, env: dict[str, str]) -> None:
-        self.name = name
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "_multiprocess_app:app",
-                "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
-                "--lifespan", "on", "--log-level", "warning",
-            ],
-            env={**os.environ, **env, "MP_NAME": name},
-        )  # fmt: skip
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"app process {self.name} did not become healthy")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 class Cluster:

@@ -23,6 +23,7 @@ from asgi_sso import (
     CertificateHeader,
     ConnectionTiers,
     CredentialSources,
+    DPoPSettings,
     IdentityConfig,
     Introspection,
     Issuer,
@@ -133,7 +134,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
     PathRules: (
         {},
         {"public": _texts, "scope_rules": _str_map(_texts), "optional": _bool,
-         "root_path": _or_none(_text), "realm": _text},
+         "root_path": _or_none(_text), "realm": _text, "external_url": _or_none(_text)},
     ),
     CredentialSources: (
         {},
@@ -141,7 +142,11 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
          "check_origin": _bool,
          "certificate_header": _or_none(lambda v: isinstance(v, CertificateHeader))},
     ),
-    Backends: ({}, {"sessions": _never, "revocations": _never, "documents": _never}),
+    Backends: (
+        {},
+        {"sessions": _never, "revocations": _never, "documents": _never, "dpop_proofs": _never},
+    ),
+    DPoPSettings: ({}, {"nonce_secrets": _secrets, "nonce_lifetime": _number}),
     IdentityConfig: (
         {"user_store": MemoryUserStore()},
         {"tier_mapper": _never, "user_store": _never, "cache_ttl": _number,
@@ -266,6 +271,7 @@ MIDDLEWARE_KINDS: dict[str, Kind] = {
     "clock": _never,
     "prefetch": _bool,
     "resource": _or_none(lambda v: isinstance(v, ProtectedResource)),
+    "dpop": _or_none(lambda v: isinstance(v, DPoPSettings)),
     "event_sinks": lambda v: isinstance(v, list | tuple) and all(callable(s) for s in v),
     "connections": lambda v: (
         v is None or (isinstance(v, list | tuple) and all(isinstance(c, Connection) for c in v))

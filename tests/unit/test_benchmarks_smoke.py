@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import connections_cost, middleware_cost, verify_cost
+from benchmarks import connections_cost, dpop_cost, middleware_cost, verify_cost
 from benchmarks.__main__ import budget_from, parse
 from benchmarks._asgi_sso import AuthError
 from benchmarks.apps import APPS, DIAGNOSTIC, STUBBED
@@ -417,3 +417,35 @@ def test_refusals_suite_measures_each_kind_of_refused_request(kind: str) -> None
     assert result["us_per_request"] > 0
     text = markdown({"machine": MACHINE, "refusals": {"requests": 30, kind: result}})
     assert f"| {kind} |" in text
+
+
+def test_dpop_suite_checks_and_runs_each_case_once(tmp_path: Path) -> None:
+    budget = budget_from(parse(["dpop", *TINY]))
+    dpop_cost.prepare(budget, tmp_path)
+    assert dpop_cost.check(tmp_path) == {}
+    bench = dpop_cost.load(tmp_path)
+    try:
+        bound = bench.material["dpop"].tokens[0]
+        assert b'"cnf"' in b64decode(bound.split(".")[1])
+        assert b'"cnf"' not in b64decode(bench.material["bearer"].tokens[0].split(".")[1])
+        for case in dpop_cost.cases():  # each case once, untimed; a refusal raises
+            kind, _, mode = case.partition(":")
+            assert dpop_cost.time_func(bench, kind, mode)(3) > 0
+    finally:
+        bench.finish()
+
+
+@pytest.mark.slow
+def test_dpop_suite_runs_on_pyperf_and_reports_ratios(tmp_path: Path) -> None:
+    proc = run_runner("dpop", *TINY, "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    dpop = results["dpop"]
+    assert set(dpop["cases"]) == set(dpop_cost.cases())
+    for name, case in dpop["cases"].items():
+        assert "error" not in case, (name, case)
+        assert case["values"] == 1
+    assert set(dpop["ratios"]) == set(dpop_cost.MODES)
+    kept = tmp_path / results["pyperf_files"]["dpop"]
+    assert len(pyperf.BenchmarkSuite.load(str(kept)).get_benchmarks()) == 4
+    assert "| warm | " in (tmp_path / "results.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -12,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_sso import SSOMiddleware
-from asgi_sso.testing import DevIdP, DevUser
+from asgi_sso import Backends, DPoPSettings, LoginConfig, PathRules, Secret, SSOMiddleware
+from asgi_sso.errors import ConfigurationError, StoreUnavailable
+from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
 from asgi_sso.testing.dpop import DPoPClient
 
 AUD = "api://test"
-URL = "http://testserver/things"
+BASE = "http://testserver"
+URL = BASE + "/things"
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -167,3 +170,175 @@ async def test_the_proof_names_the_url_below_the_mount_point(
         good = {"Authorization": f"DPoP {token}"}
         good["DPoP"] = dpop.proof("GET", "http://testserver/api/things", token)
         assert (await c.get("/api/things", headers=good)).status_code == 200
+
+
+NONCE_SECRET = Secret(b"nonce-secret-" + b"x" * 32)
+
+
+def nonce_api(
+    idp: DevIdP, http: httpx.AsyncClient, *, backends: Backends | None = None
+) -> httpx.AsyncClient:
+    app = SSOMiddleware(
+        inner,
+        [idp.issuer_config(audience=AUD, dpop="require")],
+        http_client=http,
+        dpop=DPoPSettings(nonce_secrets=[NONCE_SECRET], nonce_lifetime=60),
+        backends=backends,
+        clock=idp.clock,
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def test_with_nonces_a_proof_without_one_gets_use_dpop_nonce_and_a_fresh_one(
+    idp: DevIdP, idp_http: httpx.AsyncClient, dpop: DPoPClient
+) -> None:
+    token = bound_token(idp, dpop)
+    async with nonce_api(idp, idp_http) as c:
+        r = await c.get("/things", headers=dpop_headers(dpop, token))
+        assert r.status_code == 401
+        assert r.json()["error"] == "use_dpop_nonce"
+        challenges = r.headers.get_list("www-authenticate")
+        assert challenges[1].startswith('DPoP algs="')
+        assert 'error="use_dpop_nonce"' in challenges[1]
+        nonce = r.headers["dpop-nonce"]
+        dpop.nonce = nonce
+        ok = await c.get("/things", headers=dpop_headers(dpop, token))
+        assert ok.status_code == 200, ok.text
+        assert "dpop-nonce" not in ok.headers  # the current one: nothing to renew
+        dpop.nonce = nonce[:-1] + ("A" if nonce[-1] != "A" else "B")
+        forged = await c.get("/things", headers=dpop_headers(dpop, token))
+        assert forged.json()["error"] == "use_dpop_nonce"
+
+
+async def test_the_test_client_retries_once_and_follows_the_nonce_as_it_rolls() -> None:
+    clock = FakeClock()
+    idp = DevIdP("http://idp.test", users=[DevUser(sub="alice")], clock=clock)
+    dpop = DPoPClient(clock=clock)
+    token = bound_token(idp, dpop)
+    async with idp.http_client() as idp_http, nonce_api(idp, idp_http) as c:
+        r = await dpop.request(c, "GET", URL, token)  # 401 use_dpop_nonce, then 200
+        assert r.status_code == 200, r.text
+        first = dpop.nonce
+        assert first is not None
+        clock.advance(60)  # the next period: accepted, and renewed on the response
+        r = await dpop.request(c, "POST", URL, token)
+        assert r.status_code == 200, r.text
+        assert r.headers["dpop-nonce"] == dpop.nonce != first
+        clock.advance(120)  # two periods on: refused, and the client recovers once
+        r = await dpop.request(c, "GET", URL, token)
+        assert r.status_code == 200, r.text
+
+
+async def test_workers_with_the_same_secret_accept_each_others_nonces(
+    idp: DevIdP, idp_http: httpx.AsyncClient, dpop: DPoPClient
+) -> None:
+    token = bound_token(idp, dpop)
+    async with nonce_api(idp, idp_http) as a, nonce_api(idp, idp_http) as b:
+        assert (await dpop.request(a, "GET", URL, token)).status_code == 200
+        r = await b.get("/things", headers=dpop_headers(dpop, token))
+        assert r.status_code == 200, r.text
+
+
+async def test_nonce_secrets_with_nothing_using_dpop_are_refused(idp: DevIdP) -> None:
+    with pytest.raises(ConfigurationError, match="nonce_secrets would never be used"):
+        SSOMiddleware(
+            inner,
+            [idp.issuer_config(audience=AUD)],
+            dpop=DPoPSettings(nonce_secrets=[NONCE_SECRET]),
+        )
+    # A connection may turn DPoP on at runtime: then they are kept.
+    SSOMiddleware(
+        inner,
+        [idp.issuer_config(audience=AUD)],
+        connections=[],
+        dpop=DPoPSettings(nonce_secrets=[NONCE_SECRET]),
+    )
+
+
+class SharedMemory:
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.down = False
+
+    async def remember(self, key: str, until: float) -> bool:
+        if self.down:
+            raise StoreUnavailable("the DPoP proof memory (Redis) is unavailable")
+        new = key not in self.keys
+        self.keys.add(key)
+        return new
+
+
+async def test_workers_sharing_a_proof_memory_refuse_a_replay_and_fail_closed(
+    idp: DevIdP, idp_http: httpx.AsyncClient, dpop: DPoPClient
+) -> None:
+    memory = SharedMemory()
+    token = bound_token(idp, dpop)
+
+    def worker() -> SSOMiddleware:
+        return SSOMiddleware(
+            inner,
+            [idp.issuer_config(audience=AUD, dpop="allow")],
+            http_client=idp_http,
+            backends=Backends(dpop_proofs=memory),
+        )
+
+    a, b = worker(), worker()
+    headers = dpop_headers(dpop, token)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url=BASE) as ca:
+        assert (await ca.get("/things", headers=headers)).status_code == 200
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=b), base_url=BASE) as cb:
+        replayed = await cb.get("/things", headers=headers)
+        assert replayed.status_code == 401
+        assert "already used" in replayed.json()["error_description"]
+        assert (await cb.get("/things", headers=dpop_headers(dpop, token))).status_code == 200
+        memory.down = True
+        down = await cb.get("/things", headers=dpop_headers(dpop, token))
+    assert down.status_code == 503
+    assert down.json()["error"] == "temporarily_unavailable"
+    assert int(down.headers["retry-after"]) > 0
+
+
+EXTERNAL = "https://api.example.com/base"
+
+
+async def test_behind_a_proxy_the_proof_names_the_external_url(
+    idp: DevIdP, idp_http: httpx.AsyncClient, dpop: DPoPClient
+) -> None:
+    app = SSOMiddleware(
+        inner,
+        [idp.issuer_config(audience=AUD, dpop="allow")],
+        http_client=idp_http,
+        paths=PathRules(external_url=EXTERNAL),
+    )
+    token = bound_token(idp, dpop)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        external = await dpop.request(c, "GET", URL, token, htu=EXTERNAL + "/things")
+        internal = await dpop.request(c, "GET", URL, token)
+    assert external.status_code == 200, external.text
+    assert internal.status_code == 401
+    assert "htu" in internal.json()["error_description"]
+
+
+async def test_behind_a_proxy_sign_in_redirects_back_to_the_external_url(idp: DevIdP) -> None:
+    idp.add_client(DevClient(client_id="web", client_secret="s" * 20,
+                             redirect_uris=(EXTERNAL + "/auth/callback",)))  # fmt: skip
+    async with idp.http_client() as http:
+        app = SSOMiddleware(
+            inner,
+            [idp.issuer_config(audience=AUD)],
+            http_client=http,
+            paths=PathRules(external_url=EXTERNAL + "/"),
+            login=LoginConfig(
+                issuer=idp.issuer, client_id="web", client_secret=Secret("s" * 20),
+                cookie_secrets=(Secret(b"c" * 32),),
+            ),
+        )  # fmt: skip
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
+            r = await c.get("/auth/login")
+            # A cookie-authenticated unsafe request from the external origin is its own.
+            logout = await c.post("/auth/logout", headers={"origin": "https://api.example.com"})
+    assert r.status_code == 302, r.text
+    query = parse_qs(urlsplit(r.headers["location"]).query)
+    assert query["redirect_uri"] == [EXTERNAL + "/auth/callback"]
+    assert logout.status_code != 403, logout.text

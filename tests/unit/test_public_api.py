@@ -20,6 +20,7 @@ FRONT_DOOR = {
     "CertificateHeader",
     "Clock",
     "CredentialSources",
+    "DPoPSettings",
     "IdentityConfig",
     "Introspection",
     "Issuer",

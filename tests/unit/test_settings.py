@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from asgi_sso.config import Secret
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.redis_bus import RedisRevocationBus
 from asgi_sso.identity.stores.memory import MemoryUserStore
@@ -15,11 +16,13 @@ from asgi_sso.sessions.redis import RedisSessionStore
 from asgi_sso.settings import (
     Backends,
     CredentialSources,
+    DPoPSettings,
     Environment,
     PathRules,
     database_url,
     from_env,
 )
+from asgi_sso.verify.dpop_redis import RedisProofMemory
 
 
 async def close(env: Environment) -> None:
@@ -30,6 +33,8 @@ async def close(env: Environment) -> None:
     await env.user_store.close()
     if isinstance(env.documents, RedisDocumentCache):
         await env.documents.aclose()
+    if isinstance(env.dpop_proofs, RedisProofMemory):
+        await env.dpop_proofs.aclose()
 
 
 async def test_no_variables_keep_everything_in_process() -> None:
@@ -57,6 +62,10 @@ async def test_redis_url_shares_sessions_state_and_revocations() -> None:
     assert env.shared
     assert "app1:" in repr(backends.sessions)
     assert backends.documents.key("https://idp/jwks").startswith("app1:doc:")
+    # DPoP proofs too: one accepted by a worker is refused by every other.
+    assert isinstance(backends.dpop_proofs, RedisProofMemory)
+    assert backends.dpop_proofs.key("jkt jti").startswith("app1:dpop:")
+    assert "pw-secret" not in repr(backends.dpop_proofs)
     assert "pw-secret" not in repr(backends.documents)
     assert "pw-secret" not in repr(env)
     # An app without browser sign-in shares revocations and keys, but has no sessions.
@@ -64,6 +73,7 @@ async def test_redis_url_shares_sessions_state_and_revocations() -> None:
     assert api_only.sessions is None
     assert api_only.revocations is backends.revocations
     assert api_only.documents is backends.documents
+    assert api_only.dpop_proofs is backends.dpop_proofs
     await close(env)
 
 
@@ -148,3 +158,56 @@ def test_grouped_settings_are_frozen_and_forbid_unknown_fields() -> None:
     for kind in (PathRules, CredentialSources, Backends):
         with pytest.raises(TypeError):
             kind(public_paths=["/x"])  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com",
+        "https://api.example.com/base/",
+        "https://API.example.com:8443/a/b",
+        "http://127.0.0.1:8000/x",
+        "http://localhost",
+        "http://[::1]:8000",
+    ],
+)
+def test_an_external_url_is_kept_without_its_trailing_slash(url: str) -> None:
+    assert PathRules(external_url=url).external_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("api.example.com", "absolute"),
+        ("/base", "absolute"),
+        ("ftp://api.example.com", "absolute"),
+        ("http://api.example.com", "https"),
+        ("http://10.0.0.1", "https"),
+        ("https://api.example.com/?a=1", "query"),
+        ("https://api.example.com/#top", "fragment"),
+        ("https://user:pw@api.example.com", "user info"),
+        ("https://api.example.com:99999", "malformed"),
+        ("https://api.exámple.com", "characters"),
+        ("https://api.example.com/a b", "characters"),
+        ("https://api.example.com/a\nb", "characters"),
+        ("https://api.example.com//a", "empty path segment"),
+    ],
+)
+def test_a_malformed_external_url_is_refused(url: str, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        PathRules(external_url=url)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"nonce_secrets": [Secret(b"short")]}, "32 bytes"),
+        ({"nonce_lifetime": 0}, "1 to 86400"),
+        ({"nonce_lifetime": 10**6}, "1 to 86400"),
+        ({"nonce_secrets": Secret(b"s" * 32)}, "nonce_secrets"),
+    ],
+)
+def test_dpop_settings_are_checked(kw: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        DPoPSettings(**kw)
+    assert DPoPSettings(nonce_secrets=[Secret(b"s" * 32)]).nonce_secrets == (Secret(b"s" * 32),)

@@ -18,9 +18,8 @@ import math
 import msgspec
 from redis.asyncio import Redis
 
-from asgi_sso._redis import DEFAULT_PREFIX, check_prefix, client_from
+from asgi_sso._redis import DEFAULT_PREFIX, PrefixedClient
 from asgi_sso.config import Clock, Limits, SystemClock
-from asgi_sso.errors import ConfigurationError
 
 __all__ = ["RedisDocumentCache"]
 
@@ -36,7 +35,7 @@ _ENVELOPE_BYTES = 64
 """Room for the msgpack framing around the body when capping a read."""
 
 
-class RedisDocumentCache:
+class RedisDocumentCache(PrefixedClient):
     """A :class:`~asgi_sso.keys.documents.SharedDocuments` store in Redis.
 
     Args:
@@ -60,13 +59,9 @@ class RedisDocumentCache:
         limits: Limits = Limits(),  # noqa: B008 - a frozen Struct is a safe default
         clock: Clock = SystemClock(),  # noqa: B008 - stateless
     ) -> None:
-        if not timeout > 0.0 or math.isinf(timeout):
-            raise ConfigurationError("the shared document cache timeout must be positive")
-        self._prefix = check_prefix(prefix)
-        self._timeout = timeout
+        super().__init__(redis, prefix=prefix, timeout=timeout, what="shared document cache")
         self._max_bytes = limits.max_document_bytes + _ENVELOPE_BYTES
         self._clock = clock
-        self._redis, self._owns = client_from(redis, timeout=timeout)
 
     def key(self, url: str) -> str:
         """The Redis key of ``url``'s body."""
@@ -104,12 +99,3 @@ class RedisDocumentCache:
         value = _ENCODER.encode(_Entry(expires_at=expires_at, body=body))
         async with asyncio.timeout(self._timeout):
             await self._redis.set(self.key(url), value, px=ttl_ms)
-
-    async def aclose(self) -> None:
-        """Close the Redis client if this object created it."""
-        if self._owns:
-            await self._redis.aclose()
-
-    def __repr__(self) -> str:
-        # Never the URL: it may carry a password.
-        return f"RedisDocumentCache(prefix={self._prefix!r})"

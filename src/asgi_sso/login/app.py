@@ -81,6 +81,8 @@ class BrowserLogin:
     unsafe requests and WebSockets; by default the request's own origin and that
     of ``config.redirect_uri``. ``connections`` (the middleware's live snapshot)
     makes every enabled connection with a ``client_id`` a sign-in provider.
+    ``external_url`` (``PathRules.external_url``), when set, is where the default
+    redirect URI lies instead of the origin and mount point the server reports.
 
     Raises:
         ConfigurationError: ``config`` has no issuer and no connections are given.
@@ -99,6 +101,7 @@ class BrowserLogin:
         on_signin: Callable[[Principal], Awaitable[Principal]] | None = None,
         origins: OriginGuard | None = None,
         connections: LiveConnections | None = None,
+        external_url: str | None = None,
     ) -> None:
         self.config = config
         self._verifier = verifier
@@ -139,6 +142,7 @@ class BrowserLogin:
             providers=self.providers,
             emit=self._emit,
             on_signin=on_signin,
+            external_url=external_url,
         )
         self._origins = origins or OriginGuard(origins_of([config.redirect_uri]))
         revocations.subscribe(self._on_revocation)

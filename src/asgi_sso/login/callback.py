@@ -90,8 +90,10 @@ class SignInFlow:
         providers: Providers,
         emit: Emit,
         on_signin: Callable[[Principal], Awaitable[Principal]] | None,
+        external_url: str | None = None,
     ) -> None:
         self.config = config
+        self._external_url = external_url
         self._verifier = verifier
         self._client = client
         self._store = store
@@ -176,9 +178,9 @@ class SignInFlow:
     def _new_flow(self, scope: Any, provider: Provider, return_to: str | None) -> FlowState:
         # The flow names its provider: the callback finishes it there or nowhere.
         root = _asgi.root_path(scope)
-        redirect_uri = self.config.redirect_uri or (
-            _asgi.request_origin(scope) + root + self._callback_route
-        )
+        # Behind a proxy, the URL the browser sees (PathRules.external_url) holds the root.
+        base = self._external_url or _asgi.request_origin(scope) + root
+        redirect_uri = self.config.redirect_uri or base + self._callback_route
         now = self._clock.time()
         return new_flow(
             return_to=return_to or root + self.config.default_return_to,

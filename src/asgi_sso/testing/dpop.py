@@ -4,6 +4,10 @@ Pair it with :class:`~asgi_sso.testing.TokenFactory`: ``factory.token(claims=
 client.cnf())`` is a token bound to the client's key, and ``client.headers(token,
 "GET", url)`` the request headers that present it. The ``*_proof`` variants
 are the hostile ones a resource server must refuse. Keys are generated at test time.
+
+Against a server requiring nonces (RFC 9449 §9), :meth:`DPoPClient.request` sends
+a request, learns the ``DPoP-Nonce`` it answers with and retries once on
+``use_dpop_nonce``, as a real client does; every later proof carries the nonce.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.keys.jwk import parse_jwk
 from asgi_sso.testing.tokens import SigningKey, alg_none, b64url, generate_key, mint, public_jwk
 from asgi_sso.verify.dpop import access_token_hash
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DPoPClient"]
 
@@ -29,15 +36,19 @@ class DPoPClient:
     Args:
         alg: the proof algorithm (``ES256`` by default; any of the test kit's).
         clock: where a proof's ``iat`` comes from (inject the tests' fake clock).
-        key: a private key of a type ``alg`` signs with (``asgi-sso dpop-proof``
-            loads one); a new one when omitted.
+        key: the private key to hold (for ``alg``); default: a fresh one. Pass the
+            same key to clients in several processes to share one binding.
+
+    Attributes:
+        nonce: the server nonce every proof carries (``None``: none); set by
+            :meth:`learn_nonce` and :meth:`request`, or by hand.
     """
 
     def __init__(
         self, alg: str = "ES256", *, clock: Clock | None = None, key: SigningKey | None = None
     ) -> None:
         self.alg = alg
-        self.key: SigningKey = generate_key(alg) if key is None else key
+        self.key: SigningKey = key if key is not None else generate_key(alg)
         self.clock: Clock = clock or SystemClock()
         self.jwk = {
             name: value
@@ -45,6 +56,7 @@ class DPoPClient:
             if name not in ("kid", "use", "key_ops")
         }
         self.jkt = parse_jwk(self.jwk).thumbprint
+        self.nonce: str | None = None
 
     def __repr__(self) -> str:
         return f"DPoPClient(alg={self.alg!r}, jkt={self.jkt!r})"
@@ -61,7 +73,8 @@ class DPoPClient:
         *,
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A proof's claims: ``jti``, ``htm``, ``htu``, ``iat`` and ``ath`` when ``token``.
+        """A proof's claims: ``jti``, ``htm``, ``htu``, ``iat``, ``ath`` when ``token``,
+        ``nonce`` when the client holds one.
 
         ``extra`` is merged last; a ``None`` value removes that claim.
         """
@@ -73,6 +86,8 @@ class DPoPClient:
         }
         if token is not None:
             claims["ath"] = access_token_hash(token)
+        if self.nonce is not None:
+            claims["nonce"] = self.nonce
         for name, value in (extra or {}).items():
             if value is None:
                 claims.pop(name, None)
@@ -98,6 +113,56 @@ class DPoPClient:
         """ASGI request headers presenting ``token`` with a fresh proof."""
         proof = self.proof(method, url, token, **kw)
         return [(b"authorization", f"DPoP {token}".encode()), (b"dpop", proof.encode())]
+
+    def learn_nonce(self, headers: Mapping[str, str]) -> bool:
+        """Take the ``DPoP-Nonce`` of a response's headers, if any; whether it was new."""
+        nonce = headers.get("dpop-nonce")
+        if nonce is None or nonce == self.nonce:
+            return False
+        self.nonce = nonce
+        return True
+
+    async def request(
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        url: str,
+        token: str,
+        *,
+        htu: str | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        """Send ``token`` with a fresh proof; on ``use_dpop_nonce``, retry once with the nonce.
+
+        Args:
+            http: the client sending the request.
+            method: the HTTP method.
+            url: the URL requested (and named in ``htu`` unless ``htu`` is given).
+            token: the DPoP-bound access token.
+            htu: the URL the proof names, when it differs from ``url`` (behind a proxy).
+            kw: passed to :meth:`httpx.AsyncClient.request` (``json``, ``params`` ...).
+        """
+        extra = dict(kw.pop("headers", None) or {})
+        response = await self._send(http, method, url, token, htu, extra, kw)
+        challenges = " ".join(response.headers.get_list("www-authenticate"))
+        if self.learn_nonce(response.headers) and 'error="use_dpop_nonce"' in challenges:
+            response = await self._send(http, method, url, token, htu, extra, kw)
+            self.learn_nonce(response.headers)
+        return response
+
+    async def _send(
+        self,
+        http: httpx.AsyncClient,
+        method: str,
+        url: str,
+        token: str,
+        htu: str | None,
+        extra: dict[str, str],
+        kw: dict[str, Any],
+    ) -> httpx.Response:
+        proof = self.proof(method, htu or url, token)
+        headers = {**extra, "authorization": f"DPoP {token}", "dpop": proof}
+        return await http.request(method, url, headers=headers, **kw)
 
     def private_key_proof(self, method: str, url: str, token: str | None = None) -> str:
         """A proof whose ``jwk`` carries the private key (``d`` ...): must be refused."""

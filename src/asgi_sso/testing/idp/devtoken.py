@@ -72,7 +72,9 @@ async def dev_token(idp: DevIdP, request: Request) -> Response:
     client = _client(idp, params.get("client_id", ""))
     if isinstance(client, Response):
         return client
-    jkt = proof_key(idp, request, "/dev/token", required=client is not None and client.dpop_bound)
+    jkt = await proof_key(
+        idp, request, "/dev/token", required=client is not None and client.dpop_bound
+    )
     if isinstance(jkt, Response):
         return jkt
     audience = params.get("audience") or (client.token_audience if client else None)

@@ -34,7 +34,7 @@ def invalid_proof(description: str) -> Response:
     return oauth_error("invalid_dpop_proof", description)
 
 
-def proof_key(
+async def proof_key(
     idp: DevIdP, request: Request, endpoint: str, *, required: bool
 ) -> str | Response | None:
     """The thumbprint of the key the request's DPoP proof holds, or the refusal.
@@ -55,7 +55,7 @@ def proof_key(
     if len(proofs) > 1:
         return invalid_proof("the request carries more than one DPoP header")
     try:
-        jkt = idp.dpop.check(
+        checked = await idp.dpop.check(
             proofs[0], method=request.method, url=idp.url(endpoint), token=None, jkt=None
         )
     except InvalidDPoPProof as exc:
@@ -66,7 +66,7 @@ def proof_key(
     if nonce is not None and _nonce_of(proofs[0]) != nonce:
         description = "this server requires the DPoP-Nonce header's value as the proof's nonce"
         return oauth_error("use_dpop_nonce", description, headers={"DPoP-Nonce": nonce})
-    return jkt
+    return checked.thumbprint
 
 
 def _nonce_of(proof: str) -> object:

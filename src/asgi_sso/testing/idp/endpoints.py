@@ -350,7 +350,7 @@ async def _token(idp: DevIdP, request: Request) -> Response:
         return oauth_error("unsupported_grant_type", "unknown or missing grant_type")
     if grant_type not in client.grant_types:
         return oauth_error("unauthorized_client", f"the client may not use {grant_type}")
-    jkt = proof_key(idp, request, "/token", required=client.dpop_bound)
+    jkt = await proof_key(idp, request, "/token", required=client.dpop_bound)
     if isinstance(jkt, Response):
         return jkt
     response = handler(idp, client, params, jkt)

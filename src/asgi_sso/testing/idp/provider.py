@@ -29,6 +29,7 @@ from asgi_sso.testing.idp.model import (
     DevUser,
     Grant,
     KeyRing,
+    PushedRequest,
     new_secret,
 )
 from asgi_sso.testing.idp.server import free_port, serve_in_thread
@@ -65,6 +66,11 @@ class DevIdP:
         backchannel_client: posts back-channel logout tokens to the clients a session
             signed in to when it ends at ``/end_session``; ``None`` (the default) sends
             them only when :meth:`send_backchannel_logout` is called.
+        require_par: take authorization requests only through ``/par`` (RFC 9126),
+            advertised as ``require_pushed_authorization_requests``.
+        par_ttl: life of a pushed request's ``request_uri``, seconds (used once).
+        jwks_client: fetches the JWK Sets of clients registered with ``jwks_uri``;
+            ``None`` opens a plain ``httpx.AsyncClient`` per fetch.
     """
 
     def __init__(
@@ -81,6 +87,9 @@ class DevIdP:
         refresh_token_ttl: int = 86_400,
         key_grace: float = 3600.0,
         backchannel_client: httpx.AsyncClient | None = None,
+        require_par: bool = False,
+        par_ttl: int = 60,
+        jwks_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.issuer = (issuer or f"http://127.0.0.1:{free_port()}").rstrip("/")
         parts = urlsplit(self.issuer)
@@ -108,6 +117,11 @@ class DevIdP:
         self.opaque_tokens: dict[str, dict[str, Any]] = {}  # token -> its claims
         self.sessions: dict[str, str] = {}  # sid -> sub
         self.assertion_jtis: dict[str, float] = {}  # used client assertions -> their exp
+        self.require_par = require_par
+        self.par_ttl = par_ttl
+        self.pushed: dict[str, PushedRequest] = {}  # request_uri -> the pushed request
+        self.jwks_client = jwks_client
+        self.fetched_jwks: dict[str, dict[str, Any]] = {}  # client id -> keys from jwks_uri
         self.requests: Counter[str] = Counter()  # endpoint name -> calls
         self.outage_status: int | None = None
         self.jwks_delay: float = 0.0

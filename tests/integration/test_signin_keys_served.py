@@ -18,7 +18,7 @@ import msgspec
 import pytest
 from joserfc.jwk import ECKey
 
-from asgi_sso import LoginConfig, PathRules, Secret, SSOMiddleware
+from asgi_sso import LoginConfig, Secret, SSOMiddleware
 from asgi_sso.testing import DevClient, DevIdP, DevUser, free_port
 from asgi_sso.testing.idp.server import serve_in_thread
 
@@ -65,7 +65,6 @@ def served() -> Iterator[tuple[str, DevIdP]]:
     app = SSOMiddleware(
         inner,
         [idp.issuer_config(audience="web")],
-        paths=PathRules(public=["/auth/jwks.json"]),
         login=LoginConfig(
             issuer=idp.issuer,
             client_id="web",

@@ -1,7 +1,8 @@
 """Browser sign-in as an ASGI component: OIDC authorization code + PKCE, session cookies, logout.
 
-:class:`BrowserLogin` serves ``{prefix}/login``, ``{prefix}/callback`` and
-``{prefix}/logout`` and turns a session cookie back into a
+:class:`BrowserLogin` serves ``{prefix}/login``, ``{prefix}/callback``,
+``{prefix}/logout`` and the client keys' public JWK Set (``LoginConfig.jwks_route``)
+and turns a session cookie back into a
 :class:`~asgi_sso.principal.Principal` on every request. Users sign in at the
 default provider (``LoginConfig.issuer``) or, given the live connections, at the
 connection home-realm discovery picks (:mod:`asgi_sso.login.discovery`); each

@@ -253,7 +253,7 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         path = self.jwks_route
         names = ("/login", "/callback", "/logout", "/backchannel-logout")
         routes = {self.prefix + name for name in names}
-        if not path.startswith("/") or path in routes or "?" in path or "#" in path:
+        if path == "/" or not path.startswith("/") or path in routes or set("?#") & set(path):
             raise ConfigurationError(
                 "LoginConfig.jwks_path must be a path starting with '/' that is not one of "
                 "the sign-in routes"

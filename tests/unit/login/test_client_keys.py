@@ -84,7 +84,8 @@ def test_the_jwks_path_defaults_below_the_prefix_and_may_not_shadow_a_route() ->
     assert login().jwks_route == "/auth/jwks.json"
     assert login(prefix="/sso").jwks_route == "/sso/jwks.json"
     assert login(jwks_path="/.well-known/client-jwks").jwks_route == "/.well-known/client-jwks"
-    for path in ("/auth/login", "/auth/callback", "/auth/backchannel-logout", "jwks", "/j?x=1"):
+    shadowing = ("/auth/login", "/auth/callback", "/auth/backchannel-logout", "/", "jwks", "/j?x")
+    for path in shadowing:
         with pytest.raises(ConfigurationError, match="jwks_path"):
             login(jwks_path=path)
 

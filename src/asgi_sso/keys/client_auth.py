@@ -29,6 +29,7 @@ __all__ = [
     "ASSERTION_TYPE",
     "ClientAuth",
     "ClientKey",
+    "credentials_problem",
     "load_client_key",
 ]
 
@@ -75,6 +76,21 @@ class ClientKey:
         names = ("kty", "n", "e") if self.alg == "RS256" else ("kty", "crv", "x", "y")
         jwk = {name: str(full[name]) for name in names}
         return {**jwk, "kid": self.kid, "use": "sig", "alg": self.alg}
+
+
+def credentials_problem(method: str, *, secret: bool, key: bool) -> str | None:
+    """Why a client authenticating by ``method`` cannot hold the credentials given, or ``None``.
+
+    A secret goes with ``client_secret_basic``/``_post`` and only with them; a key
+    with ``private_key_jwt`` and only with it.
+    """
+    needs_secret = method in ("client_secret_basic", "client_secret_post")
+    if needs_secret != secret:
+        needs = "needs a client_secret" if needs_secret else "takes no client_secret"
+        return f"token_endpoint_auth={method!r} {needs}"
+    if (method == "private_key_jwt") != key:
+        return "a client_key goes with token_endpoint_auth='private_key_jwt', and only with it"
+    return None
 
 
 def load_client_key(text: str) -> ClientKey:

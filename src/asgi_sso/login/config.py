@@ -10,7 +10,7 @@ import msgspec
 
 from asgi_sso.config import Secret, check_fields, is_loopback, plain_http_host
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.keys.client_auth import ClientKey, load_client_key
+from asgi_sso.keys.client_auth import ClientKey, credentials_problem, load_client_key
 from asgi_sso.login.discovery import DiscoveryPage
 from asgi_sso.login.return_to import safe_return_to
 from asgi_sso.mcp.resource import canonical_resource
@@ -220,18 +220,13 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise fail("LoginConfig.issuer must be one exact issuer URL, not a template")
         if not self.client_id:
             raise fail("LoginConfig.client_id must not be empty")
-        method = self.token_endpoint_auth
-        if (method == "private_key_jwt") != (self.client_key is not None):
-            raise fail(
-                "LoginConfig.client_key goes with token_endpoint_auth='private_key_jwt', "
-                "and only with it"
-            )
-        needs_secret = method in ("client_secret_basic", "client_secret_post")
-        if needs_secret != (self.client_secret is not None):
-            raise fail(
-                f"LoginConfig(token_endpoint_auth={method!r}) "
-                + ("needs client_secret" if needs_secret else "must not be given a client_secret")
-            )
+        problem = credentials_problem(
+            self.token_endpoint_auth,
+            secret=self.client_secret is not None,
+            key=self.client_key is not None,
+        )
+        if problem is not None:
+            raise fail(f"LoginConfig: {problem}")
         if self.client_key is not None:
             self.signing_key()  # an unreadable key fails now, not on a user's sign-in
 

@@ -79,6 +79,7 @@ class _DevIdPFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     clients: list[msgspec.Raw] = msgspec.field(default_factory=list)
     algorithm: str | None = None
     auto_approve: bool | None = None
+    require_par: bool = False
 
 
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`")
@@ -196,6 +197,7 @@ def _build_idp(args: argparse.Namespace) -> DevIdP:
         clients=clients or DEMO_CLIENTS,
         algorithm=args.algorithm or file.algorithm or "RS256",
         auto_approve=bool(args.auto_approve or file.auto_approve),
+        require_par=file.require_par,
     )
 
 

@@ -7,6 +7,7 @@ bad configuration fails at start-up with a clear message, never on a request.
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
 from collections.abc import Sequence
 from typing import Literal, Protocol, cast
@@ -124,6 +125,9 @@ class SystemClock:
     monotonic = staticmethod(_monotonic)
 
 
+_MAX_SECRET_FILE = 1024 * 1024
+
+
 class Secret:
     """A secret value whose ``repr`` and ``str`` never show it.
 
@@ -136,6 +140,30 @@ class Secret:
         if not value:
             raise ConfigurationError("a secret must not be empty")
         self._value = value.encode() if isinstance(value, str) else bytes(value)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Secret:
+        """Read a secret from a file (a mounted secret, a PEM private key).
+
+        Whitespace at either end is dropped: a trailing newline is not part of a
+        client secret, and a PEM key does not need it.
+
+        Raises:
+            ConfigurationError: the file cannot be read, is empty or larger than 1 MiB
+                (the message names the path, never the content).
+        """
+        try:
+            with open(path, "rb") as file:
+                data = file.read(_MAX_SECRET_FILE + 1)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the secret file {os.fspath(path)!r}: {exc.strerror}"
+            ) from exc
+        if len(data) > _MAX_SECRET_FILE:
+            raise ConfigurationError(f"the secret file {os.fspath(path)!r} is larger than 1 MiB")
+        if not data.strip():
+            raise ConfigurationError(f"the secret file {os.fspath(path)!r} is empty")
+        return cls(data.strip())
 
     def reveal(self) -> bytes:
         """Return the secret bytes."""
@@ -249,8 +277,14 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     checked like a JWT's (``iss``, ``aud``, ``exp``, ``sub``, scopes).
 
     Attributes:
-        client_id: this API's client id at the IdP (HTTP Basic authentication).
-        client_secret: its secret (never logged or shown in a ``repr``).
+        client_id: this API's client id at the IdP.
+        client_secret: its secret, sent by HTTP Basic authentication (never logged
+            or shown in a ``repr``).
+        client_key: instead of a secret, its private key (PEM, or a JWK as JSON; RSA
+            or P-256): each call carries a ``private_key_jwt`` assertion (RFC 7523)
+            whose ``aud`` is the introspection endpoint. Give exactly one of
+            ``client_secret`` and ``client_key``; the key is read when the
+            middleware (or ``TokenVerifier``) is built.
         endpoint: the introspection endpoint; ``None`` reads ``introspection_endpoint``
             from the issuer's discovery document.
         cache_ttl: at most this many seconds an active answer is reused (never past
@@ -268,7 +302,8 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """
 
     client_id: str
-    client_secret: Secret
+    client_secret: Secret | None = None
+    client_key: Secret | None = None
     endpoint: str | None = None
     cache_ttl: float = 60.0
     inactive_ttl: float = 10.0
@@ -283,6 +318,11 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         check_fields(self)
         if not self.client_id:
             raise ConfigurationError("Introspection.client_id must not be empty")
+        if (self.client_secret is None) == (self.client_key is None):
+            raise ConfigurationError(
+                "Introspection needs exactly one of client_secret (HTTP Basic) and "
+                "client_key (private_key_jwt)"
+            )
         if self.endpoint is not None and urlsplit(self.endpoint).scheme.lower() not in (
             "https",
             "http",

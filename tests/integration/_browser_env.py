@@ -32,6 +32,16 @@ KEY_OLD = Secret(b"o" * 32)
 KEY_NEW = Secret(b"n" * 32)
 
 
+def web_client(**fields: Any) -> DevClient:
+    """The app's client ``web`` at the DevIdP, with ``fields`` (a secret, or keys)."""
+    return DevClient(
+        client_id="web",
+        redirect_uris=(APP + "/auth/callback", APP + "/app/auth/callback"),
+        post_logout_redirect_uris=(APP + "/bye",),
+        **fields,
+    )
+
+
 class Env:
     """An app, a DevIdP and a cookie-keeping browser between them."""
 
@@ -45,6 +55,8 @@ class Env:
         root_path: str = "",
         root_in_path: bool = True,
         issuer: dict[str, Any] | None = None,
+        client: DevClient | None = None,
+        idp_options: dict[str, Any] | None = None,
         **login: Any,
     ) -> None:
         self.clock = clock
@@ -53,16 +65,10 @@ class Env:
         self.idp = DevIdP(
             IDP,
             users=[user or DevUser(sub="alice", email="alice@corp.example", groups=("admins",))],
-            clients=[
-                DevClient(
-                    client_id="web",
-                    client_secret=CLIENT_SECRET,
-                    redirect_uris=(APP + "/auth/callback", APP + "/app/auth/callback"),
-                    post_logout_redirect_uris=(APP + "/bye",),
-                )
-            ],
+            clients=[client or web_client(client_secret=CLIENT_SECRET)],
             auto_approve=True,
             clock=clock,
+            **(idp_options or {}),
         )
         self.overrides: dict[str, Override] = {}
         idp_transport = httpx.ASGITransport(app=self.idp)
@@ -92,13 +98,14 @@ class Env:
         self.app = httpx.AsyncClient(transport=transport, base_url=APP)
 
     def make_login(self, secrets: tuple[Secret, ...], **login: Any) -> BrowserLogin:
-        config = LoginConfig(
-            issuer=IDP,
-            client_id="web",
-            client_secret=Secret(CLIENT_SECRET),
-            cookie_secrets=secrets,
+        settings: dict[str, Any] = {
+            "issuer": IDP,
+            "client_id": "web",
+            "client_secret": Secret(CLIENT_SECRET),
+            "cookie_secrets": secrets,
             **login,
-        )
+        }
+        config = LoginConfig(**settings)
         return BrowserLogin(
             config,
             verifier=self.verifier,

@@ -82,7 +82,12 @@ class Company:
         return DevClient(
             client_id=self.client_id,
             client_secret=None if keyed else self.secret,
-            jwks={"keys": [public_jwk(self.key)]} if self.key is not None else None,
+            # The app names its PEM key by the RFC 7638 thumbprint it publishes.
+            jwks=(
+                {"keys": [{**public_jwk(self.key), "kid": self.key.thumbprint()}]}
+                if self.key is not None
+                else None
+            ),
             redirect_uris=(CALLBACK,),
             post_logout_redirect_uris=(APP + "/bye",),
             backchannel_logout_uri=APP + "/auth/backchannel-logout",

@@ -124,7 +124,8 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
     Introspection: (
         {"client_id": "api", "client_secret": SECRET},
         {
-            "client_id": _text, "client_secret": _secret, "endpoint": _or_none(_text),
+            "client_id": _text, "client_secret": _or_none(_secret),
+            "client_key": _or_none(_secret), "endpoint": _or_none(_text),
             "cache_ttl": _number, "inactive_ttl": _number, "cache_size": _int,
             "timeout": _number, "max_response_bytes": _int, "max_token_bytes": _int,
             "token_type_hint": _or_none(_text), "retry_after": _int,
@@ -183,10 +184,13 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
          "cookie_secrets": (SECRET,)},
         {
             "cookie_secrets": _secrets, "issuer": _or_none(_text), "client_id": _or_none(_text),
-            "client_secret": _or_none(_secret), "redirect_uri": _or_none(_text),
+            "client_secret": _or_none(_secret), "client_key": _or_none(_secret),
+            "redirect_uri": _or_none(_text),
             "scopes": _texts, "prefix": _text, "secure_cookies": _bool,
             "session_lifetime": _number, "idle_timeout": _number, "state_lifetime": _number,
-            "token_endpoint_auth": _one_of("client_secret_basic", "client_secret_post", "none"),
+            "token_endpoint_auth": _one_of(
+                "client_secret_basic", "client_secret_post", "private_key_jwt", "none"
+            ),
             "use_userinfo": _bool, "end_session": _bool,
             "post_logout_redirect_uri": _or_none(_text), "default_return_to": _text,
             "extra_authorize_params": _str_map(_text), "session_cookie": _text,
@@ -195,6 +199,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "refresh_leeway": _number, "refresh_retry": _number,
             "discovery_page": _or_none(lambda v: callable(v) and not isinstance(v, type)),
             "allow_insecure_http": _bool, "resource": _or_none(_text),
+            "jwks_path": _or_none(_text), "par": _one_of("auto", "always", "never"),
         },
     ),
 }  # fmt: skip

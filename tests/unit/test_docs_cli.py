@@ -59,6 +59,20 @@ def test_the_documented_config_files_load(
     assert idp.clients["my-app"].token_audience == "api://my-app"
 
 
+def test_a_config_file_may_require_par_and_name_a_client_by_its_jwks_uri(
+    tmp_path: Path, served: list[DevIdP], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "idp.json"
+    keyed = {"client_id": "app", "jwks_uri": "http://127.0.0.1:8000/auth/jwks.json",
+             "redirect_uris": ["http://127.0.0.1:8000/auth/callback"]}  # fmt: skip
+    path.write_text(json.dumps({"require_par": True, "clients": [keyed]}))
+    assert dev_idp(path, capsys) == (0, "")
+    (idp,) = served
+    assert idp.require_par
+    assert idp.clients["app"].uses_keys
+    assert not idp.clients["app"].is_public
+
+
 BAD_FILES = [
     {"users": [{"sub": "alice", "groups": "admins"}]},
     {"users": [{"sub": "alice"}, {"sub": "alice"}]},

@@ -22,6 +22,7 @@ import msgspec
 from asgi_sso.config import ASYMMETRIC_ALGORITHMS, Issuer, Secret, check_fields, is_loopback
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.tiers import ConnectionTiers
+from asgi_sso.keys.client_auth import credentials_problem
 
 __all__ = [
     "CONNECTION_ID",
@@ -240,17 +241,11 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 "endpoint (client_secret_basic, client_secret_post or private_key_jwt), "
                 "not 'none'"
             )
-        needs_secret = method in ("client_secret_basic", "client_secret_post")
-        if needs_secret != (self.client_secret is not None):
-            raise fail(
-                f"connection {self.id!r}: token_endpoint_auth={method!r} "
-                + ("needs a client_secret" if needs_secret else "takes no client_secret")
-            )
-        if (method == "private_key_jwt") != (self.client_key is not None):
-            raise fail(
-                f"connection {self.id!r}: a client_key goes with "
-                "token_endpoint_auth='private_key_jwt', and only with it"
-            )
+        problem = credentials_problem(
+            method, secret=self.client_secret is not None, key=self.client_key is not None
+        )
+        if problem is not None:
+            raise fail(f"connection {self.id!r}: {problem}")
 
     def _check_domains(self) -> None:
         if len(self.domains) > _MAX_DOMAINS:

@@ -49,6 +49,9 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
         authorization_response_iss_parameter_supported: RFC 9207 ``iss`` in responses.
         backchannel_logout_supported: OIDC Back-Channel Logout support.
         backchannel_logout_session_supported: whether logout tokens carry ``sid``.
+        pushed_authorization_request_endpoint: RFC 9126 §5 PAR endpoint.
+        require_pushed_authorization_requests: the provider takes authorization
+            requests only through PAR (RFC 9126 §5).
     """
 
     issuer: str
@@ -70,6 +73,8 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
     authorization_response_iss_parameter_supported: bool = False
     backchannel_logout_supported: bool = False
     backchannel_logout_session_supported: bool = False
+    pushed_authorization_request_endpoint: str | None = None
+    require_pushed_authorization_requests: bool = False
 
 
 _DECODER = msgspec.json.Decoder(ProviderMetadata)
@@ -78,6 +83,7 @@ _ENDPOINTS = (
     "token_endpoint",
     "userinfo_endpoint",
     "end_session_endpoint",
+    "pushed_authorization_request_endpoint",
 )
 
 

@@ -1,7 +1,8 @@
 """Browser sign-in as an ASGI component: OIDC authorization code + PKCE, session cookies, logout.
 
-:class:`BrowserLogin` serves ``{prefix}/login``, ``{prefix}/callback`` and
-``{prefix}/logout`` and turns a session cookie back into a
+:class:`BrowserLogin` serves ``{prefix}/login``, ``{prefix}/callback``,
+``{prefix}/logout`` and the client keys' public JWK Set (``LoginConfig.jwks_route``)
+and turns a session cookie back into a
 :class:`~asgi_sso.principal.Principal` on every request. Users sign in at the
 default provider (``LoginConfig.issuer``) or, given the live connections, at the
 connection home-realm discovery picks (:mod:`asgi_sso.login.discovery`); each
@@ -111,7 +112,9 @@ class BrowserLogin:
         prefix = config.prefix
         self._login_path = prefix + "/login"
         self._logout_path = prefix + "/logout"
-        self._routes = frozenset({self._login_path, prefix + "/callback", self._logout_path})
+        self._routes = frozenset(
+            {self._login_path, prefix + "/callback", self._logout_path, config.jwks_route}
+        )
         self.providers = Providers(config, connections=connections, clock=clock)
         refresher = None
         if session_store is not None and config.refresh:
@@ -175,7 +178,7 @@ class BrowserLogin:
             await self._store.close()
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
-        """Serve ``{prefix}/login``, ``/callback`` and ``/logout`` (HTTP only)."""
+        """Serve ``{prefix}/login``, ``/callback``, ``/logout`` and the client keys (HTTP only)."""
         if scope["type"] != "http":
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
@@ -185,6 +188,7 @@ class BrowserLogin:
             prefix + "/login": (("GET", "HEAD"), self._flow.login),
             prefix + "/callback": (("GET",), self._flow.callback),
             prefix + "/logout": (("POST",), self._logout),
+            self.config.jwks_route: (("GET", "HEAD"), self._jwks),
         }
         route = routes.get(_asgi.route_path(scope))
         if route is None:
@@ -271,6 +275,23 @@ class BrowserLogin:
             target += "?" + query
         location = root + self._login_path + "?" + urlencode({"return_to": target})
         await web.send_redirect(send, location, status=302)
+
+    # -- the client keys -----------------------------------------------------------
+
+    async def _jwks(self, scope: Any, send: Any) -> None:
+        # Public halves only; the IdP refetches when an assertion names an unknown kid.
+        document = self.providers.jwks()
+        if document is None:
+            await web.send_page(scope, send, 404, "not_found", "no client keys are configured")
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(document)).encode()),
+            (b"cache-control", b"public, max-age=300"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        body = b"" if scope["method"] == "HEAD" else document
+        await send({"type": "http.response.body", "body": body})
 
     # -- logout -------------------------------------------------------------------
 

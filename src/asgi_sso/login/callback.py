@@ -38,11 +38,14 @@ from asgi_sso.login.oidc import (
     ProviderError,
     SignInError,
     TokenSet,
-    authorize_url,
+    authorize_params,
     clean_text,
     merge_claims,
     new_flow,
+    par_endpoint,
+    push_authorization_request,
     token_request,
+    with_query,
 )
 from asgi_sso.login.refresh import (
     DROPPED_CLAIMS,
@@ -143,11 +146,6 @@ class SignInFlow:
     ) -> None:
         """Start a sign-in at ``provider``: set the state cookie and redirect there."""
         root = _asgi.root_path(scope)
-        try:
-            metadata = await self.metadata(provider)
-        except AuthError as exc:
-            await send_error(scope, send, exc)
-            return
         flow = self._new_flow(scope, provider, return_to)
         key = _state_key(flow.state)
         extra = dict(provider.authorize_params)
@@ -155,13 +153,14 @@ class SignInFlow:
             extra["login_hint"] = login_hint  # OIDC Core §3.1.2.1
         if self.config.resource is not None:
             extra["resource"] = self.config.resource  # RFC 8707 §2.1
-        url = authorize_url(
-            metadata.authorization_endpoint or "",
-            client_id=provider.client_id,
-            scopes=provider.scopes,
-            flow=flow,
-            extra=extra,
+        params = authorize_params(
+            client_id=provider.client_id, scopes=provider.scopes, flow=flow, extra=extra
         )
+        try:
+            url = await self._authorization_url(provider, params)
+        except AuthError as exc:
+            await send_error(scope, send, exc)
+            return
         path = root + self.config.prefix
         headers = self._drop_oldest_states(scope, path)
         headers.append(
@@ -174,6 +173,23 @@ class SignInFlow:
             )
         )
         await web.send_redirect(send, url, headers, status=302)
+
+    async def _authorization_url(self, provider: Provider, params: dict[str, str]) -> str:
+        """Where the browser goes: the whole request, or a pushed request's URI (RFC 9126 §4)."""
+        metadata = await self.metadata(provider)
+        endpoint = metadata.authorization_endpoint or ""
+        par = par_endpoint(metadata, self.config.par)
+        if par is None:
+            return with_query(endpoint, params)
+        request_uri = await push_authorization_request(
+            self._client,
+            par,
+            params,
+            provider.auth,
+            deadline=self.config.http_timeout,
+            max_bytes=MAX_RESPONSE,
+        )
+        return with_query(endpoint, {"client_id": provider.client_id, "request_uri": request_uri})
 
     def _new_flow(self, scope: Any, provider: Provider, return_to: str | None) -> FlowState:
         # The flow names its provider: the callback finishes it there or nowhere.

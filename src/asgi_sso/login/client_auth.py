@@ -1,28 +1,17 @@
-"""How this app authenticates at a token endpoint: a shared secret, nothing, or a signed JWT.
+"""Client authentication at the provider's endpoints; it lives in :mod:`asgi_sso.keys.client_auth`.
 
-``client_secret_basic`` and ``client_secret_post`` send the secret (RFC 6749
-§2.3.1); ``none`` sends only the client id (a public client, PKCE alone);
-``private_key_jwt`` (RFC 7523 §2.2, OIDC Core §9) signs a short-lived assertion
-with the client's private key for each request: ``iss`` = ``sub`` = the client
-id, ``aud`` = the token endpoint, a random ``jti``, ``iat`` and an ``exp`` at most
-:data:`ASSERTION_LIFETIME` seconds later.
+Kept here so that ``from asgi_sso.login.client_auth import ClientAuth`` goes on working.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import secrets
-from typing import Any, Final
-from urllib.parse import quote_plus
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc import jwt
-from joserfc.jwk import ECKey, JWKRegistry, RSAKey
-
-from asgi_sso.config import Clock, SystemClock
-from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.client_auth import (
+    ASSERTION_LIFETIME,
+    ASSERTION_TYPE,
+    ClientAuth,
+    ClientKey,
+    load_client_key,
+)
 
 __all__ = [
     "ASSERTION_LIFETIME",
@@ -31,151 +20,3 @@ __all__ = [
     "ClientKey",
     "load_client_key",
 ]
-
-ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-"""``client_assertion_type`` of a JWT client assertion (RFC 7523 §2.2)."""
-ASSERTION_LIFETIME: Final = 60
-"""Seconds a client assertion lives: short, as it is made for one request."""
-_MAX_KEY_TEXT: Final = 16 * 1024
-
-
-class ClientKey:
-    """A parsed private key for ``private_key_jwt`` and the algorithm it signs with.
-
-    Attributes:
-        alg: ``RS256`` for an RSA key, ``ES256`` for a P-256 key.
-        kid: the key id of a JWK that names one (sent as ``kid``), else ``None``.
-    """
-
-    __slots__ = ("_key", "alg", "kid")
-
-    def __init__(self, key: RSAKey | ECKey, alg: str, kid: str | None) -> None:
-        self._key = key
-        self.alg = alg
-        self.kid = kid
-
-    def __repr__(self) -> str:
-        # The private key never reaches a log line (STYLE.md rule 10).
-        return f"ClientKey(alg={self.alg!r}, kid={self.kid!r})"
-
-    def sign(self, claims: dict[str, Any]) -> str:
-        """A compact JWS of ``claims`` signed with this key."""
-        header: dict[str, Any] = {"alg": self.alg, "typ": "JWT"}
-        if self.kid is not None:
-            header["kid"] = self.kid
-        return jwt.encode(header, claims, self._key, algorithms=[self.alg])
-
-
-def load_client_key(text: str) -> ClientKey:
-    """Parse a client's private key: PEM (PKCS#8 or traditional) or a JWK as JSON.
-
-    Raises:
-        ConfigurationError: not a private RSA or P-256 EC key (the message never
-            holds the key).
-    """
-    if not text or len(text) > _MAX_KEY_TEXT:
-        raise ConfigurationError("client_key must be a PEM or JWK private key")
-    stripped = text.strip()
-    try:
-        if stripped.startswith("{"):
-            data = json.loads(stripped)
-            if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC"):
-                raise ValueError("not an RSA or EC JWK")
-            key: Any = JWKRegistry.import_key(data)
-            kid = data.get("kid") if isinstance(data.get("kid"), str) else None
-        else:
-            key = _import_pem(stripped.encode())
-            kid = None
-    except ConfigurationError:
-        raise
-    except Exception as exc:  # joserfc and cryptography raise many kinds; none echo the key
-        raise ConfigurationError("client_key is not a readable PEM or JWK private key") from exc
-    if not key.is_private:
-        raise ConfigurationError("client_key is a public key; private_key_jwt needs a private one")
-    if isinstance(key, RSAKey):
-        loaded = ClientKey(key, "RS256", kid)
-    elif isinstance(key, ECKey) and key.curve_name == "P-256":
-        loaded = ClientKey(key, "ES256", kid)
-    else:
-        raise ConfigurationError("client_key must be an RSA or a P-256 EC key (RS256 or ES256)")
-    try:
-        # A JWK may forbid what private_key_jwt needs ("alg": "PS256", "use": "enc",
-        # key_ops without "sign"): find out now, not on a user's sign-in.
-        loaded.sign({"probe": 1})
-    except Exception as exc:
-        raise ConfigurationError(
-            f"client_key cannot sign {loaded.alg} (check its alg, use and key_ops)"
-        ) from exc
-    return loaded
-
-
-def _import_pem(pem: bytes) -> Any:
-    # cryptography tells the key type (a PKCS#8 armour does not name it); joserfc wraps it.
-    private = serialization.load_pem_private_key(pem, password=None)
-    if isinstance(private, rsa.RSAPrivateKey):
-        return RSAKey.import_key(pem)
-    if isinstance(private, ec.EllipticCurvePrivateKey):
-        return ECKey.import_key(pem)
-    raise ValueError("not an RSA or EC key")
-
-
-class ClientAuth:
-    """The credentials one client presents at a token endpoint.
-
-    Args:
-        client_id: the OAuth client id.
-        secret: the client secret (``client_secret_basic``/``_post``).
-        method: ``client_secret_basic``, ``client_secret_post``, ``private_key_jwt``
-            or ``none``.
-        key: the signing key (``private_key_jwt``).
-        clock: wall time for the assertion's ``iat`` and ``exp``.
-    """
-
-    __slots__ = ("_clock", "_key", "_secret", "client_id", "method")
-
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        method: str,
-        secret: bytes | None = None,
-        key: ClientKey | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        if method == "private_key_jwt" and key is None:
-            raise ConfigurationError("private_key_jwt needs a client key")
-        self.client_id = client_id
-        self.method = method
-        self._secret = secret
-        self._key = key
-        self._clock = clock or SystemClock()
-
-    def __repr__(self) -> str:
-        return f"ClientAuth(client_id={self.client_id!r}, method={self.method!r})"
-
-    def apply(self, form: dict[str, str], *, endpoint: str) -> dict[str, str]:
-        """Add the credentials to ``form`` for a request to ``endpoint``; return extra headers."""
-        if self.method == "client_secret_basic" and self._secret is not None:
-            pair = f"{quote_plus(self.client_id)}:{quote_plus(self._secret.decode())}"
-            return {"authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-        form["client_id"] = self.client_id
-        if self.method == "client_secret_post" and self._secret is not None:
-            form["client_secret"] = self._secret.decode()
-        elif self.method == "private_key_jwt" and self._key is not None:
-            form["client_assertion_type"] = ASSERTION_TYPE
-            form["client_assertion"] = self.assertion(endpoint)
-        return {}
-
-    def assertion(self, endpoint: str) -> str:
-        """A fresh client assertion for ``endpoint`` (RFC 7523 §3)."""
-        assert self._key is not None
-        now = int(self._clock.time())
-        claims = {
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": endpoint,
-            "jti": secrets.token_urlsafe(24),
-            "iat": now,
-            "exp": now + ASSERTION_LIFETIME,
-        }
-        return self._key.sign(claims)

@@ -10,6 +10,7 @@ import msgspec
 
 from asgi_sso.config import Secret, check_fields, is_loopback, plain_http_host
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.client_auth import ClientKey, credentials_problem, load_client_key
 from asgi_sso.login.discovery import DiscoveryPage
 from asgi_sso.login.return_to import safe_return_to
 from asgi_sso.mcp.resource import canonical_resource
@@ -34,8 +35,9 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     goes to the default provider, or shows a "sign in with your work email" page
     when there is none (see ``discovery_page``). Every connection uses its own
     client, scopes and ``authorize_params``; the settings here that name a client
-    (``client_secret``, ``token_endpoint_auth``, ``scopes``,
-    ``extra_authorize_params``) are the default provider's.
+    (``client_secret``, ``client_key``, ``token_endpoint_auth``, ``scopes``,
+    ``extra_authorize_params``) are the default provider's. ``par`` and
+    ``jwks_path`` apply to every provider.
 
     Attributes:
         issuer: the default sign-in provider: exactly one configured (non-template)
@@ -43,6 +45,9 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         client_id: this app's OAuth client id at the default provider (given exactly
             when ``issuer`` is).
         client_secret: the client secret (``None`` for a public client with ``"none"``).
+        client_key: the private key (PEM, or a JWK as JSON; RSA or P-256) for
+            ``token_endpoint_auth="private_key_jwt"``, and only for it; read when built.
+            :meth:`~asgi_sso.config.Secret.from_file` reads it from a file.
         redirect_uri: the registered callback URL; ``None`` derives it from the request's
             scheme and host plus ``{prefix}/callback``.
         scopes: requested scopes; must contain ``openid``.
@@ -58,8 +63,8 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             extending), seconds.
         idle_timeout: a session unused this long ends, seconds.
         state_lifetime: how long a started sign-in may take, seconds.
-        token_endpoint_auth: ``client_secret_basic``, ``client_secret_post`` or ``none``
-            (a connection may also use ``private_key_jwt``, see its ``client_key``).
+        token_endpoint_auth: ``client_secret_basic``, ``client_secret_post``,
+            ``private_key_jwt`` (a JWT signed with ``client_key``, RFC 7523) or ``none``.
         use_userinfo: merge the UserInfo claims (groups and email often live only there).
         end_session: continue logout at the provider's ``end_session_endpoint``.
         post_logout_redirect_uri: absolute URL the provider returns to after logout.
@@ -100,6 +105,17 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             ``ProtectedResource.resource``); canonicalised when built. Leave it unset
             for providers that refuse the parameter (Entra ID v2 wants scopes of the
             Application ID URI instead).
+        jwks_path: where the public halves of the client keys (the default provider's
+            ``client_key`` and every enabled connection's) are served as a JWK Set,
+            for the IdP to fetch (register this URL as the client's JWKS URL);
+            ``None`` serves them at ``{prefix}/jwks.json``. Answers 404 while no
+            provider uses ``private_key_jwt``.
+        par: pushed authorization requests (RFC 9126), for every provider: ``"auto"``
+            pushes when the provider's metadata sets
+            ``require_pushed_authorization_requests``; ``"always"`` pushes to every
+            provider and refuses to sign in (503) at one that advertises no
+            ``pushed_authorization_request_endpoint``; ``"never"`` sends every
+            parameter through the browser.
 
     Raises:
         ConfigurationError: a value of the wrong type, an unsafe setting without
@@ -118,9 +134,10 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     session_lifetime: float = 8 * 3600.0
     idle_timeout: float = 3600.0
     state_lifetime: float = 600.0
-    token_endpoint_auth: Literal["client_secret_basic", "client_secret_post", "none"] = (
-        "client_secret_basic"
-    )
+    client_key: Secret | None = None
+    token_endpoint_auth: Literal[
+        "client_secret_basic", "client_secret_post", "private_key_jwt", "none"
+    ] = "client_secret_basic"
     use_userinfo: bool = True
     end_session: bool = True
     post_logout_redirect_uri: str | None = None
@@ -137,6 +154,8 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     discovery_page: Callable[[DiscoveryPage], str] | None = None
     allow_insecure_http: bool = False
     resource: str | None = None
+    jwks_path: str | None = None
+    par: Literal["auto", "always", "never"] = "auto"
 
     def __post_init__(self) -> None:
         fail = ConfigurationError
@@ -155,6 +174,7 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             raise fail("LoginConfig.scopes must include 'openid'")
         if not self.prefix.startswith("/") or self.prefix.endswith("/"):
             raise fail("LoginConfig.prefix must start with '/' and not end with '/'")
+        self._check_jwks_path()
         for name in ("session_lifetime", "idle_timeout", "state_lifetime", "http_timeout",
                      "refresh_leeway", "refresh_retry"):  # fmt: skip
             if getattr(self, name) <= 0:
@@ -192,17 +212,52 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 "provider) or neither (sign-in only through connections)"
             )
         if self.issuer is None:
-            if self.client_secret is not None:
-                raise fail("LoginConfig.client_secret belongs to the default provider: set issuer")
+            for name in ("client_secret", "client_key"):
+                if getattr(self, name) is not None:
+                    raise fail(f"LoginConfig.{name} belongs to the default provider: set issuer")
             return
         if not self.issuer or "{tenant}" in self.issuer:
             raise fail("LoginConfig.issuer must be one exact issuer URL, not a template")
         if not self.client_id:
             raise fail("LoginConfig.client_id must not be empty")
-        if self.token_endpoint_auth == "none" and self.client_secret is not None:
-            raise fail("token_endpoint_auth='none' must not be given a client_secret")
-        if self.token_endpoint_auth != "none" and self.client_secret is None:
-            raise fail(f"token_endpoint_auth={self.token_endpoint_auth!r} needs client_secret")
+        problem = credentials_problem(
+            self.token_endpoint_auth,
+            secret=self.client_secret is not None,
+            key=self.client_key is not None,
+        )
+        if problem is not None:
+            raise fail(f"LoginConfig: {problem}")
+        if self.client_key is not None:
+            self.signing_key()  # an unreadable key fails now, not on a user's sign-in
+
+    def signing_key(self) -> ClientKey | None:
+        """The parsed ``client_key``, or ``None`` without one.
+
+        Raises:
+            ConfigurationError: the key is not a private RSA or P-256 key (PEM or JWK).
+        """
+        if self.client_key is None:
+            return None
+        try:
+            text = self.client_key.reveal_str()
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError("LoginConfig.client_key must be text (PEM or JWK)") from exc
+        return load_client_key(text)
+
+    def _check_jwks_path(self) -> None:
+        path = self.jwks_route
+        names = ("/login", "/callback", "/logout", "/backchannel-logout")
+        routes = {self.prefix + name for name in names}
+        if path == "/" or not path.startswith("/") or path in routes or set("?#") & set(path):
+            raise ConfigurationError(
+                "LoginConfig.jwks_path must be a path starting with '/' that is not one of "
+                "the sign-in routes"
+            )
+
+    @property
+    def jwks_route(self) -> str:
+        """Where the client keys' JWK Set is served (``jwks_path`` or ``{prefix}/jwks.json``)."""
+        return self.jwks_path if self.jwks_path is not None else self.prefix + "/jwks.json"
 
     def _check_transport(self) -> None:
         # Cookies and authorization codes must not cross the network in the clear.

@@ -17,7 +17,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
@@ -27,6 +27,9 @@ from asgi_sso._log import Throttle, held_back
 from asgi_sso.errors import AuthError, InvalidClaim, ServiceUnavailable, UnknownIssuer
 from asgi_sso.login.client_auth import ClientAuth
 
+if TYPE_CHECKING:
+    from asgi_sso.keys.discovery import ProviderMetadata
+
 __all__ = [
     "PROTOCOL_CLAIMS",
     "ClientAuth",
@@ -35,14 +38,17 @@ __all__ = [
     "SignInError",
     "TokenRefused",
     "TokenSet",
-    "authorize_url",
+    "authorize_params",
     "check_id_token",
     "clean_text",
     "fetch_userinfo",
     "merge_claims",
     "new_flow",
+    "par_endpoint",
+    "push_authorization_request",
     "token_lifetime",
     "token_request",
+    "with_query",
 ]
 
 PROTOCOL_CLAIMS = frozenset(
@@ -53,6 +59,7 @@ _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 _MAX_TOKEN_LIFETIME = 366 * 86400.0
+_REQUEST_URI = re.compile(r"[\x21-\x7e]{1,2048}")  # printable ASCII, no space
 
 _log = logging.getLogger(__name__)
 # A provider that is down fails every sign-in: say so once a minute per endpoint.
@@ -188,17 +195,21 @@ def new_flow(
     )
 
 
-def authorize_url(
-    endpoint: str,
+def with_query(endpoint: str, params: Mapping[str, str]) -> str:
+    """``endpoint`` with ``params`` added to its query."""
+    return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
+
+
+def authorize_params(
     *,
     client_id: str,
     scopes: tuple[str, ...],
     flow: FlowState,
     extra: Mapping[str, str],
-) -> str:
-    """The authorization request URL (OIDC Core §3.1.2.1) with PKCE S256 (RFC 7636 §4.3)."""
+) -> dict[str, str]:
+    """The authorization request parameters (OIDC Core §3.1.2.1), PKCE S256 included."""
     challenge = base64.urlsafe_b64encode(hashlib.sha256(flow.verifier.encode()).digest())
-    params = {
+    return {
         **extra,
         "response_type": "code",
         "client_id": client_id,
@@ -209,7 +220,6 @@ def authorize_url(
         "code_challenge": challenge.rstrip(b"=").decode(),
         "code_challenge_method": "S256",
     }
-    return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
 
 
 async def _fetch(
@@ -272,6 +282,70 @@ async def token_request(
         raise ServiceUnavailable("the identity provider's token endpoint is unavailable")
     _report(endpoint, f"answered {status} without a usable JSON body to a token request")
     raise ProviderError(f"the token endpoint answered {status} without a usable JSON body")
+
+
+def par_endpoint(metadata: ProviderMetadata, mode: str) -> str | None:
+    """The PAR endpoint to push to under ``LoginConfig.par`` = ``mode``, else ``None``.
+
+    Raises:
+        ServiceUnavailable: PAR is wanted (``"always"``, or required by the provider)
+            and the provider advertises no ``pushed_authorization_request_endpoint``.
+    """
+    required = metadata.require_pushed_authorization_requests
+    if mode == "never" or (mode == "auto" and not required):
+        return None
+    endpoint = metadata.pushed_authorization_request_endpoint
+    if endpoint is None:
+        problem = (
+            "requires pushed authorization requests but advertises no "
+            "pushed_authorization_request_endpoint"
+            if required
+            else "advertises no pushed_authorization_request_endpoint, which "
+            "LoginConfig.par='always' needs"
+        )
+        _report(metadata.issuer, problem + ": nobody can sign in there")
+        raise ServiceUnavailable(
+            "the identity provider offers no pushed authorization requests, which sign-in needs"
+        )
+    return endpoint
+
+
+async def push_authorization_request(
+    client: httpx.AsyncClient,
+    endpoint: str,
+    params: Mapping[str, str],
+    auth: ClientAuth,
+    *,
+    deadline: float,
+    max_bytes: int,
+) -> str:
+    """POST the authorization request to the PAR endpoint (RFC 9126 §2); return its request_uri.
+
+    The client authenticates as at the token endpoint (the assertion's ``aud`` is the
+    PAR endpoint, which RFC 9126 §2 obliges the provider to accept).
+
+    Raises:
+        ProviderError: the provider refused the request (its ``error`` code is named)
+            or answered without a usable ``request_uri``.
+        ServiceUnavailable: the endpoint cannot be reached, times out or answers 429/5xx.
+    """
+    form = dict(params)
+    headers = {"accept": "application/json", **auth.apply(form, endpoint=endpoint)}
+    request = client.build_request("POST", endpoint, data=form, headers=headers)
+    status, _, document = await _fetch(client, request, deadline=deadline, max_bytes=max_bytes)
+    if status in (200, 201) and isinstance(document, dict):
+        uri = document.get("request_uri")
+        if isinstance(uri, str) and _REQUEST_URI.fullmatch(uri):
+            return uri
+        _report(endpoint, "answered a pushed authorization request without a usable request_uri")
+        raise ProviderError("the pushed authorization response has no usable request_uri")
+    if status == 429 or status >= 500:
+        _report(endpoint, f"answered {status} to a pushed authorization request")
+        raise ServiceUnavailable("the identity provider's PAR endpoint is unavailable")
+    code = document.get("error") if isinstance(document, dict) else None
+    code = code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else f"HTTP {status}"
+    _report(endpoint, f"refused a pushed authorization request ({code})")
+    raise ProviderError(f"the identity provider refused the pushed authorization request ({code})")
 
 
 async def fetch_userinfo(

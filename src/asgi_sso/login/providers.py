@@ -15,6 +15,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
+import msgspec
+
 from asgi_sso.config import Clock
 from asgi_sso.connections.directory import ConnectionDirectory
 from asgi_sso.connections.model import Connection
@@ -116,6 +118,7 @@ class Providers:
                     client_id=config.client_id,
                     method=config.token_endpoint_auth,
                     secret=secret,
+                    key=config.signing_key(),
                     clock=clock,
                 ),
                 scopes=config.scopes,
@@ -124,6 +127,7 @@ class Providers:
         self._directory: ConnectionDirectory | None = None
         self._built: dict[str, tuple[Connection, Provider]] = {}
         self._keys: dict[bytes, ClientKey] = {}
+        self._jwks: tuple[ConnectionDirectory, bytes | None] | None = None
 
     @property
     def directory(self) -> ConnectionDirectory:
@@ -197,6 +201,25 @@ class Providers:
         except ConfigurationError as exc:
             return str(exc)
         return None
+
+    def jwks(self) -> bytes | None:
+        """The public client keys as a JWK Set (JSON), or ``None`` when no provider has one.
+
+        The default provider's key and every enabled sign-in connection's, each once
+        (by ``kid``); rebuilt when the connection snapshot changes.
+        """
+        directory = self.directory
+        if self._jwks is not None and self._jwks[0] is directory:
+            return self._jwks[1]
+        found: dict[str, dict[str, str]] = {}
+        providers = [self.default, *(self._of(c) for c in directory if c.client_key)]
+        for provider in providers:
+            key = provider.auth.key if provider is not None else None
+            if key is not None:
+                found.setdefault(key.kid, key.public_jwk())
+        document = msgspec.json.encode({"keys": list(found.values())}) if found else None
+        self._jwks = (directory, document)
+        return document
 
     # -- building ------------------------------------------------------------------------
 

@@ -12,20 +12,25 @@ with ``Retry-After``, never a pass-through.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote_plus
 
 import httpx
 import msgspec
 
 from asgi_sso.config import Clock, Introspection
-from asgi_sso.errors import AuthError, InvalidToken, MalformedToken, ServiceUnavailable
+from asgi_sso.errors import (
+    AuthError,
+    ConfigurationError,
+    InvalidToken,
+    MalformedToken,
+    ServiceUnavailable,
+)
+from asgi_sso.keys.client_auth import ClientAuth, load_client_key
 
 __all__ = ["IntrospectionUnavailable", "Introspector", "is_opaque"]
 
@@ -81,6 +86,9 @@ class Introspector(Generic[T]):
             :class:`~asgi_sso.errors.InvalidToken` it raises is remembered like an
             inactive answer.
         clock: wall time for ``exp``, monotonic time for cache lifetimes.
+
+    Raises:
+        ConfigurationError: ``config.client_key`` is not a private RSA or P-256 key.
     """
 
     def __init__(
@@ -101,9 +109,7 @@ class Introspector(Generic[T]):
         self._hash_key = secrets.token_bytes(32)
         self._entries: OrderedDict[bytes, tuple[T | _Refusal, float]] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Task[T]] = {}
-        # RFC 6749 §2.3.1: each part form-encoded before Basic encoding.
-        basic = quote_plus(config.client_id) + ":" + quote_plus(config.client_secret.reveal_str())
-        self._authorization = "Basic " + base64.b64encode(basic.encode()).decode()
+        self._auth = _client_auth(config, clock)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -200,8 +206,8 @@ class Introspector(Generic[T]):
 
     async def _post(self, url: str, form: dict[str, str]) -> bytes:
         limit = self._config.max_response_bytes
-        headers = {"Accept": "application/json"}
-        headers["Authorization"] = self._authorization
+        # HTTP Basic (RFC 6749 §2.3.1), or a fresh assertion for this endpoint (RFC 7523).
+        headers = {"Accept": "application/json", **self._auth.apply(form, endpoint=url)}
         request = self._client.build_request(
             "POST", url, data=form, headers=headers, timeout=self._config.timeout
         )
@@ -235,6 +241,24 @@ class Introspector(Generic[T]):
 
     def _unavailable(self, reason: str) -> IntrospectionUnavailable:
         return IntrospectionUnavailable(reason, retry_after=self._config.retry_after)
+
+
+def _client_auth(config: Introspection, clock: Clock) -> ClientAuth:
+    if config.client_key is None:
+        secret = config.client_secret.reveal() if config.client_secret is not None else None
+        return ClientAuth(
+            client_id=config.client_id, method="client_secret_basic", secret=secret, clock=clock
+        )
+    try:
+        text = config.client_key.reveal_str()
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError("Introspection.client_key must be text (PEM or JWK)") from exc
+    return ClientAuth(
+        client_id=config.client_id,
+        method="private_key_jwt",
+        key=load_client_key(text),
+        clock=clock,
+    )
 
 
 def _depth(value: object, level: int = 0) -> int:

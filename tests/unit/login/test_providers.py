@@ -77,7 +77,7 @@ def test_login_config_may_leave_out_the_default_provider() -> None:
         ({"issuer": HOME}, "go together"),
         ({"client_id": "web"}, "go together"),
         ({"client_secret": Secret("s")}, "belongs to the default provider"),
-        ({"issuer": HOME, "client_id": "web"}, "needs client_secret"),
+        ({"issuer": HOME, "client_id": "web"}, "needs a client_secret"),
         ({"discovery_page": "not callable"}, "callable"),
     ],
 )

@@ -35,9 +35,11 @@ OTHER = generate_key("RS256", kid="rsa-1")  # same kid, another key
 
 
 def _client(client_id: str, key: Any) -> DevClient:
+    # A PEM names no key id: the app's assertion names the key's RFC 7638 thumbprint.
+    by_thumbprint = {**public_jwk(key), "kid": key.thumbprint()}
     return DevClient(
         client_id=client_id,
-        jwks={"keys": [public_jwk(key)]},
+        jwks={"keys": [public_jwk(key), by_thumbprint]},
         redirect_uris=("https://rp.example/cb",),
         grant_types=("authorization_code", "client_credentials"),
     )
@@ -127,7 +129,7 @@ def test_client_auth_assertion_claims_follow_rfc_7523(clock: FakeClock) -> None:
 
     header, claims = decode(head), decode(payload)
     assert header["alg"] == "RS256"
-    assert "kid" not in header  # a PEM names no key id
+    assert header["kid"] == RSA.thumbprint()  # a PEM names no key id: its thumbprint
     assert claims["iss"] == claims["sub"] == "rsa-client"
     assert claims["aud"] == TOKEN
     assert claims["iat"] == int(clock.time())

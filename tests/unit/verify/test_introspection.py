@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,6 +26,7 @@ from asgi_sso.errors import (
     ServiceUnavailable,
     UnknownIssuer,
 )
+from asgi_sso.keys.client_auth import ASSERTION_TYPE
 from asgi_sso.testing import FakeClock
 from asgi_sso.testing.tokens import generate_key, mint, public_jwk
 from asgi_sso.verify import TokenVerifier
@@ -138,6 +140,34 @@ async def test_an_active_token_becomes_a_verified_token(
     # RFC 6749 §2.3.1: id and secret form-encoded, then Basic.
     expected = base64.b64encode(b"api:s3cret%2Fwith%3Aodd%2Bchars").decode()
     assert idp.auth == [f"Basic {expected}"]
+
+
+async def test_a_client_key_sends_a_fresh_assertion_for_the_endpoint_instead(
+    client: httpx.AsyncClient, clock: FakeClock, idp: IdP
+) -> None:
+    idp.tokens["opaque-1"] = answer()
+    idp.tokens["opaque-2"] = answer()
+    pem = generate_key("ES256").as_pem(private=True)
+    verifier = make(client, clock, client_secret=None, client_key=Secret(pem))
+    await verifier.verify("opaque-1")
+    await verifier.verify("opaque-2")
+    assert idp.auth == [None, None]  # no secret, no Basic header
+    jtis = set()
+    for form in idp.calls:
+        assert form["client_id"] == ["api"]
+        assert form["client_assertion_type"] == [ASSERTION_TYPE]
+        payload = form["client_assertion"][0].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+        assert (claims["iss"], claims["sub"], claims["aud"]) == ("api", "api", ENDPOINT)
+        jtis.add(claims["jti"])
+    assert len(jtis) == 2
+
+
+def test_an_unreadable_introspection_key_fails_when_the_verifier_is_built(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    with pytest.raises(ConfigurationError, match="client_key"):
+        make(client, clock, client_secret=None, client_key=Secret("-----BEGIN nope"))
 
 
 async def test_jwts_of_the_same_issuer_are_still_verified_locally(

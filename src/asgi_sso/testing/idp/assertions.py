@@ -1,65 +1,121 @@
 """The dev IdP's ``private_key_jwt`` client authentication (RFC 7523 §2.2 and §3, OIDC Core §9).
 
-A client registered with a public JWK Set (``DevClient.jwks``) proves itself
-with a JWT signed by its private key: ``iss`` and ``sub`` its client id, ``aud``
-this token endpoint, an ``exp`` a few minutes away at most and a ``jti`` used
-once. Anything else is ``invalid_client`` (RFC 6749 §5.2).
+A client registered with a public JWK Set (``DevClient.jwks``, or fetched from
+``DevClient.jwks_uri`` for each authentication) proves itself with a JWT signed
+by its private key: ``iss`` and ``sub`` its client id, ``aud`` the endpoint it
+calls (the token endpoint; at ``/par`` also the issuer, RFC 9126 §2; at
+``/introspect`` that endpoint), an ``exp`` a few minutes away at most and a
+``jti`` used once. Anything else is ``invalid_client`` (RFC 6749 §5.2).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import httpx
 from joserfc import jws
 from joserfc.jwk import JWKRegistry
 from starlette.responses import Response
 
-from asgi_sso.testing.idp.model import DevClient
+from asgi_sso.errors import ConfigurationError
+from asgi_sso.testing.idp.model import DevClient, check_jwks
 from asgi_sso.testing.idp.requests import Params, oauth_error
 
 if TYPE_CHECKING:
     from asgi_sso.testing.idp.provider import DevIdP
 
-__all__ = ["ASSERTION_ALGORITHMS", "ASSERTION_TYPE", "assertion_client"]
+__all__ = ["ASSERTION_ALGORITHMS", "ASSERTION_TYPE", "assertion_client", "fetch_client_keys"]
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS: Final = ("RS256", "ES256")
 _KEY_TYPES: Final = {"RS256": "RSA", "ES256": "EC"}
 _MAX_LIFETIME: Final = 300
 _MAX_ASSERTION: Final = 16 * 1024
+_MAX_JWKS: Final = 64 * 1024
+_FETCH_TIMEOUT: Final = 5.0
 
 
 class _Refused(Exception):
     pass
 
 
-def assertion_client(idp: DevIdP, params: Params) -> DevClient | Response:
-    """The client a ``client_assertion`` proves, or the ``invalid_client`` refusal."""
+def assertion_client(
+    idp: DevIdP, params: Params, audiences: Sequence[str] = ()
+) -> DevClient | Response:
+    """The client a ``client_assertion`` proves, or the ``invalid_client`` refusal.
+
+    ``audiences`` are the ``aud`` values accepted (the token endpoint when empty).
+    """
     if "client_secret" in params:
         return oauth_error("invalid_request", "use one client authentication method")
     try:
         if params.get("client_assertion_type") != ASSERTION_TYPE:
             raise _Refused("client_assertion_type must be " + ASSERTION_TYPE)
-        return _check(idp, params, params.get("client_assertion", ""))
+        audiences = audiences or (idp.url("/token"),)
+        return _check(idp, params, params.get("client_assertion", ""), audiences)
     except _Refused as exc:
         return oauth_error("invalid_client", str(exc), 401)
 
 
-def _check(idp: DevIdP, params: Params, assertion: str) -> DevClient:
+async def fetch_client_keys(idp: DevIdP, params: Params) -> None:
+    """Fetch the JWK Set of the client an assertion names, when it registered a ``jwks_uri``.
+
+    The keys are kept in ``idp.fetched_jwks`` for :func:`assertion_client`; a failed
+    fetch forgets them (the assertion is then refused).
+    """
+    assertion = params.get("client_assertion", "")
+    if not assertion or len(assertion) > _MAX_ASSERTION:
+        return
+    try:
+        client_id = params.get("client_id") or _unverified_sub(assertion)
+    except _Refused:
+        return
+    client = idp.clients.get(client_id)
+    if client is None or client.jwks_uri is None:
+        return
+    idp.fetched_jwks.pop(client.client_id, None)
+    try:
+        if idp.jwks_client is not None:
+            keys = await _get_jwks(idp.jwks_client, client.jwks_uri)
+        else:
+            async with httpx.AsyncClient(timeout=_FETCH_TIMEOUT) as http:
+                keys = await _get_jwks(http, client.jwks_uri)
+    except (httpx.HTTPError, ValueError, RecursionError, ConfigurationError):
+        return  # unreachable or not a public JWK Set: the assertion cannot verify
+    idp.fetched_jwks[client.client_id] = keys
+
+
+async def _get_jwks(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    async with http.stream("GET", url, timeout=_FETCH_TIMEOUT) as response:
+        if response.status_code != 200:
+            raise ValueError("the client's JWKS URL did not answer 200")
+        body = b""
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > _MAX_JWKS:
+                raise ValueError("the client's JWK Set is too large")
+    keys = json.loads(body)
+    check_jwks(keys)
+    return dict(keys)
+
+
+def _check(idp: DevIdP, params: Params, assertion: str, audiences: Sequence[str]) -> DevClient:
     if not assertion or len(assertion) > _MAX_ASSERTION or assertion.count(".") != 2:
         raise _Refused("client_assertion is not a compact JWT")
     client_id = params.get("client_id") or _unverified_sub(assertion)
     client = idp.clients.get(client_id)
-    if client is None or client.jwks is None:
+    keys = None if client is None else client.jwks or idp.fetched_jwks.get(client.client_id)
+    if client is None or keys is None:
         raise _Refused("unknown client, or one without registered keys")
-    claims = _verified_claims(assertion, client)
+    claims = _verified_claims(assertion, keys)
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise _Refused("the assertion's iss and sub must be the client id")
     aud = claims.get("aud")
-    token_endpoint = idp.url("/token")
-    if aud != token_endpoint and not (isinstance(aud, list) and token_endpoint in aud):
-        raise _Refused("the assertion's aud must be the token endpoint")
+    named = aud if isinstance(aud, list) else [aud]
+    if not any(isinstance(value, str) and value in audiences for value in named):
+        raise _Refused("the assertion's aud must be " + " or ".join(audiences))
     now = idp.clock.time()
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool) or not now < exp:
@@ -83,7 +139,7 @@ def _unverified_sub(assertion: str) -> str:
     return sub if isinstance(sub, str) else ""
 
 
-def _verified_claims(assertion: str, client: DevClient) -> dict[str, Any]:
+def _verified_claims(assertion: str, jwks: dict[str, Any]) -> dict[str, Any]:
     try:
         header = jws.extract_compact(assertion.encode()).protected
     except Exception as exc:  # hostile input
@@ -92,8 +148,7 @@ def _verified_claims(assertion: str, client: DevClient) -> dict[str, Any]:
     if alg not in ASSERTION_ALGORITHMS:  # never "none", never HMAC with a public key
         raise _Refused(f"the assertion must be signed with {' or '.join(ASSERTION_ALGORITHMS)}")
     kid = header.get("kid")
-    assert client.jwks is not None
-    for jwk in client.jwks.get("keys", []):
+    for jwk in jwks.get("keys", []):
         if jwk.get("kty") != _KEY_TYPES[alg] or (kid is not None and jwk.get("kid") != kid):
             continue
         try:

@@ -1,6 +1,7 @@
-"""The dev IdP's HTTP endpoints: discovery (OIDC and RFC 8414), JWKS, authorize, token,
-userinfo, end_session, client registration (:mod:`asgi_sso.testing.idp.registration`) and the
-command line's ``/dev/token`` (:mod:`asgi_sso.testing.idp.devtoken`).
+"""The dev IdP's HTTP endpoints: discovery (OIDC and RFC 8414), JWKS, authorize, pushed
+authorization requests (RFC 9126), token, userinfo, end_session, client registration
+(:mod:`asgi_sso.testing.idp.registration`) and the command line's ``/dev/token``
+(:mod:`asgi_sso.testing.idp.devtoken`).
 
 A request naming a ``resource`` (RFC 8707) gets access tokens whose ``aud`` is that resource;
 such a request is plain OAuth 2.0 and need not ask for ``openid``. A token request with a
@@ -26,12 +27,23 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from asgi_sso.testing.idp import cors
-from asgi_sso.testing.idp.assertions import ASSERTION_ALGORITHMS, assertion_client
+from asgi_sso.testing.idp.assertions import (
+    ASSERTION_ALGORITHMS,
+    assertion_client,
+    fetch_client_keys,
+)
 from asgi_sso.testing.idp.devtoken import dev_token
 from asgi_sso.testing.idp.dpop import JKT, grant_key_problem, proof_key
 from asgi_sso.testing.idp.issue import token_response
 from asgi_sso.testing.idp.logout import end_session
-from asgi_sso.testing.idp.model import DevClient, DevUser, Grant, new_secret, verify_own
+from asgi_sso.testing.idp.model import (
+    DevClient,
+    DevUser,
+    Grant,
+    PushedRequest,
+    new_secret,
+    verify_own,
+)
 from asgi_sso.testing.idp.pages import error_page, login_page
 from asgi_sso.testing.idp.registration import register
 from asgi_sso.testing.idp.requests import (
@@ -85,6 +97,8 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
         "registration_endpoint": idp.url("/register"),  # RFC 7591, public clients
         "end_session_endpoint": idp.url("/end_session"),
         "introspection_endpoint": idp.url("/introspect"),  # RFC 7662
+        "pushed_authorization_request_endpoint": idp.url("/par"),  # RFC 9126 §5
+        "require_pushed_authorization_requests": idp.require_par,
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -98,6 +112,7 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
             "none",
         ],
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "introspection_endpoint_auth_methods_supported": list(_CONFIDENTIAL_AUTH),
         "claims_supported": list(_CLAIMS),
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
@@ -166,8 +181,12 @@ def _chosen_user(idp: DevIdP, params: Params, posted: bool) -> DevUser | None:
 
 
 async def authorize(idp: DevIdP, request: Request) -> Response:
-    """The authorization endpoint (OIDC Core §3.1.2)."""
-    params = await read_params(request)
+    """The authorization endpoint (OIDC Core §3.1.2), taking pushed requests (RFC 9126 §4)."""
+    raw = await read_params(request)
+    pushed = _pushed_params(idp, raw)
+    if isinstance(pushed, Response):
+        return pushed
+    params = pushed
     checked = _authorize_client(idp, params)
     if isinstance(checked, Response):
         return checked
@@ -186,6 +205,8 @@ async def authorize(idp: DevIdP, request: Request) -> Response:
         return RedirectResponse(with_query(redirect_uri, {**error, **reply}), status_code=302)
     if user is None:
         keep = {k: v for k, v in params.items() if k != "login"}
+        if "request_uri" in raw:  # the sign-in form posts back a fresh pushed request
+            keep = _push(idp, client.client_id, keep)
         return login_page(idp.url("/authorize"), keep, idp.users.values())
     now = int(idp.clock.time())
     sid = new_secret()
@@ -208,14 +229,35 @@ async def authorize(idp: DevIdP, request: Request) -> Response:
     return RedirectResponse(with_query(redirect_uri, {"code": code, **reply}), status_code=302)
 
 
-def _authenticate_client(idp: DevIdP, request: Request, params: Params) -> DevClient | Response:
+async def authenticate(
+    idp: DevIdP, request: Request, params: Params, endpoint: str
+) -> DevClient | Response:
+    """The client a request to ``endpoint`` (``"/token"``, ``"/par"``…) authenticates as.
+
+    The keys of a client registered with ``jwks_uri`` are fetched first.
+    """
+    if "client_assertion" in params:
+        await fetch_client_keys(idp, params)
+    return _authenticate_client(idp, request, params, endpoint)
+
+
+def _audiences(idp: DevIdP, endpoint: str) -> tuple[str, ...]:
+    """The ``aud`` values a client assertion sent to ``endpoint`` may name."""
+    if endpoint == "/par":  # RFC 9126 §2: the issuer, the token or the PAR endpoint
+        return idp.issuer, idp.url("/token"), idp.url("/par")
+    return idp.url(endpoint), idp.url("/token")
+
+
+def _authenticate_client(
+    idp: DevIdP, request: Request, params: Params, endpoint: str = "/token"
+) -> DevClient | Response:
     header = request.headers.get("authorization", "")
     basic = header[:6].lower() == "basic "
     challenge = {"WWW-Authenticate": 'Basic realm="dev-idp"'} if basic else {}
     if "client_assertion" in params or "client_assertion_type" in params:
         if basic:
             return oauth_error("invalid_request", "use one client authentication method")
-        return assertion_client(idp, params)
+        return assertion_client(idp, params, _audiences(idp, endpoint))
     if basic:
         if "client_secret" in params:
             return oauth_error("invalid_request", "use one client authentication method")
@@ -233,7 +275,7 @@ def _authenticate_client(idp: DevIdP, request: Request, params: Params) -> DevCl
     client = idp.clients.get(client_id)
     if client is None:
         return oauth_error("invalid_client", "unknown client", 401, challenge)
-    if client.jwks is not None:  # registered keys: private_key_jwt only
+    if client.uses_keys:  # registered keys: private_key_jwt only
         return oauth_error("invalid_client", "this client must use private_key_jwt", 401)
     if client.client_secret is None:
         if secret:
@@ -341,7 +383,7 @@ async def _token(idp: DevIdP, request: Request) -> Response:
     if request.method != "POST":
         return oauth_error("invalid_request", "the token endpoint takes POST only", 405)
     params = await read_params(request)
-    client = _authenticate_client(idp, request, params)
+    client = await authenticate(idp, request, params, "/token")
     if isinstance(client, Response):
         return client
     grant_type = params.get("grant_type", "")
@@ -393,22 +435,33 @@ async def introspect(idp: DevIdP, request: Request) -> Response:
     access tokens are active until they expire (or are revoked); anything else is
     ``{"active": false}``.
     """
-    down = _unavailable(idp)
-    if down is not None:
-        return down
-    if request.method != "POST":
-        return oauth_error("invalid_request", "the introspection endpoint takes POST only", 405)
-    params = await read_params(request)
-    client = _authenticate_client(idp, request, params)
-    if isinstance(client, Response):
-        return client
-    if client.client_secret is None and client.jwks is None:  # RFC 7662 §2.1
+    received = await _authenticated_post(idp, request, "/introspect")
+    if isinstance(received, Response):
+        return received
+    params, client = received
+    if client.is_public:  # RFC 7662 §2.1
         return oauth_error("invalid_client", "a public client may not introspect", 401)
     claims = _active_claims(idp, params.get("token", ""))
     if claims is None:
         return JSONResponse({"active": False}, headers=NO_STORE)
     token_type = "DPoP" if "cnf" in claims else "Bearer"  # RFC 9449 §6.2
     return JSONResponse({"active": True, "token_type": token_type, **claims}, headers=NO_STORE)
+
+
+async def _authenticated_post(
+    idp: DevIdP, request: Request, endpoint: str
+) -> tuple[Params, DevClient] | Response:
+    """The form and client of a POST to ``endpoint``, or its refusal (outage, method, auth)."""
+    down = _unavailable(idp)
+    if down is not None:
+        return down
+    if request.method != "POST":
+        return oauth_error("invalid_request", f"{endpoint} takes POST only", 405)
+    params = await read_params(request)
+    client = await authenticate(idp, request, params, endpoint)
+    if isinstance(client, Response):
+        return client
+    return params, client
 
 
 def _active_claims(idp: DevIdP, token: str) -> dict[str, Any] | None:
@@ -424,6 +477,64 @@ def _active_claims(idp: DevIdP, token: str) -> dict[str, Any] | None:
     return dict(claims)
 
 
+_CONFIDENTIAL_AUTH = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+_REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"  # RFC 9126 §2.2
+_CLIENT_AUTH = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
+
+
+async def par(idp: DevIdP, request: Request) -> Response:
+    """The pushed authorization request endpoint (RFC 9126 §2).
+
+    The client authenticates as at the token endpoint; the request is checked as
+    ``/authorize`` would check it, kept for :attr:`DevIdP.par_ttl` seconds and
+    answered with a single-use ``request_uri`` bound to the client.
+    """
+    received = await _authenticated_post(idp, request, "/par")
+    if isinstance(received, Response):
+        return received
+    params, client = received
+    if "request_uri" in params:  # RFC 9126 §2.1
+        return oauth_error("invalid_request", "a pushed request must not hold a request_uri")
+    fields = {k: v for k, v in params.items() if k not in _CLIENT_AUTH}
+    fields["client_id"] = client.client_id
+    if fields.get("redirect_uri", "") not in client.redirect_uris:
+        return oauth_error("invalid_request", "redirect_uri is not registered for this client")
+    problem = _authorize_problem(fields)
+    if problem is not None:
+        return oauth_error(*problem)
+    body: dict[str, Any] = {**_push(idp, client.client_id, fields), "expires_in": idp.par_ttl}
+    del body["client_id"]
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
+def _push(idp: DevIdP, client_id: str, fields: Params) -> Params:
+    """Keep ``fields`` under a new ``request_uri``; return what ``/authorize`` then takes."""
+    now = idp.clock.time()
+    for uri in [uri for uri, kept in idp.pushed.items() if kept.expires_at <= now]:
+        del idp.pushed[uri]
+    request_uri = _REQUEST_URI_PREFIX + new_secret()
+    idp.pushed[request_uri] = PushedRequest(
+        client_id=client_id, params=fields, expires_at=now + idp.par_ttl
+    )
+    return {"client_id": client_id, "request_uri": request_uri}
+
+
+def _pushed_params(idp: DevIdP, params: Params) -> Params | Response:
+    """The pushed request a ``request_uri`` names (used up), or ``params`` without one."""
+    if "request_uri" not in params:
+        if idp.require_par:
+            return error_page(
+                "invalid_request", "this provider takes authorization requests only by PAR"
+            )
+        return params
+    pushed = idp.pushed.pop(params["request_uri"], None)  # one use only, even when it fails
+    if pushed is None or idp.clock.time() >= pushed.expires_at:
+        return error_page("invalid_request", "request_uri is unknown, used or expired")
+    if params.get("client_id") != pushed.client_id:  # RFC 9126 §4
+        return error_page("invalid_request", "request_uri was pushed by another client")
+    return {**pushed.params, **({"login": params["login"]} if "login" in params else {})}
+
+
 _AS_METADATA = "/.well-known/oauth-authorization-server"
 Handler = Callable[["DevIdP", Request], Awaitable[Response]]
 _ROUTES: dict[str, Handler] = {
@@ -432,6 +543,7 @@ _ROUTES: dict[str, Handler] = {
     "/register": register,
     "/jwks": jwks,
     "/authorize": authorize,
+    "/par": par,
     "/token": token,
     "/userinfo": userinfo,
     "/end_session": end_session,

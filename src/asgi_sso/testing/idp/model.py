@@ -11,6 +11,7 @@ import json
 import secrets
 from collections.abc import Collection
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from joserfc.jws import JWSRegistry
@@ -27,6 +28,8 @@ __all__ = [
     "DevUser",
     "Grant",
     "KeyRing",
+    "PushedRequest",
+    "check_jwks",
     "verify_own",
 ]
 
@@ -123,7 +126,10 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             (``RS256`` is always available); ``None`` uses the IdP's algorithm.
         jwks: the client's public JWK Set (RFC 7591 §2): such a client authenticates
             with ``private_key_jwt`` (RFC 7523), a JWT signed by its private key, and
-            has no secret.
+            has no secret; its secret, or none, is refused.
+        jwks_uri: where the client publishes that JWK Set (e.g. ``LoginConfig``'s
+            ``{prefix}/jwks.json``): fetched on each ``private_key_jwt`` authentication,
+            so a rotated key works at once. The offline form is ``jwks``.
         dpop_bound: the client must send a DPoP proof (RFC 9449) with every token
             request, so all its access tokens are bound to its key.
     """
@@ -139,6 +145,7 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     id_token_signed_response_alg: str | None = None
     jwks: dict[str, Any] | None = None
     dpop_bound: bool = False
+    jwks_uri: str | None = None
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -149,19 +156,16 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         if "client_credentials" in self.grant_types and self.is_public:
             raise ConfigurationError("client_credentials needs a confidential client (a secret)")
         if self.jwks is not None:
-            self._check_jwks(self.jwks)
+            check_jwks(self.jwks)
+        if self.uses_keys and self.client_secret is not None:
+            raise ConfigurationError("a client with jwks uses private_key_jwt, not a secret")
+        if self.jwks is not None and self.jwks_uri is not None:
+            raise ConfigurationError("give DevClient jwks or jwks_uri, not both")
+        if self.jwks_uri is not None and urlsplit(self.jwks_uri).scheme not in ("http", "https"):
+            raise ConfigurationError("DevClient.jwks_uri must be an http(s) URL")
         for uri in self.redirect_uris:
             if "#" in uri:
                 raise ConfigurationError(f"redirect URI {uri!r} must not have a fragment")
-
-    def _check_jwks(self, jwks: dict[str, Any]) -> None:
-        if self.client_secret is not None:
-            raise ConfigurationError("a client with jwks uses private_key_jwt, not a secret")
-        keys = jwks.get("keys")
-        if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
-            raise ConfigurationError("DevClient.jwks must be a JWK Set: {'keys': [...]}")
-        if any("d" in key or key.get("kty") not in ("RSA", "EC") for key in keys):
-            raise ConfigurationError("DevClient.jwks holds public RSA or EC keys only")
 
     def __repr__(self) -> str:
         secret = None if self.client_secret is None else "**********"
@@ -170,12 +174,39 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     @property
     def is_public(self) -> bool:
         """Whether the client has no secret nor keys (it authenticates with PKCE alone)."""
-        return self.client_secret is None and self.jwks is None
+        return self.client_secret is None and not self.uses_keys
+
+    @property
+    def uses_keys(self) -> bool:
+        """Whether the client must authenticate with ``private_key_jwt`` (and nothing else)."""
+        return self.jwks is not None or self.jwks_uri is not None
 
     @property
     def token_audience(self) -> str:
         """The ``aud`` of access tokens issued to this client."""
         return self.audience or self.client_id
+
+
+def check_jwks(jwks: Any) -> None:
+    """Refuse anything but a JWK Set of public RSA and EC keys.
+
+    Raises:
+        ConfigurationError: not ``{"keys": [...]}`` with at least one key, or a key
+            that is private or of another type.
+    """
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+        raise ConfigurationError("DevClient.jwks must be a JWK Set: {'keys': [...]}")
+    if any("d" in key or key.get("kty") not in ("RSA", "EC") for key in keys):
+        raise ConfigurationError("DevClient.jwks holds public RSA or EC keys only")
+
+
+class PushedRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """An authorization request pushed to ``/par`` (RFC 9126), waiting for its ``request_uri``."""
+
+    client_id: str
+    params: dict[str, str]
+    expires_at: float
 
 
 DEMO_AUDIENCE = "api://asgi-sso-dev"

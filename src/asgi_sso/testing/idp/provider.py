@@ -29,6 +29,7 @@ from asgi_sso.testing.idp.model import (
     DevUser,
     Grant,
     KeyRing,
+    PushedRequest,
     new_secret,
 )
 from asgi_sso.testing.idp.server import free_port, serve_in_thread
@@ -70,6 +71,11 @@ class DevIdP:
             §8): a proof without :attr:`dpop_nonce` is answered ``use_dpop_nonce`` with
             a ``DPoP-Nonce`` header, to test clients' retries. Assign the attribute a new
             value to rotate the nonce.
+        require_par: take authorization requests only through ``/par`` (RFC 9126),
+            advertised as ``require_pushed_authorization_requests``.
+        par_ttl: life of a pushed request's ``request_uri``, seconds (used once).
+        jwks_client: fetches the JWK Sets of clients registered with ``jwks_uri``;
+            ``None`` opens a plain ``httpx.AsyncClient`` per fetch.
     """
 
     def __init__(
@@ -87,6 +93,9 @@ class DevIdP:
         key_grace: float = 3600.0,
         backchannel_client: httpx.AsyncClient | None = None,
         dpop_nonce: bool = False,
+        require_par: bool = False,
+        par_ttl: int = 60,
+        jwks_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.issuer = (issuer or f"http://127.0.0.1:{free_port()}").rstrip("/")
         parts = urlsplit(self.issuer)
@@ -114,6 +123,11 @@ class DevIdP:
         self.opaque_tokens: dict[str, dict[str, Any]] = {}  # token -> its claims
         self.sessions: dict[str, str] = {}  # sid -> sub
         self.assertion_jtis: dict[str, float] = {}  # used client assertions -> their exp
+        self.require_par = require_par
+        self.par_ttl = par_ttl
+        self.pushed: dict[str, PushedRequest] = {}  # request_uri -> the pushed request
+        self.jwks_client = jwks_client
+        self.fetched_jwks: dict[str, dict[str, Any]] = {}  # client id -> keys from jwks_uri
         self.requests: Counter[str] = Counter()  # endpoint name -> calls
         self.outage_status: int | None = None
         self.jwks_delay: float = 0.0

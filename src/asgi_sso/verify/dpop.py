@@ -94,13 +94,13 @@ def bound_key(payload: bytes, claims: dict[str, Any] | None = None) -> str | Non
     """The ``cnf.jkt`` thumbprint a token is bound to, ``None`` when it is not bound.
 
     ``payload`` is the token's claim set JSON; it is decoded (``claims``, when given,
-    is used instead) only when it holds ``"cnf"`` at all, so unbound tokens cost one
-    substring search.
+    is used instead) only when it holds ``"cnf"`` or a JSON escape (which could spell
+    it) at all, so most unbound tokens cost two substring searches.
 
     Raises:
         InvalidToken: ``cnf`` is there but its ``jkt`` is not a thumbprint.
     """
-    if b'"cnf"' not in payload:
+    if b'"cnf"' not in payload and b"\\u" not in payload:
         return None
     if claims is None:
         claims = msgspec.json.decode(payload)

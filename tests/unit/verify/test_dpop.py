@@ -199,6 +199,14 @@ def test_bound_key_reads_cnf_jkt_only() -> None:
         bound_key(b'{"cnf":{"jkt":42}}')
 
 
+def test_bound_key_sees_a_binding_spelled_with_json_escapes() -> None:
+    # JSON may spell "cnf" as "\u0063nf": the same claim, so the same binding. A
+    # substring search alone would let such a bound token pass as a bearer one.
+    assert bound_key(b'{"\\u0063nf":{"jkt":"abc"}}') == "abc"
+    assert bound_key(b'{"cnf":{"\\u006akt":"abc"}}') == "abc"
+    assert bound_key(b'{"sub":"\\u0061"}') is None
+
+
 async def test_a_token_request_proof_needs_no_ath_and_names_its_key(
     clock: FakeClock, client: DPoPClient, checker: DPoPChecker
 ) -> None:

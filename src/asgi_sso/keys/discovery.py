@@ -84,6 +84,7 @@ _ENDPOINTS = (
     "userinfo_endpoint",
     "end_session_endpoint",
     "pushed_authorization_request_endpoint",
+    "introspection_endpoint",
 )
 
 

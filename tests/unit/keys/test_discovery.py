@@ -236,3 +236,14 @@ async def test_shared_metadata_is_checked_like_the_providers(
     ]
     assert "names issuer 'https://evil.example'" in (events[0].reason or "")
     assert shared.entries[URL][0] == encode(provider.doc)
+
+
+@pytest.mark.parametrize(
+    "member",
+    ["token_endpoint", "introspection_endpoint", "pushed_authorization_request_endpoint"],
+)
+def test_an_endpoint_the_client_authenticates_at_must_be_https(member: str) -> None:
+    # Client secrets and assertions go to these: plain http would hand them to the network.
+    body = encode(document(**{member: "http://idp.example.com/" + member}))
+    with pytest.raises(ValueError, match=f"{member} must be an https URL"):
+        parse_metadata(body, expected_issuer=ISSUER)

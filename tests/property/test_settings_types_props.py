@@ -182,6 +182,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "refresh_leeway": _number, "refresh_retry": _number,
             "discovery_page": _or_none(lambda v: callable(v) and not isinstance(v, type)),
             "allow_insecure_http": _bool, "resource": _or_none(_text),
+            "dpop": _one_of("auto", "off"),
         },
     ),
 }  # fmt: skip

@@ -49,6 +49,7 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
         authorization_response_iss_parameter_supported: RFC 9207 ``iss`` in responses.
         backchannel_logout_supported: OIDC Back-Channel Logout support.
         backchannel_logout_session_supported: whether logout tokens carry ``sid``.
+        dpop_signing_alg_values_supported: DPoP proof algorithms (RFC 9449 §5.1).
     """
 
     issuer: str
@@ -70,6 +71,7 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
     authorization_response_iss_parameter_supported: bool = False
     backchannel_logout_supported: bool = False
     backchannel_logout_session_supported: bool = False
+    dpop_signing_alg_values_supported: tuple[str, ...] = ()
 
 
 _DECODER = msgspec.json.Decoder(ProviderMetadata)

@@ -100,6 +100,12 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             ``ProtectedResource.resource``); canonicalised when built. Leave it unset
             for providers that refuse the parameter (Entra ID v2 wants scopes of the
             Application ID URI instead).
+        dpop: ``"auto"`` makes each sign-in a DPoP key (RFC 9449) when its provider
+            lists ``ES256`` in ``dpop_signing_alg_values_supported``, for the default
+            provider and every connection alike: the token requests (code and
+            refresh grants) and userinfo calls then prove it, and the provider may
+            bind the tokens to it. ``"off"`` never sends a proof (a session already
+            holding a key keeps using it: its refresh token may be bound to it).
 
     Raises:
         ConfigurationError: a value of the wrong type, an unsafe setting without
@@ -137,6 +143,7 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     discovery_page: Callable[[DiscoveryPage], str] | None = None
     allow_insecure_http: bool = False
     resource: str | None = None
+    dpop: Literal["auto", "off"] = "auto"
 
     def __post_init__(self) -> None:
         fail = ConfigurationError

@@ -9,18 +9,24 @@ are the hostile ones a resource server must refuse. Keys are generated at test t
 from __future__ import annotations
 
 import hmac
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.keys.jwk import parse_jwk
-from asgi_sso.testing.tokens import SigningKey, alg_none, b64url, generate_key, mint, public_jwk
-from asgi_sso.verify.dpop import access_token_hash
+from asgi_sso.login.dpop import PROOF_TYPE as _PROOF_TYPE
+from asgi_sso.login.dpop import proof_claims
+from asgi_sso.testing.tokens import (
+    SigningKey,
+    alg_none,
+    b64url,
+    generate_key,
+    merge_claims,
+    mint,
+    public_jwk,
+)
 
 __all__ = ["DPoPClient"]
-
-_PROOF_TYPE = "dpop+jwt"
 
 
 class DPoPClient:
@@ -61,20 +67,8 @@ class DPoPClient:
 
         ``extra`` is merged last; a ``None`` value removes that claim.
         """
-        claims: dict[str, Any] = {
-            "jti": secrets.token_urlsafe(16),
-            "htm": method,
-            "htu": url,
-            "iat": int(self.clock.time()),
-        }
-        if token is not None:
-            claims["ath"] = access_token_hash(token)
-        for name, value in (extra or {}).items():
-            if value is None:
-                claims.pop(name, None)
-            else:
-                claims[name] = value
-        return claims
+        claims = proof_claims(method, url, iat=int(self.clock.time()), access_token=token)
+        return merge_claims(claims, extra)
 
     def proof(
         self,

@@ -149,14 +149,16 @@ def hostile_tokens(
 
 
 def hostile_dpop_proofs(
-    client: DPoPClient, method: str, url: str, token: str
+    client: DPoPClient, method: str, url: str, token: str | None
 ) -> st.SearchStrategy[str]:
     """DPoP proofs a resource server must refuse for this request, token and key.
 
     Another method or URL, a stale or future ``iat``, a wrong ``ath``, another key
     (wrong ``jkt``), ``none``/HMAC signatures, a private key in ``jwk``, a wrong
     ``typ``, broken signatures, missing claims, and junk. Each is fresh (its own
-    ``jti``), so a refusal is never the replay memory's doing.
+    ``jti``), so a refusal is never the replay memory's doing. With ``token=None``:
+    those a token endpoint must refuse (RFC 9449 §5), where there is no ``ath`` to
+    check and any key may ask for a token.
     """
     now = int(client.clock.time())
     other_methods = st.sampled_from(["POST", "PUT", "DELETE", "get", "PATCH", ""])
@@ -165,13 +167,16 @@ def hostile_dpop_proofs(
         st.text(max_size=40).filter(lambda u: u != url),
     )
     skews = st.one_of(st.integers(-(10**6), -3601), st.integers(3601, 10**6))
-    missing = st.sampled_from(["jti", "htm", "htu", "iat", "ath"])
+    missing = st.sampled_from(["jti", "htm", "htu", "iat", *(("ath",) if token else ())])
+    bound = () if token is None else (
+        st.text(max_size=20).map(lambda t: client.proof(method, url, token + "." + t)),
+        st.just(0).map(lambda _: DPoPClient(clock=client.clock).proof(method, url, token)),
+    )  # fmt: skip
     return st.one_of(
         other_methods.filter(lambda m: m != method).map(lambda m: client.proof(m, url, token)),
         other_urls.map(lambda u: client.proof(method, u, token)),
         skews.map(lambda d: client.proof(method, url, token, claims={"iat": now + d})),
-        st.text(max_size=20).map(lambda t: client.proof(method, url, token + "." + t)),
-        st.just(0).map(lambda _: DPoPClient(clock=client.clock).proof(method, url, token)),
+        *bound,
         st.just(0).map(lambda _: client.none_proof(method, url, token)),
         st.just(0).map(lambda _: client.hmac_proof(method, url, token)),
         st.just(0).map(lambda _: client.private_key_proof(method, url, token)),

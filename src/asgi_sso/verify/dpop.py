@@ -213,15 +213,22 @@ class DPoPChecker:
         """The memory of proofs seen."""
         return self._replay
 
-    def check(self, proof: object, *, method: str, url: str, token: str, jkt: str) -> None:
+    def check(
+        self, proof: object, *, method: str, url: str, token: str | None, jkt: str | None
+    ) -> str:
         """Accept ``proof`` for this request and token, or refuse it.
 
         Args:
             proof: the ``DPoP`` header's value (untrusted).
             method: the request's HTTP method.
             url: the request's URL as the client addressed it (see :func:`normalize_htu`).
-            token: the access token the request presents.
-            jkt: the token's ``cnf.jkt``.
+            token: the access token the request presents; ``None`` at a token endpoint,
+                where a proof has no ``ath`` to check (§5).
+            jkt: the token's ``cnf.jkt``; ``None`` when any key may sign (a token
+                request binding a new token to the proof's key).
+
+        Returns:
+            The thumbprint of the proof's key.
 
         Raises:
             InvalidDPoPProof: the proof is missing, malformed, stale, replayed or for
@@ -236,10 +243,10 @@ class DPoPChecker:
             raise InvalidDPoPProof(f"the DPoP proof is malformed: {error.description}") from None
         except Exception as exc:  # hostile input reaching a parser or crypto library
             raise InvalidDPoPProof("the DPoP proof is malformed") from exc
-        if thumbprint != jkt:
+        if jkt is not None and thumbprint != jkt:
             raise InvalidDPoPProof("the DPoP proof's key is not the key the token is bound to")
         self._check_request(claims, method, url)
-        if claims.get("ath") != access_token_hash(token):
+        if token is not None and claims.get("ath") != access_token_hash(token):
             raise InvalidDPoPProof("the DPoP proof's ath does not match the access token")
         now = self._clock.time()
         iat = _seconds(claims.get("iat"))
@@ -251,8 +258,9 @@ class DPoPChecker:
         if not isinstance(jti, str) or not 1 <= len(jti) <= MAX_JTI_LENGTH:
             raise InvalidDPoPProof("the DPoP proof's jti must be a short string")
         # Last: only proofs that pass everything else take a place in the memory.
-        if not self._replay.add(f"{jkt} {jti}", iat + self._window, now):
+        if not self._replay.add(f"{thumbprint} {jti}", iat + self._window, now):
             raise InvalidDPoPProof("the DPoP proof was already used")
+        return thumbprint
 
     def _signed(self, proof: object) -> tuple[dict[str, Any], str]:
         # The proof's claims and its key's thumbprint, once its signature verified.

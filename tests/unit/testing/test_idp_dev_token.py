@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asgi_sso.testing import DevClient, DevIdP, DevUser, FakeClock
+from asgi_sso.testing import DevClient, DevIdP, DevUser, DPoPClient, FakeClock
 from asgi_sso.verify.verifier import TokenVerifier
 
 ISSUER = "http://dev-idp.test"
@@ -174,3 +174,32 @@ async def test_token_answers_are_readable_by_registered_origins_only(idp: DevIdP
         assert "access-control-allow-origin" not in reply.headers
         reply = await http.post("/token", data=form)
         assert "access-control-allow-origin" not in reply.headers
+
+
+async def test_a_page_may_send_a_dpop_proof_and_read_the_nonce(idp: DevIdP) -> None:
+    asked = {
+        "Origin": "http://127.0.0.1:8000",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,dpop",
+    }
+    form = {"grant_type": "authorization_code", "code": "nope", "client_id": "docs"}
+    async with client_for(idp) as http:
+        reply = await http.options("/token", headers=asked)
+        assert reply.headers["access-control-allow-headers"] == "content-type, dpop"
+        reply = await http.post("/token", data=form, headers={"Origin": "https://rp.example"})
+        assert reply.headers["access-control-expose-headers"] == "DPoP-Nonce"  # RFC 9449 §8
+
+
+async def test_a_dpop_proof_binds_the_command_line_token(idp: DevIdP, clock: FakeClock) -> None:
+    key = DPoPClient(clock=clock)
+    async with client_for(idp) as http:
+        proof = key.proof("POST", f"{ISSUER}/dev/token")
+        reply = await http.post("/dev/token", data={"user": "alice"}, headers={"DPoP": proof})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["token_type"] == "DPoP"
+        assert claims_of(reply.json()["access_token"])["cnf"] == {"jkt": key.jkt}
+        for_the_token_endpoint = {"DPoP": key.proof("POST", f"{ISSUER}/token")}
+        wrong = await http.post(
+            "/dev/token", data={"user": "alice"}, headers=for_the_token_endpoint
+        )
+    assert (wrong.status_code, wrong.json()["error"]) == (400, "invalid_dpop_proof")

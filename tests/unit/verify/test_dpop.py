@@ -181,3 +181,21 @@ def test_bound_key_reads_cnf_jkt_only() -> None:
     assert bound_key(b'{"cnf":{"jkt":"abc"}}') == "abc"
     with pytest.raises(InvalidToken):
         bound_key(b'{"cnf":{"jkt":42}}')
+
+
+def test_a_token_request_proof_needs_no_ath_and_names_its_key(
+    clock: FakeClock, client: DPoPClient, checker: DPoPChecker
+) -> None:
+    # At a token endpoint (RFC 9449 §5) there is no token yet and any key may ask.
+    token_url = "https://idp.test/token"
+    found = checker.check(
+        client.proof("POST", token_url), method="POST", url=token_url, token=None, jkt=None
+    )
+    assert found == client.jkt
+    other = DPoPClient(clock=clock)
+    proof = other.proof("POST", token_url, claims={"ath": "anything"})
+    assert checker.check(proof, method="POST", url=token_url, token=None, jkt=None) == other.jkt
+    with pytest.raises(InvalidDPoPProof, match="already used"):
+        checker.check(proof, method="POST", url=token_url, token=None, jkt=None)
+    with pytest.raises(InvalidDPoPProof, match="htu"):
+        checker.check(client.proof("POST", URL), method="POST", url=token_url, token=None, jkt=None)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["allow", "preflight"]
 
 # What fetch() adds to a form post: Swagger UI sends X-Requested-With, confidential
-# clients in a page send Authorization (Basic).
-_HEADERS = frozenset({"accept", "authorization", "content-type", "x-requested-with"})
+# clients in a page send Authorization (Basic), DPoP clients their proof (RFC 9449).
+_HEADERS = frozenset({"accept", "authorization", "content-type", "dpop", "x-requested-with"})
 
 
 def _origin(uri: str) -> str:
@@ -69,5 +69,6 @@ def allow(idp: DevIdP, request: Request, response: Response) -> Response:
     origin = _allowed(idp, request)
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "DPoP-Nonce"  # RFC 9449 §8
     response.headers["Vary"] = "Origin"
     return response

@@ -9,11 +9,12 @@ developer happens to visit can mint tokens with it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from asgi_sso.testing.idp.dpop import proof_key
 from asgi_sso.testing.idp.model import DevClient
 from asgi_sso.testing.idp.requests import NO_STORE, expires_in_param, oauth_error, read_params
 from asgi_sso.testing.idp.server import LOOPBACK
@@ -54,6 +55,7 @@ async def dev_token(idp: DevIdP, request: Request) -> Response:
     Form parameters: ``user`` (a ``sub`` or e-mail, required), ``client_id`` (default the
     first registered client: its audience and ``client_id`` claim), ``audience``,
     ``scope`` (default ``openid profile email``) and ``expires_in`` (seconds, up to a day).
+    A ``DPoP`` proof (for ``POST`` to this endpoint) binds the token to its key.
     """
     if request.method != "POST":
         return oauth_error("invalid_request", "POST a form to the dev token endpoint", 405)
@@ -70,23 +72,29 @@ async def dev_token(idp: DevIdP, request: Request) -> Response:
     client = _client(idp, params.get("client_id", ""))
     if isinstance(client, Response):
         return client
+    jkt = proof_key(idp, request, "/dev/token", required=client is not None and client.dpop_bound)
+    if isinstance(jkt, Response):
+        return jkt
     audience = params.get("audience") or (client.token_audience if client else None)
     if not audience:
         return oauth_error("invalid_request", "no client is registered: give an audience")
     scope = params.get("scope", DEFAULT_SCOPE)
     expires_in = expires_in_param(params, idp.access_token_ttl)
     now = int(idp.clock.time())
+    extra: dict[str, Any] = {"auth_time": now}
+    if jkt is not None:
+        extra["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
     claims = idp.access_token_claims(
         user.sub,
         client_id=client.client_id if client else "asgi-sso-cli",
         audience=audience,
         scope=scope,
         expires_in=expires_in,
-        extra={"auth_time": now},
+        extra=extra,
     )
     body = {
         "access_token": idp.sign(claims, "at+jwt"),
-        "token_type": "Bearer",
+        "token_type": "Bearer" if jkt is None else "DPoP",
         "expires_in": expires_in,
         "scope": scope,
     }

@@ -3,7 +3,8 @@ userinfo, end_session, client registration (:mod:`asgi_sso.testing.idp.registrat
 command line's ``/dev/token`` (:mod:`asgi_sso.testing.idp.devtoken`).
 
 A request naming a ``resource`` (RFC 8707) gets access tokens whose ``aud`` is that resource;
-such a request is plain OAuth 2.0 and need not ask for ``openid``.
+such a request is plain OAuth 2.0 and need not ask for ``openid``. A token request with a
+``DPoP`` proof gets tokens bound to its key (RFC 9449, :mod:`asgi_sso.testing.idp.dpop`).
 
 Every refusal follows its spec: RFC 6749 §4.1.2.1 / §5.2 for OAuth errors, an
 error page (never a redirect) for a bad ``client_id`` or ``redirect_uri``
@@ -27,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from asgi_sso.testing.idp import cors
 from asgi_sso.testing.idp.assertions import ASSERTION_ALGORITHMS, assertion_client
 from asgi_sso.testing.idp.devtoken import dev_token
+from asgi_sso.testing.idp.dpop import JKT, grant_key_problem, proof_key
 from asgi_sso.testing.idp.issue import token_response
 from asgi_sso.testing.idp.logout import end_session
 from asgi_sso.testing.idp.model import DevClient, DevUser, Grant, new_secret, verify_own
@@ -44,6 +46,7 @@ from asgi_sso.testing.idp.requests import (
     with_query,
 )
 from asgi_sso.testing.tokens import b64url
+from asgi_sso.verify.dpop import DPOP_ALGORITHMS
 
 if TYPE_CHECKING:
     from asgi_sso.testing.idp.provider import DevIdP
@@ -97,6 +100,7 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "claims_supported": list(_CLAIMS),
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
@@ -140,6 +144,8 @@ def _authorize_problem(params: Params) -> tuple[str, str] | None:
         return "invalid_request", "code_challenge is missing or malformed"
     if resource is None and "openid" not in params.get("scope", "").split():
         return "invalid_scope", "the scope must include openid (or name a resource, RFC 8707)"
+    if "dpop_jkt" in params and not JKT.fullmatch(params["dpop_jkt"]):  # RFC 9449 §10
+        return "invalid_request", "dpop_jkt must be a base64url SHA-256 JWK thumbprint"
     return None
 
 
@@ -197,6 +203,7 @@ async def authorize(idp: DevIdP, request: Request) -> Response:
         nonce=params.get("nonce"),
         code_challenge=params["code_challenge"],
         resource=params.get("resource"),
+        dpop_jkt=params.get("dpop_jkt"),
     )
     return RedirectResponse(with_query(redirect_uri, {"code": code, **reply}), status_code=302)
 
@@ -237,7 +244,7 @@ def _authenticate_client(idp: DevIdP, request: Request, params: Params) -> DevCl
     return client
 
 
-def _code_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
+def _code_grant(idp: DevIdP, client: DevClient, params: Params, jkt: str | None) -> Response:
     grant = idp.codes.pop(params.get("code", ""), None)  # one use only, even when it fails
     if grant is None or grant.client_id != client.client_id:
         return oauth_error("invalid_grant", "the code is invalid, used or for another client")
@@ -251,10 +258,12 @@ def _code_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
     challenge = b64url(hashlib.sha256(verifier.encode("ascii")).digest())  # RFC 7636 §4.6
     if not hmac.compare_digest(challenge, grant.code_challenge):
         return oauth_error("invalid_grant", "PKCE verification failed")
-    problem = _same_resource(grant, params)
+    problem = _same_resource(grant, params) or grant_key_problem(
+        grant.dpop_jkt, jkt, "the code (dpop_jkt)"
+    )
     if problem is not None:
         return problem
-    return JSONResponse(token_response(idp, grant, client, nonce=True), headers=NO_STORE)
+    return JSONResponse(token_response(idp, grant, client, nonce=True, jkt=jkt), headers=NO_STORE)
 
 
 def _same_resource(grant: Grant, params: Params) -> Response | None:
@@ -267,13 +276,15 @@ def _same_resource(grant: Grant, params: Params) -> Response | None:
     return None
 
 
-def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
+def _refresh_grant(idp: DevIdP, client: DevClient, params: Params, jkt: str | None) -> Response:
     grant = idp.refresh_tokens.pop(params.get("refresh_token", ""), None)  # rotated
     if grant is None or grant.client_id != client.client_id:
         return oauth_error("invalid_grant", "the refresh token is invalid or was already used")
     if idp.clock.time() >= grant.expires_at:
         return oauth_error("invalid_grant", "the refresh token has expired")
-    problem = _same_resource(grant, params)
+    problem = _same_resource(grant, params) or grant_key_problem(
+        grant.dpop_jkt, jkt, "the refresh token"
+    )
     if problem is not None:
         return problem
     if "scope" in params:  # RFC 6749 §6: may narrow, never widen
@@ -281,10 +292,12 @@ def _refresh_grant(idp: DevIdP, client: DevClient, params: Params) -> Response:
         if not set(asked) <= set(grant.scope.split()):
             return oauth_error("invalid_scope", "the scope exceeds the original grant")
         grant.scope = " ".join(asked)
-    return JSONResponse(token_response(idp, grant, client, nonce=False), headers=NO_STORE)
+    return JSONResponse(token_response(idp, grant, client, nonce=False, jkt=jkt), headers=NO_STORE)
 
 
-def _client_credentials(idp: DevIdP, client: DevClient, params: Params) -> Response:
+def _client_credentials(
+    idp: DevIdP, client: DevClient, params: Params, jkt: str | None
+) -> Response:
     audience = params.get("audience") or resource_param(params) or client.token_audience
     scope = params.get("scope", " ".join(client.scopes))
     expires_in = expires_in_param(params, idp.access_token_ttl)
@@ -294,10 +307,11 @@ def _client_credentials(idp: DevIdP, client: DevClient, params: Params) -> Respo
         audience=audience,
         scope=scope,
         expires_in=expires_in,
+        extra=None if jkt is None else {"cnf": {"jkt": jkt}},  # RFC 9449 §6.1
     )
     body: dict[str, Any] = {
         "access_token": idp.sign(claims, "at+jwt"),
-        "token_type": "Bearer",
+        "token_type": "Bearer" if jkt is None else "DPoP",
         "expires_in": expires_in,
     }
     if scope:
@@ -336,7 +350,13 @@ async def _token(idp: DevIdP, request: Request) -> Response:
         return oauth_error("unsupported_grant_type", "unknown or missing grant_type")
     if grant_type not in client.grant_types:
         return oauth_error("unauthorized_client", f"the client may not use {grant_type}")
-    return handler(idp, client, params)
+    jkt = proof_key(idp, request, "/token", required=client.dpop_bound)
+    if isinstance(jkt, Response):
+        return jkt
+    response = handler(idp, client, params, jkt)
+    if idp.dpop_nonce is not None:  # RFC 9449 §8.2: the nonce for the next request
+        response.headers["DPoP-Nonce"] = idp.dpop_nonce
+    return response
 
 
 async def userinfo(idp: DevIdP, request: Request) -> Response:

@@ -16,7 +16,9 @@ __all__ = ["token_response"]
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 
 
-def token_response(idp: DevIdP, grant: Grant, client: DevClient, *, nonce: bool) -> dict[str, Any]:
+def token_response(
+    idp: DevIdP, grant: Grant, client: DevClient, *, nonce: bool, jkt: str | None = None
+) -> dict[str, Any]:
     """The token endpoint's success body for a user grant (OIDC Core §3.1.3.3).
 
     Args:
@@ -24,20 +26,25 @@ def token_response(idp: DevIdP, grant: Grant, client: DevClient, *, nonce: bool)
         grant: the redeemed code or refresh token.
         client: the authenticated client.
         nonce: whether the ID token carries the grant's nonce (not on refresh, §12.2).
+        jkt: the thumbprint of the request's DPoP key: the access token is bound to it
+            (RFC 9449 §6.1), and so is a public client's refresh token (§5).
     """
+    extra: dict[str, Any] = {"auth_time": grant.auth_time, "sid": grant.sid}
+    if jkt is not None:
+        extra["cnf"] = {"jkt": jkt}
     access = idp.sign(
         idp.access_token_claims(
             grant.sub,
             client_id=client.client_id,
             audience=grant.resource or client.token_audience,
             scope=grant.scope,
-            extra={"auth_time": grant.auth_time, "sid": grant.sid},
+            extra=extra,
         ),
         "at+jwt",
     )
     body: dict[str, Any] = {
         "access_token": access,
-        "token_type": "Bearer",
+        "token_type": "Bearer" if jkt is None else "DPoP",
         "expires_in": idp.access_token_ttl,
         "scope": grant.scope,
     }
@@ -53,6 +60,8 @@ def token_response(idp: DevIdP, grant: Grant, client: DevClient, *, nonce: bool)
             auth_time=grant.auth_time,
             expires_at=idp.clock.time() + idp.refresh_token_ttl,
             resource=grant.resource,
+            # Confidential clients' refresh tokens are bound by their authentication.
+            dpop_jkt=jkt if client.is_public else None,
         )
         body["refresh_token"] = refresh
     return body

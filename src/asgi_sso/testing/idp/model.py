@@ -124,6 +124,8 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         jwks: the client's public JWK Set (RFC 7591 §2): such a client authenticates
             with ``private_key_jwt`` (RFC 7523), a JWT signed by its private key, and
             has no secret.
+        dpop_bound: the client must send a DPoP proof (RFC 9449) with every token
+            request, so all its access tokens are bound to its key.
     """
 
     client_id: str
@@ -136,6 +138,7 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     scopes: tuple[str, ...] = ()
     id_token_signed_response_alg: str | None = None
     jwks: dict[str, Any] | None = None
+    dpop_bound: bool = False
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -223,6 +226,9 @@ class Grant(msgspec.Struct, kw_only=True):
     nonce: str | None = None
     code_challenge: str = ""
     resource: str | None = None  # RFC 8707: the audience of the access tokens
+    # RFC 9449: the key a token request must prove (a code's dpop_jkt, §10; a public
+    # client's refresh token, §5); None when any key, or none, may.
+    dpop_jkt: str | None = None
 
 
 class KeyRing:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from asgi_sso.config import Clock, Issuer, SystemClock, plain_http_host
+from asgi_sso.config import Clock, Issuer, Limits, SystemClock, plain_http_host
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.testing.idp import endpoints
 from asgi_sso.testing.idp.model import (
@@ -33,6 +33,7 @@ from asgi_sso.testing.idp.model import (
 )
 from asgi_sso.testing.idp.server import free_port, serve_in_thread
 from asgi_sso.testing.tokens import TokenFactory, merge_claims, mint
+from asgi_sso.verify.dpop import DPoPChecker
 
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",
@@ -65,6 +66,10 @@ class DevIdP:
         backchannel_client: posts back-channel logout tokens to the clients a session
             signed in to when it ends at ``/end_session``; ``None`` (the default) sends
             them only when :meth:`send_backchannel_logout` is called.
+        dpop_nonce: the token endpoint demands a server nonce in DPoP proofs (RFC 9449
+            §8): a proof without :attr:`dpop_nonce` is answered ``use_dpop_nonce`` with
+            a ``DPoP-Nonce`` header, to test clients' retries. Assign the attribute a new
+            value to rotate the nonce.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class DevIdP:
         refresh_token_ttl: int = 86_400,
         key_grace: float = 3600.0,
         backchannel_client: httpx.AsyncClient | None = None,
+        dpop_nonce: bool = False,
     ) -> None:
         self.issuer = (issuer or f"http://127.0.0.1:{free_port()}").rstrip("/")
         parts = urlsplit(self.issuer)
@@ -111,6 +117,8 @@ class DevIdP:
         self.requests: Counter[str] = Counter()  # endpoint name -> calls
         self.outage_status: int | None = None
         self.jwks_delay: float = 0.0
+        self.dpop = DPoPChecker(Limits(), self.clock)  # token requests' proofs (RFC 9449 §5)
+        self.dpop_nonce: str | None = new_secret() if dpop_nonce else None
 
     def __repr__(self) -> str:
         return f"DevIdP(issuer={self.issuer!r}, algorithm={self.algorithm!r})"

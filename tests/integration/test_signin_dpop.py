@@ -1,16 +1,15 @@
 """Sign-in with DPoP-bound tokens (RFC 9449) through the in-process browser harness.
 
-:class:`DPoPProvider` puts a small DPoP authorization server in front of the
-DevIdP: it advertises the proof algorithms, checks every proof at ``/token``
-(signature by its own ``jwk``, ``typ``, ``htm``, ``htu``, the nonce it handed
-out), answers ``token_type: DPoP`` and remembers which key each access token is
-bound to, and lets ``/userinfo`` in only with that key's proof (the resource
-server's own checker). The real-socket test against the DevIdP's own DPoP
-support is in test_signin_dpop_devidp.py.
+The DevIdP binds tokens to the key a token request proves and takes them at
+userinfo only with a proof of it; :class:`Watch` sits in front of it and writes
+down each proof's key, the key each access token is bound to (``cnf.jkt``) and
+the scheme of each userinfo call. The real-socket sign-in with a public client
+is in test_signin_dpop_served.py.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -18,95 +17,70 @@ import httpx
 import msgspec
 import pytest
 from _browser_env import Env, Forward
+from _connections_env import Site
 from joserfc import jws
-from joserfc.jwk import ECKey
 
-from asgi_sso.config import Limits
 from asgi_sso.keys.jwk import parse_jwk
 from asgi_sso.login.dpop import DPoPKey
 from asgi_sso.sessions import MemorySessionStore, SessionRecord
 from asgi_sso.sessions.codec import CookieCodec
 from asgi_sso.testing import FakeClock
-from asgi_sso.verify.dpop import DPoPChecker
-
-IDP = "https://idp.example"
 
 
-class DPoPProvider:
-    """A DPoP authorization server and userinfo endpoint in front of ``env``'s DevIdP.
+def _payload(jwt: str) -> dict[str, Any]:
+    part = jwt.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return claims
+
+
+def _proof_jkt(proof: str) -> str:
+    """The thumbprint of the key a proof carries (the DevIdP checks the rest)."""
+    jwk = dict(jws.extract_compact(proof.encode()).headers())["jwk"]
+    return parse_jwk(jwk).thumbprint
+
+
+class Watch:
+    """Writes down the DPoP side of the calls to ``env``'s DevIdP.
 
     Args:
-        env: the harness whose ``/token``, ``/userinfo`` and discovery it takes over.
-        algs: the advertised ``dpop_signing_alg_values_supported`` (``None``: none).
-        bind: answer a proved token request with ``token_type: DPoP`` (else ``Bearer``).
-        nonce: demand a server nonce (§8, §9) in every proof.
+        env: the harness whose ``/token`` and ``/userinfo`` calls it watches.
+        algs: replaces the advertised ``dpop_signing_alg_values_supported``.
+        strip: drop token requests' proofs on the way, as a server ignoring DPoP.
     """
 
-    def __init__(
-        self, env: Env, *, algs: list[str] | None = None, bind: bool = True, nonce: bool = False
-    ) -> None:
-        self.algs = ["ES256"] if algs is None else algs
-        self.bind = bind
-        self.nonce = "server-nonce-1" if nonce else None
-        self.checker = DPoPChecker(Limits(), env.clock)
-        self.token_proofs: list[str | None] = []  # the jkt each token request proved, or None
-        self.userinfo_schemes: list[str] = []
-        self.bound: dict[str, str] = {}  # access token -> jkt
+    def __init__(self, env: Env, *, algs: list[str] | None = None, strip: bool = False) -> None:
+        self.algs = algs
+        self.strip = strip
+        self.token_proofs: list[str | None] = []  # the key each token request proved, or None
+        self.bound: list[str | None] = []  # the cnf.jkt of each access token issued
+        self.userinfo: list[tuple[str, int]] = []  # scheme and status of each userinfo call
         env.overrides["/.well-known/openid-configuration"] = self._discovery
         env.overrides["/token"] = self._token
         env.overrides["/userinfo"] = self._userinfo
 
     async def _discovery(self, request: httpx.Request, forward: Forward) -> httpx.Response:
-        document = (await forward(request)).json()
-        if self.algs:
-            document["dpop_signing_alg_values_supported"] = self.algs
+        answer = await forward(request)
+        if self.algs is None:
+            return answer
+        document = answer.json()
+        document["dpop_signing_alg_values_supported"] = self.algs
         return httpx.Response(200, json=document)
-
-    def _proof_key(self, proof: str, method: str, url: str) -> tuple[str, dict[str, Any]]:
-        """The proof's key thumbprint and claims, after the §4.3 checks of a token endpoint."""
-        header = dict(jws.extract_compact(proof.encode()).headers())
-        assert header["typ"] == "dpop+jwt"
-        assert header["alg"] == "ES256"
-        assert not {"d", "p", "q"} & set(header["jwk"])
-        key = ECKey.import_key(header["jwk"])
-        claims = json.loads(jws.deserialize_compact(proof, key, algorithms=["ES256"]).payload)
-        assert (claims["htm"], claims["htu"]) == (method, url)
-        return parse_jwk(header["jwk"]).thumbprint, claims
 
     async def _token(self, request: httpx.Request, forward: Forward) -> httpx.Response:
         proof = request.headers.get("dpop")
-        if proof is None:
-            self.token_proofs.append(None)
-            return await forward(request)
-        jkt, claims = self._proof_key(proof, "POST", IDP + "/token")
-        self.token_proofs.append(jkt)
-        if self.nonce is not None and claims.get("nonce") != self.nonce:
-            body = {"error": "use_dpop_nonce", "error_description": "use the nonce"}
-            return httpx.Response(400, json=body, headers={"DPoP-Nonce": self.nonce})
+        self.token_proofs.append(None if proof is None else _proof_jkt(proof))
+        if self.strip and proof is not None:
+            del request.headers["dpop"]
         answer = await forward(request)
-        tokens = answer.json()
-        if answer.status_code == 200 and self.bind:
-            tokens["token_type"] = "DPoP"
-            self.bound[tokens["access_token"]] = jkt
-        return httpx.Response(answer.status_code, json=tokens)
+        if answer.status_code == 200:
+            self.bound.append(_payload(answer.json()["access_token"]).get("cnf", {}).get("jkt"))
+        return answer
 
     async def _userinfo(self, request: httpx.Request, forward: Forward) -> httpx.Response:
-        scheme, _, token = request.headers["authorization"].partition(" ")
-        self.userinfo_schemes.append(scheme)
-        if token in self.bound:  # a bound token only with its key's proof (§7.1)
-            assert scheme == "DPoP"
-            proof = request.headers["dpop"]
-            claims = json.loads(jws.extract_compact(proof.encode()).payload)
-            if self.nonce is not None and claims.get("nonce") != self.nonce:
-                challenge = 'DPoP error="use_dpop_nonce", error_description="use the nonce"'
-                headers = {"WWW-Authenticate": challenge, "DPoP-Nonce": self.nonce}
-                return httpx.Response(401, headers=headers)
-            url = IDP + "/userinfo"
-            self.checker.check(proof, method="GET", url=url, token=token, jkt=self.bound[token])
-        else:
-            assert scheme == "Bearer"
-        plain = httpx.Request("GET", request.url, headers={"authorization": f"Bearer {token}"})
-        return await forward(plain)
+        answer = await forward(request)
+        scheme = request.headers["authorization"].partition(" ")[0]
+        self.userinfo.append((scheme, answer.status_code))
+        return answer
 
 
 @pytest.fixture
@@ -134,14 +108,15 @@ def _jkt(record: SessionRecord) -> str:
 async def test_sign_in_binds_the_tokens_to_a_key_the_session_keeps(
     clock: FakeClock, store: MemorySessionStore
 ) -> None:
-    env = Env(clock, store=store, scopes=("openid", "email", "offline_access"))
-    provider = DPoPProvider(env)
+    env = Env(clock, store=store)
+    watch = Watch(env)
     assert (await env.sign_in()).status_code == 303
     record = await _record(env, store)
-    assert provider.token_proofs == [_jkt(record)]
-    assert list(provider.bound.values()) == [_jkt(record)]
-    assert provider.userinfo_schemes == ["DPoP"]
-    assert record.claims["email"] == "alice@corp.example"  # userinfo merged
+    jkt = _jkt(record)
+    assert watch.token_proofs == [jkt]
+    assert watch.bound == [jkt]
+    assert watch.userinfo == [("DPoP", 200)]
+    assert record.claims["groups"] == ["admins"]  # userinfo merged
     assert record.dpop_key is not None
     assert "d" in json.loads(record.dpop_key)
     assert record.dpop_key not in repr(record)
@@ -151,16 +126,16 @@ async def test_refresh_proves_the_sign_in_key_in_any_worker(
     clock: FakeClock, store: MemorySessionStore
 ) -> None:
     env = Env(clock, store=store)
-    provider = DPoPProvider(env)
+    watch = Watch(env)
     await env.sign_in()
     before = await _record(env, store)
     env.login = env.make_login(env.login.config.cookie_secrets)  # another worker, same store
     clock.advance(241)
     after = await _record(env, store)
     assert after.refresh_token != before.refresh_token  # refreshed
-    assert provider.token_proofs == [_jkt(before)] * 2
-    assert list(provider.bound.values()) == [_jkt(before)] * 2
-    assert provider.userinfo_schemes == ["DPoP", "DPoP"]
+    assert watch.token_proofs == [_jkt(before)] * 2
+    assert watch.bound == [_jkt(before)] * 2
+    assert watch.userinfo == [("DPoP", 200)] * 2
     assert after.dpop_key == before.dpop_key
 
 
@@ -168,23 +143,27 @@ async def test_server_nonces_cost_one_retry_per_call(
     clock: FakeClock, store: MemorySessionStore
 ) -> None:
     env = Env(clock, store=store)
-    provider = DPoPProvider(env, nonce=True)
+    env.idp.dpop_nonce = "server-nonce-1"
+    watch = Watch(env)
     assert (await env.sign_in()).status_code == 303
     jkt = _jkt(await _record(env, store))
-    assert provider.token_proofs == [jkt, jkt]
-    assert provider.userinfo_schemes == ["DPoP", "DPoP"]
+    assert watch.token_proofs == [jkt, jkt]
+    assert watch.userinfo == [("DPoP", 401), ("DPoP", 200)]
+    env.idp.dpop_nonce = "server-nonce-2"  # rotated: the refresh learns it anew
     clock.advance(241)
     await _record(env, store)
-    assert provider.token_proofs == [jkt] * 4
-    assert len(provider.bound) == 2
+    assert watch.token_proofs == [jkt] * 4
+    assert watch.bound == [jkt, jkt]
+    assert watch.userinfo[2:] == [("DPoP", 401), ("DPoP", 200)]
 
 
 async def test_cookie_sessions_prove_a_key_but_never_carry_it(clock: FakeClock) -> None:
     env = Env(clock)
-    provider = DPoPProvider(env)
+    watch = Watch(env)
     assert (await env.sign_in()).status_code == 303
-    assert provider.token_proofs[0] is not None
-    assert provider.userinfo_schemes == ["DPoP"]
+    assert watch.token_proofs[0] is not None
+    assert watch.bound == watch.token_proofs
+    assert watch.userinfo == [("DPoP", 200)]
     config = env.login.config
     codec = CookieCodec(config.cookie_secrets, purpose="asgi_sso session",
                         binding=(config.issuer, config.client_id))  # fmt: skip
@@ -196,32 +175,34 @@ async def test_cookie_sessions_prove_a_key_but_never_carry_it(clock: FakeClock) 
 
 @pytest.mark.parametrize(
     ("algs", "login"),
-    [([], {}), (["RS256", "PS256"], {}), (["ES256"], {"dpop": "off"})],
+    [([], {}), (["RS256", "PS256"], {}), (None, {"dpop": "off"})],
     ids=["not-advertised", "no-es256", "off"],
 )
 async def test_no_proof_unless_the_provider_takes_es256_and_dpop_is_on(
-    clock: FakeClock, store: MemorySessionStore, algs: list[str], login: dict[str, Any]
+    clock: FakeClock, store: MemorySessionStore, algs: list[str] | None, login: dict[str, Any]
 ) -> None:
     env = Env(clock, store=store, **login)
-    provider = DPoPProvider(env, algs=algs)
+    watch = Watch(env, algs=algs)
     assert (await env.sign_in()).status_code == 303
     record = await _record(env, store)
     assert record.dpop_key is None
     clock.advance(241)
     await _record(env, store)
-    assert provider.token_proofs == [None, None]
-    assert provider.userinfo_schemes == ["Bearer", "Bearer"]
+    assert watch.token_proofs == [None, None]
+    assert watch.bound == [None, None]
+    assert watch.userinfo == [("Bearer", 200)] * 2
 
 
 async def test_a_provider_ignoring_the_proof_gets_bearer_calls(
     clock: FakeClock, store: MemorySessionStore
 ) -> None:
     env = Env(clock, store=store)
-    provider = DPoPProvider(env, bind=False)
+    watch = Watch(env, strip=True)
     assert (await env.sign_in()).status_code == 303
     record = await _record(env, store)
-    assert provider.token_proofs == [_jkt(record)]
-    assert provider.userinfo_schemes == ["Bearer"]
+    assert watch.token_proofs == [_jkt(record)]
+    assert watch.bound == [None]  # token_type Bearer
+    assert watch.userinfo == [("Bearer", 200)]
 
 
 async def test_turning_dpop_off_keeps_proving_the_key_of_a_live_session(
@@ -229,20 +210,20 @@ async def test_turning_dpop_off_keeps_proving_the_key_of_a_live_session(
 ) -> None:
     # Its refresh token may be bound to that key: dropping the proof would end the session.
     env = Env(clock, store=store)
-    provider = DPoPProvider(env)
+    watch = Watch(env)
     await env.sign_in()
     before = await _record(env, store)
     env.login = env.make_login(env.login.config.cookie_secrets, dpop="off")
     clock.advance(241)
     await _record(env, store)
-    assert provider.token_proofs == [_jkt(before)] * 2
+    assert watch.token_proofs == [_jkt(before)] * 2
 
 
 async def test_an_unreadable_stored_key_ends_the_session_at_refresh(
     clock: FakeClock, store: MemorySessionStore
 ) -> None:
     env = Env(clock, store=store)
-    DPoPProvider(env)
+    watch = Watch(env)
     await env.sign_in()
     record = await _record(env, store)
     await store.update(msgspec.structs.replace(record, dpop_key='{"kty":"EC"}'))
@@ -250,4 +231,22 @@ async def test_an_unreadable_stored_key_ends_the_session_at_refresh(
     response = await env.get("/a")
     assert response.status_code == 401
     assert await store.get(record.id) is None
+    assert len(watch.token_proofs) == 1  # no refresh was tried
     assert "refresh_dpop_key" in [e.reason for e in env.events if e.name == "session.ended"]
+
+
+async def test_connections_follow_the_same_rule(clock: FakeClock) -> None:
+    store = MemorySessionStore(clock=clock)
+    site = Site(clock, store)
+    try:
+        browser = site.browser()
+        await browser.sign_in(email="user1@globex.test")
+        session_id = (await browser.me()).json()["session_id"]
+        record = await store.get(session_id)
+        assert record is not None
+        assert record.connection == "globex"
+        token_calls = [r for r in site.sent if r.url == site["globex"].idp.url("/token")]
+        assert [r.headers.get("dpop") is not None for r in token_calls] == [True]
+        assert _proof_jkt(token_calls[0].headers["dpop"]) == _jkt(record)
+    finally:
+        await site.aclose()

@@ -15,7 +15,6 @@ import logging
 import math
 import re
 import secrets
-import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -280,18 +279,21 @@ async def _fetch_proved(
     deadline: float,
     max_bytes: int,
 ) -> tuple[int, str, Any]:
-    """:func:`_fetch` of ``build(None)``; when it carries a DPoP proof (``proved``) and the
-    server asks for a nonce (RFC 9449 §8, §9), once more with it, never a third time,
-    all under one ``deadline``."""
+    """:func:`_fetch` of ``build(None)``, and once more with the server's nonce.
+
+    Only a request carrying a DPoP proof (``proved``) is retried, when the server
+    asks for a nonce (RFC 9449 §8, §9); never a third time, both under one ``deadline``.
+    """
     if not proved:
         return await _fetch(client, build(None), deadline=deadline, max_bytes=max_bytes)
-    started = time.monotonic()
+    loop = asyncio.get_running_loop()  # the clock asyncio.timeout keeps the deadline by
+    started = loop.time()
     response, document = await _exchange(
         client, build(None), deadline=deadline, max_bytes=max_bytes
     )
     nonce = _nonce_asked(response, document)
     if nonce is not None:
-        left = max(deadline - (time.monotonic() - started), 0.0)
+        left = max(deadline - (loop.time() - started), 0.0)
         response, document = await _exchange(
             client, build(nonce), deadline=left, max_bytes=max_bytes
         )

@@ -1,10 +1,12 @@
-"""Shotter: a screenshot-style API on Litestar, bearer tokens only, limits by tier.
+"""Shotter: a screenshot-style API on Litestar, bearer or DPoP tokens, limits by tier.
 
 Callers are machines of customer companies holding access tokens from one of
 several trusted issuers: a broker (one issuer, the company in a
 ``connection_id`` claim) and an Entra-style templated issuer
 (``http://host/{tenant}/v2.0``, one tenant per company). IdP groups map to the
-``free``/``pro``/``enterprise`` tiers, with a default tier per company.
+``free``/``pro``/``enterprise`` tiers, with a default tier per company. Both issuers
+accept DPoP-bound tokens too (``Issuer(dpop="allow")``); the broker's ``acme-dpop-bot``
+gets nothing else.
 
 ``create_app()`` builds everything; ``app`` (this module's attribute, built on
 first access) reads the environment, see the README.
@@ -47,9 +49,11 @@ from asgi_sso.testing import DevClient, DevIdP, DevUser, free_port
 from examples._devkit import OidcSettings, in_process_client, serving
 from examples.litestar_app.plans import LIMITS, TIER_SCOPES, TIERS, RateLimiter, TierLimits
 
-__all__ = ["AUDIENCE", "CONTOSO_TENANT", "DevIdPs", "Shotter", "create_app"]
+__all__ = ["AUDIENCE", "CONTOSO_TENANT", "DPOP_BOT", "DevIdPs", "Shotter", "create_app"]
 
 AUDIENCE = "api://shotter"
+DPOP_BOT = "acme-dpop-bot"
+"""A service account registered ``dpop_bound``: its tokens are DPoP-bound (RFC 9449)."""
 CONTOSO_TENANT = "7d1c0b7a-3f2e-4c8b-9a51-0c6f2d4e8b13"
 User = NamedDependency[Principal]
 """A handler parameter ``user: User`` receives the principal (``Provide(current_user)``)."""
@@ -69,6 +73,7 @@ class DevIdPs:
 
     Each service account is a client (``client_credentials``) whose ``sub`` is its
     client id; the matching :class:`DevUser` gives it its groups and company.
+    :data:`DPOP_BOT` must send a DPoP proof for each token.
     """
 
     def __init__(self, clock: Clock | None = None) -> None:
@@ -81,10 +86,12 @@ class DevIdPs:
             ("acme-enterprise-bot", ("screenshot-enterprise",)),
         ):
             self._service(self.broker, DevUser(sub=sub, groups=groups, connection_id="acme"))
+        bot = DevUser(sub=DPOP_BOT, groups=("screenshot-pro",), connection_id="acme")
+        self._service(self.broker, bot, dpop_bound=True)
         self._service(self.entra, DevUser(sub="contoso-pipeline", tenant=CONTOSO_TENANT))
 
     @staticmethod
-    def _service(idp: DevIdP, user: DevUser) -> None:
+    def _service(idp: DevIdP, user: DevUser, *, dpop_bound: bool = False) -> None:
         idp.add_user(user)
         idp.add_client(
             DevClient(
@@ -92,6 +99,7 @@ class DevIdPs:
                 client_secret=secrets.token_urlsafe(24),
                 audience=AUDIENCE,
                 grant_types=("client_credentials",),
+                dpop_bound=dpop_bound,
             )
         )
 
@@ -104,7 +112,10 @@ class DevIdPs:
         """The trusted issuers: the broker exactly, the Entra-style one as a template."""
         return [
             self.broker.issuer_config(
-                audience=AUDIENCE, connection_claim="connection_id", connection="broker:{tenant}"
+                audience=AUDIENCE,
+                connection_claim="connection_id",
+                connection="broker:{tenant}",
+                dpop="allow",  # Bearer or DPoP; a DPoP-bound token only with its proofs
             ),
             Issuer(
                 issuer=f"{self.entra.origin}/{{tenant}}/v2.0",
@@ -113,20 +124,37 @@ class DevIdPs:
                 tenants=frozenset({CONTOSO_TENANT}),
                 connection="entra:{tenant}",
                 algorithms=(self.entra.algorithm,),
+                dpop="allow",
             ),
         ]
 
-    def banner(self) -> list[str]:
-        """How to get a token for each service account."""
+    def banner(self, api: str) -> list[str]:
+        """How to get a token for each service account and call ``api`` (the API's URL)."""
         lines = []
         for idp in self.all:
             lines.append(f"  issuer {idp.issuer}")
             for client in idp.clients.values():
-                lines.append(
-                    f"    curl -s -u {client.client_id}:{client.client_secret} "
-                    f"-d grant_type=client_credentials {idp.url('/token')}"
-                )
-        return lines
+                if not client.dpop_bound:
+                    lines.append(
+                        f"    curl -s -u {client.client_id}:{client.client_secret} "
+                        f"-d grant_type=client_credentials {idp.url('/token')}"
+                    )
+        lines.append(f"    curl -s -H 'Authorization: Bearer <access_token>' {api}/v1/plan")
+        return [*lines, *self.dpop_banner(api)]
+
+    def dpop_banner(self, api: str) -> list[str]:
+        """The shell lines getting :data:`DPOP_BOT` a DPoP-bound token and calling ``api``."""
+        secret = self.broker.clients[DPOP_BOT].client_secret
+        env = DPOP_BOT.upper().replace("-", "_") + "_SECRET"
+        key = f"{DPOP_BOT}.jwk"
+        proof = f'asgi-sso dpop-proof --key {key} --method GET --url {api}/v1/plan --token "$T"'
+        return [
+            f"  DPoP service account {DPOP_BOT} (a new proof per request; see the README):",
+            f"    export {env}={secret}",
+            f"    T=$(asgi-sso token --client {DPOP_BOT} --secret-env {env} "
+            f"--issuer {self.broker.issuer} --dpop --save-dpop-key {key})",
+            f'    curl -s -H "Authorization: DPoP $T" -H "DPoP: $({proof})" {api}/v1/plan',
+        ]
 
 
 class ScreenshotRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -150,6 +178,7 @@ class Shotter:
     Attributes:
         app: the ASGI app (``SSOMiddleware`` around Litestar).
         idps: the embedded providers (dev mode only).
+        banner: what the server prints when it starts.
         limiter: the per-caller rate limiter.
     """
 
@@ -163,6 +192,7 @@ class Shotter:
         banner: Sequence[str],
     ) -> None:
         self.idps = idps
+        self.banner = list(banner)
         self.limiter = RateLimiter(clock or SystemClock())
         mapper = PriorityTierMapper(
             tiers=TIERS,
@@ -294,7 +324,7 @@ def create_app(
         port: the port the API is served on (for the start-up message).
     """
     oidc = oidc or OidcSettings.from_env()
-    head = [f"Shotter (Litestar) on http://127.0.0.1:{port} - bearer tokens only"]
+    head = [f"Shotter (Litestar) on http://127.0.0.1:{port} - bearer or DPoP tokens"]
     if oidc is not None:
         issuer = oidc.api_issuer()
         return Shotter(
@@ -308,8 +338,7 @@ def create_app(
     banner = [
         *head,
         "  Embedded dev IdPs (development only). Get a token, then call the API:",
-        *idps.banner(),
-        f"    curl -s -H 'Authorization: Bearer <access_token>' http://127.0.0.1:{port}/v1/plan",
+        *idps.banner(f"http://127.0.0.1:{port}"),
     ]
     return Shotter(
         issuers=idps.issuers(), connections=DEV_CONNECTIONS, idps=idps, clock=clock, banner=banner

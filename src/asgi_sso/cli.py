@@ -48,6 +48,7 @@ from asgi_sso.keys.discovery import parse_metadata
 from asgi_sso.observe.events import Emitter, Event
 
 if TYPE_CHECKING:
+    from asgi_sso.testing.dpop import DPoPClient
     from asgi_sso.testing.idp import DevClient, DevIdP, DevUser
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "main"]
@@ -389,6 +390,18 @@ def _token_problem(args: argparse.Namespace) -> str | None:
         return f"--expires-in is a number of seconds from 1 to {_MAX_EXPIRES_IN}"
     if urlsplit(args.issuer).scheme not in ("http", "https"):
         return "--issuer is the issuer URL, starting with https:// or http://"
+    return _dpop_problem(args)
+
+
+def _dpop_problem(args: argparse.Namespace) -> str | None:
+    for flag in ("dpop_key", "save_dpop_key"):
+        if getattr(args, flag) is not None and not args.dpop:
+            return f"--{flag.replace('_', '-')} goes with --dpop"
+    if args.dpop and args.dpop_key is not None and args.save_dpop_key is not None:
+        return "give one of --dpop-key FILE (a saved key) and --save-dpop-key FILE (a new one)"
+    if args.dpop and args.dpop_key is None and args.save_dpop_key is None:
+        return ("--dpop needs --dpop-key FILE or --save-dpop-key FILE: a DPoP-bound token "
+                "is useless without its key")  # fmt: skip
     return None
 
 
@@ -409,13 +422,15 @@ async def _post_token(
     form: dict[str, str],
     *,
     not_found: str | None = None,
-    **kwargs: Any,
+    headers: dict[str, str] | None = None,
+    dpop: DPoPClient | None = None,
 ) -> str:
-    """POST ``form`` to a token endpoint; the access token, or why there is none."""
-    try:
-        response = await client.post(url, data=form, **kwargs)
-    except httpx.HTTPError as exc:
-        raise _Unavailable(f"cannot reach {url}: {exc.__class__.__name__}") from exc
+    """POST ``form`` to a token endpoint; the access token, or why there is none.
+
+    With ``dpop`` the request carries a proof of its key and the token must come back
+    DPoP-bound (RFC 9449 §5).
+    """
+    response = await _token_request(client, url, form, headers or {}, dpop)
     if response.status_code == 404 and not_found is not None:
         raise _Usage(not_found)
     try:
@@ -431,10 +446,39 @@ async def _post_token(
     token = body.get("access_token")
     if not isinstance(token, str) or not _PRINTABLE_TOKEN.fullmatch(token):
         raise _Unavailable(f"{url} answered no usable access_token")
+    if dpop is not None and str(body.get("token_type", "")).lower() != "dpop":
+        raise _Refused(f"{url} issued a bearer token, not a DPoP-bound one: does it support DPoP?")
     return token
 
 
-async def _user_token(args: argparse.Namespace, client: httpx.AsyncClient) -> str:
+async def _token_request(
+    client: httpx.AsyncClient,
+    url: str,
+    form: dict[str, str],
+    headers: dict[str, str],
+    dpop: DPoPClient | None,
+) -> httpx.Response:
+    """POST, with a DPoP proof when asked: again once with the server's nonce (RFC 9449 §8)."""
+    nonce: str | None = None
+    for _ in range(2):
+        if dpop is not None:
+            headers = {**headers, "DPoP": dpop.proof("POST", url, claims={"nonce": nonce})}
+        try:
+            response = await client.post(url, data=form, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _Unavailable(f"cannot reach {url}: {exc.__class__.__name__}") from exc
+        offered = response.headers.get("dpop-nonce", "")
+        if dpop is None or nonce is not None or not _NONCE.fullmatch(offered):
+            return response
+        if response.status_code != 400 or b"use_dpop_nonce" not in response.content:
+            return response
+        nonce = offered
+    return response
+
+
+async def _user_token(
+    args: argparse.Namespace, client: httpx.AsyncClient, dpop: DPoPClient | None
+) -> str:
     url = args.issuer.rstrip("/") + "/dev/token"
     form = {"user": args.user, **_token_form(args)}
     if args.client:
@@ -443,10 +487,12 @@ async def _user_token(args: argparse.Namespace, client: httpx.AsyncClient) -> st
         f"{args.issuer} has no /dev/token: --user works with a running asgi-sso dev IdP "
         "(asgi-sso dev-idp); for another IdP use --client (the client credentials grant)"
     )
-    return await _post_token(client, url, form, not_found=not_found)
+    return await _post_token(client, url, form, not_found=not_found, dpop=dpop)
 
 
-async def _client_token(args: argparse.Namespace, client: httpx.AsyncClient, secret: str) -> str:
+async def _client_token(
+    args: argparse.Namespace, client: httpx.AsyncClient, secret: str, dpop: DPoPClient | None
+) -> str:
     discovery = args.issuer.rstrip("/") + _DISCOVERY
     try:
         response = await client.get(discovery, headers={"Accept": "application/json"})
@@ -464,7 +510,7 @@ async def _client_token(args: argparse.Namespace, client: httpx.AsyncClient, sec
     basic = f"{quote_plus(args.client)}:{quote_plus(secret)}".encode()
     headers = {"Authorization": "Basic " + base64.b64encode(basic).decode("ascii")}
     form = {"grant_type": "client_credentials", **_token_form(args)}
-    return await _post_token(client, metadata.token_endpoint, form, headers=headers)
+    return await _post_token(client, metadata.token_endpoint, form, headers=headers, dpop=dpop)
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
@@ -472,15 +518,132 @@ def _cmd_token(args: argparse.Namespace) -> int:
     if problem is not None:
         raise _Usage(problem)
     secret = _env_value(args.secret_env, "--secret-env") if args.user is None else ""
+    dpop = _dpop_client(args) if args.dpop else None
 
     async def fetch() -> str:
         async with httpx.AsyncClient(timeout=args.timeout, follow_redirects=False) as client:
             if args.user is not None:
-                return await _user_token(args, client)
-            return await _client_token(args, client, secret)
+                return await _user_token(args, client, dpop)
+            return await _client_token(args, client, secret, dpop)
 
     print(asyncio.run(fetch()))
     return EXIT_OK
+
+
+# -- asgi-sso token --dpop, asgi-sso dpop-proof ------------------------------------------
+
+# A key file's algorithm when it names none: the usual one of its key type (RFC 7518).
+_KEY_ALGORITHMS = {("EC", "P-256"): "ES256", ("EC", "P-384"): "ES384", ("OKP", "Ed25519"): "EdDSA",
+                   ("RSA", None): "RS256"}  # fmt: skip
+_NONCE = re.compile(r"[\x21-\x7e]{1,1024}")  # RFC 9449 §8.1: NQCHAR, bounded here
+_METHOD = re.compile(r"[A-Za-z]{1,20}")
+
+
+def _dpop_client(args: argparse.Namespace) -> DPoPClient:
+    """The key of ``--dpop-key``, or a new one written to ``--save-dpop-key`` (0600)."""
+    from asgi_sso.testing.dpop import DPoPClient
+
+    if args.dpop_key is not None:
+        return _load_dpop_key(args.dpop_key)
+    client = DPoPClient("ES256")
+    private = {**client.key.as_dict(private=True), "alg": client.alg}
+    path: str = args.save_dpop_key
+    try:  # O_EXCL: never overwrite a key a token may still be bound to
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise _Usage(f"{path} exists: reuse it with --dpop-key, or choose another file") from None
+    except OSError as exc:
+        raise _Usage(f"cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w") as sink:
+        sink.write(json.dumps(private, indent=2) + "\n")
+    return client
+
+
+def _load_dpop_key(path: str) -> DPoPClient:
+    """The private JWK in ``path``; its contents are never echoed, even when refused."""
+    from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+
+    from asgi_sso.testing.dpop import DPoPClient
+    from asgi_sso.verify.dpop import DPOP_ALGORITHMS
+
+    try:
+        raw = Path(path).read_bytes()
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise _Usage(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        jwk = json.loads(raw)
+    except ValueError:
+        jwk = None
+    if not isinstance(jwk, dict) or not isinstance(jwk.get("kty"), str):
+        raise _Usage(f"{path} is not a JSON Web Key (RFC 7517)")
+    kind = (jwk["kty"], None if jwk["kty"] == "RSA" else jwk.get("crv"))
+    alg = jwk.get("alg") if jwk.get("alg") in DPOP_ALGORITHMS else _KEY_ALGORITHMS.get(kind)
+    if alg is None:
+        raise _Usage(f"{path} holds no key DPoP can use (EC P-256/P-384, Ed25519 or RSA)")
+    if "d" not in jwk:
+        raise _Usage(f'{path} holds no private key (no "d"): DPoP proofs are signed with it')
+    try:
+        key = JWKRegistry.import_key(jwk)
+        if not isinstance(key, ECKey | OKPKey | RSAKey):
+            raise TypeError(key.__class__.__name__)
+        client = DPoPClient(alg, key=key)
+        client.proof("POST", "https://check.invalid/")  # the key signs with alg
+    except Exception:  # a malformed key: say so without its contents
+        raise _Usage(f"{path} holds no usable {alg} private key") from None
+    if mode & 0o077:
+        print(f"warning: {path} is readable by others: chmod 600 it", file=sys.stderr)
+    return client
+
+
+def _proof_problem(args: argparse.Namespace) -> str | None:
+    from asgi_sso.verify.dpop import normalize_htu
+
+    if not _METHOD.fullmatch(args.method):
+        return "--method is an HTTP method (GET, POST ...)"
+    if normalize_htu(args.url) is None:
+        return "--url is the request's absolute http(s) URL"
+    if args.token is not None and not _PRINTABLE_TOKEN.fullmatch(args.token):
+        return "--token is the access token (printable ASCII, no spaces)"
+    if args.nonce is not None and not _NONCE.fullmatch(args.nonce):
+        return "--nonce is the server's DPoP-Nonce value (printable ASCII, no spaces)"
+    return None
+
+
+def _cmd_dpop_proof(args: argparse.Namespace) -> int:
+    problem = _proof_problem(args)
+    if problem is not None:
+        raise _Usage(problem)
+    client = _load_dpop_key(args.key)
+    url = urlsplit(args.url)._replace(query="", fragment="").geturl()  # §4.2: htu has neither
+    extra = {"nonce": args.nonce} if args.nonce is not None else None
+    print(client.proof(args.method.upper(), url, args.token, claims=extra))
+    return EXIT_OK
+
+
+def _dpop_parsers(token: Any, commands: Any) -> None:
+    token.add_argument(
+        "--dpop", action="store_true", help="a DPoP-bound token (RFC 9449), for "
+        "`Authorization: DPoP`; with --dpop-key or --save-dpop-key",
+    )  # fmt: skip
+    token.add_argument("--dpop-key", metavar="FILE", help="the private JWK to bind the token to")
+    token.add_argument(
+        "--save-dpop-key", metavar="FILE", help="make a new ES256 key and save it here (0600)"
+    )
+    proof = commands.add_parser(
+        "dpop-proof",
+        help="print a DPoP proof for one request (for curl)",
+        description="Print the DPoP proof of one request, signed with a key saved by "
+        "`asgi-sso token --dpop --save-dpop-key FILE`: "
+        '`curl -H "Authorization: DPoP $T" -H "DPoP: $(asgi-sso dpop-proof --key FILE '
+        '--method GET --url URL --token "$T")" URL`. A proof is good for one request.',
+    )
+    proof.add_argument("--key", required=True, metavar="FILE", help="the private JWK")
+    proof.add_argument("--method", required=True, help="the request's HTTP method")
+    proof.add_argument("--url", required=True, help="the request's URL")
+    proof.add_argument("--token", help="the access token it presents (its hash is the ath)")
+    proof.add_argument("--nonce", help="the server's DPoP-Nonce, when it asks for one")
+    proof.set_defaults(handler=_cmd_dpop_proof)
 
 
 # -- asgi-sso connections ---------------------------------------------------------------
@@ -876,6 +1039,7 @@ def _token_parser(commands: Any) -> None:
     token.add_argument("--audience", help="the token's aud (default: the client's audience)")
     token.add_argument("--timeout", type=float, default=10.0)
     token.set_defaults(handler=_cmd_token)
+    _dpop_parsers(token, commands)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -195,7 +195,9 @@ async def test_another_tenant_on_the_templated_issuer_is_refused(
 async def test_no_token_is_a_401_and_health_is_public(api: httpx.AsyncClient) -> None:
     missing = await api.get("/v1/plan")
     assert missing.status_code == 401
-    assert missing.headers["www-authenticate"] == 'Bearer realm="api"'
+    bearer, dpop = missing.headers.get_list("www-authenticate")  # RFC 9449 §7.1: both schemes
+    assert bearer == 'Bearer realm="api"'
+    assert dpop.startswith('DPoP algs="ES256 ')
     assert (await api.get("/health")).status_code == 200
 
 

@@ -340,6 +340,7 @@ NEEDS = {
     "verify": None,  # test_core_subcommands_run_without_the_testing_extra
     "jwks": None,  # likewise
     "token": None,  # test_cli_token.py: test_token_needs_no_extra
+    "dpop-proof": None,  # test_cli_dpop.py: test_dpop_proof_needs_no_extra
     "connections": None,  # sql and redis by store: test_cli_connections.py
 }
 
@@ -359,4 +360,5 @@ def _minimal_args(name: str) -> list[str]:
         "verify": ["verify", "t", "--issuer", "https://i"],
         "jwks": ["jwks", "https://i"],
         "connections": ["connections", "list"],
+        "dpop-proof": ["dpop-proof", "--key", "k", "--method", "GET", "--url", "https://a/"],
     }.get(name, [name])

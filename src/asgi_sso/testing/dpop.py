@@ -35,11 +35,15 @@ class DPoPClient:
     Args:
         alg: the proof algorithm (``ES256`` by default; any of the test kit's).
         clock: where a proof's ``iat`` comes from (inject the tests' fake clock).
+        key: a private key of a type ``alg`` signs with (``asgi-sso dpop-proof``
+            loads one); a new one when omitted.
     """
 
-    def __init__(self, alg: str = "ES256", *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, alg: str = "ES256", *, clock: Clock | None = None, key: SigningKey | None = None
+    ) -> None:
         self.alg = alg
-        self.key: SigningKey = generate_key(alg)
+        self.key: SigningKey = generate_key(alg) if key is None else key
         self.clock: Clock = clock or SystemClock()
         self.jwk = {
             name: value

@@ -101,6 +101,19 @@ async def test_without_a_proof_the_token_stays_a_bearer_token(http: httpx.AsyncC
     assert "cnf" not in claims_of(reply.json()["access_token"])
 
 
+async def test_introspection_names_the_binding(http: httpx.AsyncClient, key: DPoPClient) -> None:
+    bound = (await service_token(http, key.proof("POST", TOKEN_URL))).json()["access_token"]
+    plain = (await service_token(http, None)).json()["access_token"]
+    answers = [
+        (
+            await http.post(f"{ISSUER}/introspect", data={"token": t}, auth=("svc", "svc-secret"))
+        ).json()
+        for t in (bound, plain)
+    ]
+    assert (answers[0]["token_type"], answers[0]["cnf"]) == ("DPoP", {"jkt": key.jkt})
+    assert answers[1]["token_type"] == "Bearer"
+
+
 async def test_the_bound_token_works_at_an_api_with_a_fresh_proof(
     idp: DevIdP, http: httpx.AsyncClient, key: DPoPClient
 ) -> None:

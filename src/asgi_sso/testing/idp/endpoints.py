@@ -417,7 +417,8 @@ async def introspect(idp: DevIdP, request: Request) -> Response:
     claims = _active_claims(idp, params.get("token", ""))
     if claims is None:
         return JSONResponse({"active": False}, headers=NO_STORE)
-    return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
+    token_type = "DPoP" if "cnf" in claims else "Bearer"  # RFC 9449 §6.2
+    return JSONResponse({"active": True, "token_type": token_type, **claims}, headers=NO_STORE)
 
 
 def _active_claims(idp: DevIdP, token: str) -> dict[str, Any] | None:

@@ -54,10 +54,10 @@ PROTOCOL_CLAIMS = frozenset(
      "auth_time", "sid", "jti", "acr", "amr"}
 )  # fmt: skip
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+_DPOP_SCHEME = re.compile(r"(?:^|[\s,])dpop(?:\s|$)", re.IGNORECASE)
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 _MAX_TOKEN_LIFETIME = 366 * 86400.0
-_DPOP_SCHEME = re.compile(r"(?:^|[\s,])dpop(?:\s|$)", re.IGNORECASE)
 
 _log = logging.getLogger(__name__)
 # A provider that is down fails every sign-in: say so once a minute per endpoint.
@@ -322,6 +322,16 @@ def _nonce_asked(response: httpx.Response, document: Any) -> str | None:
     return nonce
 
 
+def _token_set(document: dict[str, Any], *, proved: bool) -> TokenSet:
+    try:
+        tokens = msgspec.convert(document, TokenSet, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ProviderError("the token response has fields of the wrong type") from exc
+    if tokens.dpop_bound and not proved:
+        raise ProviderError("the token endpoint bound the tokens to a DPoP key never proved")
+    return tokens
+
+
 async def token_request(
     client: httpx.AsyncClient,
     endpoint: str,
@@ -362,16 +372,6 @@ async def token_request(
         raise ServiceUnavailable("the identity provider's token endpoint is unavailable")
     _report(endpoint, f"answered {status} without a usable JSON body to a token request")
     raise ProviderError(f"the token endpoint answered {status} without a usable JSON body")
-
-
-def _token_set(document: dict[str, Any], *, proved: bool) -> TokenSet:
-    try:
-        tokens = msgspec.convert(document, TokenSet, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ProviderError("the token response has fields of the wrong type") from exc
-    if tokens.dpop_bound and not proved:
-        raise ProviderError("the token endpoint bound the tokens to a DPoP key never proved")
-    return tokens
 
 
 async def fetch_userinfo(

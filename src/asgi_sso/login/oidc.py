@@ -17,7 +17,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -26,10 +26,7 @@ import msgspec
 from asgi_sso._log import Throttle, held_back
 from asgi_sso.errors import AuthError, InvalidClaim, ServiceUnavailable, UnknownIssuer
 from asgi_sso.login.client_auth import ClientAuth
-from asgi_sso.login.dpop import clean_nonce
-
-if TYPE_CHECKING:
-    from asgi_sso.login.dpop import DPoPKey
+from asgi_sso.login.dpop import DPoPKey, clean_nonce
 
 __all__ = [
     "PROTOCOL_CLAIMS",

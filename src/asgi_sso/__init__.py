@@ -12,7 +12,15 @@ subpackages (``verify``, ``keys``, ``identity``, ``sessions``, ``login``,
 
 from __future__ import annotations
 
-from asgi_sso.config import Clock, Introspection, Issuer, Limits, Secret, SystemClock
+from asgi_sso.config import (
+    CertificateHeader,
+    Clock,
+    Introspection,
+    Issuer,
+    Limits,
+    Secret,
+    SystemClock,
+)
 from asgi_sso.deprovision import ScimConfig
 from asgi_sso.errors import (
     AuthError,
@@ -72,6 +80,7 @@ __all__ = [
     "AuditLogger",
     "AuthError",
     "Backends",
+    "CertificateHeader",
     "Clock",
     "ConfigurationError",
     "ConnectionTiers",

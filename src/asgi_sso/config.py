@@ -21,6 +21,7 @@ from asgi_sso.errors import ConfigurationError
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "SUPPORTED_ALGORITHMS",
+    "CertificateHeader",
     "Clock",
     "Introspection",
     "Issuer",
@@ -304,6 +305,80 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 )
 
 
+# RFC 7230 §3.2.6: a header name is a token.
+_HEADER_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_CERTIFICATE_HEADERS = {"rfc9440": "client-cert", "nginx": "x-ssl-client-cert"}
+
+
+class CertificateHeader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The header in which a TLS-terminating proxy passes the client certificate on.
+
+    Read only on requests whose TCP peer is one of ``trusted_proxies``; from any
+    other peer the header is ignored (anyone can send it), and a certificate-bound
+    token then has no certificate to match. From a trusted proxy the header is the
+    only source: the TLS connection's own certificate is the proxy's, not the client's.
+
+    Attributes:
+        trusted_proxies: the proxies' addresses or networks (``"10.0.0.0/8"``,
+            ``"127.0.0.1"``, ``"::1"``). Required; ``0.0.0.0/0`` and ``::/0`` are refused.
+        format: ``"rfc9440"`` (``Client-Cert: :<base64 DER>:``, RFC 9440 §2) or
+            ``"nginx"`` (the URL-escaped PEM of ``$ssl_client_escaped_cert``).
+        header: the header's name; ``None``: ``client-cert`` for ``rfc9440``,
+            ``x-ssl-client-cert`` for ``nginx``.
+
+    Raises:
+        ConfigurationError: no proxy, a malformed address or network, a network
+            covering every address, or a header name that is not a token.
+    """
+
+    trusted_proxies: tuple[str, ...]
+    format: Literal["rfc9440", "nginx"] = "rfc9440"
+    header: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.trusted_proxies:
+            raise ConfigurationError(
+                "CertificateHeader.trusted_proxies must name the proxies allowed to set "
+                "the header, e.g. ('10.0.0.0/8',)"
+            )
+        networks = self.networks
+        if any(network.prefixlen == 0 for network in networks):
+            raise ConfigurationError(
+                "CertificateHeader.trusted_proxies covers every address, so any client "
+                "could name any certificate: list the proxies' addresses"
+            )
+        if self.header is not None and (not self.header or not set(self.header) <= _HEADER_CHARS):
+            raise ConfigurationError(
+                f"CertificateHeader.header {self.header!r} is not a header name"
+            )
+
+    @property
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The trusted proxies as networks (an address is a network of one).
+
+        Raises:
+            ConfigurationError: an entry is not an address or network.
+        """
+        found = []
+        for entry in self.trusted_proxies:
+            try:
+                found.append(ipaddress.ip_network(entry))
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"CertificateHeader.trusted_proxies entry {entry!r} is not an IP "
+                    f"address or network: {exc}"
+                ) from None
+        return tuple(found)
+
+    @property
+    def name(self) -> bytes:
+        """The header's name as an ASGI scope holds it (lower case)."""
+        return (self.header or _CERTIFICATE_HEADERS[self.format]).lower().encode("ascii")
+
+
 class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One trusted token issuer (an IdP, or a templated family of tenants).
 
@@ -367,6 +442,11 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             ``Bearer`` in every mode), ``"allow"`` (``Authorization: DPoP`` with a valid
             proof is accepted beside plain bearer tokens) or ``"require"`` (only
             DPoP-bound tokens with a proof). See ``docs/sender-constrained.md``.
+        mtls: certificate-bound tokens (RFC 8705 §3). A token whose ``cnf`` holds
+            ``x5t#S256`` is accepted only with that client certificate (from the
+            server's TLS extension or a :class:`CertificateHeader`) in every mode;
+            ``"allow"`` (the default) accepts unbound tokens too, ``"require"`` only
+            certificate-bound ones.
 
     Raises:
         ConfigurationError: a value of the wrong type, no ``audience`` given, a plain
@@ -394,6 +474,7 @@ class Issuer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     allow_insecure_http: bool = False
     introspection: Introspection | None = None
     dpop: Literal["off", "allow", "require"] = "off"
+    mtls: Literal["allow", "require"] = "allow"
 
     def __post_init__(self) -> None:
         check_fields(self)

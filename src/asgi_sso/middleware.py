@@ -49,6 +49,7 @@ from asgi_sso.responses import dpop_challenge, send_http_error, send_websocket_d
 from asgi_sso.sessions.base import SessionInvalid
 from asgi_sso.settings import Backends, CredentialSources, PathRules
 from asgi_sso.verify.dpop import DPOP_ALGORITHMS, DPoPChecker, check_binding
+from asgi_sso.verify.mtls import ClientCertificates, check_certificate_binding
 from asgi_sso.verify.verifier import TokenVerifier, VerifiedToken
 
 if TYPE_CHECKING:
@@ -232,6 +233,7 @@ class SSOMiddleware:
             recent=self.limits.recent_credentials,
             dpop=self._dpop is not None,
         )
+        self._certificates = ClientCertificates(sources.certificate_header)
         self._origins = OriginGuard(
             [*sources.allowed_origins, *origins_of([login.redirect_uri if login else None])],
             enabled=sources.check_origin,
@@ -728,6 +730,9 @@ class SSOMiddleware:
                 self._dpop, scope, found.token, found.source, verified.payload,
                 verified.issuer.config.dpop,
             )  # fmt: skip
+            check_certificate_binding(  # RFC 8705 §3: the certificate is the connection's
+                self._certificates, scope, verified.payload, verified.issuer.config.mtls
+            )
             principal = _principal_from(verified, found.source)
         elif self.login is not None:
             result = await self.login.authenticate(scope, read_only=read_only)

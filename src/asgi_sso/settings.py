@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from asgi_sso._asgi import OriginGuard, PathMatcher, ScopeRules, check_root_path
-from asgi_sso.config import Clock, Secret, SystemClock, check_fields
+from asgi_sso.config import CertificateHeader, Clock, Secret, SystemClock, check_fields
 from asgi_sso.connections.store import ConnectionStore, StaticConnections
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.resolver import IdentityConfig
@@ -138,6 +138,9 @@ class CredentialSources(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             app's own origin or an allowed one (RFC 6455 §10.2; cross-site request
             forgery). Bearer requests are never checked. Turn off only when something
             in front of the app already does this check.
+        certificate_header: where a TLS-terminating proxy passes on the client
+            certificate that certificate-bound tokens (RFC 8705) are checked against;
+            ``None``: only the server's ASGI TLS extension provides one.
 
     Raises:
         ConfigurationError: a cookie name or an origin is malformed, or
@@ -148,6 +151,7 @@ class CredentialSources(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     allow_query_token: bool = False
     allowed_origins: Sequence[str] = ()
     check_origin: bool = True
+    certificate_header: CertificateHeader | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)

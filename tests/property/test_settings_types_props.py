@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from asgi_sso import (
     Backends,
+    CertificateHeader,
     ConnectionTiers,
     CredentialSources,
     IdentityConfig,
@@ -111,8 +112,13 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "scope_claims": _texts, "user_claim": _text, "client_id": _or_none(_text),
             "name": _or_none(_text), "allow_insecure_http": _bool,
             "introspection": _or_none(lambda v: isinstance(v, Introspection)),
-            "dpop": _one_of("off", "allow", "require"),
+            "dpop": _one_of("off", "allow", "require"), "mtls": _one_of("allow", "require"),
         },
+    ),
+    CertificateHeader: (
+        {"trusted_proxies": ("10.0.0.0/8",)},
+        {"trusted_proxies": _texts, "format": _one_of("rfc9440", "nginx"),
+         "header": _or_none(_text)},
     ),
     Introspection: (
         {"client_id": "api", "client_secret": SECRET},
@@ -132,7 +138,8 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
     CredentialSources: (
         {},
         {"cookie_names": _texts, "allow_query_token": _bool, "allowed_origins": _texts,
-         "check_origin": _bool},
+         "check_origin": _bool,
+         "certificate_header": _or_none(lambda v: isinstance(v, CertificateHeader))},
     ),
     Backends: ({}, {"sessions": _never, "revocations": _never, "documents": _never}),
     IdentityConfig: (
@@ -161,6 +168,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "scopes": _texts, "authorize_params": _str_map(_text),
             "tiers": lambda v: isinstance(v, ConnectionTiers), "scim_secret": _or_none(_secret),
             "enabled": _bool, "not_before": _number, "dpop": _one_of("off", "allow", "require"),
+            "mtls": _one_of("allow", "require"),
         },
     ),
     ConnectionTiers: ({}, {"default_tier": _or_none(_text), "groups": _str_map(_text)}),
@@ -226,6 +234,7 @@ def test_the_oracle_names_every_field() -> None:
 @example((IdentityConfig, "user_store"), MemoryUserStore)
 @example((Limits, "retry_after"), True)
 @example((Tier, "scopes"), "read")
+@example((CertificateHeader, "trusted_proxies"), "10.0.0.0/8")
 def test_a_wrong_type_is_a_configuration_error_and_nothing_else(
     pair: tuple[type[msgspec.Struct], str], value: Any
 ) -> None:

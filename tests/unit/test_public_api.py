@@ -17,6 +17,7 @@ FRONT_DOOR = {
     "SSOMiddleware",
     # settings an entry point accepts
     "Backends",
+    "CertificateHeader",
     "Clock",
     "CredentialSources",
     "IdentityConfig",

@@ -116,6 +116,8 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         user_claim: the claim naming a user: ``sub``, or ``oid`` for Entra ID.
         dpop: DPoP-bound bearer tokens (RFC 9449), as :attr:`Issuer.dpop
             <asgi_sso.config.Issuer>`: ``"off"``, ``"allow"`` or ``"require"``.
+        mtls: certificate-bound tokens (RFC 8705), as :attr:`Issuer.mtls
+            <asgi_sso.config.Issuer>`: ``"allow"`` or ``"require"``.
         domains: the email domains this connection owns (checked by the operator);
             a domain belongs to at most one connection.
         scopes: the scopes requested at sign-in (must hold ``openid``).
@@ -143,6 +145,7 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     algorithms: tuple[str, ...] = ("RS256",)
     user_claim: str = "sub"
     dpop: Literal["off", "allow", "require"] = "off"
+    mtls: Literal["allow", "require"] = "allow"
     domains: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ("openid", "profile", "email")
     authorize_params: dict[str, str] = {}
@@ -307,6 +310,7 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             tenant_claim=self.tenant_claim if shared and self.tenant_claim else "tid",
             tenants=frozenset({self.tenant}) if shared and self.tenant else None,
             dpop=self.dpop,
+            mtls=self.mtls,
         )
 
     @property

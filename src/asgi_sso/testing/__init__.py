@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from asgi_sso.testing.dpop import DPoPClient
     from asgi_sso.testing.idp import BACKCHANNEL_LOGOUT_EVENT, DevClient, DevIdP, DevUser
     from asgi_sso.testing.idp.server import free_port
+    from asgi_sso.testing.mtls import ClientCertificate
     from asgi_sso.testing.tokens import (
         TokenFactory,
         alg_none,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",
+    "ClientCertificate",
     "DPoPClient",
     "DevClient",
     "DevIdP",
@@ -50,6 +52,7 @@ __all__ = [
 _IDP, _TOKENS = "asgi_sso.testing.idp", "asgi_sso.testing.tokens"
 _HOMES = {
     "BACKCHANNEL_LOGOUT_EVENT": _IDP,
+    "ClientCertificate": "asgi_sso.testing.mtls",
     "DPoPClient": "asgi_sso.testing.dpop",
     "DevClient": _IDP,
     "DevIdP": _IDP,

@@ -6,13 +6,16 @@ Importing this module needs ``hypothesis`` (the ``test`` extra); the rest of
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import strategies as st
 
 from asgi_sso.connections.model import CONNECTION_ID, Connection
 from asgi_sso.testing.dpop import DPoPClient
+from asgi_sso.testing.mtls import ClientCertificate
 from asgi_sso.testing.tokens import (
     SigningKey,
     alg_none,
@@ -32,6 +35,7 @@ __all__ = [
     "emails",
     "emails_at",
     "group_lists",
+    "hostile_certificate_requests",
     "hostile_dpop_proofs",
     "hostile_return_to",
     "hostile_tokens",
@@ -187,6 +191,58 @@ def hostile_dpop_proofs(
         st.just(0).map(lambda _: tamper_signature(client.proof(method, url, token))),
         junk_tokens(),
     )
+
+
+def hostile_certificate_requests(
+    cert: ClientCertificate,
+    *,
+    fmt: str = "rfc9440",
+    header: str = "client-cert",
+    proxy: str = "127.0.0.1",
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Scope parts (``headers``, ``client``) that must not present ``cert`` (RFC 8705).
+
+    For a middleware trusting ``proxy`` to set ``header`` in format ``fmt``
+    (``"rfc9440"`` or ``"nginx"``): another certificate, a tampered one, the right
+    one from an untrusted peer or in the wrong format or twice, garbage inside and
+    outside the byte-sequence colons, an oversized value, junk.
+    """
+    name = header.lower().encode("latin-1")
+    other = ClientCertificate("someone-else")
+    encode = ClientCertificate.rfc9440 if fmt == "rfc9440" else ClientCertificate.nginx
+    right = encode(cert)
+
+    def request(*values: str | bytes, peer: str = proxy) -> dict[str, Any]:
+        raw = [v.encode("latin-1") if isinstance(v, str) else v for v in values]
+        return {"headers": [(name, v) for v in raw], "client": (peer, 40000)}
+
+    flipped = st.integers(0, len(cert.der) - 1).map(
+        lambda i: cert.der[:i] + bytes([cert.der[i] ^ 0x01]) + cert.der[i + 1 :]
+    )
+    untrusted = st.sampled_from(["192.0.2.7", "10.0.0.1", "::2", "testclient", ""])
+    garbage = st.binary(max_size=200).map(lambda b: ":" + base64.b64encode(b).decode() + ":")
+    return st.one_of(
+        st.just(0).map(lambda _: request(encode(other))),
+        flipped.map(lambda der: request(":" + base64.b64encode(der).decode() + ":"))
+        if fmt == "rfc9440"
+        else flipped.map(lambda der: request(quote(_pem(der), safe=""))),
+        untrusted.filter(lambda p: p != proxy).map(lambda p: request(right, peer=p)),
+        st.just(0).map(lambda _: request(right, right)),
+        st.sampled_from([cert.nginx(), cert.pem] if fmt == "rfc9440" else [cert.rfc9440()]).map(
+            request
+        ),
+        garbage.map(request),
+        st.binary(max_size=300).map(request),
+        st.text(max_size=100).map(lambda t: request(quote(t, safe=""))),
+        st.integers(17, 40).map(lambda k: request(":" + "A" * (k * 1024) + ":")),
+        st.just(0).map(lambda _: request(right[: len(right) // 2])),
+    )
+
+
+def _pem(der: bytes) -> str:
+    body = base64.b64encode(der).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 
 def hostile_return_to() -> st.SearchStrategy[str]:

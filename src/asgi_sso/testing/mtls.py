@@ -1,0 +1,110 @@
+"""A client certificate for tests: its ``cnf`` claim and the ways a request carries it (RFC 8705).
+
+Pair it with the dev IdP: ``idp.issue_token("alice", audience=aud, claims=
+cert.cnf())`` is a token bound to the certificate; ``cert.rfc9440()`` and
+``cert.nginx()`` are the header values a TLS-terminating proxy sets, and
+``cert.tls_extension()`` the ``scope["extensions"]["tls"]`` a server fills in.
+The key and the self-signed certificate are generated at test time.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+from typing import Any
+from urllib.parse import quote
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["ClientCertificate"]
+
+_DAY = datetime.timedelta(days=1)
+
+
+class ClientCertificate:
+    """A key pair and an X.509 certificate for it, self-signed unless ``issuer`` signs it.
+
+    Args:
+        common_name: the certificate's subject ``CN``.
+        issuer: a CA certificate (``ca=True``) that signs this one; ``None``: self-signed.
+        ca: make a CA certificate (basic constraints ``CA:TRUE``), to sign others.
+    """
+
+    def __init__(
+        self,
+        common_name: str = "test-client",
+        *,
+        issuer: ClientCertificate | None = None,
+        ca: bool = False,
+    ) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.certificate = _build(common_name, self.key, issuer, ca=ca)
+        self.der = self.certificate.public_bytes(serialization.Encoding.DER)
+        self.pem = self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+    def __repr__(self) -> str:
+        return f"ClientCertificate(thumbprint={self.thumbprint!r})"
+
+    @property
+    def thumbprint(self) -> str:
+        """``x5t#S256``: the base64url SHA-256 of the certificate's DER (RFC 8705 §3.1)."""
+        digest = hashlib.sha256(self.der).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def cnf(self) -> dict[str, Any]:
+        """The claim binding a token to this certificate: ``{"cnf": {"x5t#S256": ...}}``."""
+        return {"cnf": {"x5t#S256": self.thumbprint}}
+
+    def rfc9440(self) -> str:
+        """The ``Client-Cert`` header value: a structured-field byte sequence of the DER."""
+        return ":" + base64.b64encode(self.der).decode("ascii") + ":"
+
+    def nginx(self) -> str:
+        """The header value nginx's ``$ssl_client_escaped_cert`` gives: the URL-escaped PEM."""
+        return quote(self.pem, safe="")
+
+    def tls_extension(self, *, error: str | None = None) -> dict[str, Any]:
+        """``scope["extensions"]["tls"]`` of a server that verified this certificate."""
+        return {
+            "server_cert": None,
+            "client_cert_chain": [self.pem],
+            "client_cert_name": self.certificate.subject.rfc4514_string(),
+            "client_cert_error": error,
+            "tls_version": 0x0304,
+            "cipher_suite": 0x1301,
+        }
+
+    def key_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM (for an ``ssl`` context in a test)."""
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def _build(
+    common_name: str, key: ec.EllipticCurvePrivateKey, issuer: ClientCertificate | None, *, ca: bool
+) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.certificate.subject if issuer is not None else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _DAY)
+        .not_valid_after(now + _DAY)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    signer = issuer.key if issuer is not None else key
+    return builder.sign(signer, hashes.SHA256())

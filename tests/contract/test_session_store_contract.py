@@ -60,6 +60,15 @@ class SessionStoreContract:
         assert got is not None
         assert (got.issuer, got.client_id) == ("https://idp.example", "web")
 
+    async def test_a_record_keeps_its_dpop_key(self, store: SessionStore) -> None:
+        # Another worker refreshes the session: it must prove the sign-in's key.
+        jwk = '{"crv":"P-256","kty":"EC","x":"eA","y":"eQ","d":"ZA"}'
+        await store.create(msgspec.structs.replace(record("s1"), dpop_key=jwk))
+        got = await store.get("s1")
+        assert got is not None
+        assert got.dpop_key == jwk
+        assert "ZA" not in repr(got)
+
     async def test_update_replaces_a_live_record(self, store: SessionStore) -> None:
         await store.create(record("s1"))
         newer = record("s1", expires_in=7200)

@@ -197,6 +197,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "state_cookie": _text, "http_timeout": _number, "touch_interval": _number,
             "refresh": _bool, "max_session_lifetime": _or_none(_number),
             "refresh_leeway": _number, "refresh_retry": _number,
+            "dpop": _one_of("auto", "off"),
             "discovery_page": _or_none(lambda v: callable(v) and not isinstance(v, type)),
             "allow_insecure_http": _bool, "resource": _or_none(_text),
             "jwks_path": _or_none(_text), "par": _one_of("auto", "always", "never"),

@@ -44,6 +44,7 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
         grant_types_supported: advertised grant types.
         id_token_signing_alg_values_supported: ID token signature algorithms.
         code_challenge_methods_supported: PKCE methods (RFC 8414 §2).
+        dpop_signing_alg_values_supported: DPoP proof algorithms (RFC 9449 §5.1).
         token_endpoint_auth_methods_supported: client authentication methods.
         claims_supported: advertised claims.
         authorization_response_iss_parameter_supported: RFC 9207 ``iss`` in responses.
@@ -68,6 +69,7 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
     grant_types_supported: tuple[str, ...] = ()
     id_token_signing_alg_values_supported: tuple[str, ...] = ()
     code_challenge_methods_supported: tuple[str, ...] = ()
+    dpop_signing_alg_values_supported: tuple[str, ...] = ()
     token_endpoint_auth_methods_supported: tuple[str, ...] = ()
     claims_supported: tuple[str, ...] = ()
     authorization_response_iss_parameter_supported: bool = False

@@ -33,6 +33,7 @@ from asgi_sso.errors import AuthError
 from asgi_sso.login import http as web
 from asgi_sso.login.config import LoginConfig
 from asgi_sso.login.discovery import DiscoveryPage, pick, send_discovery
+from asgi_sso.login.dpop import DPoPKey, signin_key
 from asgi_sso.login.oidc import (
     FlowState,
     ProviderError,
@@ -282,7 +283,8 @@ class SignInFlow:
                 "the sign-in connection was disabled or changed meanwhile; please sign in again"
             )
         metadata = await self.metadata(provider)
-        tokens = await self._redeem(scope, flow, metadata, provider)
+        key = signin_key(self.config.dpop, metadata, self._clock)
+        tokens = await self._redeem(scope, flow, metadata, provider, key)
         verified = await verify_id_token(self._verifier, provider, tokens, nonce=flow.nonce)
         if provider.connection is not None and (
             verified.connection != provider.connection or not self._verifier.trusts(verified)
@@ -291,10 +293,14 @@ class SignInFlow:
         claims = dict(verified.claims)
         if self.config.use_userinfo and metadata.userinfo_endpoint and tokens.access_token:
             userinfo = await fetch_claims(
-                self._client, self.config, metadata.userinfo_endpoint, tokens.access_token
+                self._client,
+                self.config,
+                metadata.userinfo_endpoint,
+                tokens.access_token,
+                dpop=key if tokens.dpop_bound else None,
             )
             claims = merge_claims(claims, userinfo, user_claim=verified.issuer.config.user_claim)
-        record = self._record(verified, claims, tokens, provider)
+        record = self._record(verified, claims, tokens, provider, key)
         if self._on_signin is not None:
             await self._on_signin(principal_from(record))
         cookies = _asgi.parse_cookies(scope)
@@ -319,7 +325,12 @@ class SignInFlow:
         return flow.return_to
 
     async def _redeem(
-        self, scope: Any, flow: FlowState, metadata: ProviderMetadata, provider: Provider
+        self,
+        scope: Any,
+        flow: FlowState,
+        metadata: ProviderMetadata,
+        provider: Provider,
+        key: DPoPKey | None,
     ) -> TokenSet:
         # The authorization response's checks, then the code exchange (RFC 6749 §4.1.3).
         params = _asgi.query_params(scope) or {}
@@ -347,13 +358,19 @@ class SignInFlow:
             provider.auth,
             deadline=self.config.http_timeout,
             max_bytes=MAX_RESPONSE,
+            dpop=key,
         )
         if not tokens.id_token:
             raise ProviderError("the token response has no id_token")
         return tokens
 
     def _record(
-        self, verified: VerifiedToken, claims: dict[str, Any], tokens: TokenSet, provider: Provider
+        self,
+        verified: VerifiedToken,
+        claims: dict[str, Any],
+        tokens: TokenSet,
+        provider: Provider,
+        key: DPoPKey | None,
     ) -> SessionRecord:
         now = self._clock.time()
         sid = claims.get("sid")
@@ -371,6 +388,8 @@ class SignInFlow:
             sub=_raw_sub(verified),
             id_token=tokens.id_token,
             refresh_token=refresh_token if refreshing else None,
+            # The key goes where the refresh token goes: its refresh must prove it.
+            dpop_key=key.private_jwk() if refreshing and key is not None else None,
             created_at=now,
             last_seen=now,
             expires_at=now + self.config.session_lifetime,

@@ -94,6 +94,12 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             seconds.
         refresh_retry: after a failed attempt (provider down or answering garbage), wait
             this long before trying again; the session lives on meanwhile, seconds.
+        dpop: ``"auto"`` makes each sign-in a DPoP key (RFC 9449) when its provider
+            lists ``ES256`` in ``dpop_signing_alg_values_supported``, for the default
+            provider and every connection alike: the token requests (code and
+            refresh grants) and userinfo calls then prove it, and the provider may
+            bind the tokens to it. ``"off"`` never sends a proof (a session already
+            holding a key keeps using it: its refresh token may be bound to it).
         allow_insecure_http: accept a plain-http ``redirect_uri`` or
             ``post_logout_redirect_uri`` on another machine, and ``secure_cookies=False``
             there: session cookies and authorization codes would cross the network
@@ -151,6 +157,7 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_session_lifetime: float | None = None
     refresh_leeway: float = 60.0
     refresh_retry: float = 60.0
+    dpop: Literal["auto", "off"] = "auto"
     discovery_page: Callable[[DiscoveryPage], str] | None = None
     allow_insecure_http: bool = False
     resource: str | None = None

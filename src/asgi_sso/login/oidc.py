@@ -16,7 +16,7 @@ import math
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -26,6 +26,7 @@ import msgspec
 from asgi_sso._log import Throttle, held_back
 from asgi_sso.errors import AuthError, InvalidClaim, ServiceUnavailable, UnknownIssuer
 from asgi_sso.login.client_auth import ClientAuth
+from asgi_sso.login.dpop import DPoPKey, clean_nonce
 
 if TYPE_CHECKING:
     from asgi_sso.keys.discovery import ProviderMetadata
@@ -56,6 +57,7 @@ PROTOCOL_CLAIMS = frozenset(
      "auth_time", "sid", "jti", "acr", "amr"}
 )  # fmt: skip
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+_DPOP_SCHEME = re.compile(r"(?:^|[\s,])dpop(?:\s|$)", re.IGNORECASE)
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 _MAX_TOKEN_LIFETIME = 366 * 86400.0
@@ -137,6 +139,12 @@ class TokenSet(msgspec.Struct, frozen=True, kw_only=True):
     access_token: str | None = None
     refresh_token: str | None = None
     expires_in: float | None = None
+    token_type: str | None = None
+
+    @property
+    def dpop_bound(self) -> bool:
+        """Whether the access token is bound to the request's DPoP key (RFC 9449 §5)."""
+        return isinstance(self.token_type, str) and self.token_type.lower() == "dpop"
 
     def __repr__(self) -> str:
         # Tokens never reach a log line (STYLE.md rule 10): only which ones are present.
@@ -230,6 +238,23 @@ async def _fetch(
     max_bytes: int,
 ) -> tuple[int, str, Any]:
     """Send ``request`` under one overall deadline; return status, media type and JSON (or None)."""
+    response, document = await _exchange(client, request, deadline=deadline, max_bytes=max_bytes)
+    return response.status_code, _media_type(response), document
+
+
+def _media_type(response: httpx.Response) -> str:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.partition(";")[0].strip().lower()
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    deadline: float,
+    max_bytes: int,
+) -> tuple[httpx.Response, Any]:
+    """Send ``request`` under ``deadline``; return the (read) response and its JSON (or None)."""
     try:
         async with asyncio.timeout(deadline):
             response = await client.send(request, stream=True)
@@ -250,8 +275,68 @@ async def _fetch(
         document = msgspec.json.decode(bytes(body))
     except Exception:  # not JSON: the caller decides from the status what that means
         document = None
-    media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-    return response.status_code, media_type, document
+    return response, document
+
+
+async def _fetch_proved(
+    client: httpx.AsyncClient,
+    build: Callable[[str | None], httpx.Request],
+    *,
+    proved: bool,
+    deadline: float,
+    max_bytes: int,
+) -> tuple[int, str, Any]:
+    """:func:`_fetch` of ``build(None)``, and once more with the server's nonce.
+
+    Only a request carrying a DPoP proof (``proved``) is retried, when the server
+    asks for a nonce (RFC 9449 §8, §9); never a third time, both under one ``deadline``.
+    """
+    if not proved:
+        return await _fetch(client, build(None), deadline=deadline, max_bytes=max_bytes)
+    loop = asyncio.get_running_loop()  # the clock asyncio.timeout keeps the deadline by
+    started = loop.time()
+    response, document = await _exchange(
+        client, build(None), deadline=deadline, max_bytes=max_bytes
+    )
+    nonce = _nonce_asked(response, document)
+    if nonce is not None:
+        left = max(deadline - (loop.time() - started), 0.0)
+        response, document = await _exchange(
+            client, build(nonce), deadline=left, max_bytes=max_bytes
+        )
+        if _nonce_asked(response, document) is not None:
+            raise ProviderError("the identity provider asked for a new DPoP nonce twice")
+    return response.status_code, _media_type(response), document
+
+
+def _nonce_asked(response: httpx.Response, document: Any) -> str | None:
+    """The nonce a ``use_dpop_nonce`` answer hands out: a token endpoint's 400 with
+    that ``error`` (RFC 9449 §8) or a resource's 401 DPoP challenge naming it (§9)."""
+    if response.status_code == 400:
+        asked = isinstance(document, dict) and document.get("error") == "use_dpop_nonce"
+    elif response.status_code == 401:
+        asked = any(
+            _DPOP_SCHEME.search(value) is not None and "use_dpop_nonce" in value
+            for value in response.headers.get_list("www-authenticate")
+        )
+    else:
+        return None
+    if not asked:
+        return None
+    nonce = clean_nonce(response.headers.get("dpop-nonce"))
+    if nonce is None:
+        raise ProviderError("the identity provider asked for a DPoP nonce without a usable one")
+    return nonce
+
+
+def _token_set(document: dict[str, Any], *, proved: bool) -> TokenSet:
+    try:
+        tokens = msgspec.convert(document, TokenSet, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ProviderError("the token response has fields of the wrong type") from exc
+    if tokens.dpop_bound and not proved:
+        raise ProviderError("the token endpoint bound the tokens to a DPoP key never proved")
+    return tokens
 
 
 async def token_request(
@@ -262,16 +347,28 @@ async def token_request(
     *,
     deadline: float,
     max_bytes: int,
+    dpop: DPoPKey | None = None,
 ) -> TokenSet:
-    """POST to the token endpoint (code or refresh grant) and parse the answer."""
-    headers = {"accept": "application/json", **auth.apply(form, endpoint=endpoint)}
-    request = client.build_request("POST", endpoint, data=form, headers=headers)
-    status, _, document = await _fetch(client, request, deadline=deadline, max_bytes=max_bytes)
+    """POST to the token endpoint (code or refresh grant) and parse the answer.
+
+    With ``dpop`` each request carries a proof of that key (RFC 9449 §5); the
+    answer's ``token_type`` says whether the provider bound the tokens to it
+    (``DPoP``) or ignored the proof (``Bearer``, which §5 allows).
+    """
+
+    def build(nonce: str | None) -> httpx.Request:
+        # Credentials again for each attempt: a client assertion is single-use.
+        body = dict(form)
+        headers = {"accept": "application/json", **auth.apply(body, endpoint=endpoint)}
+        if dpop is not None:
+            headers["dpop"] = dpop.proof("POST", endpoint, nonce=nonce)
+        return client.build_request("POST", endpoint, data=body, headers=headers)
+
+    status, _, document = await _fetch_proved(
+        client, build, proved=dpop is not None, deadline=deadline, max_bytes=max_bytes
+    )
     if status == 200 and isinstance(document, dict):
-        try:
-            return msgspec.convert(document, TokenSet, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ProviderError("the token response has fields of the wrong type") from exc
+        return _token_set(document, proved=dpop is not None)
     if status in (400, 401) and isinstance(document, dict):
         code = document.get("error")
         raise TokenRefused(
@@ -355,17 +452,27 @@ async def fetch_userinfo(
     *,
     deadline: float,
     max_bytes: int,
+    dpop: DPoPKey | None = None,
 ) -> dict[str, Any]:
     """GET the UserInfo claims (OIDC Core §5.3); only plain JSON responses are accepted.
+
+    ``dpop`` is the key a DPoP-bound ``access_token`` is bound to: the token goes
+    as ``Authorization: DPoP`` with a proof of it (RFC 9449 §7.1).
 
     Raises:
         ProviderError: the answer is not a JSON object, including a signed or encrypted
             ``application/jwt`` response (OIDC Core §5.3.2), which is refused by name.
     """
-    headers = {"authorization": f"Bearer {access_token}", "accept": "application/json"}
-    request = client.build_request("GET", endpoint, headers=headers)
-    status, media_type, document = await _fetch(
-        client, request, deadline=deadline, max_bytes=max_bytes
+
+    def build(nonce: str | None) -> httpx.Request:
+        headers = {"authorization": f"Bearer {access_token}", "accept": "application/json"}
+        if dpop is not None:
+            headers["authorization"] = f"DPoP {access_token}"
+            headers["dpop"] = dpop.proof("GET", endpoint, access_token=access_token, nonce=nonce)
+        return client.build_request("GET", endpoint, headers=headers)
+
+    status, media_type, document = await _fetch_proved(
+        client, build, proved=dpop is not None, deadline=deadline, max_bytes=max_bytes
     )
     if status == 200 and media_type == "application/jwt":
         raise ProviderError(

@@ -32,6 +32,7 @@ import msgspec
 from asgi_sso.config import Clock
 from asgi_sso.errors import AuthError, ServiceUnavailable
 from asgi_sso.login.config import LoginConfig
+from asgi_sso.login.dpop import DPoPKey
 from asgi_sso.login.oidc import (
     ProviderError,
     TokenRefused,
@@ -115,15 +116,24 @@ async def verify_id_token(
 
 
 async def fetch_claims(
-    client: httpx.AsyncClient, config: LoginConfig, endpoint: str, access_token: str
+    client: httpx.AsyncClient,
+    config: LoginConfig,
+    endpoint: str,
+    access_token: str,
+    *,
+    dpop: DPoPKey | None = None,
 ) -> dict[str, Any]:
-    """The UserInfo claims under the configured deadline and size cap."""
+    """The UserInfo claims under the configured deadline and size cap.
+
+    ``dpop`` is the key ``access_token`` is bound to, if it is DPoP-bound.
+    """
     return await fetch_userinfo(
         client,
         endpoint,
         access_token,
         deadline=config.http_timeout,
         max_bytes=MAX_RESPONSE,
+        dpop=dpop,
     )
 
 
@@ -167,12 +177,13 @@ class SessionRefresher:
         if provider is None:  # its connection was disabled or changed a moment ago
             await self._end(record, "refresh_connection")
             raise SessionInvalid("the session's connection was disabled or changed")
+        key = await self._key(record)
         ttl = self.config.http_timeout + _LEASE_MARGIN
         if not await self._store.claim(f"refresh:{record.id}", ttl):
             return record
         now = self._clock.time()
         try:
-            tokens = await self._grant(record, provider)
+            tokens = await self._grant(record, provider, key)
         except TokenRefused as exc:
             if exc.code == "invalid_grant":
                 await self._end(record, "refresh_refused")
@@ -183,7 +194,7 @@ class SessionRefresher:
             return await self._postpone(record, now, exc.reason)
         rotated = tokens.refresh_token or record.refresh_token
         try:
-            claims, id_token, id_exp = await self._renewed_claims(record, tokens, provider)
+            claims, id_token, id_exp = await self._renewed_claims(record, tokens, provider, key)
         except ServiceUnavailable as exc:  # keys or userinfo unreachable: keep the old claims
             return await self._postpone(record, now, exc.reason, refresh_token=rotated)
         except AuthError as exc:
@@ -202,7 +213,19 @@ class SessionRefresher:
             last_seen=now,
         )
 
-    async def _grant(self, record: SessionRecord, provider: Provider) -> TokenSet:
+    async def _key(self, record: SessionRecord) -> DPoPKey | None:
+        """The session's DPoP key: its refresh proves the key the sign-in proved."""
+        if record.dpop_key is None:
+            return None
+        try:
+            return DPoPKey.from_jwk(record.dpop_key, self._clock)
+        except ValueError as exc:  # not a record this code wrote: it cannot refresh
+            await self._end(record, "refresh_dpop_key")
+            raise SessionInvalid("the session's DPoP key is unreadable") from exc
+
+    async def _grant(
+        self, record: SessionRecord, provider: Provider, key: DPoPKey | None
+    ) -> TokenSet:
         metadata = await self._verifier.metadata(provider.iss)
         if not metadata.token_endpoint:
             raise ProviderError("the provider metadata lacks a token endpoint")
@@ -216,10 +239,11 @@ class SessionRefresher:
             provider.auth,
             deadline=self.config.http_timeout,
             max_bytes=MAX_RESPONSE,
+            dpop=key,
         )
 
     async def _renewed_claims(
-        self, record: SessionRecord, tokens: TokenSet, provider: Provider
+        self, record: SessionRecord, tokens: TokenSet, provider: Provider, key: DPoPKey | None
     ) -> tuple[dict[str, Any], str | None, Any]:
         """The session's new claims, ID token and ``exp`` (the old ones when none came)."""
         claims = dict(record.claims)
@@ -239,7 +263,11 @@ class SessionRefresher:
         if self.config.use_userinfo and metadata.userinfo_endpoint and tokens.access_token:
             try:
                 userinfo = await fetch_claims(
-                    self._client, self.config, metadata.userinfo_endpoint, tokens.access_token
+                    self._client,
+                    self.config,
+                    metadata.userinfo_endpoint,
+                    tokens.access_token,
+                    dpop=key if tokens.dpop_bound else None,
                 )
             except ProviderError as exc:
                 raise ServiceUnavailable("the userinfo endpoint answered garbage") from exc

@@ -52,6 +52,8 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
             same); back-channel logout matches :attr:`id_sub`.
         id_token: the raw ID token, for ``id_token_hint`` at logout (may be dropped).
         refresh_token: the refresh token (server-side stores only).
+        dpop_key: the sign-in's DPoP private key as JWK JSON, kept with the refresh
+            token (server-side stores only) so a refresh proves the same key.
         created_at: wall-clock seconds when the user signed in.
         last_seen: wall-clock seconds of the last request that touched the session.
         expires_at: wall-clock seconds of the absolute end of the session.
@@ -69,6 +71,7 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     sub: str | None = None
     id_token: str | None = None
     refresh_token: str | None = None
+    dpop_key: str | None = None
     created_at: float = 0.0
     last_seen: float = 0.0
     expires_at: float = 0.0

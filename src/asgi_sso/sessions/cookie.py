@@ -59,7 +59,7 @@ class CookieSessionStore:
         value = self._codec.encode(_encoder.encode(record))
         if len(value) <= limit:
             return value
-        record = msgspec.structs.replace(record, id_token=None, refresh_token=None)
+        record = msgspec.structs.replace(record, id_token=None, refresh_token=None, dpop_key=None)
         value = self._codec.encode(_encoder.encode(record))
         if len(value) <= limit:
             return value

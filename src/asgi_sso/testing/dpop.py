@@ -13,21 +13,27 @@ a request, learns the ``DPoP-Nonce`` it answers with and retries once on
 from __future__ import annotations
 
 import hmac
-import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.keys.jwk import parse_jwk
-from asgi_sso.testing.tokens import SigningKey, alg_none, b64url, generate_key, mint, public_jwk
-from asgi_sso.verify.dpop import access_token_hash
+from asgi_sso.login.dpop import PROOF_TYPE as _PROOF_TYPE
+from asgi_sso.login.dpop import proof_claims
+from asgi_sso.testing.tokens import (
+    SigningKey,
+    alg_none,
+    b64url,
+    generate_key,
+    merge_claims,
+    mint,
+    public_jwk,
+)
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = ["DPoPClient"]
-
-_PROOF_TYPE = "dpop+jwt"
 
 
 class DPoPClient:
@@ -78,22 +84,10 @@ class DPoPClient:
 
         ``extra`` is merged last; a ``None`` value removes that claim.
         """
-        claims: dict[str, Any] = {
-            "jti": secrets.token_urlsafe(16),
-            "htm": method,
-            "htu": url,
-            "iat": int(self.clock.time()),
-        }
-        if token is not None:
-            claims["ath"] = access_token_hash(token)
-        if self.nonce is not None:
-            claims["nonce"] = self.nonce
-        for name, value in (extra or {}).items():
-            if value is None:
-                claims.pop(name, None)
-            else:
-                claims[name] = value
-        return claims
+        claims = proof_claims(
+            method, url, iat=int(self.clock.time()), access_token=token, nonce=self.nonce
+        )
+        return merge_claims(claims, extra)
 
     def proof(
         self,

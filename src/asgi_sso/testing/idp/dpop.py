@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from asgi_sso.errors import InvalidDPoPProof, ServiceUnavailable
 from asgi_sso.testing.idp.requests import oauth_error
+from asgi_sso.verify.dpop import DPOP_ALGORITHMS
 
 if TYPE_CHECKING:
     from asgi_sso.testing.idp.provider import DevIdP
 
-__all__ = ["JKT", "grant_key_problem", "invalid_proof", "proof_key"]
+__all__ = ["JKT", "grant_key_problem", "invalid_proof", "presented_key_problem", "proof_key"]
 
 JKT = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 thumbprint (RFC 7638)
 
@@ -91,3 +92,58 @@ def grant_key_problem(expected: str | None, jkt: str | None, what: str) -> Respo
     if jkt != expected:
         return invalid_proof(f"the DPoP proof's key is not the key {what} is bound to")
     return None
+
+
+async def presented_key_problem(
+    idp: DevIdP, request: Request, endpoint: str, *, dpop: bool, token: str, claims: dict[str, Any]
+) -> Response | None:
+    """Refuse an access token presented against its binding at a resource (§7.1, §9).
+
+    Args:
+        idp: the provider (its proof checker and nonce).
+        request: the request to the resource (``/userinfo``).
+        endpoint: the resource's path, the proof's ``htu``.
+        dpop: the token came with the ``DPoP`` scheme (else ``Bearer``).
+        token: the access token.
+        claims: its verified claims.
+
+    Returns:
+        ``None`` when the token may be used so, else the 401 with a ``DPoP`` challenge.
+    """
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not dpop:
+        if jkt is None:
+            return None
+        return _challenge("invalid_token", "this token is DPoP-bound: use the DPoP scheme")
+    if not isinstance(jkt, str):
+        return _challenge("invalid_token", "the token is not DPoP-bound: use the Bearer scheme")
+    proofs = request.headers.getlist("dpop")
+    if len(proofs) != 1:
+        return _challenge("invalid_dpop_proof", "send exactly one DPoP proof")
+    try:
+        await idp.dpop.check(
+            proofs[0], method=request.method, url=idp.url(endpoint), token=token, jkt=jkt
+        )
+    except InvalidDPoPProof as exc:
+        return _challenge("invalid_dpop_proof", exc.description)
+    except ServiceUnavailable as exc:
+        return oauth_error("temporarily_unavailable", exc.description, 503, {"Retry-After": "5"})
+    nonce = idp.dpop_nonce
+    if nonce is not None and _nonce_of(proofs[0]) != nonce:
+        return _challenge("use_dpop_nonce", "use the DPoP-Nonce header's value", nonce)
+    return None
+
+
+def _challenge(error: str, description: str, nonce: str | None = None) -> Response:
+    # RFC 9449 §7.1: the DPoP scheme's challenge names the algorithms it takes.
+    algs = " ".join(DPOP_ALGORITHMS)
+    headers = {
+        "WWW-Authenticate": f'DPoP error="{error}", error_description="{description}", '
+        f'algs="{algs}"',
+        "Cache-Control": "no-store",
+    }
+    if nonce is not None:
+        headers["DPoP-Nonce"] = nonce
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=401, headers=headers)

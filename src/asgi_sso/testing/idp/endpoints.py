@@ -33,7 +33,7 @@ from asgi_sso.testing.idp.assertions import (
     fetch_client_keys,
 )
 from asgi_sso.testing.idp.devtoken import dev_token
-from asgi_sso.testing.idp.dpop import JKT, grant_key_problem, proof_key
+from asgi_sso.testing.idp.dpop import JKT, grant_key_problem, presented_key_problem, proof_key
 from asgi_sso.testing.idp.issue import token_response
 from asgi_sso.testing.idp.logout import end_session
 from asgi_sso.testing.idp.model import (
@@ -402,15 +402,19 @@ async def _token(idp: DevIdP, request: Request) -> Response:
 
 
 async def userinfo(idp: DevIdP, request: Request) -> Response:
-    """The UserInfo endpoint (OIDC Core §5.3), for this IdP's access tokens with ``openid``."""
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() != "bearer ":
+    """The UserInfo endpoint (OIDC Core §5.3), for this IdP's access tokens with ``openid``.
+
+    A DPoP-bound token is taken only with the ``DPoP`` scheme and a proof of its key.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() not in ("bearer", "dpop") or not token.strip():
         return JSONResponse(
             {"error": "invalid_request"},
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="dev-idp"'},
         )
-    verified = verify_own(auth[7:].strip(), idp.keys)
+    token = token.strip()
+    verified = verify_own(token, idp.keys)
     if verified is None:
         return bearer_error("invalid_token", "the token was not issued by this IdP")
     header, claims = verified
@@ -421,6 +425,12 @@ async def userinfo(idp: DevIdP, request: Request) -> Response:
         return bearer_error("invalid_token", "the token has expired")
     if "openid" not in str(claims.get("scope", "")).split():
         return bearer_error("insufficient_scope", "the token lacks the openid scope", 403)
+    dpop = scheme.lower() == "dpop"
+    refused = await presented_key_problem(
+        idp, request, "/userinfo", dpop=dpop, token=token, claims=claims
+    )
+    if refused is not None:
+        return refused
     sub = str(claims.get("sub", ""))
     user = idp.users.get(sub)
     scopes = str(claims.get("scope", "")).split()

@@ -77,13 +77,22 @@ class Pki:
         context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: no certificate, no connection
         return context
 
-    def client_context(self, cert: ClientCertificate) -> ssl.SSLContext:
-        context = ssl.create_default_context(cadata=self.ca.pem)
+    @property
+    def ca_file(self) -> str:
+        """The test CA's certificate, written as a PEM file."""
+        return self._write("ca.pem", self.ca.pem.encode())
+
+    def files(self, cert: ClientCertificate) -> tuple[str, str]:
+        """``cert`` and its key written as PEM files: their paths."""
         name = cert.certificate.subject.rfc4514_string().replace("=", "_")
-        context.load_cert_chain(
+        return (
             self._write(f"{name}.pem", cert.pem.encode()),
             self._write(f"{name}.key", cert.key_pem()),
         )
+
+    def client_context(self, cert: ClientCertificate) -> ssl.SSLContext:
+        context = ssl.create_default_context(cadata=self.ca.pem)
+        context.load_cert_chain(*self.files(cert))
         return context
 
 

@@ -9,6 +9,7 @@ client asks for a token over mutual TLS with its certificate, then calls the API
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -23,7 +24,9 @@ from starlette.routing import Route
 
 from _jwt import claims_of
 from asgi_sso import CertificateHeader
-from asgi_sso.testing import DevClient, DevIdP
+from asgi_sso.cli import main
+from asgi_sso.testing import DevClient, DevIdP, free_port
+from asgi_sso.testing.idp.server import serve_in_thread
 
 AUD = "api://orders"
 HEADER = CertificateHeader(trusted_proxies=(PROXY_SOURCE,))
@@ -108,3 +111,22 @@ async def test_the_idp_refuses_a_token_request_without_the_proxy(
     assert no_cert[1]["error"] == forged[1]["error"] == "invalid_request"
     assert "trusted proxy" in forged[1]["error_description"]
     assert "access_token" not in no_cert[1]
+
+
+async def test_the_command_line_gets_a_bound_token_over_mutual_tls(
+    pki: Pki, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The IdP's issuer is its proxy's https URL, so discovery names an https token
+    # endpoint: `asgi-sso token --cert --key` presents the certificate in the handshake.
+    upstream = free_port()
+    monkeypatch.setenv("SSL_CERT_FILE", pki.ca_file)  # httpx then trusts the test CA
+    monkeypatch.setenv("SVC_SECRET", "svc-secret")
+    cert, key = pki.files(pki.alice)
+    async with mtls_proxy(pki, upstream) as issuer:
+        idp = DevIdP(issuer, clients=[SERVICE], client_cert_header=HEADER)
+        with serve_in_thread(idp, f"http://127.0.0.1:{upstream}"):
+            argv = ["token", "--client", "svc", "--secret-env", "SVC_SECRET", "--issuer", issuer]
+            code = await asyncio.to_thread(main, [*argv, "--cert", cert, "--key", key])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert claims_of(out.strip())["cnf"] == {"x5t#S256": pki.alice.thumbprint}

@@ -2,7 +2,7 @@
 
 Against a loopback dev IdP the command line presents its certificate in the RFC 9440
 ``Client-Cert`` header, which ``asgi-sso dev-idp --client-cert-header rfc9440`` trusts
-from this machine only (tests/integration/test_cli_mtls_served.py covers mutual TLS).
+from this machine only (tests/integration/test_idp_mtls_served.py covers mutual TLS).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The dev IdP and the API each run under uvicorn on 127.0.0.1, each behind its own
 mutual-TLS proxy (``_mtls_proxy``) that passes the client's certificate on in
 ``Client-Cert`` from 127.0.0.2, the one address both trust with the header. The
 client asks for a token over mutual TLS with its certificate, then calls the API
-(``Issuer(mtls="require")``) with the same certificate, another, or none.
+(``Issuer(mtls="require")``) with the same certificate, another, or none; and
+``asgi-sso token --cert --key`` gets its token by mutual TLS from the IdP's proxy.
 """
 
 from __future__ import annotations

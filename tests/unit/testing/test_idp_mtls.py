@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -313,3 +314,13 @@ def test_certificate_bound_is_a_client_setting_in_the_config_file() -> None:
     raw = b'{"client_id": "job", "client_secret": "s", "certificate_bound": true}'
     assert msgspec.json.decode(raw, type=DevClient).certificate_bound
     assert not DevClient(client_id="x").certificate_bound
+
+
+async def test_the_documented_example_gets_a_bound_token() -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "sender-constrained.md").read_text()
+    section = doc.split("### Testing certificate-bound tokens with the dev IdP", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "sender-constrained.md", "exec"), namespace)
+    token = await namespace["job_token"]()
+    assert claims_of(token)["cnf"] == {"x5t#S256": namespace["cert"].thumbprint}

@@ -20,16 +20,17 @@ import importlib
 import json
 import os
 import re
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
 import httpx
 import msgspec
 
-from asgi_sso.config import Issuer, Limits, Secret, SystemClock
+from asgi_sso.config import CertificateHeader, Issuer, Limits, Secret, SystemClock, is_loopback
 from asgi_sso.connections import Connection, ConnectionStore, StaticConnections
 from asgi_sso.connections.manage import (
     ConnectionAdmin,
@@ -55,6 +56,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "EXIT_UNAVAILABLE", "main
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_LOOPBACK_ADDRESSES = ("127.0.0.1", "::1")
 _DISCOVERY = "/.well-known/openid-configuration"
 _T = TypeVar("_T", bound=msgspec.Struct)
 
@@ -80,6 +82,7 @@ class _DevIdPFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     algorithm: str | None = None
     auto_approve: bool | None = None
     require_par: bool = False
+    client_cert_header: CertificateHeader | None = None
 
 
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`")
@@ -187,8 +190,11 @@ def _build_idp(args: argparse.Namespace) -> DevIdP:
                 post_logout_redirect_uris=tuple(args.post_logout_redirect_uri),
                 backchannel_logout_uri=args.backchannel_logout_uri,
                 audience=args.audience,
+                certificate_bound=args.certificate_bound,
             )
         )
+    elif args.certificate_bound:
+        raise _Usage("--certificate-bound goes with --client-id (the client it binds)")
     port = args.port or _free_port(host)
     bracketed = f"[{host}]" if ":" in host else host
     return DevIdP(
@@ -198,7 +204,21 @@ def _build_idp(args: argparse.Namespace) -> DevIdP:
         algorithm=args.algorithm or file.algorithm or "RS256",
         auto_approve=bool(args.auto_approve or file.auto_approve),
         require_par=file.require_par,
+        client_cert_header=_cert_header(args, file.client_cert_header),
     )
+
+
+def _cert_header(
+    args: argparse.Namespace, configured: CertificateHeader | None
+) -> CertificateHeader | None:
+    """``--client-cert-header`` and ``--trusted-proxy``, else the config file's setting."""
+    if args.client_cert_header is None:
+        if args.trusted_proxy:
+            raise _Usage("--trusted-proxy goes with --client-cert-header")
+        return configured
+    # Loopback by default: `asgi-sso token --cert` on this machine sends the header itself.
+    proxies = tuple(args.trusted_proxy) or _LOOPBACK_ADDRESSES
+    return CertificateHeader(trusted_proxies=proxies, format=args.client_cert_header)
 
 
 def _free_port(host: str) -> int:
@@ -228,6 +248,13 @@ def _cmd_dev_idp(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         raise _Usage(str(exc)) from exc
     port = urlsplit(idp.issuer).port or args.port
+    _print_banner(idp)
+    sys.stdout.flush()
+    _serve_forever(idp, args.host, port)
+    return EXIT_OK
+
+
+def _print_banner(idp: DevIdP) -> None:
     print(f"dev IdP issuer: {idp.issuer}")
     print(f"discovery:      {idp.discovery_url}")
     print(f"algorithm:      {idp.algorithm}{'  (auto-approve)' if idp.auto_approve else ''}")
@@ -238,13 +265,16 @@ def _cmd_dev_idp(args: argparse.Namespace) -> int:
         print(f"client {client.client_id:<16} {kind}; redirect_uris={list(client.redirect_uris)}")
         if client.backchannel_logout_uri is not None:
             print(f"       back-channel logout: {client.backchannel_logout_uri}")
+        if client.certificate_bound:
+            print("       certificate-bound: its tokens need its client certificate (RFC 8705)")
+    header = idp.client_cert_header
+    if header is not None:
+        name, proxies = header.name.decode(), ", ".join(header.trusted_proxies)
+        print(f"client certificates: the {name} header from {proxies}")
     first = next(iter(idp.users.values()), None)
     if first is not None:
         issuer = "" if idp.issuer == DEV_IDP_ISSUER else f" --issuer {idp.issuer}"
         print(f"a token for curl: asgi-sso token --user {first.sub}{issuer}")
-    sys.stdout.flush()
-    _serve_forever(idp, args.host, port)
-    return EXIT_OK
 
 
 def _segment(part: str, what: str) -> dict[str, Any]:
@@ -392,6 +422,8 @@ def _token_problem(args: argparse.Namespace) -> str | None:
         return f"--expires-in is a number of seconds from 1 to {_MAX_EXPIRES_IN}"
     if urlsplit(args.issuer).scheme not in ("http", "https"):
         return "--issuer is the issuer URL, starting with https:// or http://"
+    if (args.cert is None) != (args.key is None):
+        return "--cert and --key go together: the client certificate and its private key (PEM)"
     return _dpop_problem(args)
 
 
@@ -479,7 +511,10 @@ async def _token_request(
 
 
 async def _user_token(
-    args: argparse.Namespace, client: httpx.AsyncClient, dpop: DPoPClient | None
+    args: argparse.Namespace,
+    client: httpx.AsyncClient,
+    dpop: DPoPClient | None,
+    cert: _Certificate | None,
 ) -> str:
     url = args.issuer.rstrip("/") + "/dev/token"
     form = {"user": args.user, **_token_form(args)}
@@ -489,11 +524,17 @@ async def _user_token(
         f"{args.issuer} has no /dev/token: --user works with a running asgi-sso dev IdP "
         "(asgi-sso dev-idp); for another IdP use --client (the client credentials grant)"
     )
-    return await _post_token(client, url, form, not_found=not_found, dpop=dpop)
+    headers = _cert_headers(url, cert)
+    token = await _post_token(client, url, form, not_found=not_found, headers=headers, dpop=dpop)
+    return _bound_to(token, url, cert)
 
 
 async def _client_token(
-    args: argparse.Namespace, client: httpx.AsyncClient, secret: str, dpop: DPoPClient | None
+    args: argparse.Namespace,
+    client: httpx.AsyncClient,
+    secret: str,
+    dpop: DPoPClient | None,
+    cert: _Certificate | None,
 ) -> str:
     discovery = args.issuer.rstrip("/") + _DISCOVERY
     try:
@@ -510,9 +551,12 @@ async def _client_token(
         raise _Unavailable(f"{discovery} names no token_endpoint")
     # RFC 6749 §2.3.1: client_secret_basic form-encodes both before base64.
     basic = f"{quote_plus(args.client)}:{quote_plus(secret)}".encode()
+    url = metadata.token_endpoint
     headers = {"Authorization": "Basic " + base64.b64encode(basic).decode("ascii")}
+    headers.update(_cert_headers(url, cert))
     form = {"grant_type": "client_credentials", **_token_form(args)}
-    return await _post_token(client, metadata.token_endpoint, form, headers=headers, dpop=dpop)
+    token = await _post_token(client, url, form, headers=headers, dpop=dpop)
+    return _bound_to(token, url, cert)
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
@@ -521,12 +565,17 @@ def _cmd_token(args: argparse.Namespace) -> int:
         raise _Usage(problem)
     secret = _env_value(args.secret_env, "--secret-env") if args.user is None else ""
     dpop = _dpop_client(args) if args.dpop else None
+    cert = _load_certificate(args.cert, args.key) if args.cert is not None else None
+    # With --cert, every https connection presents it (mutual TLS, RFC 8705 §3).
+    verify: ssl.SSLContext | bool = True if cert is None else cert.context
 
     async def fetch() -> str:
-        async with httpx.AsyncClient(timeout=args.timeout, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            timeout=args.timeout, follow_redirects=False, verify=verify
+        ) as client:
             if args.user is not None:
-                return await _user_token(args, client, dpop)
-            return await _client_token(args, client, secret, dpop)
+                return await _user_token(args, client, dpop, cert)
+            return await _client_token(args, client, secret, dpop, cert)
 
     print(asyncio.run(fetch()))
     return EXIT_OK
@@ -549,15 +598,10 @@ def _dpop_client(args: argparse.Namespace) -> DPoPClient:
         return _load_dpop_key(args.dpop_key)
     client = DPoPClient("ES256")
     private = {**client.key.as_dict(private=True), "alg": client.alg}
-    path: str = args.save_dpop_key
-    try:  # O_EXCL: never overwrite a key a token may still be bound to
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise _Usage(f"{path} exists: reuse it with --dpop-key, or choose another file") from None
-    except OSError as exc:
-        raise _Usage(f"cannot write {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "w") as sink:
-        sink.write(json.dumps(private, indent=2) + "\n")
+    path = Path(args.save_dpop_key)
+    if path.exists():
+        raise _Usage(f"{path} exists: reuse it with --dpop-key, or choose another file")
+    _create(path, (json.dumps(private, indent=2) + "\n").encode(), 0o600)
     return client
 
 
@@ -646,6 +690,126 @@ def _dpop_parsers(token: Any, commands: Any) -> None:
     proof.add_argument("--token", help="the access token it presents (its hash is the ath)")
     proof.add_argument("--nonce", help="the server's DPoP-Nonce, when it asks for one")
     proof.set_defaults(handler=_cmd_dpop_proof)
+
+
+# -- asgi-sso token --cert, asgi-sso cert ----------------------------------------------
+
+
+class _Certificate(NamedTuple):
+    """A client certificate for token requests: its TLS context, header value, thumbprint."""
+
+    context: ssl.SSLContext
+    header: str  # RFC 9440 Client-Cert: the DER as a structured-field byte sequence
+    thumbprint: str  # x5t#S256 (RFC 8705 §3.1)
+
+
+def _load_certificate(cert_path: str, key_path: str) -> _Certificate:
+    """``--cert`` and ``--key``: a PEM certificate and its unencrypted private key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from asgi_sso.verify.mtls import thumbprint
+
+    try:
+        pem = Path(cert_path).read_bytes()
+    except OSError as exc:
+        raise _Usage(f"cannot read {cert_path}: {exc.strerror or exc}") from None
+    try:
+        der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    except ValueError:
+        raise _Usage(f"{cert_path} holds no PEM certificate") from None
+    context = httpx.create_ssl_context()
+    try:  # OpenSSL checks that the key is the certificate's; never prompt for a passphrase
+        context.load_cert_chain(cert_path, key_path, password=lambda: b"")
+    except OSError as exc:  # ssl.SSLError is one; its text names no key material
+        raise _Usage(
+            f"{key_path} is not the private key of {cert_path} (an unencrypted PEM key): "
+            f"{getattr(exc, 'reason', None) or exc.strerror or 'unreadable'}"
+        ) from None
+    header = ":" + base64.b64encode(der).decode("ascii") + ":"
+    return _Certificate(context, header, thumbprint(der))
+
+
+def _cert_headers(url: str, cert: _Certificate | None) -> dict[str, str]:
+    """How a token request to ``url`` presents ``cert``: by TLS for ``https``; for a
+    loopback ``http`` dev IdP, in the ``Client-Cert`` header it trusts from this machine
+    (``dev-idp --client-cert-header rfc9440``, a dev-only shortcut: nothing proves the key)."""
+    if cert is None:
+        return {}
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return {}
+    if is_loopback(parts.hostname):
+        return {"Client-Cert": cert.header}
+    raise _Usage(
+        f"{url} is plain http on another host: --cert needs an https token endpoint "
+        "(mutual TLS), or a dev IdP on this machine"
+    )
+
+
+def _bound_to(token: str, url: str, cert: _Certificate | None) -> str:
+    """``token``, unless it is a JWT that is not bound to ``cert`` (an opaque one passes)."""
+    if cert is None or token.count(".") != 2:
+        return token
+    try:
+        claims = _segment(token.split(".")[1], "payload")
+    except _Usage:
+        return token
+    cnf = claims.get("cnf")
+    if not isinstance(cnf, dict) or cnf.get("x5t#S256") != cert.thumbprint:
+        raise _Refused(
+            f"{url} issued a token not bound to the certificate: is the client registered "
+            "for certificate-bound tokens (RFC 8705)?"
+        )
+    return token
+
+
+def _create(path: Path, data: bytes, mode: int) -> None:
+    """Write a new file (never overwrite one: a token may be bound to what it holds)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise _Usage(f"{path} exists: reuse it, or choose another place") from None
+    except OSError as exc:
+        raise _Usage(f"cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as sink:
+        sink.write(data)
+
+
+def _cmd_cert(args: argparse.Namespace) -> int:
+    from asgi_sso.testing.mtls import ClientCertificate
+
+    folder = Path(args.out)
+    for name in ("key.pem", "cert.pem"):
+        if (folder / name).exists():
+            raise _Usage(f"{folder / name} exists: reuse it, or choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _Usage(f"cannot make {folder}: {exc.strerror or exc}") from None
+    cert = ClientCertificate(args.name)
+    _create(folder / "key.pem", cert.key_pem(), 0o600)
+    _create(folder / "cert.pem", cert.pem.encode("ascii"), 0o644)
+    print(cert.thumbprint)
+    return EXIT_OK
+
+
+def _cert_parsers(token: Any, commands: Any) -> None:
+    token.add_argument(
+        "--cert", metavar="PEM", help="a client certificate to bind the token to (RFC 8705), "
+        "with --key: mutual TLS to an https IdP; to a loopback dev IdP, its Client-Cert header",
+    )  # fmt: skip
+    token.add_argument("--key", metavar="PEM", help="--cert's private key (unencrypted PEM)")
+    cert = commands.add_parser(
+        "cert",
+        help="make a self-signed client certificate for tests",
+        description="Write DIR/cert.pem and DIR/key.pem (0600): a self-signed P-256 client "
+        "certificate valid for a day, for `asgi-sso token --cert DIR/cert.pem --key "
+        "DIR/key.pem`; print its x5t#S256 thumbprint. Existing files are never overwritten.",
+    )
+    cert.add_argument("--out", required=True, metavar="DIR", help="where to write the pair")
+    cert.add_argument("--name", default="asgi-sso-dev-client", help="the subject CN (%(default)s)")
+    cert.set_defaults(handler=_cmd_cert)
 
 
 # -- asgi-sso connections ---------------------------------------------------------------
@@ -1042,6 +1206,7 @@ def _token_parser(commands: Any) -> None:
     token.add_argument("--timeout", type=float, default=10.0)
     token.set_defaults(handler=_cmd_token)
     _dpop_parsers(token, commands)
+    _cert_parsers(token, commands)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -1068,6 +1233,18 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--audience")
     dev.add_argument("--algorithm", choices=["RS256", "ES256", "EdDSA", "Ed25519"])
     dev.add_argument("--auto-approve", action="store_true")
+    dev.add_argument(
+        "--client-cert-header", choices=["rfc9440", "nginx"], help="read client certificates "
+        "(RFC 8705) from a trusted proxy's header: Client-Cert (RFC 9440) or nginx's",
+    )  # fmt: skip
+    dev.add_argument(
+        "--trusted-proxy", action="append", default=[], metavar="ADDR", help="who may set that "
+        "header (repeatable; default 127.0.0.1 and ::1, for `asgi-sso token --cert`)",
+    )  # fmt: skip
+    dev.add_argument(
+        "--certificate-bound", action="store_true",
+        help="--client-id's tokens are bound to its client certificate (RFC 8705)",
+    )  # fmt: skip
     dev.set_defaults(handler=_cmd_dev_idp, extra=_TESTING)
 
     verify = commands.add_parser("verify", help="verify a token and say exactly why it fails")

@@ -11,32 +11,22 @@ address trusted with the header; a client reaching uvicorn directly from
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import datetime
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from _mtls_proxy import PROXY_SOURCE, Pki, mtls_proxy, serve_api
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asgi_sso import CertificateHeader, CredentialSources, SSOMiddleware
-from asgi_sso.testing import ClientCertificate, DevIdP, free_port
-from asgi_sso.testing.idp.server import serve_in_thread
+from asgi_sso import CertificateHeader
+from asgi_sso.testing import DevIdP
 
 AUD = "api://orders"
-PROXY_SOURCE = "127.0.0.2"  # Linux answers on all of 127.0.0.0/8
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -44,91 +34,6 @@ async def whoami(request: Request) -> JSONResponse:
 
 
 inner = Starlette(routes=[Route("/{path:path}", whoami)])
-
-
-class Pki:
-    """A test CA, two client certificates it signed and the proxy's server certificate."""
-
-    def __init__(self, folder: Path) -> None:
-        self.ca = ClientCertificate("test-ca", ca=True)
-        self.alice = ClientCertificate("alice-client", issuer=self.ca)
-        self.mallory = ClientCertificate("mallory-client", issuer=self.ca)
-        self.folder = folder
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        server = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "proxy")]))
-            .issuer_name(self.ca.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-            .sign(self.ca.key, hashes.SHA256())
-        )
-        self.server_chain = self._write(
-            "server.pem", server.public_bytes(serialization.Encoding.PEM)
-        )
-        self.server_key = self._write(
-            "server.key",
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
-
-    def _write(self, name: str, data: bytes) -> str:
-        path = self.folder / name
-        path.write_bytes(data)
-        return str(path)
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.server_chain, self.server_key)
-        context.load_verify_locations(cadata=self.ca.pem)
-        context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: no certificate, no connection
-        return context
-
-    def client_context(self, cert: ClientCertificate) -> ssl.SSLContext:
-        context = ssl.create_default_context(cadata=self.ca.pem)
-        name = cert.certificate.subject.rfc4514_string().replace("=", "_")
-        context.load_cert_chain(
-            self._write(f"{name}.pem", cert.pem.encode()),
-            self._write(f"{name}.key", cert.key_pem()),
-        )
-        return context
-
-
-async def _relay(upstream_port: int, reader: Any, writer: Any) -> None:
-    # One request per connection: the proxy's job in RFC 9440 §3, sanitising first.
-    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    head = await reader.readuntil(b"\r\n\r\n")
-    request_line, *fields = head[:-4].split(b"\r\n")
-    kept = [
-        f
-        for f in fields
-        if f.split(b":", 1)[0].strip().lower() not in (b"client-cert", b"connection")
-    ]
-    length = next(
-        (int(f.split(b":", 1)[1]) for f in kept if f.lower().startswith(b"content-length:")), 0
-    )
-    body = await reader.readexactly(length) if length else b""
-    value = b":" + base64.b64encode(der) + b":"
-    up_reader, up_writer = await asyncio.open_connection(
-        "127.0.0.1", upstream_port, local_addr=(PROXY_SOURCE, 0)
-    )
-    lines = [request_line, *kept, b"Client-Cert: " + value, b"Connection: close"]
-    up_writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
-    await up_writer.drain()
-    writer.write(await up_reader.read())  # uvicorn closes after the response
-    await writer.drain()
-    up_writer.close()
-    writer.close()
 
 
 @pytest.fixture(scope="module")
@@ -144,16 +49,7 @@ def idp() -> Iterator[DevIdP]:
 
 
 def _api(idp: DevIdP, header: CertificateHeader) -> Iterator[str]:
-    app = SSOMiddleware(
-        inner,
-        [idp.issuer_config(audience=AUD, mtls="require")],
-        sources=CredentialSources(certificate_header=header),
-    )
-    url = f"http://127.0.0.1:{free_port()}"
-    while url == idp.issuer:  # free_port may hand out the same port twice
-        url = f"http://127.0.0.1:{free_port()}"
-    with serve_in_thread(app, url, lifespan=True):
-        yield url
+    yield from serve_api(inner, idp, AUD, header)
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +59,8 @@ def api(idp: DevIdP) -> Iterator[str]:
 
 @pytest.fixture
 async def proxy(api: str, pki: Pki) -> AsyncIterator[str]:
-    port = int(api.rsplit(":", 1)[1])
-    server = await asyncio.start_server(
-        lambda r, w: _relay(port, r, w), "127.0.0.1", 0, ssl=pki.server_context()
-    )
-    yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    server.close()
-    await server.wait_closed()
+    async with mtls_proxy(pki, int(api.rsplit(":", 1)[1])) as url:
+        yield url
 
 
 async def _get(

@@ -341,6 +341,7 @@ NEEDS = {
     "jwks": None,  # likewise
     "token": None,  # test_cli_token.py: test_token_needs_no_extra
     "dpop-proof": None,  # test_cli_dpop.py: test_dpop_proof_needs_no_extra
+    "cert": None,  # test_cli_mtls.py: test_cert_and_token_cert_need_no_extra
     "connections": None,  # sql and redis by store: test_cli_connections.py
 }
 
@@ -361,4 +362,5 @@ def _minimal_args(name: str) -> list[str]:
         "jwks": ["jwks", "https://i"],
         "connections": ["connections", "list"],
         "dpop-proof": ["dpop-proof", "--key", "k", "--method", "GET", "--url", "https://a/"],
+        "cert": ["cert", "--out", "d"],
     }.get(name, [name])

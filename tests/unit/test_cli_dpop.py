@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from _cli import printed, run
 from _without import python_without
 from asgi_sso import SSOMiddleware
-from asgi_sso.cli import main
 from asgi_sso.keys.jwk import parse_jwk
 from asgi_sso.testing import DevClient, DevIdP, DevUser, DPoPClient
 
@@ -46,19 +46,6 @@ def served() -> Iterator[DevIdP]:
 @pytest.fixture(autouse=True)
 def secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SVC_SECRET", SECRET)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def printed(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    code, out, err = run(capsys, *argv)
-    assert (code, err) == (0, "")
-    assert out.count("\n") == 1  # one value alone, for $(...)
-    return out.strip()
 
 
 def claims_of(token: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from asgi_sso.testing.idp.dpop import proof_key
+from asgi_sso.testing.idp.binding import token_binding
 from asgi_sso.testing.idp.model import DevClient
 from asgi_sso.testing.idp.requests import NO_STORE, expires_in_param, oauth_error, read_params
 from asgi_sso.testing.idp.server import LOOPBACK
@@ -55,7 +55,8 @@ async def dev_token(idp: DevIdP, request: Request) -> Response:
     Form parameters: ``user`` (a ``sub`` or e-mail, required), ``client_id`` (default the
     first registered client: its audience and ``client_id`` claim), ``audience``,
     ``scope`` (default ``openid profile email``) and ``expires_in`` (seconds, up to a day).
-    A ``DPoP`` proof (for ``POST`` to this endpoint) binds the token to its key.
+    A ``DPoP`` proof (for ``POST`` to this endpoint) binds the token to its key; a
+    certificate-bound client's token is bound to the client certificate presented.
     """
     if request.method != "POST":
         return oauth_error("invalid_request", "POST a form to the dev token endpoint", 405)
@@ -72,11 +73,9 @@ async def dev_token(idp: DevIdP, request: Request) -> Response:
     client = _client(idp, params.get("client_id", ""))
     if isinstance(client, Response):
         return client
-    jkt = await proof_key(
-        idp, request, "/dev/token", required=client is not None and client.dpop_bound
-    )
-    if isinstance(jkt, Response):
-        return jkt
+    bound = await token_binding(idp, request, "/dev/token", client)
+    if isinstance(bound, Response):
+        return bound
     audience = params.get("audience") or (client.token_audience if client else None)
     if not audience:
         return oauth_error("invalid_request", "no client is registered: give an audience")
@@ -84,8 +83,9 @@ async def dev_token(idp: DevIdP, request: Request) -> Response:
     expires_in = expires_in_param(params, idp.access_token_ttl)
     now = int(idp.clock.time())
     extra: dict[str, Any] = {"auth_time": now}
-    if jkt is not None:
-        extra["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
+    cnf = bound.cnf()
+    if cnf is not None:
+        extra["cnf"] = cnf  # RFC 9449 §6.1, RFC 8705 §3
     claims = idp.access_token_claims(
         user.sub,
         client_id=client.client_id if client else "asgi-sso-cli",
@@ -96,7 +96,7 @@ async def dev_token(idp: DevIdP, request: Request) -> Response:
     )
     body = {
         "access_token": idp.sign(claims, "at+jwt"),
-        "token_type": "Bearer" if jkt is None else "DPoP",
+        "token_type": bound.token_type,
         "expires_in": expires_in,
         "scope": scope,
     }

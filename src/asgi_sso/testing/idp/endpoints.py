@@ -5,7 +5,8 @@ authorization requests (RFC 9126), token, userinfo, end_session, client registra
 
 A request naming a ``resource`` (RFC 8707) gets access tokens whose ``aud`` is that resource;
 such a request is plain OAuth 2.0 and need not ask for ``openid``. A token request with a
-``DPoP`` proof gets tokens bound to its key (RFC 9449, :mod:`asgi_sso.testing.idp.dpop`).
+``DPoP`` proof gets tokens bound to its key (RFC 9449, :mod:`asgi_sso.testing.idp.dpop`); a
+certificate-bound client's, to its client certificate (RFC 8705, :mod:`asgi_sso.testing.idp.mtls`).
 
 Every refusal follows its spec: RFC 6749 §4.1.2.1 / §5.2 for OAuth errors, an
 error page (never a redirect) for a bad ``client_id`` or ``redirect_uri``
@@ -32,8 +33,9 @@ from asgi_sso.testing.idp.assertions import (
     assertion_client,
     fetch_client_keys,
 )
+from asgi_sso.testing.idp.binding import Binding, token_binding
 from asgi_sso.testing.idp.devtoken import dev_token
-from asgi_sso.testing.idp.dpop import JKT, grant_key_problem, presented_key_problem, proof_key
+from asgi_sso.testing.idp.dpop import JKT, grant_key_problem, presented_key_problem
 from asgi_sso.testing.idp.issue import token_response
 from asgi_sso.testing.idp.logout import end_session
 from asgi_sso.testing.idp.model import (
@@ -44,6 +46,7 @@ from asgi_sso.testing.idp.model import (
     new_secret,
     verify_own,
 )
+from asgi_sso.testing.idp.mtls import grant_certificate_problem, resource_certificate_problem
 from asgi_sso.testing.idp.pages import error_page, login_page
 from asgi_sso.testing.idp.registration import register
 from asgi_sso.testing.idp.requests import (
@@ -116,6 +119,7 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
         "claims_supported": list(_CLAIMS),
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
+        "tls_client_certificate_bound_access_tokens": True,  # RFC 8705 §3.3
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
@@ -286,7 +290,7 @@ def _authenticate_client(
     return client
 
 
-def _code_grant(idp: DevIdP, client: DevClient, params: Params, jkt: str | None) -> Response:
+def _code_grant(idp: DevIdP, client: DevClient, params: Params, bound: Binding) -> Response:
     grant = idp.codes.pop(params.get("code", ""), None)  # one use only, even when it fails
     if grant is None or grant.client_id != client.client_id:
         return oauth_error("invalid_grant", "the code is invalid, used or for another client")
@@ -301,11 +305,12 @@ def _code_grant(idp: DevIdP, client: DevClient, params: Params, jkt: str | None)
     if not hmac.compare_digest(challenge, grant.code_challenge):
         return oauth_error("invalid_grant", "PKCE verification failed")
     problem = _same_resource(grant, params) or grant_key_problem(
-        grant.dpop_jkt, jkt, "the code (dpop_jkt)"
+        grant.dpop_jkt, bound.jkt, "the code (dpop_jkt)"
     )
     if problem is not None:
         return problem
-    return JSONResponse(token_response(idp, grant, client, nonce=True, jkt=jkt), headers=NO_STORE)
+    body = token_response(idp, grant, client, nonce=True, bound=bound)
+    return JSONResponse(body, headers=NO_STORE)
 
 
 def _same_resource(grant: Grant, params: Params) -> Response | None:
@@ -318,14 +323,16 @@ def _same_resource(grant: Grant, params: Params) -> Response | None:
     return None
 
 
-def _refresh_grant(idp: DevIdP, client: DevClient, params: Params, jkt: str | None) -> Response:
+def _refresh_grant(idp: DevIdP, client: DevClient, params: Params, bound: Binding) -> Response:
     grant = idp.refresh_tokens.pop(params.get("refresh_token", ""), None)  # rotated
     if grant is None or grant.client_id != client.client_id:
         return oauth_error("invalid_grant", "the refresh token is invalid or was already used")
     if idp.clock.time() >= grant.expires_at:
         return oauth_error("invalid_grant", "the refresh token has expired")
-    problem = _same_resource(grant, params) or grant_key_problem(
-        grant.dpop_jkt, jkt, "the refresh token"
+    problem = (
+        _same_resource(grant, params)
+        or grant_key_problem(grant.dpop_jkt, bound.jkt, "the refresh token")
+        or grant_certificate_problem(grant.x5t, bound.x5t, "the refresh token")
     )
     if problem is not None:
         return problem
@@ -334,26 +341,26 @@ def _refresh_grant(idp: DevIdP, client: DevClient, params: Params, jkt: str | No
         if not set(asked) <= set(grant.scope.split()):
             return oauth_error("invalid_scope", "the scope exceeds the original grant")
         grant.scope = " ".join(asked)
-    return JSONResponse(token_response(idp, grant, client, nonce=False, jkt=jkt), headers=NO_STORE)
+    body = token_response(idp, grant, client, nonce=False, bound=bound)
+    return JSONResponse(body, headers=NO_STORE)
 
 
-def _client_credentials(
-    idp: DevIdP, client: DevClient, params: Params, jkt: str | None
-) -> Response:
+def _client_credentials(idp: DevIdP, client: DevClient, params: Params, bound: Binding) -> Response:
     audience = params.get("audience") or resource_param(params) or client.token_audience
     scope = params.get("scope", " ".join(client.scopes))
     expires_in = expires_in_param(params, idp.access_token_ttl)
+    cnf = bound.cnf()
     claims = idp.access_token_claims(
         client.client_id,
         client_id=client.client_id,
         audience=audience,
         scope=scope,
         expires_in=expires_in,
-        extra=None if jkt is None else {"cnf": {"jkt": jkt}},  # RFC 9449 §6.1
+        extra=None if cnf is None else {"cnf": cnf},  # RFC 9449 §6.1, RFC 8705 §3
     )
     body: dict[str, Any] = {
         "access_token": idp.sign(claims, "at+jwt"),
-        "token_type": "Bearer" if jkt is None else "DPoP",
+        "token_type": bound.token_type,
         "expires_in": expires_in,
     }
     if scope:
@@ -392,10 +399,10 @@ async def _token(idp: DevIdP, request: Request) -> Response:
         return oauth_error("unsupported_grant_type", "unknown or missing grant_type")
     if grant_type not in client.grant_types:
         return oauth_error("unauthorized_client", f"the client may not use {grant_type}")
-    jkt = await proof_key(idp, request, "/token", required=client.dpop_bound)
-    if isinstance(jkt, Response):
-        return jkt
-    response = handler(idp, client, params, jkt)
+    bound = await token_binding(idp, request, "/token", client)
+    if isinstance(bound, Response):
+        return bound
+    response = handler(idp, client, params, bound)
     if idp.dpop_nonce is not None:  # RFC 9449 §8.2: the nonce for the next request
         response.headers["DPoP-Nonce"] = idp.dpop_nonce
     return response
@@ -429,6 +436,7 @@ async def userinfo(idp: DevIdP, request: Request) -> Response:
     refused = await presented_key_problem(
         idp, request, "/userinfo", dpop=dpop, token=token, claims=claims
     )
+    refused = refused or resource_certificate_problem(idp, request, claims)
     if refused is not None:
         return refused
     sub = str(claims.get("sub", ""))
@@ -454,7 +462,9 @@ async def introspect(idp: DevIdP, request: Request) -> Response:
     claims = _active_claims(idp, params.get("token", ""))
     if claims is None:
         return JSONResponse({"active": False}, headers=NO_STORE)
-    token_type = "DPoP" if "cnf" in claims else "Bearer"  # RFC 9449 §6.2
+    cnf = claims.get("cnf")
+    dpop = isinstance(cnf, dict) and "jkt" in cnf  # RFC 9449 §6.2; RFC 8705 §3.2 is Bearer
+    token_type = "DPoP" if dpop else "Bearer"
     return JSONResponse({"active": True, "token_type": token_type, **claims}, headers=NO_STORE)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from asgi_sso.testing.idp.binding import Binding
 from asgi_sso.testing.idp.model import DevClient, Grant, new_secret
 from asgi_sso.testing.tokens import b64url, mint
 
@@ -17,7 +18,7 @@ _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 
 
 def token_response(
-    idp: DevIdP, grant: Grant, client: DevClient, *, nonce: bool, jkt: str | None = None
+    idp: DevIdP, grant: Grant, client: DevClient, *, nonce: bool, bound: Binding
 ) -> dict[str, Any]:
     """The token endpoint's success body for a user grant (OIDC Core §3.1.3.3).
 
@@ -26,12 +27,14 @@ def token_response(
         grant: the redeemed code or refresh token.
         client: the authenticated client.
         nonce: whether the ID token carries the grant's nonce (not on refresh, §12.2).
-        jkt: the thumbprint of the request's DPoP key: the access token is bound to it
-            (RFC 9449 §6.1), and so is a public client's refresh token (§5).
+        bound: the request's DPoP key and client certificate: the access token is bound
+            to them (RFC 9449 §6.1, RFC 8705 §3), and so is a public client's refresh
+            token (RFC 9449 §5, RFC 8705 §4).
     """
     extra: dict[str, Any] = {"auth_time": grant.auth_time, "sid": grant.sid}
-    if jkt is not None:
-        extra["cnf"] = {"jkt": jkt}
+    cnf = bound.cnf()
+    if cnf is not None:
+        extra["cnf"] = cnf
     access = idp.sign(
         idp.access_token_claims(
             grant.sub,
@@ -44,7 +47,7 @@ def token_response(
     )
     body: dict[str, Any] = {
         "access_token": access,
-        "token_type": "Bearer" if jkt is None else "DPoP",
+        "token_type": bound.token_type,
         "expires_in": idp.access_token_ttl,
         "scope": grant.scope,
     }
@@ -61,7 +64,8 @@ def token_response(
             expires_at=idp.clock.time() + idp.refresh_token_ttl,
             resource=grant.resource,
             # Confidential clients' refresh tokens are bound by their authentication.
-            dpop_jkt=jkt if client.is_public else None,
+            dpop_jkt=bound.jkt if client.is_public else None,
+            x5t=bound.x5t if client.is_public else None,
         )
         body["refresh_token"] = refresh
     return body

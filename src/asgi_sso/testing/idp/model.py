@@ -132,6 +132,10 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             so a rotated key works at once. The offline form is ``jwks``.
         dpop_bound: the client must send a DPoP proof (RFC 9449) with every token
             request, so all its access tokens are bound to its key.
+        certificate_bound: the client must present its TLS client certificate with
+            every token request, and its access tokens are bound to it (RFC 8705 §3;
+            the ``tls_client_certificate_bound_access_tokens`` client metadata, §3.4).
+            Other clients' certificates are not read.
     """
 
     client_id: str
@@ -146,6 +150,7 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     jwks: dict[str, Any] | None = None
     dpop_bound: bool = False
     jwks_uri: str | None = None
+    certificate_bound: bool = False
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -260,6 +265,8 @@ class Grant(msgspec.Struct, kw_only=True):
     # RFC 9449: the key a token request must prove (a code's dpop_jkt, §10; a public
     # client's refresh token, §5); None when any key, or none, may.
     dpop_jkt: str | None = None
+    # RFC 8705 §4: the certificate a public client's refresh token is bound to.
+    x5t: str | None = None
 
 
 class KeyRing:

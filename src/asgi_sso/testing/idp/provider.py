@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from asgi_sso.config import Clock, Issuer, Limits, SystemClock, plain_http_host
+from asgi_sso.config import (
+    CertificateHeader,
+    Clock,
+    Issuer,
+    Limits,
+    SystemClock,
+    plain_http_host,
+)
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.testing.idp import endpoints
 from asgi_sso.testing.idp.model import (
@@ -35,6 +42,7 @@ from asgi_sso.testing.idp.model import (
 from asgi_sso.testing.idp.server import free_port, serve_in_thread
 from asgi_sso.testing.tokens import TokenFactory, merge_claims, mint
 from asgi_sso.verify.dpop import DPoPChecker
+from asgi_sso.verify.mtls import ClientCertificates
 
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",
@@ -76,6 +84,10 @@ class DevIdP:
         par_ttl: life of a pushed request's ``request_uri``, seconds (used once).
         jwks_client: fetches the JWK Sets of clients registered with ``jwks_uri``;
             ``None`` opens a plain ``httpx.AsyncClient`` per fetch.
+        client_cert_header: where a trusted TLS-terminating proxy passes the client
+            certificate on (RFC 9440 ``Client-Cert`` or nginx's), read as the middleware
+            reads it; ``None``: only the ASGI TLS extension's certificate counts. A
+            ``DevClient(certificate_bound=True)`` gets tokens bound to it (RFC 8705).
     """
 
     def __init__(
@@ -96,6 +108,7 @@ class DevIdP:
         require_par: bool = False,
         par_ttl: int = 60,
         jwks_client: httpx.AsyncClient | None = None,
+        client_cert_header: CertificateHeader | None = None,
     ) -> None:
         self.issuer = (issuer or f"http://127.0.0.1:{free_port()}").rstrip("/")
         parts = urlsplit(self.issuer)
@@ -133,6 +146,8 @@ class DevIdP:
         self.jwks_delay: float = 0.0
         self.dpop = DPoPChecker(Limits(), self.clock)  # token requests' proofs (RFC 9449 §5)
         self.dpop_nonce: str | None = new_secret() if dpop_nonce else None
+        self.client_cert_header = client_cert_header
+        self.certificates = ClientCertificates(client_cert_header)  # RFC 8705 §3
 
     def __repr__(self) -> str:
         return f"DevIdP(issuer={self.issuer!r}, algorithm={self.algorithm!r})"

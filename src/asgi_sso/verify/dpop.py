@@ -230,11 +230,13 @@ class ReplayCache:
         """
         seen = self._seen
         known = seen.get(key)
-        if known is not None and known > now:
+        # A proof is accepted up to and including ``iat + window``: it is remembered
+        # through that instant too.
+        if known is not None and known >= now:
             return False
         while seen:
             oldest_key, oldest_until = next(iter(seen.items()))
-            if oldest_until > now:
+            if oldest_until >= now:
                 break
             del seen[oldest_key]
         if len(seen) >= self._size:

@@ -204,7 +204,7 @@ async def test_a_proof_replayed_at_the_end_of_its_window_is_refused(
     proof = client.proof("GET", URL, TOKEN)
     await check(checker, client, proof)
     clock.advance(60.0)  # still inside the window: iat + window is accepted
-    with pytest.raises(InvalidDPoPProof, match="replay|already|used"):
+    with pytest.raises(InvalidDPoPProof, match="already used"):
         await check(checker, client, proof)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from asgi_sso.errors import AuthError, InsufficientScope, ServiceUnavailable
+from asgi_sso.errors import AuthError, InsufficientScope, InvalidDPoPProof, ServiceUnavailable
 
 __all__ = [
     "challenge_header",
@@ -52,7 +52,8 @@ def challenge_header(
     parts = [f'Bearer realm="{_quoted(realm)}"']
     if resource_metadata is not None:
         parts.append(f'resource_metadata="{_quoted(resource_metadata)}"')
-    if error.error is not None:
+    # A proof's error is the DPoP scheme's (RFC 9449 §7.1), not a Bearer one.
+    if error.error is not None and not isinstance(error, InvalidDPoPProof):
         parts.append(f'error="{error.error}"')
         parts.append(f'error_description="{_quoted(error.description)}"')
     if isinstance(error, InsufficientScope) and error.scopes:

@@ -290,7 +290,9 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         cache_ttl: at most this many seconds an active answer is reused (never past
             the token's ``exp``); ``0`` asks the IdP every time.
         inactive_ttl: seconds an ``active: false`` answer is remembered.
-        cache_size: how many answers are kept (least recently used dropped first).
+        cache_size: how many active answers are kept, and as many refusals, each
+            kind least recently used out first (made-up tokens never push out the
+            answers of real ones).
         timeout: seconds for the whole call, then 503.
         max_response_bytes: a larger answer is refused (503).
         max_token_bytes: a longer opaque token is refused without a call (401).

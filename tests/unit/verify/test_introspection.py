@@ -262,6 +262,24 @@ async def test_the_cache_is_bounded_least_recently_used_first(
     assert len(idp.calls) == 4
 
 
+async def test_made_up_tokens_never_push_out_the_answers_of_real_ones(
+    client: httpx.AsyncClient, clock: FakeClock, idp: IdP
+) -> None:
+    for name in ("a", "b"):
+        idp.tokens[name] = answer(sub=name)
+    verifier = make(client, clock, cache_size=2)
+    await verifier.verify("a")
+    await verifier.verify("b")
+    for n in range(20):  # unknown to the IdP: inactive, and remembered as such
+        with pytest.raises(InvalidToken):
+            await verifier.verify(f"junk{n}")
+    calls = len(idp.calls)
+    assert (await verifier.verify("a")).subject == "a"
+    assert (await verifier.verify("b")).subject == "b"
+    assert len(idp.calls) == calls
+    assert len(verifier.introspector or ()) == 4  # two answers, the two latest refusals
+
+
 async def test_an_inactive_token_is_refused_and_remembered_briefly(
     client: httpx.AsyncClient, clock: FakeClock, idp: IdP
 ) -> None:

@@ -179,6 +179,10 @@ class Introspector(Generic[T]):
             return value
         task = self._inflight.get(key)
         if task is None:
+            if len(self._inflight) >= self._config.max_inflight:
+                # A flood of new tokens must not take every connection of the HTTP
+                # client the key fetches share, nor queue without end.
+                raise self._unavailable("too many introspection calls are in progress")
             task = asyncio.ensure_future(self._resolve(token, key))
             self._inflight[key] = task
             task.add_done_callback(lambda _: self._inflight.pop(key, None))

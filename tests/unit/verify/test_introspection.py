@@ -227,6 +227,25 @@ async def test_concurrent_requests_for_one_token_make_one_call(
     assert {r.subject for r in results} == {"alice"}
 
 
+async def test_calls_at_once_are_bounded_and_the_rest_get_a_503(
+    client: httpx.AsyncClient, clock: FakeClock, idp: IdP
+) -> None:
+    for name in ("a", "b", "c"):
+        idp.tokens[name] = answer(sub=name)
+    idp.gate = asyncio.Event()
+    verifier = make(client, clock, max_inflight=2)
+    waiting = [asyncio.create_task(verifier.verify(name)) for name in ("a", "b", "a")]
+    await asyncio.sleep(0.01)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await verifier.verify("c")
+    assert caught.value.status == 503
+    assert caught.value.retry_after == 5
+    idp.gate.set()
+    assert [r.subject for r in await asyncio.gather(*waiting)] == ["a", "b", "a"]
+    assert (await verifier.verify("c")).subject == "c"  # not remembered: asked once free
+    assert len(idp.calls) == 3
+
+
 async def test_a_cancelled_waiter_does_not_cancel_the_shared_call(
     client: httpx.AsyncClient, clock: FakeClock, idp: IdP
 ) -> None:

@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from asgi_sso.errors import ConfigurationError, CrossOriginRequest
 
@@ -42,6 +42,8 @@ __all__ = [
     "request_origin",
     "root_path",
     "route_path",
+    "spelled_root_path",
+    "spelled_route_path",
     "wants_html",
 ]
 
@@ -84,15 +86,30 @@ def query_params(scope: Any) -> dict[str, list[str]] | None:
     return params
 
 
+# RFC 9110 §7.2: Host is uri-host [":" port]. A value with a path, a query or
+# userinfo in it would let the client choose the URL its request is taken to have.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::[0-9]{1,5})?")
+
+
 def request_origin(scope: Any) -> str:
-    """``scheme://host`` of the request as the browser addressed it."""
+    """``scheme://host`` of the request as the browser addressed it.
+
+    The ``Host`` header when it is a host and an optional port; otherwise (absent or
+    malformed) the address the server reports.
+    """
     scheme = scope.get("scheme") or "http"
     scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
     host = header(scope, b"host")
-    if not host:
-        server = scope.get("server")
-        host = f"{server[0]}:{server[1]}" if server else "localhost"
+    if not host or not _HOST.fullmatch(host):
+        host = _server_host(scope.get("server"))
     return f"{scheme}://{host}"
+
+
+def _server_host(server: Any) -> str:
+    if not server or not isinstance(server[0], str) or not isinstance(server[1], int):
+        return "localhost"  # no address, or a Unix socket
+    name = f"[{server[0]}]" if ":" in server[0] else server[0]
+    return f"{name}:{server[1]}"
 
 
 def client_ip(scope: Any) -> str | None:
@@ -118,6 +135,62 @@ def route_path(scope: Any) -> str:
     if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
         return path[len(root) :] or "/"
     return path
+
+
+# RFC 3986 §3.3: the characters a path segment may hold unescaped, and "/".
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def spelled_root_path(scope: Any) -> str:
+    """:func:`root_path` percent-escaped as a URL path."""
+    return quote(root_path(scope), safe=_PATH_SAFE, errors="replace")
+
+
+def spelled_route_path(scope: Any) -> str:
+    """:func:`route_path` as the client spelled it, percent-escapes kept.
+
+    The server decodes ``path``, so ``/a%2Fb`` and ``/a/b`` look alike there; the
+    request line's ``raw_path`` tells them apart. Without a ``raw_path`` that decodes
+    to the route (with or without the mount point), the decoded path is re-escaped.
+    """
+    route = route_path(scope)
+    raw = _raw_path(scope)
+    if raw is not None:
+        decoded = _unquoted(raw)
+        if decoded == route:
+            return raw
+        root = root_path(scope)
+        if root and decoded == root + route:
+            cut = _after_prefix(raw, root)
+            if cut is not None:
+                return raw[cut:] or "/"
+    return quote(route, safe=_PATH_SAFE, errors="replace")
+
+
+def _raw_path(scope: Any) -> str | None:
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return None
+    path = raw.split(b"?", 1)[0]  # some servers and clients keep the query in it
+    return path.decode("ascii") if path.isascii() and path.startswith(b"/") else None
+
+
+def _unquoted(path: str) -> str | None:
+    try:
+        return unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return None
+
+
+def _after_prefix(raw: str, root: str) -> int | None:
+    # Where the mount point ends in the escaped path: after as many segments as it has.
+    end = 0
+    for _ in range(root.count("/")):
+        end = raw.find("/", end + 1)
+        if end < 0:
+            end = len(raw)
+            break
+    return end if _unquoted(raw[:end]) == root else None
 
 
 def wants_html(scope: Any) -> bool:

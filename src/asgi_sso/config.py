@@ -290,8 +290,12 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         cache_ttl: at most this many seconds an active answer is reused (never past
             the token's ``exp``); ``0`` asks the IdP every time.
         inactive_ttl: seconds an ``active: false`` answer is remembered.
-        cache_size: how many answers are kept (least recently used dropped first).
+        cache_size: how many active answers are kept, and as many refusals, each
+            kind least recently used out first (made-up tokens never push out the
+            answers of real ones).
         timeout: seconds for the whole call, then 503.
+        max_inflight: at most this many calls at once (one per distinct token); a
+            request needing another gets a 503 with ``Retry-After``.
         max_response_bytes: a larger answer is refused (503).
         max_token_bytes: a longer opaque token is refused without a call (401).
         token_type_hint: sent as ``token_type_hint`` (RFC 7662 §2.1); ``None`` omits it.
@@ -309,6 +313,7 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     inactive_ttl: float = 10.0
     cache_size: int = 10_000
     timeout: float = 5.0
+    max_inflight: int = 64
     max_response_bytes: int = 65_536
     max_token_bytes: int = 4096
     token_type_hint: str | None = "access_token"
@@ -333,6 +338,7 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             "inactive_ttl": (0.0, 3_600.0),
             "cache_size": (1, 10_000_000),
             "timeout": (0.1, 120.0),
+            "max_inflight": (1, 10_000),
             "max_response_bytes": (256, 16_777_216),
             "max_token_bytes": (16, 65_536),
             "retry_after": (1, 3_600),

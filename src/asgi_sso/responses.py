@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from asgi_sso.errors import AuthError, InsufficientScope, ServiceUnavailable
+from asgi_sso.errors import AuthError, InsufficientScope, InvalidDPoPProof, ServiceUnavailable
 
 __all__ = [
     "challenge_header",
@@ -23,6 +23,7 @@ __all__ = [
     "error_body",
     "error_code",
     "error_document",
+    "quoted_string",
     "send_http_error",
     "send_websocket_denial",
 ]
@@ -34,8 +35,12 @@ _NO_STORE = (b"cache-control", b"no-store")
 _JSON = (b"content-type", b"application/json")
 
 
-def _quoted(value: str) -> str:
-    """Make ``value`` fit an RFC 6750 §3 quoted string (%x20-21 / %x23-5B / %x5D-7E)."""
+def quoted_string(value: str) -> str:
+    """``value`` made to fit an RFC 6750 §3 quoted string (%x20-21 / %x23-5B / %x5D-7E).
+
+    Any other character (a quote, a backslash, a control or non-ASCII character)
+    becomes ``'``, so client-controlled text can never break a challenge header.
+    """
     return "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "'" for ch in value)
 
 
@@ -49,14 +54,15 @@ def challenge_header(
     """
     if isinstance(error, ServiceUnavailable) or error.status == 413:
         return None
-    parts = [f'Bearer realm="{_quoted(realm)}"']
+    parts = [f'Bearer realm="{quoted_string(realm)}"']
     if resource_metadata is not None:
-        parts.append(f'resource_metadata="{_quoted(resource_metadata)}"')
-    if error.error is not None:
+        parts.append(f'resource_metadata="{quoted_string(resource_metadata)}"')
+    # A proof's error is the DPoP scheme's (RFC 9449 §7.1), not a Bearer one.
+    if error.error is not None and not isinstance(error, InvalidDPoPProof):
         parts.append(f'error="{error.error}"')
-        parts.append(f'error_description="{_quoted(error.description)}"')
+        parts.append(f'error_description="{quoted_string(error.description)}"')
     if isinstance(error, InsufficientScope) and error.scopes:
-        parts.append(f'scope="{_quoted(" ".join(error.scopes))}"')
+        parts.append(f'scope="{quoted_string(" ".join(error.scopes))}"')
     return ", ".join(parts).encode("latin-1")
 
 
@@ -71,7 +77,7 @@ def dpop_challenge(error: AuthError, algorithms: Iterable[str]) -> bytes | None:
     parts = [f'DPoP algs="{" ".join(algorithms)}"']
     if error.error is not None:
         parts.append(f'error="{error.error}"')
-        parts.append(f'error_description="{_quoted(error.description)}"')
+        parts.append(f'error_description="{quoted_string(error.description)}"')
     return ", ".join(parts).encode("latin-1")
 
 

@@ -91,7 +91,9 @@ async def test_the_cache_never_skips_the_proof(
         assert r.status_code == 401
         assert r.json()["error"] == "invalid_dpop_proof"
         challenges = r.headers.get_list("www-authenticate")
-        assert challenges[0].startswith('Bearer realm="api"')
+        # A proof's error belongs to the DPoP scheme only (RFC 9449 §7.1); RFC 6750
+        # defines no such code for Bearer.
+        assert challenges[0] == 'Bearer realm="api"'
         assert challenges[1].startswith('DPoP algs="ES256 ')
         assert 'error="invalid_dpop_proof"' in challenges[1]
 
@@ -198,6 +200,7 @@ async def test_with_nonces_a_proof_without_one_gets_use_dpop_nonce_and_a_fresh_o
         assert r.status_code == 401
         assert r.json()["error"] == "use_dpop_nonce"
         challenges = r.headers.get_list("www-authenticate")
+        assert challenges[0] == 'Bearer realm="api"'
         assert challenges[1].startswith('DPoP algs="')
         assert 'error="use_dpop_nonce"' in challenges[1]
         nonce = r.headers["dpop-nonce"]

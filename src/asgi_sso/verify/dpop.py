@@ -230,11 +230,13 @@ class ReplayCache:
         """
         seen = self._seen
         known = seen.get(key)
-        if known is not None and known > now:
+        # A proof is accepted up to and including ``iat + window``: it is remembered
+        # through that instant too.
+        if known is not None and known >= now:
             return False
         while seen:
             oldest_key, oldest_until = next(iter(seen.items()))
-            if oldest_until > now:
+            if oldest_until >= now:
                 break
             del seen[oldest_key]
         if len(seen) >= self._size:
@@ -376,7 +378,7 @@ class DPoPChecker:
         """The URL of this request a proof's ``htu`` must name (see :func:`request_url`)."""
         if self._base is None:
             return request_url(scope)
-        return self._base + _asgi.route_path(scope)
+        return self._base + _asgi.spelled_route_path(scope)
 
     async def check(
         self, proof: object, *, method: str, url: str, token: str | None, jkt: str | None
@@ -489,8 +491,9 @@ class DPoPChecker:
 def request_url(scope: Any) -> str:
     """The URL a client addressed, for ``htu``: the origin as the server reports it
     (scheme and ``Host``, as the sign-in's default redirect URI), the mount point and
-    the path; never the query."""
-    return _asgi.request_origin(scope) + _asgi.root_path(scope) + _asgi.route_path(scope)
+    the path as the client spelled it (percent-escapes kept); never the query."""
+    origin = _asgi.request_origin(scope)
+    return origin + _asgi.spelled_root_path(scope) + _asgi.spelled_route_path(scope)
 
 
 def _proof_header(scope: Any) -> str | None:

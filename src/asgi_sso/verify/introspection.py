@@ -2,9 +2,10 @@
 
 :class:`Introspector` asks one issuer's introspection endpoint about a token and
 keeps the answer: an active one until the token's ``exp`` and at most
-``Introspection.cache_ttl``, an inactive one for ``inactive_ttl``, in a bounded
-LRU keyed by a keyed hash of the token (the token itself is never stored, logged
-or put in an error). Concurrent requests for one token share one call. An outage,
+``Introspection.cache_ttl``, an inactive one for ``inactive_ttl``, each kind in
+its own bounded LRU (so a flood of made-up tokens never pushes out the answers of
+real ones), keyed by a keyed hash of the token (the token itself is never stored,
+logged or put in an error). Concurrent requests for one token share one call. An outage,
 a timeout, a non-200 or an answer that is not an RFC 7662 JSON object is a 503
 with ``Retry-After``, never a pass-through.
 """
@@ -35,6 +36,7 @@ from asgi_sso.keys.client_auth import ClientAuth, load_client_key
 __all__ = ["IntrospectionUnavailable", "Introspector", "is_opaque"]
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 # RFC 6750 §2.1 b64token: these characters, then any "="; extract.py already
 # refuses other headers, but a token may come from a cookie or a direct call.
@@ -54,6 +56,42 @@ class _Refusal:
 
     def error(self) -> AuthError:
         return self.kind(self.description)
+
+
+class _Remembered(Generic[V]):
+    """Values kept until a monotonic time: at most ``size``, least recently used out first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[bytes, tuple[V, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes, now: float) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if now >= entry[1]:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: bytes, value: V, until: float) -> None:
+        self._entries[key] = (value, until)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def drop(self, gone: Callable[[V], bool]) -> int:
+        keys = [key for key, (value, _) in self._entries.items() if gone(value)]
+        for key in keys:
+            del self._entries[key]
+        return len(keys)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 class IntrospectionUnavailable(ServiceUnavailable):
@@ -107,12 +145,13 @@ class Introspector(Generic[T]):
         self._clock = clock
         # A per-process key: cache keys reveal nothing about tokens if dumped.
         self._hash_key = secrets.token_bytes(32)
-        self._entries: OrderedDict[bytes, tuple[T | _Refusal, float]] = OrderedDict()
+        self._answers: _Remembered[T] = _Remembered(config.cache_size)
+        self._refusals: _Remembered[_Refusal] = _Remembered(config.cache_size)
         self._inflight: dict[bytes, asyncio.Task[T]] = {}
         self._auth = _client_auth(config, clock)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._answers) + len(self._refusals)
 
     def key(self, token: str) -> bytes:
         """The cache key of ``token``: a keyed hash, never the token."""
@@ -131,17 +170,19 @@ class Introspector(Generic[T]):
         if not body or "=" in body or not _B64TOKEN.issuperset(body):
             raise MalformedToken("the token has characters a bearer token cannot hold")
         key = self.key(token)
-        entry = self._entries.get(key)
-        if entry is not None:
-            value, until = entry
-            if self._clock.monotonic() < until:
-                self._entries.move_to_end(key)
-                if isinstance(value, _Refusal):
-                    raise value.error()
-                return value
-            del self._entries[key]
+        now = self._clock.monotonic()
+        refusal = self._refusals.get(key, now)
+        if refusal is not None:
+            raise refusal.error()
+        value = self._answers.get(key, now)
+        if value is not None:
+            return value
         task = self._inflight.get(key)
         if task is None:
+            if len(self._inflight) >= self._config.max_inflight:
+                # A flood of new tokens must not take every connection of the HTTP
+                # client the key fetches share, nor queue without end.
+                raise self._unavailable("too many introspection calls are in progress")
             task = asyncio.ensure_future(self._resolve(token, key))
             self._inflight[key] = task
             task.add_done_callback(lambda _: self._inflight.pop(key, None))
@@ -150,41 +191,34 @@ class Introspector(Generic[T]):
 
     def evict(self, keep: Callable[[T], bool]) -> int:
         """Drop cached results for which ``keep`` is false; return how many."""
-        gone = [
-            key
-            for key, (value, _) in self._entries.items()
-            if not isinstance(value, _Refusal) and not keep(value)
-        ]
-        for key in gone:
-            del self._entries[key]
-        return len(gone)
+        return self._answers.drop(lambda value: not keep(value))
 
     def clear(self) -> None:
         """Forget every cached answer."""
-        self._entries.clear()
+        self._answers.clear()
+        self._refusals.clear()
 
     async def _resolve(self, token: str, key: bytes) -> T:
         answer = await self._call(token)
         if answer.get("active") is not True:
             error = InvalidToken("the token is not active")
-            self._remember(key, _Refusal(error), self._config.inactive_ttl)
+            self._refuse(key, error)
             raise error
         now = self._clock.time()
         try:
             value, expires_at = self._build(answer, now)
         except InvalidToken as exc:
-            self._remember(key, _Refusal(exc), self._config.inactive_ttl)
+            self._refuse(key, exc)
             raise
-        self._remember(key, value, min(self._config.cache_ttl, expires_at - now))
+        ttl = min(self._config.cache_ttl, expires_at - now)
+        if ttl > 0:
+            self._answers.put(key, value, self._clock.monotonic() + ttl)
         return value
 
-    def _remember(self, key: bytes, value: T | _Refusal, ttl: float) -> None:
-        if ttl <= 0:
-            return
-        self._entries[key] = (value, self._clock.monotonic() + ttl)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._config.cache_size:
-            self._entries.popitem(last=False)
+    def _refuse(self, key: bytes, error: InvalidToken) -> None:
+        if self._config.inactive_ttl > 0:
+            until = self._clock.monotonic() + self._config.inactive_ttl
+            self._refusals.put(key, _Refusal(error), until)
 
     async def _call(self, token: str) -> dict[str, Any]:
         config = self._config

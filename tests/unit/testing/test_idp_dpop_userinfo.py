@@ -89,6 +89,23 @@ async def test_a_bound_token_without_a_good_proof_is_refused(
     assert answer.json()["error"] in ("invalid_dpop_proof", "invalid_token")
 
 
+@pytest.mark.parametrize(
+    "jwk", [{"kty": "\u2603"}, {"kty": 'a"b'}, {"kty": "EC", "crv": "\u2603", "x": "AA", "y": "AA"}]
+)
+async def test_a_proof_key_with_odd_text_is_refused_in_a_well_formed_challenge(
+    http: Any, key: DPoPClient, jwk: dict[str, str]
+) -> None:
+    # The refusal names what is wrong with the key; its text must not break the header.
+    token = await token_for(http, key)
+    proof = key.proof("GET", USERINFO, token, headers={"jwk": jwk})
+    answer = await http.get(USERINFO, headers={"Authorization": f"DPoP {token}", "DPoP": proof})
+    assert answer.status_code == 401
+    challenge = answer.headers["www-authenticate"]
+    assert challenge.isascii()
+    assert challenge.count('"') == 6  # error, error_description, algs: each quoted once
+    assert answer.json()["error"] == "invalid_dpop_proof"
+
+
 async def test_an_unbound_token_sent_as_dpop_is_refused(http: Any, key: DPoPClient) -> None:
     token = await token_for(http, None)
     headers = {k.decode(): v.decode() for k, v in key.headers(token, "GET", USERINFO)}

@@ -191,6 +191,23 @@ def test_the_replay_memory_is_bounded_and_refuses_when_full() -> None:
     assert len(cache) == 2
 
 
+def test_a_proof_is_remembered_through_the_last_instant_of_its_window() -> None:
+    cache = ReplayCache(2)
+    assert cache.add("a", until=10, now=0)
+    assert not cache.add("a", until=10, now=10)
+    assert cache.add("a", until=20, now=10.001)
+
+
+async def test_a_proof_replayed_at_the_end_of_its_window_is_refused(
+    clock: FakeClock, client: DPoPClient, checker: DPoPChecker
+) -> None:
+    proof = client.proof("GET", URL, TOKEN)
+    await check(checker, client, proof)
+    clock.advance(60.0)  # still inside the window: iat + window is accepted
+    with pytest.raises(InvalidDPoPProof, match="already used"):
+        await check(checker, client, proof)
+
+
 def test_bound_key_reads_cnf_jkt_only() -> None:
     assert bound_key(b'{"sub":"a"}') is None
     assert bound_key(b'{"cnf":{"x5t#S256":"abc"}}') is None

@@ -227,6 +227,25 @@ async def test_concurrent_requests_for_one_token_make_one_call(
     assert {r.subject for r in results} == {"alice"}
 
 
+async def test_calls_at_once_are_bounded_and_the_rest_get_a_503(
+    client: httpx.AsyncClient, clock: FakeClock, idp: IdP
+) -> None:
+    for name in ("a", "b", "c"):
+        idp.tokens[name] = answer(sub=name)
+    idp.gate = asyncio.Event()
+    verifier = make(client, clock, max_inflight=2)
+    waiting = [asyncio.create_task(verifier.verify(name)) for name in ("a", "b", "a")]
+    await asyncio.sleep(0.01)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await verifier.verify("c")
+    assert caught.value.status == 503
+    assert caught.value.retry_after == 5
+    idp.gate.set()
+    assert [r.subject for r in await asyncio.gather(*waiting)] == ["a", "b", "a"]
+    assert (await verifier.verify("c")).subject == "c"  # not remembered: asked once free
+    assert len(idp.calls) == 3
+
+
 async def test_a_cancelled_waiter_does_not_cancel_the_shared_call(
     client: httpx.AsyncClient, clock: FakeClock, idp: IdP
 ) -> None:
@@ -260,6 +279,24 @@ async def test_the_cache_is_bounded_least_recently_used_first(
     assert len(idp.calls) == 3
     await verifier.verify("b")
     assert len(idp.calls) == 4
+
+
+async def test_made_up_tokens_never_push_out_the_answers_of_real_ones(
+    client: httpx.AsyncClient, clock: FakeClock, idp: IdP
+) -> None:
+    for name in ("a", "b"):
+        idp.tokens[name] = answer(sub=name)
+    verifier = make(client, clock, cache_size=2)
+    await verifier.verify("a")
+    await verifier.verify("b")
+    for n in range(20):  # unknown to the IdP: inactive, and remembered as such
+        with pytest.raises(InvalidToken):
+            await verifier.verify(f"junk{n}")
+    calls = len(idp.calls)
+    assert (await verifier.verify("a")).subject == "a"
+    assert (await verifier.verify("b")).subject == "b"
+    assert len(idp.calls) == calls
+    assert len(verifier.introspector or ()) == 4  # two answers, the two latest refusals
 
 
 async def test_an_inactive_token_is_refused_and_remembered_briefly(

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from asgi_sso.errors import InvalidDPoPProof, ServiceUnavailable
+from asgi_sso.responses import quoted_string
 from asgi_sso.testing.idp.requests import oauth_error
 from asgi_sso.verify.dpop import DPOP_ALGORITHMS
 
@@ -139,8 +140,8 @@ def _challenge(error: str, description: str, nonce: str | None = None) -> Respon
     # RFC 9449 §7.1: the DPoP scheme's challenge names the algorithms it takes.
     algs = " ".join(DPOP_ALGORITHMS)
     headers = {
-        "WWW-Authenticate": f'DPoP error="{error}", error_description="{description}", '
-        f'algs="{algs}"',
+        "WWW-Authenticate": f'DPoP error="{error}", '
+        f'error_description="{quoted_string(description)}", algs="{algs}"',
         "Cache-Control": "no-store",
     }
     if nonce is not None:

@@ -161,9 +161,7 @@ async def test_the_dev_idp_introspects_only_for_confidential_clients(idp: DevIdP
         assert unknown.json() == {"active": False}
 
 
-async def test_a_revocation_gap_forgets_introspected_answers(
-    idp: DevIdP, clock: FakeClock
-) -> None:
+async def test_a_revocation_gap_forgets_introspected_answers(idp: DevIdP, clock: FakeClock) -> None:
     # Revocations may have been missed: the next request asks the IdP again.
     middleware = _middleware(idp, clock)
     token = idp.issue_opaque_token("alice", client_id="spa", scopes=["orders:read"])

@@ -167,12 +167,18 @@ def spelled_route_path(scope: Any) -> str:
     return quote(route, safe=_PATH_SAFE, errors="replace")
 
 
+# RFC 3986 §3.3 path characters and "%". A raw path with anything else (a "#" a
+# server kept, a space, a non-ASCII byte) is not used: a URL parser would cut or
+# read it otherwise than the server routed it.
+_RAW_PATH = re.compile(rb"/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*")
+
+
 def _raw_path(scope: Any) -> str | None:
     raw = scope.get("raw_path")
     if not isinstance(raw, bytes):
         return None
     path = raw.split(b"?", 1)[0]  # some servers and clients keep the query in it
-    return path.decode("ascii") if path.isascii() and path.startswith(b"/") else None
+    return path.decode("ascii") if _RAW_PATH.fullmatch(path) else None
 
 
 def _unquoted(path: str) -> str | None:

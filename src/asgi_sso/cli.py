@@ -599,8 +599,7 @@ def _dpop_client(args: argparse.Namespace) -> DPoPClient:
     client = DPoPClient("ES256")
     private = {**client.key.as_dict(private=True), "alg": client.alg}
     path = Path(args.save_dpop_key)
-    if path.exists():
-        raise _Usage(f"{path} exists: reuse it with --dpop-key, or choose another file")
+    _must_be_free(path, "reuse it with --dpop-key, or choose another file")
     _create(path, (json.dumps(private, indent=2) + "\n").encode(), 0o600)
     return client
 
@@ -764,6 +763,16 @@ def _bound_to(token: str, url: str, cert: _Certificate | None) -> str:
     return token
 
 
+def _must_be_free(path: Path, hint: str) -> None:
+    """Refuse, before any work, a file that exists or a path that cannot be looked at."""
+    try:
+        taken = path.exists()
+    except OSError as exc:  # a name too long, a folder not readable
+        raise _Usage(f"cannot use {path}: {exc.strerror or exc}") from None
+    if taken:
+        raise _Usage(f"{path} exists: {hint}")
+
+
 def _create(path: Path, data: bytes, mode: int) -> None:
     """Write a new file (never overwrite one: a token may be bound to what it holds)."""
     try:
@@ -781,8 +790,7 @@ def _cmd_cert(args: argparse.Namespace) -> int:
 
     folder = Path(args.out)
     for name in ("key.pem", "cert.pem"):
-        if (folder / name).exists():
-            raise _Usage(f"{folder / name} exists: reuse it, or choose another --out")
+        _must_be_free(folder / name, "reuse it, or choose another --out")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -604,6 +604,8 @@ class SSOMiddleware:
         # Revocations may have been missed: forget every cached decision, so the
         # next request asks the stores (the source of truth) again.
         self.verifier.cache.clear()
+        if self.verifier.introspector is not None:
+            self.verifier.introspector.clear()
         if self.identity is not None:
             self.identity.on_revocation(Revocation(kind="user"))
 

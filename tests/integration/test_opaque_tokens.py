@@ -159,3 +159,19 @@ async def test_the_dev_idp_introspects_only_for_confidential_clients(idp: DevIdP
         assert own.json()["sub"] == "bob"
         unknown = await client.post(url, data={"token": "nope"}, auth=("orders-api", RS_SECRET))
         assert unknown.json() == {"active": False}
+
+
+async def test_a_revocation_gap_forgets_introspected_answers(idp: DevIdP, clock: FakeClock) -> None:
+    # Revocations may have been missed: the next request asks the IdP again.
+    middleware = _middleware(idp, clock)
+    token = idp.issue_opaque_token("alice", client_id="spa", scopes=["orders:read"])
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url=APP) as client:
+        assert (await client.get("/me", headers=bearer(token))).status_code == 200
+        idp.revoke_opaque_token(token)
+        assert (await client.get("/me", headers=bearer(token))).status_code == 200  # cached
+        for listener in middleware.revocations._gap_listeners:
+            listener()
+        response = await client.get("/me", headers=bearer(token))
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"

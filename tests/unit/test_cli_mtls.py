@@ -101,6 +101,19 @@ def test_cert_writes_a_self_signed_pair_and_prints_its_thumbprint(
     assert "exists" in err  # a key a token may be bound to is never overwritten
 
 
+def test_an_output_path_that_cannot_be_used_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    too_long = tmp_path / ("x" * 300)  # longer than any file system's name limit
+    code, out, err = run(capsys, "cert", "--out", str(too_long))
+    assert (code, out) == (2, "")
+    assert "cannot use" in err
+    code, out, err = run(capsys, "token", "--user", "alice", "--dpop",
+                         "--save-dpop-key", f"{too_long}.json")  # fmt: skip
+    assert (code, out) == (2, "")
+    assert "cannot use" in err
+
+
 # -- asgi-sso token --cert --------------------------------------------------------------------
 
 

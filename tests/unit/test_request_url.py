@@ -7,10 +7,10 @@ The server decodes ``path``; the client's ``htu`` keeps its percent-escapes. And
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from asgi_sso import _asgi
@@ -42,6 +42,8 @@ def scope(
         ("/a/b", b"/a/b?x=%2F", "https://api.test/a/b"),  # the query is never part of it
         ("/items/café", None, "https://api.test/items/caf%C3%A9"),  # no raw_path: re-escaped
         ("/x", b"/other", "https://api.test/x"),  # a raw_path that is not this path
+        ("/files/a#b", b"/files/a#b", "https://api.test/files/a%23b"),  # a "#" a server kept
+        ("/a b", b"/a b", "https://api.test/a%20b"),
     ],
 )
 def test_the_path_is_the_one_the_client_spelled(path: str, raw: bytes, expected: str) -> None:
@@ -106,3 +108,16 @@ def test_a_proof_for_the_escaped_path_matches_the_request(path: str) -> None:
 
 def test_a_path_no_encoding_can_spell_is_not_an_error() -> None:
     assert request_url(scope("/a\ud800", None)) == "https://api.test/a%3F"
+
+
+@given(st.text(max_size=20), st.binary(max_size=30), st.sampled_from(["", "/api", "/my api"]))
+@example("a#b", b"/a#b", "").via("a server that keeps the '#'")
+@example("a?b", b"/a%3Fb", "/api")
+def test_the_url_always_names_the_resource_the_server_routes(
+    path: str, raw: bytes, root: str
+) -> None:
+    # Whatever raw_path a server reports beside it, the URL decodes to the routed path.
+    path = root + "/" + path
+    parts = urlsplit(request_url(scope(path, raw, root=root)))
+    assert (parts.query, parts.fragment) == ("", "")
+    assert unquote(parts.path) == path

@@ -148,6 +148,7 @@ class Introspector(Generic[T]):
         self._answers: _Remembered[T] = _Remembered(config.cache_size)
         self._refusals: _Remembered[_Refusal] = _Remembered(config.cache_size)
         self._inflight: dict[bytes, asyncio.Task[T]] = {}
+        self._forgets = 0  # evictions so far: an answer asked for before one is not kept
         self._auth = _client_auth(config, clock)
 
     def __len__(self) -> int:
@@ -190,15 +191,22 @@ class Introspector(Generic[T]):
         return await asyncio.shield(task)
 
     def evict(self, keep: Callable[[T], bool]) -> int:
-        """Drop cached results for which ``keep`` is false; return how many."""
+        """Drop cached results for which ``keep`` is false; return how many.
+
+        Answers to calls in progress are not cached when they arrive (they may
+        predate what caused the eviction).
+        """
+        self._forgets += 1
         return self._answers.drop(lambda value: not keep(value))
 
     def clear(self) -> None:
-        """Forget every cached answer."""
+        """Forget every cached answer (and leave uncached the answers in progress)."""
+        self._forgets += 1
         self._answers.clear()
         self._refusals.clear()
 
     async def _resolve(self, token: str, key: bytes) -> T:
+        forgets = self._forgets
         answer = await self._call(token)
         if answer.get("active") is not True:
             error = InvalidToken("the token is not active")
@@ -211,7 +219,7 @@ class Introspector(Generic[T]):
             self._refuse(key, exc)
             raise
         ttl = min(self._config.cache_ttl, expires_at - now)
-        if ttl > 0:
+        if ttl > 0 and forgets == self._forgets:
             self._answers.put(key, value, self._clock.monotonic() + ttl)
         return value
 

@@ -213,12 +213,17 @@ async def test_an_answer_is_never_cached_past_exp(
     assert len(idp.calls) == 2
 
 
+def held(client: httpx.AsyncClient, clock: FakeClock, idp: IdP) -> TokenVerifier:
+    """A verifier whose endpoint holds its answer for token "t" until ``idp.gate`` is set."""
+    idp.tokens["t"] = answer()
+    idp.gate = asyncio.Event()
+    return make(client, clock)
+
+
 async def test_concurrent_requests_for_one_token_make_one_call(
     client: httpx.AsyncClient, clock: FakeClock, idp: IdP
 ) -> None:
-    idp.tokens["t"] = answer()
-    idp.gate = asyncio.Event()
-    verifier = make(client, clock)
+    verifier = held(client, clock, idp)
     tasks = [asyncio.create_task(verifier.verify("t")) for _ in range(20)]
     await asyncio.sleep(0.01)
     idp.gate.set()
@@ -246,12 +251,23 @@ async def test_calls_at_once_are_bounded_and_the_rest_get_a_503(
     assert len(idp.calls) == 3
 
 
+async def test_an_answer_asked_for_before_an_eviction_is_not_kept(
+    client: httpx.AsyncClient, clock: FakeClock, idp: IdP
+) -> None:
+    verifier = held(client, clock, idp)
+    waiting = asyncio.create_task(verifier.verify("t"))
+    await asyncio.sleep(0.01)
+    verifier.evict_subject(subject="alice")  # deprovisioned while the call is out
+    idp.gate.set()
+    assert (await waiting).subject == "alice"
+    await verifier.verify("t")
+    assert len(idp.calls) == 2  # asked again: the earlier answer was not cached
+
+
 async def test_a_cancelled_waiter_does_not_cancel_the_shared_call(
     client: httpx.AsyncClient, clock: FakeClock, idp: IdP
 ) -> None:
-    idp.tokens["t"] = answer()
-    idp.gate = asyncio.Event()
-    verifier = make(client, clock)
+    verifier = held(client, clock, idp)
     first = asyncio.create_task(verifier.verify("t"))
     second = asyncio.create_task(verifier.verify("t"))
     await asyncio.sleep(0.01)

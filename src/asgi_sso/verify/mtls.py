@@ -205,6 +205,10 @@ def _from_pem(pem: bytes | str) -> str:
         pem = pem.encode("ascii")
     if len(pem) > MAX_CERTIFICATE_BYTES:
         raise _refused(f"is longer than {MAX_CERTIFICATE_BYTES} bytes")
+    # The PEM parser takes the first block and ignores the rest: a second is no
+    # certificate of the client's, so refuse it rather than pick one.
+    if pem.count(b"-----BEGIN") > 1:
+        raise _refused("is not one PEM certificate")
     certificate = _parse(x509.load_pem_x509_certificate, pem)
     return thumbprint(certificate.public_bytes(Encoding.DER))
 

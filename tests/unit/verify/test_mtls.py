@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import pytest
@@ -196,6 +197,17 @@ def test_a_malformed_rfc9440_header_is_refused(value: str, match: str) -> None:
 def test_a_malformed_nginx_header_is_refused(value: str, match: str) -> None:
     with pytest.raises(InvalidToken, match=match):
         proxied("nginx").thumbprint(scope(("x-ssl-client-cert", value)))
+
+
+def test_pem_holding_more_than_one_certificate_is_refused(
+    cert: ClientCertificate, other: ClientCertificate
+) -> None:
+    # The PEM parser would take the first and ignore the rest.
+    two = cert.pem + other.pem
+    with pytest.raises(InvalidToken, match="not one PEM certificate"):
+        proxied("nginx").thumbprint(scope(("x-ssl-client-cert", quote(two, safe=""))))
+    with pytest.raises(InvalidToken, match="not one PEM certificate"):
+        ClientCertificates(None).thumbprint(scope(tls={"client_cert_chain": [two]}))
 
 
 def test_a_malformed_extension_certificate_is_refused() -> None:

@@ -1242,8 +1242,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--algorithm", choices=["RS256", "ES256", "EdDSA", "Ed25519"])
     dev.add_argument("--auto-approve", action="store_true")
     dev.add_argument(
-        "--client-cert-header", choices=["rfc9440", "nginx"], help="read client certificates "
-        "(RFC 8705) from a trusted proxy's header: Client-Cert (RFC 9440) or nginx's",
+        "--client-cert-header", choices=["rfc9440", "nginx", "xfcc"], help="read client "
+        "certificates (RFC 8705) from a trusted proxy's header: Client-Cert (RFC 9440), "
+        "nginx's, or Envoy's x-forwarded-client-cert",
     )  # fmt: skip
     dev.add_argument(
         "--trusted-proxy", action="append", default=[], metavar="ADDR", help="who may set that "

@@ -355,7 +355,11 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 _HEADER_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
-_CERTIFICATE_HEADERS = {"rfc9440": "client-cert", "nginx": "x-ssl-client-cert"}
+_CERTIFICATE_HEADERS = {
+    "rfc9440": "client-cert",
+    "nginx": "x-ssl-client-cert",
+    "xfcc": "x-forwarded-client-cert",
+}
 
 
 class CertificateHeader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -369,10 +373,12 @@ class CertificateHeader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     Attributes:
         trusted_proxies: the proxies' addresses or networks (``"10.0.0.0/8"``,
             ``"127.0.0.1"``, ``"::1"``). Required; ``0.0.0.0/0`` and ``::/0`` are refused.
-        format: ``"rfc9440"`` (``Client-Cert: :<base64 DER>:``, RFC 9440 §2) or
-            ``"nginx"`` (the URL-escaped PEM of ``$ssl_client_escaped_cert``).
+        format: ``"rfc9440"`` (``Client-Cert: :<base64 DER>:``, RFC 9440 §2),
+            ``"nginx"`` (the URL-escaped PEM of ``$ssl_client_escaped_cert``) or
+            ``"xfcc"`` (Envoy's ``x-forwarded-client-cert``: exactly one element, the
+            one the proxy set, whose ``Hash`` and/or ``Cert`` name the certificate).
         header: the header's name; ``None``: ``client-cert`` for ``rfc9440``,
-            ``x-ssl-client-cert`` for ``nginx``.
+            ``x-ssl-client-cert`` for ``nginx``, ``x-forwarded-client-cert`` for ``xfcc``.
 
     Raises:
         ConfigurationError: no proxy, a malformed address or network, a network
@@ -380,7 +386,7 @@ class CertificateHeader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """
 
     trusted_proxies: tuple[str, ...]
-    format: Literal["rfc9440", "nginx"] = "rfc9440"
+    format: Literal["rfc9440", "nginx", "xfcc"] = "rfc9440"
     header: str | None = None
 
     def __post_init__(self) -> None:

@@ -1,5 +1,6 @@
 """A test PKI and a TLS-terminating proxy that checks client certificates (mutual TLS)
-and passes the client's on to uvicorn in ``Client-Cert`` (RFC 9440), from ``PROXY_SOURCE``.
+and passes the client's on to uvicorn in ``Client-Cert`` (RFC 9440) or, as Envoy does, in
+``x-forwarded-client-cert``, from ``PROXY_SOURCE``.
 
 No ASGI server in reach reports the client's certificate in the ASGI TLS extension, so
 tests over real sockets put this proxy in front of the app or the dev IdP.
@@ -10,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import hashlib
 import ipaddress
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -96,25 +99,33 @@ class Pki:
         return context
 
 
-async def _relay(upstream_port: int, reader: Any, writer: Any) -> None:
+_SET = (b"client-cert", b"x-forwarded-client-cert", b"connection")
+
+
+def _certificate_field(der: bytes, style: str) -> bytes:
+    if style == "xfcc":
+        # Envoy with forward_client_cert_details: SANITIZE_SET and
+        # set_current_client_cert_details: {cert: true}
+        pem = quote(ssl.DER_cert_to_PEM_cert(der), safe="")
+        value = f'Hash={hashlib.sha256(der).hexdigest()};Cert="{pem}"'
+        return b"x-forwarded-client-cert: " + value.encode()
+    return b"Client-Cert: :" + base64.b64encode(der) + b":"
+
+
+async def _relay(upstream_port: int, style: str, reader: Any, writer: Any) -> None:
     # One request per connection: the proxy's job in RFC 9440 §3, sanitising first.
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     head = await reader.readuntil(b"\r\n\r\n")
     request_line, *fields = head[:-4].split(b"\r\n")
-    kept = [
-        f
-        for f in fields
-        if f.split(b":", 1)[0].strip().lower() not in (b"client-cert", b"connection")
-    ]
+    kept = [f for f in fields if f.split(b":", 1)[0].strip().lower() not in _SET]
     length = next(
         (int(f.split(b":", 1)[1]) for f in kept if f.lower().startswith(b"content-length:")), 0
     )
     body = await reader.readexactly(length) if length else b""
-    value = b":" + base64.b64encode(der) + b":"
     up_reader, up_writer = await asyncio.open_connection(
         "127.0.0.1", upstream_port, local_addr=(PROXY_SOURCE, 0)
     )
-    lines = [request_line, *kept, b"Client-Cert: " + value, b"Connection: close"]
+    lines = [request_line, *kept, _certificate_field(der, style), b"Connection: close"]
     up_writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
     await up_writer.drain()
     writer.write(await up_reader.read())  # uvicorn closes after the response
@@ -124,10 +135,13 @@ async def _relay(upstream_port: int, reader: Any, writer: Any) -> None:
 
 
 @asynccontextmanager
-async def mtls_proxy(pki: Pki, upstream_port: int) -> AsyncIterator[str]:
-    """Run the proxy on a free 127.0.0.1 port in front of ``upstream_port``; yield its URL."""
+async def mtls_proxy(pki: Pki, upstream_port: int, style: str = "rfc9440") -> AsyncIterator[str]:
+    """Run the proxy on a free 127.0.0.1 port in front of ``upstream_port``; yield its URL.
+
+    ``style``: ``"rfc9440"`` sets ``Client-Cert``, ``"xfcc"`` Envoy's header.
+    """
     server = await asyncio.start_server(
-        lambda r, w: _relay(upstream_port, r, w), "127.0.0.1", 0, ssl=pki.server_context()
+        lambda r, w: _relay(upstream_port, style, r, w), "127.0.0.1", 0, ssl=pki.server_context()
     )
     try:
         yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"

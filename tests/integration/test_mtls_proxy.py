@@ -120,3 +120,23 @@ async def test_nginx_escaped_pem_from_a_trusted_loopback_proxy(idp: DevIdP, pki:
         assert good.status_code == 200, good.text
         assert other.status_code == junk.status_code == 401
         assert "not an X.509 certificate" in junk.json()["error_description"]
+
+
+async def test_envoys_xfcc_from_the_mutual_tls_proxy(idp: DevIdP, pki: Pki) -> None:
+    header = CertificateHeader(trusted_proxies=(PROXY_SOURCE,), format="xfcc")
+    token = idp.issue_token("alice", audience=AUD, claims=pki.alice.cnf())
+    for url in _api(idp, header):
+        async with mtls_proxy(pki, int(url.rsplit(":", 1)[1]), style="xfcc") as proxy:
+            good = await _get(proxy, token, pki.client_context(pki.alice))
+            # Mallory names alice's certificate in her own header: the proxy replaces it.
+            forged = await _get(
+                proxy,
+                token,
+                pki.client_context(pki.mallory),
+                **{"x-forwarded-client-cert": pki.alice.xfcc()},
+            )
+        direct = await _get(url, token, **{"x-forwarded-client-cert": pki.alice.xfcc()})
+        assert good.status_code == 200, good.text
+        assert forged.status_code == direct.status_code == 401
+        assert "not the one the token is bound to" in forged.json()["error_description"]
+        assert "does not come from a trusted proxy" in direct.json()["error_description"]

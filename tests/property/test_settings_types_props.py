@@ -118,7 +118,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
     ),
     CertificateHeader: (
         {"trusted_proxies": ("10.0.0.0/8",)},
-        {"trusted_proxies": _texts, "format": _one_of("rfc9440", "nginx"),
+        {"trusted_proxies": _texts, "format": _one_of("rfc9440", "nginx", "xfcc"),
          "header": _or_none(_text)},
     ),
     Introspection: (
@@ -245,6 +245,8 @@ def test_the_oracle_names_every_field() -> None:
 @example((Limits, "retry_after"), True)
 @example((Tier, "scopes"), "read")
 @example((CertificateHeader, "trusted_proxies"), "10.0.0.0/8")
+@example((CertificateHeader, "format"), "xfcc")
+@example((CertificateHeader, "format"), "envoy")
 def test_a_wrong_type_is_a_configuration_error_and_nothing_else(
     pair: tuple[type[msgspec.Struct], str], value: Any
 ) -> None:

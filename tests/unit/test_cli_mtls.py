@@ -220,6 +220,18 @@ def test_dev_idp_trusts_this_machine_with_the_header_and_binds_a_client(
     assert "certificate-bound" in out
 
 
+def test_dev_idp_reads_envoys_header_when_told(
+    started: list[DevIdP], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["dev-idp", "--port", "0", "--client-cert-header", "xfcc",
+            "--trusted-proxy", "10.0.0.7"]  # fmt: skip
+    code, out, err = run(capsys, *argv)
+    assert (code, err) == (0, "")
+    (idp,) = started
+    assert idp.client_cert_header == CertificateHeader(trusted_proxies=("10.0.0.7",), format="xfcc")
+    assert "the x-forwarded-client-cert header from 10.0.0.7" in out
+
+
 def test_dev_idp_takes_the_header_from_its_config_file(
     started: list[DevIdP], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -115,13 +115,13 @@ async def test_the_cache_never_skips_the_certificate(
         ]
 
 
-@pytest.mark.parametrize("fmt", ["rfc9440", "nginx"])
+@pytest.mark.parametrize("fmt", ["rfc9440", "nginx", "xfcc"])
 async def test_a_trusted_proxy_header_presents_the_certificate(
     idp: DevIdP, http: httpx.AsyncClient, cert: ClientCertificate, fmt: str
 ) -> None:
     header = CertificateHeader(trusted_proxies=("127.0.0.0/8",), format=fmt)  # type: ignore[arg-type]
     app = middleware(idp, http, certificate_header=header)
-    value = cert.rfc9440() if fmt == "rfc9440" else cert.nginx()
+    value = {"rfc9440": cert.rfc9440, "nginx": cert.nginx, "xfcc": cert.xfcc}[fmt]()
     token = idp.issue_token("alice", audience=AUD, claims=cert.cnf())
     headers = bearer(token, **{header.name.decode(): value})
     async with client(app) as proxy:
@@ -153,6 +153,38 @@ async def test_a_doubled_or_broken_header_is_refused_clearly(
     assert "more than one client certificate header" in doubled.json()["error_description"]
     assert broken.status_code == 401
     assert "not an X.509 certificate" in broken.json()["error_description"]
+
+
+async def test_envoys_xfcc_from_a_trusted_proxy_binds_and_forgeries_do_not(
+    idp: DevIdP, http: httpx.AsyncClient, cert: ClientCertificate
+) -> None:
+    header = CertificateHeader(trusted_proxies=("127.0.0.1",), format="xfcc")
+    app = middleware(idp, http, "require", certificate_header=header)
+    token = idp.issue_token("alice", audience=AUD, claims=cert.cnf())
+    thief = ClientCertificate("thief")
+    name = "x-forwarded-client-cert"
+    async with client(app) as proxy:
+        hash_only = await proxy.get(
+            "/things", headers=bearer(token, **{name: cert.xfcc(cert=False)})
+        )
+        # APPEND_FORWARD at the edge: the thief's forged element, then the proxy's own
+        forged = await proxy.get(
+            "/things", headers=bearer(token, **{name: f"{cert.xfcc()},{thief.xfcc()}"})
+        )
+        stolen = await proxy.get("/things", headers=bearer(token, **{name: thief.xfcc()}))
+        broken = await proxy.get("/things", headers=bearer(token, **{name: 'Cert="x'}))
+    async with client(app, peer="192.0.2.10") as direct:
+        untrusted = await direct.get("/things", headers=bearer(token, **{name: cert.xfcc()}))
+    assert hash_only.status_code == 200, hash_only.text
+    for r, why in [
+        (forged, "more than one element"),
+        (stolen, "not the one the token is bound to"),
+        (broken, "not an x-forwarded-client-cert"),
+        (untrusted, "does not come from a trusted proxy"),
+    ]:
+        assert r.status_code == 401
+        assert r.json()["error"] == "invalid_token"
+        assert why in r.json()["error_description"]
 
 
 async def test_require_refuses_unbound_tokens_and_allow_takes_them(

@@ -1,8 +1,9 @@
 """A client certificate for tests: its ``cnf`` claim and the ways a request carries it (RFC 8705).
 
 Pair it with the dev IdP: ``idp.issue_token("alice", audience=aud, claims=
-cert.cnf())`` is a token bound to the certificate; ``cert.rfc9440()`` and
-``cert.nginx()`` are the header values a TLS-terminating proxy sets, and
+cert.cnf())`` is a token bound to the certificate; ``cert.rfc9440()``,
+``cert.nginx()`` and ``cert.xfcc()`` are the header values a TLS-terminating proxy
+sets, and
 ``cert.tls_extension()`` the ``scope["extensions"]["tls"]`` a server fills in.
 The key and the self-signed certificate are generated at test time.
 """
@@ -66,6 +67,25 @@ class ClientCertificate:
     def nginx(self) -> str:
         """The header value nginx's ``$ssl_client_escaped_cert`` gives: the URL-escaped PEM."""
         return quote(self.pem, safe="")
+
+    def xfcc(self, *, cert: bool = True, by: str | None = None) -> str:
+        """The ``x-forwarded-client-cert`` element Envoy sets for this certificate.
+
+        As with ``forward_client_cert_details: SANITIZE_SET``: ``By`` (the proxy's own
+        URI name, when given), ``Hash`` (hex SHA-256 of the DER), then with ``cert``
+        (``set_current_client_cert_details: {cert: true, subject: true, uri: true}``)
+        the URL-escaped PEM, the quoted subject and the (here empty) URI name.
+        ``cert=False`` is Envoy's default: ``By`` and ``Hash`` only.
+        """
+        pairs = [f"By={by}"] if by is not None else []
+        pairs.append(f"Hash={hashlib.sha256(self.der).hexdigest()}")
+        if cert:
+            # Envoy escapes the PEM's newlines, spaces, '+', '/' and '=': what nginx does.
+            escaped = self.nginx()
+            subject = self.certificate.subject.rfc4514_string()
+            quoted = subject.replace("\\", "\\\\").replace('"', '\\"')
+            pairs += [f'Cert="{escaped}"', f'Subject="{quoted}"', "URI="]
+        return ";".join(pairs)
 
     def tls_extension(self, *, error: str | None = None) -> dict[str, Any]:
         """``scope["extensions"]["tls"]`` of a server that verified this certificate."""

@@ -7,12 +7,15 @@ Importing this module needs ``hypothesis`` (the ``test`` extra); the rest of
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 from urllib.parse import quote
 
 from hypothesis import strategies as st
 
+from asgi_sso.config import CertificateHeader
 from asgi_sso.connections.model import CONNECTION_ID, Connection
 from asgi_sso.testing.dpop import DPoPClient
 from asgi_sso.testing.mtls import ClientCertificate
@@ -196,20 +199,27 @@ def hostile_dpop_proofs(
 def hostile_certificate_requests(
     cert: ClientCertificate,
     *,
-    fmt: str = "rfc9440",
-    header: str = "client-cert",
+    fmt: Literal["rfc9440", "nginx", "xfcc"] = "rfc9440",
+    header: str | None = None,
     proxy: str = "127.0.0.1",
 ) -> st.SearchStrategy[dict[str, Any]]:
     """Scope parts (``headers``, ``client``) that must not present ``cert`` (RFC 8705).
 
-    For a middleware trusting ``proxy`` to set ``header`` in format ``fmt``
-    (``"rfc9440"`` or ``"nginx"``): another certificate, a tampered one, the right
-    one from an untrusted peer or in the wrong format or twice, garbage inside and
-    outside the byte-sequence colons, an oversized value, junk.
+    For a middleware trusting ``proxy`` to set ``header`` (``None``: the format's
+    default name) in format ``fmt`` (``"rfc9440"``, ``"nginx"`` or ``"xfcc"``):
+    another certificate, a tampered one, the right one from an untrusted peer or in
+    the wrong format or twice, garbage inside and outside the byte-sequence colons,
+    an oversized value, junk; for ``"xfcc"`` also several elements, a ``Hash`` and
+    ``Cert`` that disagree, a key given twice, an element naming no certificate.
     """
-    name = header.lower().encode("latin-1")
+    name = CertificateHeader(trusted_proxies=(proxy,), format=fmt, header=header).name
     other = ClientCertificate("someone-else")
-    encode = ClientCertificate.rfc9440 if fmt == "rfc9440" else ClientCertificate.nginx
+    encoders: dict[str, Callable[[ClientCertificate], str]] = {
+        "rfc9440": ClientCertificate.rfc9440,
+        "nginx": ClientCertificate.nginx,
+        "xfcc": ClientCertificate.xfcc,
+    }
+    encode = encoders[fmt]
     right = encode(cert)
 
     def request(*values: str | bytes, peer: str = proxy) -> dict[str, Any]:
@@ -219,24 +229,54 @@ def hostile_certificate_requests(
     flipped = st.integers(0, len(cert.der) - 1).map(
         lambda i: cert.der[:i] + bytes([cert.der[i] ^ 0x01]) + cert.der[i + 1 :]
     )
+    tampered = {
+        "rfc9440": lambda der: ":" + base64.b64encode(der).decode() + ":",
+        "nginx": lambda der: quote(_pem(der), safe=""),
+        "xfcc": lambda der: 'Cert="' + quote(_pem(der), safe="") + '"',
+    }[fmt]
+    wrong = {
+        "rfc9440": [cert.nginx(), cert.pem],
+        "nginx": [cert.rfc9440()],  # plain PEM is escaped PEM without escapes
+        "xfcc": [cert.rfc9440(), cert.nginx(), cert.pem],
+    }[fmt]
     untrusted = st.sampled_from(["192.0.2.7", "10.0.0.1", "::2", "testclient", ""])
     garbage = st.binary(max_size=200).map(lambda b: ":" + base64.b64encode(b).decode() + ":")
-    return st.one_of(
+    hostile = st.one_of(
         st.just(0).map(lambda _: request(encode(other))),
-        flipped.map(lambda der: request(":" + base64.b64encode(der).decode() + ":"))
-        if fmt == "rfc9440"
-        else flipped.map(lambda der: request(quote(_pem(der), safe=""))),
+        flipped.map(tampered).map(request),
         untrusted.filter(lambda p: p != proxy).map(lambda p: request(right, peer=p)),
         st.just(0).map(lambda _: request(right, right)),
-        st.sampled_from([cert.nginx(), cert.pem] if fmt == "rfc9440" else [cert.rfc9440()]).map(
-            request
-        ),
+        st.sampled_from(wrong).map(request),
         garbage.map(request),
         st.binary(max_size=300).map(request),
         st.text(max_size=100).map(lambda t: request(quote(t, safe=""))),
         st.integers(17, 40).map(lambda k: request(":" + "A" * (k * 1024) + ":")),
         st.just(0).map(lambda _: request(right[: len(right) // 2])),
     )
+    if fmt == "xfcc":
+        hostile |= st.sampled_from(_hostile_xfcc(cert, other)).map(request)
+    return hostile
+
+
+def _hostile_xfcc(cert: ClientCertificate, other: ClientCertificate) -> list[str]:
+    right, digest = cert.xfcc(), hashlib.sha256(cert.der).hexdigest()
+    flipped = digest[:-1] + ("0" if digest[-1] != "0" else "1")
+    return [
+        f"{right},{other.xfcc()}",  # APPEND_FORWARD: one element per hop
+        f"{other.xfcc()},{right}",
+        f"{right},{right}",
+        f'Hash={hashlib.sha256(other.der).hexdigest()};Cert="{cert.nginx()}"',
+        f'Hash={digest};Cert="{other.nginx()}"',
+        f"{right};Hash={digest}",  # a pair smuggled in twice
+        f'Cert="{other.nginx()}";{right}',
+        other.xfcc(cert=False),
+        f"Hash={flipped}",
+        f"{other.xfcc(cert=False)};URI=https://x.example/,Hash={digest}",  # unescaped URI
+        "By=spiffe://cluster.local/ns/edge/sa/envoy;URI=spiffe://client",
+        right + '"',
+        right.replace('Cert="', "Cert=", 1),
+        f'{right};Subject="{"x" * 70_000}"',  # longer than MAX_XFCC_BYTES
+    ]
 
 
 def _pem(der: bytes) -> str:

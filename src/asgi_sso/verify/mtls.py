@@ -29,10 +29,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from asgi_sso.config import CertificateHeader
 from asgi_sso.errors import InvalidRequest, InvalidToken
+from asgi_sso.verify.xfcc import MalformedXFCC, only_element
 
 __all__ = [
     "KNOWN_CERTIFICATES",
     "MAX_CERTIFICATE_BYTES",
+    "MAX_XFCC_BYTES",
     "ClientCertificates",
     "bound_certificate",
     "check_certificate_binding",
@@ -41,13 +43,17 @@ __all__ = [
 
 MAX_CERTIFICATE_BYTES = 16 * 1024
 """A certificate (or header carrying one) longer than this is refused before decoding."""
+MAX_XFCC_BYTES = 4 * MAX_CERTIFICATE_BYTES
+"""An ``x-forwarded-client-cert`` header longer than this is refused before parsing: room
+for the escaped PEM of one certificate and its names, not for a ``Chain``."""
 KNOWN_CERTIFICATES = 256
 """Thumbprints (by the certificate's text) and peer addresses (trusted or not) remembered
 per worker, each; the oldest goes first."""
 
 _X5T = "x5t#S256"
-# A SHA-256 digest in base64url without padding: 43 characters.
+# A SHA-256 digest in base64url without padding: 43 characters; in hex, 64.
 _THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+_HEX_DIGEST = re.compile(rb"[0-9A-Fa-f]{64}")
 # RFC 8941 §3.3.5: a byte sequence is base64 between colons (padding may be missing).
 _BYTE_SEQUENCE = re.compile(rb"[ \t]*:([A-Za-z0-9+/]*={0,2}):[ \t]*")
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -55,7 +61,11 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def thumbprint(der: bytes) -> str:
     """``x5t#S256`` of a certificate: base64url of the SHA-256 of its DER (RFC 8705 §3.1)."""
-    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode("ascii")
+    return _base64url(hashlib.sha256(der).digest())
+
+
+def _base64url(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def bound_certificate(payload: bytes) -> str | None:
@@ -92,9 +102,7 @@ class ClientCertificates:
     def __init__(self, header: CertificateHeader | None) -> None:
         self._name = header.name if header is not None else None
         self._networks: tuple[_Network, ...] = header.networks if header is not None else ()
-        self._decode = (
-            _from_rfc9440 if header is None or header.format == "rfc9440" else _from_nginx
-        )
+        self._decode = _DECODERS[header.format if header is not None else "rfc9440"]
         # Certificate text -> thumbprint: parsing costs ~50 us, a client sends the same
         # certificate on every request. A pure function of its key, so never stale.
         self._known: dict[bytes | str, str] = {}
@@ -200,13 +208,50 @@ def _from_nginx(value: bytes) -> str:
     return _from_pem(unquote_to_bytes(value))
 
 
+def _from_xfcc(value: bytes) -> str:
+    # Envoy's x-forwarded-client-cert: Hash is the hex SHA-256 of the DER the proxy
+    # verified, which is all RFC 8705 compares; Cert, when sent, must agree with it.
+    if len(value) > MAX_XFCC_BYTES:
+        raise _refused(f"header is longer than {MAX_XFCC_BYTES} bytes")
+    try:
+        pairs = only_element(value)
+    except MalformedXFCC as exc:
+        raise _refused(f"header {exc}") from None
+    digest, cert = pairs.get("hash"), pairs.get("cert")
+    if cert is None:
+        if digest is None:
+            raise _refused(
+                "header names no certificate (neither Hash nor Cert): have Envoy send them "
+                "(forward_client_cert_details: SANITIZE_SET, set_current_client_cert_details: "
+                "{cert: true})"
+            )
+        return _from_hex_digest(digest)
+    found = _from_nginx(cert)  # the same URL-escaped PEM
+    if digest is not None and _from_hex_digest(digest) != found:
+        raise _refused("header's Hash is not the SHA-256 of its Cert")
+    return found
+
+
+def _from_hex_digest(digest: bytes) -> str:
+    if _HEX_DIGEST.fullmatch(digest) is None:
+        raise _refused("header's Hash is not a hex SHA-256 digest")
+    return _base64url(bytes.fromhex(digest.decode("ascii")))
+
+
 def _from_pem(pem: bytes | str) -> str:
     if isinstance(pem, str):
         pem = pem.encode("ascii")
     if len(pem) > MAX_CERTIFICATE_BYTES:
         raise _refused(f"is longer than {MAX_CERTIFICATE_BYTES} bytes")
+    # The PEM parser takes the first block and ignores the rest: a second is no
+    # certificate of the client's, so refuse it rather than pick one.
+    if pem.count(b"-----BEGIN") > 1:
+        raise _refused("is not one PEM certificate")
     certificate = _parse(x509.load_pem_x509_certificate, pem)
     return thumbprint(certificate.public_bytes(Encoding.DER))
+
+
+_DECODERS = {"rfc9440": _from_rfc9440, "nginx": _from_nginx, "xfcc": _from_xfcc}
 
 
 def _parse(load: Any, data: bytes) -> x509.Certificate:

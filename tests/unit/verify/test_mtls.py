@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import pytest
@@ -14,6 +16,7 @@ from asgi_sso.testing import ClientCertificate
 from asgi_sso.verify import mtls
 from asgi_sso.verify.mtls import (
     MAX_CERTIFICATE_BYTES,
+    MAX_XFCC_BYTES,
     ClientCertificates,
     bound_certificate,
     check_certificate_binding,
@@ -113,12 +116,14 @@ def test_a_failed_verification_in_the_extension_is_no_certificate(cert: ClientCe
     assert ClientCertificates(None).thumbprint(scope(tls=tls)) is None
 
 
-@pytest.mark.parametrize("fmt", ["rfc9440", "nginx"])
+NAMES = {"rfc9440": "client-cert", "nginx": "x-ssl-client-cert", "xfcc": "x-forwarded-client-cert"}
+
+
+@pytest.mark.parametrize("fmt", ["rfc9440", "nginx", "xfcc"])
 def test_a_trusted_proxy_header_gives_the_certificate(cert: ClientCertificate, fmt: str) -> None:
     certificates = proxied(fmt)
-    name = "client-cert" if fmt == "rfc9440" else "x-ssl-client-cert"
-    value = cert.rfc9440() if fmt == "rfc9440" else cert.nginx()
-    assert certificates.thumbprint(scope((name, value))) == cert.thumbprint
+    value = {"rfc9440": cert.rfc9440, "nginx": cert.nginx, "xfcc": cert.xfcc}[fmt]()
+    assert certificates.thumbprint(scope((NAMES[fmt], value))) == cert.thumbprint
 
 
 def test_rfc9440_tolerates_spaces_and_missing_padding(cert: ClientCertificate) -> None:
@@ -198,6 +203,90 @@ def test_a_malformed_nginx_header_is_refused(value: str, match: str) -> None:
         proxied("nginx").thumbprint(scope(("x-ssl-client-cert", value)))
 
 
+def xfcc(value: str) -> dict[str, Any]:
+    return scope(("x-forwarded-client-cert", value))
+
+
+def hex_digest(cert: ClientCertificate) -> str:
+    return hashlib.sha256(cert.der).hexdigest()
+
+
+def test_envoys_hash_alone_is_the_thumbprint(cert: ClientCertificate) -> None:
+    # Envoy's default element (By and Hash): the SHA-256 of the DER it verified, in hex.
+    assert proxied("xfcc").thumbprint(xfcc(cert.xfcc(cert=False))) == cert.thumbprint
+    upper = f"Hash={hex_digest(cert).upper()}"
+    assert proxied("xfcc").thumbprint(xfcc(upper)) == cert.thumbprint
+
+
+def test_an_xfcc_cert_without_hash_or_unquoted_is_read(cert: ClientCertificate) -> None:
+    for value in (f'Cert="{cert.nginx()}"', f"Cert={cert.nginx()}", f"cert={cert.nginx()}"):
+        assert proxied("xfcc").thumbprint(xfcc(value)) == cert.thumbprint
+
+
+def test_an_xfcc_hash_that_is_not_its_certs_is_refused(
+    cert: ClientCertificate, other: ClientCertificate
+) -> None:
+    for value in (
+        f'Hash={hex_digest(other)};Cert="{cert.nginx()}"',
+        f'Cert="{other.nginx()}";Hash={hex_digest(cert)}',
+    ):
+        with pytest.raises(InvalidToken, match="Hash is not the SHA-256 of its Cert"):
+            proxied("xfcc").thumbprint(xfcc(value))
+
+
+def test_an_xfcc_element_naming_no_certificate_names_the_envoy_setting() -> None:
+    with pytest.raises(InvalidToken, match="set_current_client_cert_details"):
+        proxied("xfcc").thumbprint(xfcc('By=spiffe://edge;Subject="CN=x";URI=;DNS=a.example'))
+
+
+def test_several_xfcc_elements_are_refused_whatever_their_order(
+    cert: ClientCertificate, other: ClientCertificate
+) -> None:
+    # APPEND_FORWARD: a client's own header comes first, the proxy's element last; a
+    # mesh hop after the proxy that saw the client appends its peer's certificate.
+    for value in (f"{cert.xfcc()},{other.xfcc()}", f"{other.xfcc()},{cert.xfcc()}"):
+        with pytest.raises(InvalidToken, match="SANITIZE_SET"):
+            proxied("xfcc").thumbprint(xfcc(value))
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("Hash=abc", "Hash is not a hex SHA-256"),
+        ("Hash=" + "g" * 64, "Hash is not a hex SHA-256"),
+        ("Hash=", "Hash is not a hex SHA-256"),
+        ('Cert="QUJD"', "not an X.509 certificate"),
+        ('Cert=""', "not an X.509 certificate"),
+        ('Cert="%ZZ"', "not an X.509 certificate"),
+        ("Hash=ab;Hash=ab", "more than once"),
+        ('Subject="unterminated', "not an x-forwarded-client-cert"),
+        ("Hash=" + "a" * MAX_XFCC_BYTES, "longer than"),
+    ],
+)
+def test_a_malformed_xfcc_header_is_refused(value: str, match: str) -> None:
+    with pytest.raises(InvalidToken, match=match):
+        proxied("xfcc").thumbprint(xfcc(value))
+
+
+def test_an_xfcc_cert_of_more_than_one_pem_certificate_is_refused(
+    cert: ClientCertificate, other: ClientCertificate
+) -> None:
+    two = quote(cert.pem + other.pem, safe="")
+    with pytest.raises(InvalidToken, match="not one PEM certificate"):
+        proxied("xfcc").thumbprint(xfcc(f'Cert="{two}"'))
+
+
+def test_pem_holding_more_than_one_certificate_is_refused(
+    cert: ClientCertificate, other: ClientCertificate
+) -> None:
+    # The PEM parser would take the first and ignore the rest.
+    two = cert.pem + other.pem
+    with pytest.raises(InvalidToken, match="not one PEM certificate"):
+        proxied("nginx").thumbprint(scope(("x-ssl-client-cert", quote(two, safe=""))))
+    with pytest.raises(InvalidToken, match="not one PEM certificate"):
+        ClientCertificates(None).thumbprint(scope(tls={"client_cert_chain": [two]}))
+
+
 def test_a_malformed_extension_certificate_is_refused() -> None:
     for chain in (["garbage"], ["\u00e9t\u00e9"], [b"bytes"]):
         with pytest.raises(InvalidToken, match="client certificate"):
@@ -269,6 +358,8 @@ def test_a_bad_certificate_header_fails_when_built(kw: dict[str, Any], match: st
 def test_the_header_name_follows_the_format() -> None:
     assert CertificateHeader(trusted_proxies=("::1",)).name == b"client-cert"
     assert CertificateHeader(trusted_proxies=["::1"], format="nginx").name == b"x-ssl-client-cert"
+    xfcc = CertificateHeader(trusted_proxies=["::1"], format="xfcc")
+    assert xfcc.name == b"x-forwarded-client-cert"
 
 
 def test_thumbprints_are_remembered_by_certificate_text_and_bounded(

@@ -85,8 +85,9 @@ class DevIdP:
         jwks_client: fetches the JWK Sets of clients registered with ``jwks_uri``;
             ``None`` opens a plain ``httpx.AsyncClient`` per fetch.
         client_cert_header: where a trusted TLS-terminating proxy passes the client
-            certificate on (RFC 9440 ``Client-Cert`` or nginx's), read as the middleware
-            reads it; ``None``: only the ASGI TLS extension's certificate counts. A
+            certificate on (RFC 9440 ``Client-Cert``, nginx's or Envoy's
+            ``x-forwarded-client-cert``), read as the middleware reads it; ``None``: only
+            the ASGI TLS extension's certificate counts. A
             ``DevClient(certificate_bound=True)`` gets tokens bound to it (RFC 8705).
     """
 

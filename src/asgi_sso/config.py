@@ -397,7 +397,14 @@ class CertificateHeader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
                 "the header, e.g. ('10.0.0.0/8',)"
             )
         networks = self.networks
-        if any(network.prefixlen == 0 for network in networks):
+        # Several networks may cover every address between them (0.0.0.0/1 and 128.0.0.0/1).
+        v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+        v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+        if any(
+            network.prefixlen == 0
+            for merged in (ipaddress.collapse_addresses(v4), ipaddress.collapse_addresses(v6))
+            for network in merged
+        ):
             raise ConfigurationError(
                 "CertificateHeader.trusted_proxies covers every address, so any client "
                 "could name any certificate: list the proxies' addresses"

@@ -83,7 +83,7 @@ _bare = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_ch
 
 
 def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace(";", "\\;") + '"'
 
 
 def _certificate_pair(kind: str) -> st.SearchStrategy[tuple[str, str | None, str | None]]:

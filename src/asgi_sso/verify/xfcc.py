@@ -27,8 +27,11 @@ ONCE = frozenset({"hash", "cert", "chain", "subject"})
 
 _KEY = rb"([A-Za-z0-9_.-]+)"
 # A quoted value without backtracking across escapes: runs of plain bytes, each
-# escape a backslash and one byte (Friedl's unrolled loop).
-_QUOTED = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
+# escape a backslash and one byte (Friedl's unrolled loop). No raw ';': Envoy never
+# writes one inside quotes (Cert is URL-escaped, Subject RFC 2253-escaped), while a
+# client's opening quote closed by a '"' in a SAN Envoy writes unquoted would swallow
+# Envoy's own element, whose Hash is always followed by a ';'.
+_QUOTED = rb'"([^"\\;]*(?:\\.[^"\\;]*)*)"'
 _BARE = rb"([!#-+\--:<-~]*)"  # visible ASCII but '"', ',' and ';'
 _PAIR = re.compile(_KEY + rb"=(?:" + _QUOTED + rb"|" + _BARE + rb")", re.DOTALL)
 _ESCAPE = re.compile(rb"\\(.)", re.DOTALL)

@@ -345,6 +345,8 @@ def test_an_unbound_token_never_reads_the_header() -> None:
         ({"trusted_proxies": ("proxy.internal",)}, "not an IP address or network"),
         ({"trusted_proxies": ("0.0.0.0/0",)}, "covers every address"),
         ({"trusted_proxies": ("10.0.0.0/8", "::/0")}, "covers every address"),
+        ({"trusted_proxies": ("0.0.0.0/1", "128.0.0.0/1")}, "covers every address"),
+        ({"trusted_proxies": ("::/1", "8000::/1", "10.0.0.1")}, "covers every address"),
         ({"trusted_proxies": ("10.0.0.0/8",), "header": "bad header"}, "not a header name"),
         ({"trusted_proxies": ("10.0.0.0/8",), "header": ""}, "not a header name"),
         ({"trusted_proxies": ("10.0.0.0/8",), "format": "envoy"}, "format takes one of"),

@@ -32,9 +32,24 @@ def test_an_element_with_the_certificate_gives_it_unquoted(cert: ClientCertifica
 
 
 def test_quoted_values_may_hold_separators_and_escaped_quotes() -> None:
-    value = b'Hash=ab;Subject="CN=a\\,b;c,O=\\"Acme\\", Inc.";URI=;DNS=a.example;DNS=b.example'
+    value = b'Hash=ab;Subject="CN=a\\,b\\;c,O=\\"Acme\\", Inc.";URI=;DNS=a.example;DNS=b.example'
     pairs = only_element(value)
     assert pairs == {"hash": b"ab", "subject": b'CN=a,b;c,O="Acme", Inc.'}
+
+
+def test_a_quote_that_would_swallow_envoys_own_element_is_refused(
+    cert: ClientCertificate,
+) -> None:
+    # APPEND_FORWARD: the client opens a quote, and a '"' at the end of a URI name in
+    # its certificate, which Envoy writes unquoted, closes it. Read as one element,
+    # the header would name the client's chosen Hash; a raw ';' inside quotes, which
+    # Envoy never writes, gives it away.
+    victim = hashlib.sha256(b"victim").hexdigest()
+    own = hashlib.sha256(cert.der).hexdigest()
+    for san in ('URI=spiffe://corp/evil"', 'DNS=evil.corp"'):
+        header = f'Hash={victim};Subject=",By=spiffe://corp/edge;Hash={own};{san}'
+        with pytest.raises(MalformedXFCC):
+            only_element(header.encode())
 
 
 def test_keys_are_case_insensitive_and_repeatable_ones_repeat() -> None:

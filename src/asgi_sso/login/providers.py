@@ -12,8 +12,9 @@ back-channel logout.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Provider", "Providers"]
 
+_log = logging.getLogger(__name__)
 _EMPTY: Final = ConnectionDirectory()
 _MAX_KEYS: Final = 4096
 
@@ -124,6 +126,8 @@ class Providers:
                 scopes=config.scopes,
                 authorize_params=config.extra_authorize_params,
             )
+            _warn_certificate(self.default.auth.key, "LoginConfig.client_key", clock)
+        self._published = config.published_public_keys()
         self._directory: ConnectionDirectory | None = None
         self._built: dict[str, tuple[Connection, Provider]] = {}
         self._keys: dict[bytes, ClientKey] = {}
@@ -205,16 +209,18 @@ class Providers:
     def jwks(self) -> bytes | None:
         """The public client keys as a JWK Set (JSON), or ``None`` when no provider has one.
 
-        The default provider's key and every enabled sign-in connection's, each once
-        (by ``kid``); rebuilt when the connection snapshot changes.
+        The default provider's key first, then ``LoginConfig.published_keys``, then
+        every enabled sign-in connection's key, each once (by ``kid``); rebuilt when
+        the connection snapshot changes.
         """
         directory = self.directory
         if self._jwks is not None and self._jwks[0] is directory:
             return self._jwks[1]
-        found: dict[str, dict[str, str]] = {}
+        found: dict[str, dict[str, Any]] = {}
         providers = [self.default, *(self._of(c) for c in directory if c.client_key)]
-        for provider in providers:
-            key = provider.auth.key if provider is not None else None
+        keys = [provider.auth.key if provider is not None else None for provider in providers]
+        keys[1:1] = self._published
+        for key in keys:
             if key is not None:
                 found.setdefault(key.kid, key.public_jwk())
         document = msgspec.json.encode({"keys": list(found.values())}) if found else None
@@ -277,10 +283,20 @@ class Providers:
             except UnicodeDecodeError as exc:
                 raise ConfigurationError("client_key must be text (PEM or JWK JSON)") from exc
             key = load_client_key(text)
+            _warn_certificate(key, f"connection {connection.id!r}: client_key", self._clock)
             if len(self._keys) >= _MAX_KEYS:
                 self._keys.clear()
             self._keys[digest] = key
         return key
+
+
+def _warn_certificate(key: ClientKey | None, name: str, clock: Clock) -> None:
+    # Said once, when the key is read: an IdP that checks the certificate (Entra ID)
+    # refuses the assertions of an expired one, and sign-ins there fail until it is
+    # replaced. Refusing to start would take down every other sign-in and API call.
+    problem = key.certificate.validity_problem(clock.time()) if key and key.certificate else None
+    if problem is not None:
+        _log.warning("%s: %s", name, problem)
 
 
 def _pair(provider: Provider) -> tuple[str, str]:

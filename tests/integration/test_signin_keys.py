@@ -266,6 +266,22 @@ async def test_published_keys_follow_the_signing_key_in_the_jwks(clock: FakeCloc
     assert signed_by == EC.thumbprint()  # only the client_key signs
 
 
+def test_a_connection_publishes_its_next_key_after_its_own(clock: FakeClock) -> None:
+    env = keyed_env(clock)
+    nxt = ECKey.generate_key("P-256")
+    acme = msgspec.structs.replace(
+        _connection("acme", RSA), published_keys=(nxt.as_pem(private=False).decode(),)
+    )
+    providers = Providers(env.login.config, connections=_Live(acme), clock=clock)  # type: ignore[arg-type]
+    assert providers.problem(acme) is None
+    document = providers.jwks()
+    assert document is not None
+    kids = [k["kid"] for k in json.loads(document)["keys"]]
+    assert kids == [EC.thumbprint(), RSA.thumbprint(), nxt.thumbprint()]
+    again = msgspec.structs.replace(acme, published_keys=(RSA.as_pem(private=False).decode(),))
+    assert "repeat a kid" in str(providers.problem(again))
+
+
 def _expired() -> ClientCertificate:
     past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2)
     return ClientCertificate("expired", key_type="RSA", not_after=past)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from asgi_sso.errors import ConfigurationError
@@ -140,7 +141,7 @@ def certificate_for(public_key: Any, ders: Sequence[bytes], name: str) -> KeyCer
         certified = (
             chain[0].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         )
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise ConfigurationError(f"{name} holds a certificate that cannot be read") from exc
     own = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if certified != own:

@@ -164,7 +164,8 @@ def _read_key(text: str, name: str) -> ClientKey:
     stripped = text.strip()
     jwk: dict[str, Any] = {}
     try:
-        if stripped.startswith("{"):
+        # PEM blocks may have any text around them, even a "{": a JWK has no PEM block.
+        if stripped.startswith("{") and "-----BEGIN" not in stripped:
             key, jwk, ders = _import_jwk(stripped)
         else:
             key, ders = _import_pem(stripped)

@@ -282,7 +282,9 @@ class Introspection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             or shown in a ``repr``).
         client_key: instead of a secret, its private key (PEM, or a JWK as JSON; RSA
             or P-256): each call carries a ``private_key_jwt`` assertion (RFC 7523)
-            whose ``aud`` is the introspection endpoint. Give exactly one of
+            whose ``aud`` is the introspection endpoint. With the key's X.509
+            certificate in the same text (as for ``LoginConfig.client_key``), the
+            assertions name it by ``x5t`` and ``x5t#S256``. Give exactly one of
             ``client_secret`` and ``client_key``; the key is read when the
             middleware (or ``TokenVerifier``) is built.
         endpoint: the introspection endpoint; ``None`` reads ``introspection_endpoint``

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from joserfc.jwk import ECKey
 
 from asgi_sso.config import Secret
 from asgi_sso.connections import (
@@ -60,12 +61,16 @@ def with_secrets(connection_id: str = "acme", **fields: Any) -> Connection:
     )
 
 
+NEXT_KEY = ECKey.generate_key("P-256").as_pem(private=False).decode()
+
+
 def with_key(connection_id: str = "keyed") -> Connection:
     return conn(
         connection_id,
         client_id="app-client",
         token_endpoint_auth="private_key_jwt",
         client_key=Secret('{"kty":"EC","d":"' + secrets.token_urlsafe(32) + '"}'),
+        published_keys=(NEXT_KEY,),  # public, kept with the other plain fields
     )
 
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import json
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import msgspec
 import pytest
 from _browser_env import APP, IDP, Env, Forward, web_client
 from joserfc.jwk import ECKey, RSAKey
@@ -26,7 +30,7 @@ from asgi_sso.connections.directory import ConnectionDirectory
 from asgi_sso.login import oidc
 from asgi_sso.login.providers import Providers
 from asgi_sso.sessions import MemorySessionStore
-from asgi_sso.testing import FakeClock
+from asgi_sso.testing import ClientCertificate, FakeClock
 
 RSA = RSAKey.generate_key(2048)
 EC = ECKey.generate_key("P-256")
@@ -189,6 +193,132 @@ def test_the_jwks_holds_every_enabled_connection_key_and_follows_changes(
     assert kids() == {EC.thumbprint(), RSA.thumbprint(), other.thumbprint()}
     live.directory = ConnectionDirectory()
     assert kids() == {EC.thumbprint()}
+
+
+# -- certificate credentials (Entra ID) and published keys ------------------------------------
+
+
+def _with_certificate(cert: ClientCertificate) -> Secret:
+    return Secret(cert.key_pem().decode() + cert.pem)
+
+
+def certificate_env(clock: FakeClock, registered: ClientCertificate, client_key: Secret) -> Env:
+    """The IdP knows the client ``web`` by ``registered`` only, as Entra ID does."""
+    return Env(
+        clock,
+        client=web_client(certificates=(registered.pem,)),
+        client_secret=None,
+        client_key=client_key,
+        token_endpoint_auth="private_key_jwt",
+    )
+
+
+def _header(assertion: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "=="))
+    return result
+
+
+async def test_a_key_with_its_certificate_signs_in_where_the_certificate_is_registered(
+    clock: FakeClock,
+) -> None:
+    cert = ClientCertificate("web-app", key_type="RSA")
+    env = certificate_env(clock, cert, _with_certificate(cert))
+    forms = record_forms(env, "/token")
+    assert (await env.sign_in()).status_code == 303
+    assert env.session_cookies()
+    header = _header(forms[0][0]["client_assertion"])
+    assert header["x5t#S256"] == cert.thumbprint
+    [jwk] = (await env.get("/auth/jwks.json")).json()["keys"]
+    assert jwk["x5c"] == [base64.b64encode(cert.der).decode()]
+    assert jwk["x5t#S256"] == cert.thumbprint
+    assert jwk["kid"] == header["kid"]
+
+
+async def test_a_key_without_its_certificate_cannot_sign_in_at_a_certificate_client(
+    clock: FakeClock,
+) -> None:
+    cert = ClientCertificate("web-app", key_type="RSA")
+    env = certificate_env(clock, cert, Secret(cert.key_pem()))
+    refused = await env.callback(await env.start())
+    assert refused.status_code == 400
+    assert "invalid_client" in refused.text
+    assert not env.session_cookies()
+
+
+async def test_published_keys_follow_the_signing_key_in_the_jwks(clock: FakeClock) -> None:
+    cert = ClientCertificate("next")
+    old = RSAKey.generate_key(2048)
+    env = keyed_env(
+        clock,
+        published_keys=(_with_certificate(cert), Secret(old.as_pem(private=False))),
+    )
+    keys = (await env.get("/auth/jwks.json")).json()["keys"]
+    assert [k["kid"] for k in keys] == [
+        EC.thumbprint(),
+        ECKey.import_key(cert.key_pem()).thumbprint(),
+        old.thumbprint(),
+    ]
+    assert keys[1]["x5t#S256"] == cert.thumbprint
+    assert all(not PRIVATE_MEMBERS & set(k) for k in keys)
+    forms = record_forms(env, "/token")
+    assert (await env.sign_in()).status_code == 303
+    signed_by = _header(forms[0][0]["client_assertion"])["kid"]
+    assert signed_by == EC.thumbprint()  # only the client_key signs
+
+
+def test_a_connection_publishes_its_next_key_after_its_own(clock: FakeClock) -> None:
+    env = keyed_env(clock)
+    nxt = ECKey.generate_key("P-256")
+    acme = msgspec.structs.replace(
+        _connection("acme", RSA), published_keys=(nxt.as_pem(private=False).decode(),)
+    )
+    providers = Providers(env.login.config, connections=_Live(acme), clock=clock)  # type: ignore[arg-type]
+    assert providers.problem(acme) is None
+    document = providers.jwks()
+    assert document is not None
+    kids = [k["kid"] for k in json.loads(document)["keys"]]
+    assert kids == [EC.thumbprint(), RSA.thumbprint(), nxt.thumbprint()]
+    again = msgspec.structs.replace(acme, published_keys=(RSA.as_pem(private=False).decode(),))
+    assert "repeat a kid" in str(providers.problem(again))
+
+
+def _expired() -> ClientCertificate:
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2)
+    return ClientCertificate("expired", key_type="RSA", not_after=past)
+
+
+def test_an_expired_certificate_is_logged_when_the_app_starts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cert = _expired()
+    now = FakeClock(start=time.time())
+    with caplog.at_level(logging.WARNING, logger="asgi_sso"):
+        Env(now, client_secret=None, client_key=_with_certificate(cert),
+            token_endpoint_auth="private_key_jwt")  # fmt: skip
+    [record] = [r for r in caplog.records if "certificate" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert "LoginConfig.client_key" in record.getMessage()
+    assert "expired on" in record.getMessage()
+    assert cert.thumbprint in record.getMessage()
+    assert "PRIVATE" not in caplog.text
+
+
+def test_a_connection_key_with_an_expired_certificate_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cert = _expired()
+    now = FakeClock(start=time.time())
+    env = keyed_env(now)
+    connection = msgspec.structs.replace(
+        _connection("acme", RSA), client_key=_with_certificate(cert)
+    )
+    providers = Providers(env.login.config, connections=_Live(connection), clock=now)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="asgi_sso"):
+        assert providers.jwks() is not None
+        assert providers.connection("acme") is not None
+    messages = [r.getMessage() for r in caplog.records if "certificate" in r.getMessage()]
+    assert len(messages) == 1
+    assert messages[0].startswith("connection 'acme': client_key: the certificate")
 
 
 # -- PAR ----------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "scopes": _texts, "authorize_params": _str_map(_text),
             "tiers": lambda v: isinstance(v, ConnectionTiers), "scim_secret": _or_none(_secret),
             "enabled": _bool, "not_before": _number, "dpop": _one_of("off", "allow", "require"),
-            "mtls": _one_of("allow", "require"),
+            "mtls": _one_of("allow", "require"), "published_keys": _texts,
         },
     ),
     ConnectionTiers: ({}, {"default_tier": _or_none(_text), "groups": _str_map(_text)}),
@@ -201,6 +201,7 @@ FIELDS: dict[type[msgspec.Struct], tuple[dict[str, Any], dict[str, Kind]]] = {
             "discovery_page": _or_none(lambda v: callable(v) and not isinstance(v, type)),
             "allow_insecure_http": _bool, "resource": _or_none(_text),
             "jwks_path": _or_none(_text), "par": _one_of("auto", "always", "never"),
+            "published_keys": _secrets,
         },
     ),
 }  # fmt: skip

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from joserfc.jwk import ECKey
 
 from asgi_sso.config import Secret
 from asgi_sso.connections import (
@@ -584,3 +585,60 @@ def test_domains_are_spelt_as_browsers_spell_them() -> None:
     assert normalize_domain("straße.de") == "xn--strae-oqa.de"
     assert normalize_domain("xn--strae-oqa.de") == "xn--strae-oqa.de"
     assert normalize_domain("strasse.de") == "strasse.de"
+
+
+# -- keys a connection publishes beside its client_key ------------------------------------------
+
+
+_EC_KEY = ECKey.generate_key("P-256")
+_NEXT = ECKey.generate_key("P-256")
+
+
+def _keyed(**changes: Any) -> Connection:
+    return make(
+        client_id="app",
+        client_key=Secret(_EC_KEY.as_pem(private=True)),
+        token_endpoint_auth="private_key_jwt",
+        **changes,
+    )
+
+
+def test_a_connection_publishes_public_keys_and_keeps_them_in_its_data() -> None:
+    public = _NEXT.as_pem(private=False).decode()
+    connection = _keyed(published_keys=(public,))
+    assert connection.published_keys == (public,)
+    assert list(connection.public()["published_keys"]) == [public]
+    data = {
+        **BASE,
+        "client_id": "app",
+        "token_endpoint_auth": "private_key_jwt",
+        "client_key": _EC_KEY.as_pem(private=True).decode(),
+        "published_keys": [public],
+    }
+    assert connection_from_data(data) == connection
+
+
+@pytest.mark.parametrize(
+    ("published", "message"),
+    [
+        ((_NEXT.as_pem(private=True).decode(),), r"published_keys\[0\] is a private key"),
+        (("not a key",), r"published_keys\[0\] is not a readable"),
+        (tuple(_NEXT.as_pem(private=False).decode() for _ in range(9)), "at most 8"),
+    ],
+    ids=["private", "unreadable", "too-many"],
+)
+def test_unusable_published_keys_are_refused_without_showing_them(
+    published: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        _keyed(published_keys=published)
+    assert "BEGIN" not in str(caught.value)
+
+
+def test_published_keys_go_with_a_client_key() -> None:
+    with pytest.raises(ConfigurationError, match="published_keys go with client_key"):
+        make(
+            client_id="app",
+            client_secret=Secret("s"),
+            published_keys=(_NEXT.as_pem(private=False).decode(),),
+        )

@@ -22,7 +22,7 @@ import msgspec
 from asgi_sso.config import ASYMMETRIC_ALGORITHMS, Issuer, Secret, check_fields, is_loopback
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.identity.tiers import ConnectionTiers
-from asgi_sso.keys.client_auth import credentials_problem
+from asgi_sso.keys.client_auth import credentials_problem, load_public_key
 
 __all__ = [
     "CONNECTION_ID",
@@ -41,6 +41,7 @@ _TENANT_CHARS: Final = frozenset(string.ascii_letters + string.digits + "._~-")
 _LABEL: Final = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _MAX_DOMAINS: Final = 1000
 _MAX_TEXT: Final = 2048
+_MAX_PUBLISHED: Final = 8
 # Set by the sign-in flow itself (OIDC Core §3.1.2.1, RFC 7636 §4.3).
 _PROTOCOL_PARAMS: Final = frozenset(
     {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
@@ -107,7 +108,14 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         client_id: this app's OAuth client id at the provider (sign-in); ``None``: the
             connection serves bearer tokens only.
         client_secret: the client secret (``client_secret_basic``/``_post``).
-        client_key: the private key (PEM or JWK JSON) for ``private_key_jwt``.
+        client_key: the private key (PEM or JWK JSON) for ``private_key_jwt``, with its
+            X.509 certificate when the IdP wants one (Entra ID; see
+            :attr:`LoginConfig.client_key <asgi_sso.login.config.LoginConfig>`).
+        published_keys: public keys (PEM or JWK JSON, with a certificate or not)
+            served at ``LoginConfig.jwks_path`` after ``client_key`` but never used to
+            sign: the next key before a rotation, the previous one after it. Public
+            only: unlike secrets, these are stored and shown in clear. At most 8, with
+            ``client_key``; their ``kid`` must differ from each other and from its.
         token_endpoint_auth: how the client authenticates at the token endpoint
             (``client_secret_basic``, ``client_secret_post`` or ``private_key_jwt``;
             ``none`` is refused: see :meth:`_check_client`).
@@ -141,6 +149,7 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     client_id: str | None = None
     client_secret: Secret | None = None
     client_key: Secret | None = None
+    published_keys: tuple[str, ...] = ()
     token_endpoint_auth: TokenEndpointAuth = "client_secret_basic"
     audience: tuple[str, ...] = ()
     algorithms: tuple[str, ...] = ("RS256",)
@@ -246,6 +255,26 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         )
         if problem is not None:
             raise fail(f"connection {self.id!r}: {problem}")
+        self._check_published_keys()
+
+    def _check_published_keys(self) -> None:
+        if not self.published_keys:
+            return
+        if self.client_key is None:
+            raise ConfigurationError(
+                f"connection {self.id!r}: published_keys go with client_key (private_key_jwt)"
+            )
+        if len(self.published_keys) > _MAX_PUBLISHED:
+            raise ConfigurationError(
+                f"connection {self.id!r}: at most {_MAX_PUBLISHED} published_keys"
+            )
+        for index, text in enumerate(self.published_keys):
+            name = f"connection {self.id!r}: published_keys[{index}]"
+            if load_public_key(text, name).is_private:
+                raise ConfigurationError(
+                    f"{name} is a private key: publish its public half (connection fields "
+                    "other than secrets are stored and shown in clear)"
+                )
 
     def _check_domains(self) -> None:
         if len(self.domains) > _MAX_DOMAINS:

@@ -23,6 +23,12 @@ from joserfc.jwk import ECKey, JWKRegistry, RSAKey
 
 from asgi_sso.config import Clock, SystemClock
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.certificates import (
+    KeyCertificate,
+    certificate_for,
+    split_pem,
+    x5c_certificates,
+)
 
 __all__ = [
     "ASSERTION_LIFETIME",
@@ -31,51 +37,75 @@ __all__ = [
     "ClientKey",
     "credentials_problem",
     "load_client_key",
+    "load_public_key",
 ]
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 """``client_assertion_type`` of a JWT client assertion (RFC 7523 §2.2)."""
 ASSERTION_LIFETIME: Final = 60
 """Seconds a client assertion lives: short, as it is made for one request."""
-_MAX_KEY_TEXT: Final = 16 * 1024
+_MAX_KEY_TEXT: Final = 64 * 1024  # a key and a certificate chain
 
 
 class ClientKey:
-    """A parsed private key for ``private_key_jwt`` and the algorithm it signs with.
+    """A parsed key for ``private_key_jwt``, the algorithm it signs with and its certificate.
 
     Attributes:
         alg: ``RS256`` for an RSA key, ``ES256`` for a P-256 key.
         kid: the key id sent as ``kid`` and published with :meth:`public_jwk`: the
             one a JWK names, else the key's RFC 7638 thumbprint.
+        certificate: the key's X.509 certificate, when one came with it: every
+            assertion then names it by ``x5t`` and ``x5t#S256`` (what Entra ID looks
+            for), and :meth:`public_jwk` carries ``x5c`` and ``x5t#S256``.
     """
 
-    __slots__ = ("_key", "alg", "kid")
+    __slots__ = ("_key", "alg", "certificate", "kid")
 
-    def __init__(self, key: RSAKey | ECKey, alg: str, kid: str | None) -> None:
+    def __init__(
+        self,
+        key: RSAKey | ECKey,
+        alg: str,
+        kid: str | None,
+        certificate: KeyCertificate | None = None,
+    ) -> None:
         self._key = key
         self.alg = alg
         # Always a kid: the IdP picks the key from the published set by it.
         self.kid: str = kid or key.thumbprint()
+        self.certificate = certificate
 
     def __repr__(self) -> str:
         # The private key never reaches a log line (STYLE.md rule 10).
-        return f"ClientKey(alg={self.alg!r}, kid={self.kid!r})"
+        return f"ClientKey(alg={self.alg!r}, kid={self.kid!r}, certificate={self.certificate!r})"
+
+    @property
+    def is_private(self) -> bool:
+        """Whether this key can sign (a key given only to be published may be public)."""
+        return bool(self._key.is_private)
 
     def sign(self, claims: dict[str, Any]) -> str:
         """A compact JWS of ``claims`` signed with this key."""
         header: dict[str, Any] = {"alg": self.alg, "typ": "JWT", "kid": self.kid}
+        if self.certificate is not None:
+            header["x5t"] = self.certificate.x5t
+            header["x5t#S256"] = self.certificate.x5t_s256
         return jwt.encode(header, claims, self._key, algorithms=[self.alg])
 
-    def public_jwk(self) -> dict[str, str]:
+    def public_jwk(self) -> dict[str, Any]:
         """The public half as a JWK with ``kid``, ``use: sig`` and ``alg`` (RFC 7517 §4).
 
         Built from the public members only (``n``/``e``, ``crv``/``x``/``y``), so no
         private member of the key, nor any other member a JWK was given, is ever copied.
+        With a certificate, ``x5c`` (the chain) and ``x5t#S256`` follow (RFC 7517 §4.7-9).
         """
         full = self._key.as_dict(private=False)
         names = ("kty", "n", "e") if self.alg == "RS256" else ("kty", "crv", "x", "y")
-        jwk = {name: str(full[name]) for name in names}
-        return {**jwk, "kid": self.kid, "use": "sig", "alg": self.alg}
+        jwk: dict[str, Any] = {name: str(full[name]) for name in names}
+        jwk.update(kid=self.kid, use="sig", alg=self.alg)
+        if self.certificate is not None:
+            jwk["x5c"] = self.certificate.x5c()
+            jwk["x5t#S256"] = self.certificate.x5t_s256
+        return jwk
 
 
 def credentials_problem(method: str, *, secret: bool, key: bool) -> str | None:
@@ -93,56 +123,95 @@ def credentials_problem(method: str, *, secret: bool, key: bool) -> str | None:
     return None
 
 
-def load_client_key(text: str) -> ClientKey:
+def load_client_key(text: str, name: str = "client_key") -> ClientKey:
     """Parse a client's private key: PEM (PKCS#8 or traditional) or a JWK as JSON.
 
+    The text may carry the key's X.509 certificate (Entra ID's certificate
+    credentials): PEM blocks of the key and its certificate in either order, a
+    chain after the key's own certificate, or a JWK with ``x5c``. The assertions
+    then name it by ``x5t`` and ``x5t#S256``, and the published JWK holds ``x5c``.
+
     Raises:
-        ConfigurationError: not a private RSA or P-256 EC key (the message never
-            holds the key).
+        ConfigurationError: not a private RSA or P-256 EC key, or a certificate for
+            another key (the message names ``name``, never the key).
     """
-    if not text or len(text) > _MAX_KEY_TEXT:
-        raise ConfigurationError("client_key must be a PEM or JWK private key")
-    stripped = text.strip()
-    try:
-        if stripped.startswith("{"):
-            data = json.loads(stripped)
-            if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC"):
-                raise ValueError("not an RSA or EC JWK")
-            key: Any = JWKRegistry.import_key(data)
-            kid = data.get("kid") if isinstance(data.get("kid"), str) else None
-        else:
-            key = _import_pem(stripped.encode())
-            kid = None
-    except ConfigurationError:
-        raise
-    except Exception as exc:  # joserfc and cryptography raise many kinds; none echo the key
-        raise ConfigurationError("client_key is not a readable PEM or JWK private key") from exc
-    if not key.is_private:
-        raise ConfigurationError("client_key is a public key; private_key_jwt needs a private one")
-    if isinstance(key, RSAKey):
-        loaded = ClientKey(key, "RS256", kid)
-    elif isinstance(key, ECKey) and key.curve_name == "P-256":
-        loaded = ClientKey(key, "ES256", kid)
-    else:
-        raise ConfigurationError("client_key must be an RSA or a P-256 EC key (RS256 or ES256)")
+    loaded = _read_key(text, name)
+    if not loaded.is_private:
+        raise ConfigurationError(f"{name} is a public key; private_key_jwt needs a private one")
     try:
         # A JWK may forbid what private_key_jwt needs ("alg": "PS256", "use": "enc",
         # key_ops without "sign"): find out now, not on a user's sign-in.
         loaded.sign({"probe": 1})
     except Exception as exc:
         raise ConfigurationError(
-            f"client_key cannot sign {loaded.alg} (check its alg, use and key_ops)"
+            f"{name} cannot sign {loaded.alg} (check its alg, use and key_ops)"
         ) from exc
     return loaded
 
 
-def _import_pem(pem: bytes) -> Any:
+def load_public_key(text: str, name: str = "published_keys") -> ClientKey:
+    """Parse a key that is only published, never signs: as :func:`load_client_key`, public or not.
+
+    Raises:
+        ConfigurationError: not an RSA or P-256 EC key, or a certificate for another key.
+    """
+    return _read_key(text, name)
+
+
+def _read_key(text: str, name: str) -> ClientKey:
+    if not text or len(text) > _MAX_KEY_TEXT:
+        raise ConfigurationError(f"{name} must be a PEM or JWK key")
+    stripped = text.strip()
+    jwk: dict[str, Any] = {}
+    try:
+        # PEM blocks may have any text around them, even a "{": a JWK has no PEM block.
+        if stripped.startswith("{") and "-----BEGIN" not in stripped:
+            key, jwk, ders = _import_jwk(stripped)
+        else:
+            key, ders = _import_pem(stripped)
+    except Exception as exc:  # joserfc and cryptography raise many kinds; none echo the key
+        raise ConfigurationError(f"{name} is not a readable PEM or JWK key") from exc
+    certificate = certificate_for(key.public_key, ders, name) if ders else None
+    for member in ("x5t", "x5t#S256"):
+        # A JWK's own thumbprint must name its x5c, else the IdP looks for another certificate.
+        named = jwk.get(member)
+        if named is not None and (certificate is None or named != _thumbprint(certificate, member)):
+            raise ConfigurationError(f"{name}: the JWK's {member} does not match its x5c")
+    kid = jwk.get("kid") if isinstance(jwk.get("kid"), str) else None
+    if isinstance(key, RSAKey):
+        return ClientKey(key, "RS256", kid, certificate)
+    if isinstance(key, ECKey) and key.curve_name == "P-256":
+        return ClientKey(key, "ES256", kid, certificate)
+    raise ConfigurationError(f"{name} must be an RSA or a P-256 EC key (RS256 or ES256)")
+
+
+def _import_jwk(text: str) -> tuple[Any, dict[str, Any], list[bytes]]:
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC"):
+        raise ValueError("not an RSA or EC JWK")
+    key = JWKRegistry.import_key(data)
+    ders = x5c_certificates(data["x5c"]) if "x5c" in data else []
+    return key, data, ders
+
+
+def _thumbprint(certificate: KeyCertificate, member: str) -> str:
+    return certificate.x5t if member == "x5t" else certificate.x5t_s256
+
+
+def _import_pem(text: str) -> tuple[Any, list[bytes]]:
+    blocks, ders = split_pem(text)
+    if len(blocks) != 1:
+        raise ValueError("not exactly one key")
+    pem = blocks[0].encode()
     # cryptography tells the key type (a PKCS#8 armour does not name it); joserfc wraps it.
-    private = serialization.load_pem_private_key(pem, password=None)
-    if isinstance(private, rsa.RSAPrivateKey):
-        return RSAKey.import_key(pem)
-    if isinstance(private, ec.EllipticCurvePrivateKey):
-        return ECKey.import_key(pem)
+    if "PUBLIC KEY" in blocks[0]:
+        loaded: Any = serialization.load_pem_public_key(pem)
+    else:
+        loaded = serialization.load_pem_private_key(pem, password=None)
+    if isinstance(loaded, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return RSAKey.import_key(pem), ders
+    if isinstance(loaded, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return ECKey.import_key(pem), ders
     raise ValueError("not an RSA or EC key")
 
 

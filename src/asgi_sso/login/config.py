@@ -10,7 +10,12 @@ import msgspec
 
 from asgi_sso.config import Secret, check_fields, is_loopback, plain_http_host
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.keys.client_auth import ClientKey, credentials_problem, load_client_key
+from asgi_sso.keys.client_auth import (
+    ClientKey,
+    credentials_problem,
+    load_client_key,
+    load_public_key,
+)
 from asgi_sso.login.discovery import DiscoveryPage
 from asgi_sso.login.return_to import safe_return_to
 from asgi_sso.mcp.resource import canonical_resource
@@ -47,7 +52,15 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         client_secret: the client secret (``None`` for a public client with ``"none"``).
         client_key: the private key (PEM, or a JWK as JSON; RSA or P-256) for
             ``token_endpoint_auth="private_key_jwt"``, and only for it; read when built.
-            :meth:`~asgi_sso.config.Secret.from_file` reads it from a file.
+            :meth:`~asgi_sso.config.Secret.from_file` reads it from a file. The text may
+            also hold the key's X.509 certificate (the key and certificate PEM blocks,
+            in either order, or a JWK with ``x5c``), as Entra ID requires: it must be
+            the key's own, each assertion then names it by ``x5t`` and ``x5t#S256``,
+            and an expired certificate is logged at WARNING when the middleware starts.
+        published_keys: more keys served at ``jwks_path`` after ``client_key`` but never
+            used to sign: the next key before a rotation, the previous one for a while
+            after (PEM or JWK, public or private, with a certificate or not). Every
+            ``kid`` must differ. Goes with ``client_key``.
         redirect_uri: the registered callback URL; ``None`` derives it from the request's
             scheme and host plus ``{prefix}/callback``.
         scopes: requested scopes; must contain ``openid``.
@@ -141,6 +154,7 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     idle_timeout: float = 3600.0
     state_lifetime: float = 600.0
     client_key: Secret | None = None
+    published_keys: tuple[Secret, ...] = ()
     token_endpoint_auth: Literal[
         "client_secret_basic", "client_secret_post", "private_key_jwt", "none"
     ] = "client_secret_basic"
@@ -218,6 +232,8 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 "LoginConfig.issuer and client_id go together: set both (the default "
                 "provider) or neither (sign-in only through connections)"
             )
+        if self.published_keys and self.client_key is None:
+            raise fail("LoginConfig.published_keys go with client_key (private_key_jwt)")
         if self.issuer is None:
             for name in ("client_secret", "client_key"):
                 if getattr(self, name) is not None:
@@ -235,7 +251,19 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         if problem is not None:
             raise fail(f"LoginConfig: {problem}")
         if self.client_key is not None:
-            self.signing_key()  # an unreadable key fails now, not on a user's sign-in
+            self._check_keys()
+
+    def _check_keys(self) -> None:
+        # An unreadable key fails now, not on a user's sign-in; the IdP picks a key by
+        # kid, so two published keys may never share one.
+        signing = self.signing_key()
+        kids = [key.kid for key in (signing, *self.published_public_keys()) if key is not None]
+        twice = sorted({kid for kid in kids if kids.count(kid) > 1})
+        if twice:
+            raise ConfigurationError(
+                f"LoginConfig.published_keys: the kid {twice[0]!r} names two published keys "
+                "(a key given twice, or the client_key again): each key needs its own kid"
+            )
 
     def signing_key(self) -> ClientKey | None:
         """The parsed ``client_key``, or ``None`` without one.
@@ -249,7 +277,23 @@ class LoginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             text = self.client_key.reveal_str()
         except UnicodeDecodeError as exc:
             raise ConfigurationError("LoginConfig.client_key must be text (PEM or JWK)") from exc
-        return load_client_key(text)
+        return load_client_key(text, "LoginConfig.client_key")
+
+    def published_public_keys(self) -> tuple[ClientKey, ...]:
+        """The parsed ``published_keys``, in the order given.
+
+        Raises:
+            ConfigurationError: a key that is not an RSA or P-256 key (PEM or JWK).
+        """
+        keys = []
+        for index, secret in enumerate(self.published_keys):
+            name = f"LoginConfig.published_keys[{index}]"
+            try:
+                text = secret.reveal_str()
+            except UnicodeDecodeError as exc:
+                raise ConfigurationError(f"{name} must be text (PEM or JWK)") from exc
+            keys.append(load_public_key(text, name))
+        return tuple(keys)
 
     def _check_jwks_path(self) -> None:
         path = self.jwks_route

@@ -12,8 +12,9 @@ back-channel logout.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -21,6 +22,7 @@ from asgi_sso.config import Clock
 from asgi_sso.connections.directory import ConnectionDirectory
 from asgi_sso.connections.model import Connection
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.client_auth import load_public_key
 from asgi_sso.login.client_auth import ClientAuth, ClientKey, load_client_key
 from asgi_sso.login.config import LoginConfig
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Provider", "Providers"]
 
+_log = logging.getLogger(__name__)
 _EMPTY: Final = ConnectionDirectory()
 _MAX_KEYS: Final = 4096
 
@@ -48,6 +51,7 @@ class Provider:
         not_before: sessions (and sign-ins) started before this wall time are refused.
         organisation: ``(claim, value)`` a session's claims must hold, for a connection
             sharing its issuer with others (Google's ``hd``), else ``None``.
+        published: keys served in the app's JWK Set after ``auth.key``, never signing.
     """
 
     __slots__ = (
@@ -58,6 +62,7 @@ class Provider:
         "iss",
         "not_before",
         "organisation",
+        "published",
         "scopes",
     )
 
@@ -72,6 +77,7 @@ class Provider:
         connection: str | None = None,
         not_before: float = 0.0,
         organisation: tuple[str, str] | None = None,
+        published: tuple[ClientKey, ...] = (),
     ) -> None:
         self.iss = iss
         self.client_id = client_id
@@ -81,6 +87,7 @@ class Provider:
         self.connection = connection
         self.not_before = not_before
         self.organisation = organisation
+        self.published = published
 
     def __repr__(self) -> str:
         return f"Provider(iss={self.iss!r}, connection={self.connection!r})"
@@ -123,7 +130,9 @@ class Providers:
                 ),
                 scopes=config.scopes,
                 authorize_params=config.extra_authorize_params,
+                published=config.published_public_keys(),
             )
+            _warn_certificate(self.default.auth.key, "LoginConfig.client_key", clock)
         self._directory: ConnectionDirectory | None = None
         self._built: dict[str, tuple[Connection, Provider]] = {}
         self._keys: dict[bytes, ClientKey] = {}
@@ -193,29 +202,37 @@ class Providers:
         return found.client_id if found is not None else None
 
     def problem(self, connection: Connection) -> str | None:
-        """Why ``connection`` cannot sign anyone in here (an unreadable client key), or ``None``."""
+        """Why ``connection`` cannot sign anyone in here, or ``None``.
+
+        An unreadable client key, or a ``kid`` its published keys share with it or
+        with each other (the IdP could not tell the keys apart).
+        """
         if connection.client_key is None:
             return None
         try:
-            self._key(connection)
+            kids = [self._key(connection).kid, *(k.kid for k in _published(connection))]
         except ConfigurationError as exc:
             return str(exc)
+        if len(set(kids)) != len(kids):
+            return "its published_keys repeat a kid (of its client_key or of each other)"
         return None
 
     def jwks(self) -> bytes | None:
         """The public client keys as a JWK Set (JSON), or ``None`` when no provider has one.
 
-        The default provider's key and every enabled sign-in connection's, each once
-        (by ``kid``); rebuilt when the connection snapshot changes.
+        The default provider's key and its ``published_keys``, then every enabled
+        sign-in connection's key and its ``published_keys``, each once (by ``kid``);
+        rebuilt when the connection snapshot changes.
         """
         directory = self.directory
         if self._jwks is not None and self._jwks[0] is directory:
             return self._jwks[1]
-        found: dict[str, dict[str, str]] = {}
+        found: dict[str, dict[str, Any]] = {}
         providers = [self.default, *(self._of(c) for c in directory if c.client_key)]
         for provider in providers:
-            key = provider.auth.key if provider is not None else None
-            if key is not None:
+            if provider is None or provider.auth.key is None:
+                continue
+            for key in (provider.auth.key, *provider.published):
                 found.setdefault(key.kid, key.public_jwk())
         document = msgspec.json.encode({"keys": list(found.values())}) if found else None
         self._jwks = (directory, document)
@@ -258,6 +275,7 @@ class Providers:
             authorize_params=connection.authorize_params,
             connection=connection.id,
             not_before=connection.not_before,
+            published=_published(connection),
             organisation=(
                 (connection.tenant_claim, connection.tenant)
                 if connection.tenant_claim is not None and connection.tenant is not None
@@ -277,10 +295,25 @@ class Providers:
             except UnicodeDecodeError as exc:
                 raise ConfigurationError("client_key must be text (PEM or JWK JSON)") from exc
             key = load_client_key(text)
+            _warn_certificate(key, f"connection {connection.id!r}: client_key", self._clock)
             if len(self._keys) >= _MAX_KEYS:
                 self._keys.clear()
             self._keys[digest] = key
         return key
+
+
+def _published(connection: Connection) -> tuple[ClientKey, ...]:
+    # Read when the connection was built (which refuses unreadable ones): cheap public keys.
+    return tuple(load_public_key(text) for text in connection.published_keys)
+
+
+def _warn_certificate(key: ClientKey | None, name: str, clock: Clock) -> None:
+    # Said once, when the key is read: an IdP that checks the certificate (Entra ID)
+    # refuses the assertions of an expired one, and sign-ins there fail until it is
+    # replaced. Refusing to start would take down every other sign-in and API call.
+    problem = key.certificate.validity_problem(clock.time()) if key and key.certificate else None
+    if problem is not None:
+        _log.warning("%s: %s", name, problem)
 
 
 def _pair(provider: Provider) -> tuple[str, str]:

@@ -13,17 +13,18 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["ClientCertificate"]
 
 _DAY = datetime.timedelta(days=1)
+_PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 class ClientCertificate:
@@ -33,6 +34,10 @@ class ClientCertificate:
         common_name: the certificate's subject ``CN``.
         issuer: a CA certificate (``ca=True``) that signs this one; ``None``: self-signed.
         ca: make a CA certificate (basic constraints ``CA:TRUE``), to sign others.
+        key_type: ``"EC"`` (P-256) or ``"RSA"`` (2048 bits; what Entra ID's certificate
+            credentials take).
+        not_after: the end of validity (a past one makes an expired certificate);
+            ``None``: a day from now. It starts a day before now, or before this end.
     """
 
     def __init__(
@@ -41,9 +46,15 @@ class ClientCertificate:
         *,
         issuer: ClientCertificate | None = None,
         ca: bool = False,
+        key_type: Literal["EC", "RSA"] = "EC",
+        not_after: datetime.datetime | None = None,
     ) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.certificate = _build(common_name, self.key, issuer, ca=ca)
+        self.key: _PrivateKey = (
+            rsa.generate_private_key(65537, 2048)
+            if key_type == "RSA"
+            else ec.generate_private_key(ec.SECP256R1())
+        )
+        self.certificate = _build(common_name, self.key, issuer, ca=ca, not_after=not_after)
         self.der = self.certificate.public_bytes(serialization.Encoding.DER)
         self.pem = self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
@@ -108,18 +119,24 @@ class ClientCertificate:
 
 
 def _build(
-    common_name: str, key: ec.EllipticCurvePrivateKey, issuer: ClientCertificate | None, *, ca: bool
+    common_name: str,
+    key: _PrivateKey,
+    issuer: ClientCertificate | None,
+    *,
+    ca: bool,
+    not_after: datetime.datetime | None,
 ) -> x509.Certificate:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
+    end = not_after or now + _DAY
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer.certificate.subject if issuer is not None else subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _DAY)
-        .not_valid_after(now + _DAY)
+        .not_valid_before(min(now, end) - _DAY)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if not ca:

@@ -187,3 +187,47 @@ def test_introspection_takes_exactly_one_credential() -> None:
         Introspection(client_id="api")
     with pytest.raises(ConfigurationError, match="exactly one"):
         Introspection(client_id="api", client_secret=Secret("s"), client_key=Secret(_pem(RSA)))
+
+
+# -- keys published beside the signing key (rotation) -----------------------------------------
+
+
+def test_published_keys_are_read_when_built_and_may_be_public() -> None:
+    nxt = RSAKey.generate_key(2048)
+    old = ECKey.generate_key("P-256")
+    config = login(published_keys=(Secret(_pem(nxt)), Secret(old.as_pem(private=False))))
+    assert [key.kid for key in config.published_public_keys()] == [
+        nxt.thumbprint(),
+        old.thumbprint(),
+    ]
+    assert login().published_public_keys() == ()
+
+
+@pytest.mark.parametrize(
+    ("published", "match"),
+    [
+        ((Secret(_pem(EC)),), "kid"),  # the signing key again
+        ((Secret(_jwk(RSA, kid="k")), Secret(_jwk(ECKey.generate_key("P-256"), kid="k"))), "kid"),
+        ((Secret("not a key"),), r"published_keys\[0\]"),
+        ((Secret(b"\xff\xfe"),), "text"),
+    ],
+    ids=["signing-key-again", "one-kid-twice", "unreadable", "not-text"],
+)
+def test_published_keys_with_a_duplicate_kid_or_unreadable_are_refused(
+    published: tuple[Secret, ...], match: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=match) as caught:
+        login(published_keys=published)
+    assert "BEGIN" not in str(caught.value)
+
+
+def test_published_keys_go_with_a_client_key() -> None:
+    with pytest.raises(ConfigurationError, match="published_keys go with client_key"):
+        login(
+            client_key=None,
+            token_endpoint_auth="client_secret_basic",
+            client_secret=Secret("s"),
+            published_keys=(Secret(_pem(RSA)),),
+        )
+    with pytest.raises(ConfigurationError, match="published_keys"):
+        login(issuer=None, client_id=None, client_key=None, published_keys=(Secret(_pem(RSA)),))

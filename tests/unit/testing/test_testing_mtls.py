@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 from urllib.parse import unquote
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from asgi_sso.testing import ClientCertificate
@@ -46,3 +48,14 @@ def test_a_ca_signs_a_client_certificate_that_names_its_key() -> None:
     usage = parsed.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH in usage
     assert ca.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_an_rsa_certificate_with_a_chosen_end_of_validity() -> None:
+    end = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    cert = ClientCertificate("entra-app", key_type="RSA", not_after=end)
+    assert isinstance(cert.key, rsa.RSAPrivateKey)
+    assert cert.certificate.not_valid_after_utc == end
+    assert cert.certificate.not_valid_before_utc < end
+    assert cert.certificate.public_key() == cert.key.public_key()
+    key = load_pem_private_key(cert.key_pem(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)

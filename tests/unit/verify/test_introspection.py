@@ -27,7 +27,7 @@ from asgi_sso.errors import (
     UnknownIssuer,
 )
 from asgi_sso.keys.client_auth import ASSERTION_TYPE
-from asgi_sso.testing import FakeClock
+from asgi_sso.testing import ClientCertificate, FakeClock
 from asgi_sso.testing.tokens import generate_key, mint, public_jwk
 from asgi_sso.verify import TokenVerifier
 from asgi_sso.verify.introspection import IntrospectionUnavailable, is_opaque
@@ -161,6 +161,20 @@ async def test_a_client_key_sends_a_fresh_assertion_for_the_endpoint_instead(
         assert (claims["iss"], claims["sub"], claims["aud"]) == ("api", "api", ENDPOINT)
         jtis.add(claims["jti"])
     assert len(jtis) == 2
+
+
+async def test_a_client_key_with_its_certificate_names_it_in_each_assertion(
+    client: httpx.AsyncClient, clock: FakeClock, idp: IdP
+) -> None:
+    idp.tokens["opaque-1"] = answer()
+    cert = ClientCertificate("api", key_type="RSA")
+    key_and_certificate = Secret(cert.key_pem().decode() + cert.pem)
+    await make(client, clock, client_secret=None, client_key=key_and_certificate).verify("opaque-1")
+    header = idp.calls[0]["client_assertion"][0].split(".")[0]
+    assert json.loads(base64.urlsafe_b64decode(header + "=="))["x5t#S256"] == cert.thumbprint
+    mismatched = Secret(cert.key_pem().decode() + ClientCertificate().pem)
+    with pytest.raises(ConfigurationError, match="not for this key"):
+        make(client, clock, client_secret=None, client_key=mismatched)
 
 
 def test_an_unreadable_introspection_key_fails_when_the_verifier_is_built(

@@ -5,16 +5,24 @@ A client registered with a public JWK Set (``DevClient.jwks``, or fetched from
 by its private key: ``iss`` and ``sub`` its client id, ``aud`` the endpoint it
 calls (the token endpoint; at ``/par`` also the issuer, RFC 9126 §2; at
 ``/introspect`` that endpoint), an ``exp`` a few minutes away at most and a
-``jti`` used once. Anything else is ``invalid_client`` (RFC 6749 §5.2).
+``jti`` used once. A client registered with certificates (``DevClient.certificates``,
+as Entra ID takes them) must name one in the header by ``x5t#S256`` (base64url
+SHA-256 of its DER) or ``x5t`` (SHA-1), and the assertion verifies with that
+certificate's key. Anything else is ``invalid_client`` (RFC 6749 §5.2).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jws
 from joserfc.jwk import JWKRegistry
 from starlette.responses import Response
@@ -107,9 +115,12 @@ def _check(idp: DevIdP, params: Params, assertion: str, audiences: Sequence[str]
     client_id = params.get("client_id") or _unverified_sub(assertion)
     client = idp.clients.get(client_id)
     keys = None if client is None else client.jwks or idp.fetched_jwks.get(client.client_id)
+    header = _header(assertion)
+    if client is not None and client.certificates:
+        keys = _certificate_jwks(header, client.certificates)
     if client is None or keys is None:
         raise _Refused("unknown client, or one without registered keys")
-    claims = _verified_claims(assertion, keys)
+    claims = _verified_claims(assertion, header, keys)
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise _Refused("the assertion's iss and sub must be the client id")
     aud = claims.get("aud")
@@ -139,11 +150,44 @@ def _unverified_sub(assertion: str) -> str:
     return sub if isinstance(sub, str) else ""
 
 
-def _verified_claims(assertion: str, jwks: dict[str, Any]) -> dict[str, Any]:
+def _header(assertion: str) -> dict[str, Any]:
     try:
-        header = jws.extract_compact(assertion.encode()).protected
+        return dict(jws.extract_compact(assertion.encode()).protected)
     except Exception as exc:  # hostile input
         raise _Refused("client_assertion is not a JWT") from exc
+
+
+def _certificate_jwks(header: dict[str, Any], certificates: Sequence[str]) -> dict[str, Any]:
+    # Entra ID finds the certificate by thumbprint, never by kid.
+    sha256, sha1 = header.get("x5t#S256"), header.get("x5t")
+    if sha256 is None and sha1 is None:
+        raise _Refused("the assertion's header must name the client's certificate by x5t#S256")
+    for pem in certificates:
+        certificate = x509.load_pem_x509_certificate(pem.encode())
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        if sha256 in (None, _b64url(hashlib.sha256(der).digest())) and sha1 in (
+            None,
+            _b64url(hashlib.sha1(der, usedforsecurity=False).digest()),
+        ):
+            public = certificate.public_key()
+            kind = "RSA" if isinstance(public, rsa.RSAPublicKey) else "EC"
+            pem_public = public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            jwk = JWKRegistry.import_key(pem_public, kind).as_dict(private=False)
+            if isinstance(header.get("kid"), str):
+                jwk["kid"] = header["kid"]  # so that _verified_claims selects this key
+            return {"keys": [jwk]}
+    raise _Refused("the assertion's x5t#S256 or x5t names no certificate of this client")
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _verified_claims(
+    assertion: str, header: dict[str, Any], jwks: dict[str, Any]
+) -> dict[str, Any]:
     alg = header.get("alg")
     if alg not in ASSERTION_ALGORITHMS:  # never "none", never HMAC with a public key
         raise _Refused(f"the assertion must be signed with {' or '.join(ASSERTION_ALGORITHMS)}")

@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jws import JWSRegistry
 
 from asgi_sso.config import Clock
@@ -29,6 +31,7 @@ __all__ = [
     "Grant",
     "KeyRing",
     "PushedRequest",
+    "check_certificates",
     "check_jwks",
     "verify_own",
 ]
@@ -132,6 +135,12 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             so a rotated key works at once. The offline form is ``jwks``.
         dpop_bound: the client must send a DPoP proof (RFC 9449) with every token
             request, so all its access tokens are bound to its key.
+        certificates: X.509 certificates (PEM) registered the way Entra ID takes them
+            (*Certificates & secrets*): such a client authenticates with
+            ``private_key_jwt``, and each assertion's header must name one of them by
+            ``x5t#S256`` or ``x5t`` (both, when given, the same one); it is verified
+            with that certificate's public key, whatever its ``kid``. Not with
+            ``jwks`` or ``jwks_uri``.
         certificate_bound: the client must present its TLS client certificate with
             every token request, and its access tokens are bound to it (RFC 8705 §3;
             the ``tls_client_certificate_bound_access_tokens`` client metadata, §3.4).
@@ -151,6 +160,7 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     dpop_bound: bool = False
     jwks_uri: str | None = None
     certificate_bound: bool = False
+    certificates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -164,8 +174,10 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             check_jwks(self.jwks)
         if self.uses_keys and self.client_secret is not None:
             raise ConfigurationError("a client with jwks uses private_key_jwt, not a secret")
-        if self.jwks is not None and self.jwks_uri is not None:
-            raise ConfigurationError("give DevClient jwks or jwks_uri, not both")
+        given = [self.jwks is not None, self.jwks_uri is not None, bool(self.certificates)]
+        if sum(given) > 1:
+            raise ConfigurationError("give DevClient one of jwks, jwks_uri and certificates")
+        check_certificates(self.certificates)
         if self.jwks_uri is not None and urlsplit(self.jwks_uri).scheme not in ("http", "https"):
             raise ConfigurationError("DevClient.jwks_uri must be an http(s) URL")
         for uri in self.redirect_uris:
@@ -184,7 +196,7 @@ class DevClient(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     @property
     def uses_keys(self) -> bool:
         """Whether the client must authenticate with ``private_key_jwt`` (and nothing else)."""
-        return self.jwks is not None or self.jwks_uri is not None
+        return self.jwks is not None or self.jwks_uri is not None or bool(self.certificates)
 
     @property
     def token_audience(self) -> str:
@@ -204,6 +216,25 @@ def check_jwks(jwks: Any) -> None:
         raise ConfigurationError("DevClient.jwks must be a JWK Set: {'keys': [...]}")
     if any("d" in key or key.get("kty") not in ("RSA", "EC") for key in keys):
         raise ConfigurationError("DevClient.jwks holds public RSA or EC keys only")
+
+
+def check_certificates(certificates: object) -> None:
+    """Refuse anything but PEM certificates of RSA or P-256 keys.
+
+    Raises:
+        ConfigurationError: not a PEM certificate, or one for another kind of key.
+    """
+    if not isinstance(certificates, tuple | list):
+        raise ConfigurationError("DevClient.certificates takes a tuple of PEM certificates")
+    for pem in certificates:
+        try:
+            public = x509.load_pem_x509_certificate(str(pem).encode()).public_key()
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigurationError("DevClient.certificates holds PEM certificates only") from exc
+        if not isinstance(public, rsa.RSAPublicKey) and not (
+            isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"
+        ):
+            raise ConfigurationError("DevClient.certificates must be for RSA or P-256 keys")
 
 
 class PushedRequest(msgspec.Struct, frozen=True, kw_only=True):

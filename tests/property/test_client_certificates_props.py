@@ -1,0 +1,52 @@
+"""Property tests for reading a client key with its certificate from PEM text.
+
+Whatever the order of the blocks and whatever text lies between them, the same key
+and certificate are read; a certificate for another key is always refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.client_auth import load_client_key, load_public_key
+from asgi_sso.testing import ClientCertificate
+
+CA = ClientCertificate("test-ca", ca=True)
+LEAF = ClientCertificate("app", issuer=CA)
+OTHER = ClientCertificate("other")
+KEY = LEAF.key_pem().decode()
+KID = load_client_key(KEY).kid
+
+# Text found around PEM blocks in real files: openssl's "Bag Attributes", comments, blanks.
+junk = st.text(
+    alphabet=st.characters(blacklist_characters="-", blacklist_categories=("Cs",)), max_size=40
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(key_first=st.booleans(), with_ca=st.booleans(), gaps=st.lists(junk, min_size=4, max_size=4))
+@example(key_first=False, with_ca=False, gaps=["{", "", "", ""])  # not taken for a JWK
+def test_key_and_certificate_in_any_order_with_junk_between_read_the_same(
+    key_first: bool, with_ca: bool, gaps: list[str]
+) -> None:
+    certificates = [LEAF.pem, CA.pem] if with_ca else [LEAF.pem]
+    blocks = [KEY, *certificates] if key_first else [*certificates, KEY]
+    text = gaps[0] + "".join(block + gap for block, gap in zip(blocks, gaps[1:], strict=False))
+    key = load_client_key(text)
+    assert key.kid == KID
+    assert key.certificate is not None
+    assert key.certificate.x5t_s256 == LEAF.thumbprint
+    assert len(key.public_jwk()["x5c"]) == len(certificates)
+    assert load_public_key(text).public_jwk() == key.public_jwk()
+
+
+@settings(max_examples=30, deadline=None)
+@given(key_first=st.booleans(), gap=junk)
+def test_a_certificate_for_another_key_is_always_refused(key_first: bool, gap: str) -> None:
+    blocks = [KEY, OTHER.pem] if key_first else [OTHER.pem, KEY]
+    with pytest.raises(ConfigurationError, match="not for this key") as caught:
+        load_client_key(gap.join(blocks))
+    assert "PRIVATE" not in str(caught.value)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from joserfc.jwk import ECKey
 
@@ -536,6 +537,36 @@ async def test_admit_leaves_out_refused_connections_and_says_why_once(
     await store.delete("legacy")
     await live.reload()
     assert live.refused == {}
+
+
+async def test_an_admission_check_that_raises_refuses_that_connection_only(
+    clock: FakeClock, events: list[Event]
+) -> None:
+    def admit(connection: Connection) -> str | None:
+        if connection.id == "broken":
+            raise RuntimeError("a bug in the check")
+        return None
+
+    acme = make()
+    store = CountingStore([acme, make(id="broken", issuer="https://broken.example")])
+    live = LiveConnections(store, clock=clock, poll_interval=3600,
+                           emitter=Emitter([events.append]), admit=admit)  # fmt: skip
+    await live.start()
+    assert [c.id for c in live.directory] == ["acme"]
+    assert live.refused == {"broken": "it could not be checked (RuntimeError)"}
+    refused = [e.reason for e in events if e.outcome == "refused"]
+    assert refused == ["connection 'broken': it could not be checked (RuntimeError)"]
+    # The snapshot still follows the store: a disable applies.
+    await store.update(_disabled(acme))
+    assert await live.check()
+    found = live.directory.get("acme")
+    assert found is not None
+    assert not found.enabled
+    await live.close()
+
+
+def _disabled(connection: Connection) -> Connection:
+    return msgspec.structs.replace(connection, enabled=False)
 
 
 async def test_close_stops_the_background_check_and_closes_the_store(

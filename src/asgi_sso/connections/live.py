@@ -27,12 +27,27 @@ from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 if TYPE_CHECKING:
     from asgi_sso.connections.store import ConnectionStore
 
-__all__ = ["ChangeListener", "LiveConnections"]
+__all__ = ["Admit", "ChangeListener", "LiveConnections", "admission"]
 
 ChangeListener = Callable[[ConnectionDirectory, ConnectionDirectory], None]
 """Called with the old and the new snapshot after every change."""
 
+Admit = Callable[[Connection], str | None]
+"""Returns why a connection must be left out of the snapshot, or ``None``."""
+
 _log = logging.getLogger(__name__)
+
+
+def admission(admit: Admit, connection: Connection) -> str | None:
+    """Why ``admit`` leaves ``connection`` out, or ``None``; a check that raises refuses it.
+
+    A failing check costs that one connection, never the whole reload or write: the
+    other connections' changes (a disable included) must still apply.
+    """
+    try:
+        return admit(connection)
+    except Exception as exc:
+        return f"it could not be checked ({type(exc).__name__})"
 
 
 class LiveConnections:
@@ -54,7 +69,7 @@ class LiveConnections:
         clock: Clock,
         poll_interval: float,
         emitter: Emitter = NULL_EMITTER,
-        admit: Callable[[Connection], str | None] | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self.store = store
         self._clock = clock
@@ -141,7 +156,7 @@ class LiveConnections:
         admitted: list[Connection] = []
         refused: dict[str, str] = {}
         for connection in items:
-            reason = self._admit(connection)
+            reason = admission(self._admit, connection)
             if reason is None:
                 admitted.append(connection)
             else:

@@ -26,6 +26,7 @@ from asgi_sso.errors import ConfigurationError
 
 __all__ = [
     "EXPIRY_WARNING",
+    "UNREADABLE",
     "KeyCertificate",
     "certificate_for",
     "split_pem",
@@ -36,6 +37,9 @@ EXPIRY_WARNING: Final = datetime.timedelta(days=30)
 """A certificate ending sooner than this is warned about at start-up."""
 _BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,64})-----")
 _MAX_CHAIN: Final = 8
+UNREADABLE: Final = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion)
+"""What cryptography raises on a certificate it cannot read (``InvalidVersion`` is no
+``ValueError``)."""
 
 
 def _b64url(raw: bytes) -> str:
@@ -105,12 +109,17 @@ def split_pem(text: str) -> tuple[list[str], list[bytes]]:
         block = text[begin.start() : position]
         label = begin.group(1)
         if label == "CERTIFICATE":
-            certificates.append(
-                x509.load_pem_x509_certificate(block.encode()).public_bytes(Encoding.DER)
-            )
+            certificates.append(_pem_certificate(block))
         elif label.endswith(("PRIVATE KEY", "PUBLIC KEY")):
             keys.append(block)
     return keys, certificates
+
+
+def _pem_certificate(block: str) -> bytes:
+    try:
+        return x509.load_pem_x509_certificate(block.encode()).public_bytes(Encoding.DER)
+    except UNREADABLE as exc:
+        raise ValueError("a certificate cannot be read") from exc
 
 
 def x5c_certificates(value: Any) -> list[bytes]:
@@ -141,7 +150,7 @@ def certificate_for(public_key: Any, ders: Sequence[bytes], name: str) -> KeyCer
         certified = (
             chain[0].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         )
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except UNREADABLE as exc:
         raise ConfigurationError(f"{name} holds a certificate that cannot be read") from exc
     own = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if certified != own:

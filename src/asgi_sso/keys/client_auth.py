@@ -169,9 +169,11 @@ def _read_key(text: str, name: str) -> ClientKey:
             key, jwk, ders = _import_jwk(stripped)
         else:
             key, ders = _import_pem(stripped)
+        certificate = certificate_for(key.public_key, ders, name) if ders else None
+    except ConfigurationError:
+        raise
     except Exception as exc:  # joserfc and cryptography raise many kinds; none echo the key
         raise ConfigurationError(f"{name} is not a readable PEM or JWK key") from exc
-    certificate = certificate_for(key.public_key, ders, name) if ders else None
     for member in ("x5t", "x5t#S256"):
         # A JWK's own thumbprint must name its x5c, else the IdP looks for another certificate.
         named = jwk.get(member)

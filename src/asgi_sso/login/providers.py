@@ -210,9 +210,10 @@ class Providers:
         if connection.client_key is None:
             return None
         try:
-            kids = [self._key(connection).kid, *(k.kid for k in _published(connection))]
+            key, published = self._keys_of(connection)
         except ConfigurationError as exc:
             return str(exc)
+        kids = [key.kid, *(k.kid for k in published)]
         if len(set(kids)) != len(kids):
             return "its published_keys repeat a kid (of its client_key or of each other)"
         return None
@@ -259,7 +260,7 @@ class Providers:
 
     def _build(self, connection: Connection, client_id: str) -> Provider:
         secret = connection.client_secret.reveal() if connection.client_secret else None
-        key = self._key(connection) if connection.client_key is not None else None
+        key, published = self._keys_of(connection) if connection.client_key else (None, ())
         auth = ClientAuth(
             client_id=client_id,
             method=connection.token_endpoint_auth,
@@ -275,13 +276,24 @@ class Providers:
             authorize_params=connection.authorize_params,
             connection=connection.id,
             not_before=connection.not_before,
-            published=_published(connection),
+            published=published,
             organisation=(
                 (connection.tenant_claim, connection.tenant)
                 if connection.tenant_claim is not None and connection.tenant is not None
                 else None
             ),
         )
+
+    def _keys_of(self, connection: Connection) -> tuple[ClientKey, tuple[ClientKey, ...]]:
+        # The client key and the published ones, or ConfigurationError saying why not.
+        try:
+            return self._key(connection), _published(connection)
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            # Any failure of a parser, even its own bug, costs this connection only: it
+            # must never stop the other sign-ins, the key set or a reload.
+            raise ConfigurationError(f"its keys cannot be read ({type(exc).__name__})") from exc
 
     def _key(self, connection: Connection) -> ClientKey:
         # Parsing a private key costs milliseconds: each distinct key is parsed once.

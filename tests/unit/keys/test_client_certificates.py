@@ -9,6 +9,7 @@ import base64
 import datetime
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jws
 from joserfc.jwk import ECKey, RSAKey
 
+from _certs import bad_version, pem_of
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.keys.certificates import EXPIRY_WARNING
 from asgi_sso.keys.client_auth import ClientKey, load_client_key, load_public_key
@@ -228,3 +230,27 @@ def test_a_published_key_is_read_like_a_client_key() -> None:
     with pytest.raises(ConfigurationError, match="not for this key"):
         load_public_key(_key_pem(RSA_CERT) + EC_CERT.pem)
     assert isinstance(load_public_key(_jwk(EC_CERT)), ClientKey)
+
+
+# -- certificates the parser cannot read ------------------------------------------------------
+
+
+_BAD_VERSION = bad_version(EC_CERT.der)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _key_pem(EC_CERT) + pem_of(_BAD_VERSION),
+        _jwk(EC_CERT, x5c=[base64.b64encode(_BAD_VERSION).decode()]),
+    ],
+    ids=["pem", "x5c"],
+)
+@pytest.mark.parametrize("load", [load_client_key, load_public_key])
+def test_a_certificate_with_an_unknown_x509_version_is_refused(
+    text: str, load: Callable[[str, str], ClientKey]
+) -> None:
+    # cryptography raises InvalidVersion here, which is not a ValueError.
+    with pytest.raises(ConfigurationError, match=r"certificate|readable") as caught:
+        load(text, "client_key")
+    assert str(caught.value).startswith("client_key")

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import msgspec
 import pytest
+from joserfc.jwk import ECKey
 
+from _certs import bad_version
 from asgi_sso import LoginConfig, Secret
 from asgi_sso.connections import Connection, ConnectionDirectory
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.login.client_auth import ClientAuth, load_client_key
+from asgi_sso.login import providers as providers_module
+from asgi_sso.login.client_auth import ClientAuth, ClientKey, load_client_key
 from asgi_sso.login.oidc import new_flow
 from asgi_sso.login.providers import Providers
 from asgi_sso.login.sessions import CONNECTIONS_BINDING, app_binding
 from asgi_sso.sessions import SessionRecord
-from asgi_sso.testing import FakeClock
+from asgi_sso.testing import ClientCertificate, FakeClock
 from asgi_sso.testing.tokens import generate_key
 
 KEY = (Secret(b"k" * 32),)
@@ -265,3 +269,44 @@ def test_a_jwk_that_forbids_signing_is_refused_when_loaded(conflict: dict[str, A
     data = {**RSAKey.generate_key(2048, private=True).as_dict(private=True), **conflict}
     with pytest.raises(ConfigurationError, match="cannot sign RS256"):
         load_client_key(json.dumps(data))
+
+
+# -- a key that fails to load ---------------------------------------------------------------
+
+
+def _keyed(cid: str, **changes: Any) -> Connection:
+    key = Secret(generate_key("ES256").as_pem(private=True))
+    return conn(cid, client_secret=None, token_endpoint_auth="private_key_jwt", client_key=key,
+                **changes)  # fmt: skip
+
+
+def test_a_client_key_with_an_unreadable_certificate_leaves_the_others_signing_in() -> None:
+    cert = ClientCertificate("bad-version")
+    jwk = {**ECKey.import_key(cert.key_pem()).as_dict(private=True),
+           "x5c": [base64.b64encode(bad_version(cert.der)).decode()]}  # fmt: skip
+    bad = conn("acme", client_secret=None, token_endpoint_auth="private_key_jwt",
+               client_key=Secret(json.dumps(jwk)))  # fmt: skip
+    found = providers(Live(bad, _keyed("globex")))
+    assert "certificate" in str(found.problem(bad))
+    assert found.connection("acme") is None
+    assert found.connection("globex") is not None
+    jwks = found.jwks()
+    assert jwks is not None
+    assert len(json.loads(jwks)["keys"]) == 1
+
+
+@pytest.mark.parametrize("loader", ["load_client_key", "load_public_key"])
+def test_a_key_failing_in_any_way_makes_its_connection_unusable_never_an_error(
+    monkeypatch: pytest.MonkeyPatch, loader: str
+) -> None:
+    def broken(text: str, name: str = "") -> ClientKey:
+        raise RuntimeError("a parser's own bug")
+
+    monkeypatch.setattr(providers_module, loader, broken)
+    public = generate_key("ES256").as_pem(private=False).decode()
+    bad = _keyed("acme", published_keys=(public,))
+    found = providers(Live(bad, conn("plain")))
+    assert found.problem(bad) == "its keys cannot be read (RuntimeError)"
+    assert found.connection("acme") is None
+    assert found.connection("plain") is not None
+    assert found.jwks() is None

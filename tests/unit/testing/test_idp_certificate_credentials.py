@@ -19,6 +19,7 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
+from _certs import bad_version, pem_of
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.login.client_auth import ASSERTION_TYPE, ClientAuth, load_client_key
 from asgi_sso.testing import ClientCertificate, DevClient, DevIdP, FakeClock
@@ -149,6 +150,8 @@ def test_dev_client_certificates_are_checked() -> None:
         DevClient(client_id="c", certificates=("not a certificate",))
     with pytest.raises(ConfigurationError, match="a tuple"):
         DevClient(client_id="c", certificates=CURRENT.pem)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="PEM certificates"):
+        DevClient(client_id="c", certificates=(pem_of(bad_version(CURRENT.der)),))
     p384 = ECKey.generate_key("P-384")
     with pytest.raises(ConfigurationError, match="one of jwks"):
         DevClient(client_id="c", certificates=(CURRENT.pem,), jwks={"keys": [p384.as_dict()]})

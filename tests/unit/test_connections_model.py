@@ -673,3 +673,15 @@ def test_published_keys_go_with_a_client_key() -> None:
             client_secret=Secret("s"),
             published_keys=(_NEXT.as_pem(private=False).decode(),),
         )
+
+
+@pytest.mark.parametrize(
+    "published",
+    [(_NEXT.as_pem(private=True).decode(),), ("junk",) * 1000],
+    ids=["private-key", "unbounded"],
+)
+def test_a_bearer_only_connection_takes_no_published_keys(published: tuple[str, ...]) -> None:
+    # Without a client_id there is no client_key to publish beside: nothing is stored.
+    with pytest.raises(ConfigurationError, match="published_keys go with client_key") as caught:
+        make(published_keys=published)
+    assert "BEGIN" not in str(caught.value)

@@ -189,6 +189,17 @@ async def test_a_published_key_with_an_unreadable_certificate_is_422(api: Api) -
     assert "published_keys[0]" in response.json()["error_description"]
 
 
+async def test_a_bearer_only_connection_with_published_keys_is_422(api: Api) -> None:
+    private = ClientCertificate().key_pem().decode()
+    body = {"id": "b", "issuer": "https://b.example", "audience": ["api://app"],
+            "published_keys": [private]}  # fmt: skip
+    response = await api("POST", "/", json=body)
+    assert (response.status_code, response.json()["error"]) == (422, "invalid_connection")
+    assert "published_keys go with client_key" in response.json()["error_description"]
+    assert "PRIVATE KEY" not in response.text
+    assert (await api("GET", "/b")).status_code == 404
+
+
 async def test_patch_conflicting_with_another_connection_is_409(api: Api) -> None:
     other = acme_data(id="globex", issuer="https://g.example", domains=["globex.com"])
     assert (await api("POST", "/", json=other)).status_code == 201

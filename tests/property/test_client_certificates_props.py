@@ -85,3 +85,21 @@ def test_a_damaged_certificate_is_read_or_refused_never_an_error(
     for load in (load_client_key, load_public_key):
         with contextlib.suppress(ConfigurationError):  # anything else fails the test
             load(text)
+
+
+_PUBLIC = ECKey.import_key(KEY).as_dict(private=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    members=st.sets(st.sampled_from(["p", "q", "dp", "dq", "qi", "k"]), min_size=1),
+    value=st.text(alphabet="ABCDEFabcdef0123456789-_", min_size=1, max_size=40),
+)
+def test_a_public_jwk_with_any_private_member_is_never_read(members: set[str], value: str) -> None:
+    jwk = {**_PUBLIC, **dict.fromkeys(members, value)}
+    with pytest.raises(ConfigurationError) as caught:
+        load_public_key(json.dumps(jwk))
+    # A fixed message: nothing of the members is echoed.
+    assert str(caught.value) == (
+        "published_keys: the JWK holds private members but no private key (d)"
+    )

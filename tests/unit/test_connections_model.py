@@ -654,9 +654,13 @@ def test_a_connection_publishes_public_keys_and_keeps_them_in_its_data() -> None
     [
         ((_NEXT.as_pem(private=True).decode(),), r"published_keys\[0\] is a private key"),
         (("not a key",), r"published_keys\[0\] is not a readable"),
+        (
+            (json.dumps({**_NEXT.as_dict(private=False), "k": "c2VjcmV0"}),),
+            r"published_keys\[0\].*private members",
+        ),
         (tuple(_NEXT.as_pem(private=False).decode() for _ in range(9)), "at most 8"),
     ],
-    ids=["private", "unreadable", "too-many"],
+    ids=["private", "unreadable", "private-members", "too-many"],
 )
 def test_unusable_published_keys_are_refused_without_showing_them(
     published: tuple[str, ...], message: str

@@ -45,6 +45,8 @@ ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME: Final = 60
 """Seconds a client assertion lives: short, as it is made for one request."""
 _MAX_KEY_TEXT: Final = 64 * 1024  # a key and a certificate chain
+# Members holding private key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
+_PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 class ClientKey:
@@ -166,7 +168,7 @@ def _read_key(text: str, name: str) -> ClientKey:
     try:
         # PEM blocks may have any text around them, even a "{": a JWK has no PEM block.
         if stripped.startswith("{") and "-----BEGIN" not in stripped:
-            key, jwk, ders = _import_jwk(stripped)
+            key, jwk, ders = _import_jwk(stripped, name)
         else:
             key, ders = _import_pem(stripped)
         certificate = certificate_for(key.public_key, ders, name) if ders else None
@@ -187,11 +189,15 @@ def _read_key(text: str, name: str) -> ClientKey:
     raise ConfigurationError(f"{name} must be an RSA or a P-256 EC key (RS256 or ES256)")
 
 
-def _import_jwk(text: str) -> tuple[Any, dict[str, Any], list[bytes]]:
+def _import_jwk(text: str, name: str) -> tuple[Any, dict[str, Any], list[bytes]]:
     data = json.loads(text)
     if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC"):
         raise ValueError("not an RSA or EC JWK")
     key = JWKRegistry.import_key(data)
+    if not key.is_private and _PRIVATE_MEMBERS.intersection(data):
+        # joserfc reads a key without "d" as public: its p and q would still give the
+        # private key away to whoever reads a "public" key stored in clear.
+        raise ConfigurationError(f"{name}: the JWK holds private members but no private key (d)")
     ders = x5c_certificates(data["x5c"]) if "x5c" in data else []
     return key, data, ders
 

@@ -254,3 +254,24 @@ def test_a_certificate_with_an_unknown_x509_version_is_refused(
     with pytest.raises(ConfigurationError, match=r"certificate|readable") as caught:
         load(text, "client_key")
     assert str(caught.value).startswith("client_key")
+
+
+_RSA_JWK = _joserfc_key(RSA_CERT).as_dict(private=True)
+
+
+@pytest.mark.parametrize(
+    "members",
+    [("p", "q", "dp", "dq", "qi"), ("p",), ("qi",), ("k",)],
+    ids=["crt", "p", "qi", "k"],
+)
+@pytest.mark.parametrize("load", [load_client_key, load_public_key])
+def test_a_jwk_with_private_members_but_no_private_key_is_refused(
+    members: tuple[str, ...], load: Callable[[str, str], ClientKey]
+) -> None:
+    # p and q alone give the private key away: never taken for a public key.
+    jwk = {name: _RSA_JWK[name] for name in ("kty", "n", "e")}
+    jwk.update({name: _RSA_JWK.get(name, "c2VjcmV0") for name in members})
+    with pytest.raises(ConfigurationError, match="private members") as caught:
+        load(json.dumps(jwk), "published_keys[0]")
+    assert str(caught.value).startswith("published_keys[0]")
+    assert not any(str(_RSA_JWK[m])[:12] in str(caught.value) for m in ("p", "q"))

@@ -59,7 +59,9 @@ class LiveConnections:
         poll_interval: how often the store's revision is checked, seconds.
         emitter: receives ``connections.reload`` events.
         admit: returns why a connection must be left out of the snapshot (it
-            collides with a configured issuer, names an unknown tier), or ``None``.
+            collides with a configured issuer, names an unknown tier), or ``None``;
+            while a load is checked, :attr:`admitting` holds the connections it let in
+            so far (those in use and unchanged come first).
     """
 
     def __init__(
@@ -84,6 +86,9 @@ class LiveConnections:
         self._lock = asyncio.Lock()
         self._unreachable = False  # the store failed since the last good check
         self.refused: dict[str, str] = {}
+        # The connections admitted so far while a load is checked, else None: what
+        # admit may compare a connection with (a kid another one uses).
+        self.admitting: list[Connection] | None = None
 
     @property
     def directory(self) -> ConnectionDirectory:
@@ -153,15 +158,21 @@ class LiveConnections:
     def _admitted(self, items: list[Connection]) -> tuple[list[Connection], dict[str, str]]:
         if self._admit is None:
             return items, {}
-        admitted: list[Connection] = []
+        # The connections in use, unchanged, are checked first: a newcomer or a change
+        # never displaces one (by taking a kid it publishes, say).
+        ordered = sorted(items, key=lambda c: self._directory.get(c.id) != c)
         refused: dict[str, str] = {}
-        for connection in items:
-            reason = admission(self._admit, connection)
-            if reason is None:
-                admitted.append(connection)
-            else:
-                refused[connection.id] = reason
-        return admitted, refused
+        self.admitting = admitted = []
+        try:
+            for connection in ordered:
+                reason = admission(self._admit, connection)
+                if reason is None:
+                    admitted.append(connection)
+                else:
+                    refused[connection.id] = reason
+        finally:
+            self.admitting = None
+        return [c for c in items if c.id not in refused], refused
 
     async def check(self) -> bool:
         """Load the store again if its revision moved; return whether it did.

@@ -81,6 +81,11 @@ class ClientKey:
         return f"ClientKey(alg={self.alg!r}, kid={self.kid!r}, certificate={self.certificate!r})"
 
     @property
+    def thumbprint(self) -> str:
+        """The public key's RFC 7638 thumbprint: equal exactly for the same key."""
+        return str(self._key.thumbprint())
+
+    @property
     def is_private(self) -> bool:
         """Whether this key can sign (a key given only to be published may be public)."""
         return bool(self._key.is_private)

@@ -88,7 +88,7 @@ class KeyCertificate:
         return None
 
 
-def split_pem(text: str) -> tuple[list[str], list[bytes]]:
+def split_pem(text: str, name: str = "the text") -> tuple[list[str], list[bytes]]:
     """The key PEM blocks and the certificates' DER in ``text``, each in the order given.
 
     Blocks other than keys and certificates (``EC PARAMETERS``) and any text
@@ -96,6 +96,8 @@ def split_pem(text: str) -> tuple[list[str], list[bytes]]:
 
     Raises:
         ValueError: a block without its END line, or a certificate that is not one.
+        ConfigurationError: a certificate block labelled otherwise than ``CERTIFICATE``
+            (the message names ``name``).
     """
     keys: list[str] = []
     certificates: list[bytes] = []
@@ -110,6 +112,12 @@ def split_pem(text: str) -> tuple[list[str], list[bytes]]:
         label = begin.group(1)
         if label == "CERTIFICATE":
             certificates.append(_pem_certificate(block))
+        elif "CERTIFICATE" in label:
+            # Ignored, it would leave the key without the certificate the IdP looks for.
+            raise ConfigurationError(
+                f"{name} holds a {label!r} block: give the certificate as PEM labelled "
+                "only 'CERTIFICATE' (openssl x509 -in FILE)"
+            )
         elif label.endswith(("PRIVATE KEY", "PUBLIC KEY")):
             keys.append(block)
     return keys, certificates

@@ -175,7 +175,7 @@ def _read_key(text: str, name: str) -> ClientKey:
         if stripped.startswith("{") and "-----BEGIN" not in stripped:
             key, jwk, ders = _import_jwk(stripped, name)
         else:
-            key, ders = _import_pem(stripped)
+            key, ders = _import_pem(stripped, name)
         certificate = certificate_for(key.public_key, ders, name) if ders else None
     except ConfigurationError:
         raise
@@ -211,8 +211,8 @@ def _thumbprint(certificate: KeyCertificate, member: str) -> str:
     return certificate.x5t if member == "x5t" else certificate.x5t_s256
 
 
-def _import_pem(text: str) -> tuple[Any, list[bytes]]:
-    blocks, ders = split_pem(text)
+def _import_pem(text: str, name: str) -> tuple[Any, list[bytes]]:
+    blocks, ders = split_pem(text, name)
     if len(blocks) != 1:
         raise ValueError("not exactly one key")
     pem = blocks[0].encode()

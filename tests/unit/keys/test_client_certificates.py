@@ -275,3 +275,15 @@ def test_a_jwk_with_private_members_but_no_private_key_is_refused(
         load(json.dumps(jwk), "published_keys[0]")
     assert str(caught.value).startswith("published_keys[0]")
     assert not any(str(_RSA_JWK[m])[:12] in str(caught.value) for m in ("p", "q"))
+
+
+@pytest.mark.parametrize(
+    "label", ["TRUSTED CERTIFICATE", "X509 CERTIFICATE", "CERTIFICATE REQUEST"]
+)
+def test_a_certificate_block_of_another_label_is_refused_not_ignored(label: str) -> None:
+    # openssl x509 -trustout writes TRUSTED CERTIFICATE: taken silently, the key would go
+    # without the certificate the IdP looks for.
+    block = EC_CERT.pem.replace("CERTIFICATE", label)
+    with pytest.raises(ConfigurationError, match=f"{label}.*only 'CERTIFICATE'") as caught:
+        load_client_key(_key_pem(EC_CERT) + block, "client_key")
+    assert str(caught.value).startswith("client_key")

@@ -33,6 +33,7 @@ from asgi_sso.keys.certificates import (
 __all__ = [
     "ASSERTION_LIFETIME",
     "ASSERTION_TYPE",
+    "MAX_RSA_BITS",
     "ClientAuth",
     "ClientKey",
     "credentials_problem",
@@ -45,6 +46,8 @@ ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME: Final = 60
 """Seconds a client assertion lives: short, as it is made for one request."""
 _MAX_KEY_TEXT: Final = 64 * 1024  # a key and a certificate chain
+MAX_RSA_BITS: Final = 8192
+"""The largest RSA client key taken, in bits."""
 # Members holding private key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -188,6 +191,8 @@ def _read_key(text: str, name: str) -> ClientKey:
             raise ConfigurationError(f"{name}: the JWK's {member} does not match its x5c")
     kid = jwk.get("kid") if isinstance(jwk.get("kid"), str) else None
     if isinstance(key, RSAKey):
+        if key.raw_value.key_size > MAX_RSA_BITS:  # each use of a larger one costs seconds
+            raise ConfigurationError(f"{name} must be an RSA key of at most {MAX_RSA_BITS} bits")
         return ClientKey(key, "RS256", kid, certificate)
     if isinstance(key, ECKey) and key.curve_name == "P-256":
         return ClientKey(key, "ES256", kid, certificate)
@@ -216,15 +221,16 @@ def _import_pem(text: str, name: str) -> tuple[Any, list[bytes]]:
     if len(blocks) != 1:
         raise ValueError("not exactly one key")
     pem = blocks[0].encode()
-    # cryptography tells the key type (a PKCS#8 armour does not name it); joserfc wraps it.
+    # cryptography tells the key type (a PKCS#8 armour does not name it).
     if "PUBLIC KEY" in blocks[0]:
         loaded: Any = serialization.load_pem_public_key(pem)
     else:
         loaded = serialization.load_pem_private_key(pem, password=None)
+    # joserfc wraps the key cryptography parsed: a private key is parsed (and checked) once.
     if isinstance(loaded, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return RSAKey.import_key(pem), ders
+        return RSAKey.import_key(loaded), ders
     if isinstance(loaded, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        return ECKey.import_key(pem), ders
+        return ECKey.import_key(loaded), ders
     raise ValueError("not an RSA or EC key")
 
 

@@ -9,6 +9,7 @@ import base64
 import datetime
 import hashlib
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -287,3 +288,31 @@ def test_a_certificate_block_of_another_label_is_refused_not_ignored(label: str)
     with pytest.raises(ConfigurationError, match=f"{label}.*only 'CERTIFICATE'") as caught:
         load_client_key(_key_pem(EC_CERT) + block, "client_key")
     assert str(caught.value).startswith("client_key")
+
+
+def _rsa_public(bits: int) -> Any:
+    # A public modulus of that size, no primes needed: quick to make at any size.
+    modulus = secrets.randbits(bits) | 1 | (1 << (bits - 1))
+    return rsa.RSAPublicNumbers(65537, modulus).public_key()
+
+
+@pytest.mark.parametrize("as_jwk", [False, True], ids=["pem", "jwk"])
+def test_an_rsa_key_above_8192_bits_is_refused(as_jwk: bool) -> None:
+    # Each use of a huge key costs seconds of CPU (parsing it, signing with it).
+    public = _rsa_public(8200)
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    text = json.dumps(RSAKey.import_key(pem).as_dict()) if as_jwk else pem.decode()
+    with pytest.raises(ConfigurationError, match="at most 8192 bits"):
+        load_public_key(text)
+    assert (
+        load_public_key(
+            _rsa_public(8192)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        ).alg
+        == "RS256"
+    )

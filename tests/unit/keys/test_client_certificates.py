@@ -23,7 +23,7 @@ from _certs import bad_version, pem_of
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.keys.certificates import EXPIRY_WARNING
 from asgi_sso.keys.client_auth import ClientKey, load_client_key, load_public_key
-from asgi_sso.testing import ClientCertificate
+from asgi_sso.testing import ClientCertificate, FakeClock
 
 RSA_CERT = ClientCertificate("entra-app", key_type="RSA")
 EC_CERT = ClientCertificate("ec-app")
@@ -191,7 +191,8 @@ def test_an_expired_or_expiring_certificate_is_described() -> None:
     soon_key = load_client_key(_key_pem(soon) + soon.pem)
     assert soon_key.certificate is not None
     assert "expires on" in str(soon_key.certificate.validity_problem(_now()))
-    before = soon_key.certificate.validity_problem(_now() - 2 * 86400)
+    # Made to be valid at a FakeClock's start too: it begins a day before that.
+    before = soon_key.certificate.validity_problem(FakeClock().time() - 2 * 86400)
     assert "not valid before" in str(before)
 
 

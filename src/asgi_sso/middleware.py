@@ -335,11 +335,13 @@ class SSOMiddleware:
     def _admit_connection(self, connection: Connection) -> str | None:
         # Why a stored connection cannot be used with this configuration, if so.
         known = self._admitted.get(connection.id)
-        if known is not None and known[0] == connection:
-            return known[1]
-        reason = self._admission(connection)
-        self._admitted[connection.id] = (connection, reason)
-        return reason
+        if known is None or known[0] != connection:
+            known = self._admitted[connection.id] = (connection, self._admission(connection))
+        if known[1] is None and self.login is not None:
+            # Never remembered: a kid it shares with another connection depends on those
+            # admitted with it (its parsed keys are cached by the providers).
+            return self.login.providers.problem(connection)
+        return known[1]
 
     def _admission(self, connection: Connection) -> str | None:
         registry = self.verifier.registry
@@ -348,10 +350,6 @@ class SSOMiddleware:
             return f"its issuer is the configured Issuer {configured.label!r}"
         if registry.produces(connection.id):
             return "its id is a connection id of a configured Issuer"
-        if self.login is not None:
-            unusable = self.login.providers.problem(connection)
-            if unusable is not None:
-                return unusable
         policy = connection.tiers
         if policy.default_tier is not None or policy.groups:
             if self._tier_mapper is None:

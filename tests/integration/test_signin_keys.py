@@ -169,6 +169,8 @@ def _connection(name: str, key: Any, *, enabled: bool = True) -> Connection:
 class _Live:
     """Stands in for LiveConnections: only its current ``directory`` is read."""
 
+    admitting = None  # never in the middle of a load
+
     def __init__(self, *connections: Connection) -> None:
         self.directory = ConnectionDirectory(connections)
 

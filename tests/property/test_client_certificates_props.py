@@ -6,10 +6,16 @@ and certificate are read; a certificate for another key is always refused.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from joserfc.jwk import ECKey
 
+from _certs import pem_of
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.keys.client_auth import load_client_key, load_public_key
 from asgi_sso.testing import ClientCertificate
@@ -50,3 +56,50 @@ def test_a_certificate_for_another_key_is_always_refused(key_first: bool, gap: s
     with pytest.raises(ConfigurationError, match="not for this key") as caught:
         load_client_key(gap.join(blocks))
     assert "PRIVATE" not in str(caught.value)
+
+
+_DER = LEAF.der
+_VERSION_AT = _DER.index(bytes.fromhex("a003020102")) + 4  # the version number
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    changes=st.lists(
+        st.tuples(st.integers(0, len(_DER) - 1), st.integers(0, 255)), min_size=1, max_size=4
+    ),
+    as_jwk=st.booleans(),
+)
+@example(changes=[(_VERSION_AT, 15)], as_jwk=True)  # InvalidVersion, which is no ValueError
+@example(changes=[(_VERSION_AT, 15)], as_jwk=False)
+def test_a_damaged_certificate_is_read_or_refused_never_an_error(
+    changes: list[tuple[int, int]], as_jwk: bool
+) -> None:
+    der = bytearray(_DER)
+    for at, value in changes:
+        der[at] = value
+    if as_jwk:
+        x5c = [base64.b64encode(bytes(der)).decode()]
+        text = json.dumps({**ECKey.import_key(KEY).as_dict(private=True), "x5c": x5c})
+    else:
+        text = KEY + pem_of(bytes(der))
+    for load in (load_client_key, load_public_key):
+        with contextlib.suppress(ConfigurationError):  # anything else fails the test
+            load(text)
+
+
+_PUBLIC = ECKey.import_key(KEY).as_dict(private=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    members=st.sets(st.sampled_from(["p", "q", "dp", "dq", "qi", "k"]), min_size=1),
+    value=st.text(alphabet="ABCDEFabcdef0123456789-_", min_size=1, max_size=40),
+)
+def test_a_public_jwk_with_any_private_member_is_never_read(members: set[str], value: str) -> None:
+    jwk = {**_PUBLIC, **dict.fromkeys(members, value)}
+    with pytest.raises(ConfigurationError) as caught:
+        load_public_key(json.dumps(jwk))
+    # A fixed message: nothing of the members is echoed.
+    assert str(caught.value) == (
+        "published_keys: the JWK holds private members but no private key (d)"
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import msgspec
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -184,3 +186,18 @@ def test_domain_of_never_raises_on_any_text(value: str) -> None:
 def test_domain_of_refuses_what_is_not_text(value: object) -> None:
     assert domain_of(value) is None  # type: ignore[arg-type]
     assert ConnectionDirectory([ACME]).for_domain(value) is None  # type: ignore[arg-type]
+
+
+@given(sso_st.connections(), st.lists(st.text(max_size=200), min_size=1, max_size=12))
+@example(ACME, ["-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"])
+def test_a_bearer_only_connection_never_takes_published_keys(
+    connection: Connection, published: list[str]
+) -> None:
+    # Its one rule left to break: nothing unchecked is ever stored or shown.
+    bearer_only = msgspec.structs.replace(
+        connection, client_id=None, client_secret=None, client_key=None,
+        token_endpoint_auth="client_secret_basic", audience=("api",),
+    )  # fmt: skip
+    data = {**msgspec.structs.asdict(bearer_only), "published_keys": tuple(published)}
+    with pytest.raises(ConfigurationError, match="published_keys go with client_key"):
+        Connection(**data)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from joserfc.jwk import ECKey
 
@@ -538,6 +539,36 @@ async def test_admit_leaves_out_refused_connections_and_says_why_once(
     assert live.refused == {}
 
 
+async def test_an_admission_check_that_raises_refuses_that_connection_only(
+    clock: FakeClock, events: list[Event]
+) -> None:
+    def admit(connection: Connection) -> str | None:
+        if connection.id == "broken":
+            raise RuntimeError("a bug in the check")
+        return None
+
+    acme = make()
+    store = CountingStore([acme, make(id="broken", issuer="https://broken.example")])
+    live = LiveConnections(store, clock=clock, poll_interval=3600,
+                           emitter=Emitter([events.append]), admit=admit)  # fmt: skip
+    await live.start()
+    assert [c.id for c in live.directory] == ["acme"]
+    assert live.refused == {"broken": "it could not be checked (RuntimeError)"}
+    refused = [e.reason for e in events if e.outcome == "refused"]
+    assert refused == ["connection 'broken': it could not be checked (RuntimeError)"]
+    # The snapshot still follows the store: a disable applies.
+    await store.update(_disabled(acme))
+    assert await live.check()
+    found = live.directory.get("acme")
+    assert found is not None
+    assert not found.enabled
+    await live.close()
+
+
+def _disabled(connection: Connection) -> Connection:
+    return msgspec.structs.replace(connection, enabled=False)
+
+
 async def test_close_stops_the_background_check_and_closes_the_store(
     live: LiveConnections,
 ) -> None:
@@ -623,9 +654,13 @@ def test_a_connection_publishes_public_keys_and_keeps_them_in_its_data() -> None
     [
         ((_NEXT.as_pem(private=True).decode(),), r"published_keys\[0\] is a private key"),
         (("not a key",), r"published_keys\[0\] is not a readable"),
+        (
+            (json.dumps({**_NEXT.as_dict(private=False), "k": "c2VjcmV0"}),),
+            r"published_keys\[0\].*private members",
+        ),
         (tuple(_NEXT.as_pem(private=False).decode() for _ in range(9)), "at most 8"),
     ],
-    ids=["private", "unreadable", "too-many"],
+    ids=["private", "unreadable", "private-members", "too-many"],
 )
 def test_unusable_published_keys_are_refused_without_showing_them(
     published: tuple[str, ...], message: str
@@ -642,3 +677,15 @@ def test_published_keys_go_with_a_client_key() -> None:
             client_secret=Secret("s"),
             published_keys=(_NEXT.as_pem(private=False).decode(),),
         )
+
+
+@pytest.mark.parametrize(
+    "published",
+    [(_NEXT.as_pem(private=True).decode(),), ("junk",) * 1000],
+    ids=["private-key", "unbounded"],
+)
+def test_a_bearer_only_connection_takes_no_published_keys(published: tuple[str, ...]) -> None:
+    # Without a client_id there is no client_key to publish beside: nothing is stored.
+    with pytest.raises(ConfigurationError, match="published_keys go with client_key") as caught:
+        make(published_keys=published)
+    assert "BEGIN" not in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -456,4 +457,43 @@ async def test_a_connection_turning_dpop_on_at_runtime_takes_proofs(
         plain = await call(app, acme.issue_token("u1", audience=API))
         assert plain.status_code == 401
         assert 'DPoP algs="' in plain.headers.get_list("www-authenticate")[1]
+    await app.shutdown()
+
+
+def _jwk_signed(acme: DevIdP, cid: str, kid: str) -> Connection:
+    from joserfc.jwk import ECKey
+
+    jwk = {**ECKey.generate_key("P-256").as_dict(private=True), "kid": kid}
+    return connection(acme, cid, client_id=f"app-{cid}", token_endpoint_auth="private_key_jwt",
+                      client_key=Secret(json.dumps(jwk)))  # fmt: skip
+
+
+async def test_a_kid_refusal_ends_with_the_connection_that_held_the_kid(
+    acme: DevIdP, globex: DevIdP, http: httpx.AsyncClient
+) -> None:
+    from asgi_sso import LoginConfig
+
+    store = StaticConnections([_jwk_signed(acme, "acme", "key-1")])
+    login = LoginConfig(cookie_secrets=(Secret("c" * 32),))
+    app = await started(SSOMiddleware(inner, connections=store, http_client=http, login=login))
+    live = app.connections
+    assert live is not None
+    admin = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app.connections_admin()), base_url="http://admin"
+    )
+    taker = _jwk_signed(globex, "aaa", "key-1")
+    data = {**taker.public(), "client_key": taker.client_key.reveal_str()}  # type: ignore[union-attr]
+    for name in ("has_client_secret", "has_client_key", "has_scim_secret"):
+        del data[name]
+    refused = await admin.post("/", json=data)
+    assert refused.status_code == 422
+    assert "already names another key" in refused.json()["error_description"]
+    await admin.aclose()
+    await store.add(taker)  # written past the admin API: the next load leaves it out
+    await live.reload()
+    assert "already names another key, of connection 'acme'" in live.refused["aaa"]
+    await store.delete("acme")
+    await live.reload()  # "aaa" is unchanged: its refusal must not be remembered
+    assert live.refused == {}
+    assert [c.id for c in live.directory] == ["aaa"]
     await app.shutdown()

@@ -27,12 +27,27 @@ from asgi_sso.observe.events import NULL_EMITTER, Emitter, Event
 if TYPE_CHECKING:
     from asgi_sso.connections.store import ConnectionStore
 
-__all__ = ["ChangeListener", "LiveConnections"]
+__all__ = ["Admit", "ChangeListener", "LiveConnections", "admission"]
 
 ChangeListener = Callable[[ConnectionDirectory, ConnectionDirectory], None]
 """Called with the old and the new snapshot after every change."""
 
+Admit = Callable[[Connection], str | None]
+"""Returns why a connection must be left out of the snapshot, or ``None``."""
+
 _log = logging.getLogger(__name__)
+
+
+def admission(admit: Admit, connection: Connection) -> str | None:
+    """Why ``admit`` leaves ``connection`` out, or ``None``; a check that raises refuses it.
+
+    A failing check costs that one connection, never the whole reload or write: the
+    other connections' changes (a disable included) must still apply.
+    """
+    try:
+        return admit(connection)
+    except Exception as exc:
+        return f"it could not be checked ({type(exc).__name__})"
 
 
 class LiveConnections:
@@ -44,7 +59,9 @@ class LiveConnections:
         poll_interval: how often the store's revision is checked, seconds.
         emitter: receives ``connections.reload`` events.
         admit: returns why a connection must be left out of the snapshot (it
-            collides with a configured issuer, names an unknown tier), or ``None``.
+            collides with a configured issuer, names an unknown tier), or ``None``;
+            while a load is checked, :attr:`admitting` holds the connections it let in
+            so far (those in use and unchanged come first).
     """
 
     def __init__(
@@ -54,7 +71,7 @@ class LiveConnections:
         clock: Clock,
         poll_interval: float,
         emitter: Emitter = NULL_EMITTER,
-        admit: Callable[[Connection], str | None] | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self.store = store
         self._clock = clock
@@ -69,6 +86,9 @@ class LiveConnections:
         self._lock = asyncio.Lock()
         self._unreachable = False  # the store failed since the last good check
         self.refused: dict[str, str] = {}
+        # The connections admitted so far while a load is checked, else None: what
+        # admit may compare a connection with (a kid another one uses).
+        self.admitting: list[Connection] | None = None
 
     @property
     def directory(self) -> ConnectionDirectory:
@@ -138,15 +158,21 @@ class LiveConnections:
     def _admitted(self, items: list[Connection]) -> tuple[list[Connection], dict[str, str]]:
         if self._admit is None:
             return items, {}
-        admitted: list[Connection] = []
+        # The connections in use, unchanged, are checked first: a newcomer or a change
+        # never displaces one (by taking a kid it publishes, say).
+        ordered = sorted(items, key=lambda c: self._directory.get(c.id) != c)
         refused: dict[str, str] = {}
-        for connection in items:
-            reason = self._admit(connection)
-            if reason is None:
-                admitted.append(connection)
-            else:
-                refused[connection.id] = reason
-        return admitted, refused
+        self.admitting = admitted = []
+        try:
+            for connection in ordered:
+                reason = admission(self._admit, connection)
+                if reason is None:
+                    admitted.append(connection)
+                else:
+                    refused[connection.id] = reason
+        finally:
+            self.admitting = None
+        return [c for c in items if c.id not in refused], refused
 
     async def check(self) -> bool:
         """Load the store again if its revision moved; return whether it did.

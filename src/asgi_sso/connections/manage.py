@@ -18,6 +18,7 @@ import msgspec
 
 from asgi_sso.config import Clock, Limits
 from asgi_sso.connections.directory import ConnectionDirectory
+from asgi_sso.connections.live import admission
 from asgi_sso.connections.model import (
     CONNECTION_ID,
     Connection,
@@ -290,7 +291,7 @@ class ConnectionAdmin:
             raise ConnectionConflict(
                 f"connection {connection.id!r}: another connection has this SCIM secret"
             )
-        reason = self._admit(connection) if self._admit is not None else None
+        reason = admission(self._admit, connection) if self._admit is not None else None
         if reason is not None:
             raise ConnectionChangeError(f"connection {connection.id!r}: {reason}")
 

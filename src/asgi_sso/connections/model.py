@@ -177,6 +177,8 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 raise fail(f"Connection.{field} is too long")
         self._check_issuer()
         self._check_client()
+        # Apart from _check_client, which ends early for a bearer-only connection.
+        self._check_published_keys()
         bad = [alg for alg in self.algorithms if alg not in ASYMMETRIC_ALGORITHMS]
         if not self.algorithms or bad:
             raise fail(
@@ -255,7 +257,6 @@ class Connection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         )
         if problem is not None:
             raise fail(f"connection {self.id!r}: {problem}")
-        self._check_published_keys()
 
     def _check_published_keys(self) -> None:
         if not self.published_keys:

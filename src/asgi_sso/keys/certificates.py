@@ -26,6 +26,7 @@ from asgi_sso.errors import ConfigurationError
 
 __all__ = [
     "EXPIRY_WARNING",
+    "UNREADABLE",
     "KeyCertificate",
     "certificate_for",
     "split_pem",
@@ -36,6 +37,9 @@ EXPIRY_WARNING: Final = datetime.timedelta(days=30)
 """A certificate ending sooner than this is warned about at start-up."""
 _BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,64})-----")
 _MAX_CHAIN: Final = 8
+UNREADABLE: Final = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion)
+"""What cryptography raises on a certificate it cannot read (``InvalidVersion`` is no
+``ValueError``)."""
 
 
 def _b64url(raw: bytes) -> str:
@@ -84,7 +88,7 @@ class KeyCertificate:
         return None
 
 
-def split_pem(text: str) -> tuple[list[str], list[bytes]]:
+def split_pem(text: str, name: str = "the text") -> tuple[list[str], list[bytes]]:
     """The key PEM blocks and the certificates' DER in ``text``, each in the order given.
 
     Blocks other than keys and certificates (``EC PARAMETERS``) and any text
@@ -92,6 +96,8 @@ def split_pem(text: str) -> tuple[list[str], list[bytes]]:
 
     Raises:
         ValueError: a block without its END line, or a certificate that is not one.
+        ConfigurationError: a certificate block labelled otherwise than ``CERTIFICATE``
+            (the message names ``name``).
     """
     keys: list[str] = []
     certificates: list[bytes] = []
@@ -105,12 +111,23 @@ def split_pem(text: str) -> tuple[list[str], list[bytes]]:
         block = text[begin.start() : position]
         label = begin.group(1)
         if label == "CERTIFICATE":
-            certificates.append(
-                x509.load_pem_x509_certificate(block.encode()).public_bytes(Encoding.DER)
+            certificates.append(_pem_certificate(block))
+        elif "CERTIFICATE" in label:
+            # Ignored, it would leave the key without the certificate the IdP looks for.
+            raise ConfigurationError(
+                f"{name} holds a {label!r} block: give the certificate as PEM labelled "
+                "only 'CERTIFICATE' (openssl x509 -in FILE)"
             )
         elif label.endswith(("PRIVATE KEY", "PUBLIC KEY")):
             keys.append(block)
     return keys, certificates
+
+
+def _pem_certificate(block: str) -> bytes:
+    try:
+        return x509.load_pem_x509_certificate(block.encode()).public_bytes(Encoding.DER)
+    except UNREADABLE as exc:
+        raise ValueError("a certificate cannot be read") from exc
 
 
 def x5c_certificates(value: Any) -> list[bytes]:
@@ -141,7 +158,7 @@ def certificate_for(public_key: Any, ders: Sequence[bytes], name: str) -> KeyCer
         certified = (
             chain[0].public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         )
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except UNREADABLE as exc:
         raise ConfigurationError(f"{name} holds a certificate that cannot be read") from exc
     own = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if certified != own:

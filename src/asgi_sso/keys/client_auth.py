@@ -33,6 +33,7 @@ from asgi_sso.keys.certificates import (
 __all__ = [
     "ASSERTION_LIFETIME",
     "ASSERTION_TYPE",
+    "MAX_RSA_BITS",
     "ClientAuth",
     "ClientKey",
     "credentials_problem",
@@ -45,6 +46,10 @@ ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME: Final = 60
 """Seconds a client assertion lives: short, as it is made for one request."""
 _MAX_KEY_TEXT: Final = 64 * 1024  # a key and a certificate chain
+MAX_RSA_BITS: Final = 8192
+"""The largest RSA client key taken, in bits."""
+# Members holding private key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
+_PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 class ClientKey:
@@ -77,6 +82,11 @@ class ClientKey:
     def __repr__(self) -> str:
         # The private key never reaches a log line (STYLE.md rule 10).
         return f"ClientKey(alg={self.alg!r}, kid={self.kid!r}, certificate={self.certificate!r})"
+
+    @property
+    def thumbprint(self) -> str:
+        """The public key's RFC 7638 thumbprint: equal exactly for the same key."""
+        return str(self._key.thumbprint())
 
     @property
     def is_private(self) -> bool:
@@ -166,12 +176,14 @@ def _read_key(text: str, name: str) -> ClientKey:
     try:
         # PEM blocks may have any text around them, even a "{": a JWK has no PEM block.
         if stripped.startswith("{") and "-----BEGIN" not in stripped:
-            key, jwk, ders = _import_jwk(stripped)
+            key, jwk, ders = _import_jwk(stripped, name)
         else:
-            key, ders = _import_pem(stripped)
+            key, ders = _import_pem(stripped, name)
+        certificate = certificate_for(key.public_key, ders, name) if ders else None
+    except ConfigurationError:
+        raise
     except Exception as exc:  # joserfc and cryptography raise many kinds; none echo the key
         raise ConfigurationError(f"{name} is not a readable PEM or JWK key") from exc
-    certificate = certificate_for(key.public_key, ders, name) if ders else None
     for member in ("x5t", "x5t#S256"):
         # A JWK's own thumbprint must name its x5c, else the IdP looks for another certificate.
         named = jwk.get(member)
@@ -179,17 +191,23 @@ def _read_key(text: str, name: str) -> ClientKey:
             raise ConfigurationError(f"{name}: the JWK's {member} does not match its x5c")
     kid = jwk.get("kid") if isinstance(jwk.get("kid"), str) else None
     if isinstance(key, RSAKey):
+        if key.raw_value.key_size > MAX_RSA_BITS:  # each use of a larger one costs seconds
+            raise ConfigurationError(f"{name} must be an RSA key of at most {MAX_RSA_BITS} bits")
         return ClientKey(key, "RS256", kid, certificate)
     if isinstance(key, ECKey) and key.curve_name == "P-256":
         return ClientKey(key, "ES256", kid, certificate)
     raise ConfigurationError(f"{name} must be an RSA or a P-256 EC key (RS256 or ES256)")
 
 
-def _import_jwk(text: str) -> tuple[Any, dict[str, Any], list[bytes]]:
+def _import_jwk(text: str, name: str) -> tuple[Any, dict[str, Any], list[bytes]]:
     data = json.loads(text)
     if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC"):
         raise ValueError("not an RSA or EC JWK")
     key = JWKRegistry.import_key(data)
+    if not key.is_private and _PRIVATE_MEMBERS.intersection(data):
+        # joserfc reads a key without "d" as public: its p and q would still give the
+        # private key away to whoever reads a "public" key stored in clear.
+        raise ConfigurationError(f"{name}: the JWK holds private members but no private key (d)")
     ders = x5c_certificates(data["x5c"]) if "x5c" in data else []
     return key, data, ders
 
@@ -198,20 +216,21 @@ def _thumbprint(certificate: KeyCertificate, member: str) -> str:
     return certificate.x5t if member == "x5t" else certificate.x5t_s256
 
 
-def _import_pem(text: str) -> tuple[Any, list[bytes]]:
-    blocks, ders = split_pem(text)
+def _import_pem(text: str, name: str) -> tuple[Any, list[bytes]]:
+    blocks, ders = split_pem(text, name)
     if len(blocks) != 1:
         raise ValueError("not exactly one key")
     pem = blocks[0].encode()
-    # cryptography tells the key type (a PKCS#8 armour does not name it); joserfc wraps it.
+    # cryptography tells the key type (a PKCS#8 armour does not name it).
     if "PUBLIC KEY" in blocks[0]:
         loaded: Any = serialization.load_pem_public_key(pem)
     else:
         loaded = serialization.load_pem_private_key(pem, password=None)
+    # joserfc wraps the key cryptography parsed: a private key is parsed (and checked) once.
     if isinstance(loaded, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return RSAKey.import_key(pem), ders
+        return RSAKey.import_key(loaded), ders
     if isinstance(loaded, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        return ECKey.import_key(pem), ders
+        return ECKey.import_key(loaded), ders
     raise ValueError("not an RSA or EC key")
 
 

@@ -12,8 +12,9 @@ back-channel logout.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -137,6 +138,7 @@ class Providers:
         self._built: dict[str, tuple[Connection, Provider]] = {}
         self._keys: dict[bytes, ClientKey] = {}
         self._jwks: tuple[ConnectionDirectory, bytes | None] | None = None
+        self._owners: _KidOwners | None = None
 
     @property
     def directory(self) -> ConnectionDirectory:
@@ -204,18 +206,22 @@ class Providers:
     def problem(self, connection: Connection) -> str | None:
         """Why ``connection`` cannot sign anyone in here, or ``None``.
 
-        An unreadable client key, or a ``kid`` its published keys share with it or
-        with each other (the IdP could not tell the keys apart).
+        An unreadable client key, a ``kid`` its published keys share with it or with
+        each other (the IdP could not tell the keys apart), or, while it is enabled, a
+        ``kid`` that names another key of the default provider or of a connection
+        admitted before it (the shared key set holds one key per ``kid``: the other
+        provider's IdP would no longer find its key).
         """
         if connection.client_key is None:
             return None
         try:
-            kids = [self._key(connection).kid, *(k.kid for k in _published(connection))]
+            key, published = self._keys_of(connection)
         except ConfigurationError as exc:
             return str(exc)
+        kids = [key.kid, *(k.kid for k in published)]
         if len(set(kids)) != len(kids):
             return "its published_keys repeat a kid (of its client_key or of each other)"
-        return None
+        return self._kid_taken(connection, (key, *published)) if connection.enabled else None
 
     def jwks(self) -> bytes | None:
         """The public client keys as a JWK Set (JSON), or ``None`` when no provider has one.
@@ -238,6 +244,29 @@ class Providers:
         self._jwks = (directory, document)
         return document
 
+    # -- kids ----------------------------------------------------------------------------
+
+    def _kid_taken(self, connection: Connection, keys: tuple[ClientKey, ...]) -> str | None:
+        owners = self._owners_now()
+        for key in keys:
+            owner, thumbprint = owners.owners.get(key.kid, (connection.id, key.thumbprint))
+            if owner != connection.id and thumbprint != key.thumbprint:
+                who = "LoginConfig" if owner is None else f"connection {owner!r}"
+                return f"the kid {key.kid!r} already names another key, of {who}"
+        return None
+
+    def _owners_now(self) -> _KidOwners:
+        # During a load, the connections admitted so far; else the snapshot in use.
+        admitting = self._live.admitting if self._live is not None else None
+        source: Collection[Connection] = self.directory if admitting is None else admitting
+        owners = self._owners
+        if owners is None or owners.source is not source:
+            owners = self._owners = _KidOwners(source, self.default)
+        for connection in itertools.islice(source, owners.seen, None):
+            owners.add(connection.id, self._of(connection))
+        owners.seen = len(source)
+        return owners
+
     # -- building ------------------------------------------------------------------------
 
     def _of(self, connection: Connection | None) -> Provider | None:
@@ -259,7 +288,7 @@ class Providers:
 
     def _build(self, connection: Connection, client_id: str) -> Provider:
         secret = connection.client_secret.reveal() if connection.client_secret else None
-        key = self._key(connection) if connection.client_key is not None else None
+        key, published = self._keys_of(connection) if connection.client_key else (None, ())
         auth = ClientAuth(
             client_id=client_id,
             method=connection.token_endpoint_auth,
@@ -275,13 +304,24 @@ class Providers:
             authorize_params=connection.authorize_params,
             connection=connection.id,
             not_before=connection.not_before,
-            published=_published(connection),
+            published=published,
             organisation=(
                 (connection.tenant_claim, connection.tenant)
                 if connection.tenant_claim is not None and connection.tenant is not None
                 else None
             ),
         )
+
+    def _keys_of(self, connection: Connection) -> tuple[ClientKey, tuple[ClientKey, ...]]:
+        # The client key and the published ones, or ConfigurationError saying why not.
+        try:
+            return self._key(connection), _published(connection)
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            # Any failure of a parser, even its own bug, costs this connection only: it
+            # must never stop the other sign-ins, the key set or a reload.
+            raise ConfigurationError(f"its keys cannot be read ({type(exc).__name__})") from exc
 
     def _key(self, connection: Connection) -> ClientKey:
         # Parsing a private key costs milliseconds: each distinct key is parsed once.
@@ -300,6 +340,24 @@ class Providers:
                 self._keys.clear()
             self._keys[digest] = key
         return key
+
+
+class _KidOwners:
+    """Who publishes each kid: a connection id, or ``None`` for the default provider."""
+
+    __slots__ = ("owners", "seen", "source")
+
+    def __init__(self, source: Collection[Connection], default: Provider | None) -> None:
+        self.source = source
+        self.seen = 0  # how many of source were added
+        self.owners: dict[str, tuple[str | None, str]] = {}
+        self.add(None, default)
+
+    def add(self, owner: str | None, provider: Provider | None) -> None:
+        if provider is None or provider.auth.key is None:
+            return  # disabled, bearer-only or unreadable: it publishes nothing
+        for key in (provider.auth.key, *provider.published):
+            self.owners.setdefault(key.kid, (owner, key.thumbprint))
 
 
 def _published(connection: Connection) -> tuple[ClientKey, ...]:

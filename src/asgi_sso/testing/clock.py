@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["FakeClock"]
+from typing import Final
+
+__all__ = ["START", "FakeClock"]
+
+START: Final = 1_700_000_000.0
+"""The wall time a :class:`FakeClock` starts at unless told otherwise (November 2023)."""
 
 
 class FakeClock:
@@ -29,7 +34,7 @@ class FakeClock:
         (1700000030.0, 1030.0)
     """
 
-    def __init__(self, start: float = 1_700_000_000.0, *, monotonic_start: float = 1_000.0) -> None:
+    def __init__(self, start: float = START, *, monotonic_start: float = 1_000.0) -> None:
         self._wall = float(start)
         self._mono = float(monotonic_start)
 

@@ -21,9 +21,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from asgi_sso.testing.clock import START
+
 __all__ = ["ClientCertificate"]
 
 _DAY = datetime.timedelta(days=1)
+# Valid at a FakeClock's default start too: the dev IdP checks the dates by its clock.
+_FAKE_START = datetime.datetime.fromtimestamp(START, datetime.UTC)
 _PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
@@ -37,7 +41,9 @@ class ClientCertificate:
         key_type: ``"EC"`` (P-256) or ``"RSA"`` (2048 bits; what Entra ID's certificate
             credentials take).
         not_after: the end of validity (a past one makes an expired certificate);
-            ``None``: a day from now. It starts a day before now, or before this end.
+            ``None``: a day from now. It starts a day before the earliest of now, this
+            end and a :class:`~asgi_sso.testing.FakeClock`'s default start, so it is
+            valid for the dev IdP on a fake clock too.
     """
 
     def __init__(
@@ -135,7 +141,7 @@ def _build(
         .issuer_name(issuer.certificate.subject if issuer is not None else subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(min(now, end) - _DAY)
+        .not_valid_before(min(now, end, _FAKE_START) - _DAY)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )

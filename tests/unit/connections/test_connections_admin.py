@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from joserfc.jwk import ECKey
 
+from _certs import bad_version
 from asgi_sso.connections import Connection, StaticConnections
 from asgi_sso.connections.admin import ConnectionsAdminApp
 from asgi_sso.connections.manage import ConnectionAdmin, connection_from_input
 from asgi_sso.errors import StoreUnavailable
-from asgi_sso.testing import DevIdP, FakeClock, free_port
+from asgi_sso.testing import ClientCertificate, DevIdP, FakeClock, free_port
 
 CLIENT_SECRET = "client-secret-0123456789abcdef"
 SCIM_SECRET = "scim-secret-0123456789abcdef"
@@ -171,6 +174,30 @@ async def test_refused_changes_have_their_status(
     response = await api(method, path, json=body)
     assert (response.status_code, response.json()["error"]) == (status, error)
     assert api.announced == []
+
+
+async def test_a_published_key_with_an_unreadable_certificate_is_422(api: Api) -> None:
+    cert = ClientCertificate("bad-version")
+    x5c = [base64.b64encode(bad_version(cert.der)).decode()]
+    public = {**ECKey.import_key(cert.key_pem()).as_dict(private=False), "x5c": x5c}
+    signing = {"client_id": "b", "client_secret": None, "token_endpoint_auth": "private_key_jwt",
+               "client_key": ClientCertificate().key_pem().decode()}  # fmt: skip
+    body = acme_data(id="b", issuer="https://b.example", domains=[], **signing,
+                     published_keys=[json.dumps(public)])  # fmt: skip
+    response = await api("POST", "/", json=body)
+    assert (response.status_code, response.json()["error"]) == (422, "invalid_connection")
+    assert "published_keys[0]" in response.json()["error_description"]
+
+
+async def test_a_bearer_only_connection_with_published_keys_is_422(api: Api) -> None:
+    private = ClientCertificate().key_pem().decode()
+    body = {"id": "b", "issuer": "https://b.example", "audience": ["api://app"],
+            "published_keys": [private]}  # fmt: skip
+    response = await api("POST", "/", json=body)
+    assert (response.status_code, response.json()["error"]) == (422, "invalid_connection")
+    assert "published_keys go with client_key" in response.json()["error_description"]
+    assert "PRIVATE KEY" not in response.text
+    assert (await api("GET", "/b")).status_code == 404
 
 
 async def test_patch_conflicting_with_another_connection_is_409(api: Api) -> None:

@@ -128,6 +128,19 @@ async def test_admit_refusal_is_a_422_before_writing(clock: FakeClock) -> None:
     assert await admin.list() == []
 
 
+async def test_an_admission_check_that_raises_is_a_422_before_writing(clock: FakeClock) -> None:
+    def admit(connection: Connection) -> str | None:
+        raise RuntimeError("a bug in the check")
+
+    admin = ConnectionAdmin(StaticConnections(), clock=clock, admit=admit)
+    with pytest.raises(
+        ConnectionChangeError, match=r"could not be checked \(RuntimeError\)"
+    ) as caught:
+        await admin.add(acme())
+    assert caught.value.status == 422
+    assert await admin.list() == []
+
+
 async def test_update_is_a_merge_patch_validated_as_a_whole(
     admin: ConnectionAdmin, seen: Recorder
 ) -> None:

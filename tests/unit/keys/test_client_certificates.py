@@ -9,6 +9,8 @@ import base64
 import datetime
 import hashlib
 import json
+import secrets
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,10 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jws
 from joserfc.jwk import ECKey, RSAKey
 
+from _certs import bad_version, pem_of
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.keys.certificates import EXPIRY_WARNING
 from asgi_sso.keys.client_auth import ClientKey, load_client_key, load_public_key
-from asgi_sso.testing import ClientCertificate
+from asgi_sso.testing import ClientCertificate, FakeClock
 
 RSA_CERT = ClientCertificate("entra-app", key_type="RSA")
 EC_CERT = ClientCertificate("ec-app")
@@ -188,7 +191,8 @@ def test_an_expired_or_expiring_certificate_is_described() -> None:
     soon_key = load_client_key(_key_pem(soon) + soon.pem)
     assert soon_key.certificate is not None
     assert "expires on" in str(soon_key.certificate.validity_problem(_now()))
-    before = soon_key.certificate.validity_problem(_now() - 2 * 86400)
+    # Made to be valid at a FakeClock's start too: it begins a day before that.
+    before = soon_key.certificate.validity_problem(FakeClock().time() - 2 * 86400)
     assert "not valid before" in str(before)
 
 
@@ -228,3 +232,88 @@ def test_a_published_key_is_read_like_a_client_key() -> None:
     with pytest.raises(ConfigurationError, match="not for this key"):
         load_public_key(_key_pem(RSA_CERT) + EC_CERT.pem)
     assert isinstance(load_public_key(_jwk(EC_CERT)), ClientKey)
+
+
+# -- certificates the parser cannot read ------------------------------------------------------
+
+
+_BAD_VERSION = bad_version(EC_CERT.der)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _key_pem(EC_CERT) + pem_of(_BAD_VERSION),
+        _jwk(EC_CERT, x5c=[base64.b64encode(_BAD_VERSION).decode()]),
+    ],
+    ids=["pem", "x5c"],
+)
+@pytest.mark.parametrize("load", [load_client_key, load_public_key])
+def test_a_certificate_with_an_unknown_x509_version_is_refused(
+    text: str, load: Callable[[str, str], ClientKey]
+) -> None:
+    # cryptography raises InvalidVersion here, which is not a ValueError.
+    with pytest.raises(ConfigurationError, match=r"certificate|readable") as caught:
+        load(text, "client_key")
+    assert str(caught.value).startswith("client_key")
+
+
+_RSA_JWK = _joserfc_key(RSA_CERT).as_dict(private=True)
+
+
+@pytest.mark.parametrize(
+    "members",
+    [("p", "q", "dp", "dq", "qi"), ("p",), ("qi",), ("k",)],
+    ids=["crt", "p", "qi", "k"],
+)
+@pytest.mark.parametrize("load", [load_client_key, load_public_key])
+def test_a_jwk_with_private_members_but_no_private_key_is_refused(
+    members: tuple[str, ...], load: Callable[[str, str], ClientKey]
+) -> None:
+    # p and q alone give the private key away: never taken for a public key.
+    jwk = {name: _RSA_JWK[name] for name in ("kty", "n", "e")}
+    jwk.update({name: _RSA_JWK.get(name, "c2VjcmV0") for name in members})
+    with pytest.raises(ConfigurationError, match="private members") as caught:
+        load(json.dumps(jwk), "published_keys[0]")
+    assert str(caught.value).startswith("published_keys[0]")
+    assert not any(str(_RSA_JWK[m])[:12] in str(caught.value) for m in ("p", "q"))
+
+
+@pytest.mark.parametrize(
+    "label", ["TRUSTED CERTIFICATE", "X509 CERTIFICATE", "CERTIFICATE REQUEST"]
+)
+def test_a_certificate_block_of_another_label_is_refused_not_ignored(label: str) -> None:
+    # openssl x509 -trustout writes TRUSTED CERTIFICATE: taken silently, the key would go
+    # without the certificate the IdP looks for.
+    block = EC_CERT.pem.replace("CERTIFICATE", label)
+    with pytest.raises(ConfigurationError, match=f"{label}.*only 'CERTIFICATE'") as caught:
+        load_client_key(_key_pem(EC_CERT) + block, "client_key")
+    assert str(caught.value).startswith("client_key")
+
+
+def _rsa_public(bits: int) -> Any:
+    # A public modulus of that size, no primes needed: quick to make at any size.
+    modulus = secrets.randbits(bits) | 1 | (1 << (bits - 1))
+    return rsa.RSAPublicNumbers(65537, modulus).public_key()
+
+
+@pytest.mark.parametrize("as_jwk", [False, True], ids=["pem", "jwk"])
+def test_an_rsa_key_above_8192_bits_is_refused(as_jwk: bool) -> None:
+    # Each use of a huge key costs seconds of CPU (parsing it, signing with it).
+    public = _rsa_public(8200)
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    text = json.dumps(RSAKey.import_key(pem).as_dict()) if as_jwk else pem.decode()
+    with pytest.raises(ConfigurationError, match="at most 8192 bits"):
+        load_public_key(text)
+    assert (
+        load_public_key(
+            _rsa_public(8192)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        ).alg
+        == "RS256"
+    )

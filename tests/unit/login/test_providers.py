@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import msgspec
 import pytest
+from joserfc.jwk import ECKey
 
+from _certs import bad_version
 from asgi_sso import LoginConfig, Secret
-from asgi_sso.connections import Connection, ConnectionDirectory
+from asgi_sso.connections import (
+    Connection,
+    ConnectionDirectory,
+    LiveConnections,
+    StaticConnections,
+)
 from asgi_sso.errors import ConfigurationError
-from asgi_sso.login.client_auth import ClientAuth, load_client_key
+from asgi_sso.login import providers as providers_module
+from asgi_sso.login.client_auth import ClientAuth, ClientKey, load_client_key
 from asgi_sso.login.oidc import new_flow
 from asgi_sso.login.providers import Providers
 from asgi_sso.login.sessions import CONNECTIONS_BINDING, app_binding
 from asgi_sso.sessions import SessionRecord
-from asgi_sso.testing import FakeClock
+from asgi_sso.testing import ClientCertificate, FakeClock
 from asgi_sso.testing.tokens import generate_key
 
 KEY = (Secret(b"k" * 32),)
@@ -25,6 +34,8 @@ HOME = "https://home.example"
 
 class Live:
     """Stands in for LiveConnections: only its ``directory`` is read."""
+
+    admitting = None  # never in the middle of a load
 
     def __init__(self, *connections: Connection) -> None:
         self.directory = ConnectionDirectory(connections)
@@ -265,3 +276,113 @@ def test_a_jwk_that_forbids_signing_is_refused_when_loaded(conflict: dict[str, A
     data = {**RSAKey.generate_key(2048, private=True).as_dict(private=True), **conflict}
     with pytest.raises(ConfigurationError, match="cannot sign RS256"):
         load_client_key(json.dumps(data))
+
+
+# -- a key that fails to load ---------------------------------------------------------------
+
+
+def _keyed(cid: str, **changes: Any) -> Connection:
+    key = Secret(generate_key("ES256").as_pem(private=True))
+    return conn(cid, client_secret=None, token_endpoint_auth="private_key_jwt", client_key=key,
+                **changes)  # fmt: skip
+
+
+def test_a_client_key_with_an_unreadable_certificate_leaves_the_others_signing_in() -> None:
+    cert = ClientCertificate("bad-version")
+    jwk = {**ECKey.import_key(cert.key_pem()).as_dict(private=True),
+           "x5c": [base64.b64encode(bad_version(cert.der)).decode()]}  # fmt: skip
+    bad = conn("acme", client_secret=None, token_endpoint_auth="private_key_jwt",
+               client_key=Secret(json.dumps(jwk)))  # fmt: skip
+    found = providers(Live(bad, _keyed("globex")))
+    assert "certificate" in str(found.problem(bad))
+    assert found.connection("acme") is None
+    assert found.connection("globex") is not None
+    jwks = found.jwks()
+    assert jwks is not None
+    assert len(json.loads(jwks)["keys"]) == 1
+
+
+@pytest.mark.parametrize("loader", ["load_client_key", "load_public_key"])
+def test_a_key_failing_in_any_way_makes_its_connection_unusable_never_an_error(
+    monkeypatch: pytest.MonkeyPatch, loader: str
+) -> None:
+    def broken(text: str, name: str = "") -> ClientKey:
+        raise RuntimeError("a parser's own bug")
+
+    monkeypatch.setattr(providers_module, loader, broken)
+    public = generate_key("ES256").as_pem(private=False).decode()
+    bad = _keyed("acme", published_keys=(public,))
+    found = providers(Live(bad, conn("plain")))
+    assert found.problem(bad) == "its keys cannot be read (RuntimeError)"
+    assert found.connection("acme") is None
+    assert found.connection("plain") is not None
+    assert found.jwks() is None
+
+
+# -- a kid names one key in the shared key set ----------------------------------------------
+
+
+def _jwk_keyed(cid: str, kid: str, key: Any = None, **changes: Any) -> Connection:
+    jwk = {**(key or generate_key("ES256")).as_dict(private=True), "kid": kid}
+    return conn(cid, client_secret=None, token_endpoint_auth="private_key_jwt",
+                client_key=Secret(json.dumps(jwk)), **changes)  # fmt: skip
+
+
+def _published(kid: str, key: Any = None) -> str:
+    return json.dumps({**(key or generate_key("ES256")).as_dict(private=False), "kid": kid})
+
+
+def test_a_connection_taking_another_connections_kid_is_refused() -> None:
+    acme = _jwk_keyed("acme", "key-1")
+    found = providers(Live(acme))
+    # Published under acme's signing kid, another key would push acme's out of the set.
+    thief = _keyed("aaa", published_keys=(_published("key-1"),))
+    assert "'key-1'" in str(found.problem(thief))
+    assert "connection 'acme'" in str(found.problem(thief))
+    assert "'key-1'" in str(found.problem(_jwk_keyed("aab", "key-1")))
+    assert found.problem(acme) is None  # its own kid, in its own (older) version
+    # Disabled, it publishes nothing: nothing to refuse (and a disable always applies).
+    assert found.problem(_jwk_keyed("aac", "key-1", enabled=False)) is None
+
+
+def test_the_same_key_under_the_same_kid_may_be_shared() -> None:
+    key = generate_key("ES256")
+    found = providers(Live(_jwk_keyed("acme", "key-1", key)))
+    assert found.problem(_jwk_keyed("globex", "key-1", key)) is None
+    assert found.problem(_keyed("initech", published_keys=(_published("key-1", key),))) is None
+
+
+def test_the_default_providers_kids_are_its_own() -> None:
+    signing = {**generate_key("ES256").as_dict(private=True), "kid": "app-key"}
+    found = providers(
+        Live(), issuer="https://home.example", client_id="web", client_secret=None,
+        token_endpoint_auth="private_key_jwt", client_key=Secret(json.dumps(signing)),
+    )  # fmt: skip
+    assert "LoginConfig" in str(found.problem(_jwk_keyed("acme", "app-key")))
+
+
+async def test_connections_in_use_keep_their_kids_in_every_load() -> None:
+    acme = _jwk_keyed("acme", "key-1")
+    store = StaticConnections([acme])
+    holder: dict[str, Providers] = {}
+    live = LiveConnections(store, clock=FakeClock(), poll_interval=3600,
+                           admit=lambda c: holder["p"].problem(c))  # fmt: skip
+    holder["p"] = Providers(LoginConfig(cookie_secrets=KEY), connections=live, clock=FakeClock())
+    await live.start()
+    # Newcomers come after the connections in use, whatever their order in the store.
+    await store.add(_keyed("aaa", published_keys=(_published("key-1"),)))
+    await store.add(_jwk_keyed("zed", "key-2"))
+    await store.add(_jwk_keyed("zzz", "key-2"))  # another newcomer's kid, in the same load
+    await live.reload()
+    assert set(live.refused) == {"aaa", "zzz"}
+    assert "connection 'acme'" in live.refused["aaa"]
+    assert "connection 'zed'" in live.refused["zzz"]
+    jwks = holder["p"].jwks()
+    assert jwks is not None
+    served = {k["kid"]: k for k in json.loads(jwks)["keys"]}
+    assert served["key-1"]["x"] == json.loads(acme.client_key.reveal())["x"]  # type: ignore[union-attr]
+    # Once acme is gone, its kid is free at the next load: no refusal outlives its cause.
+    await store.delete("acme")
+    await live.reload()
+    assert set(live.refused) == {"zzz"}
+    await live.close()

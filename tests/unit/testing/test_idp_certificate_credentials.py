@@ -10,6 +10,7 @@ certificates are made at test time.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
+from _certs import bad_version, pem_of
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.login.client_auth import ASSERTION_TYPE, ClientAuth, load_client_key
 from asgi_sso.testing import ClientCertificate, DevClient, DevIdP, FakeClock
@@ -149,6 +151,8 @@ def test_dev_client_certificates_are_checked() -> None:
         DevClient(client_id="c", certificates=("not a certificate",))
     with pytest.raises(ConfigurationError, match="a tuple"):
         DevClient(client_id="c", certificates=CURRENT.pem)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="PEM certificates"):
+        DevClient(client_id="c", certificates=(pem_of(bad_version(CURRENT.der)),))
     p384 = ECKey.generate_key("P-384")
     with pytest.raises(ConfigurationError, match="one of jwks"):
         DevClient(client_id="c", certificates=(CURRENT.pem,), jwks={"keys": [p384.as_dict()]})
@@ -157,3 +161,29 @@ def test_dev_client_certificates_are_checked() -> None:
     client = DevClient(client_id="c", certificates=(CURRENT.pem,))
     assert client.uses_keys
     assert not client.is_public
+
+
+async def test_a_certificate_outside_its_validity_is_invalid_client(clock: FakeClock) -> None:
+    # As Entra ID does, by the IdP's own clock: an expired upload no longer authenticates.
+    end = datetime.datetime.fromtimestamp(clock.time() + 3600, datetime.UTC)
+    cert = ClientCertificate("short-lived", not_after=end)
+    client = DevClient(client_id="app", certificates=(cert.pem,),
+                       grant_types=("client_credentials",))  # fmt: skip
+    async with DevIdP(ISSUER, clients=[client], clock=clock).http_client() as http:
+        auth = _auth(cert.key_pem().decode() + cert.pem, clock)
+        assert (await _token(http, auth.assertion(TOKEN))).status_code == 200
+        clock.advance(7200)
+        expired = await _token(http, auth.assertion(TOKEN))
+        assert (expired.status_code, expired.json()["error"]) == (401, "invalid_client")
+        assert "expired" in expired.json()["error_description"]
+        clock.now = clock.time() - 7200 - 3 * 86400
+        early = await _token(http, auth.assertion(TOKEN))
+        assert (early.status_code, early.json()["error"]) == (401, "invalid_client")
+        assert "not yet valid" in early.json()["error_description"]
+
+
+def test_a_certificate_made_now_is_valid_at_the_fake_clocks_start() -> None:
+    # Tests pair ClientCertificate() with FakeClock(): the dev IdP checks the dates.
+    start = datetime.datetime.fromtimestamp(FakeClock().time(), datetime.UTC)
+    certificate = ClientCertificate().certificate
+    assert certificate.not_valid_before_utc <= start < certificate.not_valid_after_utc

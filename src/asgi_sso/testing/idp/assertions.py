@@ -14,6 +14,7 @@ certificate's key. Anything else is ``invalid_client`` (RFC 6749 §5.2).
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 from collections.abc import Sequence
@@ -117,7 +118,7 @@ def _check(idp: DevIdP, params: Params, assertion: str, audiences: Sequence[str]
     keys = None if client is None else client.jwks or idp.fetched_jwks.get(client.client_id)
     header = _header(assertion)
     if client is not None and client.certificates:
-        keys = _certificate_jwks(header, client.certificates)
+        keys = _certificate_jwks(header, client.certificates, idp.clock.time())
     if client is None or keys is None:
         raise _Refused("unknown client, or one without registered keys")
     claims = _verified_claims(assertion, header, keys)
@@ -157,7 +158,9 @@ def _header(assertion: str) -> dict[str, Any]:
         raise _Refused("client_assertion is not a JWT") from exc
 
 
-def _certificate_jwks(header: dict[str, Any], certificates: Sequence[str]) -> dict[str, Any]:
+def _certificate_jwks(
+    header: dict[str, Any], certificates: Sequence[str], now: float
+) -> dict[str, Any]:
     # Entra ID finds the certificate by thumbprint, never by kid.
     sha256, sha1 = header.get("x5t#S256"), header.get("x5t")
     if sha256 is None and sha1 is None:
@@ -169,6 +172,7 @@ def _certificate_jwks(header: dict[str, Any], certificates: Sequence[str]) -> di
             None,
             _b64url(hashlib.sha1(der, usedforsecurity=False).digest()),
         ):
+            _check_dates(certificate, now)
             public = certificate.public_key()
             kind = "RSA" if isinstance(public, rsa.RSAPublicKey) else "EC"
             pem_public = public.public_bytes(
@@ -179,6 +183,15 @@ def _certificate_jwks(header: dict[str, Any], certificates: Sequence[str]) -> di
                 jwk["kid"] = header["kid"]  # so that _verified_claims selects this key
             return {"keys": [jwk]}
     raise _Refused("the assertion's x5t#S256 or x5t names no certificate of this client")
+
+
+def _check_dates(certificate: x509.Certificate, now: float) -> None:
+    # Entra ID refuses an expired (or not yet valid) certificate credential.
+    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    if moment >= certificate.not_valid_after_utc:
+        raise _Refused("the certificate the assertion names has expired")
+    if moment < certificate.not_valid_before_utc:
+        raise _Refused("the certificate the assertion names is not yet valid")
 
 
 def _b64url(raw: bytes) -> str:

@@ -20,6 +20,7 @@ from joserfc.jws import JWSRegistry
 
 from asgi_sso.config import Clock
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.certificates import UNREADABLE
 from asgi_sso.testing.tokens import SigningKey, generate_key, public_jwk
 
 __all__ = [
@@ -229,7 +230,7 @@ def check_certificates(certificates: object) -> None:
     for pem in certificates:
         try:
             public = x509.load_pem_x509_certificate(str(pem).encode()).public_key()
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (*UNREADABLE, AttributeError) as exc:
             raise ConfigurationError("DevClient.certificates holds PEM certificates only") from exc
         if not isinstance(public, rsa.RSAPublicKey) and not (
             isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"

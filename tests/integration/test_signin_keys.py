@@ -53,13 +53,8 @@ def _registered(key: Any) -> dict[str, Any]:
 def keyed_env(clock: FakeClock, key: Any = EC, **options: Any) -> Env:
     """The app's client ``web`` authenticates with ``key``; the IdP has only its public half."""
     options.setdefault("client", web_client(jwks=_registered(key)))
-    return Env(
-        clock,
-        client_secret=None,
-        client_key=_pem(key),
-        token_endpoint_auth="private_key_jwt",
-        **options,
-    )
+    options.setdefault("client_key", _pem(key))
+    return Env(clock, client_secret=None, token_endpoint_auth="private_key_jwt", **options)
 
 
 def record_forms(env: Env, path: str) -> list[tuple[dict[str, str], httpx.Headers]]:
@@ -128,7 +123,8 @@ async def test_the_jwks_holds_the_public_half_with_the_kid_assertions_name(
     assert not PRIVATE_MEMBERS & set(jwk)
     assert jwk["kid"] == key.thumbprint()
     assert jwk["use"] == "sig"
-    assert jwk["alg"] == ("RS256" if key is RSA else "ES256")
+    # An RSA key read from PEM signs RS256 or PS256: its JWK names neither.
+    assert jwk.get("alg") == (None if key is RSA else "ES256")
     forms = record_forms(env, "/token")
     await env.sign_in()
     header = forms[0][0]["client_assertion"].split(".")[0]
@@ -204,7 +200,9 @@ def _with_certificate(cert: ClientCertificate) -> Secret:
     return Secret(cert.key_pem().decode() + cert.pem)
 
 
-def certificate_env(clock: FakeClock, registered: ClientCertificate, client_key: Secret) -> Env:
+def certificate_env(
+    clock: FakeClock, registered: ClientCertificate, client_key: Secret, **options: Any
+) -> Env:
     """The IdP knows the client ``web`` by ``registered`` only, as Entra ID does."""
     return Env(
         clock,
@@ -212,6 +210,7 @@ def certificate_env(clock: FakeClock, registered: ClientCertificate, client_key:
         client_secret=None,
         client_key=client_key,
         token_endpoint_auth="private_key_jwt",
+        **options,
     )
 
 
@@ -477,3 +476,62 @@ async def test_a_failing_par_endpoint_is_an_error_page_never_a_500(
     assert "Sign-in failed" in response.text
     assert "<script>" not in response.text
     assert not any("sso_state" in name for name in env.cookies)
+
+
+# -- the assertion's algorithm follows what the provider takes ---------------------------------
+
+
+async def test_an_rsa_key_signs_ps256_at_a_provider_taking_only_ps256(clock: FakeClock) -> None:
+    env = keyed_env(
+        clock,
+        key=RSA,
+        store=MemorySessionStore(clock=clock),
+        idp_options={"assertion_algorithms": ("PS256",)},
+    )
+    forms = record_forms(env, "/token")
+    assert (await env.sign_in()).status_code == 303
+    assert (await env.get("/reports")).json()["sub"] == "alice"
+    clock.advance(250)  # the refresh signs PS256 too
+    assert (await env.get("/reports")).status_code == 200
+    assert [_header(form["client_assertion"])["alg"] for form, _ in forms] == ["PS256"] * 2
+
+
+async def test_an_rsa_key_signs_rs256_where_the_provider_takes_both(clock: FakeClock) -> None:
+    env = keyed_env(clock, key=RSA)
+    forms = record_forms(env, "/token")
+    assert (await env.sign_in()).status_code == 303
+    assert _header(forms[0][0]["client_assertion"])["alg"] == "RS256"
+
+
+async def test_ps256_with_its_certificate_signs_in_as_entra_id_asks(clock: FakeClock) -> None:
+    cert = ClientCertificate("web-app", key_type="RSA")
+    env = certificate_env(
+        clock, cert, _with_certificate(cert), idp_options={"assertion_algorithms": ("PS256",)}
+    )
+    forms = record_forms(env, "/token")
+    assert (await env.sign_in()).status_code == 303
+    header = _header(forms[0][0]["client_assertion"])
+    assert (header["alg"], header["x5t#S256"]) == ("PS256", cert.thumbprint)
+
+
+async def test_a_provider_taking_no_algorithm_the_key_signs_fails_sign_in_before_the_idp(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(oidc, "_trouble", Throttle())
+    env = keyed_env(clock, key=RSA, idp_options={"assertion_algorithms": ("ES256",)})
+    response = await _authorize_location(env)
+    assert response.status_code == 502, response.text
+    assert "RS256" in response.json()["error_description"]
+    assert "ES256" in caplog.text
+    assert env.idp.requests["/authorize"] == 0
+    assert not any("sso_state" in name for name in env.cookies)
+
+
+async def test_a_jwk_bound_to_rs256_fails_at_a_ps256_only_provider(clock: FakeClock) -> None:
+    bound = Secret(json.dumps({**RSA.as_dict(private=True), "alg": "RS256"}))
+    env = keyed_env(
+        clock, key=RSA, client_key=bound, idp_options={"assertion_algorithms": ("PS256",)}
+    )
+    response = await _authorize_location(env)
+    assert response.status_code == 502
+    assert env.idp.requests["/token"] == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import quote_plus
 
@@ -48,15 +49,20 @@ ASSERTION_LIFETIME: Final = 60
 _MAX_KEY_TEXT: Final = 64 * 1024  # a key and a certificate chain
 MAX_RSA_BITS: Final = 8192
 """The largest RSA client key taken, in bits."""
+_RSA_ALGS: Final = ("RS256", "PS256")  # RS256 first: what an RSA key signs by default
 # Members holding private key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 class ClientKey:
-    """A parsed key for ``private_key_jwt``, the algorithm it signs with and its certificate.
+    """A parsed key for ``private_key_jwt``, the algorithms it signs with and its certificate.
 
     Attributes:
-        alg: ``RS256`` for an RSA key, ``ES256`` for a P-256 key.
+        alg: the algorithm it signs with unless asked for another: the one a JWK
+            names (``RS256``, ``PS256`` or ``ES256``), else ``RS256`` for an RSA key
+            and ``ES256`` for a P-256 key.
+        algs: every algorithm it may sign with, ``alg`` first: only the one a JWK
+            names; ``RS256`` and ``PS256`` for an RSA key read from PEM.
         kid: the key id sent as ``kid`` and published with :meth:`public_jwk`: the
             one a JWK names, else the key's RFC 7638 thumbprint.
         certificate: the key's X.509 certificate, when one came with it: every
@@ -64,17 +70,18 @@ class ClientKey:
             for), and :meth:`public_jwk` carries ``x5c`` and ``x5t#S256``.
     """
 
-    __slots__ = ("_key", "alg", "certificate", "kid")
+    __slots__ = ("_key", "alg", "algs", "certificate", "kid")
 
     def __init__(
         self,
         key: RSAKey | ECKey,
-        alg: str,
+        algs: tuple[str, ...],
         kid: str | None,
         certificate: KeyCertificate | None = None,
     ) -> None:
         self._key = key
-        self.alg = alg
+        self.alg = algs[0]
+        self.algs = algs
         # Always a kid: the IdP picks the key from the published set by it.
         self.kid: str = kid or key.thumbprint()
         self.certificate = certificate
@@ -93,25 +100,50 @@ class ClientKey:
         """Whether this key can sign (a key given only to be published may be public)."""
         return bool(self._key.is_private)
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        """A compact JWS of ``claims`` signed with this key."""
-        header: dict[str, Any] = {"alg": self.alg, "typ": "JWT", "kid": self.kid}
+    def sign(self, claims: dict[str, Any], alg: str | None = None) -> str:
+        """A compact JWS of ``claims`` signed with this key, by ``alg`` (default :attr:`alg`).
+
+        Raises:
+            ValueError: ``alg`` is not one of :attr:`algs`.
+        """
+        alg = alg or self.alg
+        if alg not in self.algs:
+            raise ValueError(f"this client key does not sign {alg[:20]!r}")
+        header: dict[str, Any] = {"alg": alg, "typ": "JWT", "kid": self.kid}
         if self.certificate is not None:
             header["x5t"] = self.certificate.x5t
             header["x5t#S256"] = self.certificate.x5t_s256
-        return jwt.encode(header, claims, self._key, algorithms=[self.alg])
+        return jwt.encode(header, claims, self._key, algorithms=[alg])
+
+    def signing_alg(self, accepted: Sequence[str]) -> str | None:
+        """The algorithm to sign with for a provider taking ``accepted``, else ``None``.
+
+        ``accepted`` is what the provider's metadata lists in
+        ``token_endpoint_auth_signing_alg_values_supported`` (RFC 8414 §2); empty
+        when it lists nothing, and then :attr:`alg`. Else the first of :attr:`algs`
+        it takes (``RS256`` before ``PS256``); ``None`` when it takes none of them.
+        """
+        if not accepted:
+            return self.alg
+        return next((alg for alg in self.algs if alg in accepted), None)
 
     def public_jwk(self) -> dict[str, Any]:
         """The public half as a JWK with ``kid``, ``use: sig`` and ``alg`` (RFC 7517 §4).
 
         Built from the public members only (``n``/``e``, ``crv``/``x``/``y``), so no
         private member of the key, nor any other member a JWK was given, is ever copied.
-        With a certificate, ``x5c`` (the chain) and ``x5t#S256`` follow (RFC 7517 §4.7-9).
+        ``alg`` is there when the key signs one algorithm only: an RSA key read from
+        PEM signs RS256 or PS256, and a provider that holds a JWK to its ``alg``
+        would refuse the other. With a certificate, ``x5c`` (the chain) and
+        ``x5t#S256`` follow (RFC 7517 §4.7-9).
         """
         full = self._key.as_dict(private=False)
-        names = ("kty", "n", "e") if self.alg == "RS256" else ("kty", "crv", "x", "y")
+        rsa_key = isinstance(self._key, RSAKey)
+        names = ("kty", "n", "e") if rsa_key else ("kty", "crv", "x", "y")
         jwk: dict[str, Any] = {name: str(full[name]) for name in names}
-        jwk.update(kid=self.kid, use="sig", alg=self.alg)
+        jwk.update(kid=self.kid, use="sig")
+        if len(self.algs) == 1:
+            jwk["alg"] = self.alg
         if self.certificate is not None:
             jwk["x5c"] = self.certificate.x5c()
             jwk["x5t#S256"] = self.certificate.x5t_s256
@@ -149,9 +181,10 @@ def load_client_key(text: str, name: str = "client_key") -> ClientKey:
     if not loaded.is_private:
         raise ConfigurationError(f"{name} is a public key; private_key_jwt needs a private one")
     try:
-        # A JWK may forbid what private_key_jwt needs ("alg": "PS256", "use": "enc",
-        # key_ops without "sign"): find out now, not on a user's sign-in.
-        loaded.sign({"probe": 1})
+        # A JWK may forbid what private_key_jwt needs ("use": "enc", key_ops without
+        # "sign"): find out now, not on a user's sign-in.
+        for alg in loaded.algs:
+            loaded.sign({"probe": 1}, alg)
     except Exception as exc:
         raise ConfigurationError(
             f"{name} cannot sign {loaded.alg} (check its alg, use and key_ops)"
@@ -193,10 +226,20 @@ def _read_key(text: str, name: str) -> ClientKey:
     if isinstance(key, RSAKey):
         if key.raw_value.key_size > MAX_RSA_BITS:  # each use of a larger one costs seconds
             raise ConfigurationError(f"{name} must be an RSA key of at most {MAX_RSA_BITS} bits")
-        return ClientKey(key, "RS256", kid, certificate)
+        return ClientKey(key, _named_algs(jwk, _RSA_ALGS, name), kid, certificate)
     if isinstance(key, ECKey) and key.curve_name == "P-256":
-        return ClientKey(key, "ES256", kid, certificate)
-    raise ConfigurationError(f"{name} must be an RSA or a P-256 EC key (RS256 or ES256)")
+        return ClientKey(key, _named_algs(jwk, ("ES256",), name), kid, certificate)
+    raise ConfigurationError(f"{name} must be an RSA or a P-256 EC key (RS256, PS256 or ES256)")
+
+
+def _named_algs(jwk: dict[str, Any], algs: tuple[str, ...], name: str) -> tuple[str, ...]:
+    # A JWK's alg binds the key to that one algorithm (RFC 7517 §4.4).
+    named = jwk.get("alg")
+    if named is None:
+        return algs
+    if named not in algs:
+        raise ConfigurationError(f"{name} names an alg it cannot sign; use {' or '.join(algs)}")
+    return (named,)
 
 
 def _import_jwk(text: str, name: str) -> tuple[Any, dict[str, Any], list[bytes]]:
@@ -244,9 +287,12 @@ class ClientAuth:
             or ``none``.
         key: the signing key (``private_key_jwt``).
         clock: wall time for the assertion's ``iat`` and ``exp``.
+        alg: the algorithm assertions are signed with, one of the key's
+            :attr:`~ClientKey.algs` (default its :attr:`~ClientKey.alg`); see
+            :meth:`accepting`.
     """
 
-    __slots__ = ("_clock", "_key", "_secret", "client_id", "method")
+    __slots__ = ("_clock", "_key", "_secret", "alg", "client_id", "method")
 
     def __init__(
         self,
@@ -256,14 +302,18 @@ class ClientAuth:
         secret: bytes | None = None,
         key: ClientKey | None = None,
         clock: Clock | None = None,
+        alg: str | None = None,
     ) -> None:
         if method == "private_key_jwt" and key is None:
             raise ConfigurationError("private_key_jwt needs a client key")
+        if alg is not None and (key is None or alg not in key.algs):
+            raise ConfigurationError(f"the client key does not sign {alg[:20]!r}")
         self.client_id = client_id
         self.method = method
         self._secret = secret
         self._key = key
         self._clock = clock or SystemClock()
+        self.alg: str | None = alg or (key.alg if key is not None else None)
 
     def __repr__(self) -> str:
         return f"ClientAuth(client_id={self.client_id!r}, method={self.method!r})"
@@ -272,6 +322,28 @@ class ClientAuth:
     def key(self) -> ClientKey | None:
         """The signing key of ``private_key_jwt``, else ``None``."""
         return self._key
+
+    def accepting(self, accepted: Sequence[str]) -> ClientAuth | None:
+        """These credentials for an endpoint taking assertions signed by ``accepted``.
+
+        ``accepted`` is the provider's ``*_endpoint_auth_signing_alg_values_supported``
+        (RFC 8414 §2), empty when it lists none. Returns ``self`` when nothing changes
+        (no key, or the algorithm stays), a copy signing with the algorithm
+        :meth:`ClientKey.signing_alg` picks, or ``None`` when the key signs nothing
+        the provider takes (then every assertion would be refused).
+        """
+        if self._key is None or self.method != "private_key_jwt":
+            return self
+        alg = self._key.signing_alg(accepted)
+        if alg is None or alg == self.alg:
+            return None if alg is None else self
+        return ClientAuth(
+            client_id=self.client_id,
+            method=self.method,
+            key=self._key,
+            clock=self._clock,
+            alg=alg,
+        )
 
     def apply(self, form: dict[str, str], *, endpoint: str) -> dict[str, str]:
         """Add the credentials to ``form`` for a request to ``endpoint``; return extra headers."""
@@ -298,4 +370,4 @@ class ClientAuth:
             "iat": now,
             "exp": now + ASSERTION_LIFETIME,
         }
-        return self._key.sign(claims)
+        return self._key.sign(claims, self.alg)

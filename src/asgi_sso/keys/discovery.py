@@ -46,6 +46,10 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
         code_challenge_methods_supported: PKCE methods (RFC 8414 §2).
         dpop_signing_alg_values_supported: DPoP proof algorithms (RFC 9449 §5.1).
         token_endpoint_auth_methods_supported: client authentication methods.
+        token_endpoint_auth_signing_alg_values_supported: what a ``private_key_jwt``
+            assertion to the token endpoint may be signed with (RFC 8414 §2).
+        introspection_endpoint_auth_signing_alg_values_supported: the same for the
+            introspection endpoint (RFC 8414 §2).
         claims_supported: advertised claims.
         authorization_response_iss_parameter_supported: RFC 9207 ``iss`` in responses.
         backchannel_logout_supported: OIDC Back-Channel Logout support.
@@ -71,6 +75,8 @@ class ProviderMetadata(msgspec.Struct, frozen=True, kw_only=True):
     code_challenge_methods_supported: tuple[str, ...] = ()
     dpop_signing_alg_values_supported: tuple[str, ...] = ()
     token_endpoint_auth_methods_supported: tuple[str, ...] = ()
+    token_endpoint_auth_signing_alg_values_supported: tuple[str, ...] = ()
+    introspection_endpoint_auth_signing_alg_values_supported: tuple[str, ...] = ()
     claims_supported: tuple[str, ...] = ()
     authorization_response_iss_parameter_supported: bool = False
     backchannel_logout_supported: bool = False

@@ -41,6 +41,7 @@ from asgi_sso.login.oidc import (
     TokenSet,
     authorize_params,
     clean_text,
+    client_auth_for,
     merge_claims,
     new_flow,
     par_endpoint,
@@ -179,6 +180,8 @@ class SignInFlow:
         """Where the browser goes: the whole request, or a pushed request's URI (RFC 9126 §4)."""
         metadata = await self.metadata(provider)
         endpoint = metadata.authorization_endpoint or ""
+        # Before the browser leaves: a key the provider refuses would fail the callback.
+        auth = client_auth_for(provider.auth, metadata)
         par = par_endpoint(metadata, self.config.par)
         if par is None:
             return with_query(endpoint, params)
@@ -186,7 +189,7 @@ class SignInFlow:
             self._client,
             par,
             params,
-            provider.auth,
+            auth,
             deadline=self.config.http_timeout,
             max_bytes=MAX_RESPONSE,
         )
@@ -355,7 +358,7 @@ class SignInFlow:
             self._client,
             metadata.token_endpoint or "",
             form,
-            provider.auth,
+            client_auth_for(provider.auth, metadata),
             deadline=self.config.http_timeout,
             max_bytes=MAX_RESPONSE,
             dpop=key,

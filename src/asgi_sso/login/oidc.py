@@ -42,6 +42,7 @@ __all__ = [
     "authorize_params",
     "check_id_token",
     "clean_text",
+    "client_auth_for",
     "fetch_userinfo",
     "merge_claims",
     "new_flow",
@@ -379,6 +380,29 @@ async def token_request(
         raise ServiceUnavailable("the identity provider's token endpoint is unavailable")
     _report(endpoint, f"answered {status} without a usable JSON body to a token request")
     raise ProviderError(f"the token endpoint answered {status} without a usable JSON body")
+
+
+def client_auth_for(auth: ClientAuth, metadata: ProviderMetadata) -> ClientAuth:
+    """``auth`` signing its assertions with an algorithm the provider takes.
+
+    The provider's ``token_endpoint_auth_signing_alg_values_supported`` (RFC 8414
+    §2) picks it, as :meth:`ClientAuth.accepting` says; PAR takes the token
+    endpoint's client authentication (RFC 9126 §2).
+
+    Raises:
+        ProviderError: the provider takes none of the algorithms the key signs, so
+            every assertion would be refused.
+    """
+    accepted = metadata.token_endpoint_auth_signing_alg_values_supported
+    chosen = auth.accepting(accepted)
+    if chosen is None:
+        algs = auth.key.algs if auth.key is not None else ()
+        taken = clean_text(", ".join(accepted), 200)
+        _report(metadata.issuer, f"takes client assertions signed {taken}, not by this key")
+        raise ProviderError(
+            f"the identity provider takes no client assertion the key signs ({' or '.join(algs)})"
+        )
+    return chosen
 
 
 def par_endpoint(metadata: ProviderMetadata, mode: str) -> str | None:

@@ -119,7 +119,10 @@ class Introspector(Generic[T]):
     Args:
         config: the issuer's introspection settings.
         client: the HTTP client to call with.
-        endpoint: returns the endpoint URL (``config.endpoint`` or discovery's).
+        endpoint: returns the endpoint URL (``config.endpoint`` or discovery's) and
+            the algorithms a client assertion to it may be signed with (discovery's
+            ``introspection_endpoint_auth_signing_alg_values_supported``; empty when
+            unknown, and then the client key signs its default).
         build: checks an active answer's claims and makes the result; an
             :class:`~asgi_sso.errors.InvalidToken` it raises is remembered like an
             inactive answer.
@@ -134,7 +137,7 @@ class Introspector(Generic[T]):
         config: Introspection,
         *,
         client: httpx.AsyncClient,
-        endpoint: Callable[[], Awaitable[str]],
+        endpoint: Callable[[], Awaitable[tuple[str, tuple[str, ...]]]],
         build: Build[T],
         clock: Clock,
     ) -> None:
@@ -235,8 +238,8 @@ class Introspector(Generic[T]):
             form["token_type_hint"] = config.token_type_hint
         try:
             async with asyncio.timeout(config.timeout):
-                url = await self._endpoint()
-                body = await self._post(url, form)
+                url, accepted = await self._endpoint()
+                body = await self._post(url, form, accepted)
         except AuthError:
             raise
         except TimeoutError:
@@ -246,10 +249,17 @@ class Introspector(Generic[T]):
             raise self._unavailable("the introspection endpoint could not be reached") from None
         return self._parse(body)
 
-    async def _post(self, url: str, form: dict[str, str]) -> bytes:
+    async def _post(self, url: str, form: dict[str, str], accepted: tuple[str, ...]) -> bytes:
         limit = self._config.max_response_bytes
+        auth = self._auth.accepting(accepted)
+        if auth is None:  # every assertion would be refused: say why instead
+            algs = " or ".join(self._auth.key.algs if self._auth.key is not None else ())
+            raise self._unavailable(
+                "the introspection endpoint takes no client assertion the client_key "
+                f"signs ({algs})"
+            )
         # HTTP Basic (RFC 6749 §2.3.1), or a fresh assertion for this endpoint (RFC 7523).
-        headers = {"Accept": "application/json", **self._auth.apply(form, endpoint=url)}
+        headers = {"Accept": "application/json", **auth.apply(form, endpoint=url)}
         request = self._client.build_request(
             "POST", url, data=form, headers=headers, timeout=self._config.timeout
         )

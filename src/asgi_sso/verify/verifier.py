@@ -629,16 +629,21 @@ class TokenVerifier:
         config = issuer.introspection
         assert config is not None
 
-        async def endpoint() -> str:
+        async def endpoint() -> tuple[str, tuple[str, ...]]:
             if config.endpoint is not None:
-                return config.endpoint
-            found = (await self.metadata(issuer.issuer)).introspection_endpoint
-            if found is None:
+                return config.endpoint, ()
+            metadata = await self.metadata(issuer.issuer)
+            if metadata.introspection_endpoint is None:
                 raise IntrospectionUnavailable(
                     f"issuer {issuer.label!r} advertises no introspection_endpoint",
                     retry_after=config.retry_after,
                 )
-            return found
+            # Providers often list the algorithms for their token endpoint only.
+            accepted = (
+                metadata.introspection_endpoint_auth_signing_alg_values_supported
+                or metadata.token_endpoint_auth_signing_alg_values_supported
+            )
+            return metadata.introspection_endpoint, accepted
 
         def build(answer: dict[str, Any], now: float) -> tuple[VerifiedToken, float]:
             verified = self._introspected(issuer, answer, now)

@@ -267,14 +267,14 @@ def test_a_jwk_client_key_keeps_its_kid() -> None:
 
 
 @pytest.mark.parametrize(
-    "conflict", [{"alg": "PS256"}, {"use": "enc"}, {"key_ops": ["verify"]}], ids=str
+    "conflict", [{"alg": "RS512"}, {"use": "enc"}, {"key_ops": ["verify"]}], ids=str
 )
 def test_a_jwk_that_forbids_signing_is_refused_when_loaded(conflict: dict[str, Any]) -> None:
     # Found when the connection is loaded (left out of sign-in), never on a callback.
     from joserfc.jwk import RSAKey
 
     data = {**RSAKey.generate_key(2048, private=True).as_dict(private=True), **conflict}
-    with pytest.raises(ConfigurationError, match="cannot sign RS256"):
+    with pytest.raises(ConfigurationError, match="cannot sign"):
         load_client_key(json.dumps(data))
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.login.client_auth import ASSERTION_TYPE, ClientAuth, load_client_key
@@ -92,7 +94,62 @@ async def test_discovery_advertises_private_key_jwt(
     _, http = env
     doc = (await http.get(ISSUER + "/.well-known/openid-configuration")).json()
     assert "private_key_jwt" in doc["token_endpoint_auth_methods_supported"]
-    assert doc["token_endpoint_auth_signing_alg_values_supported"] == ["RS256", "ES256"]
+    assert doc["token_endpoint_auth_signing_alg_values_supported"] == ["RS256", "PS256", "ES256"]
+    assert doc["introspection_endpoint_auth_signing_alg_values_supported"] == [
+        "RS256",
+        "PS256",
+        "ES256",
+    ]
+
+
+def _pss_client(client_id: str, key: Any) -> DevClient:
+    # Registered without alg, as the app publishes a PEM key: it verifies RS256 and PS256.
+    jwk = {k: v for k, v in public_jwk(key).items() if k != "alg"}
+    return DevClient(client_id=client_id, jwks={"keys": [{**jwk, "kid": key.thumbprint()}]},
+                     grant_types=("client_credentials",))  # fmt: skip
+
+
+async def test_a_ps256_assertion_authenticates(
+    env: tuple[DevIdP, httpx.AsyncClient], clock: FakeClock
+) -> None:
+    idp, http = env
+    idp.add_client(_pss_client("pss-client", RSA))
+    auth = _auth("pss-client", RSA, clock).accepting(["PS256"])
+    assert auth is not None
+    form: dict[str, str] = {}
+    auth.apply(form, endpoint=TOKEN)
+    head = form["client_assertion"].split(".")[0]
+    assert json.loads(base64.urlsafe_b64decode(head + "=="))["alg"] == "PS256"
+    response = await _token(http, form)
+    assert response.status_code == 200, response.text
+
+
+async def test_an_idp_taking_only_ps256_advertises_it_and_refuses_rs256(clock: FakeClock) -> None:
+    idp = DevIdP(ISSUER, clients=[_pss_client("pss-client", RSA)], clock=clock,
+                 assertion_algorithms=("PS256",))  # fmt: skip
+    async with idp.http_client() as http:
+        doc = (await http.get(ISSUER + "/.well-known/openid-configuration")).json()
+        assert doc["token_endpoint_auth_signing_alg_values_supported"] == ["PS256"]
+        rs256: dict[str, str] = {}
+        _auth("pss-client", RSA, clock).apply(rs256, endpoint=TOKEN)
+        refused = await _token(http, rs256)
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "invalid_client"
+        assert "PS256" in refused.json()["error_description"]
+        ps256: dict[str, str] = {}
+        auth = _auth("pss-client", RSA, clock).accepting(doc[
+            "token_endpoint_auth_signing_alg_values_supported"])  # fmt: skip
+        assert auth is not None
+        auth.apply(ps256, endpoint=TOKEN)
+        assert (await _token(http, ps256)).status_code == 200
+
+
+@pytest.mark.parametrize("algorithms", [(), ("none",), ("HS256",), ("RS256", "EdDSA")])
+def test_the_dev_idp_takes_only_assertion_algorithms_it_verifies(
+    algorithms: tuple[str, ...],
+) -> None:
+    with pytest.raises(ConfigurationError, match="assertion_algorithms"):
+        DevIdP(ISSUER, assertion_algorithms=algorithms)
 
 
 @pytest.mark.parametrize(
@@ -164,12 +221,20 @@ BAD = {
     "sub of another client": lambda c: mint(_claims(c, sub="ec-client"), RSA),
     "another key with the same kid": lambda c: mint(_claims(c), OTHER),
     "another client's key": lambda c: mint(_claims(c), EC),
+    "PS256 with a key registered for RS256": lambda c: _pss(_claims(c), RSA),
     "alg none": lambda c: alg_none(_claims(c)),
     "HS256 keyed with the public key": lambda c: hs256_with_public_key(_claims(c), RSA),
     "tampered signature": lambda c: tamper_signature(mint(_claims(c), RSA)),
     "not a JWT": lambda c: "not.a.jwt",
     "empty": lambda c: "",
 }
+
+
+def _pss(claims: dict[str, Any], key: Any) -> str:
+    # The client registered rsa-1 with "alg": "RS256": a PS256 signature of it is refused.
+    unbound = RSAKey.import_key({k: v for k, v in key.as_dict(private=True).items() if k != "alg"})
+    header = {"alg": "PS256", "typ": "JWT", "kid": "rsa-1"}
+    return jwt.encode(header, claims, unbound, algorithms=["PS256"])
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

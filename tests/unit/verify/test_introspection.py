@@ -65,6 +65,7 @@ class IdP:
         self.delay = 0.0
         self.gate: asyncio.Event | None = None
         self.advertise = True
+        self.metadata: dict[str, Any] = {}  # more discovery members
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
@@ -72,6 +73,7 @@ class IdP:
             doc: dict[str, Any] = {"issuer": ISS, "jwks_uri": f"{ISS}/jwks"}
             if self.advertise:
                 doc["introspection_endpoint"] = ENDPOINT
+            doc.update(self.metadata)
             return httpx.Response(200, json=doc)
         if url.endswith("/jwks"):
             return httpx.Response(200, json={"keys": [public_jwk(KEY)]})
@@ -436,6 +438,48 @@ async def test_the_endpoint_comes_from_discovery(
     verifier = make(client, clock, endpoint=None)
     assert (await verifier.verify("t")).subject == "alice"
     assert len(idp.calls) == 1
+
+
+def _assertion_alg(form: dict[str, list[str]]) -> str:
+    header = form["client_assertion"][0].split(".")[0]
+    alg: str = json.loads(base64.urlsafe_b64decode(header + "=="))["alg"]
+    return alg
+
+
+@pytest.mark.parametrize(
+    ("member", "accepted", "alg"),
+    [
+        ("introspection_endpoint_auth_signing_alg_values_supported", ["PS256"], "PS256"),
+        ("token_endpoint_auth_signing_alg_values_supported", ["PS256", "ES256"], "PS256"),
+        ("introspection_endpoint_auth_signing_alg_values_supported", ["RS256", "PS256"], "RS256"),
+        ("scopes_supported", ["openid"], "RS256"),  # no algorithms listed: RS256
+    ],
+)
+async def test_a_discovered_endpoint_gets_assertions_in_an_algorithm_it_takes(
+    client: httpx.AsyncClient,
+    clock: FakeClock,
+    idp: IdP,
+    member: str,
+    accepted: list[str],
+    alg: str,
+) -> None:
+    idp.tokens["t"] = answer()
+    idp.metadata[member] = accepted
+    pem = generate_key("RS256").as_pem(private=True)
+    verifier = make(client, clock, endpoint=None, client_secret=None, client_key=Secret(pem))
+    assert (await verifier.verify("t")).subject == "alice"
+    assert _assertion_alg(idp.calls[0]) == alg
+
+
+async def test_a_discovered_endpoint_taking_no_algorithm_the_key_signs_is_a_503(
+    client: httpx.AsyncClient, clock: FakeClock, idp: IdP
+) -> None:
+    idp.metadata["introspection_endpoint_auth_signing_alg_values_supported"] = ["ES256"]
+    pem = generate_key("RS256").as_pem(private=True)
+    verifier = make(client, clock, endpoint=None, client_secret=None, client_key=Secret(pem))
+    with pytest.raises(ServiceUnavailable, match="RS256 or PS256"):
+        await verifier.verify("t")
+    assert idp.calls == []
 
 
 async def test_no_advertised_endpoint_is_a_503(

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["ASSERTION_ALGORITHMS", "ASSERTION_TYPE", "assertion_client", "fetch_client_keys"]
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_ALGORITHMS: Final = ("RS256", "ES256")
-_KEY_TYPES: Final = {"RS256": "RSA", "ES256": "EC"}
+ASSERTION_ALGORITHMS: Final = ("RS256", "PS256", "ES256")
+"""The algorithms a dev IdP can verify client assertions with (see ``DevIdP``)."""
+_KEY_TYPES: Final = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC"}
 _MAX_LIFETIME: Final = 300
 _MAX_ASSERTION: Final = 16 * 1024
 _MAX_JWKS: Final = 64 * 1024
@@ -121,7 +122,7 @@ def _check(idp: DevIdP, params: Params, assertion: str, audiences: Sequence[str]
         keys = _certificate_jwks(header, client.certificates, idp.clock.time())
     if client is None or keys is None:
         raise _Refused("unknown client, or one without registered keys")
-    claims = _verified_claims(assertion, header, keys)
+    claims = _verified_claims(assertion, header, keys, idp.assertion_algorithms)
     if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
         raise _Refused("the assertion's iss and sub must be the client id")
     aud = claims.get("aud")
@@ -199,11 +200,11 @@ def _b64url(raw: bytes) -> str:
 
 
 def _verified_claims(
-    assertion: str, header: dict[str, Any], jwks: dict[str, Any]
+    assertion: str, header: dict[str, Any], jwks: dict[str, Any], algorithms: Sequence[str]
 ) -> dict[str, Any]:
     alg = header.get("alg")
-    if alg not in ASSERTION_ALGORITHMS:  # never "none", never HMAC with a public key
-        raise _Refused(f"the assertion must be signed with {' or '.join(ASSERTION_ALGORITHMS)}")
+    if not isinstance(alg, str) or alg not in algorithms:  # never "none", nor HMAC
+        raise _Refused(f"the assertion must be signed with {' or '.join(algorithms)}")
     kid = header.get("kid")
     for jwk in jwks.get("keys", []):
         if jwk.get("kty") != _KEY_TYPES[alg] or (kid is not None and jwk.get("kid") != kid):

@@ -28,11 +28,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from asgi_sso.testing.idp import cors
-from asgi_sso.testing.idp.assertions import (
-    ASSERTION_ALGORITHMS,
-    assertion_client,
-    fetch_client_keys,
-)
+from asgi_sso.testing.idp.assertions import assertion_client, fetch_client_keys
 from asgi_sso.testing.idp.binding import Binding, token_binding
 from asgi_sso.testing.idp.devtoken import dev_token
 from asgi_sso.testing.idp.dpop import JKT, grant_key_problem, presented_key_problem
@@ -114,8 +110,9 @@ async def discovery(idp: DevIdP, request: Request) -> Response:
             "private_key_jwt",
             "none",
         ],
-        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "token_endpoint_auth_signing_alg_values_supported": list(idp.assertion_algorithms),
         "introspection_endpoint_auth_methods_supported": list(_CONFIDENTIAL_AUTH),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(idp.assertion_algorithms),
         "claims_supported": list(_CLAIMS),
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1

@@ -28,6 +28,7 @@ from asgi_sso.config import (
 )
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.testing.idp import endpoints
+from asgi_sso.testing.idp.assertions import ASSERTION_ALGORITHMS
 from asgi_sso.testing.idp.model import (
     DEMO_AUDIENCE,
     DEMO_CLIENTS,
@@ -89,6 +90,10 @@ class DevIdP:
             ``x-forwarded-client-cert``), read as the middleware reads it; ``None``: only
             the ASGI TLS extension's certificate counts. A
             ``DevClient(certificate_bound=True)`` gets tokens bound to it (RFC 8705).
+        assertion_algorithms: the algorithms ``private_key_jwt`` assertions may be
+            signed with, advertised as ``token_endpoint_auth_signing_alg_values_supported``
+            (and for introspection); others are ``invalid_client``. Some of
+            ``RS256``, ``PS256`` and ``ES256`` (all by default).
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class DevIdP:
         par_ttl: int = 60,
         jwks_client: httpx.AsyncClient | None = None,
         client_cert_header: CertificateHeader | None = None,
+        assertion_algorithms: Sequence[str] = ASSERTION_ALGORITHMS,
     ) -> None:
         self.issuer = (issuer or f"http://127.0.0.1:{free_port()}").rstrip("/")
         parts = urlsplit(self.issuer)
@@ -149,6 +155,11 @@ class DevIdP:
         self.dpop_nonce: str | None = new_secret() if dpop_nonce else None
         self.client_cert_header = client_cert_header
         self.certificates = ClientCertificates(client_cert_header)  # RFC 8705 §3
+        if not assertion_algorithms or not set(assertion_algorithms) <= set(ASSERTION_ALGORITHMS):
+            raise ConfigurationError(
+                f"DevIdP assertion_algorithms must be some of {', '.join(ASSERTION_ALGORITHMS)}"
+            )
+        self.assertion_algorithms = tuple(assertion_algorithms)
 
     def __repr__(self) -> str:
         return f"DevIdP(issuer={self.issuer!r}, algorithm={self.algorithm!r})"

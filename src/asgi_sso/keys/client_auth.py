@@ -79,6 +79,8 @@ class ClientKey:
         kid: str | None,
         certificate: KeyCertificate | None = None,
     ) -> None:
+        if not isinstance(algs, tuple) or not algs:  # a bare "RS256" would read as letters
+            raise ConfigurationError("ClientKey needs a tuple of algorithms, e.g. ('RS256',)")
         self._key = key
         self.alg = algs[0]
         self.algs = algs

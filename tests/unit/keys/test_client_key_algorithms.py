@@ -151,3 +151,10 @@ def test_client_auth_signs_with_the_algorithm_the_provider_takes() -> None:
     assert auth.accepting([]) is auth
     secret = ClientAuth(client_id="app", method="client_secret_post", secret=b"s")
     assert secret.accepting(["ES256"]) is secret  # no key, nothing to sign
+
+
+@pytest.mark.parametrize("algs", ["RS256", ()])
+def test_a_client_key_built_by_hand_needs_a_tuple_of_algorithms(algs: Any) -> None:
+    key = RSAKey.generate_key(2048)
+    with pytest.raises(ConfigurationError, match="tuple of algorithms"):
+        ClientKey(key, algs, None)

@@ -23,6 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.jwk import b64url
 
 __all__ = [
     "EXPIRY_WARNING",
@@ -42,10 +43,6 @@ UNREADABLE: Final = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVe
 ``ValueError``)."""
 
 
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 class KeyCertificate:
     """A client key's certificate, with the chain that came after it.
 
@@ -60,8 +57,8 @@ class KeyCertificate:
     def __init__(self, chain: Sequence[x509.Certificate]) -> None:
         self.chain = tuple(chain)
         der = self.chain[0].public_bytes(Encoding.DER)
-        self.x5t = _b64url(hashlib.sha1(der, usedforsecurity=False).digest())
-        self.x5t_s256 = _b64url(hashlib.sha256(der).digest())
+        self.x5t = b64url(hashlib.sha1(der, usedforsecurity=False).digest())
+        self.x5t_s256 = b64url(hashlib.sha256(der).digest())
 
     def __repr__(self) -> str:
         return f"KeyCertificate(x5t#S256={self.x5t_s256!r})"

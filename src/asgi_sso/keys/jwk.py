@@ -22,6 +22,7 @@ __all__ = [
     "MAX_JWKS_KEYS",
     "KeySet",
     "VerificationKey",
+    "b64url",
     "key_from_public",
     "key_from_secret",
     "parse_jwk",
@@ -173,7 +174,8 @@ def _b64decode(value: object, member: str) -> bytes:
     return raw
 
 
-def _b64encode(raw: bytes) -> str:
+def b64url(raw: bytes) -> str:
+    """``raw`` in unpadded base64url (RFC 7515 §2), as JOSE members and thumbprints are."""
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
@@ -184,7 +186,7 @@ def _uint_bytes(value: int, length: int | None = None) -> bytes:
 def _thumbprint(members: Mapping[str, str]) -> str:
     # RFC 7638 §3: required members only, sorted, no whitespace; msgspec sorts on request.
     canonical = msgspec.json.encode(dict(sorted(members.items())))
-    return _b64encode(hashlib.sha256(canonical).digest())
+    return b64url(hashlib.sha256(canonical).digest())
 
 
 def _rsa_key(n: int, e: int) -> tuple[Any, frozenset[str], dict[str, str]]:
@@ -196,7 +198,7 @@ def _rsa_key(n: int, e: int) -> tuple[Any, frozenset[str], dict[str, str]]:
     if bits > _MAX_RSA_BITS:
         raise ValueError(f"RSA key of {bits} bits is too large")
     public = rsa.RSAPublicNumbers(e, n).public_key()
-    members = {"kty": "RSA", "n": _b64encode(_uint_bytes(n)), "e": _b64encode(_uint_bytes(e))}
+    members = {"kty": "RSA", "n": b64url(_uint_bytes(n)), "e": b64url(_uint_bytes(e))}
     return public, _RSA_ALGS, members
 
 
@@ -208,7 +210,7 @@ def _ec_key(crv: str, x: bytes, y: bytes) -> tuple[Any, frozenset[str], dict[str
     public = ec.EllipticCurvePublicNumbers(
         int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve()
     ).public_key()
-    members = {"kty": "EC", "crv": crv, "x": _b64encode(x), "y": _b64encode(y)}
+    members = {"kty": "EC", "crv": crv, "x": b64url(x), "y": b64url(y)}
     return public, frozenset({alg}), members
 
 
@@ -218,12 +220,12 @@ def _okp_key(crv: str, x: bytes) -> tuple[Any, frozenset[str], dict[str, str]]:
         public = ed25519.Ed25519PublicKey.from_public_bytes(x)
     else:
         public = ed448.Ed448PublicKey.from_public_bytes(x)
-    return public, _OKP_ALGS[crv], {"kty": "OKP", "crv": crv, "x": _b64encode(x)}
+    return public, _OKP_ALGS[crv], {"kty": "OKP", "crv": crv, "x": b64url(x)}
 
 
 def _hmac_key(secret: bytes) -> tuple[bytes, frozenset[str], dict[str, str]]:
     algs = frozenset(alg for alg, least in _HMAC_MIN_BYTES.items() if len(secret) >= least)
-    return secret, algs, {"kty": "oct", "k": _b64encode(secret)}
+    return secret, algs, {"kty": "oct", "k": b64url(secret)}
 
 
 def _optional_str(jwk: Mapping[str, Any], member: str) -> str | None:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from asgi_sso.testing.clock import START
+from asgi_sso.testing.tokens import b64url
 
 __all__ = ["ClientCertificate"]
 
@@ -71,7 +72,7 @@ class ClientCertificate:
     def thumbprint(self) -> str:
         """``x5t#S256``: the base64url SHA-256 of the certificate's DER (RFC 8705 §3.1)."""
         digest = hashlib.sha256(self.der).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        return b64url(digest)
 
     def cnf(self) -> dict[str, Any]:
         """The claim binding a token to this certificate: ``{"cnf": {"x5t#S256": ...}}``."""

@@ -16,7 +16,6 @@ worker's :class:`ReplayCache` by default, or one every worker shares (Redis, see
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
@@ -37,7 +36,7 @@ from asgi_sso.errors import (
     ServiceUnavailable,
     UseDPoPNonce,
 )
-from asgi_sso.keys.jwk import VerificationKey, parse_jwk
+from asgi_sso.keys.jwk import VerificationKey, b64url, parse_jwk
 from asgi_sso.verify.jws import JWSParser, verify_signature
 
 __all__ = [
@@ -81,13 +80,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 def access_token_hash(token: str) -> str:
     """The proof's ``ath``: base64url of the SHA-256 of the access token's ASCII (§4.2)."""
-    return _b64url(hashlib.sha256(token.encode("ascii", "replace")).digest())
+    return b64url(hashlib.sha256(token.encode("ascii", "replace")).digest())
 
 
 def bound_key(payload: bytes, claims: dict[str, Any] | None = None) -> str | None:
@@ -278,7 +273,7 @@ class DPoPNonces:
 
     def _nonce(self, key: bytes, period: int) -> str:
         mac = hmac.new(key, _NONCE_LABEL + str(period).encode(), hashlib.sha256)
-        return _b64url(mac.digest()[:16])
+        return b64url(mac.digest()[:16])
 
     def _refresh(self) -> tuple[str, ...]:
         # The accepted nonces, the current one (newest secret) first; once per period.

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from asgi_sso.config import CertificateHeader
 from asgi_sso.errors import InvalidRequest, InvalidToken
+from asgi_sso.keys.jwk import b64url
 from asgi_sso.verify.xfcc import MalformedXFCC, only_element
 
 __all__ = [
@@ -61,11 +62,7 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def thumbprint(der: bytes) -> str:
     """``x5t#S256`` of a certificate: base64url of the SHA-256 of its DER (RFC 8705 §3.1)."""
-    return _base64url(hashlib.sha256(der).digest())
-
-
-def _base64url(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return b64url(hashlib.sha256(der).digest())
 
 
 def bound_certificate(payload: bytes) -> str | None:
@@ -235,7 +232,7 @@ def _from_xfcc(value: bytes) -> str:
 def _from_hex_digest(digest: bytes) -> str:
     if _HEX_DIGEST.fullmatch(digest) is None:
         raise _refused("header's Hash is not a hex SHA-256 digest")
-    return _base64url(bytes.fromhex(digest.decode("ascii")))
+    return b64url(bytes.fromhex(digest.decode("ascii")))
 
 
 def _from_pem(pem: bytes | str) -> str:

@@ -13,9 +13,7 @@ certificate's key. Anything else is ``invalid_client`` (RFC 6749 §5.2).
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -29,6 +27,7 @@ from joserfc.jwk import JWKRegistry
 from starlette.responses import Response
 
 from asgi_sso.errors import ConfigurationError
+from asgi_sso.keys.certificates import KeyCertificate
 from asgi_sso.testing.idp.model import DevClient, check_jwks
 from asgi_sso.testing.idp.requests import Params, oauth_error
 
@@ -168,11 +167,8 @@ def _certificate_jwks(
         raise _Refused("the assertion's header must name the client's certificate by x5t#S256")
     for pem in certificates:
         certificate = x509.load_pem_x509_certificate(pem.encode())
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        if sha256 in (None, _b64url(hashlib.sha256(der).digest())) and sha1 in (
-            None,
-            _b64url(hashlib.sha1(der, usedforsecurity=False).digest()),
-        ):
+        named = KeyCertificate((certificate,))
+        if sha256 in (None, named.x5t_s256) and sha1 in (None, named.x5t):
             _check_dates(certificate, now)
             public = certificate.public_key()
             kind = "RSA" if isinstance(public, rsa.RSAPublicKey) else "EC"
@@ -193,10 +189,6 @@ def _check_dates(certificate: x509.Certificate, now: float) -> None:
         raise _Refused("the certificate the assertion names has expired")
     if moment < certificate.not_valid_before_utc:
         raise _Refused("the certificate the assertion names is not yet valid")
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def _verified_claims(

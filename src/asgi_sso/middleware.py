@@ -601,9 +601,7 @@ class SSOMiddleware:
     def _on_revocation_gap(self) -> None:
         # Revocations may have been missed: forget every cached decision, so the
         # next request asks the stores (the source of truth) again.
-        self.verifier.cache.clear()
-        if self.verifier.introspector is not None:
-            self.verifier.introspector.clear()
+        self.verifier.forget_all()
         if self.identity is not None:
             self.identity.on_revocation(Revocation(kind="user"))
 

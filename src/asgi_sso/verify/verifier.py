@@ -618,6 +618,12 @@ class TokenVerifier:
             )
         return count
 
+    def forget_all(self) -> None:
+        """Drop every cached verification and introspection answer (revocations missed)."""
+        self._cache.clear()
+        if self._introspector is not None:
+            self._introspector.clear()
+
     @property
     def introspector(self) -> Introspector[VerifiedToken] | None:
         """The opaque-token introspector, when an issuer sets ``introspection``."""

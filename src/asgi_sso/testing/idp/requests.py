@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from asgi_sso.responses import quoted_string
+
 __all__ = [
     "NO_STORE",
     "BadRequest",
@@ -49,7 +51,7 @@ def oauth_error(
 
 def bearer_error(error: str, description: str, status: int = 401) -> Response:
     """An RFC 6750 §3 refusal with its ``WWW-Authenticate`` challenge."""
-    challenge = f'Bearer error="{error}", error_description="{description}"'
+    challenge = f'Bearer error="{error}", error_description="{quoted_string(description)}"'
     return JSONResponse(
         {"error": error, "error_description": description},
         status_code=status,

@@ -337,8 +337,10 @@ class ClientAuth:
         if self._key is None or self.method != "private_key_jwt":
             return self
         alg = self._key.signing_alg(accepted)
-        if alg is None or alg == self.alg:
-            return None if alg is None else self
+        if alg is None:
+            return None
+        if alg == self.alg:
+            return self
         return ClientAuth(
             client_id=self.client_id,
             method=self.method,

@@ -396,7 +396,8 @@ def client_auth_for(auth: ClientAuth, metadata: ProviderMetadata) -> ClientAuth:
     accepted = metadata.token_endpoint_auth_signing_alg_values_supported
     chosen = auth.accepting(accepted)
     if chosen is None:
-        algs = auth.key.algs if auth.key is not None else ()
+        assert auth.key is not None  # only a key can sign nothing acceptable
+        algs = auth.key.algs
         taken = clean_text(", ".join(accepted), 200)
         _report(metadata.issuer, f"takes client assertions signed {taken}, not by this key")
         raise ProviderError(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -92,6 +92,11 @@ class Provider:
 
     def __repr__(self) -> str:
         return f"Provider(iss={self.iss!r}, connection={self.connection!r})"
+
+    @property
+    def keys(self) -> tuple[ClientKey, ...]:
+        """The keys it publishes: the signing one first, then ``published``; none without."""
+        return () if self.auth.key is None else (self.auth.key, *self.published)
 
 
 class Providers:
@@ -236,9 +241,7 @@ class Providers:
         found: dict[str, dict[str, Any]] = {}
         providers = [self.default, *(self._of(c) for c in directory if c.client_key)]
         for provider in providers:
-            if provider is None or provider.auth.key is None:
-                continue
-            for key in (provider.auth.key, *provider.published):
+            for key in provider.keys if provider is not None else ():
                 found.setdefault(key.kid, key.public_jwk())
         document = msgspec.json.encode({"keys": list(found.values())}) if found else None
         self._jwks = (directory, document)
@@ -249,8 +252,11 @@ class Providers:
     def _kid_taken(self, connection: Connection, keys: tuple[ClientKey, ...]) -> str | None:
         owners = self._owners_now()
         for key in keys:
-            owner, thumbprint = owners.owners.get(key.kid, (connection.id, key.thumbprint))
-            if owner != connection.id and thumbprint != key.thumbprint:
+            found = owners.owners.get(key.kid)
+            if found is None or found[0] == connection.id:
+                continue
+            owner, thumbprint = found
+            if thumbprint != key.thumbprint:
                 who = "LoginConfig" if owner is None else f"connection {owner!r}"
                 return f"the kid {key.kid!r} already names another key, of {who}"
         return None
@@ -315,7 +321,7 @@ class Providers:
     def _keys_of(self, connection: Connection) -> tuple[ClientKey, tuple[ClientKey, ...]]:
         # The client key and the published ones, or ConfigurationError saying why not.
         try:
-            return self._key(connection), _published(connection)
+            return self._key(connection), self._published(connection)
         except ConfigurationError:
             raise
         except Exception as exc:
@@ -323,23 +329,36 @@ class Providers:
             # must never stop the other sign-ins, the key set or a reload.
             raise ConfigurationError(f"its keys cannot be read ({type(exc).__name__})") from exc
 
-    def _key(self, connection: Connection) -> ClientKey:
-        # Parsing a private key costs milliseconds: each distinct key is parsed once.
-        assert connection.client_key is not None
-        raw = connection.client_key.reveal()
+    def _published(self, connection: Connection) -> tuple[ClientKey, ...]:
+        # Every reload asks about each connection again: each distinct text is read once.
+        return tuple(self._remembered(b"public:" + text.encode(), text, load_public_key)
+                     for text in connection.published_keys)  # fmt: skip
+
+    def _remembered(self, raw: bytes, text: str, load: Callable[[str], ClientKey]) -> ClientKey:
         digest = hashlib.sha256(raw).digest()
         key = self._keys.get(digest)
         if key is None:
-            try:
-                text = raw.decode()
-            except UnicodeDecodeError as exc:
-                raise ConfigurationError("client_key must be text (PEM or JWK JSON)") from exc
-            key = load_client_key(text)
-            _warn_certificate(key, f"connection {connection.id!r}: client_key", self._clock)
+            key = load(text)
             if len(self._keys) >= _MAX_KEYS:
                 self._keys.clear()
             self._keys[digest] = key
         return key
+
+    def _key(self, connection: Connection) -> ClientKey:
+        # Parsing a private key costs milliseconds: each distinct key is parsed once.
+        assert connection.client_key is not None
+        raw = connection.client_key.reveal()
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError("client_key must be text (PEM or JWK JSON)") from exc
+
+        def load(text: str) -> ClientKey:
+            key = load_client_key(text)
+            _warn_certificate(key, f"connection {connection.id!r}: client_key", self._clock)
+            return key
+
+        return self._remembered(raw, text, load)
 
 
 class _KidOwners:
@@ -354,15 +373,9 @@ class _KidOwners:
         self.add(None, default)
 
     def add(self, owner: str | None, provider: Provider | None) -> None:
-        if provider is None or provider.auth.key is None:
-            return  # disabled, bearer-only or unreadable: it publishes nothing
-        for key in (provider.auth.key, *provider.published):
+        # A disabled, bearer-only or unreadable one publishes nothing.
+        for key in provider.keys if provider is not None else ():
             self.owners.setdefault(key.kid, (owner, key.thumbprint))
-
-
-def _published(connection: Connection) -> tuple[ClientKey, ...]:
-    # Read when the connection was built (which refuses unreadable ones): cheap public keys.
-    return tuple(load_public_key(text) for text in connection.published_keys)
 
 
 def _warn_certificate(key: ClientKey | None, name: str, clock: Clock) -> None:

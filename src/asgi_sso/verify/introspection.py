@@ -253,7 +253,8 @@ class Introspector(Generic[T]):
         limit = self._config.max_response_bytes
         auth = self._auth.accepting(accepted)
         if auth is None:  # every assertion would be refused: say why instead
-            algs = " or ".join(self._auth.key.algs if self._auth.key is not None else ())
+            assert self._auth.key is not None  # only a key can sign nothing acceptable
+            algs = " or ".join(self._auth.key.algs)
             raise self._unavailable(
                 "the introspection endpoint takes no client assertion the client_key "
                 f"signs ({algs})"

@@ -23,6 +23,7 @@ import pytest
 from _browser_env import APP, IDP, Env, Forward, web_client
 from joserfc.jwk import ECKey, RSAKey
 
+from _jwt import header_of
 from asgi_sso._log import Throttle
 from asgi_sso.config import Secret
 from asgi_sso.connections import Connection
@@ -214,11 +215,6 @@ def certificate_env(
     )
 
 
-def _header(assertion: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(base64.urlsafe_b64decode(assertion.split(".")[0] + "=="))
-    return result
-
-
 async def test_a_key_with_its_certificate_signs_in_where_the_certificate_is_registered(
     clock: FakeClock,
 ) -> None:
@@ -227,7 +223,7 @@ async def test_a_key_with_its_certificate_signs_in_where_the_certificate_is_regi
     forms = record_forms(env, "/token")
     assert (await env.sign_in()).status_code == 303
     assert env.session_cookies()
-    header = _header(forms[0][0]["client_assertion"])
+    header = header_of(forms[0][0]["client_assertion"])
     assert header["x5t#S256"] == cert.thumbprint
     [jwk] = (await env.get("/auth/jwks.json")).json()["keys"]
     assert jwk["x5c"] == [base64.b64encode(cert.der).decode()]
@@ -263,7 +259,7 @@ async def test_published_keys_follow_the_signing_key_in_the_jwks(clock: FakeCloc
     assert all(not PRIVATE_MEMBERS & set(k) for k in keys)
     forms = record_forms(env, "/token")
     assert (await env.sign_in()).status_code == 303
-    signed_by = _header(forms[0][0]["client_assertion"])["kid"]
+    signed_by = header_of(forms[0][0]["client_assertion"])["kid"]
     assert signed_by == EC.thumbprint()  # only the client_key signs
 
 
@@ -493,14 +489,14 @@ async def test_an_rsa_key_signs_ps256_at_a_provider_taking_only_ps256(clock: Fak
     assert (await env.get("/reports")).json()["sub"] == "alice"
     clock.advance(250)  # the refresh signs PS256 too
     assert (await env.get("/reports")).status_code == 200
-    assert [_header(form["client_assertion"])["alg"] for form, _ in forms] == ["PS256"] * 2
+    assert [header_of(form["client_assertion"])["alg"] for form, _ in forms] == ["PS256"] * 2
 
 
 async def test_an_rsa_key_signs_rs256_where_the_provider_takes_both(clock: FakeClock) -> None:
     env = keyed_env(clock, key=RSA)
     forms = record_forms(env, "/token")
     assert (await env.sign_in()).status_code == 303
-    assert _header(forms[0][0]["client_assertion"])["alg"] == "RS256"
+    assert header_of(forms[0][0]["client_assertion"])["alg"] == "RS256"
 
 
 async def test_ps256_with_its_certificate_signs_in_as_entra_id_asks(clock: FakeClock) -> None:
@@ -510,7 +506,7 @@ async def test_ps256_with_its_certificate_signs_in_as_entra_id_asks(clock: FakeC
     )
     forms = record_forms(env, "/token")
     assert (await env.sign_in()).status_code == 303
-    header = _header(forms[0][0]["client_assertion"])
+    header = header_of(forms[0][0]["client_assertion"])
     assert (header["alg"], header["x5t#S256"]) == ("PS256", cert.thumbprint)
 
 

@@ -20,6 +20,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey, RSAKey
 
 from _certs import bad_version, pem_of
+from _jwt import header_of
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.keys.certificates import EXPIRY_WARNING
 from asgi_sso.keys.client_auth import ClientKey, load_client_key, load_public_key
@@ -38,10 +39,6 @@ def _key_pem(cert: ClientCertificate) -> str:
     return cert.key_pem().decode()
 
 
-def _header(token: str) -> dict[str, Any]:
-    return dict(jws.extract_compact(token.encode()).protected)
-
-
 def _joserfc_key(cert: ClientCertificate) -> RSAKey | ECKey:
     kind = RSAKey if isinstance(cert.key, rsa.RSAPrivateKey) else ECKey
     return kind.import_key(cert.key_pem())
@@ -58,7 +55,7 @@ def test_the_assertion_names_the_certificate_by_x5t_and_x5t_s256(
 ) -> None:
     parts = [_key_pem(cert), cert.pem]
     key = load_client_key("\n".join(reversed(parts) if cert_first else parts))
-    header = _header(key.sign({"iss": "app"}))
+    header = header_of(key.sign({"iss": "app"}))
     assert header["x5t"] == _b64url(hashlib.sha1(cert.der).digest())
     assert header["x5t#S256"] == _b64url(hashlib.sha256(cert.der).digest()) == cert.thumbprint
     assert header["kid"] == key.kid == _joserfc_key(cert).thumbprint()
@@ -73,7 +70,7 @@ def test_the_assertion_names_the_certificate_by_x5t_and_x5t_s256(
 def test_a_key_without_a_certificate_sends_no_thumbprint() -> None:
     key = load_client_key(_key_pem(RSA_CERT))
     assert key.certificate is None
-    assert {"x5t", "x5t#S256"}.isdisjoint(_header(key.sign({})))
+    assert {"x5t", "x5t#S256"}.isdisjoint(header_of(key.sign({})))
     assert {"x5c", "x5t#S256"}.isdisjoint(key.public_jwk())
 
 
@@ -146,7 +143,7 @@ def test_unusable_certificate_text_is_refused(text: str, match: str) -> None:
 def test_a_jwk_with_x5c_names_its_certificate() -> None:
     x5c = [base64.b64encode(RSA_CERT.der).decode()]
     key = load_client_key(_jwk(RSA_CERT, kid="entra-2026", x5c=x5c))
-    header = _header(key.sign({}))
+    header = header_of(key.sign({}))
     assert (header["kid"], header["x5t#S256"]) == ("entra-2026", RSA_CERT.thumbprint)
     assert key.public_jwk()["x5c"] == x5c
 

@@ -16,6 +16,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from _jwt import header_of
 from asgi_sso.config import Issuer
 from asgi_sso.errors import ConfigurationError
 from asgi_sso.testing import (
@@ -86,11 +87,6 @@ def query_of(response: httpx.Response) -> dict[str, str]:
 def claims_of(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-
-
-def header_of(token: str) -> dict[str, Any]:
-    head = token.split(".")[0]
-    return dict(json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))))
 
 
 async def get_code(

@@ -1217,10 +1217,7 @@ def _token_parser(commands: Any) -> None:
     _cert_parsers(token, commands)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asgi-sso", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _dev_idp_parser(commands: Any) -> None:
     dev = commands.add_parser("dev-idp", help="serve the development OpenID provider")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=DEV_IDP_PORT, help="0 picks a free port")
@@ -1255,6 +1252,13 @@ def _parser() -> argparse.ArgumentParser:
         help="--client-id's tokens are bound to its client certificate (RFC 8705)",
     )  # fmt: skip
     dev.set_defaults(handler=_cmd_dev_idp, extra=_TESTING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asgi-sso", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    _dev_idp_parser(commands)
 
     verify = commands.add_parser("verify", help="verify a token and say exactly why it fails")
     verify.add_argument("token", help="the JWT, or - to read it from stdin")
